@@ -1,0 +1,123 @@
+// Build of unbroken (`npm run build` = `rollup -c`):
+//   dist/unbroken.mjs          browser client, ESM, readable, with sourcemap
+//   dist/unbroken.iife.min.js  browser client, minified IIFE exposing the global `Unbroken`
+//   dist/unbroken.d.ts         bundled declarations of the client
+//   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
+//   dist/server.d.ts           bundled declarations of the server
+// A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server.
+import { rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import nodeResolve from '@rollup/plugin-node-resolve';
+import terser from '@rollup/plugin-terser';
+import typescript from '@rollup/plugin-typescript';
+import { dts } from 'rollup-plugin-dts';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+const serverDir = fileURLToPath(new URL('./src/server/', import.meta.url));
+
+// Start from an empty dist/ so a renamed or removed output never lingers (not in watch mode, where
+// the config is loaded once and every rebuild overwrites the outputs anyway).
+if (!process.env.ROLLUP_WATCH) rmSync(new URL('./dist/', import.meta.url), { recursive: true, force: true });
+
+const nodeBuiltins = new Set(builtinModules);
+const isNodeBuiltin = (id) => id.startsWith('node:') || nodeBuiltins.has(id) || nodeBuiltins.has(id.split('/')[0]);
+/** A bare specifier: a package (`ws`, `ioredis`, `ws/lib/…`) or a builtin, not a relative or absolute path. */
+const isBare = (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0') && !/^[A-Za-z]:[\\/]/.test(id);
+
+/** Fails the client build when it reaches for Node or server code, instead of shipping it to browsers. */
+function clientGuard() {
+  return {
+    name: 'unbroken-client-guard',
+    resolveId(source, importer) {
+      if (isNodeBuiltin(source) || source === 'ws' || source.startsWith('ws/')) {
+        this.error(`the browser client must not import "${source}" (imported by ${importer ?? 'the entry'})`);
+      }
+      return null;
+    },
+    load(id) {
+      if (id.startsWith(serverDir)) {
+        this.error(`the browser client must not include server code: ${id.slice(root.length)}`);
+      }
+      return null;
+    },
+  };
+}
+
+/** TypeScript → JavaScript; declarations come from rollup-plugin-dts instead. */
+const ts = (tsconfig) =>
+  typescript({
+    tsconfig,
+    noEmitOnError: true,
+    sourceMap: true,
+    inlineSources: false,
+    declaration: false,
+    declarationMap: false,
+    declarationDir: undefined,
+  });
+
+const onwarn = (warning, warn) => {
+  // An import rollup cannot resolve would silently become an external one: fail instead.
+  if (warning.code === 'UNRESOLVED_IMPORT') throw new Error(warning.message);
+  warn(warning);
+};
+
+/** @type {import('rollup').RollupOptions[]} */
+export default [
+  // Browser client: ESM + minified IIFE.
+  {
+    input: 'src/client/index.ts',
+    plugins: [clientGuard(), nodeResolve({ browser: true, preferBuiltins: false }), ts('./tsconfig.client.json')],
+    onwarn,
+    output: [
+      {
+        file: 'dist/unbroken.mjs',
+        format: 'es',
+        sourcemap: true,
+        generatedCode: 'es2015',
+      },
+      {
+        file: 'dist/unbroken.iife.min.js',
+        format: 'iife',
+        name: 'Unbroken',
+        esModule: false,
+        freeze: false,
+        sourcemap: true,
+        // No Symbol.toStringTag on the exports object: bytes nobody needs in a <script> global.
+        generatedCode: { preset: 'es2015', symbols: false },
+        plugins: [
+          terser({
+            ecma: 2020,
+            // The IIFE wrapper already makes every module-level name local, so the default mangle
+            // shortens them all. `toplevel`/`module` must stay off here: they would rename or drop
+            // the `var Unbroken` global itself. Property mangling is not safe (public API, wire keys).
+            compress: { passes: 2 },
+            mangle: true,
+            format: { comments: false },
+          }),
+        ],
+      },
+    ],
+  },
+  // Node server.
+  {
+    input: 'src/server/index.ts',
+    // ws, every other dependency and all builtins stay imports; only our own code is bundled.
+    external: (id) => isBare(id),
+    plugins: [nodeResolve({ preferBuiltins: true }), ts('./tsconfig.server.json')],
+    onwarn,
+    output: { file: 'dist/server.mjs', format: 'es', sourcemap: true, generatedCode: 'es2015' },
+  },
+  // Bundled declarations.
+  {
+    input: 'src/client/index.ts',
+    plugins: [clientGuard(), dts({ tsconfig: './tsconfig.client.json' })],
+    output: { file: 'dist/unbroken.d.ts', format: 'es' },
+  },
+  {
+    input: 'src/server/index.ts',
+    external: (id) => isBare(id),
+    plugins: [dts({ tsconfig: './tsconfig.server.json' })],
+    output: { file: 'dist/server.d.ts', format: 'es' },
+  },
+];

@@ -1,0 +1,168 @@
+/**
+ * Frames of protocol version 1 (docs/PROTOCOL.md §4–§5). Pure types and constants: no DOM, no `node:`.
+ *
+ * Keys are one or two letters because every message pays for them on the wire; the table in
+ * PROTOCOL.md §4 spells each one out.
+ */
+
+/** The protocol version this code speaks; sent as `v` on every connection (PROTOCOL.md §3). */
+export const PROTOCOL_VERSION = 1;
+/** Versions a v1 server accepts. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1];
+
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Message payloads: any JSON value, or bytes. */
+export type Payload = JsonValue | Uint8Array;
+
+/** Why the server could not resume a stream (PROTOCOL.md §6.3). */
+export type GapReason =
+  /** The id was issued by another epoch of the store: the server restarted or lost its store. */
+  | 'unknown-epoch'
+  /** The id is older than what the store retains. */
+  | 'expired'
+  /** The id is not one this store could have issued. */
+  | 'invalid-id';
+
+// ---------------------------------------------------------------------------------------------
+// Server → client (PROTOCOL.md §4)
+
+/** First frame of every connection: the session and the limits the client must respect. */
+export interface HelloFrame {
+  t: 'hello';
+  /** Protocol version in use. */
+  v: number;
+  /** Session id: the client presents it on every later connection. */
+  sid: string;
+  /** True when `sid` named a session the server still had. */
+  resumed: boolean;
+  /** Highest client sequence number processed in this session (cumulative acknowledgement). */
+  ack: number;
+  /** Heartbeat interval in ms: the server sends a frame at least this often. */
+  hb: number;
+  /** Server-set reconnect delay floor in ms (SSE `retry:` semantics). */
+  retry: number;
+  /** Largest frame the server accepts, in bytes (UTF-8 text or binary). */
+  max: number;
+  /**
+   * Where this connection's stream starts: the client's resume id, the position after a gap, or
+   * the store's head for a new stream. The client adopts it as its last event id, so a client that
+   * drops before its first message still resumes without a hole (PROTOCOL.md §6.4).
+   */
+  cursor: string;
+}
+
+/** One message of the stream, with JSON data (`d`) or base64 binary data (`b`, HTTP transports). */
+export interface ServerMessageFrame {
+  t: 'msg';
+  /** Opaque id chosen by the store; the client presents the last one it delivered to resume. */
+  id: string;
+  /** Optional event name. */
+  e?: string;
+  d?: JsonValue;
+  b?: string;
+}
+
+/** The server cannot replay everything after the client's last id; sent before any newer message. */
+export interface GapFrame {
+  t: 'gap';
+  reason: GapReason;
+  /** The id the client presented. */
+  after: string;
+  /** The stream continues after this id: messages after `after` up to and including `cursor` are lost. */
+  cursor: string;
+}
+
+/** Cumulative acknowledgement: every client message with sequence ≤ `s` was processed. */
+export interface AckFrame {
+  t: 'ack';
+  s: number;
+}
+
+/** A new reconnect delay floor in ms. */
+export interface RetryFrame {
+  t: 'retry';
+  ms: number;
+}
+
+/** Graceful shutdown: reconnect after `ms` (already jittered for this client); the server closes next. */
+export interface ReconnectFrame {
+  t: 'reconnect';
+  ms: number;
+}
+
+/** Answer to a client `ping` with the same nonce. */
+export interface PongFrame {
+  t: 'pong';
+  n: number;
+}
+
+/** Heartbeat: sent when nothing else was sent for `hb` ms. */
+export interface HeartbeatFrame {
+  t: 'hb';
+}
+
+/** Why the server is about to close the connection (or refuses a request). */
+export interface ErrorFrame {
+  t: 'error';
+  code: string;
+  message: string;
+}
+
+export type ServerFrame =
+  | HelloFrame
+  | ServerMessageFrame
+  | GapFrame
+  | AckFrame
+  | RetryFrame
+  | ReconnectFrame
+  | PongFrame
+  | HeartbeatFrame
+  | ErrorFrame;
+
+// ---------------------------------------------------------------------------------------------
+// Client → server (PROTOCOL.md §5)
+
+/** An application message with its sequence number in the session (1, 2, 3, …). */
+export interface ClientMessageFrame {
+  t: 'msg';
+  s: number;
+  d?: JsonValue;
+  b?: string;
+}
+
+/** Round-trip probe; the server answers `pong` with the same `n` at once. */
+export interface PingFrame {
+  t: 'ping';
+  n: number;
+}
+
+/** The client is closing for good: the server ends the session now. */
+export interface ByeFrame {
+  t: 'bye';
+}
+
+export type ClientFrame = ClientMessageFrame | PingFrame | ByeFrame;
+
+/** Query parameters of every connection (PROTOCOL.md §3). */
+export const QueryParam = {
+  version: 'v',
+  sessionId: 'sid',
+  lastEventId: 'last',
+} as const;
+
+/** Sub-paths under the server's `path` (PROTOCOL.md §3). */
+export const Endpoint = {
+  websocket: '/ws',
+  sse: '/sse',
+  poll: '/poll',
+  send: '/send',
+} as const;
+
+/** Header an HTTP upstream request must carry; a cross-site form cannot set it (PROTOCOL.md §7.3). */
+export const UPSTREAM_HEADER = 'X-Unbroken';
+
+/** Longest id or event name, in characters (PROTOCOL.md §4.2). */
+export const MAX_ID_LENGTH = 256;
+export const MAX_EVENT_LENGTH = 128;
