@@ -1,0 +1,252 @@
+/**
+ * Checks of the built dist/ (run `npm run build` first; `npm test` does). Nothing here imports src/.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import vm from 'node:vm';
+import { parseAst } from 'rollup/parseAst';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BUDGET_FILE, GZIP_BUDGET, formatReport, measure } from '../../bench/size.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const abs = (file: string): string => fileURLToPath(new URL(file, pathToFileURL(root)));
+const read = (file: string): string => readFileSync(abs(file), 'utf8');
+
+const CLIENT_ESM = 'dist/unbroken.mjs';
+const CLIENT_IIFE = 'dist/unbroken.iife.min.js';
+const CLIENT_DTS = 'dist/unbroken.d.ts';
+const SERVER_ESM = 'dist/server.mjs';
+const CLIENT_BUNDLES = [CLIENT_ESM, CLIENT_IIFE] as const;
+
+interface PackageJson {
+  main?: string;
+  module?: string;
+  types?: string;
+  browser?: string;
+  unpkg?: string;
+  exports?: unknown;
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+const pkg = JSON.parse(read('package.json')) as PackageJson;
+
+// ---------------------------------------------------------------------------------------------
+// A small walk over the ESTree AST rollup parses, so that comments (JSDoc in the readable ESM
+// bundle may well mention `createServer` or `require(`) never count as code.
+
+interface AstNode {
+  type: string;
+  [key: string]: unknown;
+}
+
+function isAstNode(value: unknown): value is AstNode {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+function walk(value: unknown, visit: (node: AstNode) => void): void {
+  if (Array.isArray(value)) {
+    for (const item of value) walk(item, visit);
+    return;
+  }
+  if (!isAstNode(value)) return;
+  visit(value);
+  for (const key in value) {
+    if (key !== 'type') walk(value[key], visit);
+  }
+}
+
+function literalString(node: unknown): string | undefined {
+  return isAstNode(node) && node.type === 'Literal' && typeof node.value === 'string' ? node.value : undefined;
+}
+
+interface CodeFacts {
+  /** Sources of static imports, re-exports and dynamic imports (`<dynamic>` when not a literal). */
+  imports: string[];
+  /** Arguments of `require(…)` calls (`<dynamic>` when not a literal). */
+  requires: string[];
+  /** Every identifier, property name and string in the code. */
+  words: Set<string>;
+}
+
+function scan(code: string): CodeFacts {
+  const facts: CodeFacts = { imports: [], requires: [], words: new Set() };
+  walk(parseAst(code), (node) => {
+    switch (node.type) {
+      case 'ImportDeclaration':
+      case 'ExportAllDeclaration':
+      case 'ExportNamedDeclaration':
+      case 'ImportExpression':
+        if (node.source) facts.imports.push(literalString(node.source) ?? '<dynamic>');
+        break;
+      case 'CallExpression': {
+        const callee = node.callee;
+        if (isAstNode(callee) && callee.type === 'Identifier' && callee.name === 'require') {
+          const args = Array.isArray(node.arguments) ? node.arguments : [];
+          facts.requires.push(literalString(args[0]) ?? '<dynamic>');
+        }
+        break;
+      }
+      case 'Identifier':
+      case 'PrivateIdentifier':
+        if (typeof node.name === 'string') facts.words.add(node.name);
+        break;
+      case 'Literal':
+        if (typeof node.value === 'string') facts.words.add(node.value);
+        break;
+      case 'TemplateElement': {
+        const templateValue = node.value as { cooked?: unknown } | undefined;
+        if (typeof templateValue?.cooked === 'string') facts.words.add(templateValue.cooked);
+        break;
+      }
+    }
+  });
+  return facts;
+}
+
+/** Names that only server code (ours or `ws`) has: none may reach a browser bundle. */
+const SERVER_ONLY_WORDS = ['createServer', 'WebSocketServer', 'handleUpgrade', 'require'];
+
+// ---------------------------------------------------------------------------------------------
+
+beforeAll(() => {
+  const missing = [CLIENT_ESM, CLIENT_IIFE, CLIENT_DTS, SERVER_ESM].filter((file) => !existsSync(abs(file)));
+  if (missing.length > 0) {
+    throw new Error(`missing ${missing.join(', ')}: run \`npm run build\` before test/build (\`npm test\` does)`);
+  }
+});
+
+describe('package.json entry points', () => {
+  const exportTargets: string[] = [];
+  const collect = (value: unknown): void => {
+    if (typeof value === 'string') exportTargets.push(value);
+    else if (Array.isArray(value)) value.forEach(collect);
+    else if (typeof value === 'object' && value !== null) Object.values(value).forEach(collect);
+  };
+  collect(pkg.exports);
+  const topLevel = [pkg.main, pkg.module, pkg.types, pkg.browser, pkg.unpkg].filter(
+    (path): path is string => typeof path === 'string',
+  );
+  const paths = [...new Set([...exportTargets, ...topLevel])];
+
+  it('declares exports and types', () => {
+    expect(exportTargets.length).toBeGreaterThan(0);
+    expect(pkg.types).toBeTypeOf('string');
+  });
+
+  it.each(paths)('%s exists', (path) => {
+    expect(path.startsWith('./'), `${path} should start with ./`).toBe(true);
+    expect(existsSync(abs(path)), `${path} is missing after the build`).toBe(true);
+  });
+});
+
+describe.each(CLIENT_BUNDLES)('browser bundle %s', (file) => {
+  let code = '';
+  let facts: CodeFacts = { imports: [], requires: [], words: new Set() };
+  beforeAll(() => {
+    code = read(file);
+    facts = scan(code);
+  });
+
+  it('imports nothing: no node: builtin, no ws, no other package', () => {
+    expect(facts.imports).toEqual([]);
+  });
+
+  it('calls no require()', () => {
+    expect(facts.requires).toEqual([]);
+  });
+
+  it('contains no server code', () => {
+    expect(SERVER_ONLY_WORDS.filter((word) => facts.words.has(word))).toEqual([]);
+    for (const word of facts.words) expect(word.startsWith('node:'), `string ${JSON.stringify(word)}`).toBe(false);
+  });
+
+  it('was built from no server module and no Node package (sourcemap)', () => {
+    const map = JSON.parse(read(`${file}.map`)) as { sources: string[] };
+    expect(map.sources.length).toBeGreaterThan(0);
+    const offending = map.sources.filter((source) => /(^|\/)src\/server\/|(^|\/)node_modules\/(ws|@types\/node)\//.test(source));
+    expect(offending).toEqual([]);
+  });
+});
+
+describe(`minified ${CLIENT_IIFE}`, () => {
+  let code = '';
+  beforeAll(() => {
+    code = read(CLIENT_IIFE);
+  });
+
+  it('has no node: import, require( or server name anywhere in its text', () => {
+    expect(code).not.toMatch(/\bnode:[a-z_]/);
+    expect(code).not.toMatch(/\brequire\s*\(/);
+    expect(code).not.toMatch(/(?:from|import|require)\s*\(?\s*["'`]ws["'`]/);
+    expect(code).not.toContain('createServer');
+    expect(code).not.toContain('WebSocketServer');
+  });
+
+  it('defines the global Unbroken in a bare browser-like context, with the ESM exports', async () => {
+    // Only what a browser page has at load time; no require, module, process or Buffer.
+    const sandbox: Record<string, unknown> = {
+      console,
+      setTimeout,
+      clearTimeout,
+      setInterval,
+      clearInterval,
+      queueMicrotask,
+      TextEncoder,
+      TextDecoder,
+      atob,
+      btoa,
+      URL,
+      URLSearchParams,
+      AbortController,
+    };
+    sandbox.window = sandbox;
+    sandbox.self = sandbox;
+    const context = vm.createContext(sandbox);
+    new vm.Script(code, { filename: CLIENT_IIFE }).runInContext(context);
+
+    const global: unknown = context.Unbroken;
+    expect(typeof global).toBe('object');
+    expect(global).not.toBeNull();
+
+    const esm: Record<string, unknown> = await import(pathToFileURL(abs(CLIENT_ESM)).href);
+    expect(Object.keys(global as object).sort()).toEqual(Object.keys(esm).sort());
+  });
+
+  it(`stays within the size budget: gzip -9 ≤ ${GZIP_BUDGET} B`, () => {
+    expect(BUDGET_FILE).toBe(CLIENT_IIFE);
+    const report = measure(CLIENT_IIFE);
+    console.log(formatReport(report));
+    console.log(formatReport(measure(CLIENT_ESM)));
+    console.log(`budget: gzip ${report.gzip} / ${GZIP_BUDGET} B (${((100 * report.gzip) / GZIP_BUDGET).toFixed(1)} %)`);
+    expect(report.gzip).toBeLessThanOrEqual(GZIP_BUDGET);
+  });
+});
+
+describe(`declarations ${CLIENT_DTS}`, () => {
+  it('are one self-contained file that needs neither Node types nor ws', () => {
+    const dts = read(CLIENT_DTS);
+    expect(dts).not.toMatch(/\/\/\/\s*<reference\s+types=["']node["']/);
+    const imports = [...dts.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
+    expect(imports).toEqual([]);
+  });
+});
+
+describe(`server ${SERVER_ESM}`, () => {
+  it('imports only node: builtins and runtime dependencies (never a devDependency)', () => {
+    const allowed = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+    const builtins = new Set(builtinModules);
+    const packageName = (specifier: string): string =>
+      specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : (specifier.split('/')[0] ?? specifier);
+    const offending = scan(read(SERVER_ESM))
+      .imports.filter((source) => !source.startsWith('./'))
+      .filter((source) => !source.startsWith('node:') && !builtins.has(source))
+      .filter((source) => !allowed.has(packageName(source)));
+    expect(offending).toEqual([]);
+  });
+
+  it('loads in Node', async () => {
+    const server: Record<string, unknown> = await import(pathToFileURL(abs(SERVER_ESM)).href);
+    expect(Object.keys(server).length).toBeGreaterThan(0);
+  });
+});
