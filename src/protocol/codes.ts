@@ -10,6 +10,8 @@
 export const CloseCode = {
   /** The client closed on purpose and ended its session. */
   Normal: 1000,
+  /** The client dropped this link to reconnect (dead link, protocol error); the session goes on. */
+  Reconnecting: 4000,
   /** The server is going away without a reconnect notice (e.g. process exit). */
   GoingAway: 1001,
   /** A frame was larger than the announced maximum. */

@@ -1,0 +1,605 @@
+/**
+ * The client: an explicit state machine (docs/PROTOCOL.md §13.1) over a series of connection
+ * attempts. Each attempt has an id and owns its link and timers; handlers of an attempt that is no
+ * longer current do nothing, and one `#drop()` releases everything an attempt holds.
+ */
+import {
+  CloseCode,
+  ERROR_CODES,
+  PROTOCOL_VERSION,
+  QueryParam,
+  closeCodeFor,
+  codeForClose,
+  encodeBatch,
+  type ErrorCode,
+  type GapReason,
+  type HelloFrame,
+} from '../protocol/index.js';
+import { Emitter, type Listener } from './emitter.js';
+import { UnbrokenError } from './errors.js';
+import { Outbox } from './outbox.js';
+import { backoff, classify } from './reconnect-policy.js';
+import type {
+  EventSourceConstructor,
+  FetchLike,
+  InboundFrame,
+  Transport,
+  TransportName,
+  WebSocketConstructor,
+} from './transport.js';
+import { DEFAULT_TRANSPORTS, availableTransports, checkTransports } from './transport-selector.js';
+
+/** The state of a client (PROTOCOL.md §13.1). `closed` is final. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/**
+ * Why the state changed: `connected` (a `hello` arrived), `close-called` (the application called
+ * `close()`), or the code of the failure.
+ */
+export type StateCause = 'connected' | 'close-called' | ErrorCode;
+
+/**
+ * Why the transport in use changed: `initial` (the first connection), `refused` (the previous one
+ * failed before its link came up, or failed on it), `timeout` (its link came up but no `hello`
+ * arrived in time), `silent` (it went silent while open), `buffered` (a proxy held its data back),
+ * `upgrade` (a better one became usable).
+ */
+export type TransportChangeReason = 'initial' | 'refused' | 'timeout' | 'silent' | 'buffered' | 'upgrade';
+
+/**
+ * The legal moves of the state machine, as data (PROTOCOL.md §13.1): `TRANSITIONS[from]` lists the
+ * states `from` may go to. Any other move is a bug and throws.
+ */
+export const TRANSITIONS: { readonly [S in ConnectionState]: readonly ConnectionState[] } = {
+  connecting: ['open', 'reconnecting', 'closed'],
+  open: ['reconnecting', 'closed'],
+  reconnecting: ['open', 'closed'],
+  closed: [],
+};
+
+/** Time source and timers of a client. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+// Looks the globals up at call time, so fake timers installed after the client was made still apply.
+const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
+};
+
+/** Options of {@link connect}. */
+export interface ClientOptions {
+  /**
+   * Transports to try, in order (PROTOCOL.md §13.3). An unknown name throws at once; a transport that
+   * cannot run here (e.g. no WebSocket implementation) is skipped.
+   * @default ['websocket', 'sse', 'long-polling']
+   */
+  transports?: TransportName[];
+  /**
+   * The WebSocket implementation. In Node, pass the `ws` package's default export.
+   * @default globalThis.WebSocket, looked up when each attempt starts
+   */
+  WebSocket?: WebSocketConstructor | undefined;
+  /**
+   * The EventSource implementation, for the `sse` transport.
+   * @default globalThis.EventSource, looked up when each attempt starts
+   */
+  EventSource?: EventSourceConstructor | undefined;
+  /**
+   * The fetch implementation, for the HTTP transports.
+   * @default globalThis.fetch, looked up when each attempt starts
+   */
+  fetch?: FetchLike | undefined;
+  /**
+   * Initial reconnect delay in ms: the jitter range after the first failed attempt, doubling after
+   * each further one (PROTOCOL.md §10.1). Added to the server's floor (`hello.retry`).
+   * @default 500
+   */
+  reconnectDelay?: number;
+  /**
+   * Cap of the jitter range, in ms.
+   * @default 30000
+   */
+  maxReconnectDelay?: number;
+  /**
+   * Ms a connection must stay open before the failed-attempt counter resets, so a server that accepts
+   * and drops at once cannot drive the client into a fast loop.
+   * @default 5000
+   */
+  minUptime?: number;
+  /**
+   * Ms from the start of an attempt to its `hello`; later, the attempt fails with `CONNECT_TIMEOUT`.
+   * @default 3000
+   */
+  connectTimeout?: number;
+  /**
+   * Most messages the outbox holds unacknowledged; `send()` beyond it rejects with `OUTBOX_FULL`.
+   * @default 10000
+   */
+  outboxLimit?: number;
+  /**
+   * Time source and timers.
+   * @default Date.now, setTimeout and clearTimeout of globalThis, looked up at each call
+   */
+  clock?: Clock;
+  /**
+   * Source of randomness for the backoff jitter, in [0, 1).
+   * @default Math.random
+   */
+  random?: () => number;
+}
+
+/** A message of the stream, as the application receives it. */
+export interface UnbrokenMessage<T = unknown> {
+  /** The parsed JSON data, or the bytes (`Uint8Array`) of a binary message. */
+  data: T;
+  /** The message id; the client's {@link Client.lastEventId} after this message. */
+  id: string;
+  /** The event name, when the server gave one. */
+  event: string | undefined;
+}
+
+/** Payload of the `state` event. */
+export interface StateEvent {
+  from: ConnectionState;
+  to: ConnectionState;
+  cause: StateCause;
+}
+
+/** Payload of the `open` event. */
+export interface OpenEvent {
+  transport: TransportName;
+  sessionId: string;
+  /** True when the server still had the session: nothing was lost upstream. */
+  resumed: boolean;
+}
+
+/** Payload of the `close` event. */
+export interface ClosedEvent {
+  /** The fatal error that closed the client, or `null` when `close()` was called. */
+  error: UnbrokenError | null;
+}
+
+/** Payload of the `transport` event. */
+export interface TransportEvent {
+  transport: TransportName;
+  previous: TransportName | null;
+  reason: TransportChangeReason;
+}
+
+/** Payload of the `gap` event: the messages after `lastEventId` up to and including `resumeEventId` are lost. */
+export interface GapEvent {
+  reason: GapReason;
+  /** The cursor the client presented. */
+  lastEventId: string;
+  /** The stream continues after this id. */
+  resumeEventId: string;
+}
+
+/** Events of a {@link Client}, by name, with their payloads. */
+export interface ClientEvents<T = unknown> {
+  /** Every message of the stream, once, in order. */
+  message: UnbrokenMessage<T>;
+  /** Messages with the event name after the colon, e.g. `message:chat`; after `message`. */
+  [name: `message:${string}`]: UnbrokenMessage<T>;
+  /** Every state change. */
+  state: StateEvent;
+  /** A connection opened: a `hello` arrived. */
+  open: OpenEvent;
+  /** The client closed for good. */
+  close: ClosedEvent;
+  /** The transport in use differs from the one before. */
+  transport: TransportEvent;
+  /** The server could not replay everything after the cursor; emitted before any later message. */
+  gap: GapEvent;
+  /** A connection failed or broke the protocol; emitted before the state change it causes. */
+  error: UnbrokenError;
+}
+
+/** One connection attempt. */
+interface Attempt {
+  readonly id: number;
+  readonly name: TransportName;
+  t?: Transport;
+  /** The link came up. */
+  up?: true;
+  /** When the `hello` arrived. */
+  o?: number;
+  /** When anything last arrived. */
+  l: number;
+  /** When to reconnect, after a `reconnect` notice. */
+  w?: number;
+  /** Timers: connect deadline, liveness deadline, reconnect notice. */
+  c?: unknown;
+  h?: unknown;
+  r?: unknown;
+}
+
+type PendingPing = [settle: (now: number) => void, reject: (error: UnbrokenError) => void];
+
+/** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
+const DROP = CloseCode.Reconnecting;
+
+/**
+ * A real-time connection that stays unbroken: it reconnects with backoff, resumes the stream where
+ * it left off, and resends unacknowledged messages. Made by {@link connect}.
+ *
+ * @typeParam T - the type of message data the application expects (not checked at run time)
+ */
+export class Client<T = unknown> {
+  #events = new Emitter<ClientEvents<T>>();
+  #options;
+  #url: string;
+  #outbox: Outbox;
+  #state: ConnectionState = 'connecting';
+  /** The current attempt, if any. */
+  #attempt: Attempt | undefined;
+  /** Id of the last attempt. */
+  #attempts = 0;
+  /** Consecutive failed attempts. */
+  #failures = 0;
+  /** Reconnect delay floor (`hello.retry`, `retry` frames). */
+  #floor = 0;
+  #hb = 0;
+  /** Timer of the wait before the next attempt. */
+  #wait: unknown;
+  #why: TransportChangeReason = 'initial';
+  #transport: TransportName | null = null;
+  #sessionId: string | null = null;
+  #cursor: string | null = null;
+  #pings = new Map<number, PendingPing>();
+  #pingId = 0;
+  #flushing = false;
+
+  /** Same as {@link connect}. */
+  constructor(url: string, options: ClientOptions = {}) {
+    const {
+      transports = DEFAULT_TRANSPORTS,
+      reconnectDelay = 500,
+      maxReconnectDelay = 30_000,
+      minUptime = 5_000,
+      connectTimeout = 3_000,
+      outboxLimit = 10_000,
+      clock = systemClock,
+      random = Math.random,
+    } = options;
+    checkTransports(transports);
+    let base: URL | undefined;
+    try {
+      base = new URL(url, globalThis.location?.href);
+    } catch {}
+    if (!base || !/^(http|ws)s?:$/.test(base.protocol)) {
+      throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
+    }
+    base.protocol = base.protocol.replace('ws', 'http');
+    this.#url = base.href;
+    this.#options = { transports, reconnectDelay, maxReconnectDelay, minUptime, connectTimeout, clock, random, env: options };
+    this.#outbox = new Outbox(outboxLimit);
+    // Starts in a microtask, so listeners added right after `connect()` hear everything.
+    queueMicrotask(() => this.#start());
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The transport of the last connection that opened, or `null` before the first. */
+  get transport(): TransportName | null {
+    return this.#transport;
+  }
+
+  /** The cursor: the id of the last message delivered, or where the stream starts (PROTOCOL.md §6.4). */
+  get lastEventId(): string | null {
+    return this.#cursor;
+  }
+
+  /** The session id from the last `hello`, or `null` before the first. */
+  get sessionId(): string | null {
+    return this.#sessionId;
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Removes a listener added with {@link Client.on}. */
+  off<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): void {
+    this.#events.off(event, listener);
+  }
+
+  /** Adds a listener for the next event only; returns the function that removes it. */
+  once<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): () => void {
+    const off = this.on(event, (payload) => {
+      off();
+      listener(payload);
+    });
+    return off;
+  }
+
+  /**
+   * Sends a message: a JSON value, or bytes (`Uint8Array`, any `ArrayBufferView`, `ArrayBuffer`).
+   * Messages sent in one tick go out together; messages sent while not open wait in the outbox.
+   *
+   * @returns a promise that resolves when the server acknowledged the message, and rejects with
+   * `OUTBOX_FULL`, `MESSAGE_TOO_LARGE`, `INVALID_DATA` or `CLIENT_CLOSED` (PROTOCOL.md §13.2). A
+   * message rejected with `CLIENT_CLOSED` may have been processed without its acknowledgement arriving.
+   */
+  send(data: unknown): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new UnbrokenError('CLIENT_CLOSED', 'the client is closed'));
+    this.#flushSoon();
+    return this.#outbox.add(data);
+  }
+
+  /**
+   * Measures the round trip to the server with a `ping` frame.
+   *
+   * @returns the round-trip time in ms; rejects with `CLIENT_CLOSED` when closed, `TRANSPORT_ERROR`
+   * when not open, or the error that broke the link before the `pong` arrived.
+   */
+  ping(): Promise<number> {
+    const a = this.#attempt;
+    if (this.#state === 'open' && a && this.#left(a) > 0) {
+      const n = ++this.#pingId;
+      const start = this.#options.clock.now();
+      return new Promise((resolve, reject) => {
+        this.#pings.set(n, [(now) => resolve(now - start), reject]);
+        a.t?.send(encodeBatch([{ t: 'ping', n }]));
+      });
+    }
+    return Promise.reject(
+      new UnbrokenError(this.#state === 'closed' ? 'CLIENT_CLOSED' : 'TRANSPORT_ERROR', `the client is ${this.#state}`),
+    );
+  }
+
+  /**
+   * Closes the client for good: tells the server the session is over (`bye`), closes the link with
+   * 1000 and rejects unacknowledged messages with `CLIENT_CLOSED`. Does nothing when closed.
+   */
+  close(): void {
+    if (this.#state !== 'closed') {
+      this.#attempt?.t?.send(encodeBatch([{ t: 'bye' }]));
+      this.#end(null, 'close-called');
+    }
+  }
+
+  #transition(to: ConnectionState, cause: StateCause): void {
+    const from = this.#state;
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`unbroken: illegal transition from ${from} to ${to}`);
+    this.#state = to;
+    this.#events.emit('state', { from, to, cause });
+  }
+
+  #setTimer(fn: () => void, ms: number): unknown {
+    // Longer delays overflow browser timers, which then fire at once.
+    return this.#options.clock.setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
+  }
+
+  #clearTimer(handle: unknown): void {
+    if (handle !== undefined) this.#options.clock.clearTimeout(handle);
+  }
+
+  /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now. */
+  #endpoint = (endpoint: string): string => {
+    const url = new URL(this.#url);
+    const query = url.searchParams;
+    url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
+    query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
+    if (this.#sessionId) query.set(QueryParam.sessionId, this.#sessionId);
+    if (this.#cursor) query.set(QueryParam.lastEventId, this.#cursor);
+    return url.href;
+  };
+
+  #start(): void {
+    if (this.#state === 'closed') return;
+    const { transports, env, connectTimeout } = this.#options;
+    const found = availableTransports(transports, {
+      WebSocket: env.WebSocket ?? globalThis.WebSocket,
+      EventSource: env.EventSource ?? globalThis.EventSource,
+      fetch: env.fetch ?? globalThis.fetch,
+    });
+    // A transport that worked is used again.
+    const pick = found.find(({ name }) => name === this.#transport) ?? found[0];
+    if (!pick) {
+      return this.#fail(
+        new UnbrokenError(
+          'NO_TRANSPORT',
+          `none of ${transports.join(', ')} can run here: in Node, pass the \`ws\` package as the WebSocket option`,
+        ),
+      );
+    }
+    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0 };
+    const live = (): boolean => this.#attempt?.id === a.id;
+    this.#attempt = a;
+    a.c = this.#setTimer(
+      () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)),
+      connectTimeout,
+    );
+    try {
+      a.t = pick.make(this.#endpoint, {
+        onOpen: () => {
+          if (live()) a.up = true;
+        },
+        onFrames: (frames) => {
+          if (live()) this.#frames(a, frames);
+        },
+        onClose: ({ code, error }) => {
+          if (live()) {
+            this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
+          }
+        },
+      });
+    } catch (cause) {
+      this.#fail(new UnbrokenError('TRANSPORT_ERROR', String(cause), cause));
+    }
+  }
+
+  #frames(a: Attempt, frames: InboundFrame[]): void {
+    a.l = this.#options.clock.now();
+    for (const f of frames) {
+      // A listener may have closed the client, or the attempt failed on an earlier frame.
+      if (!this.#attempt || this.#attempt.id !== a.id) return;
+      // One hello, first; only an error (a refusal, §3.1) may come without one.
+      if (f.t === 'hello' ? a.o !== undefined : a.o === undefined && f.t !== 'error') {
+        return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects one hello, first; got ${f.t}`));
+      }
+      switch (f.t) {
+        case 'hello':
+          this.#hello(a, f);
+          break;
+        case 'msg':
+          // A message whose id is the cursor was delivered already (§6.4).
+          if (f.id !== this.#cursor) {
+            this.#cursor = f.id;
+            const message: UnbrokenMessage<T> = { data: (f.b ?? f.d) as T, id: f.id, event: f.e };
+            this.#events.emit('message', message);
+            if (f.e !== undefined) this.#events.emit(`message:${f.e}`, message);
+          }
+          break;
+        case 'gap':
+          this.#cursor = f.cursor;
+          this.#events.emit('gap', { reason: f.reason, lastEventId: f.after, resumeEventId: f.cursor });
+          break;
+        case 'ack':
+          this.#outbox.ack(f.s);
+          break;
+        case 'retry':
+          this.#floor = f.ms;
+          break;
+        case 'reconnect':
+          // Not a failure: reconnect after exactly `ms` (§10.2), when the server closed or at the latest then.
+          a.w = a.l + f.ms;
+          this.#clearTimer(a.r);
+          a.r = this.#setTimer(() => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), f.ms);
+          break;
+        case 'pong':
+          this.#pings.get(f.n)?.[0](a.l);
+          this.#pings.delete(f.n);
+          break;
+        case 'error': {
+          // Only codes a server signals count; anything else is the server failing.
+          const info: { action: string; close?: number; http?: number } | undefined = Object.hasOwn(ERROR_CODES, f.code)
+            ? ERROR_CODES[f.code as ErrorCode]
+            : undefined;
+          this.#fail(new UnbrokenError(info?.close || info?.http ? (f.code as ErrorCode) : 'INTERNAL_ERROR', f.message));
+        }
+        // 'hb' needs nothing: its arrival was the point.
+      }
+    }
+  }
+
+  #hello(a: Attempt, f: HelloFrame): void {
+    if (f.v !== PROTOCOL_VERSION) {
+      return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects hello.v ${PROTOCOL_VERSION}, got ${f.v}`));
+    }
+    this.#clearTimer(a.c);
+    a.o = a.l;
+    const previous = this.#transport;
+    this.#transport = a.name;
+    this.#sessionId = f.sid;
+    this.#floor = f.retry;
+    this.#hb = f.hb;
+    this.#cursor = f.cursor;
+    this.#outbox.hello(f.ack, f.resumed, f.max, a.t?.binary === true);
+    this.#beat(a);
+    this.#flushSoon();
+    this.#transition('open', 'connected');
+    if (previous !== a.name && this.#attempt === a) {
+      this.#events.emit('transport', { transport: a.name, previous, reason: previous ? this.#why : 'initial' });
+    }
+    if (this.#attempt === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
+  }
+
+  /** Ms left before the link of `a` counts as dead (2 × hb, §11); fails it when none are left. */
+  #left(a: Attempt): number {
+    const hb = this.#hb;
+    const left = hb ? a.l + 2 * hb - this.#options.clock.now() : 1;
+    if (left <= 0) this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', `nothing received for ${2 * hb} ms`));
+    return left;
+  }
+
+  /** One timer for the liveness deadline: when it fires it checks the clock and re-arms for the rest. */
+  #beat(a: Attempt): void {
+    const left = this.#left(a);
+    if (left > 0 && this.#hb) a.h = this.#setTimer(() => this.#beat(a), left);
+  }
+
+  /** Writes what the outbox holds in a microtask: every send of this tick goes out together (§4.1). */
+  #flushSoon(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    queueMicrotask(() => {
+      this.#flushing = false;
+      const a = this.#attempt;
+      if (this.#state === 'open' && a && this.#left(a) > 0) for (const unit of this.#outbox.take()) a.t?.send(unit);
+    });
+  }
+
+  /** Ends the current attempt after a failure, then reconnects with backoff or, when fatal, closes. */
+  #fail(error: UnbrokenError): void {
+    const a = this.#attempt;
+    const { code } = error;
+    const now = this.#options.clock.now();
+    const closeCode = closeCodeFor(code);
+    this.#drop(closeCode >= DROP ? closeCode : DROP, error);
+    this.#why = code === 'HEARTBEAT_TIMEOUT' ? 'silent' : code === 'CONNECT_TIMEOUT' && a?.up ? 'timeout' : 'refused';
+    this.#events.emit('error', error);
+    if (this.#state === 'closed') return;
+    if (classify(code) === 'fatal') return this.#end(error, code);
+    if (a?.o !== undefined && now - a.o >= this.#options.minUptime) this.#failures = 0;
+    this.#wait = this.#setTimer(
+      () => this.#start(),
+      a?.w !== undefined ? Math.max(0, a.w - now) : backoff(this.#failures++, this.#floor, this.#options, this.#options.random),
+    );
+    if (this.#state !== 'reconnecting') this.#transition('reconnecting', code);
+  }
+
+  /** Releases the current attempt: its timers, its link (closed with `code`) and its pings. */
+  #drop(code: number, error: UnbrokenError): void {
+    const a = this.#attempt;
+    if (a) {
+      this.#attempt = undefined;
+      this.#clearTimer(a.c);
+      this.#clearTimer(a.h);
+      this.#clearTimer(a.r);
+      a.t?.close(code);
+    }
+    for (const [, reject] of this.#pings.values()) reject(error);
+    this.#pings.clear();
+  }
+
+  #end(error: UnbrokenError | null, cause: StateCause): void {
+    const closed = new UnbrokenError('CLIENT_CLOSED', 'the client closed', error ?? undefined);
+    this.#clearTimer(this.#wait);
+    this.#drop(CloseCode.Normal, closed);
+    this.#outbox.fail(closed);
+    this.#transition('closed', cause);
+    this.#events.emit('close', { error });
+  }
+}
+
+/**
+ * Connects to an unbroken server and keeps the connection: WebSocket first, falling back to SSE and
+ * long polling, resuming the stream after every reconnection. Starts connecting at once.
+ *
+ * @param url - the http(s) URL of the server's endpoint, e.g. `https://example.com/realtime`, or a
+ * path resolved against the page's location, e.g. `/realtime`. The WebSocket URL is derived from it.
+ *
+ * @example
+ * ```ts
+ * import { connect } from 'unbroken';
+ *
+ * const client = connect<{ text: string }>('/realtime');
+ * client.on('message:chat', ({ data }) => console.log(data.text));
+ * client.on('state', ({ to, cause }) => console.log(to, cause));
+ * await client.send({ text: 'hello' }); // resolves once the server processed it
+ * ```
+ */
+export function connect<T = unknown>(url: string, options?: ClientOptions): Client<T> {
+  return new Client<T>(url, options);
+}

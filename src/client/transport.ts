@@ -1,0 +1,101 @@
+/**
+ * The contract between the client core and its transports. The core never branches on a transport's
+ * name: it makes one through a {@link TransportFactory}, talks to it through {@link Transport}, and
+ * hears from it through {@link TransportHandlers}.
+ */
+import { base64ToBytes, decodeServerBatch, type ServerFrame, type ServerMessageFrame } from '../protocol/index.js';
+import type { UnbrokenError } from './errors.js';
+
+/** The transports, in the default fallback order (PROTOCOL.md §13.3). */
+export type TransportName = 'websocket' | 'sse' | 'long-polling';
+
+/**
+ * A server frame as a transport hands it over: already validated, and a message's binary data already
+ * decoded into bytes (`b`), whether it came as a binary WebSocket frame or as base64 in a text batch.
+ */
+export type InboundFrame =
+  | Exclude<ServerFrame, ServerMessageFrame>
+  | (Omit<ServerMessageFrame, 'b'> & { b?: Uint8Array });
+
+/** How a link closed. */
+export interface TransportCloseInfo {
+  /** WebSocket close code, or the one matching the HTTP status (PROTOCOL.md §9). */
+  code: number;
+  /** Set when the transport itself found the fault, e.g. a malformed batch (`PROTOCOL_ERROR`). */
+  error?: UnbrokenError;
+}
+
+/** What a transport reports. A transport calls none of these after its `close()` was called. */
+export interface TransportHandlers {
+  /** The link is up (the socket opened, the stream started); the `hello` is still to come. */
+  onOpen(): void;
+  /** One batch arrived, validated as a whole (PROTOCOL.md §4.1). */
+  onFrames(frames: InboundFrame[]): void;
+  /** The link is gone. Called once. */
+  onClose(info: TransportCloseInfo): void;
+}
+
+/** One live link to the server. */
+export interface Transport {
+  /** True when `send` takes binary frames; otherwise binary data travels as base64 in text batches. */
+  readonly binary: boolean;
+  /** Sends one text batch, or one binary message frame (PROTOCOL.md §4.3). Dropped when not open. */
+  send(data: string | ArrayBuffer): void;
+  /** Closes the link with a WebSocket close code (1000 ends the session, PROTOCOL.md §9). */
+  close(code: number): void;
+}
+
+/**
+ * Makes a transport. `url(endpoint)` gives the http(s) URL of an endpoint under the server's path
+ * (`/ws`, `/sse`, `/poll`, `/send`) with the query of PROTOCOL.md §3, as of the moment it is called.
+ */
+export type TransportFactory = (url: (endpoint: string) => string, handlers: TransportHandlers) => Transport;
+
+// Event handler properties compare bivariantly, so both the DOM WebSocket and the `ws` package fit.
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+/** The part of the WHATWG WebSocket the client uses; the DOM `WebSocket` and the `ws` package fit. */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number }> | null;
+  onerror: Handler<unknown> | null;
+  send(data: string | ArrayBuffer): void;
+  close(code?: number): void;
+}
+
+/** A WebSocket constructor, e.g. `globalThis.WebSocket` or the default export of `ws`. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** The part of the WHATWG EventSource the SSE transport uses. */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: string; lastEventId?: string }> | null;
+  onerror: Handler<unknown> | null;
+  close(): void;
+}
+
+/** An EventSource constructor, e.g. `globalThis.EventSource` or the `eventsource` package's. */
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+/** A WHATWG `fetch`. */
+export type FetchLike = typeof fetch;
+
+/** The implementations transports are made from, resolved when each attempt starts. */
+export interface TransportEnvironment {
+  WebSocket?: WebSocketConstructor | undefined;
+  EventSource?: EventSourceConstructor | undefined;
+  /** Call it as a plain function, never as a method of this object: a browser's fetch throws then. */
+  fetch?: FetchLike | undefined;
+}
+
+/**
+ * Decodes one text batch for the core: validates it whole, then decodes every base64 `b`. Throws
+ * `ProtocolViolation` before any frame is handed over.
+ */
+export function decodeText(text: string): InboundFrame[] {
+  return decodeServerBatch(text).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+}

@@ -1,0 +1,49 @@
+/**
+ * Errors of the server API. Every one has a stable string `code` to branch on; the wire codes of
+ * docs/PROTOCOL.md §9 are a separate table (`ErrorCode` in src/protocol).
+ */
+
+/** Codes of {@link UnbrokenTypeError}: a call was given something it cannot use. */
+export type ArgumentErrorCode =
+  /** An event name that breaks PROTOCOL.md §4.2 (1–128 characters, no CR, LF or NUL). */
+  | 'INVALID_EVENT_NAME'
+  /** Data that is neither JSON-serialisable nor a Uint8Array/Buffer. */
+  | 'INVALID_DATA'
+  /** A server option out of its range. */
+  | 'INVALID_OPTION';
+
+/** Codes of {@link UnbrokenServerError}. */
+export type ServerErrorCode =
+  /** `broadcast()` or `send()` after `close()`. */
+  | 'SERVER_CLOSED'
+  /** A listener of the server's events threw; `cause` is what it threw. */
+  | 'LISTENER_ERROR'
+  /** The store failed while the server replayed a stream; `cause` is the store's error. */
+  | 'STORE_ERROR'
+  /**
+   * A stored message could not be encoded for the wire (its data was changed into something that is
+   * not JSON after it was sent) and was skipped; `cause` is the encoder's error.
+   */
+  | 'ENCODE_ERROR';
+
+/** Thrown synchronously by a call given an invalid argument (a programmer error). */
+export class UnbrokenTypeError extends TypeError {
+  override readonly name = 'UnbrokenTypeError';
+  readonly code: ArgumentErrorCode;
+
+  constructor(code: ArgumentErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** A failure of the server at run time: a rejected call, or what the server's `error` event reports. */
+export class UnbrokenServerError extends Error {
+  override readonly name = 'UnbrokenServerError';
+  readonly code: ServerErrorCode;
+
+  constructor(code: ServerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

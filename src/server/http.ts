@@ -1,0 +1,120 @@
+/**
+ * What every endpoint checks before it touches a session (docs/PROTOCOL.md §3.1, §3.2), and how an
+ * HTTP endpoint answers a refusal (§9: the status of the code table and a `{code, message}` body).
+ */
+import type http from 'node:http';
+import {
+  QueryParam,
+  SUPPORTED_VERSIONS,
+  UPSTREAM_HEADER,
+  httpStatusFor,
+  type ErrorCode,
+} from '../protocol/index.js';
+
+/** Decides whether a request's `Origin` header is allowed. */
+export type OriginCheck = (origin: string) => boolean;
+
+/** A request that passed the checks of §3.1 and §3.2, or why it did not. */
+export type Admission =
+  | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
+/** The highest version in `v` (comma-separated) that the server speaks, or `null` (§3.1). */
+export function negotiateVersion(v: string | null): number | null {
+  if (v === null) return null;
+  let best: number | null = null;
+  for (const part of v.split(',')) {
+    const trimmed = part.trim();
+    if (!/^\d{1,6}$/.test(trimmed)) continue;
+    const version = Number(trimmed);
+    if (SUPPORTED_VERSIONS.includes(version) && (best === null || version > best)) best = version;
+  }
+  return best;
+}
+
+/** A query parameter, with an empty value counting as absent. */
+export function queryValue(url: URL, name: string): string | null {
+  const value = url.searchParams.get(name);
+  return value === null || value === '' ? null : value;
+}
+
+/** §3.2 first (before any session is created or touched), then §3.1. */
+export function admit(request: http.IncomingMessage, url: URL, originAllowed: OriginCheck): Admission {
+  const origin = request.headers.origin;
+  if (origin !== undefined && !originAllowed(origin)) {
+    return { ok: false, code: 'FORBIDDEN', message: `origin ${origin} is not allowed` };
+  }
+  const v = url.searchParams.get(QueryParam.version);
+  const version = negotiateVersion(v);
+  if (version === null) {
+    return {
+      ok: false,
+      code: 'UNSUPPORTED_VERSION',
+      message: `expects v to name one of ${SUPPORTED_VERSIONS.join(', ')}, got ${v === null ? 'none' : JSON.stringify(v)}`,
+    };
+  }
+  return { ok: true, version };
+}
+
+/** §7.3: `Content-Type: application/json` (parameters allowed) and `X-Unbroken: 1`. */
+export function hasUpstreamHeaders(request: http.IncomingMessage): boolean {
+  const type = request.headers['content-type'];
+  const mediaType = type?.split(';', 1)[0]?.trim().toLowerCase();
+  return mediaType === 'application/json' && request.headers[UPSTREAM_HEADER.toLowerCase()] === '1';
+}
+
+/**
+ * CORS headers for an allowed cross-origin request, so a page served from another origin can read
+ * the stream and post upstream. Nothing for same-origin and non-browser requests.
+ */
+export function corsHeaders(request: http.IncomingMessage): Record<string, string> {
+  const origin = request.headers.origin;
+  return origin === undefined ? {} : { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+}
+
+/** Answers a CORS preflight of an allowed origin. */
+export function answerPreflight(request: http.IncomingMessage, response: http.ServerResponse): void {
+  response.writeHead(204, {
+    ...corsHeaders(request),
+    'Access-Control-Allow-Methods': 'GET, POST',
+    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, Last-Event-ID`,
+    'Access-Control-Max-Age': '600',
+  });
+  response.end();
+}
+
+/** Answers with the status of `code` and the error body of §9. */
+export function answerError(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  code: ErrorCode,
+  message: string,
+  status = httpStatusFor(code),
+  headers: Record<string, string> = {},
+): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const body = JSON.stringify({ code, message });
+  response.writeHead(status, {
+    // A refused origin is not granted CORS (every request from one is answered FORBIDDEN, §3.2).
+    ...(code === 'FORBIDDEN' ? {} : corsHeaders(request)),
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': String(Buffer.byteLength(body)),
+  });
+  response.end(body);
+}
+
+/** Answers 200 with one batch. */
+export function answerBatch(request: http.IncomingMessage, response: http.ServerResponse, text: string): void {
+  response.writeHead(200, {
+    ...corsHeaders(request),
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': String(Buffer.byteLength(text)),
+  });
+  response.end(text);
+}

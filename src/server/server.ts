@@ -1,0 +1,332 @@
+/**
+ * The reference server: `createServer()` and `attach()` to a Node http(s) server (docs/PROTOCOL.md).
+ */
+import type http from 'node:http';
+import type https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { Endpoint, type Payload } from '../protocol/index.js';
+import { Emitter, type Listener } from './emitter.js';
+import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
+import { answerError, answerPreflight, type OriginCheck } from './http.js';
+import { SessionHub, type ServerEvents, type Session } from './session.js';
+import { MemoryStore, type MessageStore } from './store.js';
+import type { TransportContext } from './transports/context.js';
+import { handlePoll } from './transports/long-polling.js';
+import { handleSend } from './transports/send.js';
+import { handleSse } from './transports/sse.js';
+import { WebSocketTransport } from './transports/websocket.js';
+
+export interface ServerOptions {
+  /**
+   * Path the server serves: `P/ws`, `P/sse`, `P/poll` and `P/send` (§3).
+   * @default '/realtime'
+   */
+  path?: string;
+  /**
+   * Where messages are kept for replay (§6).
+   * @default new MemoryStore()
+   */
+  store?: MessageStore;
+  /**
+   * Heartbeat interval in ms (`hello.hb`): every connection gets a frame at least this often, and
+   * WebSocket ping frames go out at this pace (§7.1, §11).
+   * @default 15_000
+   */
+  heartbeatInterval?: number;
+  /**
+   * Reconnect delay floor in ms the client must respect (`hello.retry`, SSE `retry:`, §10.1).
+   * @default 1_000
+   */
+  retry?: number;
+  /**
+   * Largest frame or upstream request body accepted, in bytes (`hello.max`, §12).
+   * @default 1_048_576
+   */
+  maxMessageSize?: number;
+  /**
+   * Origins allowed to connect: a list, or a predicate. Requests without an `Origin` header (not from
+   * a browser) are always allowed (§3.2).
+   * @default any origin
+   */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  /**
+   * How long a session survives without a connection, in ms (§3.3).
+   * @default 300_000
+   */
+  sessionTimeout?: number;
+  /**
+   * On `close()`, each client is told to reconnect after a delay drawn from `[0, shutdownJitter)` ms,
+   * so that they do not all come back at once (§10.2).
+   * @default 5_000
+   */
+  shutdownJitter?: number;
+  /**
+   * Most bytes buffered for one connection; a client that reads slower is disconnected with
+   * `BACKPRESSURE` and resumes from the store (§12). Keep it above the largest message sent.
+   * @default 8_388_608 (8 MiB)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Clock in ms, for heartbeats and timeouts.
+   * @default Date.now
+   */
+  now?: () => number;
+  /**
+   * Random numbers in `[0, 1)`, for the shutdown jitter. Session ids never come from it.
+   * @default Math.random
+   */
+  random?: () => number;
+}
+
+/** Options of `broadcast()` and `session.send()`. */
+export interface SendOptions {
+  /** Event name: 1–128 characters without CR, LF or NUL (§4.2). */
+  event?: string;
+}
+
+/** The server. Create it with {@link createServer}. */
+export interface UnbrokenServer {
+  /**
+   * Serves the server's path on `httpServer` (plain `node:http`, `node:https`, or what Express's
+   * `app.listen()` returns). Requests under the path are answered here; every other request goes to
+   * the `request` listeners the server had when `attach()` was called, and upgrade requests for other
+   * paths are left to other listeners. Attach after the application's own request handler.
+   */
+  attach(httpServer: http.Server | https.Server): this;
+  /** Adds a listener; returns the function that removes it. */
+  on<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void;
+  /** Adds a listener that is removed after its first call; returns the function that removes it. */
+  once<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void;
+  off<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): void;
+  /**
+   * Sends a message to every session. It is appended to the store first, so clients that are away
+   * get it on resume, within retention (§6.1).
+   *
+   * @returns the message id, once the store appended it.
+   * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` for an event name that breaks
+   * §4.2, `INVALID_DATA` for data that is neither JSON-serialisable nor a Uint8Array/Buffer. Nothing
+   * is sent then.
+   * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after `close()`, or with the store's error.
+   */
+  broadcast(data: Payload, options?: SendOptions): Promise<string>;
+  /** Live sessions by id. */
+  readonly sessions: ReadonlyMap<string, Session>;
+  readonly store: MessageStore;
+  /**
+   * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
+   * delay and an ack of what was processed, then closes; every session ends with reason `shutdown`.
+   * Resolves once every connection is gone. The http server itself stays up.
+   */
+  close(): Promise<void>;
+}
+
+interface Attachment {
+  readonly httpServer: http.Server | https.Server;
+  readonly onRequest: http.RequestListener;
+  readonly onUpgrade: (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly previous: readonly http.RequestListener[];
+}
+
+function checkInteger(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new UnbrokenTypeError('INVALID_OPTION', `expects ${name} to be an integer ≥ ${min}, got ${value}`);
+  }
+  return value;
+}
+
+function normalisePath(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  if (!trimmed.startsWith('/') || /[?#]/.test(trimmed)) {
+    throw new UnbrokenTypeError('INVALID_OPTION', `expects path to start with / and hold no ? or #, got ${JSON.stringify(path)}`);
+  }
+  return trimmed;
+}
+
+function originCheck(allowed: ServerOptions['allowedOrigins']): OriginCheck {
+  if (allowed === undefined) return () => true;
+  if (typeof allowed === 'function') return allowed;
+  const set = new Set(allowed);
+  return (origin) => set.has(origin);
+}
+
+class Server implements UnbrokenServer {
+  readonly store: MessageStore;
+  readonly #path: string;
+  readonly #ownsStore: boolean;
+  readonly #emitter: Emitter<ServerEvents>;
+  readonly #hub: SessionHub;
+  readonly #context: TransportContext;
+  readonly #websocket: WebSocketTransport;
+  readonly #attachments: Attachment[] = [];
+  #closing: Promise<void> | null = null;
+
+  constructor(options: ServerOptions) {
+    const {
+      path = '/realtime',
+      store,
+      heartbeatInterval = 15_000,
+      retry = 1_000,
+      maxMessageSize = 1_048_576,
+      allowedOrigins,
+      sessionTimeout = 300_000,
+      shutdownJitter = 5_000,
+      maxBufferedBytes = 8 * 1024 * 1024,
+      now = Date.now,
+      random = Math.random,
+    } = options;
+    this.#path = normalisePath(path);
+    this.store = store ?? new MemoryStore();
+    this.#ownsStore = store === undefined;
+    this.#emitter = new Emitter<ServerEvents>((error, event) => {
+      const wrapped = new UnbrokenServerError('LISTENER_ERROR', `a '${String(event)}' listener threw: ${String(error)}`, { cause: error });
+      // A throwing 'error' listener has nowhere left to report to.
+      if (event === 'error') console.error(wrapped);
+      else this.#hub.fail(wrapped);
+    });
+    this.#hub = new SessionHub(
+      {
+        store: this.store,
+        heartbeatInterval: checkInteger('heartbeatInterval', heartbeatInterval, 1),
+        retry: checkInteger('retry', retry, 0),
+        maxMessageSize: checkInteger('maxMessageSize', maxMessageSize, 64),
+        sessionTimeout: checkInteger('sessionTimeout', sessionTimeout, 0),
+        shutdownJitter: checkInteger('shutdownJitter', shutdownJitter, 0),
+        maxBufferedBytes: checkInteger('maxBufferedBytes', maxBufferedBytes, 1024),
+        now,
+        random,
+      },
+      this.#emitter,
+    );
+    this.#context = {
+      hub: this.#hub,
+      originAllowed: originCheck(allowedOrigins),
+      maxMessageSize,
+      retry,
+      heartbeatInterval,
+      now,
+    };
+    this.#websocket = new WebSocketTransport(this.#context);
+  }
+
+  get sessions(): ReadonlyMap<string, Session> {
+    return this.#hub.sessions;
+  }
+
+  attach(httpServer: http.Server | https.Server): this {
+    if (this.#closing) throw new UnbrokenServerError('SERVER_CLOSED', 'cannot attach: the server is closed');
+    if (this.#attachments.some((attachment) => attachment.httpServer === httpServer)) return this;
+    // Take over the existing request listeners (as engine.io does): requests under the path are
+    // answered here, the rest go to the application as before.
+    const previous = httpServer.listeners('request') as http.RequestListener[];
+    httpServer.removeAllListeners('request');
+    const onRequest: http.RequestListener = (request, response) => {
+      if (this.#handleRequest(request, response)) return;
+      if (previous.length === 0 && httpServer.listenerCount('request') === 1) {
+        response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
+        return;
+      }
+      for (const listener of previous) listener.call(httpServer, request, response);
+    };
+    const onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      const url = this.#ownUrl(request);
+      if (url?.pathname === this.#path + Endpoint.websocket) {
+        this.#websocket.handleUpgrade(request, socket, head, url);
+      } else if (httpServer.listenerCount('upgrade') === 1) {
+        // Other paths belong to other listeners; with none, nobody would ever answer this socket.
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      }
+    };
+    httpServer.on('request', onRequest);
+    httpServer.on('upgrade', onUpgrade);
+    this.#attachments.push({ httpServer, onRequest, onUpgrade, previous });
+    return this;
+  }
+
+  on<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void {
+    return this.#emitter.on(event, listener);
+  }
+
+  once<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void {
+    return this.#emitter.once(event, listener);
+  }
+
+  off<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): void {
+    this.#emitter.off(event, listener);
+  }
+
+  broadcast(data: Payload, options?: SendOptions): Promise<string> {
+    return this.#hub.append(null, data, options);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    await this.#hub.close();
+    this.#websocket.close();
+    for (const { httpServer, onRequest, onUpgrade, previous } of this.#attachments.splice(0)) {
+      httpServer.off('request', onRequest);
+      httpServer.off('upgrade', onUpgrade);
+      for (const listener of [...previous].reverse()) httpServer.prependListener('request', listener);
+    }
+    if (this.#ownsStore) await this.store.close?.();
+  }
+
+  /** The request's URL when it lies under the server's path, else null. */
+  #ownUrl(request: http.IncomingMessage): URL | null {
+    const target = request.url ?? '/';
+    if (!target.startsWith(this.#path + '/')) return null;
+    try {
+      return new URL(target, 'http://localhost');
+    } catch {
+      return null;
+    }
+  }
+
+  /** Answers a request under the server's path; returns false for any other request. */
+  #handleRequest(request: http.IncomingMessage, response: http.ServerResponse): boolean {
+    const url = this.#ownUrl(request);
+    if (!url) return false;
+    const endpoint = url.pathname.slice(this.#path.length);
+    const route = ROUTES.get(endpoint);
+    if (!route) return false;
+    const origin = request.headers.origin;
+    if (request.method === 'OPTIONS') {
+      if (origin === undefined || this.#context.originAllowed(origin)) answerPreflight(request, response);
+      else answerError(request, response, 'FORBIDDEN', `origin ${origin} is not allowed`);
+    } else if (request.method !== route.method) {
+      answerError(request, response, 'PROTOCOL_ERROR', `expects ${route.method} ${this.#path}${endpoint}`, 405, { Allow: route.method });
+    } else {
+      route.handle(this.#context, request, response, url);
+    }
+    return true;
+  }
+}
+
+type Handler = (context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL) => void;
+
+const ROUTES: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }> = new Map([
+  [Endpoint.sse, { method: 'GET', handle: handleSse }],
+  [Endpoint.poll, { method: 'GET', handle: handlePoll }],
+  [Endpoint.send, { method: 'POST', handle: handleSend }],
+]);
+
+/**
+ * Creates the reference server. Attach it to an http server to serve clients.
+ *
+ * @example
+ * import http from 'node:http';
+ * import { createServer } from 'unbroken/server';
+ *
+ * const realtime = createServer({ allowedOrigins: ['https://app.example'] });
+ * realtime.on('message', (data, session) => {
+ *   void session.send({ echo: data });
+ * });
+ * realtime.attach(http.createServer(app).listen(8080));
+ * setInterval(() => void realtime.broadcast({ time: Date.now() }, { event: 'tick' }), 1000);
+ */
+export function createServer(options: ServerOptions = {}): UnbrokenServer {
+  return new Server(options);
+}

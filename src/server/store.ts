@@ -1,0 +1,250 @@
+/**
+ * The message store: the one append order every stream is cut from (docs/PROTOCOL.md §6).
+ *
+ * The server appends every message it sends, reads a session's stream back to resume a client, and
+ * subscribes to appends to deliver live. Methods are asynchronous so that a store backed by a database
+ * (e.g. Redis Streams: XADD / XRANGE / XREAD) implements the same interface; {@link MemoryStore} is the
+ * in-memory default.
+ */
+import { randomBytes } from 'node:crypto';
+import type { GapReason, Payload } from '../protocol/index.js';
+
+/** A message as the store holds it. */
+export interface StoredMessage {
+  /** Chosen by the store: strictly ordered, carries the store's epoch, 1–256 characters (§4.2, §6.2). */
+  readonly id: string;
+  /** The session it is addressed to, or `null` for a broadcast. */
+  readonly to: string | null;
+  /** Optional event name. */
+  readonly event?: string;
+  readonly data: Payload;
+}
+
+/** What to append: a store assigns the id. */
+export interface NewMessage {
+  readonly to: string | null;
+  readonly event?: string;
+  readonly data: Payload;
+}
+
+/** One page of a session's stream (§6.3). */
+export interface ReadResult {
+  /**
+   * The id the returned messages follow: `after` itself when the store could resume from it, else the
+   * position after the gap (the client is told the range `after` exclusive to `cursor` inclusive is lost).
+   */
+  cursor: string;
+  /** Set when the store could not resume from `after`. */
+  gap?: GapReason;
+  /** Messages of the session's stream after `cursor`, in append order, at most `limit`. */
+  messages: StoredMessage[];
+  /** True when the stream has more messages after the last one returned: read again after it. */
+  more: boolean;
+}
+
+/** The pluggable store. Every method of a conforming store keeps the semantics documented here. */
+export interface MessageStore {
+  /** Appends a message, assigns its id, and notifies subscribers before the promise resolves. */
+  append(message: NewMessage): Promise<StoredMessage>;
+  /** The id of the newest message, or the id a brand-new stream starts after when there is none. */
+  head(): Promise<string>;
+  /**
+   * Reads the stream of `sessionId` (broadcasts and messages addressed to it) after `after`, at most
+   * `limit` messages. When `after` cannot be resumed from, the result carries a `gap`:
+   * `invalid-id` (not an id this store could issue; continues from the head), `unknown-epoch` (another
+   * epoch; continues from the oldest retained message of this epoch) or `expired` (older than
+   * retention; continues from the oldest retained message).
+   */
+  read(sessionId: string, after: string, limit: number): Promise<ReadResult>;
+  /**
+   * Calls `listener` with every appended message, in append order, as it is appended. Returns the
+   * unsubscribe function. Listeners must not throw.
+   */
+  subscribe(listener: (message: StoredMessage) => void): () => void;
+  /** Releases the store's resources; a closed store rejects appends. */
+  close?(): Promise<void>;
+}
+
+export interface MemoryStoreOptions {
+  /**
+   * Most messages retained; the oldest are evicted first.
+   * @default 10_000
+   */
+  maxMessages?: number;
+  /**
+   * Longest a message is retained, in ms (checked on every append and read).
+   * @default 300_000
+   */
+  maxAge?: number;
+  /**
+   * Clock, in ms.
+   * @default Date.now
+   */
+  now?: () => number;
+  /**
+   * The epoch, lower-case base36 (`[0-9a-z]+`). Meant for tests; a store's epoch must change whenever
+   * its history is lost, which a fresh random epoch per instance guarantees.
+   * @default 7 random base36 characters
+   */
+  epoch?: string;
+}
+
+interface Entry {
+  readonly message: StoredMessage;
+  readonly at: number;
+}
+
+const EPOCH_PATTERN = /^[0-9a-z]+$/;
+const ID_PATTERN = /^([0-9a-z]+)-(0|[1-9][0-9]{0,15})$/;
+
+function randomEpoch(): string {
+  // 36^7 ≈ 7.8e10 values: two lifetimes of one server meeting the same epoch is not a concern.
+  let epoch = '';
+  for (const byte of randomBytes(7)) epoch += (byte % 36).toString(36);
+  return epoch;
+}
+
+function copyPayload(data: Payload): Payload {
+  // Callers reuse buffers (Node's Buffer pool, a socket's chunks): keep a private copy of bytes.
+  return data instanceof Uint8Array ? new Uint8Array(data) : data;
+}
+
+/**
+ * The in-memory store. Ids are `<epoch>-<n>` with `n` counting from 1; a new instance draws a new epoch,
+ * so a client that presents an id from before a restart is told `unknown-epoch`. Retention is bounded
+ * by count and by age; lookups by id are O(1).
+ *
+ * @example
+ * const server = createServer({ store: new MemoryStore({ maxMessages: 50_000, maxAge: 600_000 }) });
+ */
+export class MemoryStore implements MessageStore {
+  readonly epoch: string;
+  readonly #maxMessages: number;
+  readonly #maxAge: number;
+  readonly #now: () => number;
+  /** Retained entries are `#entries[#offset…]`; the last one has number `#lastN`. */
+  #entries: Entry[] = [];
+  #offset = 0;
+  #lastN = 0;
+  #listeners = new Set<(message: StoredMessage) => void>();
+  #closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const { maxMessages = 10_000, maxAge = 300_000, now = Date.now, epoch = randomEpoch() } = options;
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) {
+      throw new RangeError(`MemoryStore: expects maxMessages to be an integer ≥ 1, got ${maxMessages}`);
+    }
+    if (!(maxAge > 0)) throw new RangeError(`MemoryStore: expects maxAge > 0 ms, got ${maxAge}`);
+    if (!EPOCH_PATTERN.test(epoch) || epoch.length > 32) {
+      throw new RangeError(`MemoryStore: expects epoch of 1–32 characters [0-9a-z], got ${JSON.stringify(epoch)}`);
+    }
+    this.#maxMessages = maxMessages;
+    this.#maxAge = maxAge;
+    this.#now = now;
+    this.epoch = epoch;
+  }
+
+  /** Number of messages retained. */
+  get size(): number {
+    return this.#entries.length - this.#offset;
+  }
+
+  async append(message: NewMessage): Promise<StoredMessage> {
+    if (this.#closed) throw new Error('MemoryStore: append after close()');
+    const now = this.#now();
+    this.#evictExpired(now);
+    const stored: StoredMessage =
+      message.event === undefined
+        ? { id: this.#id(this.#lastN + 1), to: message.to, data: copyPayload(message.data) }
+        : { id: this.#id(this.#lastN + 1), to: message.to, event: message.event, data: copyPayload(message.data) };
+    this.#entries.push({ message: stored, at: now });
+    this.#lastN++;
+    if (this.size > this.#maxMessages) this.#evict(this.size - this.#maxMessages);
+    for (const listener of this.#listeners) listener(stored);
+    return stored;
+  }
+
+  async head(): Promise<string> {
+    return this.#id(this.#lastN);
+  }
+
+  async read(sessionId: string, after: string, limit: number): Promise<ReadResult> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(`MemoryStore.read: expects limit to be an integer ≥ 1, got ${limit}`);
+    }
+    this.#evictExpired(this.#now());
+    const firstN = this.#lastN - this.size + 1;
+    const match = ID_PATTERN.exec(after);
+    let start: number;
+    let gap: GapReason | undefined;
+    if (!match) {
+      gap = 'invalid-id';
+      start = this.#lastN;
+    } else if (match[1] !== this.epoch) {
+      gap = 'unknown-epoch';
+      start = firstN - 1;
+    } else {
+      const n = Number(match[2]);
+      if (n > this.#lastN) {
+        gap = 'invalid-id';
+        start = this.#lastN;
+      } else if (n < firstN - 1) {
+        gap = 'expired';
+        start = firstN - 1;
+      } else {
+        start = n;
+      }
+    }
+
+    const messages: StoredMessage[] = [];
+    let more = false;
+    const base = this.#offset - firstN;
+    for (let n = start + 1; n <= this.#lastN; n++) {
+      const { message } = this.#entries[base + n]!;
+      if (message.to !== null && message.to !== sessionId) continue;
+      if (messages.length === limit) {
+        more = true;
+        break;
+      }
+      messages.push(message);
+    }
+    const cursor = gap === undefined ? after : this.#id(start);
+    return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
+  }
+
+  subscribe(listener: (message: StoredMessage) => void): () => void {
+    // A wrapper per call, so the same function subscribed twice is two subscriptions.
+    const wrapped = (message: StoredMessage) => listener(message);
+    this.#listeners.add(wrapped);
+    return () => {
+      this.#listeners.delete(wrapped);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#entries = [];
+    this.#offset = 0;
+  }
+
+  #id(n: number): string {
+    return `${this.epoch}-${n}`;
+  }
+
+  #evictExpired(now: number): void {
+    const oldest = now - this.#maxAge;
+    let count = 0;
+    for (let i = this.#offset; i < this.#entries.length && this.#entries[i]!.at <= oldest; i++) count++;
+    if (count > 0) this.#evict(count);
+  }
+
+  #evict(count: number): void {
+    this.#offset += count;
+    // Compact now and then instead of shifting on every eviction: amortised O(1).
+    if (this.#offset >= 1024 && this.#offset * 2 >= this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#offset);
+      this.#offset = 0;
+    }
+  }
+}

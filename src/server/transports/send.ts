@@ -1,0 +1,76 @@
+/**
+ * HTTP upstream (docs/PROTOCOL.md §7.3): `POST P/send` carries one batch of client frames for the SSE
+ * and long-polling transports, and answers with the frames it produced (acks, pongs).
+ */
+import type http from 'node:http';
+import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
+import { admit, answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
+import { toUpstream } from '../session.js';
+import type { TransportContext } from './context.js';
+
+/** Serves `POST P/send`. */
+export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
+  const { hub, originAllowed, maxMessageSize } = context;
+  const admission = admit(request, url, originAllowed);
+  if (!admission.ok) {
+    answerError(request, response, admission.code, admission.message);
+    return;
+  }
+  if (!hasUpstreamHeaders(request)) {
+    answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    return;
+  }
+  if (!hub.accepting) {
+    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+    return;
+  }
+  const sid = queryValue(url, QueryParam.sessionId);
+  if (sid === null || !hub.sessions.has(sid)) {
+    answerError(request, response, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    return;
+  }
+  const tooLarge = (size: number) =>
+    answerError(request, response, 'MESSAGE_TOO_LARGE', `expects a body of at most ${maxMessageSize} bytes, got ${size}`);
+  const declared = Number(request.headers['content-length']);
+  if (declared > maxMessageSize) {
+    tooLarge(declared);
+    return;
+  }
+
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let refused = false;
+  request.on('data', (chunk: Buffer) => {
+    if (refused) return; // the rest is read and dropped, so the client gets to see the answer
+    size += chunk.length;
+    if (size > maxMessageSize) {
+      refused = true;
+      chunks.length = 0;
+      tooLarge(size);
+      return;
+    }
+    chunks.push(chunk);
+  });
+  request.on('error', () => undefined);
+  request.on('end', () => {
+    if (refused || response.headersSent) return;
+    // Nothing is processed after the server began to shut down (§8, §10.2).
+    if (!hub.accepting) {
+      answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+      return;
+    }
+    let replies: ServerFrame[] | null;
+    try {
+      replies = hub.upstream(sid, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))));
+    } catch (error) {
+      const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
+      answerError(request, response, 'PROTOCOL_ERROR', message);
+      return;
+    }
+    if (replies === null) {
+      answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+      return;
+    }
+    answerBatch(request, response, encodeBatch(replies));
+  });
+}

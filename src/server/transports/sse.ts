@@ -1,0 +1,110 @@
+/**
+ * Server-Sent Events transport (docs/PROTOCOL.md §7.2): `GET P/sse` answers one `text/event-stream`
+ * response; each event carries one batch. Upstream goes through `POST P/send` (send.ts).
+ */
+import type http from 'node:http';
+import { QueryParam, encodeBatch, type ErrorFrame } from '../../protocol/index.js';
+import { admit, answerError, corsHeaders, queryValue } from '../http.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
+import type { TransportContext } from './context.js';
+
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/** One event: `retry:` on the first, `id:` when it carries messages, the batch on `data:` lines. */
+function formatEvent(text: string, id: string | undefined, retry: number | undefined): string {
+  let event = retry === undefined ? '' : `retry: ${retry}\n`;
+  if (id !== undefined) event += `id: ${id}\n`;
+  // JSON text holds no raw CR or LF, but the event format requires splitting on them should it ever.
+  event += LINE_BREAK.test(text) ? text.split(LINE_BREAK).map((line) => `data: ${line}\n`).join('') : `data: ${text}\n`;
+  return `${event}\n`;
+}
+
+class SseConnection implements Connection {
+  readonly transport = 'sse';
+  readonly #response: http.ServerResponse;
+  /** `hello.retry` for the first event's `retry:` field; cleared once written. */
+  #retry: number | undefined;
+  #handle: ConnectionHandle | null = null;
+  #awaitingDrain = false;
+
+  constructor(response: http.ServerResponse, retry: number) {
+    this.#response = response;
+    this.#retry = retry;
+  }
+
+  bind(handle: ConnectionHandle): void {
+    this.#handle = handle;
+    // §11: an SSE response is dead when a write fails; either way the response closes.
+    this.#response.once('close', () => handle.closed());
+  }
+
+  writable(): boolean {
+    return !this.#response.writableEnded && !this.#response.destroyed;
+  }
+
+  write(batch: TextBatch): void {
+    this.#send(formatEvent(batch.text, batch.lastMessageId, this.#retry));
+    this.#retry = undefined;
+  }
+
+  bufferedBytes(): number {
+    return this.#response.writableLength;
+  }
+
+  close(reason: CloseReason): void {
+    if (!this.writable()) return;
+    if (reason.kind === 'error') {
+      const frame: ErrorFrame = { t: 'error', code: reason.code, message: reason.message };
+      this.#send(formatEvent(encodeBatch([frame]), undefined, this.#retry));
+    }
+    this.#response.end();
+  }
+
+  #send(chunk: string): void {
+    if (this.#response.write(chunk) || this.#awaitingDrain) return;
+    this.#awaitingDrain = true;
+    this.#response.once('drain', () => {
+      this.#awaitingDrain = false;
+      this.#handle?.resume();
+    });
+  }
+}
+
+/** Serves `GET P/sse`. */
+export function handleSse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
+  const { hub, originAllowed, retry } = context;
+  const admission = admit(request, url, originAllowed);
+  if (!admission.ok) {
+    answerError(request, response, admission.code, admission.message);
+    return;
+  }
+  if (!hub.accepting) {
+    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+    return;
+  }
+  // §7.2: the browser's own Last-Event-ID header is the newer cursor. Polyfills that cannot set the
+  // header send it as the `lastEventId` query parameter instead.
+  const header = request.headers['last-event-id'];
+  const last =
+    (typeof header === 'string' && header !== '' ? header : null) ??
+    queryValue(url, 'lastEventId') ??
+    queryValue(url, QueryParam.lastEventId);
+
+  response.writeHead(200, {
+    ...corsHeaders(request),
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache',
+    'X-Accel-Buffering': 'no',
+    Connection: 'keep-alive',
+  });
+  response.flushHeaders();
+  request.socket.setNoDelay(true);
+
+  const connection = new SseConnection(response, retry);
+  const handle = hub.connect(connection, {
+    version: admission.version,
+    sid: queryValue(url, QueryParam.sessionId),
+    last,
+  });
+  connection.bind(handle);
+}

@@ -1,0 +1,197 @@
+/**
+ * WebSocket transport (docs/PROTOCOL.md §7.1): `GET P/ws` upgraded by `ws`. Text frames are batches,
+ * binary frames are single binary messages (§4.3); the session core does everything else.
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import {
+  CloseCode,
+  ProtocolViolation,
+  QueryParam,
+  closeCodeFor,
+  decodeBinaryFrame,
+  decodeClientBatch,
+  encodeBatch,
+  validateClientFrame,
+  type ErrorCode,
+  type ErrorFrame,
+} from '../../protocol/index.js';
+import { admit, queryValue } from '../http.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../session.js';
+import type { TransportContext } from './context.js';
+
+/** How long a closing socket may take to finish its close handshake before it is cut. */
+const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * `ws` enforces its own payload limit by closing with 1009 before any frame can be sent. The limit
+ * the protocol announces (`hello.max`) is checked here instead, so that a frame over it is answered
+ * with an `error` frame first (§7.1); `ws`'s limit stays as a backstop with this much headroom.
+ */
+function transportLimit(maxMessageSize: number): number {
+  return maxMessageSize * 2 + 64 * 1024;
+}
+
+/** Sends an `error` frame, then closes with the code the table of §9 gives it (§7.1). */
+function refuse(ws: WebSocket, code: ErrorCode, message: string): void {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  const frame: ErrorFrame = { t: 'error', code, message };
+  ws.send(encodeBatch([frame]));
+  ws.close(closeCodeFor(code), code);
+}
+
+/** A binary frame from a client: one message whose header is a `msg` frame without `d` or `b` (§4.3). */
+function decodeBinaryMessage(bytes: Uint8Array): UpstreamFrame {
+  const { header, payload } = decodeBinaryFrame(bytes);
+  if (typeof header !== 'object' || header === null || Array.isArray(header) || 'd' in header || 'b' in header) {
+    throw new ProtocolViolation('binary frame: expects a msg header object without d or b');
+  }
+  // Validated as the message it stands for: the payload takes the place of `b`.
+  const frame = validateClientFrame({ ...header, b: '' });
+  if (frame.t !== 'msg') throw new ProtocolViolation(`binary frame: expects a msg header, got ${frame.t}`);
+  return { t: 'msg', s: frame.s, data: payload };
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
+class WebSocketConnection implements Connection {
+  readonly transport = 'websocket';
+  readonly #ws: WebSocket;
+  readonly #maxMessageSize: number;
+  #handle: ConnectionHandle | null = null;
+  /** Ping frames sent since the last pong (§7.1). */
+  #unanswered = 0;
+  #graceTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #afterWrite = (error?: Error): void => {
+    if (!error) this.#handle?.resume();
+  };
+
+  constructor(ws: WebSocket, maxMessageSize: number) {
+    this.#ws = ws;
+    this.#maxMessageSize = maxMessageSize;
+  }
+
+  bind(handle: ConnectionHandle): void {
+    this.#handle = handle;
+    this.#ws.on('message', (data, isBinary) => this.#onMessage(handle, data, isBinary));
+    this.#ws.on('pong', () => {
+      this.#unanswered = 0;
+    });
+    this.#ws.once('close', (code) => {
+      if (this.#graceTimer) clearTimeout(this.#graceTimer);
+      // §9: close code 1000 from a client ends its session, as a `bye` does.
+      if (code === CloseCode.Normal) handle.receive([{ t: 'bye' }]);
+      handle.closed();
+    });
+  }
+
+  writable(): boolean {
+    return this.#ws.readyState === WebSocket.OPEN;
+  }
+
+  write(batch: { readonly text: string }): void {
+    this.#ws.send(batch.text, this.#afterWrite);
+  }
+
+  writeBinary(frame: Uint8Array): void {
+    this.#ws.send(frame, { binary: true }, this.#afterWrite);
+  }
+
+  bufferedBytes(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  probe(): void {
+    if (this.#unanswered >= 2) {
+      this.#ws.terminate();
+      return;
+    }
+    this.#unanswered++;
+    this.#ws.ping();
+  }
+
+  close(reason: CloseReason): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    switch (reason.kind) {
+      case 'error':
+        refuse(this.#ws, reason.code, reason.message);
+        break;
+      case 'restart':
+        this.#ws.close(CloseCode.ServiceRestart, 'SERVER_RESTART');
+        break;
+      case 'end':
+        this.#ws.close(CloseCode.Normal);
+        break;
+    }
+    this.#graceTimer = setTimeout(() => this.#ws.terminate(), CLOSE_GRACE_MS);
+    this.#graceTimer.unref?.();
+  }
+
+  #onMessage(handle: ConnectionHandle, data: RawData, isBinary: boolean): void {
+    const bytes = toBuffer(data);
+    if (bytes.length > this.#maxMessageSize) {
+      handle.abort('MESSAGE_TOO_LARGE', `expects frames of at most ${this.#maxMessageSize} bytes, got ${bytes.length}`);
+      return;
+    }
+    let frames: UpstreamFrame[];
+    try {
+      frames = isBinary ? [decodeBinaryMessage(bytes)] : toUpstream(decodeClientBatch(bytes.toString('utf8')));
+    } catch (error) {
+      handle.abort('PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
+      return;
+    }
+    handle.receive(frames);
+  }
+}
+
+/** Serves `P/ws` for one server. */
+export class WebSocketTransport {
+  readonly #context: TransportContext;
+  readonly #wss: WebSocketServer;
+
+  constructor(context: TransportContext) {
+    this.#context = context;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: transportLimit(context.maxMessageSize),
+    });
+  }
+
+  /** Completes the upgrade of a request for `P/ws`. */
+  handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, url));
+  }
+
+  close(): void {
+    this.#wss.close();
+  }
+
+  #accept(ws: WebSocket, request: http.IncomingMessage, url: URL): void {
+    // Failures of the socket end in its 'close' event, which the connection reports.
+    ws.on('error', () => undefined);
+    const { hub, originAllowed, maxMessageSize } = this.#context;
+    // §3.1, §3.2: a browser cannot read an HTTP refusal of an upgrade, so accept, then refuse.
+    const admission = admit(request, url, originAllowed);
+    if (!admission.ok) {
+      refuse(ws, admission.code, admission.message);
+      return;
+    }
+    if (!hub.accepting) {
+      refuse(ws, 'SERVER_RESTART', 'the server is shutting down');
+      return;
+    }
+    const connection = new WebSocketConnection(ws, maxMessageSize);
+    const handle = hub.connect(connection, {
+      version: admission.version,
+      sid: queryValue(url, QueryParam.sessionId),
+      last: queryValue(url, QueryParam.lastEventId),
+    });
+    connection.bind(handle);
+  }
+}

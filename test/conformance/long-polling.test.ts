@@ -1,0 +1,210 @@
+/**
+ * Conformance of the reference server over long polling (docs/PROTOCOL.md §7.4, with `POST P/send`
+ * upstream, §7.3, and the sections of §3–§12 that apply to it), driven by Node's `fetch` alone.
+ *
+ * A held poll is shown to be held by what answers it: a message broadcast after the poll was sent,
+ * a `SUPERSEDED` caused by a newer poll, or an `hb` — never by a timer that expires first.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
+import { MemoryStore } from '../../src/server/index.js';
+import { waitUntil, within } from '../helpers/raw-frames.js';
+import { framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
+import { Harnesses, type Harness } from '../helpers/raw-server.js';
+
+const harnesses = new Harnesses();
+const inFlight = new Set<AbortController>();
+afterEach(async () => {
+  for (const controller of inFlight) controller.abort();
+  inFlight.clear();
+  await harnesses.closeAll();
+});
+
+function expectErrorAnswer(reply: HttpAnswer, code: ErrorCode): void {
+  expect(reply.status, reply.text).toBe(httpStatusFor(code));
+  expect(parseErrorBody(reply.text)).toEqual({ code, message: expect.any(String) });
+}
+
+/** A poll that the test may leave pending; aborted after the test. */
+function startPoll(h: Harness, options: { sid?: string; last?: string }): Promise<HttpAnswer> {
+  const controller = new AbortController();
+  inFlight.add(controller);
+  return poll(h.httpBase, { ...options, signal: controller.signal }).finally(() => inFlight.delete(controller));
+}
+
+/** The first poll of a new long-polling connection; returns its hello and the rest of its batch. */
+async function firstPoll(h: Harness, options: { sid?: string; last?: string } = {}): Promise<{ hello: HelloFrame; rest: ServerFrame[] }> {
+  const frames = framesOf(await poll(h.httpBase, options), 'the first poll');
+  const [hello, ...rest] = frames;
+  expect(hello?.t, JSON.stringify(frames)).toBe('hello');
+  return { hello: hello as HelloFrame, rest };
+}
+
+/** The cursor after a batch: the id of its last message, else `cursor`. */
+function cursorAfter(frames: readonly ServerFrame[], cursor: string): string {
+  let last = cursor;
+  for (const frame of frames) {
+    if (frame.t === 'msg') last = frame.id;
+    if (frame.t === 'hello' || frame.t === 'gap') last = frame.cursor;
+  }
+  return last;
+}
+
+const messagesOf = (frames: readonly ServerFrame[]): string[] => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.id] : []));
+
+describe('§7.4 long polling', () => {
+  it('§7.4 answers the first poll at once with the hello, exactly once and first', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello, rest } = await within('the first poll to be answered at once', firstPoll(h), 2_000);
+    expect(hello).toMatchObject({ v: 1, resumed: false, ack: 0, hb: 5_000 });
+    expect(rest.filter((frame) => frame.t === 'hello')).toEqual([]);
+  });
+
+  it('§7.4 answers the first poll of a resumed connection at once with the hello and the waiting messages', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const ws = await h.connect();
+    const before = await ws.hello();
+    ws.terminate();
+    await waitUntil('the server to see the WebSocket drop', () => h.server.sessions.get(before.sid)?.connected === false);
+    const ids = [await h.server.broadcast('a'), await h.server.broadcast('b')];
+    const { hello, rest } = await within('the first poll to be answered at once', firstPoll(h, { sid: before.sid, last: before.cursor }), 2_000);
+    expect(hello).toMatchObject({ sid: before.sid, resumed: true, cursor: before.cursor });
+    expect(messagesOf(rest)).toEqual(ids);
+  });
+
+  it('§7.4 holds a later poll until a message arrives, then answers with it', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    // A round trip on the upstream endpoint lets the poll reach the server first.
+    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    const id = await h.server.broadcast('news');
+    const frames = framesOf(await held, 'the held poll');
+    expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
+  });
+
+  it('§7.4 answers a held poll with [{"t":"hb"}] after hb ms without messages', async () => {
+    const hb = 150;
+    const h = await harnesses.start({ heartbeatInterval: hb });
+    const { hello } = await firstPoll(h);
+    const started = Date.now();
+    const frames = framesOf(await within('the held poll to be answered', startPoll(h, { sid: hello.sid, last: hello.cursor }), 20 * hb));
+    expect(frames).toEqual([{ t: 'hb' }]);
+    expect(Date.now() - started).toBeLessThanOrEqual(hb + 150);
+  });
+
+  it('§7.4 a newer poll of the session answers the older one at once with SUPERSEDED', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const older = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    const newer = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    expectErrorAnswer(await within('the older poll to be answered', older, 2_000), 'SUPERSEDED');
+    const id = await h.server.broadcast('for the newer poll');
+    expect(messagesOf(framesOf(await newer))).toEqual([id]);
+  });
+
+  it('§7.4 answers a poll with the messages after its last, so a lost answer is recovered by polling again', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const ids = [await h.server.broadcast(1), await h.server.broadcast(2)];
+    const first = framesOf(await startPoll(h, { sid: hello.sid, last: hello.cursor }));
+    expect(messagesOf(first)).toEqual(ids);
+    // The answer is "lost": the client polls again with the same last and gets the same messages.
+    const repeated = framesOf(await startPoll(h, { sid: hello.sid, last: hello.cursor }));
+    expect(messagesOf(repeated)).toEqual(ids);
+    const third = await h.server.broadcast(3);
+    const next = framesOf(await startPoll(h, { sid: hello.sid, last: cursorAfter(repeated, hello.cursor) }));
+    expect(messagesOf(next)).toEqual([third]);
+  });
+
+  it('§7.4 sends binary data as base64 b with padding', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    await h.server.broadcast(new Uint8Array([0xff, 0xfe]));
+    const frames = framesOf(await startPoll(h, { sid: hello.sid, last: hello.cursor }));
+    expect(frames).toEqual([{ t: 'msg', id: expect.any(String), b: '//4=' }]);
+  });
+
+  it('§7.4 carries upstream messages on POST P/send, acked in its answer', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const frames = framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'up' }], { sid: hello.sid }));
+    expect(frames).toContainEqual({ t: 'ack', s: 1 });
+    expect(h.processedFor(hello.sid)).toEqual(['up']);
+  });
+});
+
+describe('§3, §6, §10, §11 over long polling', () => {
+  it('§3.1 refuses a poll without v with 426 UNSUPPORTED_VERSION', async () => {
+    const h = await harnesses.start();
+    expectErrorAnswer(await poll(h.httpBase, { v: null }), 'UNSUPPORTED_VERSION');
+  });
+
+  it('§3.1 refuses a poll with v=2 with 426 UNSUPPORTED_VERSION and answers v=2,1 with hello.v 1', async () => {
+    const h = await harnesses.start();
+    expectErrorAnswer(await poll(h.httpBase, { v: '2' }), 'UNSUPPORTED_VERSION');
+    const frames = framesOf(await poll(h.httpBase, { v: '2,1' }));
+    expect(frames[0]).toMatchObject({ t: 'hello', v: 1 });
+  });
+
+  it('§3.2 refuses a poll from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
+    const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
+    expectErrorAnswer(await poll(h.httpBase, { origin: 'https://evil.example' }), 'FORBIDDEN');
+    expect(h.server.sessions.size).toBe(0);
+    const frames = framesOf(await poll(h.httpBase, { origin: 'https://app.example' }));
+    expect(frames[0]?.t).toBe('hello');
+  });
+
+  it('§3.3 adopts a well-formed unknown sid over long polling with resumed false and ack 0', async () => {
+    const h = await harnesses.start();
+    const { hello } = await firstPoll(h, { sid: 'L'.repeat(24) });
+    expect(hello).toMatchObject({ sid: 'L'.repeat(24), resumed: false, ack: 0 });
+  });
+
+  it('§3.3 a WebSocket connection of the session supersedes its long-polling one: the held poll is answered with SUPERSEDED', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    const ws = await h.connect({ sid: hello.sid, last: hello.cursor });
+    expect(await ws.hello()).toMatchObject({ sid: hello.sid, resumed: true });
+    expectErrorAnswer(await within('the held poll to be answered', held), 'SUPERSEDED');
+    expect(h.server.sessions.get(hello.sid)?.transport).toBe('websocket');
+  });
+
+  it('§6.3 puts the gap in the body of the first poll, with the hello and before any message', async () => {
+    const h = await harnesses.start({ store: new MemoryStore({ epoch: 'k2' }) });
+    const ids = [await h.server.broadcast('x'), await h.server.broadcast('y')];
+    const { hello, rest } = await firstPoll(h, { sid: 'P'.repeat(22), last: 'zz-3' });
+    expect(rest[0]).toEqual({ t: 'gap', reason: 'unknown-epoch', after: 'zz-3', cursor: hello.cursor });
+    expect(messagesOf(rest)).toEqual(ids);
+  });
+
+  it('§11 considers a long-polling connection dead when no poll arrived for 2 × hb ms, and keeps the session', async () => {
+    const hb = 100;
+    const h = await harnesses.start({ heartbeatInterval: hb });
+    const answered = Date.now();
+    const { hello } = await firstPoll(h);
+    await waitUntil('the session to lose its long-polling connection', () => h.server.sessions.get(hello.sid)?.connected === false, 40 * hb);
+    expect(Date.now() - answered).toBeGreaterThanOrEqual(1.5 * hb);
+    expect(h.ended).toEqual([]);
+  });
+
+  it('§10.2 answers a held poll with a reconnect frame (ms in [0, jitter)) on shutdown', async () => {
+    const jitter = 300;
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: jitter, random: () => 0.25 });
+    const { hello } = await firstPoll(h);
+    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    const closing = h.server.close();
+    const frames = framesOf(await within('the held poll to be answered', held));
+    const reconnect = frames.find((frame) => frame.t === 'reconnect');
+    expect(reconnect, JSON.stringify(frames)).toBeDefined();
+    if (reconnect?.t === 'reconnect') {
+      expect(reconnect.ms).toBeGreaterThanOrEqual(0);
+      expect(reconnect.ms).toBeLessThan(jitter);
+    }
+    await within('server.close() to settle', closing);
+  });
+});

@@ -1,0 +1,426 @@
+/**
+ * Conformance of the reference server over Server-Sent Events with `POST P/send` upstream
+ * (docs/PROTOCOL.md §7.2, §7.3, and the sections of §3–§12 that apply to HTTP), driven by Node's
+ * `fetch` and a hand-written event-stream parser — no EventSource, no SDK.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
+import { MemoryStore } from '../../src/server/index.js';
+import { waitUntil, within } from '../helpers/raw-frames.js';
+import {
+  RawSse,
+  UPSTREAM_HEADERS,
+  framesOf,
+  parseErrorBody,
+  postSend,
+  type HttpAnswer,
+  type RawSseOptions,
+} from '../helpers/raw-http.js';
+import { Harnesses, type Harness } from '../helpers/raw-server.js';
+
+const harnesses = new Harnesses();
+const streams = new Set<RawSse>();
+afterEach(async () => {
+  for (const stream of streams) stream.close();
+  streams.clear();
+  await harnesses.closeAll();
+});
+
+async function openSse(h: Harness, options: RawSseOptions = {}): Promise<RawSse> {
+  const sse = await RawSse.connect(h.httpBase, options);
+  streams.add(sse);
+  return sse;
+}
+
+function expectErrorAnswer(reply: { status: number; text: string }, code: ErrorCode): void {
+  expect(reply.status, reply.text).toBe(httpStatusFor(code));
+  const body = parseErrorBody(reply.text);
+  expect(body).toEqual({ code, message: expect.any(String) });
+}
+
+/** An SSE session that went away (its session lives on), and its hello. */
+async function droppedSession(h: Harness): Promise<HelloFrame> {
+  const sse = await openSse(h);
+  const hello = await sse.hello();
+  sse.close();
+  await waitUntil('the server to see the stream end', () => h.server.sessions.get(hello.sid)?.connected === false);
+  return hello;
+}
+
+const pongOnly = (n: number): ServerFrame[] => [{ t: 'pong', n }];
+
+describe('§7.2 Server-Sent Events', () => {
+  it('§7.2 answers GET P/sse with 200, text/event-stream, no-cache, X-Accel-Buffering: no and no content encoding', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h, { headers: { 'Accept-Encoding': 'gzip, deflate, br' } });
+    expect(sse.response.status).toBe(200);
+    expect(sse.response.headers.get('content-type')).toMatch(/^text\/event-stream\b/);
+    expect(sse.response.headers.get('cache-control')).toMatch(/\bno-cache\b/);
+    expect(sse.response.headers.get('x-accel-buffering')).toBe('no');
+    expect(sse.response.headers.get('content-encoding') ?? 'identity').toBe('identity');
+    await sse.hello();
+  });
+
+  it('§7.2 sends the hello batch as the first event, with retry: set to hello.retry and no id line', async () => {
+    const h = await harnesses.start({ retry: 1234 });
+    const sse = await openSse(h);
+    const hello = await sse.next('hello');
+    expect(hello.index).toBe(0);
+    expect(hello.batch).toBe(0);
+    expect(hello.frame.retry).toBe(1234);
+    const event = sse.eventOf(hello.batch);
+    expect(event.retry).toBe('1234');
+    expect(event.id).toBeUndefined();
+  });
+
+  it('§7.2 gives every event that carries messages an id: line set to the id of its last message', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    await sse.hello();
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => h.server.broadcast(i)));
+    await sse.take('msg', 20);
+    const batches = new Set(sse.messages().map((r) => r.batch));
+    for (const batch of batches) {
+      const inBatch = sse.messages().filter((r) => r.batch === batch);
+      expect(sse.eventOf(batch).id).toBe(inBatch[inBatch.length - 1]!.frame.id);
+    }
+    expect(sse.messages().map((r) => r.frame.id)).toEqual(ids);
+  });
+
+  it('§7.2 sends control-only events (hello, hb) without an id line', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 100 });
+    const sse = await openSse(h);
+    await sse.hello();
+    await sse.take('hb', 2, 3_000);
+    for (const received of sse.frames) {
+      const event = sse.eventOf(received.batch);
+      const carriesMessages = sse.frames.some((r) => r.batch === received.batch && r.frame.t === 'msg');
+      if (!carriesMessages) expect(event.id, JSON.stringify(event)).toBeUndefined();
+    }
+  });
+
+  it('§7.2 carries one batch per event on data lines, whatever CR, LF or U+2028 the data holds', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    await sse.hello();
+    const tricky = 'line 1\nline 2\r\nline 3\rend\u2028\u2029';
+    await h.server.broadcast(tricky, { event: 'multi' });
+    const received = await sse.next('msg');
+    expect(received.frame).toMatchObject({ e: 'multi', d: tricky });
+  });
+
+  it('§7.2 resumes from the last query parameter when there is no Last-Event-ID header', async () => {
+    const h = await harnesses.start();
+    const hello = await droppedSession(h);
+    const ids = [await h.server.broadcast('a'), await h.server.broadcast('b')];
+    const sse = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    expect(await sse.hello()).toMatchObject({ resumed: true, cursor: hello.cursor });
+    const received = await sse.take('msg', 2);
+    expect(received.map((r) => r.frame.id)).toEqual(ids);
+  });
+
+  it('§7.2 resumes from the Last-Event-ID header, which wins over the last parameter', async () => {
+    const h = await harnesses.start();
+    const hello = await droppedSession(h);
+    const [first, second, third] = [await h.server.broadcast('a'), await h.server.broadcast('b'), await h.server.broadcast('c')];
+    const sse = await openSse(h, { sid: hello.sid, last: hello.cursor, lastEventId: first });
+    expect(await sse.hello()).toMatchObject({ resumed: true, cursor: first });
+    const received = await sse.take('msg', 2);
+    expect(received.map((r) => r.frame.id)).toEqual([second, third]);
+  });
+
+  it('§7.2 the first event of a connection with a gap carries the hello and the gap together', async () => {
+    const h = await harnesses.start({ store: new MemoryStore({ epoch: 'k2' }) });
+    const sse = await openSse(h, { sid: 'G'.repeat(22), last: 'zz-4' });
+    const hello = await sse.next('hello');
+    const gap = await sse.next('gap');
+    expect(gap.batch).toBe(hello.batch);
+    expect(gap.frame).toEqual({ t: 'gap', reason: 'unknown-epoch', after: 'zz-4', cursor: hello.frame.cursor });
+  });
+
+  it('§7.2 sends binary data as standard base64 with padding in b', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    await sse.hello();
+    await h.server.broadcast(new Uint8Array([0xde, 0xad, 0xbe, 0xef, 0xfb]));
+    const received = await sse.next('msg');
+    expect(received.frame.b).toBe('3q2+7/s=');
+    expect('d' in received.frame).toBe(false);
+  });
+
+  it('§7.2 a newer connection of the session ends the older stream with SUPERSEDED', async () => {
+    const h = await harnesses.start();
+    const older = await openSse(h);
+    const hello = await older.hello();
+    const newer = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    expect((await newer.hello()).resumed).toBe(true);
+    await older.finished();
+    expect(older.frames.at(-1)?.frame).toMatchObject({ t: 'error', code: 'SUPERSEDED' });
+  });
+});
+
+describe('§3 connecting over SSE', () => {
+  it('§3.1 refuses GET P/sse without v with 426 and an UNSUPPORTED_VERSION body', async () => {
+    const h = await harnesses.start();
+    const opened = await RawSse.open(h.httpBase, { v: null });
+    expect(opened.ok).toBe(false);
+    if (!opened.ok) expectErrorAnswer({ status: opened.status, text: opened.body }, 'UNSUPPORTED_VERSION');
+  });
+
+  it('§3.1 answers v=2,1 over SSE with hello.v 1', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h, { v: '2,1' });
+    expect((await sse.hello()).v).toBe(1);
+  });
+
+  it('§3.2 refuses GET P/sse from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
+    const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
+    const opened = await RawSse.open(h.httpBase, { origin: 'https://evil.example' });
+    expect(opened.ok).toBe(false);
+    if (!opened.ok) expectErrorAnswer({ status: opened.status, text: opened.body }, 'FORBIDDEN');
+    expect(h.server.sessions.size).toBe(0);
+    const allowed = await openSse(h, { origin: 'https://app.example' });
+    expect((await allowed.hello()).resumed).toBe(false);
+  });
+});
+
+describe('§7.3 HTTP upstream: POST P/send', () => {
+  it('§7.3 answers 200 with a batch of the frames the request produced: ack for messages, pong for pings', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(
+      h.httpBase,
+      [
+        { t: 'msg', s: 1, d: 'one' },
+        { t: 'ping', n: 42 },
+        { t: 'msg', s: 2, d: { two: 2 } },
+      ],
+      { sid: hello.sid },
+    );
+    const frames = framesOf(reply, 'POST /send');
+    expect(frames).toContainEqual({ t: 'pong', n: 42 });
+    const acks = frames.flatMap((frame) => (frame.t === 'ack' ? [frame.s] : []));
+    expect(Math.max(...acks)).toBe(2);
+    expect(h.processedFor(hello.sid)).toEqual(['one', { two: 2 }]);
+  });
+
+  it.each([
+    ['without Content-Type', { 'X-Unbroken': '1' }],
+    ['with Content-Type text/plain', { 'Content-Type': 'text/plain', 'X-Unbroken': '1' }],
+    ['with a form Content-Type', { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Unbroken': '1' }],
+    ['without X-Unbroken', { 'Content-Type': 'application/json' }],
+    ['with X-Unbroken: 0', { 'Content-Type': 'application/json', 'X-Unbroken': '0' }],
+  ])('§7.3 refuses a POST %s with 403 FORBIDDEN and processes nothing', async (_name, headers) => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'forged' }], { sid: hello.sid, headers });
+    expectErrorAnswer(reply, 'FORBIDDEN');
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§7.3 accepts Content-Type application/json with a charset parameter', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, [{ t: 'ping', n: 1 }], {
+      sid: hello.sid,
+      headers: { ...UPSTREAM_HEADERS, 'Content-Type': 'application/json; charset=utf-8' },
+    });
+    expect(framesOf(reply)).toEqual(pongOnly(1));
+  });
+
+  it('§7.3 refuses an unknown sid with 404 UNKNOWN_SESSION', async () => {
+    const h = await harnesses.start();
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'lost' }], { sid: 'U'.repeat(22) });
+    expectErrorAnswer(reply, 'UNKNOWN_SESSION');
+    expect(h.processed).toEqual([]);
+    expect(h.server.sessions.has('U'.repeat(22))).toBe(false);
+  });
+
+  it('§3.1 refuses a POST without v with 426 UNSUPPORTED_VERSION', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'x' }], { sid: hello.sid, v: null });
+    expectErrorAnswer(reply, 'UNSUPPORTED_VERSION');
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§3.2 refuses a POST from a disallowed Origin with 403 FORBIDDEN', async () => {
+    const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
+    const sse = await openSse(h, { origin: 'https://app.example' });
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'x' }], { sid: hello.sid, origin: 'https://evil.example' });
+    expectErrorAnswer(reply, 'FORBIDDEN');
+    expect(h.processed).toEqual([]);
+  });
+
+  it.each([
+    ['text that is not JSON', '[{"t":'],
+    ['a JSON object', '{"t":"ping","n":1}'],
+    ['an empty array', '[]'],
+    ['an unknown t', '[{"t":"nope"}]'],
+    ['a msg with a string s', '[{"t":"msg","s":"1","d":1}]'],
+    ['a valid msg then an invalid frame', '[{"t":"msg","s":1,"d":"x"},{"t":"ping"}]'],
+  ])('§5 answers a POST body with %s with 400 PROTOCOL_ERROR, processes none of it, and keeps serving', async (_name, body) => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, body, { sid: hello.sid });
+    expectErrorAnswer(reply, 'PROTOCOL_ERROR');
+    expect(h.processed).toEqual([]);
+    const next = await postSend(h.httpBase, [{ t: 'ping', n: 9 }], { sid: hello.sid });
+    expect(framesOf(next)).toEqual(pongOnly(9));
+  });
+
+  it('§8 acks a resent message over POST without processing it again, and refuses a hole with 400', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    const again = framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    expect(again).toContainEqual({ t: 'ack', s: 1 });
+    expect(h.processedFor(hello.sid)).toEqual(['one']);
+    const hole = await postSend(h.httpBase, [{ t: 'msg', s: 3, d: 'three' }], { sid: hello.sid });
+    expectErrorAnswer(hole, 'PROTOCOL_ERROR');
+    expect(h.processedFor(hello.sid)).toEqual(['one']);
+  });
+
+  it('§12 answers a POST body larger than hello.max with 413 MESSAGE_TOO_LARGE and processes none of it', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    expect(hello.max).toBe(1024);
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'x'.repeat(2048) }], { sid: hello.sid });
+    expectErrorAnswer(reply, 'MESSAGE_TOO_LARGE');
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§4.3 hands base64 b from a POST to the application as bytes', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, b: 'AQID' }], { sid: hello.sid }));
+    const [data] = h.processedFor(hello.sid);
+    expect(data).toBeInstanceOf(Uint8Array);
+    expect([...(data as Uint8Array)]).toEqual([1, 2, 3]);
+  });
+});
+
+describe('§3.3, §12 over SSE', () => {
+  it('§3.3 a newer SSE connection of a session supersedes its WebSocket connection with 4409', async () => {
+    const h = await harnesses.start();
+    const ws = await h.connect();
+    const hello = await ws.hello();
+    const sse = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    expect(await sse.hello()).toMatchObject({ sid: hello.sid, resumed: true });
+    const close = await ws.closed();
+    expect(ws.frames.at(-1)?.frame).toMatchObject({ t: 'error', code: 'SUPERSEDED' });
+    expect(close.code).toBe(4409);
+    expect(h.server.sessions.get(hello.sid)?.transport).toBe('sse');
+  });
+
+  it('§12 answers a chunked POST body (no Content-Length) larger than hello.max with 413 and processes none of it', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    const reply = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'x'.repeat(4096) }], { sid: hello.sid, chunked: true });
+    expectErrorAnswer(reply, 'MESSAGE_TOO_LARGE');
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§12 bounds what it buffers for an SSE client that does not read: ends the stream with BACKPRESSURE, and the store replays what it missed', async () => {
+    // The response body is not read, so fetch stops reading the socket once its own small buffer
+    // is full; the kernel buffers fill next, then the server's response buffer grows. The test
+    // broadcasts (awaiting each) until the server drops the stream, with a cap far above what the
+    // bound plus kernel buffers can hold.
+    const h = await harnesses.start({ maxBufferedBytes: 256 * 1024, heartbeatInterval: 1_000 });
+    const sse = await openSse(h, { paused: true });
+    await waitUntil('the session to connect', () => h.server.sessions.size === 1);
+    const [sid] = [...h.server.sessions.keys()];
+    const connected = (): boolean => h.server.sessions.get(sid!)?.connected === true;
+    const chunk = 'y'.repeat(32 * 1024);
+    const ids: string[] = [];
+    while (connected() && ids.length * chunk.length < 64 * 1024 * 1024) {
+      ids.push(await h.server.broadcast(`${ids.length}:${chunk}`));
+      if (ids.length % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(connected(), `still connected after ${ids.length} messages of 32 KiB`).toBe(false);
+    sse.startReading();
+    const hello = await sse.hello();
+    await sse.finished(20_000);
+    expect(sse.frames.at(-1)?.frame).toMatchObject({ t: 'error', code: 'BACKPRESSURE' });
+    const again = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    expect((await again.hello()).resumed).toBe(true);
+    await again.next('msg', (msg) => msg.id === ids[ids.length - 1], 20_000);
+    expect(again.messages().map((r) => r.frame.id)).toEqual(ids);
+  }, 60_000);
+});
+
+describe('§6, §10, §11 over SSE', () => {
+  it('§6.3 replays over SSE every message after last, then the live stream', async () => {
+    const h = await harnesses.start();
+    const hello = await droppedSession(h);
+    const missed = [await h.server.broadcast('m1'), await h.server.broadcast('m2')];
+    const sse = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    await sse.hello();
+    await sse.take('msg', 2);
+    const live = await h.server.broadcast('live');
+    await sse.next('msg', (msg) => msg.id === live);
+    expect(sse.messages().map((r) => r.frame.id)).toEqual([...missed, live]);
+  });
+
+  it('§11 sends an hb frame on an idle SSE stream at least every hb ms', async () => {
+    const hb = 150;
+    const h = await harnesses.start({ heartbeatInterval: hb });
+    const sse = await openSse(h);
+    await sse.hello();
+    await sse.take('hb', 3, 20 * hb);
+    const times = sse.frames.map((r) => r.at);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeLessThanOrEqual(hb + 100);
+  });
+
+  it('§11 considers an SSE stream dead when a write fails, and keeps its session', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 100 });
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    sse.close();
+    await waitUntil('the session to show no connection', () => h.server.sessions.get(hello.sid)?.connected === false);
+    expect(h.ended).toEqual([]);
+  });
+
+  it('§10.2 on shutdown sends a reconnect frame with ms in [0, jitter) and ends the response', async () => {
+    const jitter = 400;
+    const h = await harnesses.start({ shutdownJitter: jitter, random: () => 0.5 });
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    const closing = h.server.close();
+    const reconnect = await sse.next('reconnect');
+    expect(reconnect.frame.ms).toBeGreaterThanOrEqual(0);
+    expect(reconnect.frame.ms).toBeLessThan(jitter);
+    await sse.finished();
+    await within('server.close() to settle', closing);
+  });
+
+  it('§10.2 refuses an upstream request after shutdown without processing it', async () => {
+    const h = await harnesses.start({ shutdownJitter: 10 });
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    await h.server.close();
+    await sse.finished();
+    const reply: HttpAnswer = await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'late' }], { sid: hello.sid }).catch(
+      (error: unknown): HttpAnswer => ({
+        status: 0,
+        headers: new Headers(),
+        text: String(error),
+        frames: undefined,
+        problem: 'no answer',
+      }),
+    );
+    expect(reply.status).not.toBe(200);
+    expect(h.processed).toEqual([]);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * Type tests of the public client API, checked by `tsc --noEmit` (nothing here runs).
+ */
+import { EventSource as NodeEventSource } from 'eventsource';
+import { WebSocket as MockWebSocket } from 'mock-socket';
+import { expectTypeOf } from 'vitest';
+import NodeWebSocket from 'ws';
+import {
+  connect,
+  isUnbrokenError,
+  type Client,
+  type ClientOptions,
+  type ConnectionState,
+  type ErrorCode,
+  type GapEvent,
+  type StateCause,
+  type TransportName,
+  type UnbrokenError,
+  type UnbrokenMessage,
+} from '../../src/client/index.js';
+
+interface Chat {
+  text: string;
+}
+
+declare const client: Client<Chat>;
+
+// Payloads follow the event name.
+client.on('message', (message) => expectTypeOf(message).toEqualTypeOf<UnbrokenMessage<Chat>>());
+client.on('message:chat', (message) => expectTypeOf(message.data).toEqualTypeOf<Chat>());
+client.on('state', ({ from, to, cause }) => {
+  expectTypeOf(from).toEqualTypeOf<ConnectionState>();
+  expectTypeOf(to).toEqualTypeOf<ConnectionState>();
+  expectTypeOf(cause).toEqualTypeOf<StateCause>();
+  expectTypeOf<'connected' | 'close-called' | 'HEARTBEAT_TIMEOUT'>().toExtend<StateCause>();
+});
+client.on('open', ({ transport, sessionId, resumed }) => {
+  expectTypeOf(transport).toEqualTypeOf<TransportName>();
+  expectTypeOf(sessionId).toEqualTypeOf<string>();
+  expectTypeOf(resumed).toEqualTypeOf<boolean>();
+});
+client.on('close', ({ error }) => expectTypeOf(error).toEqualTypeOf<UnbrokenError | null>());
+client.on('gap', (gap) => expectTypeOf(gap).toEqualTypeOf<GapEvent>());
+client.on('error', (error) => expectTypeOf(error.code).toEqualTypeOf<ErrorCode>());
+client.on('transport', ({ previous }) => expectTypeOf(previous).toEqualTypeOf<TransportName | null>());
+expectTypeOf(client.on('open', () => {})).toEqualTypeOf<() => void>();
+expectTypeOf(client.once('open', () => {})).toEqualTypeOf<() => void>();
+
+// Wrong event names and payloads do not compile.
+// @ts-expect-error: no such event
+client.on('mesage', () => {});
+// @ts-expect-error: a lifecycle event has no data
+client.on('open', ({ data }: UnbrokenMessage) => data);
+// @ts-expect-error: the state payload has no code
+client.on('state', ({ code }: { code: string }) => code);
+
+// Methods and properties.
+expectTypeOf(client.send({ text: 'hi' })).toEqualTypeOf<Promise<void>>();
+expectTypeOf(client.ping()).toEqualTypeOf<Promise<number>>();
+expectTypeOf(client.state).toEqualTypeOf<ConnectionState>();
+expectTypeOf(client.transport).toEqualTypeOf<TransportName | null>();
+expectTypeOf(client.lastEventId).toEqualTypeOf<string | null>();
+expectTypeOf(client.sessionId).toEqualTypeOf<string | null>();
+// @ts-expect-error: read-only
+client.state = 'open';
+
+// connect() infers the data type from its type argument; unknown by default.
+expectTypeOf(connect('/realtime')).toEqualTypeOf<Client<unknown>>();
+expectTypeOf(connect<Chat>('/realtime')).toEqualTypeOf<Client<Chat>>();
+
+// Implementations fit without casts: the DOM's, the `ws` and `eventsource` packages', mock-socket's.
+const options: ClientOptions[] = [
+  { WebSocket: globalThis.WebSocket },
+  { WebSocket: NodeWebSocket },
+  { WebSocket: MockWebSocket },
+  { EventSource: globalThis.EventSource, fetch: globalThis.fetch },
+  { EventSource: NodeEventSource },
+  { transports: ['websocket', 'long-polling'] },
+];
+void options;
+// @ts-expect-error: unknown transport name
+connect('/realtime', { transports: ['carrier-pigeon'] });
+
+// The guard narrows.
+declare const unknownError: unknown;
+if (isUnbrokenError(unknownError)) expectTypeOf(unknownError.code).toEqualTypeOf<ErrorCode>();

@@ -1,0 +1,161 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { connect, isUnbrokenError, type Client, type WebSocketLike } from '../../src/client/index.js';
+import { CloseCode } from '../../src/protocol/index.js';
+import { ENDPOINT, MockServer, record, settle } from './client-harness.js';
+
+/** A WebSocket that records the URLs it is opened with and never connects. */
+class UrlRecorder implements WebSocketLike {
+  static urls: string[] = [];
+  binaryType = 'blob';
+  readyState = 0;
+  onopen = null;
+  onmessage = null;
+  onclose = null;
+  onerror = null;
+  constructor(url: string) {
+    UrlRecorder.urls.push(url);
+  }
+  send(): void {}
+  close(): void {}
+}
+
+describe('client setup', () => {
+  const clients: Client[] = [];
+  const make = (...args: Parameters<typeof connect>): Client => {
+    const client = connect(...args);
+    clients.push(client);
+    return client;
+  };
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    UrlRecorder.urls = [];
+  });
+  afterEach(() => {
+    for (const client of clients.splice(0)) client.close();
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  describe('WebSocket URL derivation (PROTOCOL.md §3)', () => {
+    it.each([
+      ['http://example.com/realtime', 'ws://example.com/realtime/ws?v=1'],
+      ['https://example.com/realtime', 'wss://example.com/realtime/ws?v=1'],
+      ['https://example.com:8443/realtime/', 'wss://example.com:8443/realtime/ws?v=1'],
+      ['https://example.com/realtime?token=a%20b', 'wss://example.com/realtime/ws?token=a+b&v=1'],
+      ['wss://example.com/realtime', 'wss://example.com/realtime/ws?v=1'],
+      ['ws://example.com/realtime', 'ws://example.com/realtime/ws?v=1'],
+    ])('derives from %s the URL %s', async (url, expected) => {
+      make(url, { WebSocket: UrlRecorder });
+      await settle(0);
+      expect(UrlRecorder.urls).toEqual([expected]);
+    });
+
+    it.each([
+      ['/realtime', 'https://app.example/chat/page', 'wss://app.example/realtime/ws?v=1'],
+      ['realtime', 'http://app.example/chat/page', 'ws://app.example/chat/realtime/ws?v=1'],
+    ])('resolves the relative %s against the page location %s', async (url, href, expected) => {
+      vi.stubGlobal('location', { href });
+      make(url, { WebSocket: UrlRecorder });
+      await settle(0);
+      expect(UrlRecorder.urls).toEqual([expected]);
+    });
+
+    it('throws a TypeError for a relative URL without a page location', () => {
+      expect(() => connect('/realtime', { WebSocket: UrlRecorder })).toThrow(TypeError);
+      expect(() => connect('/realtime', { WebSocket: UrlRecorder })).toThrow(/expects an http\(s\) URL, or a path in a page, got \/realtime/);
+    });
+
+    it('throws a TypeError for a URL of another scheme', () => {
+      expect(() => connect('ftp://example.com/realtime', { WebSocket: UrlRecorder })).toThrow(TypeError);
+    });
+  });
+
+  describe('transports option', () => {
+    it('throws at once on an unknown transport name, naming the known ones', () => {
+      const transports = ['websocket', 'smoke-signals'] as unknown as ['websocket'];
+      expect(() => connect(ENDPOINT, { transports })).toThrow(
+        new TypeError('unbroken: transports expects names among websocket, sse, long-polling, got ["websocket","smoke-signals"]'),
+      );
+    });
+
+    it('throws at once on an empty list', () => {
+      expect(() => connect(ENDPOINT, { transports: [] })).toThrow(TypeError);
+    });
+
+    it('closes with the fatal NO_TRANSPORT, saying how to fix it, when no transport can run', async () => {
+      expect.assertions(4);
+      vi.stubGlobal('WebSocket', undefined);
+      vi.stubGlobal('EventSource', undefined);
+      vi.stubGlobal('fetch', undefined);
+      const client = make(ENDPOINT);
+      const log = record(client);
+      client.on('error', (error) => {
+        expect(isUnbrokenError(error) && error.code).toBe('NO_TRANSPORT');
+        expect(error.message).toMatch(/pass the `ws` package as the WebSocket option/);
+      });
+      await settle(60_000);
+      expect(log).toEqual(['error NO_TRANSPORT', 'state connecting>closed NO_TRANSPORT', 'close NO_TRANSPORT']);
+      expect(client.state).toBe('closed');
+    });
+
+    it('skips transports that cannot run here and closes with NO_TRANSPORT when none is left', async () => {
+      vi.stubGlobal('EventSource', undefined);
+      vi.stubGlobal('fetch', undefined);
+      const client = make(ENDPOINT, { transports: ['sse', 'long-polling'], WebSocket: UrlRecorder });
+      const log = record(client, ['error']);
+      await settle(0);
+      expect(log).toEqual(['error NO_TRANSPORT']);
+      expect(UrlRecorder.urls).toEqual([]);
+    });
+
+    it('looks up globalThis.WebSocket when an attempt starts, not when the client is made', async () => {
+      const server = new MockServer();
+      try {
+        const client = make(ENDPOINT);
+        vi.stubGlobal('WebSocket', server.WebSocket);
+        await server.accept();
+        expect(client.state).toBe('open');
+      } finally {
+        server.stop();
+      }
+    });
+  });
+
+  describe('transport event', () => {
+    let server: MockServer;
+    beforeEach(() => {
+      server = new MockServer();
+    });
+    afterEach(() => server.stop());
+
+    it('is emitted with reason initial at the first hello, and not again for the same transport', async () => {
+      const client = make(ENDPOINT, { WebSocket: server.WebSocket, random: () => 0 });
+      const log = record(client, ['transport', 'open']);
+      const peer = await server.accept();
+      peer.close(CloseCode.InternalError);
+      await server.accept();
+      expect(log).toEqual(['transport null>websocket initial', 'open', 'open']);
+    });
+  });
+
+  it('retries with TRANSPORT_ERROR when the WebSocket constructor throws', async () => {
+    let calls = 0;
+    class Throwing extends UrlRecorder {
+      constructor(url: string) {
+        super(url);
+        calls++;
+        throw new SyntaxError('blocked by policy');
+      }
+    }
+    const client = make(ENDPOINT, { WebSocket: Throwing, random: () => 0.5 });
+    const errors: unknown[] = [];
+    client.on('error', (error) => errors.push(error));
+    await settle(0);
+    expect(errors).toMatchObject([{ code: 'TRANSPORT_ERROR', cause: expect.any(SyntaxError) }]);
+    expect(client.state).toBe('reconnecting');
+    await settle(10_000);
+    expect(calls).toBeGreaterThan(1);
+    expect(calls).toBeLessThan(10);
+  });
+});

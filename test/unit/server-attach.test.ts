@@ -1,0 +1,179 @@
+/**
+ * `createServer()` and `attach()` on a real http.Server at 127.0.0.1 port 0: coexistence with an
+ * application's own request handler and with other WebSocket servers, CORS, the `error` event and
+ * option checks. The protocol itself is covered by test/conformance.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeServerBatch } from '../../src/protocol/index.js';
+import { createServer, UnbrokenTypeError, type ServerOptions } from '../../src/server/index.js';
+import { deferred } from '../helpers/signals.js';
+import { startServer, type StartedServer } from '../helpers/start-server.js';
+
+const started: StartedServer[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await Promise.all(started.splice(0).map((server) => server.close()));
+});
+
+async function start(options: Parameters<typeof startServer>[0] = {}): Promise<StartedServer> {
+  const server = await startServer(options);
+  started.push(server);
+  return server;
+}
+
+const app: http.RequestListener = (request, response) => {
+  response.writeHead(200, { 'Content-Type': 'text/plain' }).end(`app: ${request.method} ${request.url}`);
+};
+
+/** Opens a WebSocket and resolves with its first text message, or its close code. */
+function firstMessage(url: string, headers: Record<string, string> = {}): Promise<string | number> {
+  const ws = new WebSocket(url, { headers });
+  const result = deferred<string | number>();
+  ws.once('message', (data) => {
+    result.resolve(String(data));
+    ws.terminate();
+  });
+  ws.once('close', (code) => result.resolve(code));
+  ws.once('error', () => result.resolve(-1));
+  return result.promise;
+}
+
+describe('attach', () => {
+  it('answers its own path and hands every other request to the handler the http server already had', async () => {
+    const server = await start({ httpHandler: app });
+    const home = await fetch(`http://127.0.0.1:${server.port}/`);
+    expect(await home.text()).toBe('app: GET /');
+    const elsewhere = await fetch(`http://127.0.0.1:${server.port}/realtimes/poll?v=1`);
+    expect(await elsewhere.text()).toBe('app: GET /realtimes/poll?v=1');
+    const poll = await fetch(`${server.baseUrl}/poll?v=1`);
+    expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
+  });
+
+  it('answers 405 for the wrong method on an endpoint', async () => {
+    const server = await start();
+    const reply = await fetch(`${server.baseUrl}/send?v=1`);
+    expect(reply.status).toBe(405);
+    expect(reply.headers.get('allow')).toBe('POST');
+    expect(await reply.json()).toEqual({ code: 'PROTOCOL_ERROR', message: expect.any(String) });
+  });
+
+  it('leaves upgrades of other paths to other listeners, so another WebSocket server can share the http server', async () => {
+    const server = await start();
+    const other = new WebSocketServer({ noServer: true });
+    server.http.on('upgrade', (request, socket, head) => {
+      if (request.url === '/other') other.handleUpgrade(request, socket, head, (ws) => ws.send('other server'));
+    });
+    expect(await firstMessage(`ws://127.0.0.1:${server.port}/other`)).toBe('other server');
+    const hello = await firstMessage(`${server.wsUrl}?v=1`);
+    expect(typeof hello === 'string' && decodeServerBatch(hello)[0]?.t).toBe('hello');
+    other.close();
+  });
+
+  it('refuses an upgrade of another path when no other listener could answer it', async () => {
+    const server = await start();
+    const result = await firstMessage(`ws://127.0.0.1:${server.port}/nobody`);
+    expect(result).toBe(-1);
+  });
+
+  it('gives the application its request listeners back on close', async () => {
+    const server = await start({ httpHandler: app });
+    await server.server.close();
+    const poll = await fetch(`${server.baseUrl}/poll?v=1`);
+    expect(await poll.text()).toBe('app: GET /realtime/poll?v=1');
+  });
+
+  it('serves under a custom path and on a second attached http server', async () => {
+    const server = await start({ path: '/custom/rt/' });
+    expect(server.baseUrl).toBe(`http://127.0.0.1:${server.port}/custom/rt`);
+    const second = http.createServer(app);
+    const sockets = new Set<net.Socket>();
+    second.on('connection', (socket) => sockets.add(socket));
+    server.server.attach(second);
+    await new Promise<void>((resolve) => second.listen(0, '127.0.0.1', resolve));
+    const { port } = second.address() as net.AddressInfo;
+    const poll = await fetch(`http://127.0.0.1:${port}/custom/rt/poll?v=1`);
+    expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => second.close(() => resolve()));
+  });
+});
+
+describe('CORS', () => {
+  it('answers a preflight from an allowed origin, and refuses one from another origin', async () => {
+    const server = await start({ allowedOrigins: ['https://app.example'] });
+    const allowed = await fetch(`${server.baseUrl}/send?v=1`, { method: 'OPTIONS', headers: { Origin: 'https://app.example' } });
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(allowed.headers.get('access-control-allow-headers')).toMatch(/X-Unbroken/);
+    const refused = await fetch(`${server.baseUrl}/send?v=1`, { method: 'OPTIONS', headers: { Origin: 'https://evil.example' } });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('lets an allowed origin read the stream', async () => {
+    const server = await start({ allowedOrigins: (origin) => origin.endsWith('.example') });
+    const poll = await fetch(`${server.baseUrl}/poll?v=1`, { headers: { Origin: 'https://a.example' } });
+    expect(poll.headers.get('access-control-allow-origin')).toBe('https://a.example');
+  });
+});
+
+describe('events', () => {
+  it('reports a throwing listener on the error event as LISTENER_ERROR with the thrown value as cause', async () => {
+    const server = await start();
+    const reported = deferred<Error>();
+    server.server.on('error', (error) => reported.resolve(error));
+    server.server.on('connection', () => {
+      throw new Error('application bug');
+    });
+    await fetch(`${server.baseUrl}/poll?v=1`);
+    const error = await reported.promise;
+    expect(error).toMatchObject({ name: 'UnbrokenServerError', code: 'LISTENER_ERROR', cause: expect.objectContaining({ message: 'application bug' }) });
+  });
+
+  it('writes to the console when nobody listens for errors, and keeps serving', async () => {
+    const server = await start();
+    const logged = deferred<unknown>();
+    vi.spyOn(console, 'error').mockImplementation((value: unknown) => logged.resolve(value));
+    server.server.on('connection', () => {
+      throw new Error('unheard');
+    });
+    const first = await fetch(`${server.baseUrl}/poll?v=1`);
+    expect(first.status).toBe(200);
+    expect(await logged.promise).toMatchObject({ code: 'LISTENER_ERROR' });
+  });
+
+  it('removes a listener with the function on() returns, and once() listens once', async () => {
+    const server = await start();
+    const seen: string[] = [];
+    const off = server.server.on('connection', (session) => seen.push(`on ${session.id}`));
+    server.server.once('connection', (session) => seen.push(`once ${session.id}`));
+    const first = decodeServerBatch(await (await fetch(`${server.baseUrl}/poll?v=1`)).text())[0];
+    off();
+    await fetch(`${server.baseUrl}/poll?v=1`);
+    const sid = first?.t === 'hello' ? first.sid : '';
+    expect(seen).toEqual([`on ${sid}`, `once ${sid}`]);
+  });
+});
+
+describe('createServer options', () => {
+  it.each<[string, ServerOptions]>([
+    ['a path without a leading slash', { path: 'realtime' }],
+    ['a path with a query', { path: '/rt?x=1' }],
+    ['a heartbeat interval of 0', { heartbeatInterval: 0 }],
+    ['a fractional retry', { retry: 1.5 }],
+    ['a negative session timeout', { sessionTimeout: -1 }],
+    ['a tiny maxMessageSize', { maxMessageSize: 10 }],
+  ])('refuses %s with INVALID_OPTION', (_name, options) => {
+    expect(() => createServer(options)).toThrow(UnbrokenTypeError);
+    expect(() => createServer(options)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+
+  it('refuses to attach once closed', async () => {
+    const server = createServer();
+    await server.close();
+    expect(() => server.attach(http.createServer())).toThrow(expect.objectContaining({ code: 'SERVER_CLOSED' }));
+  });
+});
