@@ -5,6 +5,7 @@
  */
 import {
   CloseCode,
+  Endpoint,
   ERROR_CODES,
   PROTOCOL_VERSION,
   QueryParam,
@@ -19,32 +20,44 @@ import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenError } from './errors.js';
 import { Outbox } from './outbox.js';
 import { backoff, classify } from './reconnect-policy.js';
-import type {
-  EventSourceConstructor,
-  FetchLike,
-  InboundFrame,
-  Transport,
-  TransportName,
-  WebSocketConstructor,
+import { watchPage } from './page-lifecycle.js';
+import {
+  decodeText,
+  type EventSourceConstructor,
+  type FetchLike,
+  type InboundFrame,
+  type Transport,
+  type TransportName,
+  type WebSocketConstructor,
+  type WebSocketLike,
 } from './transport.js';
-import { DEFAULT_TRANSPORTS, availableTransports, checkTransports } from './transport-selector.js';
+import { DEFAULT_TRANSPORTS, STALLED, availableTransports, checkTransports, type AvailableTransport } from './transport-selector.js';
 
 /** The state of a client (PROTOCOL.md §13.1). `closed` is final. */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /**
  * Why the state changed: `connected` (a `hello` arrived), `close-called` (the application called
- * `close()`), or the code of the failure.
+ * `close()`), `upgrade` (the client moves its session back to WebSocket after a successful probe),
+ * or the code of the failure.
  */
-export type StateCause = 'connected' | 'close-called' | ErrorCode;
+export type StateCause = 'connected' | 'close-called' | 'upgrade' | ErrorCode;
 
 /**
- * Why the transport in use changed: `initial` (the first connection), `refused` (the previous one
- * failed before its link came up, or failed on it), `timeout` (its link came up but no `hello`
- * arrived in time), `silent` (it went silent while open), `buffered` (a proxy held its data back),
- * `upgrade` (a better one became usable).
+ * Why the transport in use was chosen (PROTOCOL.md §13.3): `initial` (the first of the list worked),
+ * `remembered` (it worked last time for this endpoint), or why the one before it was left —
+ * `refused` (it failed or was refused before its `hello`), `timeout` (its link never came up in
+ * time), `silent` (a WebSocket opened and then passed nothing), `buffered` (an SSE response opened
+ * but a proxy held its events back), `upgrade` (a WebSocket probe succeeded while on a fallback).
  */
-export type TransportChangeReason = 'initial' | 'refused' | 'timeout' | 'silent' | 'buffered' | 'upgrade';
+export type TransportChangeReason = 'initial' | 'remembered' | 'refused' | 'timeout' | 'silent' | 'buffered' | 'upgrade';
+
+/** Where a client remembers the transport that worked, e.g. `localStorage`. */
+export interface TransportMemory {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
 
 /**
  * The legal moves of the state machine, as data (PROTOCOL.md §13.1): `TRANSITIONS[from]` lists the
@@ -121,6 +134,31 @@ export interface ClientOptions {
    * @default 10000
    */
   outboxLimit?: number;
+  /**
+   * Ms between WebSocket probes while on a fallback transport; doubles after each failed probe, up to
+   * 16 times this. A probe is a session-less round trip (PROTOCOL.md §7.1.1); after one succeeds the
+   * client moves its session back to WebSocket. 0 turns probing off.
+   * @default 30000
+   */
+  upgradeInterval?: number;
+  /**
+   * Where to remember, per endpoint, the transport that worked, so the next page load starts there
+   * instead of paying the fallback delay again. `null` remembers nothing.
+   * @default globalThis.localStorage, when usable
+   */
+  storage?: TransportMemory | null;
+  /**
+   * Ms a remembered transport stays valid.
+   * @default 86400000 (one day)
+   */
+  rememberFor?: number;
+  /**
+   * In a page, check the link at once when the network comes back (`online`), the tab becomes
+   * visible or the page is restored from the back/forward cache, instead of waiting for the
+   * heartbeat deadline.
+   * @default true
+   */
+  pageLifecycle?: boolean;
   /**
    * Time source and timers.
    * @default Date.now, setTimeout and clearTimeout of globalThis, looked up at each call
@@ -213,10 +251,16 @@ interface Attempt {
   l: number;
   /** When to reconnect, after a `reconnect` notice. */
   w?: number;
-  /** Timers: connect deadline, liveness deadline, reconnect notice. */
+  /** Timers: connect deadline, liveness deadline, reconnect notice, upgrade probe, wake check. */
   c?: unknown;
   h?: unknown;
   r?: unknown;
+  u?: unknown;
+  k?: unknown;
+  /** Batches received so far. */
+  n: number;
+  /** Stops the upgrade probe in flight. */
+  p?: () => void;
 }
 
 type PendingPing = [settle: (now: number) => void, reject: (error: UnbrokenError) => void];
@@ -248,6 +292,12 @@ export class Client<T = unknown> {
   /** Timer of the wait before the next attempt. */
   #wait: unknown;
   #why: TransportChangeReason = 'initial';
+  /** The transport the next attempt uses; `null`: the first available of the list. */
+  #route: TransportName | null = null;
+  /** Delay of the next upgrade probe. */
+  #probeDelay: number;
+  #memory: TransportMemory | null;
+  #stopWatching: () => void;
   #transport: TransportName | null = null;
   #sessionId: string | null = null;
   #cursor: string | null = null;
@@ -264,6 +314,9 @@ export class Client<T = unknown> {
       minUptime = 5_000,
       connectTimeout = 3_000,
       outboxLimit = 10_000,
+      upgradeInterval = 30_000,
+      rememberFor = 86_400_000,
+      pageLifecycle = true,
       clock = systemClock,
       random = Math.random,
     } = options;
@@ -277,8 +330,31 @@ export class Client<T = unknown> {
     }
     base.protocol = base.protocol.replace('ws', 'http');
     this.#url = base.href;
-    this.#options = { transports, reconnectDelay, maxReconnectDelay, minUptime, connectTimeout, clock, random, env: options };
+    this.#options = {
+      transports,
+      reconnectDelay,
+      maxReconnectDelay,
+      minUptime,
+      connectTimeout,
+      upgradeInterval,
+      rememberFor,
+      clock,
+      random,
+      env: options,
+    };
     this.#outbox = new Outbox(outboxLimit);
+    this.#probeDelay = upgradeInterval;
+    this.#memory = options.storage === undefined ? defaultMemory() : options.storage;
+    try {
+      const remembered = JSON.parse(this.#memory?.getItem(this.#memoryKey()) ?? 'null') as { name?: TransportName; until?: number } | null;
+      if (remembered?.name && transports.includes(remembered.name) && (remembered.until ?? 0) > clock.now()) {
+        this.#route = remembered.name;
+        this.#why = 'remembered';
+      }
+    } catch {
+      // Unreadable memory is no memory.
+    }
+    this.#stopWatching = pageLifecycle ? watchPage(() => this.#wake()) : () => {};
     // Starts in a microtask, so listeners added right after `connect()` hear everything.
     queueMicrotask(() => this.#start());
   }
@@ -397,14 +473,10 @@ export class Client<T = unknown> {
 
   #start(): void {
     if (this.#state === 'closed') return;
-    const { transports, env, connectTimeout } = this.#options;
-    const found = availableTransports(transports, {
-      WebSocket: env.WebSocket ?? globalThis.WebSocket,
-      EventSource: env.EventSource ?? globalThis.EventSource,
-      fetch: env.fetch ?? globalThis.fetch,
-    });
-    // A transport that worked is used again.
-    const pick = found.find(({ name }) => name === this.#transport) ?? found[0];
+    const { transports, connectTimeout } = this.#options;
+    const found = this.#available();
+    // The route: a transport that worked is used again; after a fallback, the next one in the list.
+    const pick = found.find(({ name }) => name === this.#route) ?? found[0];
     if (!pick) {
       return this.#fail(
         new UnbrokenError(
@@ -413,7 +485,7 @@ export class Client<T = unknown> {
         ),
       );
     }
-    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0 };
+    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0, n: 0 };
     const live = (): boolean => this.#attempt?.id === a.id;
     this.#attempt = a;
     a.c = this.#setTimer(
@@ -441,6 +513,7 @@ export class Client<T = unknown> {
 
   #frames(a: Attempt, frames: InboundFrame[]): void {
     a.l = this.#options.clock.now();
+    a.n++;
     for (const f of frames) {
       // A listener may have closed the client, or the attempt failed on an earlier frame.
       if (!this.#attempt || this.#attempt.id !== a.id) return;
@@ -500,7 +573,9 @@ export class Client<T = unknown> {
     this.#clearTimer(a.c);
     a.o = a.l;
     const previous = this.#transport;
-    this.#transport = a.name;
+    this.#transport = this.#route = a.name;
+    this.#remember(a.name);
+    this.#scheduleProbe(a);
     this.#sessionId = f.sid;
     this.#floor = f.retry;
     this.#hb = f.hb;
@@ -510,7 +585,7 @@ export class Client<T = unknown> {
     this.#flushSoon();
     this.#transition('open', 'connected');
     if (previous !== a.name && this.#attempt === a) {
-      this.#events.emit('transport', { transport: a.name, previous, reason: previous ? this.#why : 'initial' });
+      this.#events.emit('transport', { transport: a.name, previous, reason: this.#why });
     }
     if (this.#attempt === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
   }
@@ -540,23 +615,159 @@ export class Client<T = unknown> {
     });
   }
 
-  /** Ends the current attempt after a failure, then reconnects with backoff or, when fatal, closes. */
+  /**
+   * Ends the current attempt after a failure, then: closes for good when fatal; tries the next
+   * transport at once when this one could not connect (§13.3); otherwise reconnects with backoff.
+   */
   #fail(error: UnbrokenError): void {
     const a = this.#attempt;
     const { code } = error;
     const now = this.#options.clock.now();
     const closeCode = closeCodeFor(code);
     this.#drop(closeCode >= DROP ? closeCode : DROP, error);
-    this.#why = code === 'HEARTBEAT_TIMEOUT' ? 'silent' : code === 'CONNECT_TIMEOUT' && a?.up ? 'timeout' : 'refused';
     this.#events.emit('error', error);
     if (this.#state === 'closed') return;
-    if (classify(code) === 'fatal') return this.#end(error, code);
-    if (a?.o !== undefined && now - a.o >= this.#options.minUptime) this.#failures = 0;
+    const verdict = classify(code, a?.o !== undefined);
+    if (verdict === 'fatal') return this.#end(error, code);
+    let delay: number | undefined;
+    if (a?.w !== undefined) {
+      delay = Math.max(0, a.w - now);
+    } else if (verdict === 'fallback' && a) {
+      const found = this.#available();
+      const next = found[found.findIndex(({ name }) => name === a.name) + 1];
+      // The list is exhausted: back off, then start over from its first transport.
+      this.#route = next ? next.name : null;
+      if (next) {
+        delay = 0;
+        this.#why = code === 'CONNECT_TIMEOUT' ? (a.up ? STALLED[a.name] : 'timeout') : 'refused';
+      }
+    } else if (a?.o !== undefined && now - a.o >= this.#options.minUptime) {
+      this.#failures = 0;
+    }
     this.#wait = this.#setTimer(
       () => this.#start(),
-      a?.w !== undefined ? Math.max(0, a.w - now) : backoff(this.#failures++, this.#floor, this.#options, this.#options.random),
+      delay ?? backoff(this.#failures++, this.#floor, this.#options, this.#options.random),
     );
-    if (this.#state !== 'reconnecting') this.#transition('reconnecting', code);
+    // Moving on to the next transport at once is still the same (re)connection, not a new state.
+    if (delay !== 0 || verdict !== 'fallback') {
+      if (this.#state !== 'reconnecting') this.#transition('reconnecting', code);
+    }
+  }
+
+  /** The transports of the list that can run here, in list order. */
+  #available(): AvailableTransport[] {
+    const { transports, env } = this.#options;
+    return availableTransports(transports, {
+      WebSocket: env.WebSocket ?? globalThis.WebSocket,
+      EventSource: env.EventSource ?? globalThis.EventSource,
+      fetch: env.fetch ?? globalThis.fetch,
+    });
+  }
+
+  #memoryKey(): string {
+    return `unbroken:transport:${this.#url}`;
+  }
+
+  /** Remembers the transport that worked; the first of the list needs no memory (§13.3). */
+  #remember(name: TransportName): void {
+    try {
+      if (name === this.#options.transports[0]) this.#memory?.removeItem(this.#memoryKey());
+      else {
+        this.#memory?.setItem(
+          this.#memoryKey(),
+          JSON.stringify({ name, until: this.#options.clock.now() + this.#options.rememberFor }),
+        );
+      }
+    } catch {
+      // Storage full or forbidden: the client works the same, it only forgets.
+    }
+  }
+
+  /**
+   * While on a fallback, probes WebSocket now and then with a session-less round trip (§7.1.1), and
+   * moves the session back to it only after one succeeded.
+   */
+  #scheduleProbe(a: Attempt): void {
+    const { transports, upgradeInterval, connectTimeout, env } = this.#options;
+    const WebSocket = env.WebSocket ?? globalThis.WebSocket;
+    const ws = transports.indexOf('websocket');
+    if (!upgradeInterval || !WebSocket || ws < 0 || transports.indexOf(a.name) <= ws) return;
+    a.u = this.#setTimer(() => {
+      const url = new URL(this.#url);
+      url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
+      url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
+      let probe: WebSocketLike | undefined;
+      let timer: unknown;
+      const finish = (worked: boolean): void => {
+        if (!a.p) return;
+        a.p = undefined;
+        this.#clearTimer(timer);
+        if (probe) probe.onopen = probe.onmessage = probe.onclose = null;
+        try {
+          probe?.close(CloseCode.Normal);
+        } catch {
+          // Closing a socket that never opened may throw; it is gone either way.
+        }
+        if (this.#attempt !== a) return;
+        if (worked) {
+          this.#probeDelay = upgradeInterval;
+          this.#upgrade();
+        } else {
+          this.#probeDelay = Math.min(this.#probeDelay * 2, upgradeInterval * 16);
+          this.#scheduleProbe(a);
+        }
+      };
+      a.p = () => finish(false);
+      timer = this.#setTimer(() => finish(false), connectTimeout);
+      try {
+        probe = new WebSocket(url.href.replace(/^http/, 'ws'));
+        probe.onerror = () => {};
+        probe.onclose = () => finish(false);
+        probe.onopen = () => probe?.send(encodeBatch([{ t: 'ping', n: 0 }]));
+        probe.onmessage = ({ data }) => {
+          let worked = false;
+          try {
+            worked = decodeText(String(data)).some((f) => f.t === 'pong');
+          } catch {
+            // A garbled answer is a failed probe.
+          }
+          finish(worked);
+        };
+      } catch {
+        finish(false);
+      }
+    }, this.#probeDelay);
+  }
+
+  /** Moves the session to WebSocket after a successful probe: a reconnection with no delay (§13.3). */
+  #upgrade(): void {
+    this.#route = 'websocket';
+    this.#why = 'upgrade';
+    this.#drop(DROP, new UnbrokenError('TRANSPORT_ERROR', 'the client moved to websocket'));
+    this.#transition('reconnecting', 'upgrade');
+    this.#start();
+  }
+
+  /**
+   * The page came back (online, visible, restored): a link that claims to be open is checked with a
+   * ping at once and dropped if nothing answers within the connect deadline; a pending reconnection
+   * starts now.
+   */
+  #wake(): void {
+    const a = this.#attempt;
+    if (this.#state === 'reconnecting' && !a) {
+      this.#clearTimer(this.#wait);
+      return this.#start();
+    }
+    if (this.#state !== 'open' || !a || this.#left(a) <= 0) return;
+    const before = a.n;
+    a.t?.send(encodeBatch([{ t: 'ping', n: 0 }]));
+    this.#clearTimer(a.k);
+    a.k = this.#setTimer(() => {
+      if (this.#attempt === a && a.n === before) {
+        this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', 'no answer after the page came back'));
+      }
+    }, this.#options.connectTimeout);
   }
 
   /** Releases the current attempt: its timers, its link (closed with `code`) and its pings. */
@@ -567,6 +778,9 @@ export class Client<T = unknown> {
       this.#clearTimer(a.c);
       this.#clearTimer(a.h);
       this.#clearTimer(a.r);
+      this.#clearTimer(a.u);
+      this.#clearTimer(a.k);
+      a.p?.();
       a.t?.close(code);
     }
     for (const [, reject] of this.#pings.values()) reject(error);
@@ -576,10 +790,20 @@ export class Client<T = unknown> {
   #end(error: UnbrokenError | null, cause: StateCause): void {
     const closed = new UnbrokenError('CLIENT_CLOSED', 'the client closed', error ?? undefined);
     this.#clearTimer(this.#wait);
+    this.#stopWatching();
     this.#drop(CloseCode.Normal, closed);
     this.#outbox.fail(closed);
     this.#transition('closed', cause);
     this.#events.emit('close', { error });
+  }
+}
+
+/** `localStorage` when the page may use it (it throws in some private modes and sandboxed frames). */
+function defaultMemory(): TransportMemory | null {
+  try {
+    return (globalThis as { localStorage?: TransportMemory }).localStorage ?? null;
+  } catch {
+    return null;
   }
 }
 

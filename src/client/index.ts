@@ -14,6 +14,7 @@ export {
   type StateCause,
   type StateEvent,
   type TransportChangeReason,
+  type TransportMemory,
   type TransportEvent,
   type UnbrokenMessage,
 } from './client.js';

@@ -20,7 +20,16 @@ export function backoff(attempt: number, floor: number, options: BackoffOptions,
   return floor + random() * Math.min(options.maxReconnectDelay, options.reconnectDelay * 2 ** attempt);
 }
 
-/** What the client does after a failure with `code`: reconnect with backoff, or stop for good (§9). */
-export function classify(code: ErrorCode): FailureAction {
-  return ERROR_CODES[code].action;
+/**
+ * What the client does after a failure with `code` (§9, §13.3): stop for good (`fatal`); try the next
+ * transport at once (`fallback`) when the attempt failed to connect or to say `hello` — the mark of
+ * a proxy or network that blocks this transport; or reconnect with backoff (`retry`).
+ *
+ * @param helloReceived - whether the failed attempt had received its `hello`
+ */
+export function classify(code: ErrorCode, helloReceived = true): FailureAction | 'fallback' {
+  const action = ERROR_CODES[code].action;
+  return action === 'retry' && !helloReceived && (code === 'TRANSPORT_ERROR' || code === 'CONNECT_TIMEOUT')
+    ? 'fallback'
+    : action;
 }

@@ -3,13 +3,25 @@
  * probe that returns its factory when it can run in the given environment.
  */
 import type { TransportEnvironment, TransportFactory, TransportName } from './transport.js';
+import { longPolling } from './transports/long-polling.js';
+import { sse } from './transports/sse.js';
 import { webSocket } from './transports/websocket.js';
 
 const TRANSPORTS: { readonly [N in TransportName]: (env: TransportEnvironment) => TransportFactory | undefined } = {
   websocket: (env) => env.WebSocket && webSocket(env.WebSocket),
-  // Not implemented yet: never available, so skipped.
-  sse: () => undefined,
-  'long-polling': () => undefined,
+  sse: (env) => env.EventSource && env.fetch && sse(env.EventSource, env.fetch),
+  'long-polling': (env) => env.fetch && longPolling(env.fetch),
+};
+
+/**
+ * What it means when a transport's link came up but no `hello` followed within the deadline: a
+ * WebSocket that opens and then passes nothing is `silent`; an SSE response whose events never arrive
+ * is held by a `buffered` proxy (PROTOCOL.md §13.3).
+ */
+export const STALLED: { readonly [N in TransportName]: 'silent' | 'buffered' | 'timeout' } = {
+  websocket: 'silent',
+  sse: 'buffered',
+  'long-polling': 'timeout',
 };
 
 /** The default fallback order. */

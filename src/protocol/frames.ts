@@ -150,6 +150,8 @@ export const QueryParam = {
   version: 'v',
   sessionId: 'sid',
   lastEventId: 'last',
+  /** `1` on a WebSocket upgrade probe: no session, only ping → pong (PROTOCOL.md §7.1.1). */
+  probe: 'probe',
 } as const;
 
 /** Sub-paths under the server's `path` (PROTOCOL.md §3). */

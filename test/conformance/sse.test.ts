@@ -275,6 +275,18 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expect(framesOf(next)).toEqual(pongOnly(9));
   });
 
+  it('§5 bye over POST ends the session: later POSTs meet 404 and a new stream starts afresh', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }, { t: 'bye' }], { sid: hello.sid }));
+    expect(h.ended).toContain(hello.sid);
+    await sse.finished();
+    expectErrorAnswer(await postSend(h.httpBase, [{ t: 'msg', s: 2, d: 'two' }], { sid: hello.sid }), 'UNKNOWN_SESSION');
+    const again = await openSse(h, { sid: hello.sid, last: hello.cursor });
+    expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
+  });
+
   it('§8 acks a resent message over POST without processing it again, and refuses a hole with 400', async () => {
     const h = await harnesses.start();
     const sse = await openSse(h);

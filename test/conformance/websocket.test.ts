@@ -54,16 +54,16 @@ async function expectRefusal(client: RawWs, code: ErrorCode): Promise<ErrorFrame
 }
 
 /** Highest `ack.s` received so far (0 when none). */
-function highestAck(client: RawWs, before = client.frames.length): number {
+function highestAck(client: RawWs): number {
   let highest = 0;
-  for (const { frame } of client.frames.slice(0, before)) {
+  for (const { frame } of client.frames) {
     if (frame.t === 'ack') highest = Math.max(highest, frame.s);
   }
   return highest;
 }
 
 function dataOf(received: readonly Received[]): unknown[] {
-  return received.filter((r) => r.frame.t === 'msg').map((r) => (r.frame.t === 'msg' ? r.frame.d : undefined));
+  return received.flatMap((r) => (r.frame.t === 'msg' ? [r.frame.d] : []));
 }
 
 function idsOf(received: readonly Received[]): string[] {
@@ -87,9 +87,9 @@ async function droppedSession(h: Harness): Promise<HelloFrame> {
 }
 
 function bits(values: readonly string[]): number {
-  // A lower-bound estimate of the random bits in a set of ids: positions whose character varies
-  // across the sample, times the bits of the alphabet the sample uses. A counter, a timestamp or a
-  // short random part leaves most positions constant.
+  // A rough estimate of the random bits in a sample of ids: the positions whose character varies
+  // across the sample, times the bits per character of the alphabet the sample uses. A counter, a
+  // timestamp or a short random part leaves many positions constant and falls short of 128.
   const alphabet = new Set(values.join(''));
   const length = Math.min(...values.map((value) => value.length));
   let varying = 0;
@@ -160,6 +160,13 @@ describe('§3.2 origin allow-list', () => {
     expect(owner.closeInfo).toBeUndefined();
     expect(owner.frames.filter((r) => r.frame.t === 'error')).toEqual([]);
     expect(session(h, hello.sid).connected).toBe(true);
+  });
+
+  it('§3.2 refuses the opaque Origin "null" when it is not on the list', async () => {
+    const h = await harnesses.start({ allowedOrigins: [ALLOWED] });
+    const client = await h.connect({ origin: 'null' });
+    await expectRefusal(client, 'FORBIDDEN');
+    expect(h.server.sessions.size).toBe(0);
   });
 
   it('§3.2 accepts an Origin on the list', async () => {
@@ -959,12 +966,33 @@ describe('§7.1 WebSocket', () => {
     expect(polite.closeInfo).toBeUndefined();
   });
 
-  it('§7.1 a server that wants a client to stop sends an error frame, then closes with the code of §9', async () => {
+  it('§7.1 refuses a frame twice the size of hello.max with an error frame MESSAGE_TOO_LARGE before the close', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const client = await h.connect();
     await client.hello();
-    client.sendText(JSON.stringify([{ t: 'msg', s: 1, d: 'x'.repeat(2048) }]));
+    client.sendText(JSON.stringify([{ t: 'msg', s: 1, d: 'x'.repeat(2 * 1024) }]));
     await expectRefusal(client, 'MESSAGE_TOO_LARGE');
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§12 closes a frame a hundred times the size of hello.max with 1009 and processes none of it', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const client = await h.connect();
+    await client.hello();
+    client.sendText(JSON.stringify([{ t: 'msg', s: 1, d: 'x'.repeat(100 * 1024) }]));
+    const { code } = await client.closed();
+    expect(code).toBe(CloseCode.MessageTooBig);
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§7.1 refuses a text frame that is not UTF-8 with an error frame PROTOCOL_ERROR and close 4400', async () => {
+    const h = await harnesses.start();
+    const client = await h.connect();
+    await client.hello();
+    // A text frame whose bytes are not UTF-8 is not JSON text (§5); the ws client does not check
+    // what it sends, so the bytes reach the server as they are.
+    client.socket.send(Buffer.from([0x5b, 0xff, 0xfe, 0x5d]), { binary: false });
+    await expectRefusal(client, 'PROTOCOL_ERROR');
   });
 });
 

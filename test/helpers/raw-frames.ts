@@ -189,7 +189,6 @@ export class FrameLog {
 
   /** Waits until `count` frames of type `t` arrived after the read position, and consumes them. */
   async take<T extends ServerFrame['t']>(t: T, count: number, deadline = DEFAULT_DEADLINE): Promise<Received<FrameOf<T>>[]> {
-    const taken: Received<FrameOf<T>>[] = [];
     const found = await this.waitFor(
       `${count} "${t}" frames`,
       () => {
@@ -198,9 +197,8 @@ export class FrameLog {
       },
       deadline,
     );
-    taken.push(...found);
     this.readPosition = found[found.length - 1]!.index + 1;
-    return taken;
+    return found;
   }
 
   /** The `hello` frame (awaited like any other; the tests check that it came first). */

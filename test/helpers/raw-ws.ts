@@ -222,19 +222,3 @@ export class RawWs extends FrameLog {
     }));
   }
 }
-
-/** Tracks raw clients so a test file can close whatever a failed test left open. */
-export class RawWsPool {
-  private readonly open = new Set<RawWs>();
-
-  async connect(base: string, options: RawWsOptions = {}): Promise<RawWs> {
-    const client = await RawWs.open(base, options);
-    this.open.add(client);
-    return client;
-  }
-
-  closeAll(): void {
-    for (const client of this.open) client.terminate();
-    this.open.clear();
-  }
-}

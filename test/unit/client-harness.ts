@@ -99,9 +99,9 @@ export class MockServer {
     this.#server = undefined;
   }
 
-  /** Makes a client of this server. */
+  /** Makes a client of this server: WebSocket only, with no memory of transports. */
   client<T = unknown>(options: ClientOptions = {}): Client<T> {
-    return connect<T>(ENDPOINT, { WebSocket: this.WebSocket, ...options });
+    return connect<T>(ENDPOINT, { WebSocket: this.WebSocket, transports: ['websocket'], storage: null, ...options });
   }
 
   /** Advances the fake clock, timer by timer, until the next connection arrives. */

@@ -24,6 +24,9 @@ import type { TransportContext } from './context.js';
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
 
+/** How long an upgrade probe may stay open (§7.1.1): long enough for one round trip on a slow link. */
+const PROBE_LIFETIME_MS = 30_000;
+
 /**
  * `ws` enforces its own payload limit by closing with 1009 before any frame can be sent. The limit
  * the protocol announces (`hello.max`) is checked here instead, so that a frame over it is answered
@@ -51,6 +54,17 @@ function decodeBinaryMessage(bytes: Uint8Array): UpstreamFrame {
   const frame = validateClientFrame({ ...header, b: '' });
   if (frame.t !== 'msg') throw new ProtocolViolation(`binary frame: expects a msg header, got ${frame.t}`);
   return { t: 'msg', s: frame.s, data: payload };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes a text frame; throws {@link ProtocolViolation} on bytes that are not UTF-8. */
+function decodeUtf8(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ProtocolViolation('a text frame expects UTF-8');
+  }
 }
 
 function toBuffer(data: RawData): Buffer {
@@ -139,13 +153,38 @@ class WebSocketConnection implements Connection {
     }
     let frames: UpstreamFrame[];
     try {
-      frames = isBinary ? [decodeBinaryMessage(bytes)] : toUpstream(decodeClientBatch(bytes.toString('utf8')));
+      frames = isBinary ? [decodeBinaryMessage(bytes)] : toUpstream(decodeClientBatch(decodeUtf8(bytes)));
     } catch (error) {
       handle.abort('PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
       return;
     }
     handle.receive(frames);
   }
+}
+
+/**
+ * An upgrade probe (§7.1.1): a client on a fallback transport checks that WebSocket works end to end
+ * before it moves its session back. It gets no session and no `hello`; each `ping` is answered with a
+ * `pong`, anything else is a protocol error.
+ */
+function answerProbe(ws: WebSocket, maxMessageSize: number): void {
+  const lifetime = setTimeout(() => ws.terminate(), PROBE_LIFETIME_MS);
+  lifetime.unref?.();
+  ws.once('close', () => clearTimeout(lifetime));
+  ws.on('message', (data, isBinary) => {
+    const bytes = toBuffer(data);
+    try {
+      if (isBinary || bytes.length > maxMessageSize) throw new ProtocolViolation('a probe expects text batches of ping frames');
+      const frames = decodeClientBatch(decodeUtf8(bytes));
+      const pongs = frames.map((frame) => {
+        if (frame.t !== 'ping') throw new ProtocolViolation(`a probe expects ping frames, got ${frame.t}`);
+        return { t: 'pong', n: frame.n };
+      });
+      ws.send(encodeBatch(pongs));
+    } catch (error) {
+      refuse(ws, 'PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
+    }
+  });
 }
 
 /** Serves `P/ws` for one server. */
@@ -160,6 +199,9 @@ export class WebSocketTransport {
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: transportLimit(context.maxMessageSize),
+      // `ws` would close a text frame that is not UTF-8 with 1007 and no `error` frame; the frame is
+      // decoded here instead, so it gets PROTOCOL_ERROR like any other malformed frame (§5).
+      skipUTF8Validation: true,
     });
   }
 
@@ -184,6 +226,10 @@ export class WebSocketTransport {
     }
     if (!hub.accepting) {
       refuse(ws, 'SERVER_RESTART', 'the server is shutting down');
+      return;
+    }
+    if (queryValue(url, QueryParam.probe) === '1') {
+      answerProbe(ws, maxMessageSize);
       return;
     }
     const connection = new WebSocketConnection(ws, maxMessageSize);
