@@ -152,6 +152,8 @@ export const QueryParam = {
   lastEventId: 'last',
   /** `1` on a WebSocket upgrade probe: no session, only ping → pong (PROTOCOL.md §7.1.1). */
   probe: 'probe',
+  /** The id a client picks for one long-polling connection, sent on each of its polls (§7.4). */
+  connection: 'c',
 } as const;
 
 /** Sub-paths under the server's `path` (PROTOCOL.md §3). */

@@ -83,6 +83,24 @@ describe('§7.4 long polling', () => {
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
   });
 
+  it('§7.4 opens a new connection, with a hello at once, for a poll with another c even when sid and last continue', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h, {});
+    // A new client attempt: same session, same cursor, a new connection id. It must not be held.
+    const frames = framesOf(
+      await within('a new connection to be answered at once', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: 'second-attempt' }), 2_000),
+    );
+    expect(frames[0]).toMatchObject({ t: 'hello', sid: hello.sid, resumed: true, cursor: hello.cursor });
+  });
+
+  it('§7.4 never continues a connection for a poll without c', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const first = framesOf(await poll(h.httpBase, { c: null }));
+    const hello = first[0] as HelloFrame;
+    const again = framesOf(await within('the poll to be answered at once', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: null }), 2_000));
+    expect(again[0]).toMatchObject({ t: 'hello', sid: hello.sid });
+  });
+
   it('§7.4 answers a held poll with [{"t":"hb"}] after hb ms without messages', async () => {
     const hb = 150;
     const h = await harnesses.start({ heartbeatInterval: hb });

@@ -257,6 +257,12 @@ export function framesOf(reply: HttpAnswer, what = 'the answer'): ServerFrame[] 
 }
 
 export interface PollOptions extends RawHttpQuery {
+  /**
+   * The long-polling connection id `c` (§7.4). All raw polls share one by default, so a poll
+   * continues the connection whenever its `sid` and `last` do; `null` leaves it out.
+   * @default 'raw'
+   */
+  c?: string | null;
   origin?: string;
   headers?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
@@ -266,7 +272,9 @@ export interface PollOptions extends RawHttpQuery {
 export async function poll(base: string, options: PollOptions = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.origin !== undefined) headers.Origin = options.origin;
-  const response = await fetch(httpEndpoint(base, '/poll', options), {
+  const c = options.c === undefined ? 'raw' : options.c;
+  const query = c === null ? options.query : { c, ...options.query };
+  const response = await fetch(httpEndpoint(base, '/poll', { ...options, query }), {
     headers,
     ...(options.signal ? { signal: options.signal } : {}),
   });

@@ -64,6 +64,8 @@ describe.each(TRANSPORTS)('delivery over %s', (transport) => {
       if (n % 100 === 50) {
         // Each kill hits a live connection: wait for the previous reconnection to finish first.
         if (client.state !== 'open') await new Promise<void>((resolve) => client.once('open', () => resolve()));
+        // A long-polling link lives in its requests: cut it while a poll is on the wire.
+        if (transport === 'long-polling') await new Promise((resolve) => fixture.server.http.once('request', resolve));
         fixture.proxy.dropAll();
         kills.push(n);
       }

@@ -11,7 +11,7 @@ import { startServer } from '../helpers/start-server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Every transport the suites loop over. */
-export const TRANSPORTS: readonly TransportName[] = ['websocket'];
+export const TRANSPORTS: readonly TransportName[] = ['websocket', 'sse', 'long-polling'];
 
 export type StartedServer = Awaited<ReturnType<typeof startServer>>;
 

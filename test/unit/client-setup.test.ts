@@ -148,7 +148,8 @@ describe('client setup', () => {
         throw new SyntaxError('blocked by policy');
       }
     }
-    const client = make(ENDPOINT, { WebSocket: Throwing, random: () => 0.5 });
+    // WebSocket only: with another transport listed, the client would rightly fall back to it.
+    const client = make(ENDPOINT, { WebSocket: Throwing, transports: ['websocket'], random: () => 0.5 });
     const errors: unknown[] = [];
     client.on('error', (error) => errors.push(error));
     await settle(0);

@@ -2,10 +2,11 @@
  * Long-polling transport (docs/PROTOCOL.md §7.4): `GET P/poll`, one held request at a time, each
  * answered with one batch. Upstream goes through `POST P/send` (send.ts).
  *
- * A connection is a series of polls. A poll continues the session's current long-polling connection
- * when its `last` is the cursor that connection's answers left the client at; any other poll — no
- * `sid`, another transport attached, or a `last` from before an answer that was lost — opens a new
- * connection, which begins with a `hello` and replays from `last` (§6.3).
+ * A connection is a series of polls carrying the same connection id `c`. A poll continues the
+ * session's current long-polling connection when its `c` is that connection's and its `last` is the
+ * cursor that connection's answers left the client at; any other poll — no `sid`, another transport
+ * attached, a new client attempt (a new `c`), or a `last` from before an answer that was lost — opens
+ * a new connection, which begins with a `hello` and replays from `last` (§6.3).
  */
 import type http from 'node:http';
 import { QueryParam } from '../../protocol/index.js';
@@ -20,6 +21,8 @@ interface Poll {
 
 class LongPollConnection implements Connection {
   readonly transport = 'long-polling';
+  /** The client's id for this connection; `null` when it gave none, and then no poll continues it. */
+  readonly id: string | null;
   readonly #context: TransportContext;
   #held: Poll | null = null;
   #handle: ConnectionHandle | null = null;
@@ -27,7 +30,8 @@ class LongPollConnection implements Connection {
   /** When a poll last arrived or was answered (§11: dead after 2 × hb without a poll). */
   #lastSeen: number;
 
-  constructor(context: TransportContext) {
+  constructor(context: TransportContext, id: string | null) {
+    this.id = id;
     this.#context = context;
     this.#lastSeen = context.now();
   }
@@ -115,13 +119,21 @@ export function handlePoll(context: TransportContext, request: http.IncomingMess
   }
   const sid = queryValue(url, QueryParam.sessionId);
   const last = queryValue(url, QueryParam.lastEventId);
+  const id = queryValue(url, QueryParam.connection);
   const link = sid === null ? null : (hub.sessions.get(sid)?.link ?? null);
-  if (link && last !== null && link.connection instanceof LongPollConnection && link.cursor === last) {
+  if (
+    link &&
+    id !== null &&
+    last !== null &&
+    link.connection instanceof LongPollConnection &&
+    link.connection.id === id &&
+    link.cursor === last
+  ) {
     link.connection.hold(request, response);
     link.resume();
     return;
   }
-  const connection = new LongPollConnection(context);
+  const connection = new LongPollConnection(context, id);
   connection.hold(request, response);
   const handle = hub.connect(connection, { version: admission.version, sid, last });
   connection.bind(handle);

@@ -1,0 +1,165 @@
+/**
+ * What the two HTTP transports share (PROTOCOL.md §7.2–§7.4): the link's one-way life (live until
+ * closed by either side, silent after), handing batches to the core, reading error bodies (§9), and
+ * the upstream of §7.3.
+ */
+import { CloseCode, ERROR_CODES, Endpoint, UPSTREAM_HEADER, utf8Length, type ErrorCode } from '../../protocol/index.js';
+import { UnbrokenError } from '../errors.js';
+import { decodeText, type FetchLike, type Transport, type TransportHandlers } from '../transport.js';
+
+/**
+ * Close code of a link that failed without a protocol reason (WebSocket's "closed abnormally"): no
+ * code of §9 has it, so the core reads it as `TRANSPORT_ERROR`.
+ */
+const ABNORMAL = 1006;
+
+type CodeInfo = { close?: number; http?: number };
+
+/** The shared half of an HTTP transport; the downstream half (EventSource or polls) drives it. */
+export interface HttpLink {
+  /** The transport the core talks to. */
+  readonly transport: Transport;
+  /** False once the link closed, from either side: nothing is reported after that. */
+  live(): boolean;
+  /**
+   * Fetches `url` (a GET unless `init` says otherwise), cancelled by `close()`. Resolves with the body
+   * of a `200` answer, after calling `headers()` when its headers arrived; rejects with an
+   * {@link UnbrokenError} with the code of the error body or status (§9), or with what fetch threw.
+   */
+  request(url: string, init?: RequestInit, headers?: () => void): Promise<string>;
+  /**
+   * Decodes one batch whole and hands it to the core; fails the link with `PROTOCOL_ERROR` when it is
+   * malformed, and with `TRANSPORT_ERROR` when it holds a `hello` and `helloEnds` is set.
+   */
+  deliver(text: string, helloEnds?: boolean): void;
+  /**
+   * Closes the link and reports `cause` when it is an {@link UnbrokenError}, else a `TRANSPORT_ERROR`
+   * caused by it; does nothing when closed already.
+   */
+  fail(cause?: unknown): void;
+}
+
+/**
+ * Makes the shared half. `stop` ends the downstream (closes the EventSource, aborts the poll).
+ *
+ * Upstream: `POST P/send` with one batch (§7.3), at most one request in flight. Batches written
+ * meanwhile wait, and go out merged into one request: the arrays are joined by their text, without
+ * parsing them again, up to `hello.max` bytes. The transport reads `max` from the `hello` it hands
+ * over; before it, nothing is merged.
+ */
+export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, handlers: TransportHandlers, stop: () => void): HttpLink {
+  // Polls and POSTs are cancelled apart: a client that ends its session lets its last POST finish.
+  const down = new AbortController();
+  const up = new AbortController();
+  const queue: string[] = [];
+  let live = true;
+  let max = 0;
+  let posting = false;
+
+  // Cookies go only to the page's own origin (fetch's default, and EventSource's without
+  // `withCredentials`): the server grants no credentialed CORS. Nothing may come from a cache.
+  const request = (target: string, init?: RequestInit, headers?: () => void): Promise<string> =>
+    // A plain call: a browser's fetch throws "Illegal invocation" when called as another object's method.
+    fetch(target, { signal: down.signal, ...init, cache: 'no-store' }).then(
+      async (response) => {
+        const { status } = response;
+        if (status === 200 && live) headers?.();
+        const text = await response.text();
+        if (status === 200) return text;
+        let body: { code?: unknown; message?: unknown } = {};
+        try {
+          body = Object(JSON.parse(text)) as typeof body;
+        } catch {}
+        // The body's code when it is one a server sends over HTTP, else the status's (a proxy answered).
+        const codes = Object.keys(ERROR_CODES) as ErrorCode[];
+        const code =
+          codes.find((c) => c === body.code && (ERROR_CODES[c] as CodeInfo).http) ??
+          codes.find((c) => (ERROR_CODES[c] as CodeInfo).http === status) ??
+          'TRANSPORT_ERROR';
+        throw new UnbrokenError(code, String(body.message ?? `answered ${status}`));
+      });
+
+  const send = (body: string, init?: RequestInit): Promise<string> =>
+    request(url(Endpoint.send), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', [UPSTREAM_HEADER]: '1' },
+      body,
+      signal: up.signal,
+      ...init,
+    });
+
+  const end = (code: number): void => {
+    live = false;
+    stop();
+    down.abort();
+    if (code !== CloseCode.Normal) up.abort();
+  };
+
+  const fail = (cause?: unknown): void => {
+    if (!live) return;
+    end(ABNORMAL);
+    const error = cause instanceof UnbrokenError ? cause : new UnbrokenError('TRANSPORT_ERROR', String(cause ?? 'the link failed'), cause);
+    handlers.onClose({ code: (ERROR_CODES[error.code] as CodeInfo).close ?? ABNORMAL, error });
+  };
+
+  const deliver = (text: string, helloEnds?: boolean): void => {
+    if (!live) return;
+    let frames;
+    try {
+      frames = decodeText(text);
+    } catch (cause) {
+      return fail(new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause));
+    }
+    for (const f of frames) {
+      if (f.t === 'hello') {
+        if (helloEnds) return fail(new UnbrokenError('TRANSPORT_ERROR', 'the server began a new connection'));
+        max = f.max;
+      }
+    }
+    handlers.onFrames(frames);
+  };
+
+  const post = (): void => {
+    if (posting || !live || !queue.length) return;
+    let body = queue.shift()!;
+    let size = utf8Length(body);
+    // `[a]` and `[b]` make `[a,b]`: one byte less than both. `max` is 0 before the hello: no merging.
+    for (let next = queue[0]; next && size + utf8Length(next) - 1 <= max; next = queue[0]) {
+      size += utf8Length(next) - 1;
+      body = `${body.slice(0, -1)},${next.slice(1)}`;
+      queue.shift();
+    }
+    posting = true;
+    send(body)
+      .then((text) => {
+        posting = false;
+        deliver(text);
+        post();
+      })
+      .catch(fail);
+  };
+
+  return {
+    live: () => live,
+    request,
+    deliver,
+    fail,
+    transport: {
+      binary: false,
+      send: (data) => {
+        if (live) {
+          queue.push(data as string);
+          post();
+        }
+      },
+      close: (code) => {
+        if (!live) return;
+        end(code);
+        // The client ends its session (1000): its last batch, the `bye`, must still reach the server,
+        // also while the page unloads. What was queued before it was refused to the application already.
+        const bye = code === CloseCode.Normal && queue.pop();
+        if (bye) send(bye, { signal: null, keepalive: true }).catch(() => {});
+      },
+    },
+  };
+}

@@ -1,0 +1,21 @@
+import { Endpoint } from '../../protocol/index.js';
+import type { EventSourceConstructor, FetchLike, TransportFactory } from '../transport.js';
+import { httpLink } from './http-link.js';
+
+/**
+ * The SSE transport (PROTOCOL.md §7.2): an EventSource downstream, one batch per event; `POST P/send`
+ * upstream (§7.3). The core owns reconnection: the EventSource is closed at its first error, so its
+ * own reconnection (with a `Last-Event-ID` the core did not choose) never runs.
+ */
+export const sse =
+  (EventSource: EventSourceConstructor, fetch: FetchLike): TransportFactory =>
+  (url, handlers) => {
+    const source = new EventSource(url(Endpoint.sse));
+    const link = httpLink(fetch, url, handlers, () => source.close());
+    // `open` means the response headers arrived: the core tells a buffering proxy by a missing hello.
+    source.onopen = () => link.live() && handlers.onOpen();
+    source.onmessage = ({ data }) => link.deliver(data);
+    // A browser's EventSource does not say why (no status): every error is a TRANSPORT_ERROR.
+    source.onerror = () => link.fail();
+    return link.transport;
+  };

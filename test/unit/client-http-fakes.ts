@@ -1,0 +1,191 @@
+/**
+ * Fakes for the unit tests of the HTTP transports: a fetch whose requests the test answers by hand,
+ * an EventSource the test drives event by event, and a recorder of what a transport reports. The
+ * transports are made directly from their factories, with a `url()` that reads a cursor the test (or
+ * the recorder's onFrames) moves, as the core's does.
+ */
+import type {
+  EventSourceConstructor,
+  EventSourceLike,
+  FetchLike,
+  InboundFrame,
+  TransportCloseInfo,
+  TransportHandlers,
+} from '../../src/client/transport.js';
+import type { HelloFrame, ServerFrame } from '../../src/protocol/index.js';
+
+export const BASE = 'http://example.test/realtime';
+
+/** One request the transport made; the test answers it. */
+export interface FakeRequest {
+  readonly url: URL;
+  readonly init: RequestInit;
+  /** The request body, for POSTs. */
+  readonly body: string | undefined;
+  /** Whether the transport aborted it. */
+  readonly aborted: boolean;
+  /** Answers with a status and a body. */
+  answer(status: number, body: string): void;
+  /** Answers 200 with frames as one batch. */
+  frames(...frames: ServerFrame[]): void;
+  /** Fails as a network error does. */
+  fail(): void;
+}
+
+/** A fetch that records its requests, refuses to be called as a method, and honours abort signals. */
+export class FakeFetch {
+  readonly requests: FakeRequest[] = [];
+
+  readonly fetch: FetchLike;
+
+  constructor() {
+    const requests = this.requests;
+    // `this` is checked as a browser's fetch does: called as another object's method, it throws.
+    function fakeFetch(this: unknown, input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> {
+      if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
+      return new Promise<Response>((resolve, reject) => {
+        let aborted = false;
+        const abort = (): void => {
+          aborted = true;
+          reject(new DOMException('This operation was aborted', 'AbortError'));
+        };
+        if (init.signal?.aborted) abort();
+        init.signal?.addEventListener('abort', abort);
+        requests.push({
+          url: new URL(String(input)),
+          init,
+          body: typeof init.body === 'string' ? init.body : undefined,
+          get aborted() {
+            return aborted;
+          },
+          answer: (status, body) => resolve(new Response(body, { status })),
+          frames: (...frames) => resolve(new Response(JSON.stringify(frames), { status: 200 })),
+          fail: () => reject(new TypeError('fetch failed')),
+        });
+      });
+    }
+    this.fetch = fakeFetch as FetchLike;
+  }
+
+  /** Requests to an endpoint (`/send`, `/poll`), in order. */
+  to(endpoint: string): FakeRequest[] {
+    return this.requests.filter((request) => request.url.pathname === `/realtime${endpoint}`);
+  }
+
+  /** The last request to an endpoint. */
+  last(endpoint: string): FakeRequest {
+    const request = this.to(endpoint).at(-1);
+    if (!request) throw new Error(`no request to ${endpoint}`);
+    return request;
+  }
+}
+
+/** An EventSource the test drives. */
+export class FakeEventSource implements EventSourceLike {
+  static readonly made: FakeEventSource[] = [];
+  readyState = 0;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  readonly url: URL;
+
+  constructor(url: string) {
+    this.url = new URL(url);
+    FakeEventSource.made.push(this);
+  }
+
+  close(): void {
+    this.readyState = 2;
+  }
+
+  /** The response headers arrived. */
+  open(): void {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+
+  /** One event with `data`. */
+  message(data: string): void {
+    this.onmessage?.({ data });
+  }
+
+  /** The stream failed; a real EventSource would now reconnect unless closed. */
+  error(): void {
+    if (this.readyState !== 2) this.readyState = 0;
+    this.onerror?.({});
+  }
+
+  static latest(): FakeEventSource {
+    const source = FakeEventSource.made.at(-1);
+    if (!source) throw new Error('no EventSource was made');
+    return source;
+  }
+}
+export const FakeEventSourceClass: EventSourceConstructor = FakeEventSource;
+
+/** What a transport reported, in order, plus a `url()` whose query carries `cursor` as the core's does. */
+export class Recorder {
+  readonly log: string[] = [];
+  readonly batches: InboundFrame[][] = [];
+  closes: TransportCloseInfo[] = [];
+  sid: string | undefined;
+  cursor: string | undefined;
+  /** Called after a batch was recorded, e.g. to move the cursor as the core does. */
+  afterFrames: (frames: InboundFrame[]) => void = () => {};
+
+  readonly url = (endpoint: string): string => {
+    const url = new URL(`${BASE}${endpoint}`);
+    url.searchParams.set('v', '1');
+    if (this.sid) url.searchParams.set('sid', this.sid);
+    if (this.cursor) url.searchParams.set('last', this.cursor);
+    return url.href;
+  };
+
+  readonly handlers: TransportHandlers = {
+    onOpen: () => this.log.push('open'),
+    onFrames: (frames) => {
+      this.log.push(`frames ${frames.map((f) => f.t).join(',')}`);
+      this.batches.push(frames);
+      this.afterFrames(frames);
+    },
+    onClose: (info) => {
+      this.log.push(`close ${info.code} ${info.error?.code ?? ''}`.trimEnd());
+      this.closes.push(info);
+    },
+  };
+
+  /** Moves sid and cursor as the core does: hello.sid and hello.cursor, then each message's id. */
+  followCursor(): void {
+    this.afterFrames = (frames) => {
+      for (const f of frames) {
+        if (f.t === 'hello') {
+          this.sid = f.sid;
+          this.cursor = f.cursor;
+        }
+        if (f.t === 'gap') this.cursor = f.cursor;
+        if (f.t === 'msg') this.cursor = f.id;
+      }
+    };
+  }
+}
+
+/** A `hello` with realistic defaults. */
+export function hello(fields: Partial<HelloFrame> = {}): HelloFrame {
+  return {
+    t: 'hello',
+    v: 1,
+    sid: 'session-000000000001',
+    resumed: false,
+    ack: 0,
+    hb: 15_000,
+    retry: 1_000,
+    max: 1_048_576,
+    cursor: 'e1-0',
+    ...fields,
+  };
+}
+
+/** Lets every pending promise reaction and response-body read run. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,163 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Transport } from '../../src/client/transport.js';
+import { availableTransports } from '../../src/client/transport-selector.js';
+import { longPolling } from '../../src/client/transports/long-polling.js';
+import { CloseCode, encodeBatch } from '../../src/protocol/index.js';
+import { FakeFetch, Recorder, hello, settle } from './client-http-fakes.js';
+
+describe('long-polling transport (PROTOCOL.md §7.4)', () => {
+  let net: FakeFetch;
+  let rec: Recorder;
+  beforeEach(() => {
+    net = new FakeFetch();
+    rec = new Recorder();
+    rec.followCursor();
+  });
+
+  const start = (): Transport => longPolling(net.fetch)(rec.url, rec.handlers);
+  const polls = (): URL[] => net.to('/poll').map((request) => request.url);
+
+  /** A transport whose first poll was answered with a hello; its second poll is in flight. */
+  const opened = async (): Promise<Transport> => {
+    const transport = start();
+    net.last('/poll').frames(hello({ sid: 'session-abcdefghijkl', cursor: 'e1-0' }));
+    await settle();
+    return transport;
+  };
+
+  it('is available with fetch', () => {
+    expect(availableTransports(['long-polling'], { fetch: net.fetch }).map((t) => t.name)).toEqual(['long-polling']);
+    expect(availableTransports(['long-polling'], {})).toEqual([]);
+  });
+
+  it('polls /poll at once with the query of the moment, called as a plain function, uncached', () => {
+    rec.sid = 'session-abcdefghijkl';
+    rec.cursor = 'e1-3';
+    const transport = start();
+    expect(polls()).toHaveLength(1);
+    expect(polls()[0]!.pathname).toBe('/realtime/poll');
+    expect(Object.fromEntries(polls()[0]!.searchParams)).toEqual({
+      v: '1',
+      sid: 'session-abcdefghijkl',
+      last: 'e1-3',
+      c: expect.stringMatching(/^[a-z0-9]+$/),
+    });
+    expect(net.last('/poll').init.method).toBeUndefined();
+    expect(net.last('/poll').init.cache).toBe('no-store');
+    expect(transport.binary).toBe(false);
+    transport.close(CloseCode.Reconnecting);
+  });
+
+  it('sends one connection id on every poll of a transport, and a new one for a new transport', async () => {
+    const first = await opened();
+    const ids = polls().map((url) => url.searchParams.get('c'));
+    first.close(CloseCode.Reconnecting);
+    const second = start();
+    const next = polls().at(-1)!.searchParams.get('c');
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(1);
+    expect(next).not.toBe(ids[0]);
+    second.close(CloseCode.Reconnecting);
+  });
+
+  it('reports onOpen when the first answer arrives with 200, before its frames, and only once', async () => {
+    const transport = start();
+    expect(rec.log).toEqual([]);
+    net.last('/poll').frames(hello(), { t: 'msg', id: 'e1-1', d: 1 });
+    await settle();
+    net.last('/poll').frames({ t: 'hb' });
+    await settle();
+    expect(rec.log).toEqual(['open', 'frames hello,msg', 'frames hb']);
+    transport.close(CloseCode.Reconnecting);
+  });
+
+  it('keeps exactly one poll in flight, and starts the next after onFrames with the cursor it left', async () => {
+    const inFlightDuringFrames: number[] = [];
+    const follow = rec.afterFrames;
+    rec.afterFrames = (frames) => {
+      follow(frames);
+      inFlightDuringFrames.push(net.to('/poll').length);
+    };
+    const transport = await opened();
+    expect(polls()).toHaveLength(2);
+    expect(polls()[1]!.searchParams.get('last')).toBe('e1-0');
+    expect(polls()[1]!.searchParams.get('sid')).toBe('session-abcdefghijkl');
+    transport.send(encodeBatch([{ t: 'ping', n: 1 }]));
+    net.last('/send').frames({ t: 'pong', n: 1 });
+    await settle();
+    expect(polls()).toHaveLength(2);
+    net.last('/poll').frames({ t: 'msg', id: 'e1-1', d: 1 }, { t: 'msg', id: 'e1-2', d: 2 });
+    await settle();
+    expect(polls()).toHaveLength(3);
+    expect(polls()[2]!.searchParams.get('last')).toBe('e1-2');
+    net.last('/poll').frames({ t: 'hb' });
+    await settle();
+    expect(polls()[3]!.searchParams.get('last')).toBe('e1-2');
+    // Each answer was handed over while its own poll was the last one made: none overlapped.
+    expect(inFlightDuringFrames).toEqual([1, 2, 2, 3]);
+    transport.close(CloseCode.Reconnecting);
+  });
+
+  it('reports the code of a refused poll from its error body, and polls no more', async () => {
+    await opened();
+    net.last('/poll').answer(409, '{"code":"SUPERSEDED","message":"a newer poll of this session replaced this one"}');
+    await settle();
+    expect(rec.log.at(-1)).toBe(`close ${CloseCode.Superseded} SUPERSEDED`);
+    expect(polls()).toHaveLength(2);
+  });
+
+  it('reports a first poll refused with 426 as UNSUPPORTED_VERSION, without onOpen', async () => {
+    start();
+    net.last('/poll').answer(426, '{"code":"UNSUPPORTED_VERSION","message":"expects v to name one of 1"}');
+    await settle();
+    expect(rec.log).toEqual([`close ${CloseCode.UnsupportedVersion} UNSUPPORTED_VERSION`]);
+  });
+
+  it('reports a poll that fails on the network as a transport error', async () => {
+    await opened();
+    net.last('/poll').fail();
+    await settle();
+    expect(rec.log.at(-1)).toBe('close 1006 TRANSPORT_ERROR');
+    expect(polls()).toHaveLength(2);
+  });
+
+  it('rejects a malformed answer whole with PROTOCOL_ERROR, and polls no more', async () => {
+    await opened();
+    net.last('/poll').answer(200, '[{"t":"msg","id":"e1-1","d":1},{"t":"msg","id":"e1-2"}]');
+    await settle();
+    expect(rec.log).toEqual(['open', 'frames hello', `close ${CloseCode.ProtocolError} PROTOCOL_ERROR`]);
+    expect(rec.cursor).toBe('e1-0');
+    expect(polls()).toHaveLength(2);
+  });
+
+  it('treats a hello on a later poll as a replaced link: hands nothing over and reports TRANSPORT_ERROR', async () => {
+    await opened();
+    net.last('/poll').frames(hello({ sid: 'session-abcdefghijkl', resumed: true, cursor: 'e1-0' }), { t: 'msg', id: 'e1-1', d: 1 });
+    await settle();
+    expect(rec.log).toEqual(['open', 'frames hello', 'close 1006 TRANSPORT_ERROR']);
+    expect(polls()).toHaveLength(2);
+  });
+
+  it('aborts the poll and the POST in flight on close(), and reports nothing after', async () => {
+    const transport = await opened();
+    transport.send(encodeBatch([{ t: 'ping', n: 1 }]));
+    const [poll, post] = [net.last('/poll'), net.last('/send')];
+    transport.close(CloseCode.Reconnecting);
+    await settle();
+    expect(poll.aborted).toBe(true);
+    expect(post.aborted).toBe(true);
+    expect(rec.log).toEqual(['open', 'frames hello']);
+    expect(net.requests).toHaveLength(3);
+  });
+
+  it('reports nothing for an answer that arrives after close(), and does not poll again', async () => {
+    const transport = start();
+    const poll = net.last('/poll');
+    // The answer is already on its way when the core closes the link.
+    poll.frames(hello());
+    transport.close(CloseCode.Reconnecting);
+    await settle();
+    expect(rec.log).toEqual([]);
+    expect(polls()).toHaveLength(1);
+  });
+});
