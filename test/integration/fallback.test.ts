@@ -4,6 +4,7 @@
  * scenario asserts the transport reached and why, and that no message was lost or duplicated in
  * either direction while it happened.
  */
+import { MapMemory } from '../helpers/memory.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Client, type ClientOptions, type TransportEvent, type TransportMemory } from '../../src/client/index.js';
 import { startNetworkProxy, type Condition, type NetworkProxy } from '../helpers/network-proxy.js';
@@ -13,19 +14,6 @@ import { nodeEnvironment, type StartedServer } from './fixture.js';
 
 /** Short deadlines keep the scenarios fast; the default timings are measured in bench/. */
 const FAST: ClientOptions = { connectTimeout: 400, reconnectDelay: 5, maxReconnectDelay: 50, minUptime: 0, storage: null };
-
-class MapMemory implements TransportMemory {
-  readonly items = new Map<string, string>();
-  getItem(key: string) {
-    return this.items.get(key) ?? null;
-  }
-  setItem(key: string, value: string) {
-    this.items.set(key, value);
-  }
-  removeItem(key: string) {
-    this.items.delete(key);
-  }
-}
 
 describe('fallback through a misbehaving network', () => {
   let server: StartedServer;

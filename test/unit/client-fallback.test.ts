@@ -3,24 +3,12 @@
  * (§13.4), on a mock socket and a fake clock. The fallback chain itself, across real transports and a
  * real misbehaving proxy, is covered by test/integration/fallback.test.ts.
  */
+import { MapMemory } from '../helpers/memory.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TransportMemory } from '../../src/client/index.js';
 import { classify } from '../../src/client/reconnect-policy.js';
 import { ERROR_CODES, type ErrorCode } from '../../src/protocol/index.js';
 import { MockServer, record, settle } from './client-harness.js';
-
-class MapMemory implements TransportMemory {
-  readonly items = new Map<string, string>();
-  getItem(key: string) {
-    return this.items.get(key) ?? null;
-  }
-  setItem(key: string, value: string) {
-    this.items.set(key, value);
-  }
-  removeItem(key: string) {
-    this.items.delete(key);
-  }
-}
 
 const KEY = 'unbroken:transport:http://example.test/realtime';
 

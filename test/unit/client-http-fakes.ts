@@ -12,7 +12,8 @@ import type {
   TransportCloseInfo,
   TransportHandlers,
 } from '../../src/client/transport.js';
-import type { HelloFrame, ServerFrame } from '../../src/protocol/index.js';
+import type { ServerFrame } from '../../src/protocol/index.js';
+import { helloFrame } from './client-harness.js';
 
 export const BASE = 'http://example.test/realtime';
 
@@ -169,21 +170,8 @@ export class Recorder {
   }
 }
 
-/** A `hello` with realistic defaults. */
-export function hello(fields: Partial<HelloFrame> = {}): HelloFrame {
-  return {
-    t: 'hello',
-    v: 1,
-    sid: 'session-000000000001',
-    resumed: false,
-    ack: 0,
-    hb: 15_000,
-    retry: 1_000,
-    max: 1_048_576,
-    cursor: 'e1-0',
-    ...fields,
-  };
-}
+/** A `hello` with realistic defaults (the one the WebSocket harness uses). */
+export const hello = helloFrame;
 
 /** Lets every pending promise reaction and response-body read run. */
 export async function settle(): Promise<void> {
