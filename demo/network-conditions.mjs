@@ -1,6 +1,7 @@
+// @ts-check
 // A network conditions layer: a real loopback HTTP proxy that sits in front of the reference server
 // and breaks the network the way real networks break. The demo puts it between the page and the
-// server; the fallback tests use it to force every fallback path (test/helpers/network-proxy.ts).
+// server; the fallback tests use it to force every fallback path.
 //
 // It works at the HTTP level (node:http parses requests, keep-alive included) and drops to raw TCP
 // for WebSocket upgrades, so each request is judged on its own: an SSE stream, a long poll, a POST, an
@@ -10,13 +11,16 @@ import net from 'node:net';
 
 /**
  * @typedef {'normal' | 'slow' | 'ws-blocked' | 'ws-hanging' | 'ws-silent' | 'sse-buffered' | 'offline'} Condition
- * - normal: pass everything through.
+ * - normal: pass everything through (no other condition active).
  * - slow: add latency to every request and chunk, and limit bandwidth.
  * - ws-blocked: answer WebSocket upgrades with 503 (a proxy that refuses them).
  * - ws-hanging: accept WebSocket upgrades and never answer them.
  * - ws-silent: let the upgrade succeed, then pass nothing in either direction.
  * - sse-buffered: hold SSE responses until they end (a buffering proxy).
  * - offline: refuse every connection and cut the open ones.
+ *
+ * Conditions combine (e.g. `ws-blocked` with `sse-buffered`, `slow` with anything); of the three
+ * WebSocket conditions, the first of blocked, hanging, silent wins.
  */
 
 /** @type {readonly Condition[]} */
@@ -25,25 +29,55 @@ export const CONDITIONS = ['normal', 'slow', 'ws-blocked', 'ws-hanging', 'ws-sil
 const SLOW_LATENCY_MS = 400;
 const SLOW_BYTES_PER_SECOND = 32 * 1024;
 
+/** @param {unknown} value */
+const isCondition = (value) => CONDITIONS.includes(/** @type {Condition} */ (value));
+
 /**
- * @param {{ target: { host?: string, port: number }, controlPath?: string }} options
- *   controlPath: when set, `GET` returns `{ condition }` and `POST` with `{ condition }` or
- *   `{ drop: true }` changes it; these requests are never subject to the conditions.
+ * @typedef {object} NetworkConditions
+ * @property {number} port the proxy's port
+ * @property {(next: Condition) => void} setCondition makes `next` the only active condition (`normal`: none)
+ * @property {(next: readonly Condition[]) => void} setConditions makes exactly these active (`normal` is ignored)
+ * @property {Condition} condition the condition switched on last among the active ones, or `normal`
+ * @property {Condition[]} active every active condition, in the order they were switched on; empty when normal
+ * @property {() => void} dropConnections cuts every open connection now
+ * @property {() => void} freezeConnections makes every open connection pass nothing from now on,
+ *   without closing it — later requests on the same connection included: a link that died silently
+ *   (a NAT or middlebox that forgot the flow). New connections pass.
+ * @property {(listener: () => void) => () => void} onChange calls `listener` after each change of conditions
+ * @property {(port: number) => void} retarget points the proxy at the server's new port after a restart
+ * @property {() => Promise<void>} close
  */
-export async function startNetworkConditions({ target, controlPath }) {
+
+/**
+ * Starts the proxy on 127.0.0.1 (or `listen.host`), at a free port unless `listen.port` is given.
+ *
+ * @param {{ target: { host?: string, port: number }, controlPath?: string, listen?: { port?: number, host?: string } }} options
+ *   controlPath: when set, requests to it are never subject to the conditions: `GET` returns
+ *   `{ condition, active, conditions }`; `POST` with `{ condition }` (one condition), `{ active: [...] }`
+ *   (several), `{ drop: true }` or `{ freeze: true }` changes them and returns the same. It answers
+ *   any origin (CORS), so a page served elsewhere on loopback can drive it too.
+ * @returns {Promise<NetworkConditions>}
+ */
+export async function startNetworkConditions({ target, controlPath, listen = {} }) {
   const targetHost = target.host ?? '127.0.0.1';
-  /** @type {Condition} */
-  let condition = 'normal';
-  /** Every client-side socket, so a condition change or a drop can cut them. */
-  /** @type {Set<net.Socket>} */
+  /** Active conditions, in the order they were switched on. @type {Set<Condition>} */
+  let active = new Set();
+  /** @param {Condition} name */
+  const is = (name) => active.has(name);
+  /** Every client-side socket, so a condition change or a drop can cut them. @type {Set<net.Socket>} */
   const sockets = new Set();
-  /** Upgraded WebSocket tunnels, whose bytes this proxy pumps itself. */
-  /** @type {Set<{ client: net.Socket, upstream: net.Socket, silent: boolean }>} */
+  /** Sockets serving a control request right now: never cut, or the answer could not be written. @type {Set<net.Socket>} */
+  const controlSockets = new Set();
+  /** Upgraded WebSocket tunnels, whose bytes this proxy pumps itself. @type {Set<{ client: import('node:stream').Duplex, upstream: net.Socket, silent: boolean }>} */
   const tunnels = new Set();
+  /** Proxied HTTP exchanges in flight; a frozen one passes nothing more and never ends. @type {Set<{ frozen: boolean }>} */
+  const exchanges = new Set();
+  /** Client-side connections frozen for good: a request that arrives on one is never answered. @type {WeakSet<net.Socket>} */
+  const frozenSockets = new WeakSet();
   /** @type {Set<() => void>} */
   const listeners = new Set();
 
-  const delay = () => new Promise((resolve) => setTimeout(resolve, condition === 'slow' ? SLOW_LATENCY_MS : 0));
+  const delay = () => new Promise((resolve) => setTimeout(resolve, is('slow') ? SLOW_LATENCY_MS : 0));
 
   /**
    * Per destination: when its last chunk leaves, and the chain that keeps its chunks in order.
@@ -54,18 +88,19 @@ export async function startNetworkConditions({ target, controlPath }) {
   /**
    * Writes a chunk in order behind the ones before it; under `slow`, each chunk leaves after the added
    * latency and no faster than the bandwidth allows.
+   * @param {import('node:stream').Writable} to
+   * @param {Buffer} chunk
    */
-  function pacedWrite(/** @type {import('node:stream').Writable} */ to, /** @type {Buffer} */ chunk) {
+  function pacedWrite(to, chunk) {
     let state = pacing.get(to);
     if (!state) {
       state = { releaseAt: 0, chain: Promise.resolve() };
       pacing.set(to, state);
     }
     const now = Date.now();
-    const releaseAt =
-      condition === 'slow'
-        ? Math.max(now + SLOW_LATENCY_MS, state.releaseAt) + (chunk.length / SLOW_BYTES_PER_SECOND) * 1000
-        : Math.max(now, state.releaseAt);
+    const releaseAt = is('slow')
+      ? Math.max(now + SLOW_LATENCY_MS, state.releaseAt) + (chunk.length / SLOW_BYTES_PER_SECOND) * 1000
+      : Math.max(now, state.releaseAt);
     state.releaseAt = releaseAt;
     state.chain = state.chain
       .then(() => (releaseAt > Date.now() ? new Promise((resolve) => setTimeout(resolve, releaseAt - Date.now())) : undefined))
@@ -75,48 +110,83 @@ export async function startNetworkConditions({ target, controlPath }) {
     return state.chain;
   }
 
-  /** Ends a destination after every chunk queued for it has been written. */
-  function pacedEnd(/** @type {import('node:stream').Writable} */ to, /** @type {Buffer | undefined} */ last) {
+  /**
+   * Ends a destination after every chunk queued for it has been written.
+   * @param {import('node:stream').Writable} to
+   * @param {Buffer | undefined} last
+   */
+  function pacedEnd(to, last) {
     const state = pacing.get(to);
     const chain = last ? pacedWrite(to, last) : (state?.chain ?? Promise.resolve());
     void chain.then(() => to.end());
   }
 
-  function isControl(/** @type {string | undefined} */ url) {
+  /** @param {string | undefined} url */
+  function isControl(url) {
     return controlPath !== undefined && (url ?? '').split('?')[0] === controlPath;
   }
 
-  async function handleControl(/** @type {http.IncomingMessage} */ request, /** @type {http.ServerResponse} */ response) {
+  function describe() {
+    return { condition: current(), active: [...active], conditions: CONDITIONS };
+  }
+
+  /** @param {http.ServerResponse} response @param {number} status @param {unknown} body */
+  function answer(response, status, body) {
+    response
+      .writeHead(status, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'access-control-allow-origin': '*',
+      })
+      .end(JSON.stringify(body));
+  }
+
+  /** @param {http.IncomingMessage} request @param {http.ServerResponse} response */
+  async function handleControl(request, response) {
+    const socket = request.socket;
+    controlSockets.add(socket);
+    response.on('close', () => controlSockets.delete(socket));
+    if (request.method === 'OPTIONS') {
+      response
+        .writeHead(204, {
+          'access-control-allow-origin': '*',
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'content-type',
+          'access-control-max-age': '600',
+        })
+        .end();
+      return;
+    }
     if (request.method === 'POST') {
       let body = '';
       for await (const chunk of request) body += chunk;
-      /** @type {{ condition?: string, drop?: boolean }} */
-      let command = {};
+      /** @type {{ condition?: unknown, active?: unknown, drop?: unknown, freeze?: unknown }} */
+      let command;
       try {
         command = JSON.parse(body || '{}');
       } catch {
-        response.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"expects JSON"}');
-        return;
+        return answer(response, 400, { error: 'expects a JSON body' });
       }
-      if (command.condition !== undefined) {
-        if (!CONDITIONS.includes(/** @type {Condition} */ (command.condition))) {
-          response
-            .writeHead(400, { 'content-type': 'application/json' })
-            .end(JSON.stringify({ error: `condition must be one of ${CONDITIONS.join(', ')}` }));
-          return;
-        }
-        setCondition(/** @type {Condition} */ (command.condition));
+      if (command.condition !== undefined && !isCondition(command.condition)) {
+        return answer(response, 400, { error: `condition must be one of ${CONDITIONS.join(', ')}, got ${JSON.stringify(command.condition)}` });
       }
-      if (command.drop) dropConnections(request.socket);
+      if (command.active !== undefined && !(Array.isArray(command.active) && command.active.every(isCondition))) {
+        return answer(response, 400, { error: `active must be an array of ${CONDITIONS.join(', ')}, got ${JSON.stringify(command.active)}` });
+      }
+      if (command.condition !== undefined) setCondition(/** @type {Condition} */ (command.condition));
+      if (command.active !== undefined) setConditions(/** @type {Condition[]} */ (command.active));
+      if (command.freeze === true) freezeConnections();
+      if (command.drop === true) dropConnections();
     }
-    response
-      .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      .end(JSON.stringify({ condition, conditions: CONDITIONS }));
+    answer(response, 200, describe());
   }
 
   const server = http.createServer(async (request, response) => {
     if (isControl(request.url)) return void handleControl(request, response);
-    if (condition === 'offline') return void request.socket.destroy();
+    // Offline is decided per request rather than per connection, so the control endpoint keeps working.
+    if (is('offline')) return void request.socket.destroy();
+    // A dead flow: whatever the browser sends on it (the next long poll, a POST) goes nowhere.
+    if (frozenSockets.has(request.socket)) return void request.resume();
     await delay();
     const upstreamRequest = http.request({
       host: targetHost,
@@ -125,41 +195,51 @@ export async function startNetworkConditions({ target, controlPath }) {
       path: request.url,
       headers: request.headers,
     });
-    upstreamRequest.on('error', () => response.destroy());
-    request.on('data', (chunk) => void pacedWrite(upstreamRequest, chunk));
+    const exchange = { frozen: false };
+    exchanges.add(exchange);
+    response.on('close', () => exchanges.delete(exchange));
+    // A frozen exchange passes nothing, not even the server's side failing.
+    const broken = () => void (exchange.frozen || response.destroy());
+    upstreamRequest.on('error', broken);
+    request.on('data', (chunk) => void (exchange.frozen || pacedWrite(upstreamRequest, chunk)));
     request.on('end', () => pacedEnd(upstreamRequest, undefined));
     upstreamRequest.on('response', (upstreamResponse) => {
       const isEventStream = String(upstreamResponse.headers['content-type'] ?? '').startsWith('text/event-stream');
       response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
       // A buffering proxy holds the whole body until the upstream response ends.
-      const buffered = isEventStream && condition === 'sse-buffered';
+      const buffered = isEventStream && is('sse-buffered');
+      // Such a proxy passes the response head at once and holds the body: the stream opens, and
+      // then no event arrives (what the client calls `buffered`).
+      if (buffered) response.flushHeaders();
       /** @type {Buffer[]} */
       const held = [];
       upstreamResponse.on('data', (chunk) => {
+        if (exchange.frozen) return;
         if (buffered) held.push(chunk);
         else void pacedWrite(response, chunk);
       });
-      upstreamResponse.on('end', () => pacedEnd(response, buffered ? Buffer.concat(held) : undefined));
-      upstreamResponse.on('error', () => response.destroy());
+      upstreamResponse.on('end', () => {
+        if (!exchange.frozen) pacedEnd(response, buffered ? Buffer.concat(held) : undefined);
+      });
+      upstreamResponse.on('error', broken);
       response.on('close', () => upstreamResponse.destroy());
     });
   });
 
   server.on('connection', (socket) => {
-    if (condition === 'offline') return void socket.destroy();
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
 
   server.on('upgrade', (request, client, head) => {
-    if (condition === 'offline') return void client.destroy();
-    if (condition === 'ws-blocked') {
+    if (is('offline')) return void client.destroy();
+    if (is('ws-blocked')) {
       client.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    if (condition === 'ws-hanging') return; // held open, never answered: the socket stays in `sockets`
+    if (is('ws-hanging')) return; // held open, never answered: the socket stays in `sockets`
     const upstream = net.connect(target.port, targetHost);
-    const tunnel = { client, upstream, silent: condition === 'ws-silent' };
+    const tunnel = { client, upstream, silent: is('ws-silent') };
     tunnels.add(tunnel);
     const teardown = () => {
       tunnels.delete(tunnel);
@@ -167,7 +247,10 @@ export async function startNetworkConditions({ target, controlPath }) {
       upstream.destroy();
     };
     client.on('close', teardown).on('error', teardown);
-    upstream.on('close', teardown).on('error', teardown);
+    // A silent tunnel passes nothing, not even the server closing it: the browser's side stays open
+    // until the browser gives up on it.
+    const upstreamGone = () => (tunnel.silent ? upstream.destroy() : teardown());
+    upstream.on('close', upstreamGone).on('error', upstreamGone);
     upstream.on('connect', () => {
       let requestHead = `${request.method} ${request.url} HTTP/1.1\r\n`;
       for (let i = 0; i < request.rawHeaders.length; i += 2) {
@@ -179,7 +262,7 @@ export async function startNetworkConditions({ target, controlPath }) {
     // Downstream: the 101 response head always passes; after it, a silent tunnel passes nothing.
     let responseHeadDone = false;
     let pending = Buffer.alloc(0);
-    upstream.on('data', (chunk) => {
+    upstream.on('data', (/** @type {Buffer} */ chunk) => {
       if (!responseHeadDone) {
         pending = Buffer.concat([pending, chunk]);
         const end = pending.indexOf('\r\n\r\n');
@@ -191,54 +274,81 @@ export async function startNetworkConditions({ target, controlPath }) {
       }
       if (!tunnel.silent) void pacedWrite(client, chunk);
     });
-    client.on('data', (chunk) => {
+    client.on('data', (/** @type {Buffer} */ chunk) => {
       if (!tunnel.silent) void pacedWrite(upstream, chunk);
     });
   });
 
-  function dropConnections(/** @type {net.Socket | undefined} */ except) {
+  function dropConnections() {
     for (const tunnel of tunnels) {
       tunnel.client.destroy();
       tunnel.upstream.destroy();
     }
     tunnels.clear();
-    for (const socket of sockets) if (socket !== except) socket.destroy();
+    for (const socket of sockets) if (!controlSockets.has(socket)) socket.destroy();
+  }
+
+  function freezeConnections() {
+    for (const tunnel of tunnels) tunnel.silent = true;
+    for (const exchange of exchanges) exchange.frozen = true;
+    for (const socket of sockets) if (!controlSockets.has(socket)) frozenSockets.add(socket);
+  }
+
+  /** @returns {Condition} */
+  function current() {
+    let last = /** @type {Condition} */ ('normal');
+    for (const name of active) last = name;
+    return last;
+  }
+
+  /** @param {readonly Condition[]} next */
+  function setConditions(next) {
+    const previous = active;
+    active = new Set(next.filter((name) => name !== 'normal'));
+    // A change of condition applies to new requests; when a condition that refuses or breaks things
+    // comes on, open connections are cut so the client meets it at once. ws-silent therefore only
+    // silences new tunnels, like a real middlebox that starts misbehaving on new flows. Lifting a
+    // condition cuts nothing: the client finds its way back by itself.
+    if ([...active].some((name) => name !== 'slow' && !previous.has(name))) dropConnections();
+    for (const listener of listeners) listener();
   }
 
   /** @param {Condition} next */
   function setCondition(next) {
-    const previous = condition;
-    condition = next;
-    // A change of condition applies to new requests; open connections that the new condition would
-    // have refused are cut so the client meets it at once, and ws-silent only silences new tunnels
-    // after a drop, like a real middlebox that starts misbehaving on new flows.
-    if (next === 'offline' || (previous !== next && next !== 'normal' && next !== 'slow')) dropConnections();
-    for (const listener of listeners) listener();
+    setConditions([next]);
   }
 
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve(undefined);
+    });
+  });
   const address = /** @type {net.AddressInfo} */ (server.address());
 
   return {
-    /** The proxy's port on 127.0.0.1. */
     port: address.port,
-    /** @param {Condition} next */
     setCondition,
+    setConditions,
     get condition() {
-      return condition;
+      return current();
     },
-    /** Cuts every open connection now. */
-    dropConnections: () => dropConnections(),
-    /** @param {() => void} listener called after each condition change */
+    get active() {
+      return [...active];
+    },
+    dropConnections,
+    freezeConnections,
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    /** @param {number} port the server's new port after a restart */
     retarget(port) {
       target = { ...target, port };
     },
     close() {
+      active = new Set();
+      controlSockets.clear();
       dropConnections();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve(undefined)));

@@ -257,8 +257,6 @@ interface Attempt {
   r?: unknown;
   u?: unknown;
   k?: unknown;
-  /** Batches received so far. */
-  n: number;
   /** Stops the upgrade probe in flight. */
   p?: () => void;
 }
@@ -485,7 +483,7 @@ export class Client<T = unknown> {
         ),
       );
     }
-    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0, n: 0 };
+    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0 };
     const live = (): boolean => this.#attempt?.id === a.id;
     this.#attempt = a;
     a.c = this.#setTimer(
@@ -513,7 +511,6 @@ export class Client<T = unknown> {
 
   #frames(a: Attempt, frames: InboundFrame[]): void {
     a.l = this.#options.clock.now();
-    a.n++;
     for (const f of frames) {
       // A listener may have closed the client, or the attempt failed on an earlier frame.
       if (!this.#attempt || this.#attempt.id !== a.id) return;
@@ -760,11 +757,14 @@ export class Client<T = unknown> {
       return this.#start();
     }
     if (this.#state !== 'open' || !a || this.#left(a) <= 0) return;
-    const before = a.n;
-    a.t?.send(encodeBatch([{ t: 'ping', n: 0 }]));
+    // Only the answer to this ping proves the link works now: a batch already in flight when the
+    // link died could still arrive after it.
+    const n = ++this.#pingId;
+    this.#pings.set(n, [() => this.#clearTimer(a.k), () => {}]);
+    a.t?.send(encodeBatch([{ t: 'ping', n }]));
     this.#clearTimer(a.k);
     a.k = this.#setTimer(() => {
-      if (this.#attempt === a && a.n === before) {
+      if (this.#attempt === a && this.#pings.delete(n)) {
         this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', 'no answer after the page came back'));
       }
     }, this.#options.connectTimeout);

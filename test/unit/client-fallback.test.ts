@@ -119,7 +119,7 @@ describe('page lifecycle (§13.4)', () => {
       document.dispatchEvent(new Event('visibilitychange'));
     } else page.dispatchEvent(new Event(moment));
     await settle();
-    expect(peer.frames().at(-1)).toEqual({ t: 'ping', n: 0 });
+    expect(peer.frames().at(-1)).toEqual({ t: 'ping', n: expect.any(Number) });
     await vi.advanceTimersByTimeAsync(1_000);
     expect(log).toEqual(['error HEARTBEAT_TIMEOUT']);
     client.close();
@@ -131,7 +131,8 @@ describe('page lifecycle (§13.4)', () => {
     const log = record(client, ['error']);
     page.dispatchEvent(new Event('online'));
     await settle();
-    peer.send({ t: 'pong', n: 0 });
+    const ping = peer.frames().at(-1);
+    peer.send({ t: 'pong', n: ping?.t === 'ping' ? ping.n : -1 });
     await vi.advanceTimersByTimeAsync(2_000);
     expect(log).toEqual([]);
     expect(client.state).toBe('open');
@@ -148,6 +149,19 @@ describe('page lifecycle (§13.4)', () => {
     page.dispatchEvent(new Event('online'));
     await settle();
     expect(server.opened.length).toBe(connections + 1);
+    client.close();
+  });
+
+  it('does not take a batch other than the pong as the answer', async () => {
+    const client = server.client({ connectTimeout: 1_000 });
+    const peer = await server.accept({ hb: 60_000 });
+    const log = record(client, ['error']);
+    page.dispatchEvent(new Event('online'));
+    await settle();
+    // Data sent before the link died can still arrive after the ping: it proves nothing.
+    peer.send({ t: 'msg', id: 'e1-1', d: 'late' });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(log).toEqual(['error HEARTBEAT_TIMEOUT']);
     client.close();
   });
 

@@ -1,0 +1,180 @@
+/**
+ * The demo page in Chromium: each network condition, switched on with the page's own toggle, makes
+ * the client reach the transport the README promises; lifting it brings the client back to WebSocket
+ * through the upgrade probe. Throughout, the page's own counters — computed from the numbered ticker
+ * and from the echoes of what it sends every second — show nothing lost and nothing duplicated.
+ * A screenshot of the page under each condition goes to test-output/browser/.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startDemo, type Demo } from '../../demo/server.mjs';
+import { INSTALL_HINT, findChromium, launchChromium } from './chromium.js';
+import { DemoPage, FAST, openDemo, type Condition } from './demo-page.js';
+
+/** The server's heartbeat: a frozen link is found within twice that. */
+const HEARTBEAT = 1000;
+
+it('finds a Chromium to run the browser tests in', () => {
+  expect(findChromium(), INSTALL_HINT).toBeDefined();
+});
+
+describe('the demo page', () => {
+  let browser: Browser;
+  let demo: Demo;
+  let page: DemoPage;
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+    demo = await startDemo({ port: 0, heartbeatInterval: HEARTBEAT, tickInterval: 100 });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.close();
+  });
+  beforeEach(async () => {
+    demo.network.setCondition('normal');
+    // Sends one message every second throughout, so upstream delivery is checked under every condition.
+    page = await openDemo(browser, demo.url, { ...FAST, autosend: 1 });
+    await page.until('open websocket');
+    await page.flowing(5);
+  });
+  afterEach(async () => {
+    await page?.close();
+  });
+
+  const fallbacks: { name: string; conditions: Condition[]; transport: string }[] = [
+    { name: 'ws-blocked', conditions: ['ws-blocked'], transport: 'sse' },
+    { name: 'ws-hanging', conditions: ['ws-hanging'], transport: 'sse' },
+    { name: 'ws-silent', conditions: ['ws-silent'], transport: 'sse' },
+    { name: 'sse-buffered', conditions: ['ws-blocked', 'sse-buffered'], transport: 'long-polling' },
+  ];
+
+  it.each(fallbacks)(
+    '$conditions: falls back to $transport, returns to websocket when lifted, and loses or repeats nothing',
+    async ({ name, conditions, transport }) => {
+      for (const condition of conditions) await page.toggle(condition);
+      expect(demo.network.active).toEqual(conditions);
+      expect((await page.stats()).conditions).toEqual(conditions);
+
+      await page.until(`open ${transport}`, 30_000);
+      await page.flowing();
+      await page.screenshot(`demo-${name}`);
+
+      await page.toggle('normal');
+      expect(demo.network.active).toEqual([]);
+      await page.until('open websocket', 30_000);
+      expect((await page.stats()).transports.at(-1)).toMatchObject({ transport: 'websocket', previous: transport, reason: 'upgrade' });
+      await page.flowing();
+      await page.settled();
+      await page.expectNothingLost();
+      await page.screenshot(`demo-${name}-lifted`);
+    },
+  );
+
+  it('walks down the whole chain and back up: websocket → sse → long-polling → websocket', async () => {
+    await page.toggle('ws-blocked');
+    await page.until('open sse', 30_000);
+    await page.flowing(5);
+    await page.toggle('sse-buffered');
+    await page.until('open long-polling', 30_000);
+    await page.flowing(5);
+    await page.toggle('normal');
+    await page.until('open websocket', 30_000);
+    await page.flowing();
+    await page.settled();
+    const { transports } = await page.stats();
+    expect(transports.map(({ transport, reason }) => `${transport} (${reason})`)).toEqual([
+      'websocket (initial)',
+      'sse (refused)',
+      'long-polling (buffered)',
+      'websocket (upgrade)',
+    ]);
+    await page.expectNothingLost();
+    // The picture at the top of the README (docs/demo.png is a copy).
+    await page.screenshot('demo');
+  });
+
+  it('slow: stays on websocket, and the round trip shows the added latency', async () => {
+    await page.toggle('slow');
+    // 400 ms each way.
+    await expect.poll(async () => (await page.stats()).rtt, { timeout: 20_000, interval: 200 }).toBeGreaterThanOrEqual(800);
+    await page.screenshot('demo-slow');
+    await page.toggle('normal');
+    await expect.poll(async () => (await page.stats()).rtt, { timeout: 20_000, interval: 200 }).toBeLessThan(400);
+    const stats = await page.stats();
+    expect(stats.transports.map((event) => event.transport)).toEqual(['websocket']);
+    expect(stats.opens).toBe(1);
+    await page.settled();
+    await page.expectNothingLost();
+  });
+
+  it('offline: keeps trying, then resumes where it left off once the network is back', async () => {
+    const before = await page.stats();
+    await page.toggle('offline');
+    await expect.poll(async () => (await page.stats()).state, { timeout: 10_000 }).toBe('reconnecting');
+    // At least two attempts failed against the dead network.
+    await expect.poll(async () => (await page.stats()).errors.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(before.errors.length + 2);
+    await page.screenshot('demo-offline');
+
+    await page.toggle('normal');
+    await page.until('open websocket', 30_000);
+    await page.flowing();
+    expect((await page.stats()).resumed).toBe(true);
+    await page.settled();
+    await page.expectNothingLost();
+  });
+
+  it('drop connection now: reconnects over websocket and resumes the session', async () => {
+    const { opens, sessionId } = await page.stats();
+    await page.page.click('#drop');
+    await expect.poll(async () => (await page.stats()).opens, { timeout: 10_000 }).toBe(opens + 1);
+    await page.until('open websocket');
+    await page.flowing();
+    const stats = await page.stats();
+    expect(stats.resumed).toBe(true);
+    expect(stats.sessionId).toBe(sessionId);
+    await page.screenshot('demo-dropped');
+    await page.settled();
+    await page.expectNothingLost();
+  });
+
+  it('freeze connection: the heartbeat deadline finds the dead link, and the client resumes', async () => {
+    const { opens } = await page.stats();
+    const frozenAt = Date.now();
+    await page.page.click('#freeze');
+    await expect
+      .poll(async () => (await page.stats()).errors.map((error) => error.code), { timeout: 4 * HEARTBEAT + 5_000 })
+      .toContain('HEARTBEAT_TIMEOUT');
+    const found = (await page.stats()).errors.find((error) => error.code === 'HEARTBEAT_TIMEOUT');
+    expect((found?.at ?? Number.POSITIVE_INFINITY) - frozenAt).toBeLessThan(2 * HEARTBEAT + 1_500);
+    await expect.poll(async () => (await page.stats()).opens, { timeout: 10_000 }).toBe(opens + 1);
+    await page.until('open websocket');
+    await page.flowing();
+    expect((await page.stats()).resumed).toBe(true);
+    await page.screenshot('demo-frozen');
+    await page.settled();
+    await page.expectNothingLost();
+  });
+
+  it('fits a phone screen without sideways scrolling', async () => {
+    const phone = await openDemo(browser, demo.url, FAST, {
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    try {
+      await phone.until('open websocket');
+      await phone.flowing(3);
+      const { scrollWidth, innerWidth } = await phone.page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        innerWidth: window.innerWidth,
+      }));
+      expect(scrollWidth).toBeLessThanOrEqual(innerWidth);
+      await phone.screenshot('demo-phone');
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
+  });
+});
