@@ -1,6 +1,8 @@
 // @ts-check
 /**
- * Sizes of the browser bundles: raw, gzip -9 and brotli q11, measured with node:zlib.
+ * Sizes of the browser bundles: raw, gzip -9 and brotli q11, measured with node:zlib; and of a minimal
+ * application (connect, listen, send) bundled and minified with one setting ({@link MINIFY_SETTING})
+ * for unbroken and for socket.io-client, side by side.
  *
  *   npm run build && node bench/size.mjs          prints a table, exits 1 when over budget
  *   node bench/size.mjs --json                    prints the measurements as JSON
@@ -32,7 +34,16 @@ const root = new URL('../', import.meta.url);
  * @returns {SizeReport}
  */
 export function measure(file) {
-  const bytes = readFileSync(new URL(file, root));
+  return measureBytes(file, readFileSync(new URL(file, root)));
+}
+
+/**
+ * Measures bytes, reported under `file`.
+ * @param {string} file
+ * @param {Uint8Array} bytes
+ * @returns {SizeReport}
+ */
+export function measureBytes(file, bytes) {
   return {
     file,
     raw: bytes.length,
@@ -57,6 +68,58 @@ export function formatReport(report) {
   return `${report.file.padEnd(28)}${cell('raw', report.raw)}  ${cell('gzip', report.gzip)}  ${cell('brotli', report.brotli)}`;
 }
 
+/** Minimal applications (connect, listen, send), each bundled on its own with {@link MINIFY_SETTING}. */
+export const MINIMAL_ENTRIES = [
+  { library: 'unbroken', entry: 'bench/size/unbroken-minimal.mjs' },
+  { library: 'socket.io-client', entry: 'bench/size/socket.io-minimal.mjs' },
+];
+
+/** The one bundling setting applied to every minimal entry. */
+export const MINIFY_SETTING =
+  'rollup, @rollup/plugin-node-resolve (browser field and export conditions), terser (ecma 2020, module, compress passes 2, mangle, no comments), ES module output';
+
+/**
+ * Bundles and minifies one entry, relative to the package root, with {@link MINIFY_SETTING}.
+ * @param {string} entry
+ * @param {string} [dist] a copy of dist/ to take the entry's `../../dist/…` imports from
+ * @returns {Promise<Uint8Array>}
+ */
+export async function bundleMinimal(entry, dist) {
+  const { rollup } = await import('rollup');
+  const { default: nodeResolve } = await import('@rollup/plugin-node-resolve');
+  const { default: terser } = await import('@rollup/plugin-terser');
+  /** @type {import('rollup').Plugin} */
+  const fromDist = {
+    name: 'bench-dist',
+    resolveId: (source) => (dist && source.startsWith('../../dist/') ? `${dist}/${source.slice('../../dist/'.length)}` : null),
+  };
+  const bundle = await rollup({
+    input: fileURLToPath(new URL(entry, root)),
+    plugins: [fromDist, nodeResolve({ browser: true, preferBuiltins: false, exportConditions: ['browser', 'import', 'default'] })],
+    onwarn: (warning) => {
+      throw new Error(`bundling ${entry}: ${warning.message}`);
+    },
+  });
+  const { output } = await bundle.generate({
+    format: 'es',
+    plugins: [terser({ ecma: 2020, module: true, compress: { passes: 2 }, mangle: true, format: { comments: false } })],
+  });
+  await bundle.close();
+  const chunk = output[0];
+  return new TextEncoder().encode(chunk.code);
+}
+
+/**
+ * Sizes of every minimal entry, bundled with {@link MINIFY_SETTING}.
+ * @param {string} [dist] a copy of dist/ to use instead of dist/
+ * @returns {Promise<(SizeReport & { library: string })[]>}
+ */
+export async function measureMinimal(dist) {
+  const reports = [];
+  for (const { library, entry } of MINIMAL_ENTRIES) reports.push({ library, ...measureBytes(entry, await bundleMinimal(entry, dist)) });
+  return reports;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const missing = FILES.filter((file) => !existsSync(new URL(file, root)));
   if (missing.length > 0) {
@@ -64,10 +127,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(1);
   }
   const reports = FILES.map(measure);
+  const minimal = await measureMinimal();
   if (process.argv.includes('--json')) {
-    console.log(JSON.stringify({ budget: { file: BUDGET_FILE, gzip: GZIP_BUDGET }, reports }, null, 2));
+    console.log(JSON.stringify({ budget: { file: BUDGET_FILE, gzip: GZIP_BUDGET }, reports, minimal, setting: MINIFY_SETTING }, null, 2));
   } else {
     for (const report of reports) console.log(formatReport(report));
+    console.log(`minimal connect + listen + send, bundled with: ${MINIFY_SETTING}`);
+    for (const report of minimal) console.log(formatReport({ ...report, file: `  ${report.library}` }));
   }
   const budgeted = reports.find((report) => report.file === BUDGET_FILE);
   if (budgeted) {

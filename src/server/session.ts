@@ -196,8 +196,12 @@ interface Encodings {
   binary?: Uint8Array;
 }
 
-function validateData(data: Payload): void {
-  if (data instanceof Uint8Array) return;
+/**
+ * Checks that `data` can be sent and returns its JSON text (undefined for bytes). The text is kept
+ * for the message's encoding, so a message is serialised once, however many sessions it reaches.
+ */
+function encodeData(data: Payload): string | undefined {
+  if (data instanceof Uint8Array) return undefined;
   if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) {
     throw new UnbrokenTypeError('INVALID_DATA', 'expects data to be JSON-serialisable or a Uint8Array/Buffer, got another binary type');
   }
@@ -210,6 +214,13 @@ function validateData(data: Payload): void {
   if (text === undefined) {
     throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
   }
+  return text;
+}
+
+/** A message frame's text, built around data that is already JSON text (no second serialisation). */
+function messageText(message: StoredMessage, dataText: string): string {
+  const event = message.event === undefined ? '' : `,"e":${JSON.stringify(message.event)}`;
+  return `{"t":"msg","id":${JSON.stringify(message.id)}${event},"d":${dataText}}`;
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
@@ -229,6 +240,12 @@ export class SessionHub {
   readonly options: HubOptions;
   readonly #emitter: Emitter<ServerEvents>;
   readonly #encodings = new WeakMap<StoredMessage, Encodings>();
+  /**
+   * The data of the message being appended and its JSON text. A store that notifies subscribers
+   * during `append` (the in-memory one) lets the encoding reuse the text; equal data means equal
+   * text, so a mismatch can never give a message another's encoding.
+   */
+  #appending: { readonly data: Payload; readonly text: string } | undefined;
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links = new Set<Downlink>();
   #unsubscribe: (() => void) | null;
@@ -310,12 +327,17 @@ export class SessionHub {
         `expects an event name of 1–128 characters without CR, LF or NUL, got ${JSON.stringify(event)}`,
       );
     }
-    validateData(data);
+    const text = encodeData(data);
     if (this.#state !== 'running') {
       return Promise.reject(new UnbrokenServerError('SERVER_CLOSED', 'cannot send: the server is closed'));
     }
     const message = event === undefined ? { to, data } : { to, event, data };
-    return this.options.store.append(message).then((stored) => stored.id);
+    this.#appending = text === undefined ? undefined : { data, text };
+    try {
+      return this.options.store.append(message).then((stored) => stored.id);
+    } finally {
+      this.#appending = undefined;
+    }
   }
 
   /** Graceful shutdown (§10.2). Resolves once every connection is gone. */
@@ -339,7 +361,7 @@ export class SessionHub {
         b: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
       });
     } else {
-      encodings.text ??= JSON.stringify({ ...messageHeader(message), d: data });
+      encodings.text ??= messageText(message, JSON.stringify(data));
     }
     return { kind: 'text', text: encodings.text, id: message.id };
   }
@@ -367,6 +389,8 @@ export class SessionHub {
   }
 
   #dispatch(message: StoredMessage): void {
+    const appending = this.#appending;
+    if (appending && appending.data === message.data) this.#encodings.set(message, { text: messageText(message, appending.text) });
     try {
       if (message.to === null) {
         for (const session of this.sessions.values()) session.link?.push(message);

@@ -1,0 +1,238 @@
+// @ts-check
+/**
+ * The processes of a benchmark case: a fresh server (bench/lib/server.mjs), a client host (a Node
+ * process, bench/lib/node-client.mjs, or a page in Chromium), and the scale clients. Every process
+ * started here is tracked and ended by its PID, also when the runner fails.
+ */
+import { fork } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const lib = (/** @type {string} */ file) => fileURLToPath(new URL(file, import.meta.url));
+
+/** Children still running, ended on exit. */
+/** @type {Set<import('node:child_process').ChildProcess>} */
+const children = new Set();
+function endAll() {
+  for (const child of children) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+}
+process.on('exit', endAll);
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.once(signal, () => {
+    endAll();
+    process.exit(130);
+  });
+}
+
+/** How long one IPC request may take. */
+const CALL_TIMEOUT_MS = 180_000;
+
+/**
+ * Request/response over a child's IPC channel: `{ id, … }` → `{ id, result }` or `{ id, error }`.
+ * @param {import('node:child_process').ChildProcess} child
+ */
+function rpc(child) {
+  let next = 0;
+  /** @type {Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void, timer: NodeJS.Timeout }>} */
+  const pending = new Map();
+  child.on('message', (/** @type {{ id?: number, result?: unknown, error?: string }} */ message) => {
+    const call = message.id === undefined ? undefined : pending.get(message.id);
+    if (!call || message.id === undefined) return;
+    pending.delete(message.id);
+    clearTimeout(call.timer);
+    if (message.error !== undefined) call.reject(new Error(message.error));
+    else call.resolve(message.result);
+  });
+  child.on('exit', (code, signal) => {
+    for (const call of pending.values()) {
+      clearTimeout(call.timer);
+      call.reject(new Error(`the process exited (${signal ?? code}) before it answered`));
+    }
+    pending.clear();
+  });
+  /**
+   * @param {Record<string, unknown>} message
+   * @returns {Promise<unknown>}
+   */
+  return (message) =>
+    new Promise((resolve, reject) => {
+      const id = ++next;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`no answer to ${JSON.stringify(message).slice(0, 80)} within ${CALL_TIMEOUT_MS} ms`));
+      }, CALL_TIMEOUT_MS);
+      pending.set(id, { resolve, reject, timer });
+      child.send({ ...message, id });
+    });
+}
+
+/**
+ * Ends a child by its PID and waits for it to be gone.
+ * @param {import('node:child_process').ChildProcess} child
+ */
+async function end(child) {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+    children.delete(child);
+    return;
+  }
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 3_000);
+  await gone;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+/**
+ * Starts a fresh server process and waits for its port.
+ * @param {string} kind `unbroken`, `ws`, `sse` or `socketio`
+ * @param {{ transport?: string, gc?: boolean }} [options]
+ */
+export async function startServer(kind, options = {}) {
+  const args = [kind];
+  if (options.transport) args.push(options.transport);
+  const child = fork(lib('./server.mjs'), args, {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    execArgv: options.gc ? ['--expose-gc'] : [],
+  });
+  children.add(child);
+  const stdout = child.stdout;
+  if (!stdout) throw new Error('the server has no stdout');
+  const lines = createInterface({ input: stdout });
+  const port = await new Promise((resolve, reject) => {
+    lines.once('line', (line) => {
+      try {
+        resolve(/** @type {{ port: number }} */ (JSON.parse(line)).port);
+      } catch {
+        reject(new Error(`the ${kind} server printed ${line} instead of its port`));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the ${kind} server exited (${code}) before printing its port`)));
+  });
+  // Anything it prints later (errors) is passed on.
+  lines.on('line', (line) => console.error(`[${kind} server] ${line}`));
+  const call = rpc(child);
+  return {
+    port: /** @type {number} */ (port),
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    /** Requests and upgrades under the realtime paths so far, by `METHOD /path`. */
+    requests: async () => /** @type {{ requests: Record<string, number> }} */ (await call({ cmd: 'stats' })).requests,
+    /** Memory after a full GC (start with `gc: true`). */
+    memory: async () =>
+      /** @type {{ rss: number, heapUsed: number, external: number, arrayBuffers: number, clients: number, sockets: number }} */ (
+        await call({ cmd: 'memory' })
+      ),
+    /** Broadcasts `rate` messages per second for `seconds` to every client. */
+    fanout: async (/** @type {number} */ rate, /** @type {number} */ seconds) =>
+      /** @type {{ sent: number, cpuPercent: number }} */ (await call({ cmd: 'fanout', rate, seconds })),
+    stop: () => end(child),
+  };
+}
+
+/** @typedef {Awaited<ReturnType<typeof startServer>>} BenchServer */
+
+/**
+ * A client host: the methods of drivers.mjs's bench, called in another process or in a page.
+ * @typedef {{ call(method: string, ...args: unknown[]): Promise<unknown>, stop(): Promise<void> }} ClientHost
+ */
+
+/**
+ * Starts a Node process hosting the benchmark clients.
+ * @returns {Promise<ClientHost>}
+ */
+export async function startNodeClient() {
+  const child = fork(lib('./node-client.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the Node client exited (${code}) before it was ready`)));
+  });
+  const call = rpc(child);
+  return {
+    call: (method, ...args) => call({ method, args }),
+    stop: () => end(child),
+  };
+}
+
+/**
+ * Starts a Node process running the scale clients (bench/lib/scale-clients.mjs) and waits until all
+ * their connections were tried.
+ * @param {{ protocol: string, url: string, n: number, concurrency?: number }} job
+ */
+export async function startScaleClients(job) {
+  const child = fork(lib('./scale-clients.mjs'), [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const ready = /** @type {{ opened: number, failed: number, firstError?: string, ms: number }} */ (
+    await new Promise((resolve, reject) => {
+      child.once('message', resolve);
+      child.once('exit', (code) => reject(new Error(`the scale clients exited (${code}) before they were ready`)));
+    })
+  );
+  const call = rpc(child);
+  return {
+    ...ready,
+    /** Forgets the latencies so far. */
+    reset: () => call({ cmd: 'reset' }),
+    /** Delivery latencies of fan-out messages since the last reset. */
+    latency: async () =>
+      /** @type {{ received: number, p50: number, p99: number, max: number, cpuPercent: number }} */ (await call({ cmd: 'latency' })),
+    stop: () => end(child),
+  };
+}
+
+/** Flags for Debian's Chromium here: no sandbox as root, and no traffic beyond loopback. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  // A page in a headless window is never in the background, but make sure no timer is throttled.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+];
+
+/** The Chromium binary (`CHROMIUM` overrides it). */
+export const CHROMIUM_PATH = process.env.CHROMIUM ?? '/usr/lib/chromium/chromium';
+
+/**
+ * Launches headless Chromium; each `open(url)` is a fresh context and page on the benchmark page.
+ */
+export async function launchBrowser() {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+  return {
+    version: browser.version(),
+    /**
+     * @param {string} origin the server (or proxy) that serves the page
+     * @returns {Promise<ClientHost>}
+     */
+    async open(origin) {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      /** @type {string[]} */
+      const errors = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(`${origin}/bench/page.html`);
+      await page.waitForFunction(() => 'bench' in globalThis, undefined, { timeout: 10_000 }).catch(() => {
+        throw new Error(`the benchmark page did not load: ${errors.join('; ') || 'no bench object'}`);
+      });
+      return {
+        call: (method, ...args) =>
+          page.evaluate(([name, values]) => {
+            const bench = /** @type {Record<string, (...a: unknown[]) => Promise<unknown>>} */ (
+              /** @type {{ bench: unknown }} */ (/** @type {unknown} */ (globalThis)).bench
+            );
+            const fn = bench[name];
+            if (!fn) throw new Error(`unknown method ${name}`);
+            return fn(...values);
+          }, /** @type {[string, unknown[]]} */ ([method, args])),
+        stop: () => context.close(),
+      };
+    },
+    close: () => browser.close(),
+  };
+}

@@ -1,0 +1,316 @@
+// @ts-check
+/**
+ * One benchmark server, run in its own process by the runner (bench/lib/processes.mjs):
+ *
+ *   node bench/lib/server.mjs <kind> [socket.io transport]
+ *
+ * kind: `unbroken` (the reference server, dist/server.mjs), `ws` (a raw `ws` server: one JSON message
+ * per frame at `/raw/ws`, every message of a tick in one frame at `/raw/batch`), `sse` (a plain hand-written SSE server with one POST per upstream message) or
+ * `socketio` (socket.io with one transport: `websocket` or `polling`). It listens on 127.0.0.1 at a
+ * free port and prints `{"port":…}` as its first line of stdout. Every kind also serves the benchmark
+ * page and the client bundles, so a page talks to its server on the same origin.
+ *
+ * It speaks the application protocol of bench/lib/workload.mjs, counts the HTTP requests and upgrades
+ * under its realtime paths, and answers the runner's IPC requests: `stats`, `memory` (after a full
+ * GC when run with --expose-gc), `fanout` (broadcast to every client at a fixed rate).
+ */
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { WebSocketServer } from 'ws';
+import { KILL_REPLAY_DELAY_MS, payload } from './workload.mjs';
+
+const root = new URL('../../', import.meta.url);
+/** The build under test: the runner's snapshot of dist/ (UNBROKEN_BENCH_DIST), else dist/ itself. */
+const dist = process.env.UNBROKEN_BENCH_DIST ? pathToFileURL(`${process.env.UNBROKEN_BENCH_DIST}/`) : new URL('dist/', root);
+const kind = process.argv[2] ?? 'unbroken';
+const socketIoTransport = process.argv[3] === 'polling' ? 'polling' : 'websocket';
+
+/** Static files: the benchmark page and what it loads. */
+/** @type {Record<string, [URL, string]>} */
+const STATIC = {
+  '/bench/page.html': [new URL('bench/lib/page.html', root), 'text/html; charset=utf-8'],
+  '/bench/lib/page.mjs': [new URL('bench/lib/page.mjs', root), 'text/javascript; charset=utf-8'],
+  '/bench/lib/drivers.mjs': [new URL('bench/lib/drivers.mjs', root), 'text/javascript; charset=utf-8'],
+  '/bench/lib/workload.mjs': [new URL('bench/lib/workload.mjs', root), 'text/javascript; charset=utf-8'],
+  '/dist/unbroken.iife.min.js': [new URL('unbroken.iife.min.js', dist), 'text/javascript; charset=utf-8'],
+  '/vendor/socket.io.min.js': [new URL('node_modules/socket.io-client/dist/socket.io.min.js', root), 'text/javascript; charset=utf-8'],
+};
+
+/** @type {http.RequestListener} */
+function serveStatic(request, response) {
+  void sendStatic(request, response);
+}
+
+/**
+ * @param {http.IncomingMessage} request
+ * @param {http.ServerResponse} response
+ */
+async function sendStatic(request, response) {
+  const file = STATIC[new URL(request.url ?? '/', 'http://x').pathname];
+  if (!file) {
+    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    return;
+  }
+  try {
+    const body = await readFile(file[0]);
+    response
+      .writeHead(200, {
+        'content-type': file[1],
+        'cache-control': 'no-store',
+        // Cross-origin isolation gives the page's performance.now() 5 µs resolution instead of 100 µs.
+        'cross-origin-opener-policy': 'same-origin',
+        'cross-origin-embedder-policy': 'require-corp',
+      })
+      .end(body);
+  } catch {
+    response.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot read ${file[0].pathname}`);
+  }
+}
+
+const httpServer = http.createServer({ noDelay: true }, serveStatic);
+
+/** Every TCP connection, so that `kill` can cut them. */
+/** @type {Set<import('node:net').Socket>} */
+const sockets = new Set();
+httpServer.on('connection', (socket) => {
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+});
+function killConnections() {
+  for (const socket of sockets) socket.destroy();
+}
+
+/** Requests and upgrades under the realtime paths, by `METHOD /path`. */
+/** @type {Record<string, number>} */
+const requests = {};
+const REALTIME = /^\/(realtime|raw|socket\.io)\//;
+/** @param {string} key */
+const count = (key) => void (requests[key] = (requests[key] ?? 0) + 1);
+/** @param {http.IncomingMessage} request */
+function countRequest(request) {
+  const path = new URL(request.url ?? '/', 'http://x').pathname;
+  if (REALTIME.test(path)) count(`${request.method} ${path}`);
+}
+
+/** Wall-clock ms with sub-ms resolution, comparable across processes of this machine. */
+const wallNow = () => performance.timeOrigin + performance.now();
+
+/**
+ * @param {unknown} data
+ * @returns {Record<string, unknown> | null}
+ */
+const asObject = (data) => (typeof data === 'object' && data !== null && !Array.isArray(data) ? /** @type {Record<string, unknown>} */ (data) : null);
+
+/**
+ * The application protocol of workload.mjs, for one client: `send` reaches it now or (for kinds that
+ * resume) later.
+ * @param {unknown} data
+ * @param {(value: unknown) => void} send
+ */
+function handle(data, send) {
+  const command = asObject(data);
+  if (!command) return;
+  if (command.cmd === 'push' && typeof command.n === 'number') {
+    for (let i = 0; i < command.n; i++) send(payload(i));
+  } else if (command.cmd === 'kill') {
+    killConnections();
+    setTimeout(() => send({ replayed: true }), KILL_REPLAY_DELAY_MS);
+  } else if (typeof command.echo === 'number') {
+    send(command);
+  }
+}
+
+/** Sends one fan-out message to every client; set up by each kind. */
+let broadcast = (/** @type {Record<string, unknown>} */ _message) => {};
+/** Clients connected now; set up by each kind. */
+let clientCount = () => 0;
+
+if (kind === 'unbroken') {
+  // The built server, as a user gets it; typed from its source so that type-checking needs no build.
+  const { createServer } = /** @type {typeof import('../../src/server/index.js')} */ (await import(new URL('server.mjs', dist).href));
+  const realtime = createServer({ path: '/realtime' }).attach(httpServer);
+  realtime.on('connection', (session) => void session.send({ welcome: true }).catch(() => undefined));
+  realtime.on('message', (data, session) =>
+    handle(data, (value) => void session.send(/** @type {import('../../src/server/index.js').Payload} */ (value)).catch(() => undefined)),
+  );
+  realtime.on('error', (error) => console.error('unbroken server:', error));
+  broadcast = (message) =>
+    void realtime.broadcast(/** @type {import('../../src/server/index.js').Payload} */ (message)).catch(() => undefined);
+  clientCount = () => realtime.sessions.size;
+} else if (kind === 'ws') {
+  // `/raw/ws`: one JSON message per frame. `/raw/batch`: what a plain batching server does, every
+  // message of one tick joined into one frame holding a JSON array (the ceiling batching reaches).
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const batching = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  httpServer.on('upgrade', (request, socket, head) => {
+    const path = new URL(request.url ?? '/', 'http://x').pathname;
+    const target = path === '/raw/ws' ? wss : path === '/raw/batch' ? batching : null;
+    if (target) target.handleUpgrade(request, socket, head, (ws) => target.emit('connection', ws, request));
+    else socket.destroy();
+  });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    const send = (/** @type {unknown} */ value) => ws.send(JSON.stringify(value));
+    send({ welcome: true });
+    ws.on('message', (raw) => handle(JSON.parse(String(raw)), send));
+  });
+  batching.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    /** @type {string[]} */
+    let queue = [];
+    const send = (/** @type {unknown} */ value) => {
+      if (queue.push(JSON.stringify(value)) > 1) return;
+      queueMicrotask(() => {
+        const batch = `[${queue.join(',')}]`;
+        queue = [];
+        ws.send(batch);
+      });
+    };
+    send({ welcome: true });
+    ws.on('message', (raw) => handle(JSON.parse(String(raw)), send));
+  });
+  broadcast = (message) => {
+    const text = JSON.stringify(message);
+    for (const ws of wss.clients) ws.send(text);
+  };
+  clientCount = () => wss.clients.size + batching.clients.size;
+} else if (kind === 'sse') {
+  /**
+   * A plain SSE server, as one would write it by hand: one event per message with an id, `retry:` on
+   * connect, replay after `Last-Event-ID` from a per-client log.
+   * @type {Map<string, { response: http.ServerResponse | null, log: { id: number, text: string }[], next: number }>}
+   */
+  const clients = new Map();
+  /** @param {string} c */
+  const client = (c) => {
+    let state = clients.get(c);
+    if (!state) clients.set(c, (state = { response: null, log: [], next: 1 }));
+    return state;
+  };
+  /** @param {string} c @param {unknown} value */
+  const send = (c, value) => {
+    const state = client(c);
+    const entry = { id: state.next++, text: JSON.stringify(value) };
+    state.log.push(entry);
+    state.response?.write(`id: ${entry.id}\ndata: ${entry.text}\n\n`);
+  };
+  httpServer.removeAllListeners('request');
+  httpServer.on('request', (request, response) => {
+    const url = new URL(request.url ?? '/', 'http://x');
+    const c = url.searchParams.get('c') ?? '';
+    if (url.pathname === '/raw/sse' && request.method === 'GET') {
+      const state = client(c);
+      response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      response.write('retry: 1000\n\n');
+      state.response = response;
+      response.once('close', () => {
+        if (state.response === response) state.response = null;
+      });
+      const last = Number(request.headers['last-event-id']);
+      if (Number.isInteger(last) && last > 0) {
+        for (const entry of state.log) if (entry.id > last) response.write(`id: ${entry.id}\ndata: ${entry.text}\n\n`);
+      } else {
+        send(c, { welcome: true });
+      }
+    } else if (url.pathname === '/raw/cmd' && request.method === 'POST') {
+      /** @type {Buffer[]} */
+      const chunks = [];
+      request.on('data', (chunk) => chunks.push(chunk));
+      request.on('end', () => {
+        response.writeHead(204).end();
+        handle(JSON.parse(Buffer.concat(chunks).toString('utf8')), (value) => send(c, value));
+      });
+    } else {
+      serveStatic(request, response);
+    }
+  });
+  broadcast = (message) => {
+    for (const c of clients.keys()) send(c, message);
+  };
+  clientCount = () => [...clients.values()].filter((state) => state.response).length;
+} else if (kind === 'socketio') {
+  const { Server } = await import('socket.io');
+  const io = new Server(httpServer, { transports: [socketIoTransport], serveClient: false });
+  io.on('connection', (socket) => {
+    socket.emit('m', { welcome: true });
+    socket.on('m', (data) => handle(data, (value) => socket.emit('m', value)));
+  });
+  broadcast = (message) => io.emit('m', message);
+  clientCount = () => io.engine.clientsCount;
+} else {
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+// Counted before anything else handles the request (unbroken and socket.io take over `request`).
+httpServer.prependListener('request', countRequest);
+httpServer.prependListener('upgrade', (request) => {
+  const path = new URL(request.url ?? '/', 'http://x').pathname;
+  if (REALTIME.test(path)) count(`UPGRADE ${path}`);
+});
+
+/**
+ * Broadcasts `rate` messages per second for `seconds`, each stamped with the wall clock when sent,
+ * on a schedule that does not drift. Resolves with what was sent and the CPU it took.
+ * @param {number} rate
+ * @param {number} seconds
+ */
+function fanout(rate, seconds) {
+  const total = rate * seconds;
+  const interval = 1000 / rate;
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  return new Promise((resolve) => {
+    let n = 0;
+    const tick = () => {
+      broadcast({ fan: n, ts: wallNow(), body: 'unbroken-benchmark-payload-unbroken-benchmark-payload-unbroken' });
+      n++;
+      if (n === total) {
+        const used = process.cpuUsage(cpu);
+        const wall = performance.now() - start;
+        resolve({ sent: n, cpuPercent: (100 * (used.user + used.system)) / 1000 / wall });
+        return;
+      }
+      setTimeout(tick, Math.max(0, start + n * interval - performance.now()));
+    };
+    tick();
+  });
+}
+
+/** Heap and RSS after a full collection (when --expose-gc allows one). */
+function memory() {
+  const gc = /** @type {(() => void) | undefined} */ (globalThis.gc);
+  if (gc) {
+    gc();
+    gc();
+  }
+  const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
+  return { rss, heapUsed, external, arrayBuffers, clients: clientCount(), sockets: sockets.size };
+}
+
+process.on('message', async (/** @type {{ id: number, cmd: string, rate?: number, seconds?: number }} */ message) => {
+  /** @type {unknown} */
+  let result;
+  switch (message.cmd) {
+    case 'stats':
+      result = { requests: { ...requests } };
+      break;
+    case 'memory':
+      result = memory();
+      break;
+    case 'fanout':
+      result = await fanout(message.rate ?? 100, message.seconds ?? 5);
+      break;
+    default:
+      result = { error: `unknown command ${message.cmd}` };
+  }
+  process.send?.({ id: message.id, result });
+});
+
+httpServer.listen(0, '127.0.0.1', () => {
+  const address = httpServer.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,64 @@
+// @ts-check
+/**
+ * The fixed inputs of every benchmark, shared by the servers, the clients (Node and Chromium) and the
+ * runner, so that every row of a table measures the same work.
+ */
+
+/** Messages the server pushes to one client in the throughput case. */
+export const PUSH_MESSAGES = 20_000;
+/**
+ * Unmeasured pushes of {@link PUSH_MESSAGES} before the measured one, so that both processes run
+ * optimised code: {@link PUSH_WARMUPS} of them, or fewer once {@link PUSH_WARMUP_MS} have passed (rows
+ * bound by one browser event per message are slow and flat, and need no more).
+ */
+export const PUSH_WARMUPS = 3;
+export const PUSH_WARMUP_MS = 2_000;
+/** Sequential send → echo round trips in the latency case, after {@link RTT_WARMUP} unmeasured ones. */
+export const RTT_ROUND_TRIPS = 2_000;
+export const RTT_WARMUP = 50;
+/** Client sends issued in one synchronous burst (HTTP upstream cost). */
+export const BURST_SENDS = 1_000;
+/** Connections per connect-time case: the first (cold) is discarded, the others are measured. */
+export const CONNECTS = 6;
+/** Idle connections held open at once in the server-scale case. */
+export const IDLE_CONNECTIONS = 10_000;
+/** Broadcast fan-out: clients, messages per second, and how long the broadcast runs. */
+export const FANOUT_CLIENTS = 1_000;
+export const FANOUT_RATE = 100;
+export const FANOUT_SECONDS = 3;
+/** What `--quick` runs instead. */
+export const QUICK = { runs: 1, idleConnections: 1_000, fanoutSeconds: 2 };
+
+/** Padding that brings a pushed message to about 100 bytes of JSON. */
+const BODY = 'unbroken-benchmark-payload-'.repeat(3).slice(0, 77);
+
+/**
+ * The i-th pushed message: about 100 bytes of JSON (`{"seq":12345,"body":"…"}` is 96–100 bytes).
+ * @param {number} seq
+ * @returns {{ seq: number, body: string }}
+ */
+export function payload(seq) {
+  return { seq, body: BODY };
+}
+
+/**
+ * The i-th round-trip message; the server echoes it unchanged.
+ * @param {number} echo
+ * @returns {{ echo: number, body: string }}
+ */
+export function echoMessage(echo) {
+  return { echo, body: BODY };
+}
+
+/**
+ * Commands a client sends to a benchmark server, over the transport under test:
+ * - `{ cmd: 'push', n }`: send `payload(0)` … `payload(n - 1)` to this client, in one synchronous loop;
+ * - `{ cmd: 'kill' }`: cut this client's connections at the TCP level, then 50 ms later send it
+ *   `{ replayed: true }` (which only a transport that resumes can deliver);
+ * - anything with an `echo` field is sent back unchanged.
+ * On every new connection (new session for unbroken) the server sends `{ welcome: true }`.
+ * @typedef {{ cmd: 'push', n: number } | { cmd: 'kill' } | { echo: number, body: string }} Command
+ */
+
+/** Delay between a kill and the message sent while the client is away. */
+export const KILL_REPLAY_DELAY_MS = 50;

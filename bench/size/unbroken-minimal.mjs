@@ -1,0 +1,6 @@
+// A minimal use of unbroken: connect, listen, send. Bundled by bench/size.mjs.
+import { connect } from '../../dist/unbroken.mjs';
+
+const client = connect('/realtime');
+client.on('message', ({ data }) => console.log(data));
+client.send('hello').then(() => console.log('acknowledged'));
