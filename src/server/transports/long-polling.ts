@@ -10,9 +10,9 @@
  */
 import type http from 'node:http';
 import { QueryParam } from '../../protocol/index.js';
-import { admit, answerBatch, answerError, queryValue } from '../http.js';
+import { answerBatch, answerError, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
-import type { TransportContext } from './context.js';
+import { admitHttp, type TransportContext } from './context.js';
 
 interface Poll {
   readonly request: http.IncomingMessage;
@@ -107,16 +107,9 @@ class LongPollConnection implements Connection {
 
 /** Serves `GET P/poll`. */
 export function handlePoll(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub, originAllowed } = context;
-  const admission = admit(request, url, originAllowed);
-  if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
-    return;
-  }
-  if (!hub.accepting) {
-    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
-    return;
-  }
+  const { hub } = context;
+  const version = admitHttp(context, request, response, url);
+  if (version === null) return;
   const sid = queryValue(url, QueryParam.sessionId);
   const last = queryValue(url, QueryParam.lastEventId);
   const id = queryValue(url, QueryParam.connection);
@@ -135,6 +128,6 @@ export function handlePoll(context: TransportContext, request: http.IncomingMess
   }
   const connection = new LongPollConnection(context, id);
   connection.hold(request, response);
-  const handle = hub.connect(connection, { version: admission.version, sid, last });
+  const handle = hub.connect(connection, { version, sid, last });
   connection.bind(handle);
 }

@@ -4,24 +4,16 @@
  */
 import type http from 'node:http';
 import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
-import { admit, answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
+import { answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
 import { toUpstream } from '../session.js';
-import type { TransportContext } from './context.js';
+import { admitHttp, type TransportContext } from './context.js';
 
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub, originAllowed, maxMessageSize } = context;
-  const admission = admit(request, url, originAllowed);
-  if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
-    return;
-  }
+  const { hub, maxMessageSize } = context;
+  if (admitHttp(context, request, response, url) === null) return;
   if (!hasUpstreamHeaders(request)) {
     answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
-    return;
-  }
-  if (!hub.accepting) {
-    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
     return;
   }
   const sid = queryValue(url, QueryParam.sessionId);

@@ -4,9 +4,9 @@
  */
 import type http from 'node:http';
 import { QueryParam, encodeBatch, type ErrorFrame } from '../../protocol/index.js';
-import { admit, answerError, corsHeaders, queryValue } from '../http.js';
+import { corsHeaders, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
-import type { TransportContext } from './context.js';
+import { admitHttp, type TransportContext } from './context.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
@@ -72,16 +72,9 @@ class SseConnection implements Connection {
 
 /** Serves `GET P/sse`. */
 export function handleSse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub, originAllowed, retry } = context;
-  const admission = admit(request, url, originAllowed);
-  if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
-    return;
-  }
-  if (!hub.accepting) {
-    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
-    return;
-  }
+  const { hub, retry } = context;
+  const version = admitHttp(context, request, response, url);
+  if (version === null) return;
   // §7.2: the browser's own Last-Event-ID header is the newer cursor. Polyfills that cannot set the
   // header send it as the `lastEventId` query parameter instead.
   const header = request.headers['last-event-id'];
@@ -102,7 +95,7 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
 
   const connection = new SseConnection(response, retry);
   const handle = hub.connect(connection, {
-    version: admission.version,
+    version,
     sid: queryValue(url, QueryParam.sessionId),
     last,
   });
