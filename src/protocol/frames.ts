@@ -13,7 +13,7 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1];
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/** Message payloads: any JSON value, or bytes. */
+/** Message payloads: a JSON value of whatever shape, or bytes. */
 export type Payload = JsonValue | Uint8Array;
 
 /** Why the server could not resume a stream (PROTOCOL.md §6.3). */
