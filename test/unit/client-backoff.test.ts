@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backoff, classify } from '../../src/client/reconnect-policy.js';
 import { CloseCode, ERROR_CODES, type ErrorCode } from '../../src/protocol/index.js';
-import { MockServer, record, seededRandom, settle } from './client-harness.js';
+import { record, seededRandom, settle, useMockServer, type MockServer } from './client-harness.js';
 
 const OPTIONS = { reconnectDelay: 500, maxReconnectDelay: 30_000 };
 
@@ -47,15 +47,7 @@ describe('classify()', () => {
 });
 
 describe('client reconnection', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
-  afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
-  });
+  const server = useMockServer();
 
   /** Times at which the client reported each failure. */
   function failureTimes(client: ReturnType<MockServer['client']>): number[] {

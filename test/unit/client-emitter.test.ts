@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Emitter } from '../../src/client/emitter.js';
-import { MockServer } from './client-harness.js';
+import { useMockServer } from './client-harness.js';
 
 interface Events {
   a: number;
@@ -106,14 +106,8 @@ describe('Emitter', () => {
 });
 
 describe('client listeners', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
+  const server = useMockServer();
   afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
     vi.restoreAllMocks();
   });
 

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TransportMemory } from '../../src/client/index.js';
 import { classify } from '../../src/client/reconnect-policy.js';
 import { ERROR_CODES, type ErrorCode } from '../../src/protocol/index.js';
-import { MockServer, record, settle } from './client-harness.js';
+import { record, settle, useMockServer } from './client-harness.js';
 
 const KEY = 'unbroken:transport:http://example.test/realtime';
 
@@ -27,15 +27,9 @@ describe('classify() and fallback (§13.3)', () => {
 });
 
 describe('client fallback details', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
+  const server = useMockServer();
   afterEach(() => {
-    server.stop();
     vi.unstubAllGlobals();
-    vi.useRealTimers();
   });
 
   it('starts on a remembered transport and says so', async () => {
@@ -92,12 +86,10 @@ describe('client fallback details', () => {
 });
 
 describe('page lifecycle (§13.4)', () => {
-  let server: MockServer;
+  const server = useMockServer();
   let page: EventTarget;
   let document: EventTarget & { visibilityState: string };
   beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
     page = new EventTarget();
     document = Object.assign(new EventTarget(), { visibilityState: 'hidden' });
     vi.stubGlobal('addEventListener', page.addEventListener.bind(page));
@@ -105,9 +97,7 @@ describe('page lifecycle (§13.4)', () => {
     vi.stubGlobal('document', document);
   });
   afterEach(() => {
-    server.stop();
     vi.unstubAllGlobals();
-    vi.useRealTimers();
   });
 
   it.each(['online', 'pageshow', 'visible'])('pings at once on %s and drops a link that does not answer within the connect deadline', async (moment) => {

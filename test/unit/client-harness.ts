@@ -4,7 +4,7 @@
  * made, and a recorder of client events. Use with `vi.useFakeTimers()`.
  */
 import { Server, WebSocket as MockWebSocket, type Client as ServerSocket } from 'mock-socket';
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import { connect, type Client, type ClientEvents, type ClientOptions } from '../../src/client/index.js';
 import {
   decodeBinaryFrame,
@@ -75,7 +75,8 @@ export class MockServer {
   readonly WebSocket: typeof MockWebSocket;
   #server: Server | undefined;
 
-  constructor() {
+  /** @param start - accept connections at once (a server made by {@link useMockServer} starts per test) */
+  constructor(start = true) {
     const opened = this.opened;
     this.WebSocket = class RecordingWebSocket extends MockWebSocket {
       constructor(url: string | URL) {
@@ -83,6 +84,14 @@ export class MockServer {
         opened.push({ at: Date.now(), url: String(url) });
       }
     };
+    if (start) this.start();
+  }
+
+  /** Forgets every peer and socket made so far and accepts connections again: fresh for the next test. */
+  reset(): void {
+    this.stop();
+    this.peers.length = 0;
+    this.opened.length = 0;
     this.start();
   }
 
@@ -150,6 +159,23 @@ function makePeer(socket: ServerSocket): Peer {
     peer.closeCode ??= event.code;
   }) as () => void);
   return peer;
+}
+
+/**
+ * Fake timers and a fresh mock server around every test of the calling `describe`: the one setup
+ * every client unit test shares.
+ */
+export function useMockServer(): MockServer {
+  const server = new MockServer(false);
+  beforeEach(() => {
+    vi.useFakeTimers();
+    server.reset();
+  });
+  afterEach(() => {
+    server.stop();
+    vi.useRealTimers();
+  });
+  return server;
 }
 
 /** Lets pending microtasks and mock-socket's 4 ms deliveries run, without reaching other timers. */

@@ -1,18 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Clock } from '../../src/client/index.js';
 import { CloseCode } from '../../src/protocol/index.js';
-import { MockServer, quiet, record, settle } from './client-harness.js';
+import { quiet, record, settle, useMockServer } from './client-harness.js';
 
 describe('client liveness (PROTOCOL.md §11)', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
-  afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
-  });
+  const server = useMockServer();
 
   it('finds a socket that stays open but silent dead at 2 × hb after the last byte', async () => {
     const client = server.client();

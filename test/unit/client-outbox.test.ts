@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UnbrokenError } from '../../src/client/index.js';
 import { Outbox } from '../../src/client/outbox.js';
 import { CloseCode, decodeBinaryFrame, decodeClientBatch, type ClientFrame } from '../../src/protocol/index.js';
-import { MockServer, quiet, settle } from './client-harness.js';
+import { quiet, settle, useMockServer } from './client-harness.js';
 
 /** Decodes what `take()` returned: text batches to frames, binary frames to header + payload. */
 function unpack(units: (string | ArrayBufferLike)[]): (ClientFrame[] | { header: unknown; payload: number[] })[] {
@@ -214,15 +214,7 @@ describe('Outbox', () => {
 });
 
 describe('client send()', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
-  afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
-  });
+  const server = useMockServer();
 
   it('sends everything sent in one tick as one batch, and the next tick as the next', async () => {
     const client = server.client();

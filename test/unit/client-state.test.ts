@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TRANSITIONS, type ConnectionState } from '../../src/client/client.js';
 import { isUnbrokenError } from '../../src/client/index.js';
 import { CloseCode } from '../../src/protocol/index.js';
-import { MockServer, record, settle } from './client-harness.js';
+import { record, settle, useMockServer } from './client-harness.js';
 
 const STATES: ConnectionState[] = ['connecting', 'open', 'reconnecting', 'closed'];
 
@@ -30,15 +30,7 @@ describe('the transition table', () => {
 });
 
 describe('client state machine', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
-  afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
-  });
+  const server = useMockServer();
 
   it('starts connecting and opens on hello (connecting → open, connected)', async () => {
     const client = server.client();

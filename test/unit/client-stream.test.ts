@@ -1,18 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GapEvent, UnbrokenMessage } from '../../src/client/index.js';
 import { CloseCode, encodeBinaryFrame } from '../../src/protocol/index.js';
-import { MockServer, record, settle } from './client-harness.js';
+import { record, settle, useMockServer, type MockServer } from './client-harness.js';
 
 describe('client stream', () => {
-  let server: MockServer;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    server = new MockServer();
-  });
-  afterEach(() => {
-    server.stop();
-    vi.useRealTimers();
-  });
+  const server = useMockServer();
 
   it('delivers every message to message, then to message:<event> for named ones', async () => {
     const client = server.client<string>();
