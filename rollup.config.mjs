@@ -1,7 +1,7 @@
 // Build of unbroken (`npm run build` = `rollup -c`):
-//   dist/unbroken.mjs          browser client, ESM, readable, with sourcemap
-//   dist/unbroken.iife.min.js  browser client, minified IIFE exposing the global `Unbroken`
-//   dist/unbroken.d.ts         bundled declarations of the client
+//   dist/unbroken-realtime.mjs          browser client, ESM, readable, with sourcemap
+//   dist/unbroken-realtime.iife.min.js  browser client, minified IIFE exposing the global `Unbroken`
+//   dist/unbroken-realtime.d.ts         bundled declarations of the client
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
 // A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server.
@@ -71,13 +71,13 @@ export default [
     onwarn,
     output: [
       {
-        file: 'dist/unbroken.mjs',
+        file: 'dist/unbroken-realtime.mjs',
         format: 'es',
         sourcemap: true,
         generatedCode: 'es2015',
       },
       {
-        file: 'dist/unbroken.iife.min.js',
+        file: 'dist/unbroken-realtime.iife.min.js',
         format: 'iife',
         name: 'Unbroken',
         esModule: false,
@@ -112,7 +112,7 @@ export default [
   {
     input: 'src/client/index.ts',
     plugins: [clientGuard(), dts({ tsconfig: './tsconfig.client.json' })],
-    output: { file: 'dist/unbroken.d.ts', format: 'es' },
+    output: { file: 'dist/unbroken-realtime.d.ts', format: 'es' },
   },
   {
     input: 'src/server/index.ts',

@@ -58,7 +58,7 @@ const FANOUT_S = quick ? QUICK.fanoutSeconds : FANOUT_SECONDS;
 const RETRY_FLOOR_MS = 1000;
 
 /** What a run needs of the build: the server, the ESM client, the `<script>` bundle. */
-const DIST_FILES = ['server.mjs', 'unbroken.mjs', 'unbroken.iife.min.js'];
+const DIST_FILES = ['server.mjs', 'unbroken-realtime.mjs', 'unbroken-realtime.iife.min.js'];
 
 /** @param {string} message */
 const progress = (message) => process.stderr.write(`${message}\n`);
@@ -936,7 +936,7 @@ async function main() {
     progress('size: bundling the minimal entries');
     sizes = {
       budget: { file: BUDGET_FILE, gzip: GZIP_BUDGET },
-      files: ['unbroken.iife.min.js', 'unbroken.mjs'].map((file) => measureBytes(`dist/${file}`, readFileSync(new URL(file, snapshot)))),
+      files: ['unbroken-realtime.iife.min.js', 'unbroken-realtime.mjs'].map((file) => measureBytes(`dist/${file}`, readFileSync(new URL(file, snapshot)))),
       minimal: await measureMinimal(distDir),
       setting: MINIFY_SETTING,
     };
@@ -1007,7 +1007,7 @@ async function main() {
     const title =
       env === 'node'
         ? 'Node: unbroken with ws / eventsource / fetch injected; baselines: ws, eventsource + fetch, socket.io-client'
-        : 'Chromium (headless): native WebSocket / EventSource / fetch, dist/unbroken.iife.min.js, socket.io.min.js';
+        : 'Chromium (headless): native WebSocket / EventSource / fetch, dist/unbroken-realtime.iife.min.js, socket.io.min.js';
     out.push('', `== ${title}`, '');
     if (figures[env] || unavailable[env]) out.push(figuresTable(env), '');
     out.push(checksTable(checks.filter((check) => check.section === (env === 'node' ? 'Node' : 'Chromium'))));

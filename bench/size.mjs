@@ -13,14 +13,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
-/** Budget for `dist/unbroken.iife.min.js` after gzip -9, in bytes. */
+/** Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. */
 export const GZIP_BUDGET = 8192;
 
 /** The file the budget applies to, relative to the package root. */
-export const BUDGET_FILE = 'dist/unbroken.iife.min.js';
+export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';
 
 /** Files reported, relative to the package root. */
-export const FILES = [BUDGET_FILE, 'dist/unbroken.mjs'];
+export const FILES = [BUDGET_FILE, 'dist/unbroken-realtime.mjs'];
 
 const root = new URL('../', import.meta.url);
 
@@ -59,7 +59,7 @@ export function measureBytes(file, bytes) {
 }
 
 /**
- * One line per file: `dist/unbroken.iife.min.js  raw 5260 B  gzip 2101 B  brotli 1880 B`.
+ * One line per file: `dist/unbroken-realtime.iife.min.js  raw 5260 B  gzip 2101 B  brotli 1880 B`.
  * @param {SizeReport} report
  * @returns {string}
  */

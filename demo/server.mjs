@@ -30,9 +30,9 @@ const FILES = {
   '/': ['demo/index.html', 'text/html; charset=utf-8'],
   '/demo.css': ['demo/demo.css', 'text/css; charset=utf-8'],
   '/demo.js': ['demo/demo.js', 'text/javascript; charset=utf-8'],
-  '/unbroken.iife.min.js': ['dist/unbroken.iife.min.js', 'text/javascript; charset=utf-8'],
-  '/unbroken.iife.min.js.map': ['dist/unbroken.iife.min.js.map', 'application/json; charset=utf-8'],
-  '/unbroken.mjs': ['dist/unbroken.mjs', 'text/javascript; charset=utf-8'],
+  '/unbroken-realtime.iife.min.js': ['dist/unbroken-realtime.iife.min.js', 'text/javascript; charset=utf-8'],
+  '/unbroken-realtime.iife.min.js.map': ['dist/unbroken-realtime.iife.min.js.map', 'application/json; charset=utf-8'],
+  '/unbroken-realtime.mjs': ['dist/unbroken-realtime.mjs', 'text/javascript; charset=utf-8'],
 };
 
 /**

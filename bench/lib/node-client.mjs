@@ -2,7 +2,7 @@
 /**
  * Hosts the benchmark clients (bench/lib/drivers.mjs) in a Node process of their own, with the
  * implementations a Node application injects: `ws` as WebSocket, the `eventsource` package as
- * EventSource, Node's fetch, and the built unbroken client (dist/unbroken.mjs). The runner calls its
+ * EventSource, Node's fetch, and the built unbroken client (dist/unbroken-realtime.mjs). The runner calls its
  * methods over IPC: `{ id, method, args }` → `{ id, result }` or `{ id, error }`.
  */
 import { performance } from 'node:perf_hooks';
@@ -15,7 +15,7 @@ import { createBench } from './drivers.mjs';
 // The built client, as a user gets it: the runner's snapshot of dist/ (UNBROKEN_BENCH_DIST), else
 // dist/ itself. Typed from its source so that type-checking needs no build.
 const dist = process.env.UNBROKEN_BENCH_DIST ? pathToFileURL(`${process.env.UNBROKEN_BENCH_DIST}/`) : new URL('../../dist/', import.meta.url);
-const { connect } = /** @type {typeof import('../../src/client/index.js')} */ (await import(new URL('unbroken.mjs', dist).href));
+const { connect } = /** @type {typeof import('../../src/client/index.js')} */ (await import(new URL('unbroken-realtime.mjs', dist).href));
 
 /** @type {import('./drivers.mjs').BenchEnvironment} */
 const env = {

@@ -34,7 +34,7 @@ const STATIC = {
   '/bench/lib/page.mjs': [new URL('bench/lib/page.mjs', root), 'text/javascript; charset=utf-8'],
   '/bench/lib/drivers.mjs': [new URL('bench/lib/drivers.mjs', root), 'text/javascript; charset=utf-8'],
   '/bench/lib/workload.mjs': [new URL('bench/lib/workload.mjs', root), 'text/javascript; charset=utf-8'],
-  '/dist/unbroken.iife.min.js': [new URL('unbroken.iife.min.js', dist), 'text/javascript; charset=utf-8'],
+  '/dist/unbroken-realtime.iife.min.js': [new URL('unbroken-realtime.iife.min.js', dist), 'text/javascript; charset=utf-8'],
   '/vendor/socket.io.min.js': [new URL('node_modules/socket.io-client/dist/socket.io.min.js', root), 'text/javascript; charset=utf-8'],
 };
 

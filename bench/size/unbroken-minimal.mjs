@@ -1,5 +1,5 @@
 // A minimal use of unbroken: connect, listen, send. Bundled by bench/size.mjs.
-import { connect } from '../../dist/unbroken.mjs';
+import { connect } from '../../dist/unbroken-realtime.mjs';
 
 const client = connect('/realtime');
 client.on('message', ({ data }) => console.log(data));

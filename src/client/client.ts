@@ -816,7 +816,7 @@ function defaultMemory(): TransportMemory | null {
  *
  * @example
  * ```ts
- * import { connect } from 'unbroken';
+ * import { connect } from 'unbroken-realtime';
  *
  * const client = connect<{ text: string }>('/realtime');
  * client.on('message:chat', ({ data }) => console.log(data.text));

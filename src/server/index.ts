@@ -1,5 +1,5 @@
 /**
- * `unbroken/server`: the Node reference server of the unbroken protocol (docs/PROTOCOL.md).
+ * `unbroken-realtime/server`: the Node reference server of the unbroken protocol (docs/PROTOCOL.md).
  */
 export { createServer, type SendOptions, type ServerOptions, type UnbrokenServer } from './server.js';
 export type { ServerEvents, Session, SessionEndReason, TransportName } from './session.js';

@@ -318,7 +318,7 @@ const ROUTES: ReadonlyMap<string, { readonly method: string; readonly handle: Ha
  *
  * @example
  * import http from 'node:http';
- * import { createServer } from 'unbroken/server';
+ * import { createServer } from 'unbroken-realtime/server';
  *
  * const realtime = createServer({ allowedOrigins: ['https://app.example'] });
  * realtime.on('message', (data, session) => {

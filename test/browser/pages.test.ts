@@ -45,28 +45,28 @@ const page = (head: string, body: string): string =>
 
 const PAGES: Record<string, string> = {
   '/iife.html': page(
-    '<script src="/probe.js"></script><script src="/unbroken.iife.min.js"></script>',
+    '<script src="/probe.js"></script><script src="/unbroken-realtime.iife.min.js"></script>',
     '<script>window.outcome = probe(Unbroken, {});</script>',
   ),
   '/esm.html': page(
     '<script src="/probe.js"></script>',
-    `<script type="module">import * as Unbroken from '/unbroken.mjs'; window.outcome = probe(Unbroken, {});</script>`,
+    `<script type="module">import * as Unbroken from '/unbroken-realtime.mjs'; window.outcome = probe(Unbroken, {});</script>`,
   ),
   // A browser without EventSource: the client skips SSE without trying it.
   '/no-event-source.html': page(
-    '<script>delete window.EventSource;</script><script src="/probe.js"></script><script src="/unbroken.iife.min.js"></script>',
+    '<script>delete window.EventSource;</script><script src="/probe.js"></script><script src="/unbroken-realtime.iife.min.js"></script>',
     `<script>window.outcome = probe(Unbroken, { transports: ['sse', 'long-polling'] });</script>`,
   ),
   '/polyfill.html': page(
     '<script>delete window.EventSource;</script><script src="/event-source-polyfill.js"></script>' +
-      '<script src="/probe.js"></script><script src="/unbroken.iife.min.js"></script>',
+      '<script src="/probe.js"></script><script src="/unbroken-realtime.iife.min.js"></script>',
     `<script>window.outcome = probe(Unbroken, { transports: ['sse', 'long-polling'], EventSource: EventSourcePolyfill });</script>`,
   ),
 };
 
 const FILES: Record<string, string> = {
-  '/unbroken.iife.min.js': 'dist/unbroken.iife.min.js',
-  '/unbroken.mjs': 'dist/unbroken.mjs',
+  '/unbroken-realtime.iife.min.js': 'dist/unbroken-realtime.iife.min.js',
+  '/unbroken-realtime.mjs': 'dist/unbroken-realtime.mjs',
   '/event-source-polyfill.js': 'node_modules/event-source-polyfill/src/eventsource.min.js',
 };
 

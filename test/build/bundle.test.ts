@@ -13,9 +13,9 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const abs = (file: string): string => fileURLToPath(new URL(file, pathToFileURL(root)));
 const read = (file: string): string => readFileSync(abs(file), 'utf8');
 
-const CLIENT_ESM = 'dist/unbroken.mjs';
-const CLIENT_IIFE = 'dist/unbroken.iife.min.js';
-const CLIENT_DTS = 'dist/unbroken.d.ts';
+const CLIENT_ESM = 'dist/unbroken-realtime.mjs';
+const CLIENT_IIFE = 'dist/unbroken-realtime.iife.min.js';
+const CLIENT_DTS = 'dist/unbroken-realtime.d.ts';
 const SERVER_ESM = 'dist/server.mjs';
 const CLIENT_BUNDLES = [CLIENT_ESM, CLIENT_IIFE] as const;
 
@@ -227,7 +227,7 @@ describe(`declarations ${CLIENT_DTS}`, () => {
   it('are one self-contained file that needs neither Node types nor ws', () => {
     const dts = read(CLIENT_DTS);
     expect(dts).not.toMatch(/\/\/\/\s*<reference\s+types=["']node["']/);
-    // TSDoc examples legitimately show `import … from 'unbroken'`: look at code, not comments.
+    // TSDoc examples legitimately show `import … from 'unbroken-realtime'`: look at code, not comments.
     const code = dts.replace(/\/\*[\s\S]*?\*\//g, '');
     const imports = [...code.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
     expect(imports).toEqual([]);
