@@ -6,12 +6,12 @@
 import {
   CloseCode,
   Endpoint,
-  ERROR_CODES,
   PROTOCOL_VERSION,
   QueryParam,
   closeCodeFor,
   codeForClose,
   encodeBatch,
+  serverCode,
   type ErrorCode,
   type GapReason,
   type HelloFrame,
@@ -551,13 +551,9 @@ export class Client<T = unknown> {
           this.#pings.get(f.n)?.[0](a.l);
           this.#pings.delete(f.n);
           break;
-        case 'error': {
-          // Only codes a server signals count; anything else is the server failing.
-          const info: { action: string; close?: number; http?: number } | undefined = Object.hasOwn(ERROR_CODES, f.code)
-            ? ERROR_CODES[f.code as ErrorCode]
-            : undefined;
-          this.#fail(new UnbrokenError(info?.close || info?.http ? (f.code as ErrorCode) : 'INTERNAL_ERROR', f.message));
-        }
+        case 'error':
+          // Only codes a server signals count; anything else is the server failing (§9).
+          this.#fail(new UnbrokenError(serverCode(f.code) ?? 'INTERNAL_ERROR', f.message));
         // 'hb' needs nothing: its arrival was the point.
       }
     }

@@ -2,7 +2,7 @@
  * The bounded outbox of upstream messages (PROTOCOL.md §8, §12, §13.2): numbers messages, keeps them
  * until acknowledged, resends them after a reconnection, and batches what one tick produced.
  */
-import { bytesToBase64, encodeBinaryFrame, joinEncoded, utf8Length } from '../protocol/index.js';
+import { bytesToBase64, encodeBinaryFrame, joinEncoded, messageFrameText, utf8Length } from '../protocol/index.js';
 import { UnbrokenError } from './errors.js';
 
 interface Entry {
@@ -143,7 +143,7 @@ export class Outbox {
   }
 
   #text(e: Entry): string {
-    return `{"t":"msg","s":${e.s},${e.b ? `"b":"${(e.x ??= bytesToBase64(e.b))}"` : `"d":${e.j}`}}`;
+    return e.b ? messageFrameText({ s: e.s }, (e.x ??= bytesToBase64(e.b)), true) : messageFrameText({ s: e.s }, e.j!);
   }
 
   /** `MESSAGE_TOO_LARGE` when `e`, alone in a batch, exceeds `max` on the current link (§12). */

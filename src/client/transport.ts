@@ -6,8 +6,7 @@
 import { base64ToBytes, decodeServerBatch, type ServerFrame, type ServerMessageFrame } from '../protocol/index.js';
 import type { UnbrokenError } from './errors.js';
 
-/** The transports, in the default fallback order (PROTOCOL.md §13.3). */
-export type TransportName = 'websocket' | 'sse' | 'long-polling';
+export type { TransportName } from '../protocol/index.js';
 
 /**
  * A server frame as a transport hands it over: already validated, and a message's binary data already

@@ -9,6 +9,8 @@ import {
   MAX_EVENT_LENGTH,
   MAX_ID_LENGTH,
   type ClientFrame,
+  type ClientMessageFrame,
+  type ServerMessageFrame,
   type JsonValue,
   type Payload,
   type ServerFrame,
@@ -169,6 +171,46 @@ export function encodeBinaryFrame(header: object, payload: Uint8Array): Uint8Arr
   frame.set(headerBytes, 4);
   frame.set(payload, 4 + headerBytes.length);
   return frame;
+}
+
+/**
+ * Decodes a binary message frame (§4.3) sent by the server (`from: 'server'`, read by the client) or
+ * by a client (`from: 'client'`, read by the server). The header MUST be a `msg` frame without `d` and
+ * `b`; it is validated as the message it stands for, with the payload in the place of `b`. Returns
+ * the validated header (its `b` is the empty string) and the payload. Throws {@link ProtocolViolation}.
+ */
+export function decodeBinaryMessage(frame: Uint8Array, from: 'server'): { header: ServerMessageFrame; payload: Uint8Array };
+export function decodeBinaryMessage(frame: Uint8Array, from: 'client'): { header: ClientMessageFrame; payload: Uint8Array };
+export function decodeBinaryMessage(
+  frame: Uint8Array,
+  from: 'server' | 'client',
+): { header: ServerMessageFrame | ClientMessageFrame; payload: Uint8Array } {
+  const { header, payload } = decodeBinaryFrame(frame);
+  if (typeof header !== 'object' || header === null || Array.isArray(header) || 'd' in header || 'b' in header) {
+    throw new ProtocolViolation('binary frame: expects a msg header object without d or b');
+  }
+  const schemas: Readonly<Record<string, Schema>> = from === 'server' ? SERVER_SCHEMAS : CLIENT_SCHEMAS;
+  const validated = validate<ServerFrame | ClientFrame>(schemas, { ...header, b: '' }, 0);
+  if (validated.t !== 'msg') throw new ProtocolViolation(`binary frame: expects a msg header, got ${validated.t}`);
+  return { header: validated, payload };
+}
+
+/**
+ * The JSON text of a message frame, built around data that is already encoded: `data` is the JSON
+ * text of `d`, or, with `binary`, the base64 text of `b`. `key` is the frame's `id` (server → client)
+ * or `s` (client → server); `event` only downstream. The one place message frames are written by hand,
+ * so data is serialised once however many times the frame is written (§4).
+ */
+export function messageFrameText(
+  key: { readonly id: string; readonly event?: string | undefined } | { readonly s: number },
+  data: string,
+  binary = false,
+): string {
+  const head =
+    'id' in key
+      ? `{"t":"msg","id":${JSON.stringify(key.id)}${key.event === undefined ? '' : `,"e":${JSON.stringify(key.event)}`}`
+      : `{"t":"msg","s":${key.s}`;
+  return binary ? `${head},"b":"${data}"}` : `${head},"d":${data}}`;
 }
 
 /** Splits a binary WebSocket frame into its parsed header and payload. Throws {@link ProtocolViolation}. */

@@ -48,7 +48,7 @@ interface CodeInfo {
 
 /**
  * Every stable error code. Codes without `close`/`http` are raised by the client itself.
- * Keep in step with the table in docs/PROTOCOL.md §9 and README "Errors" (a unit test compares them).
+ * Keep in step with the table in docs/PROTOCOL.md §9 and README "Errors".
  */
 export const ERROR_CODES = {
   /** The server sent something that breaks the protocol, or rejected what the client sent. */
@@ -87,6 +87,22 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** The code itself when `code` is one a server signals on the wire (it has a close code or an HTTP status). */
+export function serverCode(code: unknown): ErrorCode | undefined {
+  if (typeof code !== 'string' || !Object.hasOwn(ERROR_CODES, code)) return undefined;
+  const info: CodeInfo = ERROR_CODES[code as ErrorCode];
+  return info.close !== undefined || info.http !== undefined ? (code as ErrorCode) : undefined;
+}
+
+/** Maps an HTTP status to the protocol error code it signals, if any. */
+export function codeForStatus(status: number): ErrorCode | undefined {
+  for (const code in ERROR_CODES) {
+    const info: CodeInfo = ERROR_CODES[code as ErrorCode];
+    if (info.http === status) return code as ErrorCode;
+  }
+  return undefined;
+}
+
 /** Maps a WebSocket close code to the protocol error code it signals, if any. */
 export function codeForClose(closeCode: number): ErrorCode | undefined {
   for (const code in ERROR_CODES) {
@@ -96,10 +112,10 @@ export function codeForClose(closeCode: number): ErrorCode | undefined {
   return undefined;
 }
 
-/** Maps a protocol error code to its WebSocket close code (server side). */
-export function closeCodeFor(code: ErrorCode): number {
+/** Maps a protocol error code to its WebSocket close code; `fallback` for codes without one. */
+export function closeCodeFor(code: ErrorCode, fallback: number = CloseCode.InternalError): number {
   const info: CodeInfo = ERROR_CODES[code];
-  return info.close ?? CloseCode.InternalError;
+  return info.close ?? fallback;
 }
 
 /** Maps a protocol error code to its HTTP status (server side). */

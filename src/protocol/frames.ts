@@ -10,6 +10,9 @@ export const PROTOCOL_VERSION = 1;
 /** Versions a v1 server accepts. */
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
+/** The transports, in the default fallback order (PROTOCOL.md §3, §13.3). */
+export type TransportName = 'websocket' | 'sse' | 'long-polling';
+
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 

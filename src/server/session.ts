@@ -11,21 +11,23 @@ import { randomBytes } from 'node:crypto';
 import {
   ProtocolViolation,
   base64ToBytes,
+  bytesToBase64,
   encodeBinaryFrame,
   isValidEventName,
   joinEncoded,
+  messageFrameText,
   type ClientFrame,
   type ErrorCode,
   type GapFrame,
   type HelloFrame,
   type Payload,
   type ServerFrame,
+  type TransportName,
 } from '../protocol/index.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import type { MessageStore, StoredMessage } from './store.js';
 
-export type TransportName = 'websocket' | 'sse' | 'long-polling';
 
 /** Why a session ended. */
 export type SessionEndReason =
@@ -219,8 +221,7 @@ function encodeData(data: Payload): string | undefined {
 
 /** A message frame's text, built around data that is already JSON text (no second serialisation). */
 function messageText(message: StoredMessage, dataText: string): string {
-  const event = message.event === undefined ? '' : `,"e":${JSON.stringify(message.event)}`;
-  return `{"t":"msg","id":${JSON.stringify(message.id)}${event},"d":${dataText}}`;
+  return messageFrameText(message, dataText);
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
@@ -356,10 +357,7 @@ export class SessionHub {
         encodings.binary ??= encodeBinaryFrame(messageHeader(message), data);
         return { kind: 'binary', frame: encodings.binary, id: message.id };
       }
-      encodings.text ??= JSON.stringify({
-        ...messageHeader(message),
-        b: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
-      });
+      encodings.text ??= messageFrameText(message, bytesToBase64(data), true);
     } else {
       encodings.text ??= messageText(message, JSON.stringify(data));
     }

@@ -33,8 +33,8 @@ import {
   type ConnectionHandle,
   type HubOptions,
   type TextBatch,
-  type TransportName,
 } from '../../src/server/session.js';
+import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
 
 // ---------------------------------------------------------------------------------------------

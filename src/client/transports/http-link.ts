@@ -3,7 +3,7 @@
  * closed by either side, silent after), handing batches to the core, reading error bodies (§9), and
  * the upstream of §7.3.
  */
-import { CloseCode, ERROR_CODES, Endpoint, UPSTREAM_HEADER, utf8Length, type ErrorCode } from '../../protocol/index.js';
+import { CloseCode, Endpoint, UPSTREAM_HEADER, closeCodeFor, codeForStatus, serverCode, utf8Length } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { decodeText, type FetchLike, type Transport, type TransportHandlers } from '../transport.js';
 
@@ -12,8 +12,6 @@ import { decodeText, type FetchLike, type Transport, type TransportHandlers } fr
  * code of §9 has it, so the core reads it as `TRANSPORT_ERROR`.
  */
 const ABNORMAL = 1006;
-
-type CodeInfo = { close?: number; http?: number };
 
 /** The shared half of an HTTP transport; the downstream half (EventSource or polls) drives it. */
 export interface HttpLink {
@@ -71,11 +69,7 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
           body = Object(JSON.parse(text)) as typeof body;
         } catch {}
         // The body's code when it is one a server sends over HTTP, else the status's (a proxy answered).
-        const codes = Object.keys(ERROR_CODES) as ErrorCode[];
-        const code =
-          codes.find((c) => c === body.code && (ERROR_CODES[c] as CodeInfo).http) ??
-          codes.find((c) => (ERROR_CODES[c] as CodeInfo).http === status) ??
-          'TRANSPORT_ERROR';
+        const code = serverCode(body.code) ?? codeForStatus(status) ?? 'TRANSPORT_ERROR';
         throw new UnbrokenError(code, String(body.message ?? `answered ${status}`));
       });
 
@@ -99,7 +93,7 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
     if (!live) return;
     end(ABNORMAL);
     const error = cause instanceof UnbrokenError ? cause : new UnbrokenError('TRANSPORT_ERROR', String(cause ?? 'the link failed'), cause);
-    handlers.onClose({ code: (ERROR_CODES[error.code] as CodeInfo).close ?? ABNORMAL, error });
+    handlers.onClose({ code: closeCodeFor(error.code, ABNORMAL), error });
   };
 
   const deliver = (text: string, helloEnds?: boolean): void => {

@@ -1,20 +1,11 @@
-import {
-  CloseCode,
-  Endpoint,
-  ProtocolViolation,
-  decodeBinaryFrame,
-  validateServerFrame,
-} from '../../protocol/index.js';
+import { CloseCode, Endpoint, decodeBinaryMessage } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { decodeText, type InboundFrame, type TransportFactory, type WebSocketConstructor } from '../transport.js';
 
 /** Decodes one binary WebSocket frame: a message header and its bytes (PROTOCOL.md §4.3). */
 function decodeBinary(data: unknown): InboundFrame[] {
-  const { header, payload } = decodeBinaryFrame(new Uint8Array(data as ArrayBuffer));
-  // The header is a message frame without its data: validate it with an empty `b` in its place.
-  const frame = validateServerFrame({ ...(header as object), b: '' });
-  if (frame.t !== 'msg') throw new ProtocolViolation(`binary frame: expects a msg header, got ${frame.t}`);
-  return [{ ...frame, b: payload }];
+  const { header, payload } = decodeBinaryMessage(new Uint8Array(data as ArrayBuffer), 'server');
+  return [{ ...header, b: payload }];
 }
 
 /**

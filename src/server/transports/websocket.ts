@@ -10,10 +10,9 @@ import {
   ProtocolViolation,
   QueryParam,
   closeCodeFor,
-  decodeBinaryFrame,
+  decodeBinaryMessage,
   decodeClientBatch,
   encodeBatch,
-  validateClientFrame,
   type ErrorCode,
   type ErrorFrame,
 } from '../../protocol/index.js';
@@ -44,16 +43,10 @@ function refuse(ws: WebSocket, code: ErrorCode, message: string): void {
   ws.close(closeCodeFor(code), code);
 }
 
-/** A binary frame from a client: one message whose header is a `msg` frame without `d` or `b` (§4.3). */
-function decodeBinaryMessage(bytes: Uint8Array): UpstreamFrame {
-  const { header, payload } = decodeBinaryFrame(bytes);
-  if (typeof header !== 'object' || header === null || Array.isArray(header) || 'd' in header || 'b' in header) {
-    throw new ProtocolViolation('binary frame: expects a msg header object without d or b');
-  }
-  // Validated as the message it stands for: the payload takes the place of `b`.
-  const frame = validateClientFrame({ ...header, b: '' });
-  if (frame.t !== 'msg') throw new ProtocolViolation(`binary frame: expects a msg header, got ${frame.t}`);
-  return { t: 'msg', s: frame.s, data: payload };
+/** A binary frame from a client: one message (§4.3). */
+function decodeBinaryClientMessage(bytes: Uint8Array): UpstreamFrame {
+  const { header, payload } = decodeBinaryMessage(bytes, 'client');
+  return { t: 'msg', s: header.s, data: payload };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -153,7 +146,7 @@ class WebSocketConnection implements Connection {
     }
     let frames: UpstreamFrame[];
     try {
-      frames = isBinary ? [decodeBinaryMessage(bytes)] : toUpstream(decodeClientBatch(decodeUtf8(bytes)));
+      frames = isBinary ? [decodeBinaryClientMessage(bytes)] : toUpstream(decodeClientBatch(decodeUtf8(bytes)));
     } catch (error) {
       handle.abort('PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
       return;
