@@ -2,7 +2,15 @@
  * The bounded outbox of upstream messages (PROTOCOL.md §8, §12, §13.2): numbers messages, keeps them
  * until acknowledged, resends them after a reconnection, and batches what one tick produced.
  */
-import { bytesToBase64, encodeBinaryFrame, joinEncoded, messageFrameText, utf8Length } from '../protocol/index.js';
+import {
+  MAX_DATA_DEPTH,
+  bytesToBase64,
+  encodeBinaryFrame,
+  joinEncoded,
+  messageFrameText,
+  nestsDeeperThan,
+  utf8Length,
+} from '../protocol/index.js';
 import { UnbrokenError } from './errors.js';
 
 interface Entry {
@@ -65,7 +73,10 @@ export class Outbox {
         ? new UnbrokenError('OUTBOX_FULL', `the outbox holds ${this.#limit} messages`)
         : !e.b && e.j === undefined
           ? new UnbrokenError('INVALID_DATA', 'expects a JSON value or bytes', cause)
-          : this.#tooLarge(e);
+          : !e.b && nestsDeeperThan(e.j!, MAX_DATA_DEPTH)
+            ? // The server would refuse the batch, and the client would send it again forever (§4.4).
+              new UnbrokenError('INVALID_DATA', `expects JSON nested at most ${MAX_DATA_DEPTH} levels deep`)
+            : this.#tooLarge(e);
     if (refusal) return Promise.reject(refusal);
     this.#seq = e.s;
     return new Promise((resolve, reject) => {

@@ -6,6 +6,7 @@
  * any of it is used, so a receiver never acts on half of a malformed batch.
  */
 import {
+  MAX_DATA_DEPTH,
   MAX_EVENT_LENGTH,
   MAX_ID_LENGTH,
   type ClientFrame,
@@ -105,7 +106,37 @@ function validate<F extends { t: string }>(
   return value as F;
 }
 
+/**
+ * Deepest nesting of arrays and objects a batch may have: the batch array and a frame object take two
+ * levels, so application data keeps {@link MAX_DATA_DEPTH}. A deeper text is refused before it is parsed.
+ */
+export const MAX_BATCH_DEPTH = MAX_DATA_DEPTH + 2;
+
+/**
+ * True when JSON `text` nests arrays and objects deeper than `max`. One pass over the characters with
+ * a counter, no recursion and no allocation, so a hostile megabyte of `[[[[…` costs a scan, not a
+ * parse (and never a stack overflow in the receiver's own code). Brackets inside strings do not count.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c /* \ */) i++;
+      else if (code === 0x22 /* " */) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b /* [ */ || code === 0x7b /* { */) {
+      if (++depth > max) return true;
+    } else if (code === 0x5d /* ] */ || code === 0x7d /* } */) depth--;
+  }
+  return false;
+}
+
 function decodeBatch<F extends { t: string }>(schemas: Readonly<Record<string, Schema>>, text: string): F[] {
+  if (nestsDeeperThan(text, MAX_BATCH_DEPTH)) {
+    throw new ProtocolViolation(`expects JSON nested at most ${MAX_DATA_DEPTH} levels deep in message data`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -222,10 +253,13 @@ export function decodeBinaryFrame(frame: Uint8Array): { header: unknown; payload
   }
   let header: unknown;
   try {
-    header = JSON.parse(textDecoder.decode(frame.subarray(4, 4 + headerLength)));
+    const text = textDecoder.decode(frame.subarray(4, 4 + headerLength));
+    // A header is one flat object: anything nested is refused before it is parsed.
+    header = nestsDeeperThan(text, 1) ? undefined : JSON.parse(text);
   } catch {
     throw new ProtocolViolation('binary frame: expects a UTF-8 JSON header');
   }
+  if (header === undefined) throw new ProtocolViolation('binary frame: expects a flat JSON header object');
   return { header, payload: frame.subarray(4 + headerLength) };
 }
 

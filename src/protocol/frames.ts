@@ -170,6 +170,13 @@ export const Endpoint = {
 /** Header an HTTP upstream request must carry; a cross-site form cannot set it (PROTOCOL.md §7.3). */
 export const UPSTREAM_HEADER = 'X-Unbroken';
 
+/**
+ * Deepest nesting of arrays and objects in message data (`d`), counting the outermost value as 1
+ * (PROTOCOL.md §4.4): deep enough for any real document, shallow enough that no receiver spends
+ * noticeable time or stack on a hostile one.
+ */
+export const MAX_DATA_DEPTH = 64;
+
 /** Longest id or event name, in characters (PROTOCOL.md §4.2). */
 export const MAX_ID_LENGTH = 256;
 export const MAX_EVENT_LENGTH = 128;

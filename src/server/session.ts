@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  MAX_DATA_DEPTH,
   ProtocolViolation,
   base64ToBytes,
   bytesToBase64,
@@ -16,6 +17,7 @@ import {
   isValidEventName,
   joinEncoded,
   messageFrameText,
+  nestsDeeperThan,
   type ClientFrame,
   type ErrorCode,
   type GapFrame,
@@ -215,6 +217,10 @@ function encodeData(data: Payload): string | undefined {
   }
   if (text === undefined) {
     throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
+  }
+  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) {
+    // A client refuses such a batch (§4.4): it would reconnect and be refused again, forever.
+    throw new UnbrokenTypeError('INVALID_DATA', `expects data nested at most ${MAX_DATA_DEPTH} levels deep`);
   }
   return text;
 }
