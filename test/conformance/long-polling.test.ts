@@ -53,14 +53,14 @@ function cursorAfter(frames: readonly ServerFrame[], cursor: string): string {
 const messagesOf = (frames: readonly ServerFrame[]): string[] => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.id] : []));
 
 describe('§7.4 long polling', () => {
-  it('§7.4 answers the first poll at once with the hello, exactly once and first', async () => {
+  it('§7.4.open answers the first poll at once with the hello, exactly once and first', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello, rest } = await within('the first poll to be answered at once', firstPoll(h), 2_000);
     expect(hello).toMatchObject({ v: 1, resumed: false, ack: 0, hb: 5_000 });
     expect(rest.filter((frame) => frame.t === 'hello')).toEqual([]);
   });
 
-  it('§7.4 answers the first poll of a resumed connection at once with the hello and the waiting messages', async () => {
+  it('§7.4.open answers the first poll of a resumed connection at once with the hello and the waiting messages', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const ws = await h.connect();
     const before = await ws.hello();
@@ -83,7 +83,7 @@ describe('§7.4 long polling', () => {
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
   });
 
-  it('§7.4 opens a new connection, with a hello at once, for a poll with another c even when sid and last continue', async () => {
+  it('§7.4.open opens a new connection, with a hello at once, for a poll with another c even when sid and last continue', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h, {});
     // A new client attempt: same session, same cursor, a new connection id. It must not be held.
@@ -93,7 +93,7 @@ describe('§7.4 long polling', () => {
     expect(frames[0]).toMatchObject({ t: 'hello', sid: hello.sid, resumed: true, cursor: hello.cursor });
   });
 
-  it('§7.4 never continues a connection for a poll without c', async () => {
+  it('§7.4.open never continues a connection for a poll without c', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const first = framesOf(await poll(h.httpBase, { c: null }));
     const hello = first[0] as HelloFrame;
@@ -154,7 +154,7 @@ describe('§7.4 long polling', () => {
 });
 
 describe('§3, §6, §10, §11 over long polling', () => {
-  it('§3.1 refuses a poll without v with 426 UNSUPPORTED_VERSION', async () => {
+  it('§3.1.refuse refuses a poll without v with 426 UNSUPPORTED_VERSION', async () => {
     const h = await harnesses.start();
     expectErrorAnswer(await poll(h.httpBase, { v: null }), 'UNSUPPORTED_VERSION');
   });
@@ -174,7 +174,7 @@ describe('§3, §6, §10, §11 over long polling', () => {
     expect(frames[0]?.t).toBe('hello');
   });
 
-  it('§3.3 adopts a well-formed unknown sid over long polling with resumed false and ack 0', async () => {
+  it('§3.3.same-id adopts a well-formed unknown sid over long polling with resumed false and ack 0', async () => {
     const h = await harnesses.start();
     const { hello } = await firstPoll(h, { sid: 'L'.repeat(24) });
     expect(hello).toMatchObject({ sid: 'L'.repeat(24), resumed: false, ack: 0 });
@@ -191,7 +191,7 @@ describe('§3, §6, §10, §11 over long polling', () => {
     expect(h.server.sessions.get(hello.sid)?.transport).toBe('websocket');
   });
 
-  it('§6.3 puts the gap in the body of the first poll, with the hello and before any message', async () => {
+  it('§6.3.replay-or-gap puts the gap in the body of the first poll, with the hello and before any message', async () => {
     const h = await harnesses.start({ store: new MemoryStore({ epoch: 'k2' }) });
     const ids = [await h.server.broadcast('x'), await h.server.broadcast('y')];
     const { hello, rest } = await firstPoll(h, { sid: 'P'.repeat(22), last: 'zz-3' });
@@ -199,7 +199,7 @@ describe('§3, §6, §10, §11 over long polling', () => {
     expect(messagesOf(rest)).toEqual(ids);
   });
 
-  it('§11 considers a long-polling connection dead when no poll arrived for 2 × hb ms, and keeps the session', async () => {
+  it('§11.server-dead considers a long-polling connection dead when no poll arrived for 2 × hb ms, and keeps the session', async () => {
     const hb = 100;
     const h = await harnesses.start({ heartbeatInterval: hb });
     const answered = Date.now();
@@ -209,7 +209,7 @@ describe('§3, §6, §10, §11 over long polling', () => {
     expect(h.ended).toEqual([]);
   });
 
-  it('§10.2 answers a held poll with a reconnect frame (ms in [0, jitter)) on shutdown', async () => {
+  it('§10.2.notice answers a held poll with a reconnect frame (ms in [0, jitter)) on shutdown', async () => {
     const jitter = 300;
     const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: jitter, random: () => 0.25 });
     const { hello } = await firstPoll(h);

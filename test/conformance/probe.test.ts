@@ -10,7 +10,7 @@ const harnesses = new Harnesses();
 afterEach(() => harnesses.closeAll());
 
 describe('§7.1.1 upgrade probes', () => {
-  it('§7.1.1 answers each ping of a probe with a pong carrying the same n, and sends no hello', async () => {
+  it('§7.1.1.pong §7.1.1.no-session answers each ping of a probe with a pong carrying the same n, and sends no hello', async () => {
     const h = await harnesses.start();
     const probe = await h.connect({ query: { probe: '1' } });
     probe.send([{ t: 'ping', n: 41 }, { t: 'ping', n: 42 }]);
@@ -22,7 +22,7 @@ describe('§7.1.1 upgrade probes', () => {
     expect(h.server.sessions.size).toBe(0);
   });
 
-  it('§7.1.1 neither creates, attaches nor supersedes a session, even when the probe names one', async () => {
+  it('§7.1.1.no-session neither creates, attaches nor supersedes a session, even when the probe names one', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -36,7 +36,7 @@ describe('§7.1.1 upgrade probes', () => {
     expect(h.server.sessions.get(hello.sid)?.transport).toBe('websocket');
   });
 
-  it('§7.1.1 refuses anything but ping frames with PROTOCOL_ERROR and processes nothing', async () => {
+  it('§7.1.1.pong refuses anything but ping frames with PROTOCOL_ERROR and processes nothing', async () => {
     const h = await harnesses.start();
     const probe = await h.connect({ query: { probe: '1' } });
     probe.send([{ t: 'msg', s: 1, d: 'not for a probe' }]);

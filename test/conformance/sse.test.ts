@@ -160,7 +160,7 @@ describe('§7.2 Server-Sent Events', () => {
 });
 
 describe('§3 connecting over SSE', () => {
-  it('§3.1 refuses GET P/sse without v with 426 and an UNSUPPORTED_VERSION body', async () => {
+  it('§3.1.refuse refuses GET P/sse without v with 426 and an UNSUPPORTED_VERSION body', async () => {
     const h = await harnesses.start();
     const opened = await RawSse.open(h.httpBase, { v: null });
     expect(opened.ok).toBe(false);
@@ -173,7 +173,7 @@ describe('§3 connecting over SSE', () => {
     expect((await sse.hello()).v).toBe(1);
   });
 
-  it('§3.2 refuses GET P/sse from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
+  it('§3.2.origin refuses GET P/sse from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
     const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
     const opened = await RawSse.open(h.httpBase, { origin: 'https://evil.example' });
     expect(opened.ok).toBe(false);
@@ -185,7 +185,7 @@ describe('§3 connecting over SSE', () => {
 });
 
 describe('§7.3 HTTP upstream: POST P/send', () => {
-  it('§7.3 answers 200 with a batch of the frames the request produced: ack for messages, pong for pings', async () => {
+  it('§7.3.answer answers 200 with a batch of the frames the request produced: ack for messages, pong for pings', async () => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -211,7 +211,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     ['with a form Content-Type', { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Unbroken': '1' }],
     ['without X-Unbroken', { 'Content-Type': 'application/json' }],
     ['with X-Unbroken: 0', { 'Content-Type': 'application/json', 'X-Unbroken': '0' }],
-  ])('§7.3 refuses a POST %s with 403 FORBIDDEN and processes nothing', async (_name, headers) => {
+  ])('§7.3.headers refuses a POST %s with 403 FORBIDDEN and processes nothing', async (_name, headers) => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -264,7 +264,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     ['an unknown t', '[{"t":"nope"}]'],
     ['a msg with a string s', '[{"t":"msg","s":"1","d":1}]'],
     ['a valid msg then an invalid frame', '[{"t":"msg","s":1,"d":"x"},{"t":"ping"}]'],
-  ])('§5 answers a POST body with %s with 400 PROTOCOL_ERROR, processes none of it, and keeps serving', async (_name, body) => {
+  ])('§5.invalid-batch §5.stay-up answers a POST body with %s with 400 PROTOCOL_ERROR, processes none of it, and keeps serving', async (_name, body) => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -287,7 +287,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
   });
 
-  it('§8 acks a resent message over POST without processing it again, and refuses a hole with 400', async () => {
+  it('§8.dedup acks a resent message over POST without processing it again, and refuses a hole with 400', async () => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -300,7 +300,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expect(h.processedFor(hello.sid)).toEqual(['one']);
   });
 
-  it('§12 answers a POST body larger than hello.max with 413 MESSAGE_TOO_LARGE and processes none of it', async () => {
+  it('§12.server-size answers a POST body larger than hello.max with 413 MESSAGE_TOO_LARGE and processes none of it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -322,7 +322,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
 });
 
 describe('§3.3, §12 over SSE', () => {
-  it('§3.3 a newer SSE connection of a session supersedes its WebSocket connection with 4409', async () => {
+  it('§3.3.supersede a newer SSE connection of a session supersedes its WebSocket connection with 4409', async () => {
     const h = await harnesses.start();
     const ws = await h.connect();
     const hello = await ws.hello();
@@ -343,7 +343,7 @@ describe('§3.3, §12 over SSE', () => {
     expect(h.processed).toEqual([]);
   });
 
-  it('§12 bounds what it buffers for an SSE client that does not read: ends the stream with BACKPRESSURE, and the store replays what it missed', async () => {
+  it('§12.buffer bounds what it buffers for an SSE client that does not read: ends the stream with BACKPRESSURE, and the store replays what it missed', async () => {
     // The response body is not read, so fetch stops reading the socket once its own small buffer
     // is full; the kernel buffers fill next, then the server's response buffer grows. The test
     // broadcasts (awaiting each) until the server drops the stream, with a cap far above what the
@@ -384,7 +384,7 @@ describe('§6, §10, §11 over SSE', () => {
     expect(sse.messages().map((r) => r.frame.id)).toEqual([...missed, live]);
   });
 
-  it('§11 sends an hb frame on an idle SSE stream at least every hb ms', async () => {
+  it('§11.server-hb sends an hb frame on an idle SSE stream at least every hb ms', async () => {
     const hb = 150;
     const h = await harnesses.start({ heartbeatInterval: hb });
     const sse = await openSse(h);
@@ -394,7 +394,7 @@ describe('§6, §10, §11 over SSE', () => {
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeLessThanOrEqual(hb + 100);
   });
 
-  it('§11 considers an SSE stream dead when a write fails, and keeps its session', async () => {
+  it('§11.server-dead considers an SSE stream dead when a write fails, and keeps its session', async () => {
     const h = await harnesses.start({ heartbeatInterval: 100 });
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -403,7 +403,7 @@ describe('§6, §10, §11 over SSE', () => {
     expect(h.ended).toEqual([]);
   });
 
-  it('§10.2 on shutdown sends a reconnect frame with ms in [0, jitter) and ends the response', async () => {
+  it('§10.2.notice on shutdown sends a reconnect frame with ms in [0, jitter) and ends the response', async () => {
     const jitter = 400;
     const h = await harnesses.start({ shutdownJitter: jitter, random: () => 0.5 });
     const sse = await openSse(h);

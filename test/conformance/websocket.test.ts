@@ -117,7 +117,7 @@ describe('§3.1 version negotiation', () => {
     ['2', '2'],
     ['2,3', '2,3'],
     ['not a number', 'one'],
-  ])('§3.1 refuses v %s with an error frame UNSUPPORTED_VERSION then close 4426, and sends no hello or message', async (_name, v) => {
+  ])('§3.1.refuse §3.1.no-hello refuses v %s with an error frame UNSUPPORTED_VERSION then close 4426, and sends no hello or message', async (_name, v) => {
     const h = await harnesses.start();
     const client = await h.connect({ v });
     await expectRefusal(client, 'UNSUPPORTED_VERSION');
@@ -129,7 +129,7 @@ describe('§3.1 version negotiation', () => {
     ['2,1', '2,1'],
     ['1,2', '1,2'],
     ['3,1,2', '3,1,2'],
-  ])('§3.1 answers v=%s with the highest supported version, 1, in hello.v', async (_name, v) => {
+  ])('§3.1.highest answers v=%s with the highest supported version, 1, in hello.v', async (_name, v) => {
     const h = await harnesses.start();
     const client = await h.connect({ v });
     const hello = await client.hello();
@@ -140,7 +140,7 @@ describe('§3.1 version negotiation', () => {
 describe('§3.2 origin allow-list', () => {
   const ALLOWED = 'https://app.example';
 
-  it('§3.2 refuses a disallowed Origin with FORBIDDEN and close 4403 before any hello, creating no session', async () => {
+  it('§3.2.origin refuses a disallowed Origin with FORBIDDEN and close 4403 before any hello, creating no session', async () => {
     const h = await harnesses.start({ allowedOrigins: [ALLOWED] });
     const client = await h.connect({ origin: 'https://evil.example', sid: 'Q'.repeat(22) });
     await expectRefusal(client, 'FORBIDDEN');
@@ -183,7 +183,7 @@ describe('§3.2 origin allow-list', () => {
 });
 
 describe('§3.3 sessions', () => {
-  it('§3.3 gives a client without sid a fresh id of at least 128 random bits, resumed false, ack 0', async () => {
+  it('§3.3.fresh-id gives a client without sid a fresh id of at least 128 random bits, resumed false, ack 0', async () => {
     // `random` is the server's injectable source for jitter; an id drawn from it would not be
     // fresh random bits, so it is pinned here to show the ids do not depend on it.
     const h = await harnesses.start({ random: () => 0 });
@@ -199,7 +199,7 @@ describe('§3.3 sessions', () => {
     expect(bits(ids)).toBeGreaterThanOrEqual(128);
   });
 
-  it('§3.3 resumes a session it holds: resumed true and ack the highest processed s', async () => {
+  it('§3.3.resume resumes a session it holds: resumed true and ack the highest processed s', async () => {
     const h = await harnesses.start();
     const first = await h.connect();
     const hello = await first.hello();
@@ -218,7 +218,7 @@ describe('§3.3 sessions', () => {
     ['16 characters', 'A'.repeat(16)],
     ['64 characters', 'z'.repeat(64)],
     ['every allowed character', 'AZaz09_-AZaz09_-AZaz09'],
-  ])('§3.3 adopts a well-formed unknown sid (%s) with that same id, resumed false, ack 0', async (_name, sid) => {
+  ])('§3.3.same-id adopts a well-formed unknown sid (%s) with that same id, resumed false, ack 0', async (_name, sid) => {
     const h = await harnesses.start();
     const client = await h.connect({ sid });
     expect(await client.hello()).toMatchObject({ sid, resumed: false, ack: 0 });
@@ -233,7 +233,7 @@ describe('§3.3 sessions', () => {
     ['a plus sign', 'abcdefgh+ijklmnopqr'],
     ['a dot', 'abcdefgh.ijklmnopqr'],
     ['non-ASCII letters', 'éééééééééééééééééé'],
-  ])('§3.3 replaces a malformed sid (%s) with a fresh id, resumed false', async (_name, sid) => {
+  ])('§3.3.fresh-id replaces a malformed sid (%s) with a fresh id, resumed false', async (_name, sid) => {
     const h = await harnesses.start();
     const client = await h.connect({ sid });
     const hello = await client.hello();
@@ -243,7 +243,7 @@ describe('§3.3 sessions', () => {
     expect(hello).toMatchObject({ resumed: false, ack: 0 });
   });
 
-  it('§3.3 closes the older connection with SUPERSEDED (4409) after the newer one is attached', async () => {
+  it('§3.3.supersede closes the older connection with SUPERSEDED (4409) after the newer one is attached', async () => {
     const h = await harnesses.start();
     const older = await h.connect();
     const hello = await older.hello();
@@ -263,7 +263,7 @@ describe('§3.3 sessions', () => {
     expect(h.ended).toEqual([]);
   });
 
-  it('§3.3 does not end a session that has a connection, however long it stays', async () => {
+  it('§3.3.keep does not end a session that has a connection, however long it stays', async () => {
     const h = await harnesses.start({ sessionTimeout: 100, heartbeatInterval: 50 });
     const client = await h.connect();
     const hello = await client.hello();
@@ -348,7 +348,7 @@ describe('§4.1 batches', () => {
     expect(new Set(received.map((r) => r.batch)).size).toBeLessThan(values.length);
   });
 
-  it('§4.1 writes a lone message at once, not on a timer: it arrives before the answers to pings sent after it', async () => {
+  it('§4.1.no-timer writes a lone message at once, not on a timer: it arrives before the answers to pings sent after it', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     await client.hello();
@@ -366,7 +366,7 @@ describe('§4.1 batches', () => {
     expect(message!.index).toBeLessThan(client.wsPongs[0]!.framesBefore);
   });
 
-  it('§4.1 processes none of a batch that holds one invalid frame', async () => {
+  it('§4.1.whole-batch processes none of a batch that holds one invalid frame', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -385,7 +385,7 @@ describe('§4.2 ids and event names', () => {
     ['a CR', 'a\rb'],
     ['an LF', 'a\nb'],
     ['a NUL', 'a\0b'],
-  ])('§4.2 broadcast refuses an event name that is %s (the API throws) and puts nothing on the wire', async (_name, event) => {
+  ])('§4.2.refuse-event §4.2.format broadcast refuses an event name that is %s (the API throws) and puts nothing on the wire', async (_name, event) => {
     const h = await harnesses.start();
     const client = await h.connect();
     await client.hello();
@@ -407,7 +407,7 @@ describe('§4.2 ids and event names', () => {
     expect(long!.frame).toMatchObject({ e: 'E'.repeat(MAX_EVENT_LENGTH), d: 'long' });
   });
 
-  it('§4.2 issues ids of 1–256 characters without CR, LF or NUL, as hello.cursor too', async () => {
+  it('§4.2.format issues ids of 1–256 characters without CR, LF or NUL, as hello.cursor too', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -507,7 +507,7 @@ describe('§5 client → server frames', () => {
   ];
 
   it.each(INVALID_TEXT)(
-    '§5 answers a batch with %s with PROTOCOL_ERROR and close 4400, processes none of it, and keeps serving',
+    '§5.invalid-batch §5.stay-up §4.3.d-or-b answers a batch with %s with PROTOCOL_ERROR and close 4400, processes none of it, and keeps serving',
     async (_name, text) => {
       const h = await harnesses.start();
       const bystander = await h.connect();
@@ -544,7 +544,7 @@ describe('§5 client → server frames', () => {
   ];
 
   it.each(INVALID_BINARY)(
-    '§5 answers a binary frame %s with PROTOCOL_ERROR and close 4400, and processes none of it',
+    '§5.invalid-batch §4.3.binary-header answers a binary frame %s with PROTOCOL_ERROR and close 4400, and processes none of it',
     async (_name, make) => {
       const h = await harnesses.start();
       const client = await h.connect();
@@ -557,7 +557,7 @@ describe('§5 client → server frames', () => {
     },
   );
 
-  it.each([0, -7, 3.25, 2 ** 53 - 1])('§5 answers ping n=%s with a pong carrying the same n', async (n) => {
+  it.each([0, -7, 3.25, 2 ** 53 - 1])('§5.pong answers ping n=%s with a pong carrying the same n', async (n) => {
     const h = await harnesses.start();
     const client = await h.connect();
     await client.hello();
@@ -566,7 +566,7 @@ describe('§5 client → server frames', () => {
     expect(pong.frame).toEqual({ t: 'pong', n });
   });
 
-  it('§5 answers every ping of a batch, and its messages too', async () => {
+  it('§5.pong answers every ping of a batch, and its messages too', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     await client.hello();
@@ -633,7 +633,7 @@ describe('§6.1 the stream', () => {
 });
 
 describe('§6.2 ids and epochs', () => {
-  it('§6.2 the in-memory store issues <epoch>-<n> ids, strictly ordered in append order across broadcasts and sends', async () => {
+  it('§6.2.order the in-memory store issues <epoch>-<n> ids, strictly ordered in append order across broadcasts and sends', async () => {
     const h = await harnesses.start({ store: new MemoryStore({ epoch: 'k2' }) });
     const client = await h.connect();
     const hello = await client.hello();
@@ -653,7 +653,7 @@ describe('§6.2 ids and epochs', () => {
     for (let i = 1; i < numbers.length; i++) expect(numbers[i]!).toBeGreaterThan(numbers[i - 1]!);
   });
 
-  it('§6.2 a new in-memory store has a new epoch, so ids of the old one are detectable', async () => {
+  it('§6.2.order a new in-memory store has a new epoch, so ids of the old one are detectable', async () => {
     const one = await harnesses.start();
     const two = await harnesses.start();
     const idOne = await one.server.broadcast('x');
@@ -665,7 +665,7 @@ describe('§6.2 ids and epochs', () => {
 });
 
 describe('§6.3 resume', () => {
-  it('§6.3 replays every message after last, in order, then the live stream', async () => {
+  it('§6.3.replay-or-gap replays every message after last, in order, then the live stream', async () => {
     const h = await harnesses.start();
     const first = await h.connect();
     const hello = await first.hello();
@@ -688,7 +688,7 @@ describe('§6.3 resume', () => {
     expect(client.frames.filter((r) => r.frame.t === 'gap')).toEqual([]);
   });
 
-  it('§6.3 loses and repeats nothing at the seam between replay and live under concurrent broadcasts', async () => {
+  it('§6.3.replay-or-gap loses and repeats nothing at the seam between replay and live under concurrent broadcasts', async () => {
     const h = await harnesses.start();
     // Three dropped sessions, all at the same cursor, resume at different points of a stream of
     // broadcasts made in bursts while their connections are being set up.
@@ -773,7 +773,7 @@ describe('§6.3 resume', () => {
     expect(before.filter((r) => r.frame.t === 'msg' || r.frame.t === 'gap')).toEqual([]);
   });
 
-  it('§6.3 answers an id of another epoch with an unknown-epoch gap in the hello batch, then the epoch from its beginning', async () => {
+  it('§6.3.replay-or-gap answers an id of another epoch with an unknown-epoch gap in the hello batch, then the epoch from its beginning', async () => {
     const h = await harnesses.start({ store: new MemoryStore({ epoch: 'k2' }) });
     const ids = await broadcastAll(h, ['one', 'two']);
     const client = await h.connect({ sid: 'S'.repeat(22), last: 'zz-9' });
@@ -809,7 +809,7 @@ describe('§6.3 resume', () => {
     expect(received[0]!.index).toBeGreaterThan(gap.index);
   });
 
-  it('§6.3 answers an id older than retention (maxMessages) with an expired gap, then the oldest retained message on', async () => {
+  it('§6.3.replay-or-gap answers an id older than retention (maxMessages) with an expired gap, then the oldest retained message on', async () => {
     const h = await harnesses.start({ store: new MemoryStore({ maxMessages: 3 }) });
     const hello = await droppedSession(h);
     const ids = await broadcastAll(h, Array.from({ length: 10 }, (_, i) => i));
@@ -875,7 +875,7 @@ describe('§6.3 resume', () => {
 });
 
 describe('§6.4 the cursor in hello', () => {
-  it('§6.4 hello.cursor is the store head for a client that presents no last', async () => {
+  it('§6.4.hello-cursor hello.cursor is the store head for a client that presents no last', async () => {
     const h = await harnesses.start();
     const [, head] = await broadcastAll(h, ['a', 'b']);
     const client = await h.connect();
@@ -894,7 +894,7 @@ describe('§6.4 the cursor in hello', () => {
     expect(client.frames.filter((r) => r.frame.t === 'gap')).toEqual([]);
   });
 
-  it('§6.4 hello.cursor is last on a replay', async () => {
+  it('§6.4.hello-cursor hello.cursor is last on a replay', async () => {
     const h = await harnesses.start();
     const first = await h.connect();
     const hello = await first.hello();
@@ -904,7 +904,7 @@ describe('§6.4 the cursor in hello', () => {
     expect((await client.hello()).cursor).toBe(a);
   });
 
-  it('§6.4 hello.cursor is gap.cursor after a gap, and presenting it again gives no second gap', async () => {
+  it('§6.4.hello-cursor hello.cursor is gap.cursor after a gap, and presenting it again gives no second gap', async () => {
     const h = await harnesses.start({ store: new MemoryStore({ maxMessages: 2 }) });
     const hello = await droppedSession(h);
     await broadcastAll(h, [1, 2, 3, 4]);
@@ -933,7 +933,7 @@ describe('§7.1 WebSocket', () => {
     expect(client.frames.filter((r) => r.frame.t !== 'msg').every((r) => !r.binary)).toBe(true);
   });
 
-  it('§7.1 sends a WebSocket ping frame every hb ms', async () => {
+  it('§7.1.ping sends a WebSocket ping frame every hb ms', async () => {
     const hb = 100;
     const h = await harnesses.start({ heartbeatInterval: hb });
     const client = await h.connect();
@@ -947,7 +947,7 @@ describe('§7.1 WebSocket', () => {
     }
   });
 
-  it('§7.1 terminates a connection that answered none of its last two pings, and keeps one that answers', async () => {
+  it('§7.1.ping §11.server-dead terminates a connection that answered none of its last two pings, and keeps one that answers', async () => {
     const hb = 100;
     const h = await harnesses.start({ heartbeatInterval: hb });
     // `autoPong: false` stops the ws client from answering ping frames, as a dead link would.
@@ -997,7 +997,7 @@ describe('§7.1 WebSocket', () => {
 });
 
 describe('§8 upstream delivery', () => {
-  it('§8 processes messages once, in order, and acks the highest processed s cumulatively', async () => {
+  it('§8.ack processes messages once, in order, and acks the highest processed s cumulatively', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -1013,7 +1013,7 @@ describe('§8 upstream delivery', () => {
     expect(Math.max(...acks)).toBe(3);
   });
 
-  it('§8 acks a message with s ≤ the highest processed and does not process it again', async () => {
+  it('§8.dedup acks a message with s ≤ the highest processed and does not process it again', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -1034,7 +1034,7 @@ describe('§8 upstream delivery', () => {
     expect(h.processedFor(hello.sid)).toEqual(['one', 'two', 'three']);
   });
 
-  it('§8 acks and skips messages resent on a new connection that were processed before it', async () => {
+  it('§8.dedup acks and skips messages resent on a new connection that were processed before it', async () => {
     const h = await harnesses.start();
     const first = await h.connect();
     const hello = await first.hello();
@@ -1067,7 +1067,7 @@ describe('§8 upstream delivery', () => {
     expect((await again.hello()).ack).toBe(1);
   });
 
-  it('§8 processes every message exactly once, in order, across a supersede, and acks what it processed before closing', async () => {
+  it('§8.ack-before-close processes every message exactly once, in order, across a supersede, and acks what it processed before closing', async () => {
     const h = await harnesses.start();
     const older = await h.connect();
     const hello = await older.hello();
@@ -1099,7 +1099,7 @@ describe('§8 nothing is processed after the close frame', () => {
   // The client pauses reading, so it keeps sending after the server already wrote its close frame;
   // resuming lets the close handshake finish, and by then the server has read everything sent before.
 
-  it('§8 does not process a message that reaches a superseded connection after its close frame', async () => {
+  it('§8.closing does not process a message that reaches a superseded connection after its close frame', async () => {
     const h = await harnesses.start();
     const older = await h.connect();
     const hello = await older.hello();
@@ -1118,7 +1118,7 @@ describe('§8 nothing is processed after the close frame', () => {
     expect(h.processedFor(hello.sid)).toEqual(['after the close frame']);
   });
 
-  it('§8 does not process a message that reaches a connection after its shutdown close frame', async () => {
+  it('§8.closing does not process a message that reaches a connection after its shutdown close frame', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     await client.hello();
@@ -1132,7 +1132,7 @@ describe('§8 nothing is processed after the close frame', () => {
     expect(h.processed).toEqual([]);
   });
 
-  it('§8 does not process a message sent right behind a batch that closed the connection with PROTOCOL_ERROR', async () => {
+  it('§8.closing does not process a message sent right behind a batch that closed the connection with PROTOCOL_ERROR', async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();
@@ -1146,7 +1146,7 @@ describe('§8 nothing is processed after the close frame', () => {
 });
 
 describe('§9 error codes', () => {
-  it('§9 each refusal carries a code of the table in its error frame and the close code the table gives it', async () => {
+  it('§7.1.error-close each refusal carries a code of the table (§9) in its error frame and the close code the table gives it', async () => {
     const h = await harnesses.start({ allowedOrigins: ['https://app.example'], maxMessageSize: 512 });
     const cases: { code: ErrorCode; client: RawWs }[] = [];
     cases.push({ code: 'UNSUPPORTED_VERSION', client: await h.connect({ v: '9' }) });
@@ -1167,6 +1167,24 @@ describe('§9 error codes', () => {
       const error = await expectRefusal(client, code);
       expect(Object.keys(ERROR_CODES)).toContain(error.code);
     }
+  });
+
+  it('§9.server-codes keeps INVALID_DATA off the wire: data the API refuses throws in the application, and the connection carries on', async () => {
+    const h = await harnesses.start();
+    const errors: unknown[] = [];
+    h.server.on('error', (error) => errors.push(error));
+    h.onProcessed = (_message, current) => {
+      // The application answers with something that is not data, from inside its message listener.
+      void current.send(Symbol('not data') as unknown as Payload);
+    };
+    const client = await h.connect();
+    await client.hello();
+    client.send([{ t: 'msg', s: 1, d: 'answer me' }]);
+    await client.next('ack', (ack) => ack.s === 1);
+    await client.sync();
+    expect(errors).toMatchObject([{ cause: { code: 'INVALID_DATA' } }]);
+    expect(client.frames.filter(({ frame }) => frame.t === 'error')).toEqual([]);
+    expect(client.closeInfo).toBeUndefined();
   });
 
   it('§9 close code 1000 from a client ends its session', async () => {
@@ -1193,7 +1211,7 @@ describe('§9 error codes', () => {
 });
 
 describe('§10.2 graceful shutdown', () => {
-  it('§10.2 sends each connection reconnect with ms drawn per connection in [0, jitter), acks what it processed, then closes 1012', async () => {
+  it('§10.2.notice §8.ack-before-close sends each connection reconnect with ms drawn per connection in [0, jitter), acks what it processed, then closes 1012', async () => {
     const jitter = 1_000;
     const draws = [0, 0.5, 0.999_999];
     let draw = 0;
@@ -1228,7 +1246,7 @@ describe('§10.2 graceful shutdown', () => {
 });
 
 describe('§11 heartbeats', () => {
-  it('§11 sends a frame at least every hb ms on an idle connection: hb', async () => {
+  it('§11.server-hb sends a frame at least every hb ms on an idle connection: hb', async () => {
     const hb = 200;
     const h = await harnesses.start({ heartbeatInterval: hb });
     const client = await h.connect();
@@ -1239,7 +1257,7 @@ describe('§11 heartbeats', () => {
     expect(client.frames.find((r) => r.frame.t === 'hb')?.frame).toEqual({ t: 'hb' });
   });
 
-  it('§11 keeps the heartbeat going after other traffic stops', async () => {
+  it('§11.server-hb keeps the heartbeat going after other traffic stops', async () => {
     const hb = 200;
     const h = await harnesses.start({ heartbeatInterval: hb });
     const client = await h.connect();
@@ -1252,7 +1270,7 @@ describe('§11 heartbeats', () => {
 });
 
 describe('§12 size limits and flow control', () => {
-  it('§12 answers a text frame larger than hello.max with close 1009 and processes none of it', async () => {
+  it('§12.server-size answers a text frame larger than hello.max with close 1009 and processes none of it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const client = await h.connect();
     const hello = await client.hello();
@@ -1265,7 +1283,7 @@ describe('§12 size limits and flow control', () => {
     expect((await again.hello()).ack).toBe(0);
   });
 
-  it('§12 answers a binary frame larger than hello.max with close 1009 and processes none of it', async () => {
+  it('§12.server-size answers a binary frame larger than hello.max with close 1009 and processes none of it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const client = await h.connect();
     await client.hello();
@@ -1297,7 +1315,7 @@ describe('§12 size limits and flow control', () => {
     await client.next('ack', (ack) => ack.s === 1);
   });
 
-  it('§12 bounds what it buffers for a client that does not read: closes with BACKPRESSURE, and the store replays what it missed', async () => {
+  it('§12.buffer bounds what it buffers for a client that does not read: closes with BACKPRESSURE, and the store replays what it missed', async () => {
     // The client stops reading with ws's public `pause()`, which pauses the underlying TCP socket:
     // the kernel buffers on both sides fill, then the server's own send buffer for the connection
     // grows. The test keeps broadcasting (awaiting each, so the server gets to write) until the

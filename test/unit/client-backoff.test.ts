@@ -6,7 +6,7 @@ import { record, seededRandom, settle, useMockServer, type MockServer } from './
 const OPTIONS = { reconnectDelay: 500, maxReconnectDelay: 30_000 };
 
 describe('backoff()', () => {
-  it('is the floor plus full jitter over initialDelay × 2^attempt (PROTOCOL.md §10.1)', () => {
+  it('is the floor plus full jitter over initialDelay × 2^attempt (§10.1.jitter)', () => {
     const random = seededRandom(42);
     const expected = seededRandom(42);
     for (let attempt = 0; attempt < 6; attempt++) {
@@ -56,7 +56,7 @@ describe('client reconnection', () => {
     return times;
   }
 
-  it('waits floor + random × initialDelay × 2^k after the k-th consecutive failure', async () => {
+  it('waits floor + random × initialDelay × 2^k after the k-th consecutive failure (§10.1.jitter, §10.1.floor)', async () => {
     const client = server.client({ random: () => 0.5, reconnectDelay: 100, maxReconnectDelay: 1_000 });
     const failures = failureTimes(client);
     const peer = await server.accept({ retry: 200 });
@@ -69,7 +69,7 @@ describe('client reconnection', () => {
     client.close();
   });
 
-  it('uses a retry frame as the new floor', async () => {
+  it('uses a retry frame as the new floor (§10.1.floor)', async () => {
     const client = server.client({ random: () => 0, reconnectDelay: 100 });
     const failures = failureTimes(client);
     const peer = await server.accept({ retry: 200 });
@@ -99,7 +99,7 @@ describe('client reconnection', () => {
     client.close();
   });
 
-  it('does not loop hot when every connection breaks the protocol at once', async () => {
+  it('does not loop hot when every connection breaks the protocol at once (§9.reconnect)', async () => {
     const client = server.client({ random: seededRandom(1), reconnectDelay: 500, maxReconnectDelay: 30_000 });
     const log = record(client, ['error']);
     const start = Date.now();
@@ -118,7 +118,7 @@ describe('client reconnection', () => {
     client.close();
   });
 
-  it('stops reconnecting after a fatal close code', async () => {
+  it('stops reconnecting after a fatal close code (§3.1.fatal, §9.reconnect)', async () => {
     const client = server.client();
     const log = record(client);
     const peer = await server.accept();
@@ -150,7 +150,7 @@ describe('client reconnection', () => {
   });
 
   describe('reconnect notice (PROTOCOL.md §10.2)', () => {
-    it('reconnects exactly ms after the notice, below the floor, when the server closes first', async () => {
+    it('reconnects exactly ms after the notice, below the floor, when the server closes first (§10.2.client-wait)', async () => {
       const client = server.client({ random: () => 0.9 });
       const peer = await server.accept({ retry: 5_000 });
       await vi.advanceTimersByTimeAsync(10_000);
@@ -178,7 +178,7 @@ describe('client reconnection', () => {
       client.close();
     });
 
-    it('counts the notice as no failure: the attempt counter does not grow', async () => {
+    it('counts the notice as no failure: the attempt counter does not grow (§10.2.client-wait)', async () => {
       const client = server.client({ random: () => 0.5, reconnectDelay: 1_000, minUptime: 60_000 });
       const failures = failureTimes(client);
       let peer = await server.accept({ retry: 0 });

@@ -6,7 +6,7 @@ import { quiet, record, settle, useMockServer } from './client-harness.js';
 describe('client liveness (PROTOCOL.md §11)', () => {
   const server = useMockServer();
 
-  it('finds a socket that stays open but silent dead at 2 × hb after the last byte', async () => {
+  it('finds a socket that stays open but silent dead at 2 × hb after the last byte (§11.client-dead)', async () => {
     const client = server.client();
     const peer = await server.accept({ hb: 1_000 });
     const log = record(client, ['error', 'state']);
@@ -20,7 +20,7 @@ describe('client liveness (PROTOCOL.md §11)', () => {
     client.close();
   });
 
-  it('measures the deadline from the last frame received, whatever frame it was', async () => {
+  it('measures the deadline from the last frame received, whatever frame it was (§11.client-dead)', async () => {
     const client = server.client();
     const log = record(client, ['error']);
     const peer = await server.accept({ hb: 1_000 });

@@ -71,7 +71,7 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     transport.close(CloseCode.Reconnecting);
   });
 
-  it('keeps exactly one poll in flight, and starts the next after onFrames with the cursor it left', async () => {
+  it('keeps exactly one poll in flight, and starts the next after onFrames with the cursor it left (§7.4.one-poll, §6.3.present)', async () => {
     const inFlightDuringFrames: number[] = [];
     const follow = rec.afterFrames;
     rec.afterFrames = (frames) => {
@@ -130,7 +130,7 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     expect(polls()).toHaveLength(2);
   });
 
-  it('treats a hello on a later poll as a replaced link: hands nothing over and reports TRANSPORT_ERROR', async () => {
+  it('treats a hello on a later poll as a replaced link: hands nothing over and reports TRANSPORT_ERROR (§7.4.no-repeat)', async () => {
     await opened();
     net.last('/poll').frames(hello({ sid: 'session-abcdefghijkl', resumed: true, cursor: 'e1-0' }), { t: 'msg', id: 'e1-1', d: 1 });
     await settle();

@@ -50,7 +50,7 @@ describe('Outbox', () => {
     expect(sent.map(({ state }) => state)).toEqual(['resolved', 'resolved', 'pending']);
   });
 
-  it('writes again, keeping their numbers, what hello.ack does not cover after a resumed hello', async () => {
+  it('writes again, keeping their numbers, what hello.ack does not cover after a resumed hello (§8.resend)', async () => {
     const outbox = new Outbox(100);
     outbox.hello(0, false, 1_000, true);
     const sent = [1, 2, 3, 4].map((n) => watch(outbox.add(n)));
@@ -69,7 +69,7 @@ describe('Outbox', () => {
     expect(unpack(outbox.take())).toEqual([[{ t: 'msg', s: 5, d: 5 }]]);
   });
 
-  it('numbers unacknowledged messages again from 1 when the session is new (resumed: false)', () => {
+  it('numbers unacknowledged messages again from 1 when the session is new (resumed: false) (§8.renumber)', () => {
     const outbox = new Outbox(100);
     outbox.hello(0, false, 1_000, true);
     for (const n of [1, 2, 3, 4, 5]) void outbox.add(n);
@@ -86,7 +86,7 @@ describe('Outbox', () => {
     expect(unpack(outbox.take())).toEqual([[{ t: 'msg', s: 3, d: 6 }]]);
   });
 
-  it('splits batches so that none exceeds hello.max, in order', () => {
+  it('splits batches so that none exceeds hello.max, in order (§4.1.size, §12.client-size)', () => {
     const outbox = new Outbox(100);
     // Each frame is {"t":"msg","s":N,"d":"xxxxxxxxxx"}: 34 bytes; a batch of two is 71 bytes.
     outbox.hello(0, false, 71, true);
@@ -129,7 +129,7 @@ describe('Outbox', () => {
     expect(unpack(outbox.take())).toEqual([{ header: { t: 'msg', s: 1 }, payload: [1, 2, 3] }]);
   });
 
-  it('rejects with OUTBOX_FULL beyond its limit and keeps what it holds', async () => {
+  it('rejects with OUTBOX_FULL beyond its limit and keeps what it holds (§12.outbox)', async () => {
     const outbox = new Outbox(2);
     const sent = [1, 2, 3].map((n) => watch(outbox.add(n)));
     await flush();
@@ -143,7 +143,7 @@ describe('Outbox', () => {
     ]);
   });
 
-  it('refuses a message larger than hello.max at once, without using up a number', async () => {
+  it('refuses a message larger than hello.max at once, without using up a number (§12.client-size)', async () => {
     const outbox = new Outbox(10);
     outbox.hello(0, false, 40, true);
     // [{"t":"msg","s":1,"d":""}] is 26 bytes plus the string's.
@@ -258,7 +258,7 @@ describe('client send()', () => {
     client.close();
   });
 
-  it('resolves what hello.ack covers after a reconnection and resends the rest with their numbers (§14.2)', async () => {
+  it('resolves what hello.ack covers after a reconnection and resends the rest with their numbers (§8.resend, §14.2)', async () => {
     const client = server.client({ random: () => 0 });
     let peer = await server.accept();
     const sent = [1, 2, 3].map((n) => watch(client.send(n)));
@@ -273,7 +273,7 @@ describe('client send()', () => {
     client.close();
   });
 
-  it('numbers unacknowledged messages from 1 again when the server lost the session (§14.3)', async () => {
+  it('numbers unacknowledged messages from 1 again when the server lost the session (§8.renumber, §14.3)', async () => {
     const client = server.client({ random: () => 0 });
     let peer = await server.accept();
     void quiet(client.send('a'));
@@ -301,7 +301,7 @@ describe('client send()', () => {
     client.close();
   });
 
-  it('rejects with MESSAGE_TOO_LARGE against hello.max, and keeps the connection', async () => {
+  it('rejects with MESSAGE_TOO_LARGE against hello.max, and keeps the connection (§12.client-size)', async () => {
     const client = server.client();
     const peer = await server.accept({ max: 100 });
     await expect(client.send('x'.repeat(200))).rejects.toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
@@ -312,7 +312,7 @@ describe('client send()', () => {
     client.close();
   });
 
-  it('rejects with OUTBOX_FULL at outboxLimit unacknowledged messages', async () => {
+  it('rejects with OUTBOX_FULL at outboxLimit unacknowledged messages (§12.outbox)', async () => {
     const client = server.client({ outboxLimit: 2 });
     void quiet(client.send(1));
     void quiet(client.send(2));

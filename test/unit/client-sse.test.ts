@@ -115,7 +115,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     expect(rec.batches.at(-1)).toEqual([{ t: 'ack', s: 1 }]);
   });
 
-  it('keeps one POST in flight and merges every batch written meanwhile into the next one, in order', async () => {
+  it('keeps one POST in flight and merges every batch written meanwhile into the next one, in order (§7.3.one-request)', async () => {
     const { transport } = opened();
     for (let s = 1; s <= 50; s++) transport.send(batch(msg(s)));
     expect(net.to('/send')).toHaveLength(1);
@@ -132,7 +132,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     expect(net.to('/send')).toHaveLength(3);
   });
 
-  it('merges no further than hello.max bytes, counted in UTF-8', async () => {
+  it('merges no further than hello.max bytes, counted in UTF-8 (§4.1.size)', async () => {
     // Each batch `[{"t":"msg","s":N,"d":"ééé"}]` is 32 bytes (é is two): two merge into 63, three into 94.
     const { transport } = opened({ max: 93 });
     const sizes = (): number[] => net.to('/send').map((r) => Buffer.byteLength(r.body!));

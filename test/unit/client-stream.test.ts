@@ -27,7 +27,7 @@ describe('client stream', () => {
     client.close();
   });
 
-  it('adopts hello.cursor, moves the cursor with each message, and presents sid and last on reconnection', async () => {
+  it('adopts hello.cursor, moves the cursor with each message, and presents sid and last on reconnection (§6.4.adopt, §6.4.advance, §6.3.present)', async () => {
     const client = server.client({ random: () => 0 });
     let peer = await server.accept({ sid: 'session-abcdefghijkl', cursor: 'e1-5' });
     expect(peer.url.searchParams.get('v')).toBe('1');
@@ -43,7 +43,7 @@ describe('client stream', () => {
     client.close();
   });
 
-  it('resumes from hello.cursor when it dropped before its first message (§6.4)', async () => {
+  it('resumes from hello.cursor when it dropped before its first message (§6.4.adopt)', async () => {
     const client = server.client({ random: () => 0 });
     let peer = await server.accept({ cursor: 'e1-40' });
     peer.close(CloseCode.InternalError);
@@ -52,7 +52,7 @@ describe('client stream', () => {
     client.close();
   });
 
-  it('drops a message whose id equals the cursor: a repeat is delivered once', async () => {
+  it('drops a message whose id equals the cursor: a repeat is delivered once (§6.4.advance, §7.4.no-repeat)', async () => {
     const client = server.client({ random: () => 0 });
     const ids: string[] = [];
     client.on('message', ({ id }) => ids.push(id));
@@ -66,7 +66,21 @@ describe('client stream', () => {
     client.close();
   });
 
-  it('emits gap before any later message, and moves the cursor past the lost range (§6.3)', async () => {
+  it('treats ids as opaque: delivers ids that sort backwards, and presents the last one as it came (§6.2.opaque)', async () => {
+    const client = server.client({ random: () => 0 });
+    const ids: string[] = [];
+    client.on('message', ({ id }) => ids.push(id));
+    let peer = await server.accept({ cursor: 'zz' });
+    // A client that parsed or compared ids would drop k2-9 after k2-10, or a after b.
+    peer.send({ t: 'msg', id: 'k2-10', d: 1 }, { t: 'msg', id: 'k2-9', d: 2 }, { t: 'msg', id: 'b', d: 3 }, { t: 'msg', id: 'a 1', d: 4 });
+    expect(ids).toEqual(['k2-10', 'k2-9', 'b', 'a 1']);
+    peer.close(CloseCode.InternalError);
+    peer = await server.nextPeer();
+    expect(peer.url.searchParams.get('last')).toBe('a 1');
+    client.close();
+  });
+
+  it('emits gap before any later message, and moves the cursor past the lost range (§6.3.gap-event)', async () => {
     const client = server.client();
     const log: string[] = [];
     let gap: GapEvent | undefined;
@@ -123,7 +137,7 @@ describe('client stream', () => {
       ['a batch with a second hello', (peer) => peer.hello()],
     ];
 
-    it.each(cases)('uses nothing of %s, closes the link with 4400 and reconnects with backoff', async (_, misbehave) => {
+    it.each(cases)('uses nothing of %s, closes the link with 4400 and reconnects with backoff (§4.1.whole-batch, §4.2.client-check, §4.hello-first)', async (_, misbehave) => {
       const client = server.client({ random: () => 0.5 });
       const delivered: unknown[] = [];
       client.on('message', ({ data }) => delivered.push(data));
@@ -139,7 +153,7 @@ describe('client stream', () => {
       client.close();
     });
 
-    it('treats a frame other than error before the hello as a protocol error', async () => {
+    it('treats a frame other than error before the hello as a protocol error (§4.hello-first)', async () => {
       const client = server.client();
       const log = record(client, ['error']);
       const peer = await server.nextPeer();

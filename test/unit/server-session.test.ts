@@ -508,7 +508,7 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     expect(connection.writes.every((write) => write.frames.some((frame) => frame.t === 'msg') || write.lastMessageId === undefined)).toBe(true);
   });
 
-  it('splits a batch before it grows past the size limit', async () => {
+  it('splits a batch before it grows past the size limit (§4.1.size)', async () => {
     const t = setup();
     const connection = await t.open();
     const chunk = 'x'.repeat(MAX_BATCH_CHARS / 4);
@@ -579,7 +579,7 @@ describe('upstream (§5, §8)', () => {
     expect(t.hub.sessions.has(connection.hello.sid)).toBe(true);
   });
 
-  it('answers ping with pong at once, in the same batch as the ack', async () => {
+  it('answers ping with pong at once, in the same batch as the ack (§5.pong)', async () => {
     const t = setup();
     const connection = await t.open();
     connection.handle.receive([
@@ -727,7 +727,7 @@ describe('connections of a session (§3.3)', () => {
 });
 
 describe('the API refuses invalid arguments (§4.2)', () => {
-  it.each(['', 'e'.repeat(129), 'a\nb', 'a\rb', 'a\0b'])('throws INVALID_EVENT_NAME synchronously for the event name %j', (event) => {
+  it.each(['', 'e'.repeat(129), 'a\nb', 'a\rb', 'a\0b'])('throws INVALID_EVENT_NAME synchronously for the event name %j (§4.2.refuse-event)', (event) => {
     const t = setup();
     expect(() => t.hub.append(null, 'x', { event })).toThrow(UnbrokenTypeError);
     expect(() => t.hub.append(null, 'x', { event })).toThrow(expect.objectContaining({ code: 'INVALID_EVENT_NAME' }));
