@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 describe('§4.4 nesting depth over WebSocket', () => {
-  it('§4.4 refuses a megabyte of nested arrays with PROTOCOL_ERROR, processes nothing, and keeps serving', async () => {
+  it('§4.4.refuse refuses a megabyte of nested arrays with PROTOCOL_ERROR, processes nothing, and keeps serving', async () => {
     const h = await harnesses.start();
     const bystander = await h.connect();
     await bystander.hello();
@@ -27,7 +27,7 @@ describe('§4.4 nesting depth over WebSocket', () => {
     expect(bystander.closeInfo).toBeUndefined();
   });
 
-  it(`§4.4 processes data nested exactly ${MAX_DATA_DEPTH} levels deep`, async () => {
+  it(`§4.4.limit processes data nested exactly ${MAX_DATA_DEPTH} levels deep`, async () => {
     const h = await harnesses.start();
     const client = await h.connect();
     const hello = await client.hello();

@@ -42,21 +42,21 @@ describe('nestsDeeperThan', () => {
 describe('§4.4 decoding', () => {
   const batch = (dataDepth: number): string => `[{"t":"msg","s":1,"d":${nested(dataDepth)}}]`;
 
-  it(`§4.4 accepts data nested ${MAX_DATA_DEPTH} levels deep`, () => {
+  it(`§4.4.limit accepts data nested ${MAX_DATA_DEPTH} levels deep`, () => {
     // nested(n) holds n arrays around a scalar: n levels.
     expect(decodeClientBatch(batch(MAX_DATA_DEPTH))).toHaveLength(1);
   });
 
-  it('§4.4 refuses a client batch one level deeper, before parsing it', () => {
+  it('§4.4.refuse refuses a client batch one level deeper, before parsing it', () => {
     expect(() => decodeClientBatch(batch(MAX_DATA_DEPTH + 1))).toThrow(ProtocolViolation);
   });
 
-  it('§4.4 refuses a server batch nested too deep, and a hostile megabyte of it', () => {
+  it('§4.4.refuse refuses a server batch nested too deep, and a hostile megabyte of it', () => {
     expect(() => decodeServerBatch(`[{"t":"msg","id":"a-1","d":${nested(MAX_DATA_DEPTH + 1)}}]`)).toThrow(ProtocolViolation);
     expect(() => decodeServerBatch(nested(512 * 1024))).toThrow(/nested at most/);
   });
 
-  it('§4.4 refuses a binary frame whose header is not flat', () => {
+  it('§4.4.refuse refuses a binary frame whose header is not flat', () => {
     const header = new TextEncoder().encode('{"t":"msg","s":1,"x":[1]}');
     const frame = new Uint8Array(4 + header.length);
     new DataView(frame.buffer).setUint32(0, header.length);
@@ -68,12 +68,12 @@ describe('§4.4 decoding', () => {
 describe('§4.4 senders refuse data the peer would refuse', () => {
   const deep = JSON.parse(nested(MAX_DATA_DEPTH + 1)) as unknown;
 
-  it('§4.4 the client rejects send() of data nested too deep with INVALID_DATA', async () => {
+  it('§4.4.sender the client rejects send() of data nested too deep with INVALID_DATA', async () => {
     const outbox = new Outbox(10);
     await expect(outbox.add(deep)).rejects.toMatchObject({ name: 'UnbrokenError', code: 'INVALID_DATA' });
   });
 
-  it('§4.4 the server throws INVALID_DATA for data nested too deep, and sends data at the limit', async () => {
+  it('§4.4.sender the server throws INVALID_DATA for data nested too deep, and sends data at the limit', async () => {
     const server = createServer();
     try {
       expect(() => server.broadcast(deep as never)).toThrow(expect.objectContaining({ code: 'INVALID_DATA' }));
