@@ -92,7 +92,7 @@ describe('the demo page', () => {
       'websocket (upgrade)',
     ]);
     await page.expectNothingLost();
-    // The picture at the top of the README (docs/demo.png is a copy).
+    // The README's picture, docs/demo.png, shows this walk on the demo's own settings (5 s heartbeat).
     await page.screenshot('demo');
   });
 
