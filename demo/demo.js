@@ -1,9 +1,10 @@
 // @ts-check
 // The demo page's logic: everything shown is computed from what the client really receives.
 //
-// Client options can be overridden from the page's query, e.g.
+// Client options can be overridden from the page's query (README "Demo" lists them), e.g.
 //   /?connectTimeout=1000&upgradeInterval=2000&reconnectDelay=100&transports=sse,long-polling
-// and `autosend=1` starts with "send one every second" on.
+// Numbers: connectTimeout, upgradeInterval, reconnectDelay, maxReconnectDelay, minUptime (ms);
+// transports: a comma-separated list; and `autosend=1` starts with "send one every second" on.
 //
 // The page's own state is exposed for tests and the curious: `window.demoStats` (see DemoStats),
 // `window.demoClient`, and data attributes on <body> (state, transport, conditions, lost, duplicated).
@@ -43,6 +44,12 @@
    * @property {{ at: number, from: ConnectionState, to: ConnectionState, cause: string }[]} states
    * @property {{ at: number, transport: TransportName, previous: TransportName | null, reason: string }[]} transports
    * @property {{ at: number, code: string, message: string }[]} errors
+   * @property {{ reconnect: number | null, probe: number | null }} scheduled when the client said its
+   *   next connection attempt and its next WebSocket probe happen (its `schedule` event), ms since the epoch
+   * @property {{ reconnect: string, probe: string }} countdown the countdown texts the page shows now
+   *   (empty when there is none), e.g. `next attempt in 1.4 s`, `WebSocket probe in 3.0 s`
+   * @property {number | null} lastMessageAt when the last message arrived
+   * @property {number | null} heartbeatInterval the server's heartbeat, ms, from /demo-config.json
    */
 
   const { connect } = /** @type {{ Unbroken: typeof import('../src/client/index.js') }} */ (/** @type {unknown} */ (window)).Unbroken;
@@ -59,6 +66,7 @@
   const WEBSOCKET_CONDITIONS = ['ws-blocked', 'ws-hanging', 'ws-silent'];
   const NUMERIC_OPTIONS = ['connectTimeout', 'upgradeInterval', 'reconnectDelay', 'maxReconnectDelay', 'minUptime'];
   const PING_EVERY = 2000;
+  const COUNTDOWN_EVERY = 100;
   const SPARK_POINTS = 30;
   const MAX_ENTRIES = 200;
 
@@ -69,6 +77,26 @@
     silent: 'the previous one went silent',
     buffered: 'a proxy held the previous one back',
     upgrade: 'upgraded: a better one works again',
+  });
+
+  /** A plain sentence per error code (src/protocol/codes.ts), shown in the log instead of the raw message. */
+  const ERROR_TEXT = /** @type {Record<string, string>} */ ({
+    TRANSPORT_ERROR: 'The connection failed or dropped (network, proxy or server gone).',
+    CONNECT_TIMEOUT: 'The server did not say hello within the connect deadline.',
+    HEARTBEAT_TIMEOUT: 'Nothing arrived for twice the heartbeat interval: the link was dead, so the client dropped it.',
+    PROTOCOL_ERROR: 'Something malformed crossed the connection.',
+    MESSAGE_TOO_LARGE: 'A message was larger than the server accepts.',
+    SUPERSEDED: 'A newer connection of this session replaced this one.',
+    BACKPRESSURE: 'This page read too slowly; the server dropped the connection and kept the messages.',
+    UNKNOWN_SESSION: 'The server no longer knew this session.',
+    SERVER_RESTART: 'The server is restarting and asked the client to come back shortly.',
+    INTERNAL_ERROR: 'The server failed.',
+    FORBIDDEN: "The server does not allow this page's origin; the client stopped.",
+    UNSUPPORTED_VERSION: "The server does not speak this client's protocol version; the client stopped.",
+    NO_TRANSPORT: 'No transport can run in this browser; the client stopped.',
+    OUTBOX_FULL: 'Too many messages are waiting for acknowledgement.',
+    INVALID_DATA: 'The message is neither JSON nor bytes.',
+    CLIENT_CLOSED: 'The client was closed before the message was acknowledged.',
   });
 
   const query = new URLSearchParams(location.search);
@@ -110,6 +138,10 @@
     states: [],
     transports: [],
     errors: [],
+    scheduled: { reconnect: null, probe: null },
+    countdown: { reconnect: '', probe: '' },
+    lastMessageAt: null,
+    heartbeatInterval: null,
   };
   Object.assign(window, { demoStats: stats, demoClient: client });
 
@@ -135,6 +167,18 @@
   }
   /** @param {string} text */
   const log = (text) => item($('log'), text);
+
+  /**
+   * A failure in the log: its code and a plain sentence; the raw message is the line's tooltip.
+   * @param {string} prefix
+   * @param {{ code: string, message: string }} error
+   */
+  function logError(prefix, error) {
+    const list = $('log');
+    item(list, `${prefix}${error.code} — ${ERROR_TEXT[error.code] ?? error.message}`, 'error');
+    const line = /** @type {HTMLElement} */ (list.firstElementChild);
+    line.title = error.message;
+  }
   /** @param {EntryKind} kind @param {string} text */
   function timeline(kind, text) {
     const at = item($('timeline'), text, kind);
@@ -158,6 +202,29 @@
     const points = rtts.map((ms, i) => `${(i * step).toFixed(1)},${(23 - (ms / max) * 21).toFixed(1)}`).join(' ');
     line.setAttribute('points', points);
     area.setAttribute('points', `0,24 ${points} 100,24`);
+  }
+
+  /** @param {number} ms */
+  const seconds = (ms) => (ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.ceil(ms / 1000)));
+
+  /** The countdowns to the client's next attempt and next upgrade probe, and the age of the last message. */
+  function renderClock() {
+    const now = Date.now();
+    const { reconnect, probe } = stats.scheduled;
+    const waiting = stats.state === 'connecting' || stats.state === 'reconnecting';
+    stats.countdown.reconnect =
+      waiting && reconnect !== null ? (reconnect > now ? `next attempt in ${seconds(reconnect - now)} s` : 'attempting now…') : '';
+    stats.countdown.probe =
+      stats.state === 'open' && probe !== null ? (probe > now ? `WebSocket probe in ${seconds(probe - now)} s` : 'probing WebSocket…') : '';
+    $('next-attempt').textContent = stats.countdown.reconnect;
+    $('next-probe').textContent = stats.countdown.probe;
+    const last = $('last-message');
+    if (stats.lastMessageAt === null) last.textContent = 'no message yet';
+    else {
+      const age = now - stats.lastMessageAt;
+      last.textContent = age < 1000 ? 'last message < 1 s ago' : `last message ${Math.floor(age / 1000)} s ago`;
+      last.classList.toggle('stale', stats.heartbeatInterval !== null && age > stats.heartbeatInterval);
+    }
   }
 
   function render() {
@@ -187,12 +254,15 @@
     body.conditions = stats.conditions.join(' ') || 'normal';
     body.lost = String(stats.lost);
     body.duplicated = String(stats.duplicated);
+    renderClock();
   }
 
   // ---- the client ------------------------------------------------------------------------------
 
   client.on('state', ({ from, to, cause }) => {
     stats.states.push({ at: Date.now(), from, to, cause });
+    // A countdown belongs to the state it was announced in; the client announces the next one anew.
+    stats.scheduled = { reconnect: null, probe: null };
     stats.cause = cause;
     timeline('state', `${from} → ${to} (${cause})`);
     render();
@@ -213,6 +283,11 @@
     render();
     measure();
   });
+  client.on('schedule', ({ kind, at }) => {
+    if (kind === 'reconnect') stats.scheduled.reconnect = at;
+    else stats.scheduled.probe = at;
+    renderClock();
+  });
   client.on('gap', ({ reason, lastEventId, resumeEventId }) => {
     stats.gaps += 1;
     timeline('gap', `gap: ${reason}, lost after ${lastEventId} up to ${resumeEventId}`);
@@ -222,7 +297,7 @@
   });
   client.on('error', (error) => {
     stats.errors.push({ at: Date.now(), code: error.code, message: error.message });
-    log(`error ${error.code}: ${error.message}`);
+    logError('', error);
   });
   client.on('close', ({ error }) => {
     timeline('error', `closed for good${error ? `: ${error.code}` : ''}`);
@@ -230,6 +305,7 @@
   });
   client.on('message', ({ event }) => {
     stats.received += 1;
+    stats.lastMessageAt = Date.now();
     if (event !== 'tick') render();
   });
   client.on('message:tick', ({ data }) => {
@@ -272,7 +348,7 @@
       },
       (error) => {
         stats.failed += 1;
-        log(`send #${n} failed ${error.code}: ${error.message}`);
+        logError(`send #${n} failed: `, error);
         render();
       },
     );
@@ -307,6 +383,20 @@
       .finally(() => (pinging = false));
   }
   setInterval(measure, PING_EVERY);
+  setInterval(renderClock, COUNTDOWN_EVERY);
+
+  // The demo server's settings: its heartbeat is shorter than the server's default, so that a frozen
+  // connection is found within seconds.
+  fetch('/demo-config.json', { cache: 'no-store' })
+    .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`status ${response.status}`))))
+    .then((/** @type {{ heartbeatInterval: number, defaultHeartbeatInterval: number }} */ config) => {
+      stats.heartbeatInterval = config.heartbeatInterval;
+      const hb = config.heartbeatInterval / 1000;
+      $('heartbeat').textContent =
+        `Server heartbeat here: ${hb} s (the server's default is ${config.defaultHeartbeatInterval / 1000} s), ` +
+        `so a frozen connection is found within ${2 * hb} s.`;
+    })
+    .catch(() => {});
 
   // ---- the network conditions ------------------------------------------------------------------
 

@@ -16,6 +16,12 @@ import { startNetworkConditions } from './network-conditions.mjs';
 /** The control endpoint of the network conditions layer. */
 export const CONTROL_PATH = '/__network';
 
+/** The demo's settings, for the page to show: `{ heartbeatInterval, defaultHeartbeatInterval, tickInterval }`. */
+export const CONFIG_PATH = '/demo-config.json';
+
+/** The reference server's own default heartbeat interval (src/server/server.ts), which the demo shortens. */
+const DEFAULT_HEARTBEAT_INTERVAL = 15_000;
+
 const root = new URL('..', import.meta.url);
 
 // The built server, typed from its source; loaded by URL so that type-checking needs no build.
@@ -40,7 +46,8 @@ const FILES = {
  * @property {number} [port] public port (the proxy's); 0 picks a free one. Default 8080.
  * @property {string} [host] where the public port listens. Default 127.0.0.1.
  * @property {number} [heartbeatInterval] the server's heartbeat in ms: a dead link is found within
- *   twice that. Default 5000, so the page shows a frozen connection being detected within 10 s.
+ *   twice that. Default 5000 (the server's own default is 15000), so the page shows a frozen
+ *   connection being detected within 10 s. The page states it (from CONFIG_PATH).
  * @property {number} [tickInterval] ms between the numbered ticker's messages. Default 250.
  */
 
@@ -63,6 +70,11 @@ const FILES = {
 export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInterval = 5_000, tickInterval = 250 } = {}) {
   const httpServer = http.createServer(async (request, response) => {
     const pathname = new URL(request.url ?? '/', 'http://demo').pathname;
+    if (pathname === CONFIG_PATH) {
+      const config = { heartbeatInterval, defaultHeartbeatInterval: DEFAULT_HEARTBEAT_INTERVAL, tickInterval };
+      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(config));
+      return;
+    }
     const file = FILES[pathname];
     if (!file) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');

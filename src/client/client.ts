@@ -218,6 +218,16 @@ export interface GapEvent {
   resumeEventId: string;
 }
 
+/** Payload of the `schedule` event: the client set a timer for its next step. */
+export interface ScheduleEvent {
+  /** `reconnect`: the next connection attempt; `upgrade-probe`: the next WebSocket probe while on a fallback transport. */
+  kind: 'reconnect' | 'upgrade-probe';
+  /** Ms from now. */
+  delay: number;
+  /** When it fires, on the client's clock (`clock.now()`, Date.now by default). */
+  at: number;
+}
+
 /** Events of a {@link Client}, by name, with their payloads. */
 export interface ClientEvents<T = unknown> {
   /** Every message of the stream, once, in order. */
@@ -236,6 +246,8 @@ export interface ClientEvents<T = unknown> {
   gap: GapEvent;
   /** A connection failed or broke the protocol; emitted before the state change it causes. */
   error: UnbrokenError;
+  /** The client set a timer for its next connection attempt or WebSocket probe, e.g. to show a countdown. */
+  schedule: ScheduleEvent;
 }
 
 /** One connection attempt. */
@@ -568,7 +580,6 @@ export class Client<T = unknown> {
     const previous = this.#transport;
     this.#transport = this.#route = a.name;
     this.#remember(a.name);
-    this.#scheduleProbe(a);
     this.#sessionId = f.sid;
     this.#floor = f.retry;
     this.#hb = f.hb;
@@ -581,6 +592,8 @@ export class Client<T = unknown> {
       this.#events.emit('transport', { transport: a.name, previous, reason: this.#why });
     }
     if (this.#attempt === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
+    // Last: a listener above may have closed the client or dropped this attempt.
+    if (this.#attempt === a) this.#scheduleProbe(a);
   }
 
   /** Ms left before the link of `a` counts as dead (2 × hb, §11); fails it when none are left. */
@@ -637,13 +650,16 @@ export class Client<T = unknown> {
     } else if (a?.o !== undefined && now - a.o >= this.#options.minUptime) {
       this.#failures = 0;
     }
-    this.#wait = this.#setTimer(
-      () => this.#start(),
-      delay ?? backoff(this.#failures++, this.#floor, this.#options, this.#options.random),
-    );
+    const wait = delay ?? backoff(this.#failures++, this.#floor, this.#options, this.#options.random);
+    this.#wait = this.#setTimer(() => this.#start(), wait);
     // Moving on to the next transport at once is still the same (re)connection, not a new state.
     if (delay !== 0 || verdict !== 'fallback') {
       if (this.#state !== 'reconnecting') this.#transition('reconnecting', code);
+    }
+    // After the state change, so a listener that shows a countdown sees the state it belongs to; a
+    // state listener may have closed the client (hence the getter: the field's type is narrowed here).
+    if (this.state !== 'closed') {
+      this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });
     }
   }
 
@@ -730,6 +746,8 @@ export class Client<T = unknown> {
         finish(false);
       }
     }, this.#probeDelay);
+    const now = this.#options.clock.now();
+    this.#events.emit('schedule', { kind: 'upgrade-probe', delay: this.#probeDelay, at: now + this.#probeDelay });
   }
 
   /** Moves the session to WebSocket after a successful probe: a reconnection with no delay (§13.3). */

@@ -11,6 +11,7 @@ export {
   type ConnectionState,
   type GapEvent,
   type OpenEvent,
+  type ScheduleEvent,
   type StateCause,
   type StateEvent,
   type TransportChangeReason,

@@ -39,7 +39,20 @@ export interface DemoStats {
   states: { at: number; from: string; to: string; cause: string }[];
   transports: { at: number; transport: string; previous: string | null; reason: string }[];
   errors: { at: number; code: string; message: string }[];
+  scheduled: { reconnect: number | null; probe: number | null };
+  countdown: { reconnect: string; probe: string };
+  lastMessageAt: number | null;
+  heartbeatInterval: number | null;
 }
+
+/** A countdown of the page: to the client's next connection attempt, or to its next WebSocket probe. */
+export type Countdown = 'reconnect' | 'probe';
+
+/** What each countdown reads while it runs, and the element that shows it. */
+export const COUNTDOWNS: { readonly [K in Countdown]: { pattern: RegExp; selector: string } } = {
+  reconnect: { pattern: /^next attempt in \d+(\.\d)? s$/, selector: '#next-attempt' },
+  probe: { pattern: /^WebSocket probe in \d+(\.\d)? s$/, selector: '#next-probe' },
+};
 
 /**
  * Client options for tests, read by the page from its query: short deadlines and a quick upgrade
@@ -121,6 +134,47 @@ export class DemoPage {
     expect(await this.page.textContent('#lost')).toBe('0');
     expect(await this.page.textContent('#duplicated')).toBe('0');
     expect(this.errors).toEqual([]);
+  }
+
+  /**
+   * Waits until the page shows the `kind` countdown running, with at least `margin` ms left, in its
+   * state and on screen; returns the text shown.
+   */
+  async countdown(kind: Countdown, timeout = 40_000, margin = 800): Promise<string> {
+    const { pattern, selector } = COUNTDOWNS[kind];
+    await expect
+      .poll(async () => {
+        const { text, left } = await this.page.evaluate((k) => {
+          const { countdown, scheduled } = (window as unknown as { demoStats: DemoStats }).demoStats;
+          const at = scheduled[k];
+          return { text: countdown[k], left: at === null ? 0 : at - Date.now() };
+        }, kind);
+        return pattern.test(text) && left >= margin;
+      }, { timeout, interval: 100 })
+      .toBe(true);
+    const shown = (await this.page.textContent(selector)) ?? '';
+    expect(shown).toMatch(pattern);
+    return shown;
+  }
+
+  /**
+   * Takes a screenshot while the `kind` countdown runs: waits for it, shoots, and checks that the
+   * moment it counts down to had not come when the shot was done (else waits for the next one).
+   * Returns the text the page showed.
+   */
+  async screenshotCountdown(name: string, kind: Countdown, timeout = 40_000): Promise<string> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const shown = await this.countdown(kind, Math.max(1_000, deadline - Date.now()));
+      const before = (await this.stats()).scheduled[kind];
+      await this.screenshot(name);
+      const after = await this.page.evaluate((k) => {
+        const { scheduled } = (window as unknown as { demoStats: DemoStats }).demoStats;
+        return { at: scheduled[k], now: Date.now() };
+      }, kind);
+      if (after.at === before && before !== null && before > after.now) return shown;
+      if (Date.now() > deadline) throw new Error(`the ${kind} countdown never lasted through a screenshot`);
+    }
   }
 
   async screenshot(name: string, fullPage = true): Promise<void> {

@@ -3,7 +3,8 @@
  * the client reach the transport the README promises; lifting it brings the client back to WebSocket
  * through the upgrade probe. Throughout, the page's own counters — computed from the numbered ticker
  * and from the echoes of what it sends every second — show nothing lost and nothing duplicated.
- * A screenshot of the page under each condition goes to test-output/browser/.
+ * A screenshot of the page under each condition goes to test-output/browser/; those taken on a
+ * fallback and while reconnecting show the page's countdown to the next upgrade probe or attempt.
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -58,7 +59,8 @@ describe('the demo page', () => {
 
       await page.until(`open ${transport}`, 30_000);
       await page.flowing();
-      await page.screenshot(`demo-${name}`);
+      // On a fallback, the page counts down to the client's next WebSocket probe.
+      await page.screenshotCountdown(`demo-${name}`, 'probe');
 
       await page.toggle('normal');
       expect(demo.network.active).toEqual([]);
@@ -90,12 +92,19 @@ describe('the demo page', () => {
       'websocket (upgrade)',
     ]);
     await page.expectNothingLost();
-    // The picture at the top of the README (docs/demo.png is a copy).
+    // The README's picture, docs/demo.png, shows this walk on the demo's own settings (5 s heartbeat).
     await page.screenshot('demo');
   });
 
   it('slow: stays on websocket, and the round trip shows the added latency', async () => {
     await page.toggle('slow');
+    // A pressed toggle says so: aria-pressed, and an "on" badge; the others read "off".
+    const badge = (condition: string) =>
+      page.page.$eval(`button[data-condition="${condition}"]`, (button) => getComputedStyle(button, '::after').content);
+    expect(await page.page.getAttribute('button[data-condition="slow"]', 'aria-pressed')).toBe('true');
+    expect(await badge('slow')).toBe('"on"');
+    expect(await badge('offline')).toBe('"off"');
+    expect(await badge('normal')).toBe('"off"');
     // 400 ms each way.
     await expect.poll(async () => (await page.stats()).rtt, { timeout: 20_000, interval: 200 }).toBeGreaterThanOrEqual(800);
     await page.screenshot('demo-slow');
@@ -114,7 +123,14 @@ describe('the demo page', () => {
     await expect.poll(async () => (await page.stats()).state, { timeout: 10_000 }).toBe('reconnecting');
     // At least two attempts failed against the dead network.
     await expect.poll(async () => (await page.stats()).errors.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(before.errors.length + 2);
-    await page.screenshot('demo-offline');
+    // While it waits, the page counts down to the next attempt.
+    await page.screenshotCountdown('demo-offline', 'reconnect');
+    expect((await page.stats()).countdown.probe).toBe('');
+    // The log explains each failure by its code in plain words, not with the browser's raw message.
+    const log = (await page.page.textContent('#log')) ?? '';
+    expect(log).toContain('TRANSPORT_ERROR — The connection failed or dropped');
+    expect(log).not.toContain('Failed to fetch');
+    expect(await page.page.locator('#log li.error').count()).toBeGreaterThanOrEqual(2);
 
     await page.toggle('normal');
     await page.until('open websocket', 30_000);
@@ -140,8 +156,15 @@ describe('the demo page', () => {
 
   it('freeze connection: the heartbeat deadline finds the dead link, and the client resumes', async () => {
     const { opens } = await page.stats();
+    // The page states the demo server's heartbeat, and the server's default next to it.
+    expect(await page.page.textContent('#heartbeat')).toBe(
+      `Server heartbeat here: ${HEARTBEAT / 1000} s (the server's default is 15 s), so a frozen connection is found within ${(2 * HEARTBEAT) / 1000} s.`,
+    );
+    expect(await page.page.textContent('#last-message')).toBe('last message < 1 s ago');
     const frozenAt = Date.now();
     await page.page.click('#freeze');
+    // Nothing arrives any more: the age of the last message grows.
+    await expect.poll(() => page.page.textContent('#last-message'), { timeout: 4 * HEARTBEAT + 5_000, interval: 100 }).toMatch(/^last message [1-9]\d* s ago$/);
     await expect
       .poll(async () => (await page.stats()).errors.map((error) => error.code), { timeout: 4 * HEARTBEAT + 5_000 })
       .toContain('HEARTBEAT_TIMEOUT');
