@@ -5,6 +5,8 @@
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
 // A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server.
+// Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
+// that only named the files would point debuggers at files that are not there.
 import { rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +52,8 @@ const ts = (tsconfig) =>
     tsconfig,
     noEmitOnError: true,
     sourceMap: true,
-    inlineSources: false,
+    // The maps embed the TypeScript sources (see the top of this file).
+    inlineSources: true,
     declaration: false,
     declarationMap: false,
     declarationDir: undefined,
