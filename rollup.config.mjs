@@ -4,7 +4,8 @@
 //   dist/unbroken-realtime.d.ts         bundled declarations of the client
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
-// A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server.
+// A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server,
+// and a `ws` type in the server's public declarations.
 // Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
 // that only named the files would point debuggers at files that are not there.
 import { rmSync } from 'node:fs';
@@ -42,6 +43,31 @@ function clientGuard() {
         this.error(`the browser client must not include server code: ${id.slice(root.length)}`);
       }
       return null;
+    },
+  };
+}
+
+/**
+ * Fails the server's declaration bundle when it references `ws`: the package depends on `ws` but not on
+ * `@types/ws`, so a consumer's strict `tsc` would stop at "Could not find a declaration file for module
+ * 'ws'". Public server types describe the shapes they need themselves; `ws` stays an implementation detail.
+ */
+function noWsTypes() {
+  const isWs = (id) => /^(@types\/)?ws(\/|$)/.test(id);
+  return {
+    name: 'unbroken-no-ws-types',
+    // Checked on the output: `external` settles bare imports before any resolveId hook would see them.
+    generateBundle(_options, bundle) {
+      for (const chunk of Object.values(bundle)) {
+        if (chunk.type !== 'chunk') continue;
+        const offending = [
+          ...chunk.imports.filter(isWs),
+          ...[...chunk.code.matchAll(/\/\/\/\s*<reference\s+types=["']([^"']+)["']/g)].map((match) => match[1]).filter(isWs),
+        ];
+        if (offending.length > 0) {
+          this.error(`${chunk.fileName} must not reference "${offending[0]}": declare the shape it needs in src/server instead`);
+        }
+      }
     },
   };
 }
@@ -120,7 +146,7 @@ export default [
   {
     input: 'src/server/index.ts',
     external: (id) => isBare(id),
-    plugins: [dts({ tsconfig: './tsconfig.server.json' })],
+    plugins: [noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
     output: { file: 'dist/server.d.ts', format: 'es' },
   },
 ];

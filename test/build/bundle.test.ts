@@ -275,6 +275,16 @@ describe(`declarations ${CLIENT_DTS}`, () => {
   });
 });
 
+describe(`declarations ${SERVER_DTS}`, () => {
+  it('import only node: builtins: no ws, whose types (@types/ws) consumers do not have', () => {
+    const code = read(SERVER_DTS).replace(/\/\*[\s\S]*?\*\//g, '');
+    const imports = [...code.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
+    const references = [...code.matchAll(/\/\/\/\s*<reference\s+types=["']([^"']+)["']/g)].map((match) => match[1]);
+    expect(imports.filter((source) => !source?.startsWith('node:'))).toEqual([]);
+    expect(references.filter((name) => name !== 'node')).toEqual([]);
+  });
+});
+
 describe(`server ${SERVER_ESM}`, () => {
   it('imports only node: builtins and runtime dependencies (never a devDependency)', () => {
     const allowed = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
