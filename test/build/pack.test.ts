@@ -40,9 +40,9 @@ interface PackageJson {
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as PackageJson;
 
 /** Versions a consumer would install; the same ones this repository builds and tests with. */
-const devVersion = (name: string): string => {
-  const version = pkg.devDependencies?.[name];
-  if (!version) throw new Error(`package.json has no devDependency ${name}`);
+const versionOf = (name: string, kind: 'dependencies' | 'devDependencies'): string => {
+  const version = pkg[kind]?.[name];
+  if (!version) throw new Error(`package.json has no ${kind} entry for ${name}`);
   return version;
 };
 
@@ -147,8 +147,9 @@ describe('the packed tarball', () => {
     const started = Date.now();
     tmp = mkdtempSync(path.join(os.tmpdir(), 'unbroken-pack-'));
 
-    // A fresh clone, without one: what git tracks, copied from the working tree (files deleted there
-    // but not yet from the index are skipped). dist/ is not tracked, so only prepack can make it.
+    // What a fresh clone holds, without cloning: the files git tracks, copied from the working tree
+    // (files deleted there but not yet from the index are skipped). dist/ is not tracked, so only
+    // prepack can make it.
     const repo = path.join(tmp, 'repo');
     const tracked = (await run('git', ['ls-files', '-z'], root)).split('\0').filter(Boolean);
     for (const file of tracked) {
@@ -176,7 +177,7 @@ describe('the packed tarball', () => {
     consumer = path.join(tmp, 'consumer');
     mkdirSync(consumer);
     writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-    await run('npm', [...NPM_INSTALL, tarball, `ws@${pkg.dependencies?.ws ?? 'latest'}`], consumer);
+    await run('npm', [...NPM_INSTALL, tarball, `ws@${versionOf('ws', 'dependencies')}`], consumer);
     installed = path.join(consumer, 'node_modules', pkg.name);
     console.log(`packed and installed in ${Date.now() - started} ms`);
   }, SLOW_STEP_TIMEOUT);
@@ -269,7 +270,7 @@ describe('the packed tarball', () => {
 
     await run(
       'npm',
-      [...NPM_INSTALL, '--save-dev', `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`],
+      [...NPM_INSTALL, '--save-dev', `typescript@${versionOf('typescript', 'devDependencies')}`, `@types/node@${versionOf('@types/node', 'devDependencies')}`],
       consumer,
     );
     // What a consumer has: the package's dependency `ws`, but no `@types/ws`.
