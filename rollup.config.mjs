@@ -4,7 +4,10 @@
 //   dist/unbroken-realtime.d.ts         bundled declarations of the client
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
-// A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server.
+// A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server,
+// and a `ws` type in the server's public declarations.
+// Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
+// that only named the files would point debuggers at files that are not there.
 import { rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -44,13 +47,39 @@ function clientGuard() {
   };
 }
 
+/**
+ * Fails the server's declaration bundle when it references `ws`: the package depends on `ws` but not on
+ * `@types/ws`, so a consumer's strict `tsc` would stop at "Could not find a declaration file for module
+ * 'ws'". Public server types describe the shapes they need themselves; `ws` stays an implementation detail.
+ */
+function noWsTypes() {
+  const isWs = (id) => /^(@types\/)?ws(\/|$)/.test(id);
+  return {
+    name: 'unbroken-no-ws-types',
+    // Checked on the output: `external` settles bare imports before any resolveId hook would see them.
+    generateBundle(_options, bundle) {
+      for (const chunk of Object.values(bundle)) {
+        if (chunk.type !== 'chunk') continue;
+        const offending = [
+          ...chunk.imports.filter(isWs),
+          ...[...chunk.code.matchAll(/\/\/\/\s*<reference\s+types=["']([^"']+)["']/g)].map((match) => match[1]).filter(isWs),
+        ];
+        if (offending.length > 0) {
+          this.error(`${chunk.fileName} must not reference "${offending[0]}": declare the shape it needs in src/server instead`);
+        }
+      }
+    },
+  };
+}
+
 /** TypeScript → JavaScript; declarations come from rollup-plugin-dts instead. */
 const ts = (tsconfig) =>
   typescript({
     tsconfig,
     noEmitOnError: true,
     sourceMap: true,
-    inlineSources: false,
+    // The maps embed the TypeScript sources (see the top of this file).
+    inlineSources: true,
     declaration: false,
     declarationMap: false,
     declarationDir: undefined,
@@ -117,7 +146,7 @@ export default [
   {
     input: 'src/server/index.ts',
     external: (id) => isBare(id),
-    plugins: [dts({ tsconfig: './tsconfig.server.json' })],
+    plugins: [noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
     output: { file: 'dist/server.d.ts', format: 'es' },
   },
 ];

@@ -13,7 +13,7 @@
  * Each case starts a fresh server process (bench/lib/server.mjs) and a fresh client host (a Node
  * process, or a new browser context in one Chromium), so no case inherits another's heap or JIT state.
  * Runs are interleaved (run 1 of every row, then run 2 …) so that a noisy moment hits all rows alike.
- * Set CHROMIUM to use another Chromium binary.
+ * Set CHROMIUM_PATH to use another Chromium binary (the tests read the same variable).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -195,8 +195,8 @@ const CHROMIUM_ARGS = [
   '--disable-renderer-backgrounding',
 ];
 
-/** The Chromium binary (`CHROMIUM` overrides it). */
-export const CHROMIUM_PATH = process.env.CHROMIUM ?? '/usr/lib/chromium/chromium';
+/** The Chromium binary (`CHROMIUM_PATH` overrides it, as in the tests). */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/lib/chromium/chromium';
 
 /**
  * Launches headless Chromium; each `open(url)` is a fresh context and page on the benchmark page.

@@ -17,6 +17,7 @@ const CLIENT_ESM = 'dist/unbroken-realtime.mjs';
 const CLIENT_IIFE = 'dist/unbroken-realtime.iife.min.js';
 const CLIENT_DTS = 'dist/unbroken-realtime.d.ts';
 const SERVER_ESM = 'dist/server.mjs';
+const SERVER_DTS = 'dist/server.d.ts';
 const CLIENT_BUNDLES = [CLIENT_ESM, CLIENT_IIFE] as const;
 
 interface PackageJson {
@@ -110,7 +111,7 @@ const SERVER_ONLY_WORDS = ['createServer', 'WebSocketServer', 'handleUpgrade', '
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(() => {
-  const missing = [CLIENT_ESM, CLIENT_IIFE, CLIENT_DTS, SERVER_ESM].filter((file) => !existsSync(abs(file)));
+  const missing = [CLIENT_ESM, CLIENT_IIFE, CLIENT_DTS, SERVER_ESM, SERVER_DTS].filter((file) => !existsSync(abs(file)));
   if (missing.length > 0) {
     throw new Error(`missing ${missing.join(', ')}: run \`npm run build\` before test/build (\`npm test\` does)`);
   }
@@ -137,6 +138,46 @@ describe('package.json entry points', () => {
   it.each(paths)('%s exists', (path) => {
     expect(path.startsWith('./'), `${path} should start with ./`).toBe(true);
     expect(existsSync(abs(path)), `${path} is missing after the build`).toBe(true);
+  });
+
+  // TypeScript picks the first matching condition, so `types` must come first in every condition
+  // object, and name the declarations of the same entry point.
+  const conditionObjects: [string, Record<string, unknown>][] = [];
+  const collectConditions = (where: string, value: unknown): void => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+    const record = value as Record<string, unknown>;
+    if (Object.keys(record).some((key) => key.startsWith('.'))) {
+      for (const [subpath, target] of Object.entries(record)) collectConditions(subpath, target);
+      return;
+    }
+    conditionObjects.push([where, record]);
+    for (const [condition, target] of Object.entries(record)) collectConditions(`${where} ${condition}`, target);
+  };
+  collectConditions('.', pkg.exports);
+
+  it('has a condition object for every entry point except package.json', () => {
+    expect(conditionObjects.map(([where]) => where)).toEqual(['.', './server']);
+  });
+
+  it.each(conditionObjects)('exports %s list types first, then code of the same entry', (_where, conditions) => {
+    const keys = Object.keys(conditions);
+    expect(keys[0]).toBe('types');
+    const types = conditions.types;
+    expect(typeof types === 'string' && types.endsWith('.d.ts'), `types: ${String(types)}`).toBe(true);
+    for (const key of keys.slice(1)) {
+      const target = conditions[key];
+      expect(typeof target, `${key} points at one file`).toBe('string');
+      expect((target as string).replace(/\.mjs$/, '.d.ts'), `${key} and types describe one entry`).toBe(types);
+    }
+  });
+});
+
+describe.each([CLIENT_ESM, CLIENT_IIFE, SERVER_ESM])('source map of %s', (file) => {
+  it('carries the content of every source it names (the package ships no src/)', () => {
+    const map = JSON.parse(read(`${file}.map`)) as { sources: string[]; sourcesContent?: (string | null)[] };
+    expect(map.sources.length).toBeGreaterThan(0);
+    expect(map.sourcesContent?.length).toBe(map.sources.length);
+    expect(map.sources.filter((_, index) => !map.sourcesContent?.[index])).toEqual([]);
   });
 });
 
@@ -231,6 +272,16 @@ describe(`declarations ${CLIENT_DTS}`, () => {
     const code = dts.replace(/\/\*[\s\S]*?\*\//g, '');
     const imports = [...code.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
     expect(imports).toEqual([]);
+  });
+});
+
+describe(`declarations ${SERVER_DTS}`, () => {
+  it('import only node: builtins: no ws, whose types (@types/ws) consumers do not have', () => {
+    const code = read(SERVER_DTS).replace(/\/\*[\s\S]*?\*\//g, '');
+    const imports = [...code.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
+    const references = [...code.matchAll(/\/\/\/\s*<reference\s+types=["']([^"']+)["']/g)].map((match) => match[1]);
+    expect(imports.filter((source) => !source?.startsWith('node:'))).toEqual([]);
+    expect(references.filter((name) => name !== 'node')).toEqual([]);
   });
 });
 
