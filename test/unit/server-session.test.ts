@@ -1,5 +1,5 @@
 /**
- * The transport-agnostic session core (src/server/session.ts), driven through fake in-memory
+ * The transport-agnostic session core (src/server/hub.ts, session.ts, downlink.ts), driven through fake in-memory
  * connections: hello, replay and the live/replay seam (also with a store whose reads are slow),
  * batching, upstream exactly-once, supersede, the buffer bound, heartbeats, timeouts and shutdown.
  * Every wait is on an explicit signal (a frame written, a close); timers only move under fake time.
@@ -24,16 +24,9 @@ import {
   type SessionEndReason,
   type StoredMessage,
 } from '../../src/server/index.js';
-import {
-  MAX_BATCH_CHARS,
-  SessionHub,
-  type CloseReason,
-  type ConnectParams,
-  type Connection,
-  type ConnectionHandle,
-  type HubOptions,
-  type TextBatch,
-} from '../../src/server/session.js';
+import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
+import { MAX_BATCH_CHARS } from '../../src/server/downlink.js';
+import { SessionHub, type HubOptions } from '../../src/server/hub.js';
 import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
 

@@ -1,7 +1,7 @@
 /** What every transport adapter is given by the server. */
 import type http from 'node:http';
 import { admit, answerError, type OriginCheck } from '../http.js';
-import type { SessionHub } from '../session.js';
+import type { SessionHub } from '../hub.js';
 
 export interface TransportContext {
   readonly hub: SessionHub;

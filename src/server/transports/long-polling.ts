@@ -11,7 +11,7 @@
 import type http from 'node:http';
 import { QueryParam } from '../../protocol/index.js';
 import { answerBatch, answerError, queryValue } from '../http.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import { admitHttp, type TransportContext } from './context.js';
 
 interface Poll {

@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
 import { answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
-import { toUpstream } from '../session.js';
+import { toUpstream } from '../connection.js';
 import { admitHttp, type TransportContext } from './context.js';
 
 /** Serves `POST P/send`. */

@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import { QueryParam, encodeBatch, type ErrorFrame } from '../../protocol/index.js';
 import { corsHeaders, queryValue } from '../http.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import { admitHttp, type TransportContext } from './context.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;

@@ -17,7 +17,7 @@ import {
   type ErrorFrame,
 } from '../../protocol/index.js';
 import { admit, queryValue } from '../http.js';
-import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../session.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
