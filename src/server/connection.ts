@@ -18,8 +18,12 @@ export interface TextBatch {
 export type CloseReason =
   /** Tell the client why (an `error` frame then the close code, or the HTTP status and error body). */
   | { readonly kind: 'error'; readonly code: ErrorCode; readonly message: string }
-  /** Shutdown: a `reconnect` frame was already written; close with `SERVER_RESTART` (§10.2). */
-  | { readonly kind: 'restart' }
+  /**
+   * Shutdown: the `ack` and `reconnect` frames were queued and written if the link could take them;
+   * close with `SERVER_RESTART` (§10.2). `notice` is that batch, for a link that could not write it
+   * now (long polling without a held poll) to give the client's next request.
+   */
+  | { readonly kind: 'restart'; readonly notice: string }
   /** The session ended; close normally. */
   | { readonly kind: 'end' };
 

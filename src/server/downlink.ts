@@ -5,6 +5,7 @@
  */
 import {
   ProtocolViolation,
+  encodeBatch,
   joinEncoded,
   type ErrorCode,
   type GapFrame,
@@ -22,8 +23,15 @@ export const MAX_BATCH_CHARS = 256 * 1024;
 
 /** A message or control frame waiting in a connection's queue, encoded for that connection. */
 export type QueuedItem =
-  | { readonly kind: 'text'; readonly text: string; readonly id?: string }
+  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
+
+/** A text item; `id` when it is a message frame. */
+export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
+}
 
 /** One connection of a session: its queue, the replay seam and its timers' timestamps. */
 export class Downlink implements ConnectionHandle {
@@ -128,8 +136,8 @@ export class Downlink implements ConnectionHandle {
 
   /** The hello (and gap) go first, ahead of anything queued meanwhile (§4, §6.3). */
   open(hello: HelloFrame, gap: GapFrame | undefined): void {
-    const first: QueuedItem[] = [{ kind: 'text', text: JSON.stringify(hello) }];
-    if (gap) first.push({ kind: 'text', text: JSON.stringify(gap) });
+    const first: QueuedItem[] = [textQueueItem(JSON.stringify(hello))];
+    if (gap) first.push(textQueueItem(JSON.stringify(gap)));
     for (const item of first) this.#queueBytes += this.#size(item);
     this.#queue.unshift(...first);
     this.#cursor = hello.cursor;
@@ -180,6 +188,11 @@ export class Downlink implements ConnectionHandle {
     return true;
   }
 
+  /** Queues a control frame that answers the client (a `pong` to a ping that came over HTTP, §7.3). */
+  reply(frame: ServerFrame): void {
+    this.#enqueueFrame(frame);
+  }
+
   /** Resolves once the link holds at most `lowWater` bytes, or closed. */
   room(): Promise<void> {
     this.flush();
@@ -217,8 +230,9 @@ export class Downlink implements ConnectionHandle {
       return;
     }
     this.#enqueueAck();
-    this.#enqueueFrame({ t: 'reconnect', ms });
-    this.close({ kind: 'restart' });
+    const reconnect: ServerFrame = { t: 'reconnect', ms };
+    this.#enqueueFrame(reconnect);
+    this.close({ kind: 'restart', notice: encodeBatch([{ t: 'ack', s: this.session.processed }, reconnect]) });
   }
 
   /**
@@ -261,7 +275,7 @@ export class Downlink implements ConnectionHandle {
         if (next.kind !== 'text' || (parts.length > 0 && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
         parts.push(next.text);
         chars += next.text.length + 1;
-        this.#queueBytes -= next.text.length;
+        this.#queueBytes -= next.bytes;
         if (next.id !== undefined) lastMessageId = next.id;
         index++;
       }
@@ -287,7 +301,7 @@ export class Downlink implements ConnectionHandle {
 
   #enqueueFrame(frame: ServerFrame): void {
     if (this.#state === 'closed') return;
-    this.#enqueue({ kind: 'text', text: JSON.stringify(frame) });
+    this.#enqueue(textQueueItem(JSON.stringify(frame)));
   }
 
   #enqueue(item: QueuedItem): void {
@@ -351,7 +365,7 @@ export class Downlink implements ConnectionHandle {
   }
 
   #size(item: QueuedItem): number {
-    return item.kind === 'text' ? item.text.length : item.frame.length;
+    return item.kind === 'text' ? item.bytes : item.frame.length;
   }
 
   #sizeOf(messages: readonly StoredMessage[]): number {

@@ -17,7 +17,7 @@ import {
   type ServerFrame,
 } from '../protocol/index.js';
 import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
-import { Downlink, type QueuedItem } from './downlink.js';
+import { Downlink, textQueueItem, type QueuedItem } from './downlink.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import { ServerSession, type ServerEvents } from './session.js';
@@ -40,10 +40,13 @@ const REPLAY_PAGE = 500;
 /** `sid` as §3.3 defines a well-formed one. */
 const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
-/** The encodings of one stored message, made once and shared by every connection (broadcast fan-out). */
+/**
+ * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
+ * each with its byte count, also counted once.
+ */
 interface Encodings {
-  text?: string;
-  binary?: Uint8Array;
+  text?: QueuedItem & { readonly kind: 'text' };
+  binary?: QueuedItem & { readonly kind: 'binary' };
 }
 
 /**
@@ -67,9 +70,9 @@ function encodeData(data: Payload): string | undefined {
   return text;
 }
 
-/** A message frame's text, built around data that is already JSON text (no second serialisation). */
-function messageText(message: StoredMessage, dataText: string): string {
-  return messageFrameText(message, dataText);
+/** A message frame queued as text, built around data that is already JSON or base64 text (§4.3). */
+function textItem(message: StoredMessage, dataText: string, binary = false): QueuedItem & { readonly kind: 'text' } {
+  return textQueueItem(messageFrameText(message, dataText, binary), message.id);
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
@@ -152,17 +155,20 @@ export class SessionHub {
 
   /**
    * Processes an upstream batch that arrived over HTTP (`POST P/send`, §7.3).
-   * @returns the response frames: pongs, then a cumulative ack when the batch carried messages (or
-   * when there is nothing else to answer, e.g. a lone `bye`, since a batch is never empty); `null` for
-   * an unknown session.
+   *
+   * A `ping` is answered with its `pong` on the session's downstream connection, not in the POST
+   * answer: the client's liveness and round trip must measure the stream its messages come down
+   * (§11), and an answer to a POST would keep a frozen stream looking alive.
+   *
+   * @returns the response frames: the cumulative ack (§8); `null` for an unknown session.
    * @throws {ProtocolViolation} for a hole in the sequence; nothing was processed then.
    */
   upstream(sid: string, frames: readonly UpstreamFrame[]): ServerFrame[] | null {
     const session = this.sessions.get(sid);
     if (!session) return null;
-    const replies: ServerFrame[] = [];
-    const { messages, bye } = session.process(frames, (frame) => replies.push(frame), () => false);
-    if (messages || replies.length === 0) replies.push({ t: 'ack', s: session.processed });
+    const link = session.link;
+    const { bye } = session.process(frames, (frame) => link?.reply(frame), () => false);
+    const replies: ServerFrame[] = [{ t: 'ack', s: session.processed }];
     if (bye) session.end('bye');
     return replies;
   }
@@ -202,14 +208,12 @@ export class SessionHub {
     const { data } = message;
     if (data instanceof Uint8Array) {
       if (binaryFrames) {
-        encodings.binary ??= encodeBinaryFrame(messageHeader(message), data);
-        return { kind: 'binary', frame: encodings.binary, id: message.id };
+        encodings.binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(message), data), id: message.id };
+        return encodings.binary;
       }
-      encodings.text ??= messageFrameText(message, bytesToBase64(data), true);
-    } else {
-      encodings.text ??= messageText(message, JSON.stringify(data));
+      return (encodings.text ??= textItem(message, bytesToBase64(data), true));
     }
-    return { kind: 'text', text: encodings.text, id: message.id };
+    return (encodings.text ??= textItem(message, JSON.stringify(data)));
   }
 
   emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): void {
@@ -236,7 +240,7 @@ export class SessionHub {
 
   #dispatch(message: StoredMessage): void {
     const appending = this.#appending;
-    if (appending && appending.data === message.data) this.#encodings.set(message, { text: messageText(message, appending.text) });
+    if (appending && appending.data === message.data) this.#encodings.set(message, { text: textItem(message, appending.text) });
     try {
       if (message.to === null) {
         for (const session of this.sessions.values()) session.link?.push(message);

@@ -75,9 +75,9 @@ describe('§7.4 long polling', () => {
   it('§7.4 holds a later poll until a message arrives, then answers with it', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    // A round trip on the upstream endpoint lets the poll reach the server first.
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const id = await h.server.broadcast('news');
     const frames = framesOf(await held, 'the held poll');
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
@@ -114,8 +114,9 @@ describe('§7.4 long polling', () => {
   it('§7.4 a newer poll of the session answers the older one at once with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const older = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const newer = startPoll(h, { sid: hello.sid, last: hello.cursor });
     expectErrorAnswer(await within('the older poll to be answered', older, 2_000), 'SUPERSEDED');
     const id = await h.server.broadcast('for the newer poll');
@@ -183,8 +184,9 @@ describe('§3, §6, §10, §11 over long polling', () => {
   it('§3.3 a WebSocket connection of the session supersedes its long-polling one: the held poll is answered with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const ws = await h.connect({ sid: hello.sid, last: hello.cursor });
     expect(await ws.hello()).toMatchObject({ sid: hello.sid, resumed: true });
     expectErrorAnswer(await within('the held poll to be answered', held), 'SUPERSEDED');

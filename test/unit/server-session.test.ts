@@ -649,11 +649,13 @@ describe('upstream (§5, §8)', () => {
     ]);
   });
 
-  it('answers an HTTP upstream batch with its pongs, and an ack when it carried messages', async () => {
+  it('answers an HTTP upstream batch with its ack alone, and its pings with pongs on the downstream connection', async () => {
     const t = setup();
     const connection = await t.open({}, { transport: 'sse' });
     const sid = connection.hello.sid;
-    expect(t.hub.upstream(sid, [{ t: 'ping', n: 3 }])).toEqual([{ t: 'pong', n: 3 }]);
+    expect(t.hub.upstream(sid, [{ t: 'ping', n: 3 }])).toEqual([{ t: 'ack', s: 0 }]);
+    await connection.untilFrame((frame) => frame.t === 'pong');
+    expect(connection.frames.slice(1)).toEqual([{ t: 'pong', n: 3 }]);
     expect(t.hub.upstream(sid, [{ t: 'msg', s: 1, data: 'a' }])).toEqual([{ t: 'ack', s: 1 }]);
     expect(t.hub.upstream(sid, [{ t: 'msg', s: 1, data: 'a' }])).toEqual([{ t: 'ack', s: 1 }]);
     expect(() => t.hub.upstream(sid, [{ t: 'msg', s: 5, data: 'hole' }])).toThrow(/hole/);
@@ -853,7 +855,7 @@ describe('graceful shutdown (§10.2)', () => {
       { t: 'ack', s: 2 },
       { t: 'reconnect', ms: 250 },
     ]);
-    expect(connection.closedWith).toEqual({ kind: 'restart' });
+    expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":2},{"t":"reconnect","ms":250}]' });
     connection.handle.receive([{ t: 'msg', s: 3, data: 'three' }]);
     await closing;
     expect(dataOf(t)).toEqual(['one', 'two']);
