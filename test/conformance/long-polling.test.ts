@@ -228,3 +228,30 @@ describe('§3, §6, §10, §11 over long polling', () => {
     await within('server.close() to settle', closing);
   });
 });
+
+describe('§10.2 a closed server over long polling', () => {
+  it('§10.2 answers the continuing poll of a connection that held no poll at shutdown with [ack, reconnect]', async () => {
+    const jitter = 400;
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: jitter, random: () => 0.5 });
+    const { hello } = await firstPoll(h);
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    // No poll is held: the client is between two polls when the server closes.
+    await h.server.close();
+    const frames = framesOf(await within('the continuing poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })));
+    expect(frames).toEqual([
+      { t: 'ack', s: 1 },
+      { t: 'reconnect', ms: 200 },
+    ]);
+    // The notice is given once; any other poll is refused at once.
+    expectErrorAnswer(await within('a later poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })), 'SERVER_RESTART');
+  });
+
+  it('§10.2 refuses at once with 503 SERVER_RESTART a poll that continues nothing and an upstream request, once closed', async () => {
+    const h = await harnesses.start();
+    const { hello } = await firstPoll(h);
+    await h.server.close();
+    expectErrorAnswer(await within('a new poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: 'another' })), 'SERVER_RESTART');
+    expectErrorAnswer(await within('a POST', postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'late' }], { sid: hello.sid })), 'SERVER_RESTART');
+    expect(h.processed).toEqual([]);
+  });
+});

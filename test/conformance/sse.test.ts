@@ -451,3 +451,11 @@ describe('§6, §10, §11 over SSE', () => {
     expect(h.processed).toEqual([]);
   });
 });
+
+describe('§10.2 a closed server over SSE', () => {
+  it('§10.2 §7.2 answers GET P/sse after close with one SERVER_RESTART error event, then ends the response', async () => {
+    const h = await harnesses.start();
+    await h.server.close();
+    await expectStreamRefusal(h, {}, 'SERVER_RESTART');
+  });
+});

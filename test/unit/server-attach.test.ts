@@ -107,14 +107,6 @@ describe('attach', () => {
     await second.close();
   });
 
-  it('§7.1 answers a GET on P/ws without an Upgrade header with 426 and a short text body', async () => {
-    const server = await start({ httpHandler: app });
-    const plain = await fetch(`${server.baseUrl}/ws?v=1`);
-    expect(plain.status).toBe(426);
-    expect(plain.headers.get('upgrade')).toBe('websocket');
-    expect(await plain.text()).toMatch(/Upgrade: websocket/);
-  });
-
   it('serves under a custom path and on a second attached http server', async () => {
     const server = await start({ path: '/custom/rt/' });
     expect(server.baseUrl).toBe(`http://127.0.0.1:${server.port}/custom/rt`);
