@@ -118,3 +118,21 @@ export function answerBatch(request: http.IncomingMessage, response: http.Server
   });
   response.end(text);
 }
+
+/**
+ * Answers a plain GET on `P/ws`, one without `Upgrade: websocket` — what a proxy that strips the
+ * header forwards (§7.1). It says what is missing in a short text body, so whoever reads a log or a
+ * browser's network panel sees the proxy's fault rather than the application's 404.
+ */
+export function answerUpgradeRequired(request: http.IncomingMessage, response: http.ServerResponse): void {
+  const body = 'expects a WebSocket upgrade (Upgrade: websocket); a proxy may have dropped the header\n';
+  response.writeHead(426, {
+    ...corsHeaders(request),
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': String(Buffer.byteLength(body)),
+  });
+  response.end(body);
+}

@@ -7,11 +7,12 @@ import type { Duplex } from 'node:stream';
 import { Endpoint, type Payload } from '../protocol/index.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
-import { answerError, answerPreflight, type OriginCheck } from './http.js';
-import { SessionHub, type ServerEvents, type Session } from './session.js';
+import { answerError, answerPreflight, answerUpgradeRequired, type OriginCheck } from './http.js';
+import { SessionHub } from './hub.js';
+import type { ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
 import type { TransportContext } from './transports/context.js';
-import { handlePoll } from './transports/long-polling.js';
+import { LongPollingTransport } from './transports/long-polling.js';
 import { handleSend } from './transports/send.js';
 import { handleSse } from './transports/sse.js';
 import { WebSocketTransport } from './transports/websocket.js';
@@ -89,8 +90,9 @@ export interface UnbrokenServer {
   /**
    * Serves the server's path on `httpServer` (plain `node:http`, `node:https`, or what Express's
    * `app.listen()` returns). Requests under the path are answered here; every other request goes to
-   * the `request` listeners the server had when `attach()` was called, and upgrade requests for other
-   * paths are left to other listeners. Attach after the application's own request handler.
+   * the `request` listeners the http server had when `attach()` was called, and upgrade requests for
+   * other paths to its `upgrade` listeners of that time and any added later. Attach after the
+   * application's own request handler. Once the http server closes, it gets its listeners back.
    */
   attach(httpServer: http.Server | https.Server): this;
   /** Adds a listener; returns the function that removes it. */
@@ -115,17 +117,26 @@ export interface UnbrokenServer {
   /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
    * delay and an ack of what was processed, then closes; every session ends with reason `shutdown`.
-   * Resolves once every connection is gone. The http server itself stays up.
+   * Resolves once every connection is gone. The http server itself stays up, and until it closes
+   * the server goes on answering every request under its path at once with `SERVER_RESTART` (a
+   * long-polling client that held no poll at the time gets its `reconnect` notice on its next poll);
+   * other requests go to the application as before.
    */
   close(): Promise<void>;
 }
 
+type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 interface Attachment {
   readonly httpServer: http.Server | https.Server;
   readonly onRequest: http.RequestListener;
-  readonly onUpgrade: (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly onUpgrade: UpgradeListener;
+  readonly onClose: () => void;
   readonly previous: readonly http.RequestListener[];
+  readonly previousUpgrade: readonly UpgradeListener[];
 }
+
+type Handler = (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => void;
 
 function checkInteger(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) {
@@ -157,6 +168,8 @@ class Server implements UnbrokenServer {
   readonly #hub: SessionHub;
   readonly #context: TransportContext;
   readonly #websocket: WebSocketTransport;
+  /** The endpoints answered over plain HTTP, by path under the server's path. */
+  readonly #routes: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }>;
   readonly #attachments: Attachment[] = [];
   #closing: Promise<void> | null = null;
 
@@ -206,6 +219,15 @@ class Server implements UnbrokenServer {
       now,
     };
     this.#websocket = new WebSocketTransport(this.#context);
+    const context = this.#context;
+    const longPolling = new LongPollingTransport(context);
+    this.#routes = new Map<string, { readonly method: string; readonly handle: Handler }>([
+      [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
+      [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
+      [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
+      // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
+      [Endpoint.websocket, { method: 'GET', handle: (request, response) => answerUpgradeRequired(request, response) }],
+    ]);
   }
 
   get sessions(): ReadonlyMap<string, Session> {
@@ -219,6 +241,10 @@ class Server implements UnbrokenServer {
     // answered here, the rest go to the application as before.
     const previous = httpServer.listeners('request') as http.RequestListener[];
     httpServer.removeAllListeners('request');
+    // Upgrades are taken over the same way, so that a server attached later (one that replaces a
+    // closed one on the same http server) answers its path before the listeners that were there.
+    const previousUpgrade = httpServer.listeners('upgrade') as UpgradeListener[];
+    httpServer.removeAllListeners('upgrade');
     const onRequest: http.RequestListener = (request, response) => {
       if (this.#handleRequest(request, response)) return;
       if (previous.length === 0 && httpServer.listenerCount('request') === 1) {
@@ -227,18 +253,25 @@ class Server implements UnbrokenServer {
       }
       for (const listener of previous) listener.call(httpServer, request, response);
     };
-    const onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const onUpgrade: UpgradeListener = (request, socket, head) => {
       const url = this.#ownUrl(request);
       if (url?.pathname === this.#path + Endpoint.websocket) {
         this.#websocket.handleUpgrade(request, socket, head, url);
-      } else if (httpServer.listenerCount('upgrade') === 1) {
+        return;
+      }
+      for (const listener of previousUpgrade) listener.call(httpServer, request, socket, head);
+      if (previousUpgrade.length === 0 && httpServer.listenerCount('upgrade') === 1) {
         // Other paths belong to other listeners; with none, nobody would ever answer this socket.
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
     };
+    // §10.2: a closed server keeps answering its path (SERVER_RESTART) until the http server closes.
+    const onClose = (): void => this.#detach(attachment);
+    const attachment: Attachment = { httpServer, onRequest, onUpgrade, onClose, previous, previousUpgrade };
     httpServer.on('request', onRequest);
     httpServer.on('upgrade', onUpgrade);
-    this.#attachments.push({ httpServer, onRequest, onUpgrade, previous });
+    httpServer.once('close', onClose);
+    this.#attachments.push(attachment);
     return this;
   }
 
@@ -265,13 +298,22 @@ class Server implements UnbrokenServer {
 
   async #shutdown(): Promise<void> {
     await this.#hub.close();
-    this.#websocket.close();
-    for (const { httpServer, onRequest, onUpgrade, previous } of this.#attachments.splice(0)) {
-      httpServer.off('request', onRequest);
-      httpServer.off('upgrade', onUpgrade);
-      for (const listener of [...previous].reverse()) httpServer.prependListener('request', listener);
-    }
+    if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();
+  }
+
+  /** The http server closed: give it back its listeners. */
+  #detach(attachment: Attachment): void {
+    const index = this.#attachments.indexOf(attachment);
+    if (index < 0) return;
+    this.#attachments.splice(index, 1);
+    const { httpServer, onRequest, onUpgrade, onClose, previous, previousUpgrade } = attachment;
+    httpServer.off('request', onRequest);
+    httpServer.off('upgrade', onUpgrade);
+    httpServer.off('close', onClose);
+    for (const listener of [...previous].reverse()) httpServer.prependListener('request', listener);
+    for (const listener of [...previousUpgrade].reverse()) httpServer.prependListener('upgrade', listener);
+    if (this.#attachments.length === 0 && this.#closing) this.#websocket.close();
   }
 
   /** The request's URL when it lies under the server's path, else null. */
@@ -290,7 +332,7 @@ class Server implements UnbrokenServer {
     const url = this.#ownUrl(request);
     if (!url) return false;
     const endpoint = url.pathname.slice(this.#path.length);
-    const route = ROUTES.get(endpoint);
+    const route = this.#routes.get(endpoint);
     if (!route) return false;
     const origin = request.headers.origin;
     if (request.method === 'OPTIONS') {
@@ -299,19 +341,11 @@ class Server implements UnbrokenServer {
     } else if (request.method !== route.method) {
       answerError(request, response, 'PROTOCOL_ERROR', `expects ${route.method} ${this.#path}${endpoint}`, 405, { Allow: route.method });
     } else {
-      route.handle(this.#context, request, response, url);
+      route.handle(request, response, url);
     }
     return true;
   }
 }
-
-type Handler = (context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL) => void;
-
-const ROUTES: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }> = new Map([
-  [Endpoint.sse, { method: 'GET', handle: handleSse }],
-  [Endpoint.poll, { method: 'GET', handle: handlePoll }],
-  [Endpoint.send, { method: 'POST', handle: handleSend }],
-]);
 
 /**
  * Creates the reference server. Attach it to an http server to serve clients.

@@ -75,9 +75,9 @@ describe('§7.4 long polling', () => {
   it('§7.4 holds a later poll until a message arrives, then answers with it', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    // A round trip on the upstream endpoint lets the poll reach the server first.
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const id = await h.server.broadcast('news');
     const frames = framesOf(await held, 'the held poll');
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
@@ -114,8 +114,9 @@ describe('§7.4 long polling', () => {
   it('§7.4 a newer poll of the session answers the older one at once with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const older = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const newer = startPoll(h, { sid: hello.sid, last: hello.cursor });
     expectErrorAnswer(await within('the older poll to be answered', older, 2_000), 'SUPERSEDED');
     const id = await h.server.broadcast('for the newer poll');
@@ -183,8 +184,9 @@ describe('§3, §6, §10, §11 over long polling', () => {
   it('§3.3 a WebSocket connection of the session supersedes its long-polling one: the held poll is answered with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    await arrived;
     const ws = await h.connect({ sid: hello.sid, last: hello.cursor });
     expect(await ws.hello()).toMatchObject({ sid: hello.sid, resumed: true });
     expectErrorAnswer(await within('the held poll to be answered', held), 'SUPERSEDED');
@@ -224,5 +226,32 @@ describe('§3, §6, §10, §11 over long polling', () => {
       expect(reconnect.ms).toBeLessThan(jitter);
     }
     await within('server.close() to settle', closing);
+  });
+});
+
+describe('§10.2 a closed server over long polling', () => {
+  it('§10.2.missed-notice answers the continuing poll of a connection that held no poll at shutdown with [ack, reconnect]', async () => {
+    const jitter = 400;
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: jitter, random: () => 0.5 });
+    const { hello } = await firstPoll(h);
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    // No poll is held: the client is between two polls when the server closes.
+    await h.server.close();
+    const frames = framesOf(await within('the continuing poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })));
+    expect(frames).toEqual([
+      { t: 'ack', s: 1 },
+      { t: 'reconnect', ms: 200 },
+    ]);
+    // The notice is given once; any other poll is refused at once.
+    expectErrorAnswer(await within('a later poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })), 'SERVER_RESTART');
+  });
+
+  it('§10.2.answer-after-close refuses at once with 503 SERVER_RESTART a poll that continues nothing and an upstream request, once closed', async () => {
+    const h = await harnesses.start();
+    const { hello } = await firstPoll(h);
+    await h.server.close();
+    expectErrorAnswer(await within('a new poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: 'another' })), 'SERVER_RESTART');
+    expectErrorAnswer(await within('a POST', postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'late' }], { sid: hello.sid })), 'SERVER_RESTART');
+    expect(h.processed).toEqual([]);
   });
 });

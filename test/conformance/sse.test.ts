@@ -4,7 +4,7 @@
  * `fetch` and a hand-written event-stream parser — no EventSource, no SDK.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
+import { decodeServerBatch, httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
 import {
@@ -47,7 +47,23 @@ async function droppedSession(h: Harness): Promise<HelloFrame> {
   return hello;
 }
 
-const pongOnly = (n: number): ServerFrame[] => [{ t: 'pong', n }];
+/**
+ * §7.2: a refused `GET P/sse` is a `200 text/event-stream` response of one event whose batch is the
+ * `error` frame alone, after which the server ends the response.
+ */
+async function expectStreamRefusal(h: Harness, options: RawSseOptions, code: ErrorCode): Promise<RawSse> {
+  const sse = await openSse(h, options);
+  expect(sse.response.status).toBe(200);
+  expect(sse.response.headers.get('content-type')).toMatch(/^text\/event-stream\b/);
+  await sse.finished();
+  expect(sse.events).toHaveLength(1);
+  expect(decodeServerBatch(sse.eventOf(0).data)).toEqual([{ t: 'error', code, message: expect.any(String) }]);
+  expect(sse.eventOf(0).id).toBeUndefined();
+  return sse;
+}
+
+/** §7.3: the answer to a POST of pings alone: the cumulative ack, nothing else. */
+const ackOnly = (s: number): ServerFrame[] => [{ t: 'ack', s }];
 
 describe('§7.2 Server-Sent Events', () => {
   it('§7.2 answers GET P/sse with 200, text/event-stream, no-cache, X-Accel-Buffering: no and no content encoding', async () => {
@@ -160,11 +176,10 @@ describe('§7.2 Server-Sent Events', () => {
 });
 
 describe('§3 connecting over SSE', () => {
-  it('§3.1.refuse refuses GET P/sse without v with 426 and an UNSUPPORTED_VERSION body', async () => {
+  it('§3.1.refuse §7.2.refuse refuses GET P/sse without v with one event carrying an UNSUPPORTED_VERSION error frame, then ends the response', async () => {
     const h = await harnesses.start();
-    const opened = await RawSse.open(h.httpBase, { v: null });
-    expect(opened.ok).toBe(false);
-    if (!opened.ok) expectErrorAnswer({ status: opened.status, text: opened.body }, 'UNSUPPORTED_VERSION');
+    await expectStreamRefusal(h, { v: null }, 'UNSUPPORTED_VERSION');
+    expect(h.server.sessions.size).toBe(0);
   });
 
   it('§3.1 answers v=2,1 over SSE with hello.v 1', async () => {
@@ -173,11 +188,11 @@ describe('§3 connecting over SSE', () => {
     expect((await sse.hello()).v).toBe(1);
   });
 
-  it('§3.2.origin refuses GET P/sse from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
+  it('§3.2.origin §7.2.refuse refuses GET P/sse from a disallowed Origin with a FORBIDDEN error event, creating no session', async () => {
     const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
-    const opened = await RawSse.open(h.httpBase, { origin: 'https://evil.example' });
-    expect(opened.ok).toBe(false);
-    if (!opened.ok) expectErrorAnswer({ status: opened.status, text: opened.body }, 'FORBIDDEN');
+    const refused = await expectStreamRefusal(h, { origin: 'https://evil.example' }, 'FORBIDDEN');
+    // Readable cross-origin, so a browser's EventSource sees the refusal (§7.2).
+    expect(refused.response.headers.get('access-control-allow-origin')).toBe('https://evil.example');
     expect(h.server.sessions.size).toBe(0);
     const allowed = await openSse(h, { origin: 'https://app.example' });
     expect((await allowed.hello()).resumed).toBe(false);
@@ -185,7 +200,7 @@ describe('§3 connecting over SSE', () => {
 });
 
 describe('§7.3 HTTP upstream: POST P/send', () => {
-  it('§7.3.answer answers 200 with a batch of the frames the request produced: ack for messages, pong for pings', async () => {
+  it('§7.3.answer answers 200 with the ack of the batch, and answers its ping with a pong on the session\'s stream', async () => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -198,10 +213,8 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
       ],
       { sid: hello.sid },
     );
-    const frames = framesOf(reply, 'POST /send');
-    expect(frames).toContainEqual({ t: 'pong', n: 42 });
-    const acks = frames.flatMap((frame) => (frame.t === 'ack' ? [frame.s] : []));
-    expect(Math.max(...acks)).toBe(2);
+    expect(framesOf(reply, 'POST /send')).toEqual(ackOnly(2));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 42 });
     expect(h.processedFor(hello.sid)).toEqual(['one', { two: 2 }]);
   });
 
@@ -228,7 +241,8 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
       sid: hello.sid,
       headers: { ...UPSTREAM_HEADERS, 'Content-Type': 'application/json; charset=utf-8' },
     });
-    expect(framesOf(reply)).toEqual(pongOnly(1));
+    expect(framesOf(reply)).toEqual(ackOnly(0));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 1 });
   });
 
   it('§7.3 refuses an unknown sid with 404 UNKNOWN_SESSION', async () => {
@@ -272,7 +286,8 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expectErrorAnswer(reply, 'PROTOCOL_ERROR');
     expect(h.processed).toEqual([]);
     const next = await postSend(h.httpBase, [{ t: 'ping', n: 9 }], { sid: hello.sid });
-    expect(framesOf(next)).toEqual(pongOnly(9));
+    expect(framesOf(next)).toEqual(ackOnly(0));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 9 });
   });
 
   it('§5 bye over POST ends the session: later POSTs meet 404 and a new stream starts afresh', async () => {
@@ -434,5 +449,13 @@ describe('§6, §10, §11 over SSE', () => {
     );
     expect(reply.status).not.toBe(200);
     expect(h.processed).toEqual([]);
+  });
+});
+
+describe('§10.2 a closed server over SSE', () => {
+  it('§10.2.answer-after-close §7.2.refuse answers GET P/sse after close with one SERVER_RESTART error event, then ends the response', async () => {
+    const h = await harnesses.start();
+    await h.server.close();
+    await expectStreamRefusal(h, {}, 'SERVER_RESTART');
   });
 });

@@ -1346,3 +1346,24 @@ describe('§12 size limits and flow control', () => {
     expect(idsOf(again.frames)).toEqual(ids);
   }, 60_000);
 });
+
+describe('§10.2 a closed server over WebSocket', () => {
+  it('§10.2.answer-after-close accepts an upgrade after close, sends a SERVER_RESTART error frame and closes with 1012', async () => {
+    const h = await harnesses.start();
+    await h.server.close();
+    const client = await h.connect();
+    await expectRefusal(client, 'SERVER_RESTART');
+    expect(client.closeInfo?.code).toBe(CloseCode.ServiceRestart);
+  });
+});
+
+describe('§7.1 a GET on P/ws without an upgrade', () => {
+  it('§7.1.plain-get is answered by the server with 426, Upgrade: websocket and a short text body', async () => {
+    const h = await harnesses.start();
+    const plain = await fetch(`${h.httpBase}/ws?v=1`);
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get('upgrade')).toBe('websocket');
+    expect(plain.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect((await plain.text()).length).toBeLessThan(200);
+  });
+});

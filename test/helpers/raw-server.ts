@@ -3,6 +3,7 @@
  * start-server.ts, with a record of what it handed to the application, so a test can check that a
  * message was processed once, or not at all.
  */
+import type http from 'node:http';
 import {
   MemoryStore,
   type MessageStore,
@@ -42,6 +43,11 @@ export interface Harness {
   onProcessed: ((message: Processed, session: Session) => void) | undefined;
   /** Messages processed for one session. */
   processedFor(sid: string): Payload[];
+  /**
+   * Resolves once the server has handled the next request for `P<endpoint>` (e.g. `/poll`): the
+   * explicit signal that a poll is held, rather than a round trip that could be answered first.
+   */
+  handled(endpoint: string): Promise<void>;
   /** Opens a raw WebSocket client; closed by `close()`. */
   connect(options?: RawWsOptions): Promise<RawWs>;
   /** Stops the HTTP server (not gracefully: no `reconnect` notice) and terminates open raw clients. */
@@ -74,6 +80,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     onProcessed: undefined,
     processedFor(sid) {
       return harness.processed.filter((message) => message.sid === sid).map((message) => message.data);
+    },
+    handled(endpoint) {
+      return new Promise((resolve) => {
+        // Added after the server's own listener, so it runs once the server handled the request.
+        const onRequest = (request: http.IncomingMessage): void => {
+          if (!request.url?.startsWith(`${path}${endpoint}?`) && request.url !== `${path}${endpoint}`) return;
+          started.http.off('request', onRequest);
+          resolve();
+        };
+        started.http.on('request', onRequest);
+      });
     },
     async connect(connectOptions = {}) {
       const client = await RawWs.open(harness.wsBase, connectOptions);

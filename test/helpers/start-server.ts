@@ -9,10 +9,11 @@ import { createServer, type ServerOptions, type UnbrokenServer } from '../../src
 
 export interface StartServerOptions extends ServerOptions {
   /**
-   * Handles every request outside the server's path, as an application (e.g. Express) would.
+   * Handles every request outside the server's path, as an application (e.g. Express) would;
+   * `null` for none, as in `createServer().attach(http.createServer())`.
    * @default answers 404
    */
-  httpHandler?: http.RequestListener;
+  httpHandler?: http.RequestListener | null;
   /**
    * Port to listen on. A restart test passes the port of a server it stopped, so clients reconnect
    * to the same URL and meet a new server with a new store.
@@ -42,7 +43,7 @@ function notFound(_request: http.IncomingMessage, response: http.ServerResponse)
 
 export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
   const { httpHandler = notFound, port: requestedPort = 0, ...serverOptions } = options;
-  const httpServer = http.createServer(httpHandler);
+  const httpServer = httpHandler === null ? http.createServer() : http.createServer(httpHandler);
   const sockets = new Set<net.Socket>();
   httpServer.on('connection', (socket: net.Socket) => {
     sockets.add(socket);

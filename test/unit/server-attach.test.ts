@@ -78,11 +78,33 @@ describe('attach', () => {
     expect(result).toBe(-1);
   });
 
-  it('gives the application its request listeners back on close', async () => {
+  it('§10.2 after close answers its path with SERVER_RESTART until the http server closes, and the rest as before', async () => {
     const server = await start({ httpHandler: app });
     await server.server.close();
     const poll = await fetch(`${server.baseUrl}/poll?v=1`);
-    expect(await poll.text()).toBe('app: GET /realtime/poll?v=1');
+    expect(poll.status).toBe(503);
+    expect(await poll.json()).toEqual({ code: 'SERVER_RESTART', message: expect.any(String) });
+    const other = await fetch(`http://127.0.0.1:${server.port}/elsewhere`);
+    expect(await other.text()).toBe('app: GET /elsewhere');
+  });
+
+  it('gives the application its request listeners back once the http server closes', async () => {
+    const httpServer = http.createServer(app);
+    const server = createServer().attach(httpServer);
+    await server.close();
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    expect(httpServer.listeners('request')).toEqual([app]);
+    expect(httpServer.listenerCount('upgrade')).toBe(0);
+  });
+
+  it('lets a server attached after a closed one take over the path on the same http server', async () => {
+    const first = await start({ httpHandler: app });
+    await first.server.close();
+    const second = createServer().attach(first.http);
+    const poll = await fetch(`${first.baseUrl}/poll?v=1`);
+    expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
+    expect(await firstMessage(`${first.wsUrl}?v=1`)).toMatch(/"t":"hello"/);
+    await second.close();
   });
 
   it('serves under a custom path and on a second attached http server', async () => {

@@ -1,5 +1,5 @@
 /**
- * The transport-agnostic session core (src/server/session.ts), driven through fake in-memory
+ * The transport-agnostic session core (src/server/hub.ts, session.ts, downlink.ts), driven through fake in-memory
  * connections: hello, replay and the live/replay seam (also with a store whose reads are slow),
  * batching, upstream exactly-once, supersede, the buffer bound, heartbeats, timeouts and shutdown.
  * Every wait is on an explicit signal (a frame written, a close); timers only move under fake time.
@@ -24,16 +24,9 @@ import {
   type SessionEndReason,
   type StoredMessage,
 } from '../../src/server/index.js';
-import {
-  MAX_BATCH_CHARS,
-  SessionHub,
-  type CloseReason,
-  type ConnectParams,
-  type Connection,
-  type ConnectionHandle,
-  type HubOptions,
-  type TextBatch,
-} from '../../src/server/session.js';
+import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
+import { MAX_BATCH_CHARS } from '../../src/server/downlink.js';
+import { SessionHub, type HubOptions } from '../../src/server/hub.js';
 import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
 
@@ -656,11 +649,13 @@ describe('upstream (§5, §8)', () => {
     ]);
   });
 
-  it('answers an HTTP upstream batch with its pongs, and an ack when it carried messages', async () => {
+  it('answers an HTTP upstream batch with its ack alone, and its pings with pongs on the downstream connection', async () => {
     const t = setup();
     const connection = await t.open({}, { transport: 'sse' });
     const sid = connection.hello.sid;
-    expect(t.hub.upstream(sid, [{ t: 'ping', n: 3 }])).toEqual([{ t: 'pong', n: 3 }]);
+    expect(t.hub.upstream(sid, [{ t: 'ping', n: 3 }])).toEqual([{ t: 'ack', s: 0 }]);
+    await connection.untilFrame((frame) => frame.t === 'pong');
+    expect(connection.frames.slice(1)).toEqual([{ t: 'pong', n: 3 }]);
     expect(t.hub.upstream(sid, [{ t: 'msg', s: 1, data: 'a' }])).toEqual([{ t: 'ack', s: 1 }]);
     expect(t.hub.upstream(sid, [{ t: 'msg', s: 1, data: 'a' }])).toEqual([{ t: 'ack', s: 1 }]);
     expect(() => t.hub.upstream(sid, [{ t: 'msg', s: 5, data: 'hole' }])).toThrow(/hole/);
@@ -860,7 +855,7 @@ describe('graceful shutdown (§10.2)', () => {
       { t: 'ack', s: 2 },
       { t: 'reconnect', ms: 250 },
     ]);
-    expect(connection.closedWith).toEqual({ kind: 'restart' });
+    expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":2},{"t":"reconnect","ms":250}]' });
     connection.handle.receive([{ t: 'msg', s: 3, data: 'three' }]);
     await closing;
     expect(dataOf(t)).toEqual(['one', 'two']);

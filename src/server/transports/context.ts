@@ -1,7 +1,7 @@
 /** What every transport adapter is given by the server. */
 import type http from 'node:http';
-import { admit, answerError, type OriginCheck } from '../http.js';
-import type { SessionHub } from '../session.js';
+import { admit, type Admission, type OriginCheck } from '../http.js';
+import type { SessionHub } from '../hub.js';
 
 export interface TransportContext {
   readonly hub: SessionHub;
@@ -15,23 +15,13 @@ export interface TransportContext {
 }
 
 /**
- * Admits an HTTP request of any transport: Origin and version (§3.1, §3.2), then shutdown. Answers
- * a refused request itself and returns `null`; else returns the protocol version to speak.
+ * Admits a request of any transport: Origin and version (§3.1, §3.2), then shutdown (§10.2). The
+ * caller answers a refusal in its transport's way.
  */
-export function admitHttp(
-  context: TransportContext,
-  request: http.IncomingMessage,
-  response: http.ServerResponse,
-  url: URL,
-): number | null {
+export function admitRequest(context: TransportContext, request: http.IncomingMessage, url: URL): Admission {
   const admission = admit(request, url, context.originAllowed);
-  if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
-    return null;
+  if (admission.ok && !context.hub.accepting) {
+    return { ok: false, code: 'SERVER_RESTART', message: 'the server is shutting down' };
   }
-  if (!context.hub.accepting) {
-    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
-    return null;
-  }
-  return admission.version;
+  return admission;
 }

@@ -7,32 +7,44 @@
  * cursor that connection's answers left the client at; any other poll — no `sid`, another transport
  * attached, a new client attempt (a new `c`), or a `last` from before an answer that was lost — opens
  * a new connection, which begins with a `hello` and replays from `last` (§6.3).
+ *
+ * The adapter keeps its own registry of open connections by session and connection id, so that it
+ * answers "does this poll continue a connection" from its own objects and the handle the hub gave it.
  */
 import type http from 'node:http';
-import { QueryParam } from '../../protocol/index.js';
-import { answerBatch, answerError, queryValue } from '../http.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
-import { admitHttp, type TransportContext } from './context.js';
+import { QueryParam, encodeBatch } from '../../protocol/index.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
+import { admit, answerBatch, answerError, queryValue } from '../http.js';
+import type { TransportContext } from './context.js';
 
 interface Poll {
   readonly request: http.IncomingMessage;
   readonly response: http.ServerResponse;
 }
 
+/** What a session ended by: the answer to a poll that finds no connection to continue (§7.4). */
+const END_OF_CONNECTION = encodeBatch([{ t: 'hb' }]);
+
 class LongPollConnection implements Connection {
   readonly transport = 'long-polling';
-  /** The client's id for this connection; `null` when it gave none, and then no poll continues it. */
-  readonly id: string | null;
   readonly #context: TransportContext;
+  /** Called once the connection can continue no poll: it leaves the adapter's registry. */
+  readonly #forget: (connection: LongPollConnection) => void;
   #held: Poll | null = null;
   #handle: ConnectionHandle | null = null;
   #closed = false;
+  /**
+   * §10.2: the `[ack, reconnect]` batch of a shutdown that found no poll held. The connection's next
+   * continuing poll gets it, so the client learns of the restart at once instead of by its heartbeat
+   * deadline.
+   */
+  #notice: string | null = null;
   /** When a poll last arrived or was answered (§11: dead after 2 × hb without a poll). */
   #lastSeen: number;
 
-  constructor(context: TransportContext, id: string | null) {
-    this.id = id;
+  constructor(context: TransportContext, forget: (connection: LongPollConnection) => void) {
     this.#context = context;
+    this.#forget = forget;
     this.#lastSeen = context.now();
   }
 
@@ -40,8 +52,23 @@ class LongPollConnection implements Connection {
     this.#handle = handle;
   }
 
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
+  continuedBy(last: string): boolean {
+    return this.#handle !== null && this.#handle.cursor === last && (!this.#closed || this.#notice !== null);
+  }
+
   /** Holds a poll of this connection. §7.4: a newer poll answers an older one with SUPERSEDED. */
   hold(request: http.IncomingMessage, response: http.ServerResponse): void {
+    if (this.#notice !== null) {
+      answerBatch(request, response, this.#notice);
+      this.#notice = null;
+      this.#forget(this);
+      return;
+    }
     const older = this.#held;
     const poll: Poll = { request, response };
     this.#held = poll;
@@ -53,6 +80,7 @@ class LongPollConnection implements Connection {
       this.#held = null;
       this.#lastSeen = this.#context.now();
     });
+    this.#handle?.resume();
   }
 
   writable(): boolean {
@@ -72,6 +100,7 @@ class LongPollConnection implements Connection {
     if (this.#closed || this.#held) return;
     if (this.#context.now() - this.#lastSeen < 2 * this.#context.heartbeatInterval) return;
     this.#closed = true;
+    this.#forget(this);
     this.#handle?.closed();
   }
 
@@ -89,10 +118,12 @@ class LongPollConnection implements Connection {
           break;
         case 'end':
           // The session ended: the client's next poll finds no connection and starts a new one.
-          answerBatch(poll.request, poll.response, '[{"t":"hb"}]');
+          answerBatch(poll.request, poll.response, END_OF_CONNECTION);
           break;
       }
     }
+    if (reason.kind === 'restart' && poll === null) this.#notice = reason.notice;
+    else this.#forget(this);
     // Reported on the next microtask: `close` may run while the hub is still connecting this link.
     queueMicrotask(() => this.#handle?.closed());
   }
@@ -105,29 +136,51 @@ class LongPollConnection implements Connection {
   }
 }
 
-/** Serves `GET P/poll`. */
-export function handlePoll(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub } = context;
-  const version = admitHttp(context, request, response, url);
-  if (version === null) return;
-  const sid = queryValue(url, QueryParam.sessionId);
-  const last = queryValue(url, QueryParam.lastEventId);
-  const id = queryValue(url, QueryParam.connection);
-  const link = sid === null ? null : (hub.sessions.get(sid)?.link ?? null);
-  if (
-    link &&
-    id !== null &&
-    last !== null &&
-    link.connection instanceof LongPollConnection &&
-    link.connection.id === id &&
-    link.cursor === last
-  ) {
-    link.connection.hold(request, response);
-    link.resume();
-    return;
+/** Serves `GET P/poll` for one server. */
+export class LongPollingTransport {
+  readonly #context: TransportContext;
+  /**
+   * Connections a poll can continue, by `sid` and `c` (a sid holds no space, so the key is
+   * unambiguous). Each leaves when it closes, or, after a shutdown, once its notice was collected.
+   */
+  readonly #connections = new Map<string, LongPollConnection>();
+
+  constructor(context: TransportContext) {
+    this.#context = context;
   }
-  const connection = new LongPollConnection(context, id);
-  connection.hold(request, response);
-  const handle = hub.connect(connection, { version, sid, last });
-  connection.bind(handle);
+
+  /** Serves `GET P/poll`. */
+  handle(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
+    const { hub } = this.#context;
+    const admission = admit(request, url, this.#context.originAllowed);
+    if (!admission.ok) {
+      answerError(request, response, admission.code, admission.message);
+      return;
+    }
+    const sid = queryValue(url, QueryParam.sessionId);
+    const last = queryValue(url, QueryParam.lastEventId);
+    const id = queryValue(url, QueryParam.connection);
+    const current = sid === null || id === null ? undefined : this.#connections.get(`${sid} ${id}`);
+    // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
+    if (current && last !== null && current.continuedBy(last)) {
+      current.hold(request, response);
+      return;
+    }
+    if (!hub.accepting) {
+      answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+      return;
+    }
+    let key: string | null = null;
+    const connection = new LongPollConnection(this.#context, (gone) => {
+      if (key !== null && this.#connections.get(key) === gone) this.#connections.delete(key);
+    });
+    connection.hold(request, response);
+    const handle = hub.connect(connection, { version: admission.version, sid, last });
+    connection.bind(handle);
+    // A poll without `c` can continue no connection (§7.4).
+    if (id !== null && !connection.isClosed) {
+      key = `${handle.session.id} ${id}`;
+      this.#connections.set(key, connection);
+    }
+  }
 }

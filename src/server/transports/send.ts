@@ -5,13 +5,17 @@
 import type http from 'node:http';
 import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
 import { answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
-import { toUpstream } from '../session.js';
-import { admitHttp, type TransportContext } from './context.js';
+import { toUpstream } from '../connection.js';
+import { admitRequest, type TransportContext } from './context.js';
 
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub, maxMessageSize } = context;
-  if (admitHttp(context, request, response, url) === null) return;
+  const admission = admitRequest(context, request, url);
+  if (!admission.ok) {
+    answerError(request, response, admission.code, admission.message);
+    return;
+  }
   if (!hasUpstreamHeaders(request)) {
     answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;

@@ -3,10 +3,10 @@
  * response; each event carries one batch. Upstream goes through `POST P/send` (send.ts).
  */
 import type http from 'node:http';
-import { QueryParam, encodeBatch, type ErrorFrame } from '../../protocol/index.js';
+import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../protocol/index.js';
 import { corsHeaders, queryValue } from '../http.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../session.js';
-import { admitHttp, type TransportContext } from './context.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
+import { admitRequest, type TransportContext } from './context.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
@@ -70,11 +70,37 @@ class SseConnection implements Connection {
   }
 }
 
+/** The response head of every `GET P/sse` answer, refusals included (§7.2). */
+function streamHeaders(request: http.IncomingMessage): http.OutgoingHttpHeaders {
+  return {
+    ...corsHeaders(request),
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache',
+    'X-Accel-Buffering': 'no',
+    Connection: 'keep-alive',
+  };
+}
+
+/**
+ * §7.2: a refusal is a stream of one event carrying the `error` frame, then the end of the response.
+ * An EventSource cannot read an HTTP status, so a 403 or 426 would look like a network failure and
+ * cost the client a fallback request. The event is readable cross-origin (CORS granted even to a
+ * refused origin): it says only why the request was refused, and no session was created or touched.
+ */
+function refuse(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
+  const frame: ErrorFrame = { t: 'error', code, message };
+  response.writeHead(200, streamHeaders(request));
+  response.end(formatEvent(encodeBatch([frame]), undefined, undefined));
+}
+
 /** Serves `GET P/sse`. */
 export function handleSse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub, retry } = context;
-  const version = admitHttp(context, request, response, url);
-  if (version === null) return;
+  const admission = admitRequest(context, request, url);
+  if (!admission.ok) {
+    refuse(request, response, admission.code, admission.message);
+    return;
+  }
   // §7.2: the browser's own Last-Event-ID header is the newer cursor. Polyfills that cannot set the
   // header send it as the `lastEventId` query parameter instead.
   const header = request.headers['last-event-id'];
@@ -83,19 +109,13 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
     queryValue(url, 'lastEventId') ??
     queryValue(url, QueryParam.lastEventId);
 
-  response.writeHead(200, {
-    ...corsHeaders(request),
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache',
-    'X-Accel-Buffering': 'no',
-    Connection: 'keep-alive',
-  });
+  response.writeHead(200, streamHeaders(request));
   response.flushHeaders();
   request.socket.setNoDelay(true);
 
   const connection = new SseConnection(response, retry);
   const handle = hub.connect(connection, {
-    version,
+    version: admission.version,
     sid: queryValue(url, QueryParam.sessionId),
     last,
   });

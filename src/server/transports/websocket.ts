@@ -16,9 +16,9 @@ import {
   type ErrorCode,
   type ErrorFrame,
 } from '../../protocol/index.js';
-import { admit, queryValue } from '../http.js';
-import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../session.js';
-import type { TransportContext } from './context.js';
+import { queryValue } from '../http.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
+import { admitRequest, type TransportContext } from './context.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -210,15 +210,12 @@ export class WebSocketTransport {
   #accept(ws: WebSocket, request: http.IncomingMessage, url: URL): void {
     // Failures of the socket end in its 'close' event, which the connection reports.
     ws.on('error', () => undefined);
-    const { hub, originAllowed, maxMessageSize } = this.#context;
-    // §3.1, §3.2: a browser cannot read an HTTP refusal of an upgrade, so accept, then refuse.
-    const admission = admit(request, url, originAllowed);
+    const { hub, maxMessageSize } = this.#context;
+    // §3.1, §3.2, §10.2: a browser cannot read an HTTP refusal of an upgrade (it would see a network
+    // failure and fall back), so accept, then refuse with an `error` frame and the close code of §9.
+    const admission = admitRequest(this.#context, request, url);
     if (!admission.ok) {
       refuse(ws, admission.code, admission.message);
-      return;
-    }
-    if (!hub.accepting) {
-      refuse(ws, 'SERVER_RESTART', 'the server is shutting down');
       return;
     }
     if (queryValue(url, QueryParam.probe) === '1') {

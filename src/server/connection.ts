@@ -1,0 +1,100 @@
+/**
+ * The contract between the session core and a transport adapter (docs/PROTOCOL.md §7): an adapter
+ * implements {@link Connection} for one link and hands it to `SessionHub.connect()`, which returns the
+ * {@link ConnectionHandle} the adapter reports through. Adapters import this module and the hub's
+ * public methods, nothing else of the core.
+ */
+import { base64ToBytes, type ClientFrame, type ErrorCode, type Payload, type TransportName } from '../protocol/index.js';
+import type { Session } from './session.js';
+
+/** One downstream text batch: a JSON array of frames (§4.1). */
+export interface TextBatch {
+  readonly text: string;
+  /** The id of the last message in the batch, if it has messages (SSE writes it as `id:`, §7.2). */
+  readonly lastMessageId?: string;
+}
+
+/** How the core ends a connection. */
+export type CloseReason =
+  /** Tell the client why (an `error` frame then the close code, or the HTTP status and error body). */
+  | { readonly kind: 'error'; readonly code: ErrorCode; readonly message: string }
+  /**
+   * Shutdown: the `ack` and `reconnect` frames were queued and written if the link could take them;
+   * close with `SERVER_RESTART` (§10.2). `notice` is that batch, for a link that could not write it
+   * now (long polling without a held poll) to give the client's next request.
+   */
+  | { readonly kind: 'restart'; readonly notice: string }
+  /** The session ended; close normally. */
+  | { readonly kind: 'end' };
+
+/** One transport-level link of a session, implemented by each transport adapter. */
+export interface Connection {
+  readonly transport: TransportName;
+  /**
+   * Whether a write can go out now. Streams are always writable; long polling only while it holds a
+   * poll, and one write answers it. The core keeps frames queued until the adapter calls `resume()`.
+   */
+  writable(): boolean;
+  write(batch: TextBatch): void;
+  /** Writes one binary message frame (§4.3). Adapters without binary frames omit it: bytes then travel as base64. */
+  writeBinary?(frame: Uint8Array): void;
+  /** Bytes written but not yet handed to the network. */
+  bufferedBytes(): number;
+  /**
+   * Called about every heartbeat interval: the adapter's liveness check (WebSocket ping frames, a long
+   * poll that stopped coming, §7.1, §11). A connection it finds dead it ends, then reports `closed()`.
+   */
+  probe?(): void;
+  /** Ends the link as `reason` says. The adapter calls the handle's `closed()` once the link is gone. */
+  close(reason: CloseReason): void;
+}
+
+/** A client frame ready to process: binary data already decoded to bytes. */
+export type UpstreamFrame =
+  | { readonly t: 'msg'; readonly s: number; readonly data: Payload }
+  | { readonly t: 'ping'; readonly n: number }
+  | { readonly t: 'bye' };
+
+/** What the core gives an adapter for one connection: the adapter reports what happens to the link. */
+export interface ConnectionHandle {
+  readonly session: Session;
+  /**
+   * Where the client's stream stands after everything written so far: `hello.cursor`, then the id of
+   * each message written. `null` until the hello was written.
+   */
+  readonly cursor: string | null;
+  /** Frames that arrived on this connection (WebSocket). Throws nothing: a violation closes the link. */
+  receive(frames: readonly UpstreamFrame[]): void;
+  /**
+   * The adapter found the client at fault (a batch that does not decode, a frame over the limit):
+   * what was processed is acknowledged, then the link closes with `code` (§5, §12).
+   */
+  abort(code: ErrorCode, message: string): void;
+  /** The link can take writes again: its buffer drained, or a new poll arrived. */
+  resume(): void;
+  /** The link is gone (closed by either side, or failed). Idempotent. */
+  closed(): void;
+}
+
+/** What a connecting client asked for (§3). */
+export interface ConnectParams {
+  /** The negotiated protocol version. */
+  readonly version: number;
+  readonly sid: string | null;
+  /** The client's cursor; for SSE already resolved against `Last-Event-ID` (§7.2). */
+  readonly last: string | null;
+}
+
+/** Decodes what a client batch carries into frames ready to process. Throws {@link ProtocolViolation}. */
+export function toUpstream(frames: readonly ClientFrame[]): UpstreamFrame[] {
+  return frames.map((frame): UpstreamFrame => {
+    switch (frame.t) {
+      case 'msg':
+        return { t: 'msg', s: frame.s, data: frame.b === undefined ? (frame.d ?? null) : base64ToBytes(frame.b) };
+      case 'ping':
+        return { t: 'ping', n: frame.n };
+      case 'bye':
+        return { t: 'bye' };
+    }
+  });
+}

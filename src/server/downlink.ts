@@ -1,0 +1,376 @@
+/**
+ * One connection of a session, seen from the core: its queue, the replay seam (docs/PROTOCOL.md §6.3),
+ * batching (§4.1), acks (§8), heartbeats (§11), the buffer bound (§12) and its part of graceful
+ * shutdown (§10.2). It is the {@link ConnectionHandle} its adapter reports through.
+ */
+import {
+  ProtocolViolation,
+  encodeBatch,
+  joinEncoded,
+  type ErrorCode,
+  type GapFrame,
+  type HelloFrame,
+  type ServerFrame,
+} from '../protocol/index.js';
+import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
+import { UnbrokenServerError } from './errors.js';
+import type { SessionHub } from './hub.js';
+import type { ServerSession } from './session.js';
+import type { StoredMessage } from './store.js';
+
+/** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
+export const MAX_BATCH_CHARS = 256 * 1024;
+
+/** A message or control frame waiting in a connection's queue, encoded for that connection. */
+export type QueuedItem =
+  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
+  | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
+
+/** A text item; `id` when it is a message frame. */
+export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
+}
+
+/** One connection of a session: its queue, the replay seam and its timers' timestamps. */
+export class Downlink implements ConnectionHandle {
+  readonly session: ServerSession;
+  readonly connection: Connection;
+  readonly #hub: SessionHub;
+  readonly #binaryFrames: boolean;
+  /** opening: before hello · replaying: hello queued, seam buffer active · live · closed */
+  #state: 'opening' | 'replaying' | 'live' | 'closed' = 'opening';
+  #queue: QueuedItem[] = [];
+  #queueBytes = 0;
+  /** Live messages that arrived while the store was read (§6.3: the live/replay seam). */
+  #seam: StoredMessage[] = [];
+  #seamBytes = 0;
+  #cursor: string | null = null;
+  /** Highest ack this link told its client (hello.ack included). */
+  #acked = 0;
+  #flushScheduled = false;
+  #idleSince: number;
+  #probedAt: number;
+  #roomWaiter: (() => void) | null = null;
+  #gone = false;
+
+  constructor(session: ServerSession, connection: Connection, hub: SessionHub) {
+    this.session = session;
+    this.connection = connection;
+    this.#hub = hub;
+    this.#binaryFrames = connection.writeBinary !== undefined;
+    this.#idleSince = this.#probedAt = hub.options.now();
+  }
+
+  get cursor(): string | null {
+    return this.#cursor;
+  }
+
+  get isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  get seamLength(): number {
+    return this.#seam.length;
+  }
+
+  /** Replay waits for room below this many buffered bytes. */
+  get lowWater(): number {
+    return this.#hub.options.maxBufferedBytes / 2;
+  }
+
+  /** Bytes this connection holds: queued, in the seam buffer, and in the link's own buffer. */
+  pressure(): number {
+    return this.#queueBytes + this.#seamBytes + this.connection.bufferedBytes();
+  }
+
+  // -- ConnectionHandle -------------------------------------------------------------------------
+
+  receive(frames: readonly UpstreamFrame[]): void {
+    if (this.#state === 'closed') return; // §8: nothing is processed after the close frame
+    let result: { messages: boolean; bye: boolean };
+    try {
+      result = this.session.process(frames, (frame) => this.#enqueueFrame(frame), () => this.#state === 'closed');
+    } catch (error) {
+      const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
+      this.close({ kind: 'error', code: 'PROTOCOL_ERROR', message });
+      return;
+    }
+    // §8: after every batch with messages, duplicates included, an ack of the highest processed.
+    if (result.messages) this.#enqueueAck(true);
+    if (result.bye) this.session.end('bye');
+  }
+
+  abort(code: ErrorCode, message: string): void {
+    this.close({ kind: 'error', code, message });
+  }
+
+  resume(): void {
+    if (this.#state === 'closed') return;
+    this.#idleSince = this.#hub.options.now();
+    this.flush();
+    this.#wakeIfRoom();
+  }
+
+  closed(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#detach();
+    this.#hub.linkGone(this);
+  }
+
+  // -- used by the hub --------------------------------------------------------------------------
+
+  /** A stored message of this session's stream was appended. */
+  push(message: StoredMessage): void {
+    if (this.#state === 'closed') return;
+    if (this.#state !== 'live') {
+      this.#seam.push(message);
+      this.#seamBytes += this.#size(this.#hub.encode(message, this.#binaryFrames));
+      this.#checkBound();
+      return;
+    }
+    this.enqueueMessage(message);
+  }
+
+  /** The hello (and gap) go first, ahead of anything queued meanwhile (§4, §6.3). */
+  open(hello: HelloFrame, gap: GapFrame | undefined): void {
+    const first: QueuedItem[] = [textQueueItem(JSON.stringify(hello))];
+    if (gap) first.push(textQueueItem(JSON.stringify(gap)));
+    for (const item of first) this.#queueBytes += this.#size(item);
+    this.#queue.unshift(...first);
+    this.#cursor = hello.cursor;
+    this.#acked = Math.max(this.#acked, hello.ack);
+    this.#state = 'replaying';
+    this.#scheduleFlush();
+  }
+
+  enqueueMessage(message: StoredMessage): void {
+    let item: QueuedItem;
+    try {
+      item = this.#hub.encode(message, this.#binaryFrames);
+    } catch (error) {
+      // Only data changed by the application after it was sent can fail here.
+      this.#hub.fail(new UnbrokenServerError('ENCODE_ERROR', `message ${message.id} could not be encoded`, { cause: error }));
+      return;
+    }
+    this.#enqueue(item);
+  }
+
+  /**
+   * Ends the replay if the seam can be placed (§6.3). Every message of the stream that the last read
+   * could see was returned by it, so: a buffered message up to the last replayed one is a repeat, and
+   * one that was buffered before the last read began but not returned lies at or before where the
+   * stream continues. Messages buffered while that read ran, with nothing replayed, cannot be placed:
+   * returns false and the caller reads once more.
+   */
+  settle(lastReplayed: string | undefined, mark: number): boolean {
+    if (this.#state === 'closed') return true;
+    let keep: StoredMessage[];
+    if (lastReplayed !== undefined) {
+      const index = this.#seam.findIndex((message) => message.id === lastReplayed);
+      // Not found: the last replayed message was appended before this link subscribed, so every
+      // buffered one came after it.
+      keep = index >= 0 ? this.#seam.slice(index + 1) : this.#seam;
+    } else {
+      keep = this.#seam.slice(mark);
+      if (keep.length > 0) {
+        this.#seam = keep;
+        this.#seamBytes = this.#sizeOf(keep);
+        return false;
+      }
+    }
+    this.#seam = [];
+    this.#seamBytes = 0;
+    this.#state = 'live';
+    for (const message of keep) this.enqueueMessage(message);
+    return true;
+  }
+
+  /** Queues a control frame that answers the client (a `pong` to a ping that came over HTTP, §7.3). */
+  reply(frame: ServerFrame): void {
+    this.#enqueueFrame(frame);
+  }
+
+  /** Resolves once the link holds at most `lowWater` bytes, or closed. */
+  room(): Promise<void> {
+    this.flush();
+    if (this.#state === 'closed' || this.pressure() <= this.lowWater) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#roomWaiter = resolve;
+    });
+  }
+
+  /** Sweep: heartbeat when idle, liveness probe every `hb` (§7.1, §11). */
+  tick(now: number): void {
+    if (this.#state === 'closed') return;
+    const { heartbeatInterval } = this.#hub.options;
+    const due = heartbeatInterval - this.#hub.sweepInterval;
+    if (
+      this.#state !== 'opening' &&
+      this.#queue.length === 0 &&
+      this.connection.writable() &&
+      now - this.#idleSince >= due
+    ) {
+      this.#enqueueFrame({ t: 'hb' });
+      this.flush();
+    }
+    if (now - this.#probedAt >= due) {
+      this.#probedAt = now;
+      this.connection.probe?.();
+    }
+  }
+
+  /** §10.2: a reconnect notice, everything processed acknowledged (acks are queued already), close. */
+  shutdown(ms: number): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'opening') {
+      this.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
+      return;
+    }
+    this.#enqueueAck();
+    const reconnect: ServerFrame = { t: 'reconnect', ms };
+    this.#enqueueFrame(reconnect);
+    this.close({ kind: 'restart', notice: encodeBatch([{ t: 'ack', s: this.session.processed }, reconnect]) });
+  }
+
+  /**
+   * Closes the link. What is queued goes out first, with an ack of everything the session processed
+   * (§8: a server acknowledges what it processed before closing) — except when the close is about
+   * the buffer bound itself.
+   */
+  close(reason: CloseReason): void {
+    if (this.#state === 'closed') return;
+    if (!(reason.kind === 'error' && reason.code === 'BACKPRESSURE')) {
+      this.#enqueueAck();
+      this.flush();
+      if (this.isClosed) return; // the flush hit the buffer bound and closed already
+    }
+    this.#end(reason);
+  }
+
+  /** Writes what is queued, in as few batches as the size limit allows. */
+  flush(): void {
+    if (this.#state === 'opening' || this.#state === 'closed') return;
+    let index = 0;
+    const queue = this.#queue;
+    let wrote = false;
+    while (index < queue.length && this.connection.writable()) {
+      const item = queue[index]!;
+      if (item.kind === 'binary') {
+        this.connection.writeBinary!(item.frame);
+        this.#queueBytes -= item.frame.length;
+        this.#cursor = item.id;
+        index++;
+        wrote = true;
+        if (this.isClosed) return; // the adapter reported the link gone during the write
+        continue;
+      }
+      const parts: string[] = [];
+      let chars = 2;
+      let lastMessageId: string | undefined;
+      while (index < queue.length) {
+        const next = queue[index]!;
+        if (next.kind !== 'text' || (parts.length > 0 && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
+        parts.push(next.text);
+        chars += next.text.length + 1;
+        this.#queueBytes -= next.bytes;
+        if (next.id !== undefined) lastMessageId = next.id;
+        index++;
+      }
+      if (lastMessageId !== undefined) this.#cursor = lastMessageId;
+      this.connection.write(lastMessageId === undefined ? { text: joinEncoded(parts) } : { text: joinEncoded(parts), lastMessageId });
+      wrote = true;
+      if (this.isClosed) return; // the adapter reported the link gone during the write
+    }
+    if (index > 0) queue.splice(0, index);
+    if (wrote) this.#idleSince = this.#hub.options.now();
+    this.#checkBound();
+  }
+
+  // -- internals --------------------------------------------------------------------------------
+
+  /** Queues a cumulative ack; unless `always`, only when this link has not told its client as much. */
+  #enqueueAck(always = false): void {
+    const s = this.session.processed;
+    if (this.#state === 'closed' || (!always && (s <= this.#acked || this.#state === 'opening'))) return;
+    this.#acked = s;
+    this.#enqueueFrame({ t: 'ack', s });
+  }
+
+  #enqueueFrame(frame: ServerFrame): void {
+    if (this.#state === 'closed') return;
+    this.#enqueue(textQueueItem(JSON.stringify(frame)));
+  }
+
+  #enqueue(item: QueuedItem): void {
+    if (this.#state === 'closed') return;
+    this.#queue.push(item);
+    this.#queueBytes += this.#size(item);
+    if (!this.#checkBound()) this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // A microtask, never a timer: a batch holds what one tick produced, and nothing waits (§4.1).
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.flush();
+      this.#wakeIfRoom();
+    });
+  }
+
+  /** §12: closes with BACKPRESSURE when the link holds more than the bound. Returns true if it closed. */
+  #checkBound(): boolean {
+    if (this.#state === 'closed') return true;
+    if (this.pressure() <= this.#hub.options.maxBufferedBytes) return false;
+    this.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the client read too slowly; resume to get the rest' });
+    return true;
+  }
+
+  #wakeIfRoom(): void {
+    if (this.#roomWaiter && (this.#state === 'closed' || this.pressure() <= this.lowWater)) {
+      const wake = this.#roomWaiter;
+      this.#roomWaiter = null;
+      wake();
+    }
+  }
+
+  #end(reason: CloseReason): void {
+    this.#state = 'closed';
+    this.#queue = [];
+    this.#queueBytes = 0;
+    this.#seam = [];
+    this.#seamBytes = 0;
+    this.#detach();
+    this.#wakeIfRoom();
+    this.connection.close(reason);
+  }
+
+  #detach(): void {
+    if (this.#state !== 'closed') {
+      this.#state = 'closed';
+      this.#queue = [];
+      this.#queueBytes = 0;
+      this.#seam = [];
+      this.#seamBytes = 0;
+      this.#wakeIfRoom();
+    }
+    if (this.session.link === this) {
+      this.session.link = null;
+      this.session.detachedAt = this.#hub.options.now();
+    }
+  }
+
+  #size(item: QueuedItem): number {
+    return item.kind === 'text' ? item.bytes : item.frame.length;
+  }
+
+  #sizeOf(messages: readonly StoredMessage[]): number {
+    let bytes = 0;
+    for (const message of messages) bytes += this.#size(this.#hub.encode(message, this.#binaryFrames));
+    return bytes;
+  }
+}
