@@ -304,17 +304,18 @@ export class SessionHub {
 
   /**
    * Processes an upstream batch that arrived over HTTP (`POST P/send`, §7.3).
-   * @returns the response frames: pongs, then a cumulative ack when the batch carried messages (or
-   * when there is nothing else to answer, e.g. a lone `bye`, since a batch is never empty); `null` for
-   * an unknown session.
+   * @returns the response frame: one cumulative ack, always (a batch is never empty, §7.3); `null` for
+   * an unknown session. Pongs go down the session's stream, queued like any frame (§5): only the
+   * stream can prove the stream works, so a POST answer never carries one.
    * @throws {ProtocolViolation} for a hole in the sequence; nothing was processed then.
    */
   upstream(sid: string, frames: readonly UpstreamFrame[]): ServerFrame[] | null {
     const session = this.sessions.get(sid);
     if (!session) return null;
-    const replies: ServerFrame[] = [];
-    const { messages, bye } = session.process(frames, (frame) => replies.push(frame), () => false);
-    if (messages || replies.length === 0) replies.push({ t: 'ack', s: session.processed });
+    // Read once: the link that is current when the batch arrives answers its pings.
+    const link = session.link;
+    const { bye } = session.process(frames, (frame) => link?.enqueueReply(frame), () => false);
+    const replies: ServerFrame[] = [{ t: 'ack', s: session.processed }];
     if (bye) session.end('bye');
     return replies;
   }
@@ -834,6 +835,14 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'closed' || (!always && (s <= this.#acked || this.#state === 'opening'))) return;
     this.#acked = s;
     this.#enqueueFrame({ t: 'ack', s });
+  }
+
+  /**
+   * Queues the answer to a frame that came over HTTP upstream (a `pong`, §5): it goes down this
+   * connection behind what is queued already, like any frame.
+   */
+  enqueueReply(frame: ServerFrame): void {
+    this.#enqueueFrame(frame);
   }
 
   #enqueueFrame(frame: ServerFrame): void {

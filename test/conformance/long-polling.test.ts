@@ -76,10 +76,14 @@ describe('§7.4 long polling', () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    // A round trip on the upstream endpoint lets the poll reach the server first.
+    // A round trip on the upstream endpoint lets the poll reach the server first; its pong (§5)
+    // answers the held poll, and the next poll is held until the message.
     framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    expect(framesOf(await held, 'the held poll')).toEqual([{ t: 'pong', n: 1 }]);
+    const next = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'sync' }], { sid: hello.sid }));
     const id = await h.server.broadcast('news');
-    const frames = framesOf(await held, 'the held poll');
+    const frames = framesOf(await next, 'the held poll');
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
   });
 
@@ -115,7 +119,8 @@ describe('§7.4 long polling', () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
     const older = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    // A round trip to the server that touches no session (a ping's pong would answer the held poll, §5).
+    expectErrorAnswer(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: 'U'.repeat(22) }), 'UNKNOWN_SESSION');
     const newer = startPoll(h, { sid: hello.sid, last: hello.cursor });
     expectErrorAnswer(await within('the older poll to be answered', older, 2_000), 'SUPERSEDED');
     const id = await h.server.broadcast('for the newer poll');
@@ -184,7 +189,8 @@ describe('§3, §6, §10, §11 over long polling', () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h);
     const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: hello.sid }));
+    // A round trip to the server that touches no session (a ping's pong would answer the held poll, §5).
+    expectErrorAnswer(await postSend(h.httpBase, [{ t: 'ping', n: 1 }], { sid: 'U'.repeat(22) }), 'UNKNOWN_SESSION');
     const ws = await h.connect({ sid: hello.sid, last: hello.cursor });
     expect(await ws.hello()).toMatchObject({ sid: hello.sid, resumed: true });
     expectErrorAnswer(await within('the held poll to be answered', held), 'SUPERSEDED');

@@ -47,7 +47,8 @@ async function droppedSession(h: Harness): Promise<HelloFrame> {
   return hello;
 }
 
-const pongOnly = (n: number): ServerFrame[] => [{ t: 'pong', n }];
+/** The answer to a POST: one ack of the highest processed sequence number, whatever the batch held (§7.3). */
+const ackOnly = (s: number): ServerFrame[] => [{ t: 'ack', s }];
 
 describe('§7.2 Server-Sent Events', () => {
   it('§7.2 answers GET P/sse with 200, text/event-stream, no-cache, X-Accel-Buffering: no and no content encoding', async () => {
@@ -185,7 +186,7 @@ describe('§3 connecting over SSE', () => {
 });
 
 describe('§7.3 HTTP upstream: POST P/send', () => {
-  it('§7.3 answers 200 with a batch of the frames the request produced: ack for messages, pong for pings', async () => {
+  it('§7.3 answers 200 with exactly one ack; §5 the pong of a ping in the POST goes down the event stream', async () => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();
@@ -198,11 +199,17 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
       ],
       { sid: hello.sid },
     );
-    const frames = framesOf(reply, 'POST /send');
-    expect(frames).toContainEqual({ t: 'pong', n: 42 });
-    const acks = frames.flatMap((frame) => (frame.t === 'ack' ? [frame.s] : []));
-    expect(Math.max(...acks)).toBe(2);
+    expect(framesOf(reply, 'POST /send')).toEqual(ackOnly(2));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 42 });
     expect(h.processedFor(hello.sid)).toEqual(['one', { two: 2 }]);
+  });
+
+  it('§7.3 answers a batch without messages (a lone ping) with an ack too', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    expect(framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 5 }], { sid: hello.sid }))).toEqual(ackOnly(0));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 5 });
   });
 
   it.each([
@@ -228,7 +235,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
       sid: hello.sid,
       headers: { ...UPSTREAM_HEADERS, 'Content-Type': 'application/json; charset=utf-8' },
     });
-    expect(framesOf(reply)).toEqual(pongOnly(1));
+    expect(framesOf(reply)).toEqual(ackOnly(0));
   });
 
   it('§7.3 refuses an unknown sid with 404 UNKNOWN_SESSION', async () => {
@@ -272,7 +279,7 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expectErrorAnswer(reply, 'PROTOCOL_ERROR');
     expect(h.processed).toEqual([]);
     const next = await postSend(h.httpBase, [{ t: 'ping', n: 9 }], { sid: hello.sid });
-    expect(framesOf(next)).toEqual(pongOnly(9));
+    expect(framesOf(next)).toEqual(ackOnly(0));
   });
 
   it('§5 bye over POST ends the session: later POSTs meet 404 and a new stream starts afresh', async () => {
