@@ -137,6 +137,14 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
     return { condition: current(), active: [...active], conditions: CONDITIONS };
   }
 
+  /**
+   * A control exchange closes its connection: a page's realtime requests share the browser's
+   * connection pool with its control requests, and a connection the page reused after a control
+   * answer would be spared by freezeConnections() and dropConnections(), which never touch a control
+   * connection.
+   */
+  const CONTROL_CONNECTION = { connection: 'close' };
+
   /** @param {http.ServerResponse} response @param {number} status @param {unknown} body */
   function answer(response, status, body) {
     response
@@ -144,6 +152,7 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
         'content-type': 'application/json',
         'cache-control': 'no-store',
         'access-control-allow-origin': '*',
+        ...CONTROL_CONNECTION,
       })
       .end(JSON.stringify(body));
   }
@@ -160,6 +169,7 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
           'access-control-allow-methods': 'GET, POST',
           'access-control-allow-headers': 'content-type',
           'access-control-max-age': '600',
+          ...CONTROL_CONNECTION,
         })
         .end();
       return;
