@@ -7,7 +7,6 @@
 import {
   CloseCode,
   PROTOCOL_VERSION,
-  QueryParam,
   closeCodeFor,
   codeForClose,
   encodeBatch,
@@ -16,36 +15,26 @@ import {
   type HelloFrame,
 } from '../protocol/index.js';
 import { Attempt } from './attempt.js';
+import { StateMachine } from './client-state.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenError } from './errors.js';
 import {
-  TRANSITIONS,
   type ClientEvents,
   type ConnectionState,
   type Sendable,
   type StateCause,
   type UnbrokenMessage,
 } from './events.js';
-import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
 import { backoff, classify } from './reconnect-policy.js';
 import { StreamCheck } from './stream-check.js';
 import type { InboundFrame, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
+export type { ClientState } from './client-state.js';
 export type { ClientOptions, Clock, TransportMemory } from './options.js';
 import { TransportSelector, UPGRADE_ROUTE, bufferedRoute, fallbackRoute, pick, type Route } from './transport-selector.js';
-
-/**
- * What the client holds in each state (PROTOCOL.md §13.1): an attempt under way or the timer of the
- * next one while connecting or reconnecting, the attempt that said `hello` while open, and the error
- * that closed it (`null`: `close()` was called) once closed.
- */
-export type ClientState =
-  | { readonly kind: 'connecting' | 'reconnecting'; readonly attempt: Attempt }
-  | { readonly kind: 'connecting' | 'reconnecting'; readonly timer: unknown }
-  | { readonly kind: 'open'; readonly attempt: Attempt }
-  | { readonly kind: 'closed'; readonly error: UnbrokenError | null };
 
 type PendingPing = [pong: (at: number) => void, reject: (error: UnbrokenError) => void];
 
@@ -66,7 +55,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   readonly #outbox: Outbox;
   readonly #selector: TransportSelector;
   readonly #stopWatching: () => void;
-  #state: ClientState = { kind: 'connecting', timer: undefined };
+  readonly #state = new StateMachine((event) => this.#events.emit('state', event));
   /** Id of the last attempt. */
   #attempts = 0;
   /** Consecutive failed attempts. */
@@ -87,15 +76,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
     this.#options = resolveOptions(options);
-    let base: URL | undefined;
-    try {
-      base = new URL(url, globalThis.location?.href);
-    } catch {}
-    if (!base || !/^(http|ws)s?:$/.test(base.protocol)) {
-      throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
-    }
-    base.protocol = base.protocol.replace('ws', 'http');
-    this.#url = base.href;
+    this.#url = endpointBase(url);
     const { transports, storage, rememberFor, clock, upgradeInterval, outboxLimit, pageLifecycle } = this.#options;
     this.#outbox = new Outbox(outboxLimit);
     this.#probeDelay = upgradeInterval;
@@ -168,7 +149,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
    * when not open, or the error that broke the link before the `pong` arrived.
    */
   ping(): Promise<number> {
-    const a = this.#openAttempt();
+    const a = this.#state.openAttempt();
     if (a && this.#failIfDead(a)) {
       const start = this.#options.clock.now();
       return new Promise((resolve, reject) => this.#sendPing(a, (at) => resolve(at - start), reject));
@@ -183,22 +164,11 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
    */
   close(): void {
     if (this.#state.kind === 'closed') return;
-    this.#attempt()?.transport?.send(encodeBatch([{ t: 'bye' }]));
+    this.#state.attempt()?.transport?.send(encodeBatch([{ t: 'bye' }]));
     this.#end(null, 'close-called');
   }
 
   // -- queries: they answer and change nothing --------------------------------------------------
-
-  /** The current attempt, if one is under way or open. */
-  #attempt(): Attempt | undefined {
-    const state = this.#state;
-    return 'attempt' in state && !state.attempt.disposed ? state.attempt : undefined;
-  }
-
-  /** The attempt that said `hello`, while open. */
-  #openAttempt(): Attempt | undefined {
-    return this.#state.kind === 'open' ? this.#attempt() : undefined;
-  }
 
   /** Ms left before the stream of `a` counts as dead: 2 × `hb` after its last byte (§11). */
   #livenessLeft(a: Attempt): number {
@@ -206,34 +176,13 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   }
 
   /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now. */
-  readonly #endpoint = (endpoint: string): string => {
-    const url = new URL(this.#url);
-    const query = url.searchParams;
-    url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
-    query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
-    if (this.#sessionId) query.set(QueryParam.sessionId, this.#sessionId);
-    if (this.#cursor) query.set(QueryParam.lastEventId, this.#cursor);
-    return url.href;
-  };
+  readonly #endpoint = (endpoint: string): string => endpointUrl(this.#url, endpoint, this.#sessionId, this.#cursor);
 
   // -- state changes ----------------------------------------------------------------------------
 
-  /**
-   * Moves to `next`; a change of kind is checked against {@link TRANSITIONS} and emitted with `cause`
-   * (`null`: the kind stays, e.g. the next attempt of the same reconnection).
-   */
-  #enter(next: ClientState, cause: StateCause | null): void {
-    const from = this.#state.kind;
-    this.#state = next;
-    if (from === next.kind) return;
-    if (cause === null) throw new Error(`unbroken: a transition from ${from} to ${next.kind} needs a cause`);
-    if (!TRANSITIONS[from].includes(next.kind)) throw new Error(`unbroken: illegal transition from ${from} to ${next.kind}`);
-    this.#events.emit('state', { from, to: next.kind, cause });
-  }
-
   /** Starts an attempt on the transport the route picks; keeps the state's kind (connecting or reconnecting). */
   #start(): void {
-    const state = this.#state;
+    const state = this.#state.current;
     if (state.kind === 'closed' || state.kind === 'open') return;
     const { transports, connectTimeout, clock } = this.#options;
     const found = pick(this.#selector.route, this.#selector.available(this.#options.environment()));
@@ -242,8 +191,8 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
     }
     const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock);
-    const live = (): boolean => this.#attempt() === a;
-    this.#enter({ kind: state.kind, attempt: a }, null);
+    const live = (): boolean => this.#state.attempt() === a;
+    this.#state.enter({ kind: state.kind, attempt: a }, null);
     a.schedule('connect', () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
     try {
       a.transport = found.make(this.#endpoint, {
@@ -271,7 +220,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     a.lastStreamByteAt = this.#options.clock.now();
     for (const f of frames) {
       // A listener may have closed the client, or the attempt failed on an earlier frame.
-      if (this.#attempt() !== a) return;
+      if (this.#state.attempt() !== a) return;
       // One hello, first; only an error (a refusal, §3.1) may come without one.
       if (f.t === 'hello' ? a.opened : !a.opened && f.t !== 'error') {
         return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects one hello, first; got ${f.t}`));
@@ -334,13 +283,13 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#outbox.hello(f.ack, f.resumed, f.max, a.transport?.binary === true);
     this.#watchLiveness(a);
     this.#flushSoon();
-    this.#enter({ kind: 'open', attempt: a }, 'connected');
-    if (previous !== a.name && this.#attempt() === a) {
+    this.#state.enter({ kind: 'open', attempt: a }, 'connected');
+    if (previous !== a.name && this.#state.attempt() === a) {
       this.#events.emit('transport', { transport: a.name, previous, reason: this.#selector.route.reason });
     }
-    if (this.#attempt() === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
+    if (this.#state.attempt() === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
     // Last: a listener above may have closed the client or dropped this attempt.
-    if (this.#attempt() !== a) return;
+    if (this.#state.attempt() !== a) return;
     this.#scheduleProbe(a);
     if (a.bufferable) this.#checkStream(a);
   }
@@ -374,7 +323,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#flushing = true;
     queueMicrotask(() => {
       this.#flushing = false;
-      const a = this.#openAttempt();
+      const a = this.#state.openAttempt();
       if (a && this.#failIfDead(a)) for (const unit of this.#outbox.take()) a.transport?.send(unit);
     });
   }
@@ -384,7 +333,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
    * transport at once when this one could not connect (§13.3); otherwise reconnects with backoff.
    */
   #fail(error: UnbrokenError): void {
-    const a = this.#attempt();
+    const a = this.#state.attempt();
     const { code } = error;
     const now = this.#options.clock.now();
     const closeCode = closeCodeFor(code);
@@ -409,7 +358,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     const timer = this.#options.clock.setTimeout(() => this.#start(), Math.min(wait, 2 ** 31 - 1));
     // Moving on to the next transport at once is still the same (re)connection, not a new state.
     const kind = delay === 0 && verdict === 'fallback' && this.#state.kind === 'connecting' ? 'connecting' : 'reconnecting';
-    this.#enter({ kind, timer }, code);
+    this.#state.enter({ kind, timer }, code);
     // After the state change, so a listener that shows a countdown sees the state it belongs to; a
     // state listener may have closed the client.
     if (this.state !== 'closed') this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });
@@ -422,7 +371,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   #moveTo(a: Attempt, route: Route, cause: 'upgrade' | 'buffered'): void {
     this.#selector.follow(route);
     this.#release(DROP, new UnbrokenError('TRANSPORT_ERROR', `the client moved to ${route.name}`));
-    this.#enter({ kind: 'reconnecting', timer: undefined }, cause);
+    this.#state.enter({ kind: 'reconnecting', timer: undefined }, cause);
     this.#start();
   }
 
@@ -440,7 +389,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       () => {
         a.stopProbe = probe(this.#url, connectTimeout, clock, (worked) => {
           a.stopProbe = undefined;
-          if (this.#openAttempt() !== a) return;
+          if (this.#state.openAttempt() !== a) return;
           if (worked) {
             this.#probeDelay = upgradeInterval;
             this.#moveTo(a, UPGRADE_ROUTE, 'upgrade');
@@ -461,7 +410,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       clock: this.#options.clock,
       ping: (pong, answered) => void this.#sendPing(a, pong, () => {}, answered),
       heldBack: () => {
-        if (this.#openAttempt() !== a) return;
+        if (this.#state.openAttempt() !== a) return;
         const route = bufferedRoute(a.name, this.#selector.available(this.#options.environment()));
         // With no transport left to try, a late stream is still better than none.
         if (route) this.#moveTo(a, route, 'buffered');
@@ -477,12 +426,12 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
    * starts now.
    */
   #wake(): void {
-    const state = this.#state;
+    const state = this.#state.current;
     if (state.kind === 'reconnecting' && 'timer' in state) {
       this.#options.clock.clearTimeout(state.timer);
       return this.#start();
     }
-    const a = this.#openAttempt();
+    const a = this.#state.openAttempt();
     if (!a || !this.#failIfDead(a)) return;
     // Only the answer to this ping proves the link works now: a batch already in flight when the
     // link died could still arrive after it.
@@ -498,19 +447,19 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
 
   /** Releases the current attempt (its link closed with `code`) and rejects its pings with `error`. */
   #release(code: number, error: UnbrokenError): void {
-    this.#attempt()?.dispose(code);
+    this.#state.attempt()?.dispose(code);
     for (const [, reject] of this.#pings.values()) reject(error);
     this.#pings.clear();
   }
 
   #end(error: UnbrokenError | null, cause: StateCause): void {
     const closed = new UnbrokenError('CLIENT_CLOSED', 'the client closed', error ?? undefined);
-    const state = this.#state;
+    const state = this.#state.current;
     if ('timer' in state) this.#options.clock.clearTimeout(state.timer);
     this.#stopWatching();
     this.#release(CloseCode.Normal, closed);
     this.#outbox.fail(closed);
-    this.#enter({ kind: 'closed', error }, cause);
+    this.#state.enter({ kind: 'closed', error }, cause);
     this.#events.emit('close', { error });
   }
 }

@@ -2,6 +2,7 @@
  * The client's options: what the application may set, their defaults (one block, in
  * {@link resolveOptions}), and the environment a client runs in (clock, storage).
  */
+import { PROTOCOL_VERSION, QueryParam } from '../protocol/index.js';
 import type { EventSourceConstructor, FetchLike, TransportEnvironment, TransportName, WebSocketConstructor } from './transport.js';
 import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
 
@@ -177,4 +178,31 @@ function defaultMemory(): TransportMemory | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The http(s) URL of the server's endpoint from what the application passed: an http(s) or ws(s)
+ * URL, or a path resolved against the page's location. Throws a `TypeError` for anything else.
+ */
+export function endpointBase(url: string): string {
+  let base: URL | undefined;
+  try {
+    base = new URL(url, globalThis.location?.href);
+  } catch {}
+  if (!base || !/^(http|ws)s?:$/.test(base.protocol)) {
+    throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
+  }
+  base.protocol = base.protocol.replace('ws', 'http');
+  return base.href;
+}
+
+/** The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3. */
+export function endpointUrl(base: string, endpoint: string, sessionId: string | null, cursor: string | null): string {
+  const url = new URL(base);
+  const query = url.searchParams;
+  url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
+  query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
+  if (sessionId) query.set(QueryParam.sessionId, sessionId);
+  if (cursor) query.set(QueryParam.lastEventId, cursor);
+  return url.href;
 }
