@@ -13,8 +13,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
-/** Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. */
-export const GZIP_BUDGET = 8192;
+/**
+ * Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. Raised from 8 KiB to 9 KiB
+ * when the client gained the stream check (buffering proxies found while connected), liveness from
+ * the stream alone, the `schedule` event and the nesting-depth guard; the aim stays 5 KiB.
+ */
+export const GZIP_BUDGET = 9216;
 
 /** The file the budget applies to, relative to the package root. */
 export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';

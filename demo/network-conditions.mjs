@@ -10,13 +10,17 @@ import http from 'node:http';
 import net from 'node:net';
 
 /**
- * @typedef {'normal' | 'slow' | 'ws-blocked' | 'ws-hanging' | 'ws-silent' | 'sse-buffered' | 'offline'} Condition
+ * @typedef {'normal' | 'slow' | 'ws-blocked' | 'ws-hanging' | 'ws-silent' | 'sse-buffered' | 'sse-proxy-buffered' | 'offline'} Condition
  * - normal: pass everything through (no other condition active).
  * - slow: add latency to every request and chunk, and limit bandwidth.
  * - ws-blocked: answer WebSocket upgrades with 503 (a proxy that refuses them).
  * - ws-hanging: accept WebSocket upgrades and never answer them.
  * - ws-silent: let the upgrade succeed, then pass nothing in either direction.
  * - sse-buffered: hold SSE responses until they end (a buffering proxy).
+ * - sse-proxy-buffered: buffer SSE responses as nginx does with `proxy_buffering on` and the
+ *   `X-Accel-Buffering` header ignored: bytes pass on only when PROXY_BUFFER_BYTES are held, or when
+ *   the response ends. A busy stream opens and flows, in bursts, each event late by up to the time
+ *   it takes to fill the buffer.
  * - offline: refuse every connection and cut the open ones.
  *
  * Conditions combine (e.g. `ws-blocked` with `sse-buffered`, `slow` with anything); of the three
@@ -24,7 +28,10 @@ import net from 'node:net';
  */
 
 /** @type {readonly Condition[]} */
-export const CONDITIONS = ['normal', 'slow', 'ws-blocked', 'ws-hanging', 'ws-silent', 'sse-buffered', 'offline'];
+export const CONDITIONS = ['normal', 'slow', 'ws-blocked', 'ws-hanging', 'ws-silent', 'sse-buffered', 'sse-proxy-buffered', 'offline'];
+
+/** The buffer of `sse-proxy-buffered`: nginx's `proxy_buffer_size` is one page (4 or 8 KB); 8 KB here. */
+export const PROXY_BUFFER_BYTES = 8 * 1024;
 
 const SLOW_LATENCY_MS = 400;
 const SLOW_BYTES_PER_SECOND = 32 * 1024;
@@ -130,6 +137,14 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
     return { condition: current(), active: [...active], conditions: CONDITIONS };
   }
 
+  /**
+   * A control exchange closes its connection: a page's realtime requests share the browser's
+   * connection pool with its control requests, and a connection the page reused after a control
+   * answer would be spared by freezeConnections() and dropConnections(), which never touch a control
+   * connection.
+   */
+  const CONTROL_CONNECTION = { connection: 'close' };
+
   /** @param {http.ServerResponse} response @param {number} status @param {unknown} body */
   function answer(response, status, body) {
     response
@@ -137,6 +152,7 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
         'content-type': 'application/json',
         'cache-control': 'no-store',
         'access-control-allow-origin': '*',
+        ...CONTROL_CONNECTION,
       })
       .end(JSON.stringify(body));
   }
@@ -153,6 +169,7 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
           'access-control-allow-methods': 'GET, POST',
           'access-control-allow-headers': 'content-type',
           'access-control-max-age': '600',
+          ...CONTROL_CONNECTION,
         })
         .end();
       return;
@@ -211,15 +228,27 @@ export async function startNetworkConditions({ target, controlPath, listen = {} 
       // Such a proxy passes the response head at once and holds the body: the stream opens, and
       // then no event arrives (what the client calls `buffered`).
       if (buffered) response.flushHeaders();
+      // A proxy that buffers by size holds bytes until its buffer is full, then passes the buffer on.
+      const proxyBuffered = isEventStream && !buffered && is('sse-proxy-buffered');
+      if (proxyBuffered) response.flushHeaders();
       /** @type {Buffer[]} */
       const held = [];
+      let heldBytes = 0;
       upstreamResponse.on('data', (chunk) => {
         if (exchange.frozen) return;
         if (buffered) held.push(chunk);
-        else void pacedWrite(response, chunk);
+        else if (proxyBuffered) {
+          held.push(chunk);
+          heldBytes += chunk.length;
+          if (heldBytes >= PROXY_BUFFER_BYTES) {
+            void pacedWrite(response, Buffer.concat(held));
+            held.length = 0;
+            heldBytes = 0;
+          }
+        } else void pacedWrite(response, chunk);
       });
       upstreamResponse.on('end', () => {
-        if (!exchange.frozen) pacedEnd(response, buffered ? Buffer.concat(held) : undefined);
+        if (!exchange.frozen) pacedEnd(response, buffered || proxyBuffered ? Buffer.concat(held) : undefined);
       });
       upstreamResponse.on('error', broken);
       response.on('close', () => upstreamResponse.destroy());

@@ -1,279 +1,42 @@
 /**
- * The client: an explicit state machine (docs/PROTOCOL.md §13.1) over a series of connection
- * attempts. Each attempt has an id and owns its link and timers; handlers of an attempt that is no
- * longer current do nothing, and one `#drop()` releases everything an attempt holds.
+ * The client core: an explicit state machine (docs/PROTOCOL.md §13.1) whose states hold what they
+ * own — an {@link Attempt} while connecting or open, the timer of the next attempt while waiting, the
+ * error once closed. Each attempt owns its link and timers and releases them in one `dispose()`;
+ * handlers of an attempt that is no longer current do nothing.
  */
 import {
   CloseCode,
-  Endpoint,
   PROTOCOL_VERSION,
-  QueryParam,
   closeCodeFor,
   codeForClose,
   encodeBatch,
   serverCode,
   type ErrorCode,
-  type GapReason,
   type HelloFrame,
 } from '../protocol/index.js';
+import { Attempt } from './attempt.js';
+import { StateMachine } from './client-state.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenError } from './errors.js';
-import { Outbox } from './outbox.js';
-import { backoff, classify } from './reconnect-policy.js';
-import { watchPage } from './page-lifecycle.js';
 import {
-  decodeText,
-  type EventSourceConstructor,
-  type FetchLike,
-  type InboundFrame,
-  type Transport,
-  type TransportName,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from './transport.js';
-import { DEFAULT_TRANSPORTS, STALLED, availableTransports, checkTransports, type AvailableTransport } from './transport-selector.js';
+  type ClientEvents,
+  type ConnectionState,
+  type Sendable,
+  type StateCause,
+  type UnbrokenMessage,
+} from './events.js';
+import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { Outbox } from './outbox.js';
+import { watchPage } from './page-lifecycle.js';
+import { backoff, classify } from './reconnect-policy.js';
+import { StreamCheck } from './stream-check.js';
+import type { InboundFrame, TransportName } from './transport.js';
+export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
+export type { ClientState } from './client-state.js';
+export type { ClientOptions, Clock, TransportMemory } from './options.js';
+import { TransportSelector, UPGRADE_ROUTE, bufferedRoute, fallbackRoute, pick, type Route } from './transport-selector.js';
 
-/** The state of a client (PROTOCOL.md §13.1). `closed` is final. */
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/**
- * Why the state changed: `connected` (a `hello` arrived), `close-called` (the application called
- * `close()`), `upgrade` (the client moves its session back to WebSocket after a successful probe),
- * or the code of the failure.
- */
-export type StateCause = 'connected' | 'close-called' | 'upgrade' | ErrorCode;
-
-/**
- * Why the transport in use was chosen (PROTOCOL.md §13.3): `initial` (the first of the list worked),
- * `remembered` (it worked last time for this endpoint), or why the one before it was left —
- * `refused` (it failed or was refused before its `hello`), `timeout` (its link never came up in
- * time), `silent` (a WebSocket opened and then passed nothing), `buffered` (an SSE response opened
- * but a proxy held its events back), `upgrade` (a WebSocket probe succeeded while on a fallback).
- */
-export type TransportChangeReason = 'initial' | 'remembered' | 'refused' | 'timeout' | 'silent' | 'buffered' | 'upgrade';
-
-/** Where a client remembers the transport that worked, e.g. `localStorage`. */
-export interface TransportMemory {
-  getItem(key: string): string | null;
-  setItem(key: string, value: string): void;
-  removeItem(key: string): void;
-}
-
-/**
- * The legal moves of the state machine, as data (PROTOCOL.md §13.1): `TRANSITIONS[from]` lists the
- * states `from` may go to. Any other move is a bug and throws.
- */
-export const TRANSITIONS: { readonly [S in ConnectionState]: readonly ConnectionState[] } = {
-  connecting: ['open', 'reconnecting', 'closed'],
-  open: ['reconnecting', 'closed'],
-  reconnecting: ['open', 'closed'],
-  closed: [],
-};
-
-/** Time source and timers of a client. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-// Looks the globals up at call time, so fake timers installed after the client was made still apply.
-const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
-};
-
-/** Options of {@link connect}. */
-export interface ClientOptions {
-  /**
-   * Transports to try, in order (PROTOCOL.md §13.3). An unknown name throws at once; a transport that
-   * cannot run here (e.g. no WebSocket implementation) is skipped.
-   * @default ['websocket', 'sse', 'long-polling']
-   */
-  transports?: TransportName[];
-  /**
-   * The WebSocket implementation. In Node, pass the `ws` package's default export.
-   * @default globalThis.WebSocket, looked up when each attempt starts
-   */
-  WebSocket?: WebSocketConstructor | undefined;
-  /**
-   * The EventSource implementation, for the `sse` transport.
-   * @default globalThis.EventSource, looked up when each attempt starts
-   */
-  EventSource?: EventSourceConstructor | undefined;
-  /**
-   * The fetch implementation, for the HTTP transports.
-   * @default globalThis.fetch, looked up when each attempt starts
-   */
-  fetch?: FetchLike | undefined;
-  /**
-   * Initial reconnect delay in ms: the jitter range after the first failed attempt, doubling after
-   * each further one (PROTOCOL.md §10.1). Added to the server's floor (`hello.retry`).
-   * @default 500
-   */
-  reconnectDelay?: number;
-  /**
-   * Cap of the jitter range, in ms.
-   * @default 30000
-   */
-  maxReconnectDelay?: number;
-  /**
-   * Ms a connection must stay open before the failed-attempt counter resets, so a server that accepts
-   * and drops at once cannot drive the client into a fast loop.
-   * @default 5000
-   */
-  minUptime?: number;
-  /**
-   * Ms from the start of an attempt to its `hello`; later, the attempt fails with `CONNECT_TIMEOUT`.
-   * @default 3000
-   */
-  connectTimeout?: number;
-  /**
-   * Most messages the outbox holds unacknowledged; `send()` beyond it rejects with `OUTBOX_FULL`.
-   * @default 10000
-   */
-  outboxLimit?: number;
-  /**
-   * Ms between WebSocket probes while on a fallback transport; doubles after each failed probe, up to
-   * 16 times this. A probe is a session-less round trip (PROTOCOL.md §7.1.1); after one succeeds the
-   * client moves its session back to WebSocket. 0 turns probing off.
-   * @default 30000
-   */
-  upgradeInterval?: number;
-  /**
-   * Where to remember, per endpoint, the transport that worked, so the next page load starts there
-   * instead of paying the fallback delay again. `null` remembers nothing.
-   * @default globalThis.localStorage, when usable
-   */
-  storage?: TransportMemory | null;
-  /**
-   * Ms a remembered transport stays valid.
-   * @default 86400000 (one day)
-   */
-  rememberFor?: number;
-  /**
-   * In a page, check the link at once when the network comes back (`online`), the tab becomes
-   * visible or the page is restored from the back/forward cache, instead of waiting for the
-   * heartbeat deadline.
-   * @default true
-   */
-  pageLifecycle?: boolean;
-  /**
-   * Time source and timers.
-   * @default Date.now, setTimeout and clearTimeout of globalThis, looked up at each call
-   */
-  clock?: Clock;
-  /**
-   * Source of randomness for the backoff jitter, in [0, 1).
-   * @default Math.random
-   */
-  random?: () => number;
-}
-
-/** A message of the stream, as the application receives it. */
-export interface UnbrokenMessage<T = unknown> {
-  /** The parsed JSON data, or the bytes (`Uint8Array`) of a binary message. */
-  data: T;
-  /** The message id; the client's {@link Client.lastEventId} after this message. */
-  id: string;
-  /** The event name, when the server gave one. */
-  event: string | undefined;
-}
-
-/** Payload of the `state` event. */
-export interface StateEvent {
-  from: ConnectionState;
-  to: ConnectionState;
-  cause: StateCause;
-}
-
-/** Payload of the `open` event. */
-export interface OpenEvent {
-  transport: TransportName;
-  sessionId: string;
-  /** True when the server still had the session: nothing was lost upstream. */
-  resumed: boolean;
-}
-
-/** Payload of the `close` event. */
-export interface ClosedEvent {
-  /** The fatal error that closed the client, or `null` when `close()` was called. */
-  error: UnbrokenError | null;
-}
-
-/** Payload of the `transport` event. */
-export interface TransportEvent {
-  transport: TransportName;
-  previous: TransportName | null;
-  reason: TransportChangeReason;
-}
-
-/** Payload of the `gap` event: the messages after `lastEventId` up to and including `resumeEventId` are lost. */
-export interface GapEvent {
-  reason: GapReason;
-  /** The cursor the client presented. */
-  lastEventId: string;
-  /** The stream continues after this id. */
-  resumeEventId: string;
-}
-
-/** Payload of the `schedule` event: the client set a timer for its next step. */
-export interface ScheduleEvent {
-  /** `reconnect`: the next connection attempt; `upgrade-probe`: the next WebSocket probe while on a fallback transport. */
-  kind: 'reconnect' | 'upgrade-probe';
-  /** Ms from now. */
-  delay: number;
-  /** When it fires, on the client's clock (`clock.now()`, Date.now by default). */
-  at: number;
-}
-
-/** Events of a {@link Client}, by name, with their payloads. */
-export interface ClientEvents<T = unknown> {
-  /** Every message of the stream, once, in order. */
-  message: UnbrokenMessage<T>;
-  /** Messages with the event name after the colon, e.g. `message:chat`; after `message`. */
-  [name: `message:${string}`]: UnbrokenMessage<T>;
-  /** Every state change. */
-  state: StateEvent;
-  /** A connection opened: a `hello` arrived. */
-  open: OpenEvent;
-  /** The client closed for good. */
-  close: ClosedEvent;
-  /** The transport in use differs from the one before. */
-  transport: TransportEvent;
-  /** The server could not replay everything after the cursor; emitted before any later message. */
-  gap: GapEvent;
-  /** A connection failed or broke the protocol; emitted before the state change it causes. */
-  error: UnbrokenError;
-  /** The client set a timer for its next connection attempt or WebSocket probe, e.g. to show a countdown. */
-  schedule: ScheduleEvent;
-}
-
-/** One connection attempt. */
-interface Attempt {
-  readonly id: number;
-  readonly name: TransportName;
-  t?: Transport;
-  /** The link came up. */
-  up?: true;
-  /** When the `hello` arrived. */
-  o?: number;
-  /** When anything last arrived. */
-  l: number;
-  /** When to reconnect, after a `reconnect` notice. */
-  w?: number;
-  /** Timers: connect deadline, liveness deadline, reconnect notice, upgrade probe, wake check. */
-  c?: unknown;
-  h?: unknown;
-  r?: unknown;
-  u?: unknown;
-  k?: unknown;
-  /** Stops the upgrade probe in flight. */
-  p?: () => void;
-}
-
-type PendingPing = [settle: (now: number) => void, reject: (error: UnbrokenError) => void];
+type PendingPing = [pong: (at: number) => void, reject: (error: UnbrokenError) => void];
 
 /** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
 const DROP = CloseCode.Reconnecting;
@@ -282,88 +45,42 @@ const DROP = CloseCode.Reconnecting;
  * A real-time connection that stays unbroken: it reconnects with backoff, resumes the stream where
  * it left off, and resends unacknowledged messages. Made by {@link connect}.
  *
- * @typeParam T - the type of message data the application expects (not checked at run time)
+ * @typeParam Incoming - the data of the messages the application receives (not checked at run time)
+ * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
  */
-export class Client<T = unknown> {
-  #events = new Emitter<ClientEvents<T>>();
-  #options;
-  #url: string;
-  #outbox: Outbox;
-  #state: ConnectionState = 'connecting';
-  /** The current attempt, if any. */
-  #attempt: Attempt | undefined;
+export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
+  readonly #events = new Emitter<ClientEvents<Incoming>>();
+  readonly #options: ResolvedOptions;
+  readonly #url: string;
+  readonly #outbox: Outbox;
+  readonly #selector: TransportSelector;
+  readonly #stopWatching: () => void;
+  readonly #state = new StateMachine((event) => this.#events.emit('state', event));
   /** Id of the last attempt. */
   #attempts = 0;
   /** Consecutive failed attempts. */
   #failures = 0;
   /** Reconnect delay floor (`hello.retry`, `retry` frames). */
   #floor = 0;
-  #hb = 0;
-  /** Timer of the wait before the next attempt. */
-  #wait: unknown;
-  #why: TransportChangeReason = 'initial';
-  /** The transport the next attempt uses; `null`: the first available of the list. */
-  #route: TransportName | null = null;
+  /** `hello.hb` of the last hello. */
+  #heartbeat = 0;
   /** Delay of the next upgrade probe. */
   #probeDelay: number;
-  #memory: TransportMemory | null;
-  #stopWatching: () => void;
   #transport: TransportName | null = null;
   #sessionId: string | null = null;
   #cursor: string | null = null;
-  #pings = new Map<number, PendingPing>();
+  readonly #pings = new Map<number, PendingPing>();
   #pingId = 0;
   #flushing = false;
 
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
-    const {
-      transports = DEFAULT_TRANSPORTS,
-      reconnectDelay = 500,
-      maxReconnectDelay = 30_000,
-      minUptime = 5_000,
-      connectTimeout = 3_000,
-      outboxLimit = 10_000,
-      upgradeInterval = 30_000,
-      rememberFor = 86_400_000,
-      pageLifecycle = true,
-      clock = systemClock,
-      random = Math.random,
-    } = options;
-    checkTransports(transports);
-    let base: URL | undefined;
-    try {
-      base = new URL(url, globalThis.location?.href);
-    } catch {}
-    if (!base || !/^(http|ws)s?:$/.test(base.protocol)) {
-      throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
-    }
-    base.protocol = base.protocol.replace('ws', 'http');
-    this.#url = base.href;
-    this.#options = {
-      transports,
-      reconnectDelay,
-      maxReconnectDelay,
-      minUptime,
-      connectTimeout,
-      upgradeInterval,
-      rememberFor,
-      clock,
-      random,
-      env: options,
-    };
+    this.#options = resolveOptions(options);
+    this.#url = endpointBase(url);
+    const { transports, storage, rememberFor, clock, upgradeInterval, outboxLimit, pageLifecycle } = this.#options;
     this.#outbox = new Outbox(outboxLimit);
     this.#probeDelay = upgradeInterval;
-    this.#memory = options.storage === undefined ? defaultMemory() : options.storage;
-    try {
-      const remembered = JSON.parse(this.#memory?.getItem(this.#memoryKey()) ?? 'null') as { name?: TransportName; until?: number } | null;
-      if (remembered?.name && transports.includes(remembered.name) && (remembered.until ?? 0) > clock.now()) {
-        this.#route = remembered.name;
-        this.#why = 'remembered';
-      }
-    } catch {
-      // Unreadable memory is no memory.
-    }
+    this.#selector = new TransportSelector(transports, storage, this.#url, rememberFor, clock.now());
     this.#stopWatching = pageLifecycle ? watchPage(() => this.#wake()) : () => {};
     // Starts in a microtask, so listeners added right after `connect()` hear everything.
     queueMicrotask(() => this.#start());
@@ -371,7 +88,7 @@ export class Client<T = unknown> {
 
   /** The connection state. */
   get state(): ConnectionState {
-    return this.#state;
+    return this.#state.kind;
   }
 
   /** The transport of the last connection that opened, or `null` before the first. */
@@ -390,17 +107,17 @@ export class Client<T = unknown> {
   }
 
   /** Adds a listener; returns the function that removes it. */
-  on<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): () => void {
+  on<K extends keyof ClientEvents<Incoming>>(event: K, listener: Listener<ClientEvents<Incoming>[K]>): () => void {
     return this.#events.on(event, listener);
   }
 
   /** Removes a listener added with {@link Client.on}. */
-  off<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): void {
+  off<K extends keyof ClientEvents<Incoming>>(event: K, listener: Listener<ClientEvents<Incoming>[K]>): void {
     this.#events.off(event, listener);
   }
 
   /** Adds a listener for the next event only; returns the function that removes it. */
-  once<K extends keyof ClientEvents<T>>(event: K, listener: Listener<ClientEvents<T>[K]>): () => void {
+  once<K extends keyof ClientEvents<Incoming>>(event: K, listener: Listener<ClientEvents<Incoming>[K]>): () => void {
     const off = this.on(event, (payload) => {
       off();
       listener(payload);
@@ -416,31 +133,29 @@ export class Client<T = unknown> {
    * `OUTBOX_FULL`, `MESSAGE_TOO_LARGE`, `INVALID_DATA` or `CLIENT_CLOSED` (PROTOCOL.md §13.2). A
    * message rejected with `CLIENT_CLOSED` may have been processed without its acknowledgement arriving.
    */
-  send(data: unknown): Promise<void> {
-    if (this.#state === 'closed') return Promise.reject(new UnbrokenError('CLIENT_CLOSED', 'the client is closed'));
+  send(data: Outgoing): Promise<void> {
+    if (this.#state.kind === 'closed') return Promise.reject(new UnbrokenError('CLIENT_CLOSED', 'the client is closed'));
     this.#flushSoon();
     return this.#outbox.add(data);
   }
 
   /**
-   * Measures the round trip to the server with a `ping` frame.
+   * Measures the round trip to the server with a `ping` frame, through the stream: the `pong` comes
+   * back on the connection messages arrive on, on every transport (PROTOCOL.md §5). When the clock
+   * shows the liveness deadline passed (timers of a background tab run late), the link is failed
+   * first, as its timer would have.
    *
    * @returns the round-trip time in ms; rejects with `CLIENT_CLOSED` when closed, `TRANSPORT_ERROR`
    * when not open, or the error that broke the link before the `pong` arrived.
    */
   ping(): Promise<number> {
-    const a = this.#attempt;
-    if (this.#state === 'open' && a && this.#left(a) > 0) {
-      const n = ++this.#pingId;
+    const a = this.#state.openAttempt();
+    if (a && this.#failIfDead(a)) {
       const start = this.#options.clock.now();
-      return new Promise((resolve, reject) => {
-        this.#pings.set(n, [(now) => resolve(now - start), reject]);
-        a.t?.send(encodeBatch([{ t: 'ping', n }]));
-      });
+      return new Promise((resolve, reject) => this.#sendPing(a, (at) => resolve(at - start), reject));
     }
-    return Promise.reject(
-      new UnbrokenError(this.#state === 'closed' ? 'CLIENT_CLOSED' : 'TRANSPORT_ERROR', `the client is ${this.#state}`),
-    );
+    const { kind } = this.#state;
+    return Promise.reject(new UnbrokenError(kind === 'closed' ? 'CLIENT_CLOSED' : 'TRANSPORT_ERROR', `the client is ${this.state}`));
   }
 
   /**
@@ -448,72 +163,51 @@ export class Client<T = unknown> {
    * 1000 and rejects unacknowledged messages with `CLIENT_CLOSED`. Does nothing when closed.
    */
   close(): void {
-    if (this.#state !== 'closed') {
-      this.#attempt?.t?.send(encodeBatch([{ t: 'bye' }]));
-      this.#end(null, 'close-called');
-    }
+    if (this.#state.kind === 'closed') return;
+    this.#state.attempt()?.transport?.send(encodeBatch([{ t: 'bye' }]));
+    this.#end(null, 'close-called');
   }
 
-  #transition(to: ConnectionState, cause: StateCause): void {
-    const from = this.#state;
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`unbroken: illegal transition from ${from} to ${to}`);
-    this.#state = to;
-    this.#events.emit('state', { from, to, cause });
-  }
+  // -- queries: they answer and change nothing --------------------------------------------------
 
-  #setTimer(fn: () => void, ms: number): unknown {
-    // Longer delays overflow browser timers, which then fire at once.
-    return this.#options.clock.setTimeout(fn, Math.min(ms, 2 ** 31 - 1));
-  }
-
-  #clearTimer(handle: unknown): void {
-    if (handle !== undefined) this.#options.clock.clearTimeout(handle);
+  /** Ms left before the stream of `a` counts as dead: 2 × `hb` after its last byte (§11). */
+  #livenessLeft(a: Attempt): number {
+    return this.#heartbeat ? a.lastStreamByteAt + 2 * this.#heartbeat - this.#options.clock.now() : Number.POSITIVE_INFINITY;
   }
 
   /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now. */
-  #endpoint = (endpoint: string): string => {
-    const url = new URL(this.#url);
-    const query = url.searchParams;
-    url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
-    query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
-    if (this.#sessionId) query.set(QueryParam.sessionId, this.#sessionId);
-    if (this.#cursor) query.set(QueryParam.lastEventId, this.#cursor);
-    return url.href;
-  };
+  readonly #endpoint = (endpoint: string): string => endpointUrl(this.#url, endpoint, this.#sessionId, this.#cursor);
 
+  // -- state changes ----------------------------------------------------------------------------
+
+  /** Starts an attempt on the transport the route picks; keeps the state's kind (connecting or reconnecting). */
   #start(): void {
-    if (this.#state === 'closed') return;
-    const { transports, connectTimeout } = this.#options;
-    const found = this.#available();
-    // The route: a transport that worked is used again; after a fallback, the next one in the list.
-    const pick = found.find(({ name }) => name === this.#route) ?? found[0];
-    if (!pick) {
-      return this.#fail(
-        new UnbrokenError(
-          'NO_TRANSPORT',
-          `none of ${transports.join(', ')} can run here: in Node, pass the \`ws\` package as the WebSocket option`,
-        ),
-      );
+    const state = this.#state.current;
+    if (state.kind === 'closed' || state.kind === 'open') return;
+    const { transports, connectTimeout, clock } = this.#options;
+    const found = pick(this.#selector.route, this.#selector.available(this.#options.environment()));
+    if (!found) {
+      const hint = 'in Node, pass the `ws` package as the WebSocket option';
+      return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
     }
-    const a: Attempt = { id: ++this.#attempts, name: pick.name, l: 0 };
-    const live = (): boolean => this.#attempt?.id === a.id;
-    this.#attempt = a;
-    a.c = this.#setTimer(
-      () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)),
-      connectTimeout,
-    );
+    const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock);
+    const live = (): boolean => this.#state.attempt() === a;
+    this.#state.enter({ kind: state.kind, attempt: a }, null);
+    a.schedule('connect', () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
     try {
-      a.t = pick.make(this.#endpoint, {
+      a.transport = found.make(this.#endpoint, {
         onOpen: () => {
-          if (live()) a.up = true;
+          if (live()) a.linkUpAt = clock.now();
         },
         onFrames: (frames) => {
-          if (live()) this.#frames(a, frames);
+          if (live()) this.#onStream(a, frames);
+        },
+        // An answer to a POST: its acknowledgement only, never a sign of the stream's life (§11).
+        onReply: (ack) => {
+          if (live()) this.#outbox.ack(ack.s);
         },
         onClose: ({ code, error }) => {
-          if (live()) {
-            this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
-          }
+          if (live()) this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
         },
       });
     } catch (cause) {
@@ -521,24 +215,26 @@ export class Client<T = unknown> {
     }
   }
 
-  #frames(a: Attempt, frames: InboundFrame[]): void {
-    a.l = this.#options.clock.now();
+  /** A batch of the server's stream: the only thing that moves the liveness deadline (§11). */
+  #onStream(a: Attempt, frames: InboundFrame[]): void {
+    a.lastStreamByteAt = this.#options.clock.now();
     for (const f of frames) {
       // A listener may have closed the client, or the attempt failed on an earlier frame.
-      if (!this.#attempt || this.#attempt.id !== a.id) return;
+      if (this.#state.attempt() !== a) return;
       // One hello, first; only an error (a refusal, §3.1) may come without one.
-      if (f.t === 'hello' ? a.o !== undefined : a.o === undefined && f.t !== 'error') {
+      if (f.t === 'hello' ? a.opened : !a.opened && f.t !== 'error') {
         return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects one hello, first; got ${f.t}`));
       }
       switch (f.t) {
         case 'hello':
-          this.#hello(a, f);
+          this.#onHello(a, f);
           break;
         case 'msg':
+          a.streamCheck?.sawMessage();
           // A message whose id is the cursor was delivered already (§6.4).
           if (f.id !== this.#cursor) {
             this.#cursor = f.id;
-            const message: UnbrokenMessage<T> = { data: (f.b ?? f.d) as T, id: f.id, event: f.e };
+            const message: UnbrokenMessage<Incoming> = { data: (f.b ?? f.d) as Incoming, id: f.id, event: f.e };
             this.#events.emit('message', message);
             if (f.e !== undefined) this.#events.emit(`message:${f.e}`, message);
           }
@@ -555,12 +251,11 @@ export class Client<T = unknown> {
           break;
         case 'reconnect':
           // Not a failure: reconnect after exactly `ms` (§10.2), when the server closed or at the latest then.
-          a.w = a.l + f.ms;
-          this.#clearTimer(a.r);
-          a.r = this.#setTimer(() => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), f.ms);
+          a.reconnectAt = a.lastStreamByteAt + f.ms;
+          a.schedule('reconnect', () => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), f.ms);
           break;
         case 'pong':
-          this.#pings.get(f.n)?.[0](a.l);
+          this.#pings.get(f.n)?.[0](a.lastStreamByteAt);
           this.#pings.delete(f.n);
           break;
         case 'error':
@@ -571,43 +266,55 @@ export class Client<T = unknown> {
     }
   }
 
-  #hello(a: Attempt, f: HelloFrame): void {
+  #onHello(a: Attempt, f: HelloFrame): void {
     if (f.v !== PROTOCOL_VERSION) {
       return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects hello.v ${PROTOCOL_VERSION}, got ${f.v}`));
     }
-    this.#clearTimer(a.c);
-    a.o = a.l;
+    const now = this.#options.clock.now();
+    a.cancel('connect');
+    a.helloAt = now;
     const previous = this.#transport;
-    this.#transport = this.#route = a.name;
-    this.#remember(a.name);
+    this.#transport = a.name;
+    this.#selector.connected(a.name, now);
     this.#sessionId = f.sid;
     this.#floor = f.retry;
-    this.#hb = f.hb;
+    this.#heartbeat = f.hb;
     this.#cursor = f.cursor;
-    this.#outbox.hello(f.ack, f.resumed, f.max, a.t?.binary === true);
-    this.#beat(a);
+    this.#outbox.hello(f.ack, f.resumed, f.max, a.transport?.binary === true);
+    this.#watchLiveness(a);
     this.#flushSoon();
-    this.#transition('open', 'connected');
-    if (previous !== a.name && this.#attempt === a) {
-      this.#events.emit('transport', { transport: a.name, previous, reason: this.#why });
+    this.#state.enter({ kind: 'open', attempt: a }, 'connected');
+    if (previous !== a.name && this.#state.attempt() === a) {
+      this.#events.emit('transport', { transport: a.name, previous, reason: this.#selector.route.reason });
     }
-    if (this.#attempt === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
+    if (this.#state.attempt() === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
     // Last: a listener above may have closed the client or dropped this attempt.
-    if (this.#attempt === a) this.#scheduleProbe(a);
+    if (this.#state.attempt() !== a) return;
+    this.#scheduleProbe(a);
+    if (a.bufferable) this.#checkStream(a);
   }
 
-  /** Ms left before the link of `a` counts as dead (2 × hb, §11); fails it when none are left. */
-  #left(a: Attempt): number {
-    const hb = this.#hb;
-    const left = hb ? a.l + 2 * hb - this.#options.clock.now() : 1;
-    if (left <= 0) this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', `nothing received for ${2 * hb} ms`));
-    return left;
+  /**
+   * Fails `a` with `HEARTBEAT_TIMEOUT` when the clock shows its liveness deadline passed — also when
+   * its timer has not fired yet, as in a background tab (§11). Returns whether `a` is still alive.
+   */
+  #failIfDead(a: Attempt): boolean {
+    if (this.#livenessLeft(a) > 0) return true;
+    this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', `nothing received for ${2 * this.#heartbeat} ms`));
+    return false;
   }
 
   /** One timer for the liveness deadline: when it fires it checks the clock and re-arms for the rest. */
-  #beat(a: Attempt): void {
-    const left = this.#left(a);
-    if (left > 0 && this.#hb) a.h = this.#setTimer(() => this.#beat(a), left);
+  #watchLiveness(a: Attempt): void {
+    if (this.#failIfDead(a) && this.#heartbeat) a.schedule('liveness', () => this.#watchLiveness(a), this.#livenessLeft(a));
+  }
+
+  /** Sends a ping on `a`; `pong` gets the arrival time of its `pong`, `reject` the error that broke the link first. */
+  #sendPing(a: Attempt, pong: (at: number) => void, reject: (error: UnbrokenError) => void, answered?: () => void): number {
+    const n = ++this.#pingId;
+    this.#pings.set(n, [pong, reject]);
+    a.transport?.send(encodeBatch([{ t: 'ping', n }]), answered);
+    return n;
   }
 
   /** Writes what the outbox holds in a microtask: every send of this tick goes out together (§4.1). */
@@ -616,8 +323,8 @@ export class Client<T = unknown> {
     this.#flushing = true;
     queueMicrotask(() => {
       this.#flushing = false;
-      const a = this.#attempt;
-      if (this.#state === 'open' && a && this.#left(a) > 0) for (const unit of this.#outbox.take()) a.t?.send(unit);
+      const a = this.#state.openAttempt();
+      if (a && this.#failIfDead(a)) for (const unit of this.#outbox.take()) a.transport?.send(unit);
     });
   }
 
@@ -626,137 +333,91 @@ export class Client<T = unknown> {
    * transport at once when this one could not connect (§13.3); otherwise reconnects with backoff.
    */
   #fail(error: UnbrokenError): void {
-    const a = this.#attempt;
+    const a = this.#state.attempt();
     const { code } = error;
     const now = this.#options.clock.now();
     const closeCode = closeCodeFor(code);
-    this.#drop(closeCode >= DROP ? closeCode : DROP, error);
+    this.#release(closeCode >= DROP ? closeCode : DROP, error);
     this.#events.emit('error', error);
-    if (this.#state === 'closed') return;
-    const verdict = classify(code, a?.o !== undefined);
+    if (this.#state.kind === 'closed') return;
+    const verdict = classify(code, a?.opened === true);
     if (verdict === 'fatal') return this.#end(error, code);
     let delay: number | undefined;
-    if (a?.w !== undefined) {
-      delay = Math.max(0, a.w - now);
+    if (a?.reconnectAt !== undefined) {
+      delay = Math.max(0, a.reconnectAt - now);
     } else if (verdict === 'fallback' && a) {
-      const found = this.#available();
-      const next = found[found.findIndex(({ name }) => name === a.name) + 1];
-      // The list is exhausted: back off, then start over from its first transport.
-      this.#route = next ? next.name : null;
-      if (next) {
-        delay = 0;
-        this.#why = code === 'CONNECT_TIMEOUT' ? (a.up ? STALLED[a.name] : 'timeout') : 'refused';
-      }
-    } else if (a?.o !== undefined && now - a.o >= this.#options.minUptime) {
+      const how = code === 'CONNECT_TIMEOUT' ? { kind: 'timeout' as const, linkUp: a.linkUpAt !== undefined } : { kind: 'refused' as const };
+      const next = fallbackRoute(a.name, how, this.#selector.available(this.#options.environment()));
+      // The list is exhausted (`null`): back off, then start over from its first transport.
+      this.#selector.follow(next);
+      if (next) delay = 0;
+    } else if (a?.helloAt !== undefined && now - a.helloAt >= this.#options.minUptime) {
       this.#failures = 0;
     }
     const wait = delay ?? backoff(this.#failures++, this.#floor, this.#options, this.#options.random);
-    this.#wait = this.#setTimer(() => this.#start(), wait);
+    const timer = this.#options.clock.setTimeout(() => this.#start(), Math.min(wait, 2 ** 31 - 1));
     // Moving on to the next transport at once is still the same (re)connection, not a new state.
-    if (delay !== 0 || verdict !== 'fallback') {
-      if (this.#state !== 'reconnecting') this.#transition('reconnecting', code);
-    }
+    const kind = delay === 0 && verdict === 'fallback' && this.#state.kind === 'connecting' ? 'connecting' : 'reconnecting';
+    this.#state.enter({ kind, timer }, code);
     // After the state change, so a listener that shows a countdown sees the state it belongs to; a
-    // state listener may have closed the client (hence the getter: the field's type is narrowed here).
-    if (this.state !== 'closed') {
-      this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });
-    }
-  }
-
-  /** The transports of the list that can run here, in list order. */
-  #available(): AvailableTransport[] {
-    const { transports, env } = this.#options;
-    return availableTransports(transports, {
-      WebSocket: env.WebSocket ?? globalThis.WebSocket,
-      EventSource: env.EventSource ?? globalThis.EventSource,
-      fetch: env.fetch ?? globalThis.fetch,
-    });
-  }
-
-  #memoryKey(): string {
-    return `unbroken:transport:${this.#url}`;
-  }
-
-  /** Remembers the transport that worked; the first of the list needs no memory (§13.3). */
-  #remember(name: TransportName): void {
-    try {
-      if (name === this.#options.transports[0]) this.#memory?.removeItem(this.#memoryKey());
-      else {
-        this.#memory?.setItem(
-          this.#memoryKey(),
-          JSON.stringify({ name, until: this.#options.clock.now() + this.#options.rememberFor }),
-        );
-      }
-    } catch {
-      // Storage full or forbidden: the client works the same, it only forgets.
-    }
+    // state listener may have closed the client.
+    if (this.state !== 'closed') this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });
   }
 
   /**
-   * While on a fallback, probes WebSocket now and then with a session-less round trip (§7.1.1), and
-   * moves the session back to it only after one succeeded.
+   * Leaves the open attempt `a` for `route` at once, without a failure: after a successful upgrade
+   * probe, or when its stream was found held back (§13.3). The session carries over.
    */
-  #scheduleProbe(a: Attempt): void {
-    const { transports, upgradeInterval, connectTimeout, env } = this.#options;
-    const WebSocket = env.WebSocket ?? globalThis.WebSocket;
-    const ws = transports.indexOf('websocket');
-    if (!upgradeInterval || !WebSocket || ws < 0 || transports.indexOf(a.name) <= ws) return;
-    a.u = this.#setTimer(() => {
-      const url = new URL(this.#url);
-      url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
-      url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
-      let probe: WebSocketLike | undefined;
-      let timer: unknown;
-      const finish = (worked: boolean): void => {
-        if (!a.p) return;
-        a.p = undefined;
-        this.#clearTimer(timer);
-        if (probe) probe.onopen = probe.onmessage = probe.onclose = null;
-        try {
-          probe?.close(CloseCode.Normal);
-        } catch {
-          // Closing a socket that never opened may throw; it is gone either way.
-        }
-        if (this.#attempt !== a) return;
-        if (worked) {
-          this.#probeDelay = upgradeInterval;
-          this.#upgrade();
-        } else {
-          this.#probeDelay = Math.min(this.#probeDelay * 2, upgradeInterval * 16);
-          this.#scheduleProbe(a);
-        }
-      };
-      a.p = () => finish(false);
-      timer = this.#setTimer(() => finish(false), connectTimeout);
-      try {
-        probe = new WebSocket(url.href.replace(/^http/, 'ws'));
-        probe.onerror = () => {};
-        probe.onclose = () => finish(false);
-        probe.onopen = () => probe?.send(encodeBatch([{ t: 'ping', n: 0 }]));
-        probe.onmessage = ({ data }) => {
-          let worked = false;
-          try {
-            worked = decodeText(String(data)).some((f) => f.t === 'pong');
-          } catch {
-            // A garbled answer is a failed probe.
-          }
-          finish(worked);
-        };
-      } catch {
-        finish(false);
-      }
-    }, this.#probeDelay);
-    const now = this.#options.clock.now();
-    this.#events.emit('schedule', { kind: 'upgrade-probe', delay: this.#probeDelay, at: now + this.#probeDelay });
+  #moveTo(a: Attempt, route: Route, cause: 'upgrade' | 'buffered'): void {
+    this.#selector.follow(route);
+    this.#release(DROP, new UnbrokenError('TRANSPORT_ERROR', `the client moved to ${route.name}`));
+    this.#state.enter({ kind: 'reconnecting', timer: undefined }, cause);
+    this.#start();
   }
 
-  /** Moves the session to WebSocket after a successful probe: a reconnection with no delay (§13.3). */
-  #upgrade(): void {
-    this.#route = 'websocket';
-    this.#why = 'upgrade';
-    this.#drop(DROP, new UnbrokenError('TRANSPORT_ERROR', 'the client moved to websocket'));
-    this.#transition('reconnecting', 'upgrade');
-    this.#start();
+  /**
+   * While on a fallback, probes the upgrade transport now and then with a session-less round trip
+   * (§7.1.1), and moves the session back to it only after one succeeded.
+   */
+  #scheduleProbe(a: Attempt): void {
+    const { upgradeInterval, connectTimeout, clock } = this.#options;
+    const probe = this.#selector.upgradeProbe(a.name, this.#options.environment());
+    if (!upgradeInterval || !probe) return;
+    const delay = this.#probeDelay;
+    a.schedule(
+      'probe',
+      () => {
+        a.stopProbe = probe(this.#url, connectTimeout, clock, (worked) => {
+          a.stopProbe = undefined;
+          if (this.#state.openAttempt() !== a) return;
+          if (worked) {
+            this.#probeDelay = upgradeInterval;
+            this.#moveTo(a, UPGRADE_ROUTE, 'upgrade');
+          } else {
+            this.#probeDelay = Math.min(this.#probeDelay * 2, upgradeInterval * 16);
+            this.#scheduleProbe(a);
+          }
+        });
+      },
+      delay,
+    );
+    this.#events.emit('schedule', { kind: 'upgrade-probe', delay, at: clock.now() + delay });
+  }
+
+  /** Checks that the open stream of `a` is live, not held back by a proxy (§13.3). */
+  #checkStream(a: Attempt): void {
+    const check = new StreamCheck({
+      clock: this.#options.clock,
+      ping: (pong, answered) => void this.#sendPing(a, pong, () => {}, answered),
+      heldBack: () => {
+        if (this.#state.openAttempt() !== a) return;
+        const route = bufferedRoute(a.name, this.#selector.available(this.#options.environment()));
+        // With no transport left to try, a late stream is still better than none.
+        if (route) this.#moveTo(a, route, 'buffered');
+      },
+    });
+    a.streamCheck = check;
+    check.start();
   }
 
   /**
@@ -765,59 +426,41 @@ export class Client<T = unknown> {
    * starts now.
    */
   #wake(): void {
-    const a = this.#attempt;
-    if (this.#state === 'reconnecting' && !a) {
-      this.#clearTimer(this.#wait);
+    const state = this.#state.current;
+    if (state.kind === 'reconnecting' && 'timer' in state) {
+      this.#options.clock.clearTimeout(state.timer);
       return this.#start();
     }
-    if (this.#state !== 'open' || !a || this.#left(a) <= 0) return;
+    const a = this.#state.openAttempt();
+    if (!a || !this.#failIfDead(a)) return;
     // Only the answer to this ping proves the link works now: a batch already in flight when the
     // link died could still arrive after it.
-    const n = ++this.#pingId;
-    this.#pings.set(n, [() => this.#clearTimer(a.k), () => {}]);
-    a.t?.send(encodeBatch([{ t: 'ping', n }]));
-    this.#clearTimer(a.k);
-    a.k = this.#setTimer(() => {
-      if (this.#attempt === a && this.#pings.delete(n)) {
-        this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', 'no answer after the page came back'));
-      }
-    }, this.#options.connectTimeout);
+    const n = this.#sendPing(a, () => a.cancel('wake'), () => {});
+    a.schedule(
+      'wake',
+      () => {
+        if (this.#pings.delete(n)) this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', 'no answer after the page came back'));
+      },
+      this.#options.connectTimeout,
+    );
   }
 
-  /** Releases the current attempt: its timers, its link (closed with `code`) and its pings. */
-  #drop(code: number, error: UnbrokenError): void {
-    const a = this.#attempt;
-    if (a) {
-      this.#attempt = undefined;
-      this.#clearTimer(a.c);
-      this.#clearTimer(a.h);
-      this.#clearTimer(a.r);
-      this.#clearTimer(a.u);
-      this.#clearTimer(a.k);
-      a.p?.();
-      a.t?.close(code);
-    }
+  /** Releases the current attempt (its link closed with `code`) and rejects its pings with `error`. */
+  #release(code: number, error: UnbrokenError): void {
+    this.#state.attempt()?.dispose(code);
     for (const [, reject] of this.#pings.values()) reject(error);
     this.#pings.clear();
   }
 
   #end(error: UnbrokenError | null, cause: StateCause): void {
     const closed = new UnbrokenError('CLIENT_CLOSED', 'the client closed', error ?? undefined);
-    this.#clearTimer(this.#wait);
+    const state = this.#state.current;
+    if ('timer' in state) this.#options.clock.clearTimeout(state.timer);
     this.#stopWatching();
-    this.#drop(CloseCode.Normal, closed);
+    this.#release(CloseCode.Normal, closed);
     this.#outbox.fail(closed);
-    this.#transition('closed', cause);
+    this.#state.enter({ kind: 'closed', error }, cause);
     this.#events.emit('close', { error });
-  }
-}
-
-/** `localStorage` when the page may use it (it throws in some private modes and sandboxed frames). */
-function defaultMemory(): TransportMemory | null {
-  try {
-    return (globalThis as { localStorage?: TransportMemory }).localStorage ?? null;
-  } catch {
-    return null;
   }
 }
 
@@ -827,17 +470,22 @@ function defaultMemory(): TransportMemory | null {
  *
  * @param url - the http(s) URL of the server's endpoint, e.g. `https://example.com/realtime`, or a
  * path resolved against the page's location, e.g. `/realtime`. The WebSocket URL is derived from it.
+ * @typeParam Incoming - the data of the messages received (not checked at run time)
+ * @typeParam Outgoing - what `send()` accepts; JSON values and bytes by default
  *
  * @example
  * ```ts
  * import { connect } from 'unbroken-realtime';
  *
- * const client = connect<{ text: string }>('/realtime');
+ * const client = connect<{ text: string }, { text: string }>('/realtime');
  * client.on('message:chat', ({ data }) => console.log(data.text));
  * client.on('state', ({ to, cause }) => console.log(to, cause));
  * await client.send({ text: 'hello' }); // resolves once the server processed it
  * ```
  */
-export function connect<T = unknown>(url: string, options?: ClientOptions): Client<T> {
-  return new Client<T>(url, options);
+export function connect<Incoming = unknown, Outgoing extends Sendable = Sendable>(
+  url: string,
+  options?: ClientOptions,
+): Client<Incoming, Outgoing> {
+  return new Client<Incoming, Outgoing>(url, options);
 }

@@ -1,24 +1,23 @@
 /**
  * unbroken: a browser real-time client whose connection stays unbroken (docs/PROTOCOL.md).
  */
+export { Client, connect } from './client.js';
 export {
-  Client,
-  connect,
+  TRANSITIONS,
   type ClientEvents,
-  type ClientOptions,
-  type Clock,
   type ClosedEvent,
   type ConnectionState,
   type GapEvent,
   type OpenEvent,
   type ScheduleEvent,
+  type Sendable,
   type StateCause,
   type StateEvent,
   type TransportChangeReason,
-  type TransportMemory,
   type TransportEvent,
   type UnbrokenMessage,
-} from './client.js';
+} from './events.js';
+export type { ClientOptions, Clock, TransportMemory } from './options.js';
 export { UnbrokenError, isUnbrokenError } from './errors.js';
 export type {
   EventSourceConstructor,

@@ -3,7 +3,7 @@
  * name: it makes one through a {@link TransportFactory}, talks to it through {@link Transport}, and
  * hears from it through {@link TransportHandlers}.
  */
-import { base64ToBytes, decodeServerBatch, type ServerFrame, type ServerMessageFrame } from '../protocol/index.js';
+import { base64ToBytes, decodeServerBatch, type AckFrame, type ServerFrame, type ServerMessageFrame } from '../protocol/index.js';
 import type { UnbrokenError } from './errors.js';
 
 export type { TransportName } from '../protocol/index.js';
@@ -28,8 +28,16 @@ export interface TransportCloseInfo {
 export interface TransportHandlers {
   /** The link is up (the socket opened, the stream started); the `hello` is still to come. */
   onOpen(): void;
-  /** One batch arrived, validated as a whole (PROTOCOL.md §4.1). */
+  /**
+   * One batch arrived on the server's stream (the WebSocket, the SSE response, a poll answer),
+   * validated as a whole (PROTOCOL.md §4.1). Only these prove the stream is alive (§11).
+   */
   onFrames(frames: InboundFrame[]): void;
+  /**
+   * The answer to an upstream request (`POST P/send`, §7.3): its acknowledgement. It says nothing of
+   * the stream, so it comes through this handler, which has no way to move the liveness deadline.
+   */
+  onReply(ack: AckFrame): void;
   /** The link is gone. Called once. */
   onClose(info: TransportCloseInfo): void;
 }
@@ -38,8 +46,12 @@ export interface TransportHandlers {
 export interface Transport {
   /** True when `send` takes binary frames; otherwise binary data travels as base64 in text batches. */
   readonly binary: boolean;
-  /** Sends one text batch, or one binary message frame (PROTOCOL.md §4.3). Dropped when not open. */
-  send(data: string | ArrayBuffer): void;
+  /**
+   * Sends one text batch, or one binary message frame (PROTOCOL.md §4.3). Dropped when not open.
+   * `answered` is called when the server answered the request that carried it, on transports whose
+   * upstream has answers (§7.3); never on WebSocket.
+   */
+  send(data: string | ArrayBuffer, answered?: () => void): void;
   /** Closes the link with a WebSocket close code (1000 ends the session, PROTOCOL.md §9). */
   close(code: number): void;
 }

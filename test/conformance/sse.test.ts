@@ -218,6 +218,14 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expect(h.processedFor(hello.sid)).toEqual(['one', { two: 2 }]);
   });
 
+  it('§7.3.answer answers a batch without messages (a lone ping) with an ack too, and its pong down the stream', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    expect(framesOf(await postSend(h.httpBase, [{ t: 'ping', n: 5 }], { sid: hello.sid }))).toEqual(ackOnly(0));
+    expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 5 });
+  });
+
   it.each([
     ['without Content-Type', { 'X-Unbroken': '1' }],
     ['with Content-Type text/plain', { 'Content-Type': 'text/plain', 'X-Unbroken': '1' }],

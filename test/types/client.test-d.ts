@@ -13,6 +13,7 @@ import {
   type ConnectionState,
   type ErrorCode,
   type GapEvent,
+  type ScheduleEvent,
   type StateCause,
   type TransportName,
   type UnbrokenError,
@@ -63,6 +64,32 @@ expectTypeOf(client.lastEventId).toEqualTypeOf<string | null>();
 expectTypeOf(client.sessionId).toEqualTypeOf<string | null>();
 // @ts-expect-error: read-only
 client.state = 'open';
+
+client.on('schedule', (event) => expectTypeOf(event).toEqualTypeOf<ScheduleEvent>());
+
+// send() takes what it can send: JSON values and bytes; nothing else compiles.
+declare const anyClient: Client;
+expectTypeOf(anyClient.send({ a: [1, 'two', null, true] })).toEqualTypeOf<Promise<void>>();
+anyClient.send(new Uint8Array([1, 2]));
+anyClient.send(new ArrayBuffer(2));
+anyClient.send(new DataView(new ArrayBuffer(2)));
+// @ts-expect-error: a function is not JSON
+anyClient.send(() => 1);
+// @ts-expect-error: undefined is not JSON
+anyClient.send(undefined);
+// @ts-expect-error: nor is a nested undefined
+anyClient.send({ a: undefined as undefined | number });
+// @ts-expect-error: a Date serialises to a string, not to itself: send the string
+anyClient.send(new Date());
+
+// connect<Incoming, Outgoing>() types the data received and the data sent.
+const chat = connect<Chat, { say: string }>('/realtime');
+chat.on('message', ({ data }) => expectTypeOf(data).toEqualTypeOf<Chat>());
+chat.send({ say: 'hi' });
+// @ts-expect-error: not the outgoing type
+chat.send({ text: 'hi' });
+// @ts-expect-error: Outgoing must be something send() can carry
+connect<Chat, { handler: () => void }>('/realtime');
 
 // connect() infers the data type from its type argument; unknown by default.
 expectTypeOf(connect('/realtime')).toEqualTypeOf<Client<unknown>>();

@@ -149,6 +149,7 @@ export class Recorder {
       this.batches.push(frames);
       this.afterFrames(frames);
     },
+    onReply: (ack) => this.log.push(`reply ack ${ack.s}`),
     onClose: (info) => {
       this.log.push(`close ${info.code} ${info.error?.code ?? ''}`.trimEnd());
       this.closes.push(info);

@@ -100,7 +100,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     return { transport, source };
   };
 
-  it('posts one batch to /send with its headers, called as a plain function, and hands the answer to onFrames', async () => {
+  it('posts one batch to /send with its headers, called as a plain function, and hands the answer to onReply, not onFrames', async () => {
     const { transport } = opened();
     transport.send(batch(msg(1, 'hello')));
     const post = net.last('/send');
@@ -111,8 +111,8 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     expect(post.body).toBe('[{"t":"msg","s":1,"d":"hello"}]');
     post.frames({ t: 'ack', s: 1 });
     await settle();
-    expect(rec.log.at(-1)).toBe('frames ack');
-    expect(rec.batches.at(-1)).toEqual([{ t: 'ack', s: 1 }]);
+    expect(rec.log.at(-1)).toBe('reply ack 1');
+    expect(rec.batches).toHaveLength(1);
   });
 
   it('keeps one POST in flight and merges every batch written meanwhile into the next one, in order (§7.3.one-request)', async () => {
@@ -152,7 +152,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     transport.send(batch({ t: 'ping', n: 1 }));
     transport.send(batch({ t: 'ping', n: 2 }));
     transport.send(batch({ t: 'ping', n: 3 }));
-    net.last('/send').frames({ t: 'pong', n: 1 });
+    net.last('/send').frames({ t: 'ack', s: 0 });
     await settle();
     expect(net.to('/send').map((r) => r.body)).toEqual([batch({ t: 'ping', n: 1 }), batch({ t: 'ping', n: 2 })]);
     transport.close(CloseCode.Reconnecting);
@@ -195,6 +195,29 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     await settle();
     expect(rec.log.at(-1)).toBe('close 1006 TRANSPORT_ERROR');
     expect(rec.closes[0]!.error?.cause).toBeInstanceOf(TypeError);
+  });
+
+  it('fails with PROTOCOL_ERROR when a POST answer holds anything but acks: a pong comes down the stream (§5, §7.3)', async () => {
+    const { transport } = opened();
+    transport.send(batch({ t: 'ping', n: 1 }));
+    net.last('/send').frames({ t: 'pong', n: 1 });
+    await settle();
+    expect(rec.log.slice(-1)).toEqual([`close ${CloseCode.ProtocolError} PROTOCOL_ERROR`]);
+    expect(rec.batches).toHaveLength(1);
+  });
+
+  it('calls the answered callback of every batch a POST carried once the POST was answered, after onReply', async () => {
+    const { transport } = opened();
+    transport.send(batch(msg(1)), () => rec.log.push('answered 1'));
+    transport.send(batch(msg(2)), () => rec.log.push('answered 2'));
+    transport.send(batch(msg(3)), () => rec.log.push('answered 3'));
+    expect(rec.log.filter((line) => line.startsWith('answered'))).toEqual([]);
+    net.last('/send').frames({ t: 'ack', s: 1 });
+    await settle();
+    expect(rec.log.slice(-2)).toEqual(['reply ack 1', 'answered 1']);
+    net.last('/send').frames({ t: 'ack', s: 3 });
+    await settle();
+    expect(rec.log.slice(-3)).toEqual(['reply ack 3', 'answered 2', 'answered 3']);
   });
 
   it('rejects a malformed POST answer whole with PROTOCOL_ERROR', async () => {

@@ -49,7 +49,8 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
   // Polls and POSTs are cancelled apart: a client that ends its session lets its last POST finish.
   const down = new AbortController();
   const up = new AbortController();
-  const queue: string[] = [];
+  /** Batches waiting for their POST, each with what to call when the server answered it. */
+  const queue: { body: string; answered: (() => void) | undefined }[] = [];
   let live = true;
   let max = 0;
   let posting = false;
@@ -113,21 +114,46 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
     handlers.onFrames(frames);
   };
 
+  /**
+   * The answer to a POST is its acknowledgement (§7.3), never stream frames: it goes to `onReply`, so
+   * it cannot count as a sign of the stream's life (§11).
+   */
+  const reply = (text: string): boolean => {
+    let frames;
+    try {
+      frames = decodeText(text);
+    } catch (cause) {
+      fail(new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause));
+      return false;
+    }
+    const other = frames.find((f) => f.t !== 'ack');
+    if (other) {
+      fail(new UnbrokenError('PROTOCOL_ERROR', `expects the answer to a POST to hold an ack, got ${other.t}`));
+      return false;
+    }
+    for (const f of frames) if (live && f.t === 'ack') handlers.onReply(f);
+    return live;
+  };
+
   const post = (): void => {
     if (posting || !live || !queue.length) return;
-    let body = queue.shift()!;
+    const first = queue.shift()!;
+    let body = first.body;
+    const answered = [first.answered];
     let size = utf8Length(body);
     // `[a]` and `[b]` make `[a,b]`: one byte less than both. `max` is 0 before the hello: no merging.
-    for (let next = queue[0]; next && size + utf8Length(next) - 1 <= max; next = queue[0]) {
-      size += utf8Length(next) - 1;
-      body = `${body.slice(0, -1)},${next.slice(1)}`;
+    for (let next = queue[0]; next && size + utf8Length(next.body) - 1 <= max; next = queue[0]) {
+      size += utf8Length(next.body) - 1;
+      body = `${body.slice(0, -1)},${next.body.slice(1)}`;
+      answered.push(next.answered);
       queue.shift();
     }
     posting = true;
     send(body)
       .then((text) => {
         posting = false;
-        deliver(text);
+        if (!live || !reply(text)) return;
+        for (const call of answered) if (live) call?.();
         post();
       })
       .catch(fail);
@@ -140,9 +166,9 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
     fail,
     transport: {
       binary: false,
-      send: (data) => {
+      send: (data, answered) => {
         if (live) {
-          queue.push(data as string);
+          queue.push({ body: data as string, answered });
           post();
         }
       },
@@ -152,7 +178,7 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
         // The client ends its session (1000): its last batch, the `bye`, must still reach the server,
         // also while the page unloads. What was queued before it was refused to the application already.
         const bye = code === CloseCode.Normal && queue.pop();
-        if (bye) send(bye, { signal: null, keepalive: true }).catch(() => {});
+        if (bye) send(bye.body, { signal: null, keepalive: true }).catch(() => {});
       },
     },
   };

@@ -1,6 +1,6 @@
-import { CloseCode, Endpoint, decodeBinaryMessage } from '../../protocol/index.js';
+import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, decodeBinaryMessage, encodeBatch } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { decodeText, type InboundFrame, type TransportFactory, type WebSocketConstructor } from '../transport.js';
+import { decodeText, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
 
 /** Decodes one binary WebSocket frame: a message header and its bytes (PROTOCOL.md §4.3). */
 function decodeBinary(data: unknown): InboundFrame[] {
@@ -51,4 +51,64 @@ export const webSocket =
       send: (data) => ws.readyState === 1 && ws.send(data),
       close,
     };
+  };
+
+/** Timers a probe uses: the client's clock. */
+export interface ProbeTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * An upgrade probe (PROTOCOL.md §7.1.1): a session-less WebSocket round trip to the endpoint at
+ * `base` (its http(s) URL). Calls `done(true)` once a `pong` came back, `done(false)` when the socket
+ * fails, closes or answers anything else, or nothing came within `timeout` ms; `done` is called once.
+ * Returns the function that stops the probe without calling `done`.
+ */
+export type UpgradeProbe = (base: string, timeout: number, timers: ProbeTimers, done: (worked: boolean) => void) => () => void;
+
+/** Makes the upgrade probe of a WebSocket implementation. */
+export const webSocketProbe =
+  (WebSocket: WebSocketConstructor): UpgradeProbe =>
+  (base, timeout, timers, done) => {
+    const url = new URL(base);
+    url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
+    url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
+    let probe: WebSocketLike | undefined;
+    let running = true;
+    const stop = (): void => {
+      running = false;
+      timers.clearTimeout(timer);
+      if (probe) probe.onopen = probe.onmessage = probe.onclose = null;
+      try {
+        probe?.close(CloseCode.Normal);
+      } catch {
+        // Closing a socket that never opened may throw; it is gone either way.
+      }
+    };
+    const finish = (worked: boolean): void => {
+      if (!running) return;
+      stop();
+      done(worked);
+    };
+    const timer = timers.setTimeout(() => finish(false), timeout);
+    try {
+      probe = new WebSocket(url.href.replace(/^http/, 'ws'));
+      probe.onerror = () => {};
+      probe.onclose = () => finish(false);
+      probe.onopen = () => probe?.send(encodeBatch([{ t: 'ping', n: 0 }]));
+      probe.onmessage = ({ data }) => {
+        let worked = false;
+        try {
+          worked = decodeText(String(data)).some((f) => f.t === 'pong');
+        } catch {
+          // A garbled answer is a failed probe.
+        }
+        finish(worked);
+      };
+    } catch {
+      // A synchronous throw (a bad URL, a blocked scheme): the probe failed, reported after this call returns.
+      queueMicrotask(() => finish(false));
+    }
+    return stop;
   };

@@ -1,0 +1,99 @@
+/**
+ * One connection attempt: the link it made, what it has seen so far, and every timer it set. An
+ * attempt belongs to the client state that holds it (`connecting`, `reconnecting` or `open`); when
+ * the state lets go of it, one {@link Attempt.dispose} releases everything it holds.
+ */
+import type { Clock } from './options.js';
+import type { StreamCheck } from './stream-check.js';
+import type { Transport, TransportName } from './transport.js';
+
+/** The timers an attempt may hold, one of each at most. */
+export type AttemptTimer =
+  /** The connect deadline: no `hello` within `connectTimeout` (§13.3). */
+  | 'connect'
+  /** The liveness deadline: 2 × `hb` after the last byte of the stream (§11). */
+  | 'liveness'
+  /** The reconnection a `reconnect` frame asked for (§10.2). */
+  | 'reconnect'
+  /** The next upgrade probe (§7.1.1). */
+  | 'probe'
+  /** The answer to the ping sent when the page came back (§13.4). */
+  | 'wake';
+
+/** One connection attempt of a client. */
+export class Attempt {
+  /** When the link came up (the socket opened, the response headers arrived), before its `hello`. */
+  linkUpAt: number | undefined;
+  /** When the `hello` arrived; `undefined` while connecting. */
+  helloAt: number | undefined;
+  /** When the last batch of the server's stream arrived: the liveness deadline runs from it (§11). */
+  lastStreamByteAt: number;
+  /** When to reconnect, after a `reconnect` frame (§10.2). */
+  reconnectAt: number | undefined;
+  /** The link, once made. */
+  transport: Transport | undefined;
+  /** The check that an open stream is not held back by a proxy, on a transport that may be (§13.3). */
+  streamCheck: StreamCheck | undefined;
+  /** Stops the upgrade probe in flight. */
+  stopProbe: (() => void) | undefined;
+
+  readonly #timers = new Map<AttemptTimer, unknown>();
+  readonly #clock: Clock;
+  #disposed = false;
+
+  constructor(
+    /** Unique per client, increasing: a handler of an attempt that is not current does nothing. */
+    readonly id: number,
+    /** The transport it uses. */
+    readonly name: TransportName,
+    /** Whether a proxy may hold its open stream back, so the stream is checked once open (§13.3). */
+    readonly bufferable: boolean,
+    clock: Clock,
+  ) {
+    this.#clock = clock;
+    this.lastStreamByteAt = clock.now();
+  }
+
+  /** Whether {@link Attempt.dispose} ran: a disposed attempt is nobody's current attempt. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Whether the `hello` arrived. */
+  get opened(): boolean {
+    return this.helloAt !== undefined;
+  }
+
+  /** Sets `timer` to call `fn` in `ms`, replacing the one set before. Does nothing once disposed. */
+  schedule(timer: AttemptTimer, fn: () => void, ms: number): void {
+    this.cancel(timer);
+    if (this.#disposed) return;
+    // Longer delays overflow browser timers, which then fire at once.
+    this.#timers.set(
+      timer,
+      this.#clock.setTimeout(() => {
+        this.#timers.delete(timer);
+        fn();
+      }, Math.min(ms, 2 ** 31 - 1)),
+    );
+  }
+
+  /** Clears `timer` if it is set. */
+  cancel(timer: AttemptTimer): void {
+    const handle = this.#timers.get(timer);
+    if (handle === undefined) return;
+    this.#timers.delete(timer);
+    this.#clock.clearTimeout(handle);
+  }
+
+  /** Releases everything: every timer, the probe, the stream check, and the link (closed with `code`). */
+  dispose(code: number): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const timer of [...this.#timers.keys()]) this.cancel(timer);
+    this.stopProbe?.();
+    this.stopProbe = undefined;
+    this.streamCheck?.stop();
+    this.transport?.close(code);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The client's options: what the application may set, their defaults (one block, in
+ * {@link resolveOptions}), and the environment a client runs in (clock, storage).
+ */
+import { PROTOCOL_VERSION, QueryParam } from '../protocol/index.js';
+import type { EventSourceConstructor, FetchLike, TransportEnvironment, TransportName, WebSocketConstructor } from './transport.js';
+import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
+
+/** Where a client remembers the transport that worked, e.g. `localStorage`. */
+export interface TransportMemory {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** Time source and timers of a client. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+// Looks the globals up at call time, so fake timers installed after the client was made still apply.
+const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
+};
+
+/** Options of {@link connect}. */
+export interface ClientOptions {
+  /**
+   * Transports to try, in order (PROTOCOL.md §13.3). An unknown name throws at once; a transport that
+   * cannot run here (e.g. no WebSocket implementation) is skipped.
+   * @default ['websocket', 'sse', 'long-polling']
+   */
+  transports?: TransportName[];
+  /**
+   * The WebSocket implementation. In Node, pass the `ws` package's default export.
+   * @default globalThis.WebSocket, looked up when each attempt starts
+   */
+  WebSocket?: WebSocketConstructor | undefined;
+  /**
+   * The EventSource implementation, for the `sse` transport.
+   * @default globalThis.EventSource, looked up when each attempt starts
+   */
+  EventSource?: EventSourceConstructor | undefined;
+  /**
+   * The fetch implementation, for the HTTP transports.
+   * @default globalThis.fetch, looked up when each attempt starts
+   */
+  fetch?: FetchLike | undefined;
+  /**
+   * Initial reconnect delay in ms: the jitter range after the first failed attempt, doubling after
+   * each further one (PROTOCOL.md §10.1). Added to the server's floor (`hello.retry`).
+   * @default 500
+   */
+  reconnectDelay?: number;
+  /**
+   * Cap of the jitter range, in ms.
+   * @default 30000
+   */
+  maxReconnectDelay?: number;
+  /**
+   * Ms a connection must stay open before the failed-attempt counter resets, so a server that accepts
+   * and drops at once cannot drive the client into a fast loop.
+   * @default 5000
+   */
+  minUptime?: number;
+  /**
+   * Ms from the start of an attempt to its `hello`; later, the attempt fails with `CONNECT_TIMEOUT`.
+   * @default 3000
+   */
+  connectTimeout?: number;
+  /**
+   * Most messages the outbox holds unacknowledged; `send()` beyond it rejects with `OUTBOX_FULL`.
+   * @default 10000
+   */
+  outboxLimit?: number;
+  /**
+   * Ms between WebSocket probes while on a fallback transport; doubles after each failed probe, up to
+   * 16 times this. A probe is a session-less round trip (PROTOCOL.md §7.1.1); after one succeeds the
+   * client moves its session back to WebSocket. 0 turns probing off.
+   * @default 30000
+   */
+  upgradeInterval?: number;
+  /**
+   * Where to remember, per endpoint, the transport that worked, so the next page load starts there
+   * instead of paying the fallback delay again. `null` remembers nothing.
+   * @default globalThis.localStorage, when usable
+   */
+  storage?: TransportMemory | null;
+  /**
+   * Ms a remembered transport stays valid.
+   * @default 86400000 (one day)
+   */
+  rememberFor?: number;
+  /**
+   * In a page, check the link at once when the network comes back (`online`), the tab becomes
+   * visible or the page is restored from the back/forward cache, instead of waiting for the
+   * heartbeat deadline.
+   * @default true
+   */
+  pageLifecycle?: boolean;
+  /**
+   * Time source and timers.
+   * @default Date.now, setTimeout and clearTimeout of globalThis, looked up at each call
+   */
+  clock?: Clock;
+  /**
+   * Source of randomness for the backoff jitter, in [0, 1).
+   * @default Math.random
+   */
+  random?: () => number;
+}
+
+
+/** The options with every default applied. */
+export interface ResolvedOptions {
+  readonly transports: readonly TransportName[];
+  readonly reconnectDelay: number;
+  readonly maxReconnectDelay: number;
+  readonly minUptime: number;
+  readonly connectTimeout: number;
+  readonly outboxLimit: number;
+  readonly upgradeInterval: number;
+  readonly storage: TransportMemory | null;
+  readonly rememberFor: number;
+  readonly pageLifecycle: boolean;
+  readonly clock: Clock;
+  readonly random: () => number;
+  /** The implementations transports are made from, looked up in globalThis when each attempt starts. */
+  environment(): TransportEnvironment;
+}
+
+/** Applies the defaults; throws a `TypeError` for an unknown transport name. */
+export function resolveOptions(options: ClientOptions): ResolvedOptions {
+  const {
+    transports = DEFAULT_TRANSPORTS,
+    reconnectDelay = 500,
+    maxReconnectDelay = 30_000,
+    minUptime = 5_000,
+    connectTimeout = 3_000,
+    outboxLimit = 10_000,
+    upgradeInterval = 30_000,
+    storage = defaultMemory(),
+    rememberFor = 86_400_000,
+    pageLifecycle = true,
+    clock = systemClock,
+    random = Math.random,
+  } = options;
+  checkTransports(transports);
+  return {
+    transports,
+    reconnectDelay,
+    maxReconnectDelay,
+    minUptime,
+    connectTimeout,
+    outboxLimit,
+    upgradeInterval,
+    storage,
+    rememberFor,
+    pageLifecycle,
+    clock,
+    random,
+    environment: () => ({
+      WebSocket: options.WebSocket ?? globalThis.WebSocket,
+      EventSource: options.EventSource ?? globalThis.EventSource,
+      fetch: options.fetch ?? globalThis.fetch,
+    }),
+  };
+}
+
+/** `localStorage` when the page may use it (it throws in some private modes and sandboxed frames). */
+function defaultMemory(): TransportMemory | null {
+  try {
+    return (globalThis as { localStorage?: TransportMemory }).localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The http(s) URL of the server's endpoint from what the application passed: an http(s) or ws(s)
+ * URL, or a path resolved against the page's location. Throws a `TypeError` for anything else.
+ */
+export function endpointBase(url: string): string {
+  let base: URL | undefined;
+  try {
+    base = new URL(url, globalThis.location?.href);
+  } catch {}
+  if (!base || !/^(http|ws)s?:$/.test(base.protocol)) {
+    throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
+  }
+  base.protocol = base.protocol.replace('ws', 'http');
+  return base.href;
+}
+
+/** The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3. */
+export function endpointUrl(base: string, endpoint: string, sessionId: string | null, cursor: string | null): string {
+  const url = new URL(base);
+  const query = url.searchParams;
+  url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
+  query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
+  if (sessionId) query.set(QueryParam.sessionId, sessionId);
+  if (cursor) query.set(QueryParam.lastEventId, cursor);
+  return url.href;
+}
