@@ -13,7 +13,7 @@ import { startServer } from '../helpers/start-server.js';
 import { nodeEnvironment, type StartedServer } from './fixture.js';
 
 /** Short deadlines keep the scenarios fast; the default timings are measured in bench/. */
-const FAST: ClientOptions = { connectTimeout: 400, reconnectDelay: 5, maxReconnectDelay: 50, minUptime: 0, storage: null };
+const FAST: ClientOptions = { connectTimeout: 1_000, reconnectDelay: 5, maxReconnectDelay: 50, minUptime: 0, storage: null };
 
 describe('fallback through a misbehaving network', () => {
   let server: StartedServer;
