@@ -25,9 +25,10 @@ type Unsendable = undefined | void | symbol | bigint | ((...args: never) => unkn
  *   return server.broadcast(data);
  * }
  */
-// The check of the top level is a separate conditional type whose branches do not mention `T`: a
-// constraint `T extends Sendable<T>` that needed `T`'s own constraint to resolve would be circular
-// (TS2313). A homomorphic mapped type has no such need, maps scalars to themselves and arrays to arrays.
+// Written so that `T extends Sendable<T>` is a legal constraint: no conditional type here has `T`
+// itself as a branch, which would make the constraint circular (TS2313). Members are checked by a
+// homomorphic mapped type instead, which maps scalars to themselves and arrays to arrays. Payload
+// types are taken as they are: mapping the recursive `JsonValue` would go too deep (TS2589).
 export type Sendable<T> = [T] extends [Payload]
   ? Payload
   : SendableMembers<T> & ([Extract<T, Unsendable>] extends [never] ? unknown : never);
