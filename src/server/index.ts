@@ -2,6 +2,7 @@
  * `unbroken-realtime/server`: the Node reference server of the unbroken protocol (docs/PROTOCOL.md).
  */
 export { createServer, type SendOptions, type ServerOptions, type UnbrokenServer } from './server.js';
+export type { Sendable } from './sendable.js';
 export type { ServerEvents, Session, SessionEndReason } from './session.js';
 export { MemoryStore, type MemoryStoreOptions, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';

@@ -9,6 +9,7 @@ import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import { answerError, answerPreflight, answerUpgradeRequired, type OriginCheck } from './http.js';
 import { SessionHub } from './hub.js';
+import type { Sendable } from './sendable.js';
 import type { ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
 import type { TransportContext } from './transports/context.js';
@@ -85,8 +86,11 @@ export interface SendOptions {
   event?: string;
 }
 
-/** The server. Create it with {@link createServer}. */
-export interface UnbrokenServer {
+/**
+ * The server. Create it with {@link createServer}, which explains `Incoming` (the data of `message`
+ * listeners) and `Outgoing` (what `broadcast()` and `session.send()` take).
+ */
+export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
   /**
    * Serves the server's path on `httpServer` (plain `node:http`, `node:https`, or what Express's
    * `app.listen()` returns). Requests under the path are answered here; every other request goes to
@@ -96,10 +100,10 @@ export interface UnbrokenServer {
    */
   attach(httpServer: http.Server | https.Server): this;
   /** Adds a listener; returns the function that removes it. */
-  on<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void;
+  on<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents<Incoming, Outgoing>[E]>): () => void;
   /** Adds a listener that is removed after its first call; returns the function that removes it. */
-  once<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): () => void;
-  off<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents[E]>): void;
+  once<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents<Incoming, Outgoing>[E]>): () => void;
+  off<E extends keyof ServerEvents>(event: E, listener: Listener<ServerEvents<Incoming, Outgoing>[E]>): void;
   /**
    * Sends a message to every session. It is appended to the store first, so clients that are away
    * get it on resume, within retention (§6.1).
@@ -110,9 +114,9 @@ export interface UnbrokenServer {
    * is sent then.
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after `close()`, or with the store's error.
    */
-  broadcast(data: Payload, options?: SendOptions): Promise<string>;
+  broadcast(data: Outgoing, options?: SendOptions): Promise<string>;
   /** Live sessions by id. */
-  readonly sessions: ReadonlyMap<string, Session>;
+  readonly sessions: ReadonlyMap<string, Session<Incoming, Outgoing>>;
   readonly store: MessageStore;
   /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
@@ -350,6 +354,13 @@ class Server implements UnbrokenServer {
 /**
  * Creates the reference server. Attach it to an http server to serve clients.
  *
+ * The type parameters type the messages; nothing changes at run time.
+ * - `Incoming`: the data `message` listeners get. It is what the application says its clients send:
+ *   nothing checks it beyond the codec (a JSON value or bytes), so with clients it does not trust,
+ *   use `unknown` and validate.
+ * - `Outgoing`: what `broadcast()` and `session.send()` take; any type whose values are JSON values
+ *   or bytes, interfaces included (see {@link Sendable}).
+ *
  * @example
  * import http from 'node:http';
  * import { createServer } from 'unbroken-realtime/server';
@@ -360,7 +371,16 @@ class Server implements UnbrokenServer {
  * });
  * realtime.attach(http.createServer(app).listen(8080));
  * setInterval(() => void realtime.broadcast({ time: Date.now() }, { event: 'tick' }), 1000);
+ *
+ * @example
+ * interface Chat { text: string }
+ * const chat = createServer<Chat, Chat & { from: string }>();
+ * chat.on('message', ({ text }, session) => void chat.broadcast({ text, from: session.id }));
  */
-export function createServer(options: ServerOptions = {}): UnbrokenServer {
-  return new Server(options);
+export function createServer<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload>(
+  options: ServerOptions = {},
+): UnbrokenServer<Incoming, Outgoing> {
+  // The one place the types are attached: Outgoing values are Payload values at run time (the
+  // constraint above, and the check in every send); Incoming is the application's word (see above).
+  return new Server(options) as UnbrokenServer<Incoming, Outgoing>;
 }

@@ -6,6 +6,7 @@ import { ProtocolViolation, type Payload, type ServerFrame, type TransportName }
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
 import type { SessionHub } from './hub.js';
+import type { Sendable } from './sendable.js';
 
 /** Why a session ended. */
 export type SessionEndReason =
@@ -18,8 +19,12 @@ export type SessionEndReason =
   /** The server shut down (§10.2). */
   | 'shutdown';
 
-/** A session: one client across its connections (§1). */
-export interface Session {
+/**
+ * A session: one client across its connections (§1). `Outgoing` is what `send()` takes; `Incoming`,
+ * which no member uses, is there so that a session is typed as its server: `Session<Incoming,
+ * Outgoing>` beside `UnbrokenServer<Incoming, Outgoing>`.
+ */
+export interface Session<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
   /** The id the client presents on every connection (`sid`). */
   readonly id: string;
   /** The transport of the current connection, or `null` while the client is away. */
@@ -35,19 +40,25 @@ export interface Session {
    * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` or `INVALID_DATA`.
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
    */
-  send(data: Payload, options?: { event?: string }): Promise<string>;
+  send(data: Outgoing, options?: { event?: string }): Promise<string>;
   /** Ends the session now: its connection closes, and `close` is emitted with reason `closed`. */
   close(): void;
 }
 
-/** Events of the server, by name: the arguments each listener receives. */
-export type ServerEvents = {
+/**
+ * Events of the server, by name: the arguments each listener receives. `Incoming` and `Outgoing` are
+ * the server's (see {@link createServer}).
+ */
+export type ServerEvents<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> = {
   /** A new session began (not each reconnection of an existing one). */
-  connection: [session: Session];
-  /** A client message, handed over exactly once (§8). It counts as processed even if a listener throws. */
-  message: [data: Payload, session: Session];
+  connection: [session: Session<Incoming, Outgoing>];
+  /**
+   * A client message, handed over exactly once (§8). It counts as processed even if a listener throws.
+   * Its data is typed `Incoming`, but only the codec checked it: it is a JSON value or bytes.
+   */
+  message: [data: Incoming, session: Session<Incoming, Outgoing>];
   /** A session ended. */
-  close: [session: Session, reason: SessionEndReason];
+  close: [session: Session<Incoming, Outgoing>, reason: SessionEndReason];
   /** Something failed that no caller could be told about, e.g. a listener threw. */
   error: [error: Error];
 };

@@ -13,7 +13,10 @@ import {
   createServer,
   type ArgumentErrorCode,
   type MessageStore,
+  type Payload,
+  type Sendable,
   type ServerErrorCode,
+  type ServerEvents,
   type ServerOptions,
   type Session,
   type SessionEndReason,
@@ -70,6 +73,104 @@ void realtime.broadcast(() => 'tick');
 void realtime.broadcast('hi', 'chat');
 expectTypeOf(realtime.sessions).toEqualTypeOf<ReadonlyMap<string, Session>>();
 expectTypeOf(realtime.close()).toEqualTypeOf<Promise<void>>();
+
+// Defaults: without type arguments, messages are any Payload both ways (as before the parameters).
+expectTypeOf(createServer()).toEqualTypeOf<UnbrokenServer<Payload, Payload>>();
+expectTypeOf<UnbrokenServer>().toEqualTypeOf<UnbrokenServer<Payload, Payload>>();
+expectTypeOf<Session>().toEqualTypeOf<Session<Payload, Payload>>();
+expectTypeOf<ServerEvents['message']>().toEqualTypeOf<[data: Payload, session: Session]>();
+realtime.on('message', (data) => expectTypeOf(data).toEqualTypeOf<Payload>());
+expectTypeOf(realtime.broadcast).parameter(0).toEqualTypeOf<Payload>();
+
+// Typed messages: `Incoming` types message data, `Outgoing` what broadcast() and session.send() take.
+// Interfaces (no index signature, so no Payload) are sendable when their fields are JSON or bytes.
+interface ChatIn {
+  text: string;
+  replyTo?: string;
+}
+interface ChatOut {
+  text: string;
+  from: string;
+  at: number;
+  attachment?: Uint8Array;
+  mentions: readonly string[];
+}
+const chat = createServer<ChatIn, ChatOut>({ path: '/chat' });
+expectTypeOf(chat).toEqualTypeOf<UnbrokenServer<ChatIn, ChatOut>>();
+chat.on('message', (data, session) => {
+  expectTypeOf(data).toEqualTypeOf<ChatIn>();
+  expectTypeOf(session).toEqualTypeOf<Session<ChatIn, ChatOut>>();
+  expectTypeOf(session.send({ text: data.text, from: 'bot', at: 0, mentions: [] })).toEqualTypeOf<Promise<string>>();
+  // @ts-expect-error: a ChatOut needs `from`
+  void session.send({ text: data.text, at: 0, mentions: [] });
+  // @ts-expect-error: a string is a Payload, but not a ChatOut
+  void session.send('hello');
+});
+chat.on('connection', (session) => expectTypeOf(session.send).parameter(0).toEqualTypeOf<ChatOut>());
+chat.once('close', (session) => expectTypeOf(session).toEqualTypeOf<Session<ChatIn, ChatOut>>());
+expectTypeOf(chat.sessions).toEqualTypeOf<ReadonlyMap<string, Session<ChatIn, ChatOut>>>();
+void chat.broadcast({ text: 'hi', from: 'server', at: Date.now(), mentions: ['ada'] }, { event: 'chat' });
+// @ts-expect-error: `at` is a number
+void chat.broadcast({ text: 'hi', from: 'server', at: '12:00', mentions: [] });
+// @ts-expect-error: a message listener gets ChatIn, not a number
+chat.on('message', (data: number) => data);
+
+// `unknown` as Incoming makes the application validate what clients send.
+createServer<unknown>().on('message', (data) => expectTypeOf(data).toEqualTypeOf<unknown>());
+
+// What JSON cannot carry is not a valid Outgoing, at any depth.
+interface WithCallback {
+  text: string;
+  done: () => void;
+}
+class Temperature {
+  constructor(readonly celsius: number) {}
+  fahrenheit(): number {
+    return (this.celsius * 9) / 5 + 32;
+  }
+}
+// @ts-expect-error: a function is neither JSON nor bytes
+createServer<unknown, () => string>();
+// @ts-expect-error: a function field would be left out of the JSON
+createServer<unknown, WithCallback>();
+// @ts-expect-error: undefined has no JSON form
+createServer<unknown, string | undefined>();
+// @ts-expect-error: symbols have no JSON form
+createServer<unknown, { id: symbol }>();
+// @ts-expect-error: JSON.stringify throws on a bigint
+createServer<unknown, { count: bigint }>();
+// @ts-expect-error: an instance with methods would arrive without them
+createServer<unknown, Temperature>();
+// @ts-expect-error: a Date would arrive as a string
+createServer<unknown, { at: Date }>();
+// @ts-expect-error: an undefined array element would arrive as null
+createServer<unknown, { scores: (number | undefined)[] }>();
+// @ts-expect-error: `unknown` may be anything; Outgoing must be known to be sendable
+createServer<unknown, unknown>();
+
+// Sendable<T> holds T exactly for sendable types: recursive interfaces, bytes (Buffer too), tuples,
+// records, unions, an undefined-able property, Payload inside an interface.
+type Check<T extends Sendable<T>> = T;
+interface Tree {
+  label: string;
+  children: Tree[];
+}
+type Accepted = [
+  Check<Tree>,
+  Check<Buffer>,
+  Check<[x: number, y: number]>,
+  Check<Record<string, ChatIn>>,
+  Check<{ kind: 'joined'; who: string } | { kind: 'left'; who: string; reason: string | undefined }>,
+  Check<{ raw: Payload; bytes: Uint8Array }>,
+  Check<'on' | 'off' | null>,
+];
+expectTypeOf<Accepted[0]>().toEqualTypeOf<Tree>();
+// A generic helper carries the constraint along.
+function relay<T extends Sendable<T>>(server: UnbrokenServer<unknown, T>, data: T): Promise<string> {
+  return server.broadcast(data);
+}
+declare const trees: UnbrokenServer<unknown, Tree>;
+expectTypeOf(relay(trees, { label: 'root', children: [] })).toEqualTypeOf<Promise<string>>();
 
 // Options.
 const options: ServerOptions[] = [
