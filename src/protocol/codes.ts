@@ -32,6 +32,10 @@ export const CloseCode = {
   UnsupportedVersion: 4426,
   /** The client read too slowly; it reconnects and resumes from the store. */
   Backpressure: 4429,
+  /** The client's address created sessions faster than the server allows. */
+  RateLimited: 4430,
+  /** The client's address, or the server, holds as many sessions or connections as allowed. */
+  TooManyConnections: 4431,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -65,10 +69,19 @@ export const ERROR_CODES = {
   SUPERSEDED: { action: 'retry', close: CloseCode.Superseded, http: 409 },
   /** The client read too slowly; the server dropped the connection, the store keeps the messages. */
   BACKPRESSURE: { action: 'retry', close: CloseCode.Backpressure },
+  /** The client's address created sessions faster than the server allows; retry after a delay. */
+  RATE_LIMITED: { action: 'retry', close: CloseCode.RateLimited, http: 429 },
+  /** An upstream request body did not arrive within the server's body timeout. */
+  REQUEST_TIMEOUT: { action: 'retry', http: 408 },
   /** The server does not know the session named on an upstream request: reconnect first. */
   UNKNOWN_SESSION: { action: 'retry', http: 404 },
   /** The server is restarting and asked the client to come back later. */
   SERVER_RESTART: { action: 'retry', close: CloseCode.ServiceRestart, http: 503 },
+  /**
+   * The client's address, or the server as a whole, is at its limit of sessions or connections.
+   * After SERVER_RESTART: a bare 503 (no error body, e.g. from a proxy) maps to SERVER_RESTART.
+   */
+  TOO_MANY_CONNECTIONS: { action: 'retry', close: CloseCode.TooManyConnections, http: 503 },
   /** The server failed. */
   INTERNAL_ERROR: { action: 'retry', close: CloseCode.InternalError, http: 500 },
   /** The connection failed or closed without a protocol reason (network, proxy, server gone). */

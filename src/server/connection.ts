@@ -45,6 +45,12 @@ export interface Connection {
    * poll that stopped coming, §7.1, §11). A connection it finds dead it ends, then reports `closed()`.
    */
   probe?(): void;
+  /**
+   * Stops reading what the client sends for `ms` (§12.1: a session past its inbound rate is slowed,
+   * not refused). Adapters whose upstream is a separate request (SSE, long polling) omit it: their
+   * upstream requests wait instead.
+   */
+  pauseReading?(ms: number): void;
   /** Ends the link as `reason` says. The adapter calls the handle's `closed()` once the link is gone. */
   close(reason: CloseReason): void;
 }
@@ -83,6 +89,8 @@ export interface ConnectParams {
   readonly sid: string | null;
   /** The client's cursor; for SSE already resolved against `Last-Event-ID` (§7.2). */
   readonly last: string | null;
+  /** The client address the connection (and a session it creates) counts against (§12.1). @default 'local' */
+  readonly address?: string;
 }
 
 /** Decodes what a client batch carries into frames ready to process. Throws {@link ProtocolViolation}. */

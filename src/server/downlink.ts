@@ -21,6 +21,15 @@ import type { StoredMessage } from './store.js';
 /** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
 export const MAX_BATCH_CHARS = 256 * 1024;
 
+/**
+ * §12.1: a link that cannot write (long polling between two polls) keeps at most this much queued.
+ * Past it the queue is dropped and the link parks: its next poll reads the stream from the store
+ * again, from where the client stands. So an idle client costs the same whatever is broadcast.
+ */
+export const PARK_AFTER_BYTES = 32 * 1024;
+/** …or this many queued items (each a reference to a shared broadcast encoding). */
+export const PARK_AFTER_ITEMS = 64;
+
 /** A message or control frame waiting in a connection's queue, encoded for that connection. */
 export type QueuedItem =
   /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
@@ -33,14 +42,26 @@ export function textQueueItem(text: string, id?: string): QueuedItem & { readonl
   return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
 }
 
+/** How many message frames a batch carries (each costs one token of the session's inbound budget). */
+export function countMessages(frames: readonly UpstreamFrame[]): number {
+  let n = 0;
+  for (const frame of frames) if (frame.t === 'msg') n++;
+  return n;
+}
+
 /** One connection of a session: its queue, the replay seam and its timers' timestamps. */
 export class Downlink implements ConnectionHandle {
   readonly session: ServerSession;
   readonly connection: Connection;
   readonly #hub: SessionHub;
   readonly #binaryFrames: boolean;
-  /** opening: before hello · replaying: hello queued, seam buffer active · live · closed */
-  #state: 'opening' | 'replaying' | 'live' | 'closed' = 'opening';
+  /**
+   * opening: before hello · replaying: hello queued, seam buffer active · live · parked: the queue
+   * was dropped, the next `resume()` replays from the cursor (§12.1) · closed
+   */
+  #state: 'opening' | 'replaying' | 'live' | 'parked' | 'closed' = 'opening';
+  /** Counts replays of this link (the first and one per unpark); a replay of an older count stops. */
+  #replays = 0;
   #queue: QueuedItem[] = [];
   #queueBytes = 0;
   /** Live messages that arrived while the store was read (§6.3: the live/replay seam). */
@@ -54,9 +75,11 @@ export class Downlink implements ConnectionHandle {
   #probedAt: number;
   #roomWaiter: (() => void) | null = null;
   #gone = false;
+  readonly #address: string;
 
-  constructor(session: ServerSession, connection: Connection, hub: SessionHub) {
+  constructor(session: ServerSession, connection: Connection, hub: SessionHub, address: string) {
     this.session = session;
+    this.#address = address;
     this.connection = connection;
     this.#hub = hub;
     this.#binaryFrames = connection.writeBinary !== undefined;
@@ -67,8 +90,27 @@ export class Downlink implements ConnectionHandle {
     return this.#cursor;
   }
 
+  get isParked(): boolean {
+    return this.#state === 'parked';
+  }
+
   get isClosed(): boolean {
     return this.#state === 'closed';
+  }
+
+  /** The replay that is current: a replay loop started under another number stops. */
+  get replayCount(): number {
+    return this.#replays;
+  }
+
+  /** True when replay number `n` must stop: the link closed, parked, or began a newer replay. */
+  replayStopped(n: number): boolean {
+    return this.#state === 'closed' || this.#state === 'parked' || this.#replays !== n;
+  }
+
+  /** The client address this link counts against (§12.1). */
+  get address(): string {
+    return this.#address;
   }
 
   get seamLength(): number {
@@ -99,7 +141,14 @@ export class Downlink implements ConnectionHandle {
     }
     // §8: after every batch with messages, duplicates included, an ack of the highest processed.
     if (result.messages) this.#enqueueAck(true);
-    if (result.bye) this.session.end('bye');
+    if (result.bye) {
+      this.session.end('bye');
+      return;
+    }
+    // §12.1: past its inbound rate the session is slowed, not refused: the adapter stops reading
+    // this link until the budget is back, so the client's outbox simply waits.
+    const wait = this.session.takeInbound(countMessages(frames), this.#hub.options.now());
+    if (wait > 0) this.connection.pauseReading?.(wait);
   }
 
   abort(code: ErrorCode, message: string): void {
@@ -109,6 +158,10 @@ export class Downlink implements ConnectionHandle {
   resume(): void {
     if (this.#state === 'closed') return;
     this.#idleSince = this.#hub.options.now();
+    if (this.#state === 'parked') {
+      this.#unpark();
+      return;
+    }
     this.flush();
     this.#wakeIfRoom();
   }
@@ -124,7 +177,7 @@ export class Downlink implements ConnectionHandle {
 
   /** A stored message of this session's stream was appended. */
   push(message: StoredMessage): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#state === 'parked') return;
     if (this.#state !== 'live') {
       this.#seam.push(message);
       this.#seamBytes += this.#size(this.#hub.encode(message, this.#binaryFrames));
@@ -143,6 +196,7 @@ export class Downlink implements ConnectionHandle {
     this.#cursor = hello.cursor;
     this.#acked = Math.max(this.#acked, hello.ack);
     this.#state = 'replaying';
+    this.#replays++;
     this.#scheduleFlush();
   }
 
@@ -166,7 +220,7 @@ export class Downlink implements ConnectionHandle {
    * returns false and the caller reads once more.
    */
   settle(lastReplayed: string | undefined, mark: number): boolean {
-    if (this.#state === 'closed') return true;
+    if (this.#state === 'closed' || this.#state === 'parked') return true;
     let keep: StoredMessage[];
     if (lastReplayed !== undefined) {
       const index = this.#seam.findIndex((message) => message.id === lastReplayed);
@@ -193,10 +247,10 @@ export class Downlink implements ConnectionHandle {
     this.#enqueueFrame(frame);
   }
 
-  /** Resolves once the link holds at most `lowWater` bytes, or closed. */
+  /** Resolves once the link holds at most `lowWater` bytes, or closed or parked. */
   room(): Promise<void> {
     this.flush();
-    if (this.#state === 'closed' || this.pressure() <= this.lowWater) return Promise.resolve();
+    if (this.#state === 'closed' || this.#state === 'parked' || this.pressure() <= this.lowWater) return Promise.resolve();
     return new Promise((resolve) => {
       this.#roomWaiter = resolve;
     });
@@ -225,6 +279,7 @@ export class Downlink implements ConnectionHandle {
   /** §10.2: a reconnect notice, everything processed acknowledged (acks are queued already), close. */
   shutdown(ms: number): void {
     if (this.#state === 'closed') return;
+    if (this.#state === 'parked') this.#state = 'live'; // nothing is replayed any more: the notice goes out
     if (this.#state === 'opening') {
       this.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
       return;
@@ -305,10 +360,43 @@ export class Downlink implements ConnectionHandle {
   }
 
   #enqueue(item: QueuedItem): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#state === 'parked') return;
     this.#queue.push(item);
     this.#queueBytes += this.#size(item);
+    if (this.#parkIfIdle()) return;
     if (!this.#checkBound()) this.#scheduleFlush();
+  }
+
+  /**
+   * §12.1: a link that cannot write and holds more than a little drops its queue and parks; its next
+   * `resume()` reads the stream from the store from `cursor`, where the client stands. Returns true
+   * if it parked.
+   */
+  #parkIfIdle(): boolean {
+    if (this.#state !== 'live' && this.#state !== 'replaying') return false;
+    if (this.#queue.length <= PARK_AFTER_ITEMS && this.#queueBytes <= PARK_AFTER_BYTES) return false;
+    if (this.connection.writable()) return false;
+    this.#state = 'parked';
+    this.#queue = [];
+    this.#queueBytes = 0;
+    this.#seam = [];
+    this.#seamBytes = 0;
+    // A replay waiting for room stops (it sees a newer replay count once unparked, or the park).
+    this.#wakeIfRoom();
+    return true;
+  }
+
+  /** A poll came for a parked link: read the stream again from where the client stands. */
+  #unpark(): void {
+    this.#state = 'replaying';
+    this.#replays++;
+    // What the dropped queue may have held: the ack of everything processed (a duplicate is harmless).
+    if (this.session.processed > 0) {
+      this.#acked = this.session.processed;
+      this.#queue.push(textQueueItem(JSON.stringify({ t: 'ack', s: this.session.processed } satisfies ServerFrame)));
+      this.#queueBytes = this.#size(this.#queue[0]!);
+    }
+    this.#hub.replay(this, this.#cursor!);
   }
 
   #scheduleFlush(): void {
@@ -331,7 +419,7 @@ export class Downlink implements ConnectionHandle {
   }
 
   #wakeIfRoom(): void {
-    if (this.#roomWaiter && (this.#state === 'closed' || this.pressure() <= this.lowWater)) {
+    if (this.#roomWaiter && (this.#state === 'closed' || this.#state === 'parked' || this.pressure() <= this.lowWater)) {
       const wake = this.#roomWaiter;
       this.#roomWaiter = null;
       wake();

@@ -3,6 +3,8 @@
  * HTTP endpoint answers a refusal (§9: the status of the code table and a `{code, message}` body).
  */
 import type http from 'node:http';
+import type { SessionHub } from './hub.js';
+import type { Limits } from './limits.js';
 import {
   QueryParam,
   SUPPORTED_VERSIONS,
@@ -11,12 +13,54 @@ import {
   type ErrorCode,
 } from '../protocol/index.js';
 
-/** Decides whether a request's `Origin` header is allowed. */
+/** Decides whether a request's `Origin` header is allowed beyond same-origin (`allowedOrigins`). */
 export type OriginCheck = (origin: string) => boolean;
 
 /** A request that passed the checks of §3.1 and §3.2, or why it did not. */
 export type Admission =
   | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
+/**
+ * §3.2: a request is same-origin when its `Origin` names the host (and port) its `Host` header names.
+ * The scheme is not compared: behind a TLS-terminating proxy the server cannot know it.
+ */
+export function isSameOrigin(request: http.IncomingMessage, origin: string): boolean {
+  const host = request.headers.host;
+  if (host === undefined || host === '') return false;
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    return false; // "null" (an opaque origin) and anything else that is not a URL
+  }
+  return originHost !== '' && originHost === new URL(`http://${host}`).host;
+}
+
+/** §3.2: no `Origin` (not a browser), same-origin, or allowed by `allowedOrigins`. */
+export function originAdmitted(request: http.IncomingMessage, allowed: OriginCheck): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return isSameOrigin(request, origin) || allowed(origin);
+  } catch {
+    return false; // a Host header that is not a host
+  }
+}
+
+/** What `admitRequest` needs of the server. */
+export interface AdmissionContext {
+  readonly hub: SessionHub;
+  readonly originAllowed: OriginCheck;
+  readonly limits: Limits;
+}
+
+/** What a request asks for: a downstream connection (which may create a session), or not. */
+export type RequestKind = 'connection' | 'probe' | 'upstream';
+
+/** A request admitted by {@link admitRequest}, with the client address it counts against. */
+export type RequestAdmission =
+  | { readonly ok: true; readonly version: number; readonly address: string }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 /** The highest version in `v` (comma-separated) that the server speaks, or `null` (§3.1). */
@@ -40,9 +84,8 @@ export function queryValue(url: URL, name: string): string | null {
 
 /** §3.2 first (before any session is created or touched), then §3.1. */
 export function admit(request: http.IncomingMessage, url: URL, originAllowed: OriginCheck): Admission {
-  const origin = request.headers.origin;
-  if (origin !== undefined && !originAllowed(origin)) {
-    return { ok: false, code: 'FORBIDDEN', message: `origin ${origin} is not allowed` };
+  if (!originAdmitted(request, originAllowed)) {
+    return { ok: false, code: 'FORBIDDEN', message: `origin ${String(request.headers.origin)} is not allowed` };
   }
   const v = url.searchParams.get(QueryParam.version);
   const version = negotiateVersion(v);
@@ -54,6 +97,25 @@ export function admit(request: http.IncomingMessage, url: URL, originAllowed: Or
     };
   }
   return { ok: true, version };
+}
+
+/**
+ * The one admission of every request under the server's path: Origin and version (§3.1, §3.2), then
+ * shutdown (§10.2), then, for a request that opens a connection, the limits of §12.1 (a session is
+ * created when `sid` names none the server holds). The caller answers a refusal in its transport's
+ * way; nothing was created or counted for a refused request.
+ */
+export function admitRequest(context: AdmissionContext, request: http.IncomingMessage, url: URL, kind: RequestKind): RequestAdmission {
+  const admission = admit(request, url, context.originAllowed);
+  if (!admission.ok) return admission;
+  if (!context.hub.accepting) return { ok: false, code: 'SERVER_RESTART', message: 'the server is shutting down' };
+  const address = context.limits.settings.clientAddress(request);
+  if (kind !== 'upstream') {
+    const sid = queryValue(url, QueryParam.sessionId);
+    const refusal = context.limits.check(address, kind === 'probe' ? 'none' : context.hub.creation(sid));
+    if (refusal) return { ok: false, ...refusal };
+  }
+  return { ok: true, version: admission.version, address };
 }
 
 /** §7.3: `Content-Type: application/json` (parameters allowed) and `X-Unbroken: 1`. */
@@ -70,6 +132,14 @@ export function hasUpstreamHeaders(request: http.IncomingMessage): boolean {
 export function corsHeaders(request: http.IncomingMessage): Record<string, string> {
   const origin = request.headers.origin;
   return origin === undefined ? {} : { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+}
+
+/**
+ * CORS headers when the request's origin was admitted (§3.2), else none: an answer to a refused
+ * origin is not readable by its page.
+ */
+export function corsHeadersIfAdmitted(request: http.IncomingMessage, allowed: OriginCheck): Record<string, string> {
+  return originAdmitted(request, allowed) ? corsHeaders(request) : {};
 }
 
 /** Answers a CORS preflight of an allowed origin. */

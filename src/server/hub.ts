@@ -19,11 +19,12 @@ import {
   type ServerFrame,
 } from '../protocol/index.js';
 import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
-import { Downlink, textQueueItem, type QueuedItem } from './downlink.js';
+import { Downlink, countMessages, textQueueItem, type QueuedItem } from './downlink.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import { ServerSession, type ServerEvents } from './session.js';
-import type { MessageStore, StoredMessage } from './store.js';
+import { Limits, socketAddress, type SessionCreation } from './limits.js';
+import type { MessageStore, ReadResult, StoredMessage } from './store.js';
 
 export interface HubOptions {
   readonly store: MessageStore;
@@ -33,8 +34,46 @@ export interface HubOptions {
   readonly sessionTimeout: number;
   readonly shutdownJitter: number;
   readonly maxBufferedBytes: number;
+  /**
+   * Most bytes buffered across every connection (§12.1); past it the connections that hold the most
+   * are cut with BACKPRESSURE first.
+   * @default Infinity
+   */
+  readonly maxTotalBufferedBytes?: number;
+  /** Counts and limits per client address (§12.1). @default no limits */
+  readonly limits?: Limits;
   readonly now: () => number;
   readonly random: () => number;
+}
+
+/** What the server holds now: for monitoring, and for tests that check every count stays bounded. */
+export interface ServerStats {
+  /** Live sessions, connected or not. */
+  readonly sessions: number;
+  /** Downstream connections the transports have not yet reported gone. */
+  readonly connections: number;
+  /** Long-polling connections whose queue was dropped until their client polls again (§12.1). */
+  readonly parkedConnections: number;
+  /** Bytes queued or buffered for clients, summed over every connection. */
+  readonly bufferedBytes: number;
+  /** Client addresses the limits keep counts for. */
+  readonly addresses: number;
+}
+
+/** No limit on anything: for a hub built without the server's options (tests). */
+function unlimited(now: () => number): Limits {
+  return new Limits(
+    {
+      maxSessions: Infinity,
+      maxSessionsPerAddress: Infinity,
+      maxConnections: Infinity,
+      maxConnectionsPerAddress: Infinity,
+      sessionsPerSecondPerAddress: Infinity,
+      messagesPerSecond: Infinity,
+      clientAddress: socketAddress,
+    },
+    now,
+  );
 }
 
 /** Messages per store read while replaying. */
@@ -96,6 +135,9 @@ function toError(value: unknown): Error {
 export class SessionHub {
   readonly sessions = new Map<string, ServerSession>();
   readonly options: HubOptions;
+  readonly limits: Limits;
+  /** A check of the total buffered bytes is scheduled (§12.1). */
+  #totalCheckScheduled = false;
   readonly #emitter: Emitter<ServerEvents>;
   readonly #encodings = new WeakMap<StoredMessage, Encodings>();
   /**
@@ -114,6 +156,7 @@ export class SessionHub {
 
   constructor(options: HubOptions, emitter: Emitter<ServerEvents>) {
     this.options = options;
+    this.limits = options.limits ?? unlimited(options.now);
     this.#emitter = emitter;
     this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message));
   }
@@ -131,19 +174,30 @@ export class SessionHub {
     return Math.max(5, Math.floor(Math.min(this.options.heartbeatInterval, this.options.sessionTimeout) / 8));
   }
 
+  /** What connecting with `sid` would do to the sessions (§3.3): resume one, or create one. */
+  creation(sid: string | null): SessionCreation {
+    if (sid === null || !SESSION_ID_PATTERN.test(sid)) return 'fresh';
+    return this.sessions.has(sid) ? 'none' : 'same-id';
+  }
+
   /** Attaches a new connection to its session, creating the session when needed (§3.3). */
   connect(connection: Connection, params: ConnectParams): ConnectionHandle {
     const sid = params.sid !== null && SESSION_ID_PATTERN.test(params.sid) ? params.sid : null;
     const existing = sid === null ? undefined : this.sessions.get(sid);
     const resumed = existing !== undefined;
-    const session = existing ?? new ServerSession(sid ?? randomBytes(16).toString('base64url'), this);
-    const link = new Downlink(session, connection, this);
+    const address = params.address ?? 'local';
+    const session = existing ?? new ServerSession(sid ?? randomBytes(16).toString('base64url'), this, address);
+    const link = new Downlink(session, connection, this, address);
     this.#links.add(link);
+    this.limits.connectionOpened(address);
     if (!this.accepting) {
       link.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
       return link;
     }
-    if (!resumed) this.sessions.set(session.id, session);
+    if (!resumed) {
+      this.sessions.set(session.id, session);
+      this.limits.sessionOpened(address);
+    }
     const previous = session.link;
     session.link = link;
     // §3.3: the previous connection closes after the new one is attached.
@@ -176,7 +230,33 @@ export class SessionHub {
     const { bye } = session.process(frames, (frame) => link?.reply(frame), () => false);
     const replies: ServerFrame[] = [{ t: 'ack', s: session.processed }];
     if (bye) session.end('bye');
+    else session.takeInbound(countMessages(frames), this.options.now());
     return replies;
+  }
+
+  /**
+   * Ms an upstream request of session `sid` waits before its body is read: until the session's
+   * inbound budget is out of debt (§12.1). 0 for an unknown session (it is refused later).
+   */
+  inboundWait(sid: string): number {
+    return this.sessions.get(sid)?.inboundWait(this.options.now()) ?? 0;
+  }
+
+  /** What the server holds now (see {@link ServerStats}). */
+  stats(): ServerStats {
+    let bufferedBytes = 0;
+    let parkedConnections = 0;
+    for (const link of this.#links) {
+      bufferedBytes += link.pressure();
+      if (link.isParked) parkedConnections++;
+    }
+    return {
+      sessions: this.sessions.size,
+      connections: this.#links.size,
+      parkedConnections,
+      bufferedBytes,
+      addresses: this.limits.addresses,
+    };
   }
 
   /** Appends a message to the store for one session (`to`) or everyone (`null`). */
@@ -234,13 +314,16 @@ export class SessionHub {
 
   /** @internal the adapter reported a link gone. */
   linkGone(link: Downlink): void {
-    this.#links.delete(link);
+    if (this.#links.delete(link)) this.limits.connectionClosed(link.address);
     if (this.#links.size === 0) this.#linksGone?.();
   }
 
   /** @internal a session ended. */
   sessionEnded(session: ServerSession): void {
-    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    if (this.sessions.get(session.id) === session) {
+      this.sessions.delete(session.id);
+      this.limits.sessionClosed(session.address);
+    }
     if (this.sessions.size === 0) this.#stopSweep();
   }
 
@@ -256,6 +339,42 @@ export class SessionHub {
     } catch (error) {
       this.fail(toError(error));
     }
+    this.#scheduleTotalCheck();
+  }
+
+  /** Checks the total once the writes of this tick went out (they move bytes into socket buffers). */
+  #scheduleTotalCheck(): void {
+    if (this.#totalCheckScheduled || this.options.maxTotalBufferedBytes === undefined) return;
+    this.#totalCheckScheduled = true;
+    setImmediate(() => {
+      this.#totalCheckScheduled = false;
+      this.#enforceTotal();
+    });
+  }
+
+  /**
+   * §12.1: when every connection together holds more than `maxTotalBufferedBytes`, the ones that hold
+   * the most — the slowest readers — are cut with BACKPRESSURE until the rest fit. They resume from
+   * the store.
+   */
+  #enforceTotal(): void {
+    const max = this.options.maxTotalBufferedBytes;
+    if (max === undefined) return;
+    let total = 0;
+    const loaded: { link: Downlink; bytes: number }[] = [];
+    for (const link of this.#links) {
+      const bytes = link.pressure();
+      if (bytes === 0) continue;
+      total += bytes;
+      loaded.push({ link, bytes });
+    }
+    if (total <= max) return;
+    loaded.sort((a, b) => b.bytes - a.bytes);
+    for (const { link, bytes } of loaded) {
+      if (total <= max) break;
+      link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the server holds too much for slow clients; resume' });
+      total -= bytes;
+    }
   }
 
   async #open(link: Downlink, params: ConnectParams, resumed: boolean, start: Promise<string>): Promise<void> {
@@ -264,10 +383,10 @@ export class SessionHub {
     try {
       // The link is already subscribed (it is the session's link): live messages wait in its seam
       // buffer while the store is read.
-      let after = await start;
+      const after = await start;
       if (link.isClosed) return;
-      let mark = link.seamLength;
-      let page = await store.read(session.id, after, REPLAY_PAGE);
+      const mark = link.seamLength;
+      const page = await store.read(session.id, after, REPLAY_PAGE);
       if (link.isClosed) return;
       const hello: HelloFrame = {
         t: 'hello',
@@ -282,29 +401,64 @@ export class SessionHub {
       };
       const gap: GapFrame | undefined = page.gap && { t: 'gap', reason: page.gap, after, cursor: page.cursor };
       link.open(hello, gap);
-      after = page.cursor;
-      let lastReplayed: string | undefined;
-      for (;;) {
-        for (const message of page.messages) {
-          if (link.pressure() > link.lowWater) await link.room();
-          if (link.isClosed) return;
-          link.enqueueMessage(message);
-          lastReplayed = after = message.id;
-        }
-        if (!page.more && link.settle(lastReplayed, mark)) return;
-        mark = link.seamLength;
-        page = await store.read(session.id, after, REPLAY_PAGE);
-        if (link.isClosed) return;
+      await this.#replay(link, page, mark);
+    } catch (error) {
+      this.#replayFailed(link, error);
+    }
+  }
+
+  /**
+   * @internal A parked link's client came back (§12.1): replays its stream from `after`, the cursor
+   * the client stands at, as a resume would — without a new `hello`, since the connection goes on.
+   */
+  replay(link: Downlink, after: string): void {
+    const mark = link.seamLength;
+    const n = link.replayCount;
+    this.options.store
+      .read(link.session.id, after, REPLAY_PAGE)
+      .then((page) => {
+        if (link.replayStopped(n)) return;
         if (page.gap) {
-          // Retention overtook this replay. The client resumes and is told the gap in its hello.
-          link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the stream moved past this replay; resume' });
+          // Retention overtook the parked client: it resumes and is told the gap in its hello.
+          link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the stream moved past this connection; resume' });
           return;
         }
+        return this.#replay(link, page, mark);
+      })
+      .catch((error: unknown) => this.#replayFailed(link, error));
+  }
+
+  /** Queues the messages of `page` and the pages after it, then ends the replay at the seam (§6.3). */
+  async #replay(link: Downlink, first: ReadResult, firstMark: number): Promise<void> {
+    const session = link.session;
+    const n = link.replayCount;
+    let page = first;
+    let mark = firstMark;
+    let after = page.cursor;
+    let lastReplayed: string | undefined;
+    for (;;) {
+      for (const message of page.messages) {
+        if (link.pressure() > link.lowWater) await link.room();
+        if (link.replayStopped(n)) return;
+        link.enqueueMessage(message);
+        lastReplayed = after = message.id;
       }
-    } catch (error) {
-      this.fail(new UnbrokenServerError('STORE_ERROR', `reading the stream of session ${session.id} failed`, { cause: error }));
-      link.close({ kind: 'error', code: 'INTERNAL_ERROR', message: 'the server could not read the stream' });
+      if (link.replayStopped(n)) return;
+      if (!page.more && link.settle(lastReplayed, mark)) return;
+      mark = link.seamLength;
+      page = await this.options.store.read(session.id, after, REPLAY_PAGE);
+      if (link.replayStopped(n)) return;
+      if (page.gap) {
+        // Retention overtook this replay. The client resumes and is told the gap in its hello.
+        link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the stream moved past this replay; resume' });
+        return;
+      }
     }
+  }
+
+  #replayFailed(link: Downlink, error: unknown): void {
+    this.fail(new UnbrokenServerError('STORE_ERROR', `reading the stream of session ${link.session.id} failed`, { cause: error }));
+    link.close({ kind: 'error', code: 'INTERNAL_ERROR', message: 'the server could not read the stream' });
   }
 
   async #shutdown(): Promise<void> {
@@ -339,5 +493,7 @@ export class SessionHub {
       if (session.link) session.link.tick(now);
       else if (now - session.detachedAt >= this.options.sessionTimeout) session.end('timeout');
     }
+    this.limits.prune();
+    this.#enforceTotal();
   }
 }

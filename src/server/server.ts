@@ -7,8 +7,9 @@ import type { Duplex } from 'node:stream';
 import { Endpoint, type Payload } from '../protocol/index.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
-import { answerError, answerPreflight, answerUpgradeRequired, type OriginCheck } from './http.js';
-import { SessionHub } from './hub.js';
+import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted, type OriginCheck } from './http.js';
+import { SessionHub, type ServerStats } from './hub.js';
+import { Limits, socketAddress } from './limits.js';
 import type { Sendable } from './sendable.js';
 import type { ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
@@ -46,9 +47,10 @@ export interface ServerOptions {
    */
   maxMessageSize?: number;
   /**
-   * Origins allowed to connect: a list, or a predicate. Requests without an `Origin` header (not from
-   * a browser) are always allowed (§3.2).
-   * @default any origin
+   * Origins allowed besides the server's own: a list, or a predicate. Same-origin requests (an
+   * `Origin` whose host is the request's `Host`) and requests without an `Origin` header (not from a
+   * browser) are always allowed; this adds to them, it does not replace them (§3.2).
+   * @default none: same-origin only
    */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean);
   /**
@@ -65,9 +67,74 @@ export interface ServerOptions {
   /**
    * Most bytes buffered for one connection; a client that reads slower is disconnected with
    * `BACKPRESSURE` and resumes from the store (§12). Keep it above the largest message sent.
-   * @default 8_388_608 (8 MiB)
+   * @default 1_048_576 (1 MiB)
    */
   maxBufferedBytes?: number;
+  /**
+   * Most bytes buffered across every connection; past it the connections that hold the most (the
+   * slowest readers) are cut with `BACKPRESSURE` first, and resume from the store (§12.1).
+   * @default 67_108_864 (64 MiB)
+   */
+  maxTotalBufferedBytes?: number;
+  /**
+   * Sessions alive at once (connected or waiting for their client within `sessionTimeout`); a
+   * connection that would create one more is refused with `TOO_MANY_CONNECTIONS` (§12.1).
+   * @default 100_000
+   */
+  maxSessions?: number;
+  /**
+   * Sessions alive at once created from one client address (see `clientAddress`); more are refused
+   * with `TOO_MANY_CONNECTIONS`. Raise it when many users share an address (a NAT, a proxy whose
+   * forwarded address `clientAddress` does not read).
+   * @default 500
+   */
+  maxSessionsPerAddress?: number;
+  /**
+   * Downstream connections (and WebSocket upgrade probes) open at once; more are refused with
+   * `TOO_MANY_CONNECTIONS` (§12.1).
+   * @default 50_000
+   */
+  maxConnections?: number;
+  /**
+   * Downstream connections (and upgrade probes) open at once from one client address; more are
+   * refused with `TOO_MANY_CONNECTIONS`.
+   * @default 500
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * New sessions one client address may create per second (a token bucket that saves up one
+   * second's worth); more are refused with `RATE_LIMITED` (§12.1).
+   * @default 20
+   */
+  sessionsPerSecondPerAddress?: number;
+  /**
+   * Client messages one session may send per second (a token bucket that saves up one second's
+   * worth). Past it the client is slowed, never refused: the server stops reading its WebSocket, or
+   * holds its next `POST P/send`, until the budget is back; nothing is lost (§12.1).
+   * @default 200
+   */
+  messagesPerSecond?: number;
+  /**
+   * How long the body of an upstream request (`POST P/send`) may take to arrive, in ms; a slower
+   * one is answered `REQUEST_TIMEOUT` and its connection closed (§12.1).
+   * @default 8_000
+   */
+  bodyTimeout?: number;
+  /**
+   * Upper bound, in ms, for the attached http server's `headersTimeout`: `attach()` lowers it to this
+   * when it is higher (headers arrive before the path is known, so this bound cannot be per path).
+   * Node checks it every `connectionsCheckingInterval` (30 s unless the http server was created with
+   * another). `0` leaves the http server's setting alone.
+   * @default 10_000
+   */
+  headersTimeout?: number;
+  /**
+   * The address a request counts against for the per-address limits. Behind a reverse proxy every
+   * request comes from the proxy: return the client address the proxy forwards (e.g. the last entry
+   * of `X-Forwarded-For` that your proxy appended), never a header a client can set freely.
+   * @default the socket's remote address
+   */
+  clientAddress?: (request: http.IncomingMessage) => string;
   /**
    * Clock in ms, for heartbeats and timeouts.
    * @default Date.now
@@ -117,6 +184,8 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
   broadcast(data: Outgoing, options?: SendOptions): Promise<string>;
   /** Live sessions by id. */
   readonly sessions: ReadonlyMap<string, Session<Incoming, Outgoing>>;
+  /** What the server holds now: sessions, connections, buffered bytes, addresses counted (§12.1). */
+  stats(): ServerStats;
   readonly store: MessageStore;
   /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
@@ -158,7 +227,7 @@ function normalisePath(path: string): string {
 }
 
 function originCheck(allowed: ServerOptions['allowedOrigins']): OriginCheck {
-  if (allowed === undefined) return () => true;
+  if (allowed === undefined) return () => false;
   if (typeof allowed === 'function') return allowed;
   const set = new Set(allowed);
   return (origin) => set.has(origin);
@@ -176,6 +245,7 @@ class Server implements UnbrokenServer {
   readonly #routes: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }>;
   readonly #attachments: Attachment[] = [];
   #closing: Promise<void> | null = null;
+  readonly #headersTimeout: number;
 
   constructor(options: ServerOptions) {
     const {
@@ -187,10 +257,33 @@ class Server implements UnbrokenServer {
       allowedOrigins,
       sessionTimeout = 300_000,
       shutdownJitter = 5_000,
-      maxBufferedBytes = 8 * 1024 * 1024,
+      maxBufferedBytes = 1024 * 1024,
+      maxTotalBufferedBytes = 64 * 1024 * 1024,
+      maxSessions = 100_000,
+      maxSessionsPerAddress = 500,
+      maxConnections = 50_000,
+      maxConnectionsPerAddress = 500,
+      sessionsPerSecondPerAddress = 20,
+      messagesPerSecond = 200,
+      bodyTimeout = 8_000,
+      headersTimeout = 10_000,
+      clientAddress = socketAddress,
       now = Date.now,
       random = Math.random,
     } = options;
+    this.#headersTimeout = checkInteger('headersTimeout', headersTimeout, 0);
+    const limits = new Limits(
+      {
+        maxSessions: checkInteger('maxSessions', maxSessions, 1),
+        maxSessionsPerAddress: checkInteger('maxSessionsPerAddress', maxSessionsPerAddress, 1),
+        maxConnections: checkInteger('maxConnections', maxConnections, 1),
+        maxConnectionsPerAddress: checkInteger('maxConnectionsPerAddress', maxConnectionsPerAddress, 1),
+        sessionsPerSecondPerAddress: checkInteger('sessionsPerSecondPerAddress', sessionsPerSecondPerAddress, 1),
+        messagesPerSecond: checkInteger('messagesPerSecond', messagesPerSecond, 1),
+        clientAddress,
+      },
+      now,
+    );
     this.#path = normalisePath(path);
     this.store = store ?? new MemoryStore();
     this.#ownsStore = store === undefined;
@@ -209,6 +302,8 @@ class Server implements UnbrokenServer {
         sessionTimeout: checkInteger('sessionTimeout', sessionTimeout, 0),
         shutdownJitter: checkInteger('shutdownJitter', shutdownJitter, 0),
         maxBufferedBytes: checkInteger('maxBufferedBytes', maxBufferedBytes, 1024),
+        maxTotalBufferedBytes: checkInteger('maxTotalBufferedBytes', maxTotalBufferedBytes, 1024),
+        limits,
         now,
         random,
       },
@@ -217,6 +312,8 @@ class Server implements UnbrokenServer {
     this.#context = {
       hub: this.#hub,
       originAllowed: originCheck(allowedOrigins),
+      limits,
+      bodyTimeout: checkInteger('bodyTimeout', bodyTimeout, 1),
       maxMessageSize,
       retry,
       heartbeatInterval,
@@ -238,6 +335,10 @@ class Server implements UnbrokenServer {
     return this.#hub.sessions;
   }
 
+  stats(): ServerStats {
+    return this.#hub.stats();
+  }
+
   attach(httpServer: http.Server | https.Server): this {
     if (this.#closing) throw new UnbrokenServerError('SERVER_CLOSED', 'cannot attach: the server is closed');
     if (this.#attachments.some((attachment) => attachment.httpServer === httpServer)) return this;
@@ -249,6 +350,11 @@ class Server implements UnbrokenServer {
     // closed one on the same http server) answers its path before the listeners that were there.
     const previousUpgrade = httpServer.listeners('upgrade') as UpgradeListener[];
     httpServer.removeAllListeners('upgrade');
+    // §12.1: a client that sends its headers slowly holds a socket; bound how long.
+    if (this.#headersTimeout > 0 && (httpServer.headersTimeout === 0 || httpServer.headersTimeout > this.#headersTimeout)) {
+      httpServer.headersTimeout = this.#headersTimeout;
+      if (httpServer.requestTimeout > 0 && httpServer.requestTimeout < this.#headersTimeout) httpServer.requestTimeout = this.#headersTimeout;
+    }
     const onRequest: http.RequestListener = (request, response) => {
       if (this.#handleRequest(request, response)) return;
       if (previous.length === 0 && httpServer.listenerCount('request') === 1) {
@@ -338,10 +444,12 @@ class Server implements UnbrokenServer {
     const endpoint = url.pathname.slice(this.#path.length);
     const route = this.#routes.get(endpoint);
     if (!route) return false;
-    const origin = request.headers.origin;
-    if (request.method === 'OPTIONS') {
-      if (origin === undefined || this.#context.originAllowed(origin)) answerPreflight(request, response);
-      else answerError(request, response, 'FORBIDDEN', `origin ${origin} is not allowed`);
+    // §3.2: a disallowed origin gets FORBIDDEN and no CORS header on every endpoint — except
+    // `GET P/sse`, whose refusal is an event the page must be able to read (§7.2).
+    if (!originAdmitted(request, this.#context.originAllowed) && !(endpoint === Endpoint.sse && request.method === 'GET')) {
+      answerError(request, response, 'FORBIDDEN', `origin ${String(request.headers.origin)} is not allowed`);
+    } else if (request.method === 'OPTIONS') {
+      answerPreflight(request, response);
     } else if (request.method !== route.method) {
       answerError(request, response, 'PROTOCOL_ERROR', `expects ${route.method} ${this.#path}${endpoint}`, 405, { Allow: route.method });
     } else {

@@ -6,6 +6,7 @@ import { ProtocolViolation, type Payload, type ServerFrame, type TransportName }
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
 import type { SessionHub } from './hub.js';
+import type { TokenBucket } from './limits.js';
 import type { Sendable } from './sendable.js';
 
 /** Why a session ended. */
@@ -71,13 +72,30 @@ export class ServerSession implements Session {
   link: Downlink | null = null;
   /** When the last connection went away (session timeout, §3.3). */
   detachedAt: number;
+  /** The client address that created the session; its count of sessions includes this one (§12.1). */
+  readonly address: string;
   #ended = false;
   readonly #hub: SessionHub;
+  /** Inbound message budget (§12.1), made on the first message. */
+  #inbound: TokenBucket | null = null;
 
-  constructor(id: string, hub: SessionHub) {
+  constructor(id: string, hub: SessionHub, address: string) {
     this.id = id;
     this.#hub = hub;
+    this.address = address;
     this.detachedAt = hub.options.now();
+  }
+
+  /** Spends `messages` of the inbound budget; returns the ms the sender should wait (§12.1). */
+  takeInbound(messages: number, now: number): number {
+    if (messages === 0) return this.inboundWait(now);
+    this.#inbound ??= this.#hub.limits.messageBucket();
+    return this.#inbound.take(messages, now);
+  }
+
+  /** Ms until the inbound budget is out of debt; 0 when it is not. */
+  inboundWait(now: number): number {
+    return this.#inbound?.wait(now) ?? 0;
   }
 
   get transport(): TransportName | null {

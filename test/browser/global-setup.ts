@@ -25,7 +25,13 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const started = await startServer({ heartbeatInterval: HEARTBEAT, retry: 50 });
+  // The tests run in a page vitest serves on its own loopback origin, cross-origin to this server
+  // (which is same-origin only by default, §3.2): admit loopback pages.
+  const started = await startServer({
+    heartbeatInterval: HEARTBEAT,
+    retry: 50,
+    allowedOrigins: (origin) => /^http:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.test(origin),
+  });
   const { server } = started;
   server.on('connection', (session) => {
     void session.send('world', { event: 'greeting' });

@@ -36,6 +36,8 @@ export interface RawWsOptions {
   autoPong?: boolean;
   /** A label for failure messages. */
   label?: string;
+  /** The loopback address to connect from (e.g. `127.0.0.2`), to act as another client address. */
+  localAddress?: string;
 }
 
 /** Builds `ws://host:port<path>/ws?…` from the server's WebSocket base (`ws://host:port<path>`). */
@@ -94,6 +96,7 @@ export class RawWs extends FrameLog {
     const socket = new WebSocket(url, {
       autoPong: options.autoPong ?? true,
       ...(options.origin !== undefined ? { origin: options.origin } : {}),
+      ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
     });
     const client = new RawWs(socket, options.label ?? `ws ${new URL(url).search}`);
     return new Promise<RawWs>((resolve, reject) => {

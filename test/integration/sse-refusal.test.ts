@@ -114,7 +114,7 @@ describe('SSE refusals reaching the real client (§7.2)', () => {
 
   it('§7.2.refuse over SSE, an unsupported version ends the client with UNSUPPORTED_VERSION without trying long polling', async () => {
     // A proxy (or an older server) that speaks no version of the client's: every `v` becomes 99.
-    const observed = await start({}, (request) => {
+    const observed = await start({ allowedOrigins: [ALLOWED_ORIGIN] }, (request) => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       if (url.searchParams.has('v')) url.searchParams.set('v', '99');
       request.url = url.pathname + url.search;

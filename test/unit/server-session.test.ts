@@ -778,6 +778,29 @@ describe('the buffer bound (§12)', () => {
   });
 });
 
+describe('the total buffer bound (§12.1)', () => {
+  it('§12.1.total cuts the connections that hold the most first, with BACKPRESSURE, until the rest fit', async () => {
+    const t = setup({ maxBufferedBytes: 1 << 20, maxTotalBufferedBytes: 45_000 });
+    const slowest = await t.open({}, { buffering: true });
+    const slow = await t.open({}, { buffering: true });
+    const quick = await t.open({}, { buffering: true });
+    slowest.buffered = 30_000;
+    slow.buffered = 20_000;
+    quick.buffered = 5_000;
+    // A broadcast makes the hub look at the total once its writes went out.
+    await t.broadcast('tick');
+    await slowest.untilClosed();
+    expect(slowest.closedWith).toMatchObject({ kind: 'error', code: 'BACKPRESSURE' });
+    // Without the slowest, the rest fit: nobody else is cut, and no session ended.
+    await t.broadcast('tock');
+    await quick.until(() => quick.messageData().includes('tock'));
+    expect(slow.closedWith).toBeNull();
+    expect(quick.closedWith).toBeNull();
+    expect(t.ended).toEqual([]);
+    expect(t.hub.stats().connections).toBe(2);
+  });
+});
+
 describe('heartbeats, liveness and session timeout (§3.3, §7.1, §11)', () => {
   it('writes a frame at least every hb ms: hb when idle', async () => {
     vi.useFakeTimers();

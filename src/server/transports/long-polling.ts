@@ -14,7 +14,7 @@
 import type http from 'node:http';
 import { QueryParam, encodeBatch } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
-import { admit, answerBatch, answerError, queryValue } from '../http.js';
+import { admit, admitRequest, answerBatch, answerError, queryValue } from '../http.js';
 import type { TransportContext } from './context.js';
 
 interface Poll {
@@ -166,8 +166,10 @@ export class LongPollingTransport {
       current.hold(request, response);
       return;
     }
-    if (!hub.accepting) {
-      answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+    // Shutdown, then the limits of §12.1: only a poll that opens a connection is counted.
+    const opening = admitRequest(this.#context, request, url, 'connection');
+    if (!opening.ok) {
+      answerError(request, response, opening.code, opening.message);
       return;
     }
     let key: string | null = null;
@@ -175,7 +177,7 @@ export class LongPollingTransport {
       if (key !== null && this.#connections.get(key) === gone) this.#connections.delete(key);
     });
     connection.hold(request, response);
-    const handle = hub.connect(connection, { version: admission.version, sid, last });
+    const handle = hub.connect(connection, { version: admission.version, sid, last, address: opening.address });
     connection.bind(handle);
     // A poll without `c` can continue no connection (§7.4).
     if (id !== null && !connection.isClosed) {

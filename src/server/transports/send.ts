@@ -3,70 +3,132 @@
  * and long-polling transports, and answers with the frames it produced (acks, pongs).
  */
 import type http from 'node:http';
-import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
-import { answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
+import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ErrorCode, type ServerFrame } from '../../protocol/index.js';
+import { admitRequest, answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
 import { toUpstream } from '../connection.js';
-import { admitRequest, type TransportContext } from './context.js';
+import type { TransportContext } from './context.js';
+
+/**
+ * Answers with `code` and stops reading the request: `Connection: close`, and the socket is destroyed
+ * once the answer went out, so a body the server refused is never read to its end (§12.1).
+ */
+function answerAndStopReading(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
+  answerError(request, response, code, message, undefined, { Connection: 'close' });
+  if (response.writableFinished) request.socket.destroy();
+  else response.once('finish', () => request.socket.destroy());
+}
+
+/**
+ * Answers a refusal that came before the body was read, keeping the connection for the client's
+ * next request: the body is read and dropped, but only up to `maxBytes` and within `timeout` ms —
+ * past either the connection is cut (§12.1: a refused body is never read to its end).
+ */
+function refuseBeforeBody(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  context: TransportContext,
+  code: ErrorCode,
+  message: string,
+): void {
+  answerError(request, response, code, message);
+  if (request.complete) return;
+  let size = 0;
+  const cut = (): void => {
+    clearTimeout(timer);
+    request.socket.destroy();
+  };
+  const timer = setTimeout(cut, context.bodyTimeout);
+  timer.unref?.();
+  request.on('error', () => undefined);
+  request.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > context.maxMessageSize) cut();
+  });
+  request.once('end', () => clearTimeout(timer));
+  request.once('close', () => clearTimeout(timer));
+}
 
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub, maxMessageSize } = context;
-  const admission = admitRequest(context, request, url);
+  const { hub, maxMessageSize, bodyTimeout } = context;
+  const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
+    refuseBeforeBody(request, response, context, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuseBeforeBody(request, response, context, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
   const sid = queryValue(url, QueryParam.sessionId);
   if (sid === null || !hub.sessions.has(sid)) {
-    answerError(request, response, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    refuseBeforeBody(request, response, context, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
     return;
   }
   const tooLarge = (size: number) =>
-    answerError(request, response, 'MESSAGE_TOO_LARGE', `expects a body of at most ${maxMessageSize} bytes, got ${size}`);
+    answerAndStopReading(request, response, 'MESSAGE_TOO_LARGE', `expects a body of at most ${maxMessageSize} bytes, got ${size}`);
   const declared = Number(request.headers['content-length']);
   if (declared > maxMessageSize) {
     tooLarge(declared);
     return;
   }
-
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let refused = false;
-  request.on('data', (chunk: Buffer) => {
-    if (refused) return; // the rest is read and dropped, so the client gets to see the answer
-    size += chunk.length;
-    if (size > maxMessageSize) {
-      refused = true;
-      chunks.length = 0;
-      tooLarge(size);
-      return;
-    }
-    chunks.push(chunk);
-  });
   request.on('error', () => undefined);
-  request.on('end', () => {
-    if (refused || response.headersSent) return;
-    // Nothing is processed after the server began to shut down (§8, §10.2).
-    if (!hub.accepting) {
-      answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
-      return;
-    }
-    let replies: ServerFrame[] | null;
-    try {
-      replies = hub.upstream(sid, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))));
-    } catch (error) {
-      const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
-      answerError(request, response, 'PROTOCOL_ERROR', message);
-      return;
-    }
-    if (replies === null) {
-      answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
-      return;
-    }
-    answerBatch(request, response, encodeBatch(replies));
-  });
+  // §12.1: a session past its inbound rate is slowed, not refused. Its body stays unread (in the
+  // socket's buffers, where TCP flow control holds the rest) until the budget is back; the client
+  // has one upstream request in flight (§7.3), so its outbox waits meanwhile.
+  const wait = hub.inboundWait(sid);
+  if (wait === 0) {
+    readBody();
+    return;
+  }
+  const timer = setTimeout(readBody, wait);
+  request.once('close', () => clearTimeout(timer));
+
+  function readBody(): void {
+    if (request.destroyed) return;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    // §12.1: the whole body within `bodyTimeout`, however slowly it trickles in.
+    const deadline = setTimeout(() => {
+      refused = true;
+      answerAndStopReading(request, response, 'REQUEST_TIMEOUT', `expects the body within ${bodyTimeout} ms`);
+    }, bodyTimeout);
+    deadline.unref?.();
+    request.once('close', () => clearTimeout(deadline));
+    request.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > maxMessageSize) {
+        refused = true;
+        chunks.length = 0;
+        clearTimeout(deadline);
+        tooLarge(size);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      clearTimeout(deadline);
+      if (refused || response.headersSent) return;
+      // Nothing is processed after the server began to shut down (§8, §10.2).
+      if (!hub.accepting) {
+        answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+        return;
+      }
+      let replies: ServerFrame[] | null;
+      try {
+        replies = hub.upstream(sid!, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))));
+      } catch (error) {
+        const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
+        answerError(request, response, 'PROTOCOL_ERROR', message);
+        return;
+      }
+      if (replies === null) {
+        answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+        return;
+      }
+      answerBatch(request, response, encodeBatch(replies));
+    });
+  }
 }

@@ -4,9 +4,9 @@
  */
 import type http from 'node:http';
 import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../protocol/index.js';
-import { corsHeaders, queryValue } from '../http.js';
+import { admitRequest, corsHeaders, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
-import { admitRequest, type TransportContext } from './context.js';
+import type { TransportContext } from './context.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
@@ -96,7 +96,7 @@ function refuse(request: http.IncomingMessage, response: http.ServerResponse, co
 /** Serves `GET P/sse`. */
 export function handleSse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub, retry } = context;
-  const admission = admitRequest(context, request, url);
+  const admission = admitRequest(context, request, url, 'connection');
   if (!admission.ok) {
     refuse(request, response, admission.code, admission.message);
     return;
@@ -118,6 +118,7 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
     version: admission.version,
     sid: queryValue(url, QueryParam.sessionId),
     last,
+    address: admission.address,
   });
   connection.bind(handle);
 }

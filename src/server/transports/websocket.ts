@@ -2,7 +2,7 @@
  * WebSocket transport (docs/PROTOCOL.md §7.1): `GET P/ws` upgraded by `ws`. Text frames are batches,
  * binary frames are single binary messages (§4.3); the session core does everything else.
  */
-import type http from 'node:http';
+import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
@@ -16,9 +16,9 @@ import {
   type ErrorCode,
   type ErrorFrame,
 } from '../../protocol/index.js';
-import { queryValue } from '../http.js';
+import { admitRequest, originAdmitted, queryValue } from '../http.js';
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
-import { admitRequest, type TransportContext } from './context.js';
+import type { TransportContext } from './context.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -41,6 +41,17 @@ function refuse(ws: WebSocket, code: ErrorCode, message: string): void {
   const frame: ErrorFrame = { t: 'error', code, message };
   ws.send(encodeBatch([frame]));
   ws.close(closeCodeFor(code), code);
+}
+
+/** Answers an upgrade request with an HTTP error and the error body of §9, and closes the socket. */
+function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, message: string): void {
+  const body = JSON.stringify({ code, message });
+  socket.on('error', () => undefined);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
+      'Connection: close\r\nContent-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /** A binary frame from a client: one message (§4.3). */
@@ -73,6 +84,8 @@ class WebSocketConnection implements Connection {
   /** Ping frames sent since the last pong (§7.1). */
   #unanswered = 0;
   #graceTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set while reading is paused for the session's inbound rate (§12.1). */
+  #pauseTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #afterWrite = (error?: Error): void => {
     if (!error) this.#handle?.resume();
   };
@@ -90,6 +103,7 @@ class WebSocketConnection implements Connection {
     });
     this.#ws.once('close', (code) => {
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
+      if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
       // §9: close code 1000 from a client ends its session, as a `bye` does.
       if (code === CloseCode.Normal) handle.receive([{ t: 'bye' }]);
       handle.closed();
@@ -112,7 +126,21 @@ class WebSocketConnection implements Connection {
     return this.#ws.bufferedAmount;
   }
 
+  pauseReading(ms: number): void {
+    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
+    this.#ws.pause();
+    this.#pauseTimer = setTimeout(() => {
+      this.#pauseTimer = null;
+      this.#ws.resume();
+    }, ms);
+  }
+
   probe(): void {
+    // Pongs are not read while reading is paused (§12.1): the link cannot be judged until it resumes.
+    if (this.#pauseTimer) {
+      this.#unanswered = 0;
+      return;
+    }
     if (this.#unanswered >= 2) {
       this.#ws.terminate();
       return;
@@ -198,8 +226,16 @@ export class WebSocketTransport {
     });
   }
 
-  /** Completes the upgrade of a request for `P/ws`. */
+  /**
+   * Completes the upgrade of a request for `P/ws`. A disallowed Origin is refused here, with `403`
+   * before any `101` (§3.2): a page from another site learns nothing, not even that a WebSocket
+   * server is there.
+   */
   handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    if (!originAdmitted(request, this.#context.originAllowed)) {
+      refuseUpgrade(socket, 403, 'FORBIDDEN', `origin ${String(request.headers.origin)} is not allowed`);
+      return;
+    }
     this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, url));
   }
 
@@ -213,12 +249,17 @@ export class WebSocketTransport {
     const { hub, maxMessageSize } = this.#context;
     // §3.1, §3.2, §10.2: a browser cannot read an HTTP refusal of an upgrade (it would see a network
     // failure and fall back), so accept, then refuse with an `error` frame and the close code of §9.
-    const admission = admitRequest(this.#context, request, url);
+    const probe = queryValue(url, QueryParam.probe) === '1';
+    const admission = admitRequest(this.#context, request, url, probe ? 'probe' : 'connection');
     if (!admission.ok) {
       refuse(ws, admission.code, admission.message);
       return;
     }
-    if (queryValue(url, QueryParam.probe) === '1') {
+    if (probe) {
+      // A probe holds a socket like a connection: it counts against the same limits (§12.1).
+      const { limits } = this.#context;
+      limits.connectionOpened(admission.address);
+      ws.once('close', () => limits.connectionClosed(admission.address));
       answerProbe(ws, maxMessageSize);
       return;
     }
@@ -227,6 +268,7 @@ export class WebSocketTransport {
       version: admission.version,
       sid: queryValue(url, QueryParam.sessionId),
       last: queryValue(url, QueryParam.lastEventId),
+      address: admission.address,
     });
     connection.bind(handle);
   }

@@ -1,0 +1,209 @@
+// @ts-check
+/**
+ * `npm run chaos`: the hostile-client flood of issue #10 against the built server (dist/server.mjs),
+ * with the server in its own process so that its heap and event-loop lag are its own.
+ *
+ *   1. 20,000 session-less polls, from 1,000 loopback addresses (127.0.x.y), as fast as they go;
+ *   2. then 20 broadcasts/s of 100 B for 10 s;
+ *   3. meanwhile: the server's heap (sampled every 250 ms) and event-loop delay
+ *      (`perf_hooks.monitorEventLoopDelay`, 10 ms resolution);
+ *   4. then a fresh client's WebSocket `hello` time, from an address the flood did not use;
+ *   5. then ten 1 MB batches of nested arrays on one WebSocket: the server's event-loop delay while
+ *      it receives and refuses them (frame, UTF-8 and depth check together), and the time of the
+ *      depth check itself (§4.4), which is what the 20 ms target is about.
+ *
+ * Prints one JSON object and a verdict against the targets: heap < 200 MiB, lag < 100 ms, hello <
+ * 100 ms, nested payload < 20 ms. Exits 1 when a target is missed. Not part of `vitest run`.
+ *
+ *   node test/chaos/flood.mjs [--polls 20000] [--addresses 1000] [--seconds 10]
+ */
+import { fork } from 'node:child_process';
+import http from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+const dist = new URL('../../dist/', import.meta.url);
+
+/** @param {string} name @param {number} fallback */
+function arg(name, fallback) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index > 0 ? Number(process.argv[index + 1]) : fallback;
+}
+
+// -------------------------------------------------------------------------------------------------
+// The server process
+
+async function serve() {
+  const { createServer } = await import(new URL('server.mjs', dist).href);
+  const httpServer = http.createServer();
+  const realtime = createServer().attach(httpServer);
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  let heapMax = 0;
+  const sampler = setInterval(() => (heapMax = Math.max(heapMax, process.memoryUsage().heapUsed)), 250);
+  /** @type {ReturnType<typeof setInterval> | null} */
+  let broadcasting = null;
+  await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const address = /** @type {import('node:net').AddressInfo} */ (httpServer.address());
+  process.on('message', (/** @type {{ op: string }} */ message) => {
+    switch (message.op) {
+      case 'reset':
+        lag.reset();
+        heapMax = process.memoryUsage().heapUsed;
+        process.send?.({ op: 'reset' });
+        break;
+      case 'broadcast':
+        broadcasting = setInterval(() => void realtime.broadcast({ pad: 'x'.repeat(88) }).catch(() => undefined), 50);
+        process.send?.({ op: 'broadcast' });
+        break;
+      case 'stop':
+        if (broadcasting) clearInterval(broadcasting);
+        process.send?.({ op: 'stop' });
+        break;
+      case 'report':
+        process.send?.({
+          op: 'report',
+          heapUsedMiB: process.memoryUsage().heapUsed / 2 ** 20,
+          heapMaxMiB: heapMax / 2 ** 20,
+          lagMaxMs: lag.max / 1e6,
+          lagP99Ms: lag.percentile(99) / 1e6,
+          stats: realtime.stats(),
+        });
+        break;
+      case 'exit':
+        clearInterval(sampler);
+        process.exit(0);
+    }
+  });
+  process.send?.({ op: 'ready', port: address.port });
+}
+
+// -------------------------------------------------------------------------------------------------
+// The driver
+
+/** @param {import('node:child_process').ChildProcess} child @param {string} op */
+function ask(child, op) {
+  return new Promise((resolve) => {
+    /** @param {{ op: string }} message */
+    const onMessage = (message) => {
+      if (message.op !== op) return;
+      child.off('message', onMessage);
+      resolve(message);
+    };
+    child.on('message', onMessage);
+    child.send({ op });
+  });
+}
+
+/**
+ * One session-less poll from `localAddress`; resolves with its status (0 on a network error).
+ * @param {number} port @param {string} localAddress @returns {Promise<number>}
+ */
+function pollOnce(port, localAddress) {
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, path: '/realtime/poll?v=1', localAddress, agent: false }, (response) => {
+      response.resume();
+      response.once('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.once('error', () => resolve(0));
+  });
+}
+
+/** ms from opening a WebSocket to its `hello`. @param {number} port @param {string} localAddress @returns {Promise<number>} */
+function helloTime(port, localAddress) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/realtime/ws?v=1`, { localAddress });
+    ws.once('message', (data) => {
+      const elapsed = performance.now() - started;
+      ws.terminate();
+      if (!String(data).includes('"hello"')) reject(new Error(`expected a hello, got ${String(data).slice(0, 200)}`));
+      else resolve(elapsed);
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Sends ten 1 MB batches of nested arrays; resolves once the server refused the last (it closes). @param {number} port */
+async function nestedFlood(port) {
+  const depth = 500_000;
+  const batch = '['.repeat(depth) + ']'.repeat(depth);
+  for (let i = 0; i < 10; i++) {
+    await new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/realtime/ws?v=1`, { localAddress: '127.0.250.1' });
+      ws.once('message', () => ws.send(batch));
+      ws.once('close', resolve);
+      ws.once('error', reject);
+    });
+  }
+}
+
+async function drive() {
+  const polls = arg('polls', 20_000);
+  const addresses = arg('addresses', 1_000);
+  const seconds = arg('seconds', 10);
+  const child = fork(fileURLToPath(import.meta.url), ['server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = /** @type {{ port: number }} */ (await new Promise((resolve) => child.once('message', resolve)));
+  const { port } = ready;
+  await ask(child, 'reset');
+
+  const floodStart = performance.now();
+  const statuses = new Map();
+  let next = 0;
+  const worker = async () => {
+    while (next < polls) {
+      const n = next++;
+      const address = `127.0.${1 + Math.floor((n % addresses) / 250)}.${1 + ((n % addresses) % 250)}`;
+      const status = await pollOnce(port, address);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const floodSeconds = (performance.now() - floodStart) / 1000;
+  const afterFlood = await ask(child, 'report');
+
+  // The broadcast phase is measured on its own: the flood's own figures are in afterFlood.
+  await ask(child, 'reset');
+  await ask(child, 'broadcast');
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const duringBroadcasts = await ask(child, 'report');
+  const hello = await helloTime(port, '127.0.200.1');
+  await ask(child, 'stop');
+
+  const depthCheck = await import(new URL('server.mjs', dist).href).then(({ nestsDeeperThan }) => {
+    const text = '['.repeat(500_000) + ']'.repeat(500_000);
+    const started = performance.now();
+    nestsDeeperThan(text, 66);
+    return performance.now() - started;
+  });
+  await ask(child, 'reset');
+  await nestedFlood(port);
+  const nested = /** @type {{ lagMaxMs: number }} */ (await ask(child, 'report'));
+  child.send({ op: 'exit' });
+
+  const figures = {
+    polls,
+    addresses,
+    floodSeconds: Number(floodSeconds.toFixed(2)),
+    statuses: Object.fromEntries(statuses),
+    afterFlood,
+    duringBroadcasts,
+    freshHelloMs: Number(hello.toFixed(1)),
+    depthCheckMs: Number(depthCheck.toFixed(2)),
+    nestedFloodLagMaxMs: nested.lagMaxMs,
+  };
+  console.log(JSON.stringify(figures, null, 2));
+  const report = /** @type {{ heapMaxMiB: number, lagMaxMs: number }} */ (duringBroadcasts);
+  const checks = [
+    ['heap under 200 MiB', Math.max(report.heapMaxMiB, /** @type {{ heapMaxMiB: number }} */ (afterFlood).heapMaxMiB) < 200],
+    ['event-loop lag under 100 ms', report.lagMaxMs < 100],
+    ['fresh hello under 100 ms', hello < 100],
+    ['1 MB nested payload: depth check under 20 ms', depthCheck < 20],
+  ];
+  for (const [name, ok] of checks) console.log(`${ok ? 'ok  ' : 'MISS'} ${name}`);
+  process.exitCode = checks.every(([, ok]) => ok) ? 0 : 1;
+}
+
+if (process.argv[2] === 'server') await serve();
+else await drive();

@@ -1,0 +1,273 @@
+/**
+ * Conformance of the resource limits (docs/PROTOCOL.md §12.1), driven with raw clients: counts per
+ * client address and in total, the rate of new sessions, the inbound message rate (slowed, never
+ * refused), body timeouts and refused bodies left unread, and idle long-polling connections that
+ * drop their queue and read the store again. Other client addresses are other loopback addresses.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeCodeFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
+import { RawSse, framesOf, poll } from '../helpers/raw-http.js';
+import { Harnesses } from '../helpers/raw-server.js';
+import { waitUntil } from '../helpers/raw-frames.js';
+import type { RawWs } from '../helpers/raw-ws.js';
+
+const harnesses = new Harnesses();
+afterEach(async () => {
+  await harnesses.closeAll();
+});
+
+async function expectRefusal(client: RawWs, code: ErrorCode): Promise<void> {
+  const close = await client.closed();
+  expect(client.frames.at(-1)?.frame).toMatchObject({ t: 'error', code });
+  expect(close.code).toBe(closeCodeFor(code));
+}
+
+/** `GET P/poll` from `localAddress`; resolves with the status and the parsed body. */
+function pollFrom(base: string, localAddress: string, query = ''): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${base}/poll?v=1${query}`, { localAddress, agent: false }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.once('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+      })
+      .once('error', reject);
+  });
+}
+
+/**
+ * A raw `POST P/send` on a socket the test drives byte by byte: `send` writes, `answer` resolves with
+ * the status line and body once the server answered, `closed` once the server closed the socket.
+ */
+function rawPost(port: number, path: string, headers: Record<string, string>) {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let received = '';
+  let written = 0;
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const answer = new Promise<{ status: number; body: string }>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('utf8');
+      const split = received.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(received);
+      if (split >= 0 && length && received.length >= split + 4 + Number(length[1])) {
+        resolve({ status: Number(received.slice(9, 12)), body: received.slice(split + 4, split + 4 + Number(length[1])) });
+      }
+    });
+  });
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nX-Unbroken: 1\r\n${head}\r\n`);
+  return {
+    answer,
+    closed,
+    get written() {
+      return written;
+    },
+    /** Writes `bytes`; false once the socket no longer takes writes. */
+    send(bytes: string | Buffer): boolean {
+      if (socket.destroyed || !socket.writable) return false;
+      written += Buffer.byteLength(bytes);
+      socket.write(bytes);
+      return true;
+    },
+    destroy: () => socket.destroy(),
+  };
+}
+
+describe('§12.1 sessions and connections', () => {
+  it('§12.1.connections refuses a connection past the per-address bound with TOO_MANY_CONNECTIONS, and admits one from another address', async () => {
+    const h = await harnesses.start({ maxConnectionsPerAddress: 2 });
+    const first = await h.connect();
+    await first.hello();
+    const second = await h.connect();
+    await second.hello();
+    const third = await h.connect();
+    await expectRefusal(third, 'TOO_MANY_CONNECTIONS');
+    expect(h.server.sessions.size).toBe(2);
+    const elsewhere = await h.connect({ localAddress: '127.0.0.2' });
+    expect((await elsewhere.hello()).resumed).toBe(false);
+    // A connection that went away frees its place.
+    first.terminate();
+    await waitUntil('the first connection is counted out', () => h.server.stats().connections === 2);
+    const again = await h.connect();
+    await again.hello();
+  });
+
+  it('§12.1.connections refuses a session past the server-wide bound on every transport, with 503 over HTTP and the refusal event over SSE', async () => {
+    const h = await harnesses.start({ maxSessions: 2 });
+    expect((await pollFrom(h.httpBase, '127.0.0.2')).status).toBe(200);
+    expect((await pollFrom(h.httpBase, '127.0.0.3')).status).toBe(200);
+    const refused = await pollFrom(h.httpBase, '127.0.0.4');
+    expect(refused).toMatchObject({ status: 503, body: { code: 'TOO_MANY_CONNECTIONS' } });
+    const sse = await RawSse.open(h.httpBase);
+    if (!sse.ok) throw new Error(`expected the refusal event, got ${sse.status}`);
+    expect((await sse.sse.next('error')).frame).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+    sse.sse.close();
+    await expectRefusal(await h.connect(), 'TOO_MANY_CONNECTIONS');
+    expect(h.server.sessions.size).toBe(2);
+    expect(h.connections.length).toBe(2);
+  });
+
+  it('§12.1.connections counts upgrade probes as connections of their address', async () => {
+    const h = await harnesses.start({ maxConnectionsPerAddress: 1 });
+    const probe = await h.connect({ query: { probe: '1' } });
+    probe.sendText(JSON.stringify([{ t: 'ping', n: 1 }]));
+    await probe.next('pong');
+    await expectRefusal(await h.connect(), 'TOO_MANY_CONNECTIONS');
+  });
+
+  it('§12.1.rate refuses new sessions past the per-address rate with RATE_LIMITED (429), but not a session re-created under its own id', async () => {
+    let clock = 1_000_000;
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, now: () => clock });
+    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
+    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
+    const refused = await poll(h.httpBase, { c: null });
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.text)).toMatchObject({ code: 'RATE_LIMITED' });
+    await expectRefusal(await h.connect(), 'RATE_LIMITED');
+    // A client coming back with the id it kept (after a restart, §3.3) is not a new client.
+    const kept = framesOf(await poll(h.httpBase, { c: null, sid: 'K'.repeat(22) }));
+    expect(kept[0]).toMatchObject({ t: 'hello', sid: 'K'.repeat(22), resumed: false });
+    // Another address has its own budget; this one's refills with time.
+    expect((await pollFrom(h.httpBase, '127.0.0.2')).status).toBe(200);
+    clock += 500;
+    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
+  });
+});
+
+describe('§12.1 inbound rate', () => {
+  it('§12.1.slow slows a WebSocket client past its message rate: every message is processed in order, none refused, the next batch waits', async () => {
+    const h = await harnesses.start({ messagesPerSecond: 100 });
+    const client = await h.connect();
+    const hello: HelloFrame = await client.hello();
+    // 150 messages: 50 past the budget of 100, so the server stops reading for about 500 ms.
+    client.send(Array.from({ length: 150 }, (_, i) => ({ t: 'msg', s: i + 1, d: i + 1 })));
+    await client.next('ack', (frame) => frame.s === 150);
+    const sentAt = Date.now();
+    client.send([{ t: 'msg', s: 151, d: 151 }]);
+    await client.next('ack', (frame) => frame.s === 151, 5_000);
+    // A lower bound only: the server may be slower, never faster than its budget.
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
+    expect(h.processedFor(hello.sid)).toEqual(Array.from({ length: 151 }, (_, i) => i + 1));
+    expect(client.frames.filter((r) => r.frame.t === 'error')).toEqual([]);
+    expect(client.closeInfo).toBeUndefined();
+  });
+
+  it('§12.1.slow holds the next POST P/send of a session past its rate, then processes it', async () => {
+    const h = await harnesses.start({ messagesPerSecond: 100 });
+    const first = framesOf(await poll(h.httpBase));
+    const sid = (first[0] as HelloFrame).sid;
+    const send = (frames: object[]) =>
+      fetch(`${h.httpBase}/send?v=1&sid=${sid}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Unbroken': '1' },
+        body: JSON.stringify(frames),
+      });
+    const burst = await send(Array.from({ length: 150 }, (_, i) => ({ t: 'msg', s: i + 1, d: i + 1 })));
+    expect(await burst.json()).toEqual([{ t: 'ack', s: 150 }]);
+    const sentAt = Date.now();
+    const next = await send([{ t: 'msg', s: 151, d: 151 }]);
+    expect(await next.json()).toEqual([{ t: 'ack', s: 151 }]);
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
+    expect(h.processedFor(sid)).toHaveLength(151);
+  });
+});
+
+describe('§12.1 request bodies', () => {
+  async function session(base: string): Promise<string> {
+    return (framesOf(await poll(base))[0] as HelloFrame).sid;
+  }
+
+  it('§12.1.body-timeout answers a body that trickles in with REQUEST_TIMEOUT (408) and closes the connection', async () => {
+    const h = await harnesses.start({ bodyTimeout: 300 });
+    const sid = await session(h.httpBase);
+    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Content-Length': '100' });
+    // One byte at a time, far slower than the timeout allows.
+    const trickle = setInterval(() => post.send('['), 50);
+    try {
+      const answer = await post.answer;
+      expect(answer.status).toBe(408);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'REQUEST_TIMEOUT' });
+      await post.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(h.processed).toEqual([]);
+  });
+
+  it('§12.1.no-read answers a declared oversize body with MESSAGE_TOO_LARGE (413) and closes without reading it', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const sid = await session(h.httpBase);
+    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Content-Length': String(64 * 1024 * 1024) });
+    const answer = await post.answer;
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
+    // The server closes the connection rather than read 64 MiB it refused.
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let more = true;
+    const closed = post.closed.then(() => (more = false));
+    while (more && post.written < 64 * 1024 * 1024) {
+      if (!post.send(chunk)) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await closed;
+    expect(post.written).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('§12.1.no-read stops reading a chunked body once it passes the limit', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const sid = await session(h.httpBase);
+    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Transfer-Encoding': 'chunked' });
+    const piece = `${(16 * 1024).toString(16)}\r\n${' '.repeat(16 * 1024)}\r\n`;
+    let closed = false;
+    void post.closed.then(() => (closed = true));
+    const answered = post.answer.then((answer) => answer);
+    let sent = 0;
+    while (!closed && sent < 4096) {
+      if (!post.send(piece)) break;
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect((await answered).status).toBe(413);
+    await post.closed;
+    expect(sent).toBeLessThan(4096);
+  });
+});
+
+describe('§12.1 idle long-polling connections', () => {
+  it('§12.1.idle-poll drops the queue of a connection without a held poll, and its next poll reads everything from the store without a new hello', async () => {
+    const h = await harnesses.start();
+    const opened = framesOf(await poll(h.httpBase, { c: 'idle' }));
+    const hello = opened[0] as HelloFrame;
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) ids.push(await h.server.broadcast({ i, pad: 'x'.repeat(100) }));
+    const stats = h.server.stats();
+    expect(stats.parkedConnections).toBe(1);
+    expect(stats.bufferedBytes).toBe(0);
+    let last = hello.cursor;
+    const received: string[] = [];
+    while (received.length < ids.length) {
+      const frames: ServerFrame[] = framesOf(await poll(h.httpBase, { c: 'idle', sid: hello.sid, last }));
+      expect(frames.some((frame) => frame.t === 'hello' || frame.t === 'error')).toBe(false);
+      for (const frame of frames) {
+        if (frame.t !== 'msg') continue;
+        received.push(frame.id);
+        last = frame.id;
+      }
+    }
+    expect(received).toEqual(ids);
+    expect(h.connections).toEqual([hello.sid]);
+  });
+
+  it('§12.1.idle-poll keeps no state per broadcast for session-less first polls that never come back', async () => {
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 1_000 });
+    for (let i = 0; i < 100; i++) framesOf(await poll(h.httpBase, { c: null }));
+    for (let i = 0; i < 200; i++) await h.server.broadcast({ i });
+    const stats = h.server.stats();
+    expect(stats.sessions).toBe(100);
+    expect(stats.parkedConnections).toBe(100);
+    expect(stats.bufferedBytes).toBe(0);
+  });
+});
