@@ -5,6 +5,7 @@
  * `X-Unbroken-Session` header, never in a URL.
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import type { ServerFrame } from '../../src/protocol/index.js';
 
 /** Session keys by session id, as the last `hello` with that id gave them. */
@@ -70,16 +71,32 @@ export async function requestTicket(httpBase: string, request: TicketRequest = {
     if (key !== null) fields.key = key;
   } else if (typeof request.key === 'string') fields.key = request.key;
   if (request.credentials !== undefined) fields.credentials = request.credentials;
-  const response = await fetch(url, { method: 'POST', headers, body: request.body ?? JSON.stringify(fields) });
-  const text = await response.text();
+  const { status, text } = await post(url, headers, request.body ?? JSON.stringify(fields));
   let ticket: string | undefined;
   let ttl: number | undefined;
-  if (response.status === 200) {
+  if (status === 200) {
     const parsed = JSON.parse(text) as { ticket?: unknown; ttl?: unknown };
     if (typeof parsed.ticket === 'string') ticket = parsed.ticket;
     if (typeof parsed.ttl === 'number') ttl = parsed.ttl;
   }
-  return { status: response.status, text, ticket, ttl };
+  return { status, text, ticket, ttl };
+}
+
+/**
+ * One POST on its own connection: a pooled keep-alive socket could belong to a server that a test
+ * stopped and started again on the same port.
+ */
+function post(url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: 'POST', headers, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
 }
 
 /** A ticket, or a failure saying what the server answered instead. */

@@ -16,7 +16,8 @@ import type http from 'node:http';
 import { CONNECTION_HEADER, QueryParam, encodeBatch } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import { admit, answerBatch, answerError, queryValue } from '../http.js';
-import { SECRET_PATTERN } from '../tickets.js';
+import type { ServerSession } from '../session.js';
+import { SECRET_PATTERN, type TicketGrant } from '../tickets.js';
 import type { TransportContext } from './context.js';
 import { NO_TICKET, redeemTicket } from './ticket.js';
 
@@ -62,6 +63,12 @@ class LongPollConnection implements Connection {
   /** The id of the session this connection belongs to, once connected. */
   get sessionId(): string | null {
     return this.#handle?.session.id ?? null;
+  }
+
+  /** What a poll that proved it is this connection's client may open: a new connection of the same session, as the same user. */
+  grant(): TicketGrant | null {
+    const session = this.#handle?.session as ServerSession | undefined;
+    return session ? { sid: session.id, key: session.key, user: session.user } : null;
   }
 
   /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
@@ -170,20 +177,20 @@ export class LongPollingTransport {
     // A malformed connection id counts as none: it continues nothing, and nothing can continue it.
     const id = typeof header === 'string' && SECRET_PATTERN.test(header) ? header : null;
     const ticket = queryValue(url, QueryParam.ticket);
-    if (ticket === null) {
-      const current = id === null ? undefined : this.#connections.get(id);
-      // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
-      if (current && last !== null && current.continuedBy(last)) {
-        current.hold(request, response);
-        return;
-      }
+    const current = ticket !== null || id === null ? undefined : this.#connections.get(id);
+    // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
+    if (current && last !== null && current.continuedBy(last)) {
+      current.hold(request, response);
+      return;
     }
     if (!hub.accepting) {
       answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
       return;
     }
-    // §3.4: a poll that continues no connection opens one, and that takes a ticket.
-    const grant = ticket === null ? null : redeemTicket(this.#context, url);
+    // §3.4: a poll that continues no connection opens one, and that takes a ticket — or the secret
+    // connection id of the session's open long-polling connection, with a `last` from before an
+    // answer that was lost (§7.4): the new connection replays from there.
+    const grant = ticket !== null ? redeemTicket(this.#context, url) : current && !current.isClosed ? current.grant() : null;
     if (grant === null) {
       answerError(request, response, NO_TICKET.code, NO_TICKET.message);
       return;
