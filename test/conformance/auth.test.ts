@@ -223,12 +223,29 @@ describe('§3.4 tickets', () => {
     // Expired ones are dropped when the next is asked for.
     offset = 1_001;
     await ticketFor(h.httpBase);
-    // Malformed bodies are refused before any ticket is issued.
+  });
+
+  it('§3.4.ticket-body refuses a ticket request without its headers, with a body that is not a JSON object, too deep or too large', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1_024 });
     expectErrorAnswer(await requestTicket(h.httpBase, { body: '[' }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: '[1]' }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: `{"credentials":${'['.repeat(200)}${']'.repeat(200)}}` }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: JSON.stringify({ credentials: 'x'.repeat(4_096) }) }), 'MESSAGE_TOO_LARGE');
     expectErrorAnswer(await requestTicket(h.httpBase, { headers: { 'Content-Type': 'application/json' } }), 'FORBIDDEN');
+    expect(h.requestLines.every((line) => line.startsWith('POST /realtime/ticket?v=1'))).toBe(true);
+  });
+
+  it('§3.4.connect-check refuses a ticket for a session that was created meanwhile with another key', async () => {
+    const h = await harnesses.start();
+    const sid = 'M'.repeat(22);
+    const mine = await ticketFor(h.httpBase, { sid, key: randomToken() });
+    const theirs = await ticketFor(h.httpBase, { sid, key: randomToken() });
+    const first = await h.connect({ ticket: mine });
+    expect(await first.hello()).toMatchObject({ sid, resumed: false });
+    const second = await h.connect({ ticket: theirs });
+    expect(await second.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
+    expect(h.connections).toEqual([sid]);
+    expect((await first.sync()).map((received) => received.frame.t)).toEqual([]);
   });
 
   it('§3.4.ticket-limit answers the ticket limit in total, whatever the address', async () => {
