@@ -5,8 +5,11 @@
 import type http from 'node:http';
 import type { SessionHub } from './hub.js';
 import type { Limits } from './limits.js';
+import type { TicketStore } from './tickets.js';
 import {
+  CONNECTION_HEADER,
   QueryParam,
+  SESSION_HEADER,
   SUPPORTED_VERSIONS,
   UPSTREAM_HEADER,
   httpStatusFor,
@@ -53,6 +56,8 @@ export interface AdmissionContext {
   readonly hub: SessionHub;
   readonly originAllowed: OriginCheck;
   readonly limits: Limits;
+  /** The tickets that name the session a downstream request opens (§3.4). */
+  readonly tickets?: TicketStore;
 }
 
 /** What a request asks for: a downstream connection (which may create a session), or not. */
@@ -111,7 +116,8 @@ export function admitRequest(context: AdmissionContext, request: http.IncomingMe
   if (!context.hub.accepting) return { ok: false, code: 'SERVER_RESTART', message: 'the server is shutting down' };
   const address = context.limits.settings.clientAddress(request);
   if (kind !== 'upstream') {
-    const sid = queryValue(url, QueryParam.sessionId);
+    // The session a request opens is the one its ticket names (§3.4): resuming one creates nothing.
+    const sid = context.tickets?.peek(queryValue(url, QueryParam.ticket))?.sid ?? null;
     const refusal = context.limits.check(address, kind === 'probe' ? 'none' : context.hub.creation(sid));
     if (refusal) return { ok: false, ...refusal };
   }
@@ -147,7 +153,8 @@ export function answerPreflight(request: http.IncomingMessage, response: http.Se
   response.writeHead(204, {
     ...corsHeaders(request),
     'Access-Control-Allow-Methods': 'GET, POST',
-    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, Last-Event-ID`,
+    // §3.4: the connection id and the session key travel in headers, so a cross-origin page must be allowed to send them.
+    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, ${CONNECTION_HEADER}, ${SESSION_HEADER}, Last-Event-ID`,
     'Access-Control-Max-Age': '600',
   });
   response.end();

@@ -9,14 +9,17 @@ import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted, type OriginCheck } from './http.js';
 import { SessionHub, type ServerStats } from './hub.js';
+import type { Authenticate } from './identity.js';
 import { Limits, socketAddress } from './limits.js';
 import type { Sendable } from './sendable.js';
 import type { ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
+import { TicketStore } from './tickets.js';
 import type { TransportContext } from './transports/context.js';
 import { LongPollingTransport } from './transports/long-polling.js';
 import { handleSend } from './transports/send.js';
 import { handleSse } from './transports/sse.js';
+import { handleTicket } from './transports/ticket.js';
 import { WebSocketTransport } from './transports/websocket.js';
 
 export interface ServerOptions {
@@ -136,6 +139,33 @@ export interface ServerOptions {
    */
   clientAddress?: (request: http.IncomingMessage) => string;
   /**
+   * Checks who a client is (§3.5): called with the HTTP request and what the client's `auth` option
+   * supplied, before a session is created, on every new connection of a session (each `POST
+   * P/ticket`), and for every `auth` frame. Return an {@link Identity} (`session.user`) to accept;
+   * `null`/`undefined`, a throw or a rejection refuses with `UNAUTHORIZED`. A connection whose
+   * identity `id` differs from its session's never attaches to it. With `expiresAt`, the client is
+   * asked for fresh credentials before it and its connection closes past it.
+   * @default none: every client is accepted and `session.user` is null
+   */
+  authenticate?: Authenticate;
+  /**
+   * How long a ticket from `POST P/ticket` stays valid, in ms (§3.4). It is used once, at once.
+   * @default 30_000
+   */
+  ticketTtl?: number;
+  /**
+   * Most tickets outstanding (issued, neither used nor expired) in total; past it `POST P/ticket` is
+   * answered `RATE_LIMITED` (§3.4).
+   * @default 10_000
+   */
+  maxTickets?: number;
+  /**
+   * Most tickets outstanding per client address (the socket's remote address: behind a proxy, the
+   * proxy's); past it `POST P/ticket` is answered `RATE_LIMITED` (§3.4).
+   * @default 1_000
+   */
+  maxTicketsPerAddress?: number;
+  /**
    * Clock in ms, for heartbeats and timeouts.
    * @default Date.now
    */
@@ -186,6 +216,14 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
   readonly sessions: ReadonlyMap<string, Session<Incoming, Outgoing>>;
   /** What the server holds now: sessions, connections, buffered bytes, addresses counted (§12.1). */
   stats(): ServerStats;
+  /**
+   * Ends every session for which `predicate` is true — e.g. `(s) => s.user?.id === userId` on logout
+   * (§3.5): each connection is closed with `UNAUTHORIZED`, the session ends with reason
+   * `disconnected`, and the tickets issued for it are void. A client that comes back must
+   * authenticate as a new session.
+   * @returns how many sessions ended.
+   */
+  disconnect(predicate: (session: Session<Incoming, Outgoing>) => boolean): number;
   readonly store: MessageStore;
   /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
@@ -239,6 +277,7 @@ class Server implements UnbrokenServer {
   readonly #ownsStore: boolean;
   readonly #emitter: Emitter<ServerEvents>;
   readonly #hub: SessionHub;
+  readonly #tickets: TicketStore;
   readonly #context: TransportContext;
   readonly #websocket: WebSocketTransport;
   /** The endpoints answered over plain HTTP, by path under the server's path. */
@@ -270,6 +309,10 @@ class Server implements UnbrokenServer {
       clientAddress = socketAddress,
       now = Date.now,
       random = Math.random,
+      authenticate,
+      ticketTtl = 30_000,
+      maxTickets = 10_000,
+      maxTicketsPerAddress = 1_000,
     } = options;
     this.#headersTimeout = checkInteger('headersTimeout', headersTimeout, 0);
     const limits = new Limits(
@@ -281,6 +324,17 @@ class Server implements UnbrokenServer {
         sessionsPerSecondPerAddress: checkInteger('sessionsPerSecondPerAddress', sessionsPerSecondPerAddress, 1),
         messagesPerSecond: checkInteger('messagesPerSecond', messagesPerSecond, 1),
         clientAddress,
+      },
+      now,
+    );
+    if (authenticate !== undefined && typeof authenticate !== 'function') {
+      throw new UnbrokenTypeError('INVALID_OPTION', `expects authenticate to be a function, got ${typeof authenticate}`);
+    }
+    this.#tickets = new TicketStore(
+      {
+        ttl: checkInteger('ticketTtl', ticketTtl, 1),
+        maxTickets: checkInteger('maxTickets', maxTickets, 1),
+        maxTicketsPerAddress: checkInteger('maxTicketsPerAddress', maxTicketsPerAddress, 1),
       },
       now,
     );
@@ -306,6 +360,7 @@ class Server implements UnbrokenServer {
         limits,
         now,
         random,
+        authenticate: authenticate ?? null,
       },
       this.#emitter,
     );
@@ -318,6 +373,8 @@ class Server implements UnbrokenServer {
       retry,
       heartbeatInterval,
       now,
+      tickets: this.#tickets,
+      authenticate: authenticate ?? null,
     };
     this.#websocket = new WebSocketTransport(this.#context);
     const context = this.#context;
@@ -326,6 +383,7 @@ class Server implements UnbrokenServer {
       [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
       [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
       [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
+      [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url) }],
       // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
       [Endpoint.websocket, { method: 'GET', handle: (request, response) => answerUpgradeRequired(request, response) }],
     ]);
@@ -401,12 +459,25 @@ class Server implements UnbrokenServer {
     return this.#hub.append(null, data, options);
   }
 
+  disconnect(predicate: (session: Session) => boolean): number {
+    if (typeof predicate !== 'function') {
+      throw new UnbrokenTypeError('INVALID_OPTION', `expects disconnect() to be given a function, got ${typeof predicate}`);
+    }
+    return this.#hub.disconnect((session) => {
+      if (!predicate(session)) return false;
+      // §3.5: a ticket issued before the logout must not bring the session back.
+      this.#tickets.revoke(session.id);
+      return true;
+    });
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
   }
 
   async #shutdown(): Promise<void> {
+    this.#tickets.clear();
     await this.#hub.close();
     if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();

@@ -11,6 +11,7 @@ import { MemoryStore } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
 import { framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
+import { randomToken } from '../helpers/raw-ticket.js';
 
 const harnesses = new Harnesses();
 const inFlight = new Set<AbortController>();
@@ -34,7 +35,7 @@ function startPoll(h: Harness, options: { sid?: string; last?: string }): Promis
 
 /** The first poll of a new long-polling connection; returns its hello and the rest of its batch. */
 async function firstPoll(h: Harness, options: { sid?: string; last?: string } = {}): Promise<{ hello: HelloFrame; rest: ServerFrame[] }> {
-  const frames = framesOf(await poll(h.httpBase, options), 'the first poll');
+  const frames = framesOf(await poll(h.httpBase, { ...options, open: true }), 'the first poll');
   const [hello, ...rest] = frames;
   expect(hello?.t, JSON.stringify(frames)).toBe('hello');
   return { hello: hello as HelloFrame, rest };
@@ -83,22 +84,26 @@ describe('§7.4 long polling', () => {
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
   });
 
-  it('§7.4.open opens a new connection, with a hello at once, for a poll with another c even when sid and last continue', async () => {
+  it('§7.4.open opens a new connection, with a hello at once, for a poll with a ticket even when c and last continue', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h, {});
-    // A new client attempt: same session, same cursor, a new connection id. It must not be held.
+    // A new client attempt: same session, same cursor, same connection id, a new ticket. It must not be held.
     const frames = framesOf(
-      await within('a new connection to be answered at once', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: 'second-attempt' }), 2_000),
+      await within('a new connection to be answered at once', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, open: true }), 2_000),
     );
     expect(frames[0]).toMatchObject({ t: 'hello', sid: hello.sid, resumed: true, cursor: hello.cursor });
   });
 
-  it('§7.4.open never continues a connection for a poll without c', async () => {
+  it('§3.4.no-ticket refuses with 401 UNAUTHORIZED a poll without a ticket that continues no connection, and touches no session', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
-    const first = framesOf(await poll(h.httpBase, { c: null }));
+    const first = framesOf(await poll(h.httpBase, { c: null, open: true }));
     const hello = first[0] as HelloFrame;
-    const again = framesOf(await within('the poll to be answered at once', poll(h.httpBase, { sid: hello.sid, last: hello.cursor, c: null }), 2_000));
-    expect(again[0]).toMatchObject({ t: 'hello', sid: hello.sid });
+    const connections = h.connections.length;
+    // No connection id, then one nobody registered: neither continues anything.
+    expectErrorAnswer(await within('the poll without c', poll(h.httpBase, { last: hello.cursor, c: null }), 2_000), 'UNAUTHORIZED');
+    expectErrorAnswer(await within('the poll with an unknown c', poll(h.httpBase, { last: hello.cursor, c: randomToken() }), 2_000), 'UNAUTHORIZED');
+    expect(h.connections.length).toBe(connections);
+    expect(h.server.sessions.get(hello.sid)?.connected).toBe(true);
   });
 
   it('§7.4 answers a held poll with [{"t":"hb"}] after hb ms without messages', async () => {
@@ -163,15 +168,15 @@ describe('§3, §6, §10, §11 over long polling', () => {
   it('§3.1 refuses a poll with v=2 with 426 UNSUPPORTED_VERSION and answers v=2,1 with hello.v 1', async () => {
     const h = await harnesses.start();
     expectErrorAnswer(await poll(h.httpBase, { v: '2' }), 'UNSUPPORTED_VERSION');
-    const frames = framesOf(await poll(h.httpBase, { v: '2,1' }));
+    const frames = framesOf(await poll(h.httpBase, { v: '2,1', open: true }));
     expect(frames[0]).toMatchObject({ t: 'hello', v: 1 });
   });
 
   it('§3.2 refuses a poll from a disallowed Origin with 403 FORBIDDEN, creating no session', async () => {
     const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
-    expectErrorAnswer(await poll(h.httpBase, { origin: 'https://evil.example' }), 'FORBIDDEN');
+    expectErrorAnswer(await poll(h.httpBase, { origin: 'https://evil.example', open: true }), 'FORBIDDEN');
     expect(h.server.sessions.size).toBe(0);
-    const frames = framesOf(await poll(h.httpBase, { origin: 'https://app.example' }));
+    const frames = framesOf(await poll(h.httpBase, { origin: 'https://app.example', open: true }));
     expect(frames[0]?.t).toBe('hello');
   });
 

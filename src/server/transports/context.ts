@@ -1,5 +1,7 @@
 /** What every transport adapter is given by the server. */
 import type { AdmissionContext } from '../http.js';
+import type { Authenticate } from '../identity.js';
+import type { TicketStore } from '../tickets.js';
 
 export interface TransportContext extends AdmissionContext {
   /** Largest frame or request body accepted, in bytes (`hello.max`). */
@@ -10,4 +12,8 @@ export interface TransportContext extends AdmissionContext {
   readonly retry: number;
   readonly heartbeatInterval: number;
   readonly now: () => number;
+  /** Tickets that admit downstream requests (§3.4). */
+  readonly tickets: TicketStore;
+  /** The application's check of a client (§3.5); null without one. */
+  readonly authenticate: Authenticate | null;
 }
