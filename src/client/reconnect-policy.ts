@@ -27,8 +27,10 @@ export function backoff(attempt: number, floor: number, options: BackoffOptions,
  *
  * @param helloReceived - whether the failed attempt had received its `hello`
  */
-export function classify(code: ErrorCode, helloReceived = true): FailureAction | 'fallback' {
-  const action = ERROR_CODES[code].action;
+export function classify(code: ErrorCode, helloReceived = true): Exclude<FailureAction, 'reauthenticate'> | 'fallback' {
+  // This client has no `auth` option yet, so it has no fresh credentials to fetch: an UNAUTHORIZED
+  // (§3.5) is handled like any failure it reconnects from.
+  const action = ERROR_CODES[code].action === 'reauthenticate' ? 'retry' : ERROR_CODES[code].action;
   return action === 'retry' && !helloReceived && (code === 'TRANSPORT_ERROR' || code === 'CONNECT_TIMEOUT')
     ? 'fallback'
     : action;

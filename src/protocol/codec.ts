@@ -28,7 +28,7 @@ type FieldKind = 's' | 'n' | 'i' | 'b' | 'j' | 's?' | 'j?';
 type Schema = Readonly<Record<string, FieldKind>>;
 
 const SERVER_SCHEMAS: Readonly<Record<ServerFrame['t'], Schema>> = {
-  hello: { v: 'i', sid: 's', resumed: 'b', ack: 'i', hb: 'i', retry: 'i', max: 'i', cursor: 's' },
+  hello: { v: 'i', sid: 's', key: 's', resumed: 'b', ack: 'i', hb: 'i', retry: 'i', max: 'i', cursor: 's' },
   msg: { id: 's', e: 's?', d: 'j?', b: 's?' },
   gap: { reason: 's', after: 's', cursor: 's' },
   ack: { s: 'i' },
@@ -36,6 +36,7 @@ const SERVER_SCHEMAS: Readonly<Record<ServerFrame['t'], Schema>> = {
   reconnect: { ms: 'i' },
   pong: { n: 'n' },
   hb: {},
+  auth: { ms: 'i' },
   error: { code: 's', message: 's' },
 };
 
@@ -43,6 +44,7 @@ const CLIENT_SCHEMAS: Readonly<Record<ClientFrame['t'], Schema>> = {
   msg: { s: 'i', d: 'j?', b: 's?' },
   ping: { n: 'n' },
   bye: {},
+  auth: { c: 'j?' },
 };
 
 function kindOf(value: unknown): string {

@@ -3,7 +3,7 @@
  *
  * Every failure a user can meet has a stable string code. Codes the server signals on the wire also
  * have a WebSocket close code and an HTTP status; the client decides what to do next from `action`:
- * `retry` reconnects with backoff, `fatal` stops for good.
+ * `retry` reconnects with backoff, `reauthenticate` gets fresh credentials first (§3.5), `fatal` stops for good.
  */
 
 /** WebSocket close codes used by protocol version 1 (PROTOCOL.md §9). */
@@ -24,6 +24,8 @@ export const CloseCode = {
   ProtocolError: 4400,
   /** The Origin is not on the server's allow-list. */
   Forbidden: 4403,
+  /** No valid ticket, credentials refused or expired, or the application disconnected the user (§3.4, §3.5). */
+  Unauthorized: 4401,
   /** The peer sent nothing within its liveness deadline. */
   HeartbeatTimeout: 4408,
   /** A newer connection of the same session replaced this one. */
@@ -35,8 +37,11 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
-/** What a client does after a failure with this code. */
-export type FailureAction = 'retry' | 'fatal';
+/**
+ * What a client does after a failure with this code. `reauthenticate`: call the `auth` option again
+ * and retry at once; fatal when the attempt right after fails the same way before its `hello` (§3.5).
+ */
+export type FailureAction = 'retry' | 'reauthenticate' | 'fatal';
 
 interface CodeInfo {
   readonly action: FailureAction;
@@ -57,6 +62,13 @@ export const ERROR_CODES = {
   UNSUPPORTED_VERSION: { action: 'fatal', close: CloseCode.UnsupportedVersion, http: 426 },
   /** The page's Origin is not allowed by the server. */
   FORBIDDEN: { action: 'fatal', close: CloseCode.Forbidden, http: 403 },
+  /**
+   * The request carried no valid ticket or session key, the application's `authenticate` refused the
+   * credentials, the identity expired, or the application disconnected the user (§3.4, §3.5).
+   */
+  UNAUTHORIZED: { action: 'reauthenticate', close: CloseCode.Unauthorized, http: 401 },
+  /** Too many requests of one kind outstanding, from the client's address or in total: retry later. */
+  RATE_LIMITED: { action: 'retry', http: 429 },
   /** A message is larger than the server's maximum. */
   MESSAGE_TOO_LARGE: { action: 'retry', close: CloseCode.MessageTooBig, http: 413 },
   /** No byte arrived within the liveness deadline: the link is dead. */

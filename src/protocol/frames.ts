@@ -36,8 +36,13 @@ export interface HelloFrame {
   t: 'hello';
   /** Protocol version in use. */
   v: number;
-  /** Session id: the client presents it on every later connection. */
+  /** Session id: a name, no secret; the client sends it with `key` in its ticket requests (§3.4). */
   sid: string;
+  /**
+   * Session key (at least 128 random bits, base64url): what proves the client owns the session. It
+   * travels only in `POST P/ticket` bodies and the `X-Unbroken-Session` header, never in a URL (§3.4).
+   */
+  key: string;
   /** True when `sid` named a session the server still had. */
   resumed: boolean;
   /** Highest client sequence number processed in this session (cumulative acknowledgement). */
@@ -113,6 +118,12 @@ export interface ErrorFrame {
   message: string;
 }
 
+/** The session's identity expires in `ms`: the client sends fresh credentials upstream (§3.5). */
+export interface AuthRequestFrame {
+  t: 'auth';
+  ms: number;
+}
+
 export type ServerFrame =
   | HelloFrame
   | ServerMessageFrame
@@ -122,6 +133,7 @@ export type ServerFrame =
   | ReconnectFrame
   | PongFrame
   | HeartbeatFrame
+  | AuthRequestFrame
   | ErrorFrame;
 
 // ---------------------------------------------------------------------------------------------
@@ -146,16 +158,29 @@ export interface ByeFrame {
   t: 'bye';
 }
 
-export type ClientFrame = ClientMessageFrame | PingFrame | ByeFrame;
+/** Fresh credentials for the session's identity, checked by the server's `authenticate` (§3.5). */
+export interface AuthFrame {
+  t: 'auth';
+  /** What the application's `auth` option returned; absent without one. */
+  c?: JsonValue;
+}
+
+export type ClientFrame = ClientMessageFrame | PingFrame | ByeFrame | AuthFrame;
 
 /** Query parameters of every connection (PROTOCOL.md §3). */
 export const QueryParam = {
   version: 'v',
+  /**
+   * The single-use ticket that admits a downstream request (§3.4): the only thing in a URL that
+   * names a session, and worthless once used or expired.
+   */
+  ticket: 'ticket',
+  /** No longer read by the server: a session is named by its ticket (§3.4). Kept for the client until it moves to tickets. */
   sessionId: 'sid',
   lastEventId: 'last',
   /** `1` on a WebSocket upgrade probe: no session, only ping → pong (PROTOCOL.md §7.1.1). */
   probe: 'probe',
-  /** The id a client picks for one long-polling connection, sent on each of its polls (§7.4). */
+  /** No longer read by the server: the connection id travels in {@link CONNECTION_HEADER} (§3.4, §7.4). Kept for the client until it moves. */
   connection: 'c',
 } as const;
 
@@ -165,10 +190,18 @@ export const Endpoint = {
   sse: '/sse',
   poll: '/poll',
   send: '/send',
+  /** `POST P/ticket`: a single-use ticket for one downstream connection attempt (§3.4). */
+  ticket: '/ticket',
 } as const;
 
 /** Header an HTTP upstream request must carry; a cross-site form cannot set it (PROTOCOL.md §7.3). */
 export const UPSTREAM_HEADER = 'X-Unbroken';
+
+/** Header that carries the long-polling connection id `c` on every poll: it is a secret, so never in a URL (§3.4, §7.4). */
+export const CONNECTION_HEADER = 'X-Unbroken-Connection';
+
+/** Header of `POST P/send` naming its session as `<sid>.<key>` (§3.4, §7.3). */
+export const SESSION_HEADER = 'X-Unbroken-Session';
 
 /**
  * Deepest nesting of arrays and objects in message data (`d`), counting the outermost value as 1

@@ -4,7 +4,9 @@
  * {@link ConnectionHandle} the adapter reports through. Adapters import this module and the hub's
  * public methods, nothing else of the core.
  */
-import { base64ToBytes, type ClientFrame, type ErrorCode, type Payload, type TransportName } from '../protocol/index.js';
+import type http from 'node:http';
+import { base64ToBytes, type ClientFrame, type ErrorCode, type JsonValue, type Payload, type TransportName } from '../protocol/index.js';
+import type { Identity } from './identity.js';
 import type { Session } from './session.js';
 
 /** One downstream text batch: a JSON array of frames (§4.1). */
@@ -53,6 +55,7 @@ export interface Connection {
 export type UpstreamFrame =
   | { readonly t: 'msg'; readonly s: number; readonly data: Payload }
   | { readonly t: 'ping'; readonly n: number }
+  | { readonly t: 'auth'; readonly credentials: JsonValue | undefined }
   | { readonly t: 'bye' };
 
 /** What the core gives an adapter for one connection: the adapter reports what happens to the link. */
@@ -76,11 +79,21 @@ export interface ConnectionHandle {
   closed(): void;
 }
 
-/** What a connecting client asked for (§3). */
+/** What a connecting client asked for (§3), as its ticket granted it (§3.4). */
 export interface ConnectParams {
   /** The negotiated protocol version. */
   readonly version: number;
+  /** The session to resume, or to create with this id; `null` for a fresh one. */
   readonly sid: string | null;
+  /**
+   * The key presented with `sid`: a held session is resumed only when it matches (§3.4), a session
+   * created with `sid` gets it. `null` with no key: a held session is refused.
+   */
+  readonly key: string | null;
+  /** The identity `authenticate` returned for this connection, `null` without `authenticate` (§3.5). */
+  readonly user: Identity | null;
+  /** The request that opened the connection: `authenticate` gets it for `auth` frames on a WebSocket (§3.5). */
+  readonly request?: http.IncomingMessage;
   /** The client's cursor; for SSE already resolved against `Last-Event-ID` (§7.2). */
   readonly last: string | null;
 }
@@ -93,6 +106,8 @@ export function toUpstream(frames: readonly ClientFrame[]): UpstreamFrame[] {
         return { t: 'msg', s: frame.s, data: frame.b === undefined ? (frame.d ?? null) : base64ToBytes(frame.b) };
       case 'ping':
         return { t: 'ping', n: frame.n };
+      case 'auth':
+        return { t: 'auth', credentials: frame.c };
       case 'bye':
         return { t: 'bye' };
     }

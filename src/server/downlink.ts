@@ -12,6 +12,7 @@ import {
   type HelloFrame,
   type ServerFrame,
 } from '../protocol/index.js';
+import type http from 'node:http';
 import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { UnbrokenServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
@@ -37,6 +38,8 @@ export function textQueueItem(text: string, id?: string): QueuedItem & { readonl
 export class Downlink implements ConnectionHandle {
   readonly session: ServerSession;
   readonly connection: Connection;
+  /** The request that opened the link: `authenticate` gets it for `auth` frames on a WebSocket (§3.5). */
+  readonly request: http.IncomingMessage | null;
   readonly #hub: SessionHub;
   readonly #binaryFrames: boolean;
   /** opening: before hello · replaying: hello queued, seam buffer active · live · closed */
@@ -55,9 +58,10 @@ export class Downlink implements ConnectionHandle {
   #roomWaiter: (() => void) | null = null;
   #gone = false;
 
-  constructor(session: ServerSession, connection: Connection, hub: SessionHub) {
+  constructor(session: ServerSession, connection: Connection, hub: SessionHub, request: http.IncomingMessage | null) {
     this.session = session;
     this.connection = connection;
+    this.request = request;
     this.#hub = hub;
     this.#binaryFrames = connection.writeBinary !== undefined;
     this.#idleSince = this.#probedAt = hub.options.now();
@@ -91,7 +95,13 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'closed') return; // §8: nothing is processed after the close frame
     let result: { messages: boolean; bye: boolean };
     try {
-      result = this.session.process(frames, (frame) => this.#enqueueFrame(frame), () => this.#state === 'closed');
+      const request = this.request;
+      result = this.session.process(
+        frames,
+        (frame) => this.#enqueueFrame(frame),
+        () => this.#state === 'closed',
+        (credentials) => request && this.#hub.reauthenticate(this.session, { link: this, request, credentials }),
+      );
     } catch (error) {
       const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
       this.close({ kind: 'error', code: 'PROTOCOL_ERROR', message });

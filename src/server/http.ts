@@ -4,7 +4,9 @@
  */
 import type http from 'node:http';
 import {
+  CONNECTION_HEADER,
   QueryParam,
+  SESSION_HEADER,
   SUPPORTED_VERSIONS,
   UPSTREAM_HEADER,
   httpStatusFor,
@@ -77,7 +79,8 @@ export function answerPreflight(request: http.IncomingMessage, response: http.Se
   response.writeHead(204, {
     ...corsHeaders(request),
     'Access-Control-Allow-Methods': 'GET, POST',
-    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, Last-Event-ID`,
+    // §3.4: the connection id and the session key travel in headers, so a cross-origin page must be allowed to send them.
+    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, ${CONNECTION_HEADER}, ${SESSION_HEADER}, Last-Event-ID`,
     'Access-Control-Max-Age': '600',
   });
   response.end();

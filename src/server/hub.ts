@@ -5,7 +5,7 @@
  * sessions (session.ts) and their downlinks (downlink.ts), once for every transport; it knows no
  * socket library.
  */
-import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
 import {
   MAX_DATA_DEPTH,
   nestsDeeperThan,
@@ -15,6 +15,7 @@ import {
   messageFrameText,
   type GapFrame,
   type HelloFrame,
+  type JsonValue,
   type Payload,
   type ServerFrame,
 } from '../protocol/index.js';
@@ -22,7 +23,9 @@ import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from 
 import { Downlink, textQueueItem, type QueuedItem } from './downlink.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
-import { ServerSession, type ServerEvents } from './session.js';
+import { authenticateRequest, identityId, type Authenticate } from './identity.js';
+import { ServerSession, type ServerEvents, type Session } from './session.js';
+import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
 import type { MessageStore, StoredMessage } from './store.js';
 
 export interface HubOptions {
@@ -35,12 +38,20 @@ export interface HubOptions {
   readonly maxBufferedBytes: number;
   readonly now: () => number;
   readonly random: () => number;
+  /** The application's check of fresh credentials in `auth` frames (§3.5); null without one. */
+  readonly authenticate: Authenticate | null;
+}
+
+/** Fresh credentials waiting for `authenticate` (§3.5). */
+interface Reauthentication {
+  /** The connection that asked; it is closed when they are refused and it is still the session's. */
+  readonly link: Downlink | null;
+  readonly request: http.IncomingMessage;
+  readonly credentials: JsonValue | undefined;
 }
 
 /** Messages per store read while replaying. */
 const REPLAY_PAGE = 500;
-/** `sid` as §3.3 defines a well-formed one. */
-const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
 /**
  * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
@@ -106,6 +117,8 @@ export class SessionHub {
   #appending: { readonly data: Payload; readonly text: string } | undefined;
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links = new Set<Downlink>();
+  /** Per session, the credentials checked after the ones `authenticate` is checking now: one at a time, the latest wins. */
+  readonly #reauthenticating = new Map<ServerSession, { next: Reauthentication | undefined }>();
   #unsubscribe: (() => void) | null;
   #sweep: ReturnType<typeof setInterval> | null = null;
   #state: 'running' | 'closing' | 'closed' = 'running';
@@ -133,19 +146,29 @@ export class SessionHub {
 
   /** Attaches a new connection to its session, creating the session when needed (§3.3). */
   connect(connection: Connection, params: ConnectParams): ConnectionHandle {
-    const sid = params.sid !== null && SESSION_ID_PATTERN.test(params.sid) ? params.sid : null;
+    const sid = params.sid !== null && SECRET_PATTERN.test(params.sid) ? params.sid : null;
+    const key = sid !== null && params.key !== null && SECRET_PATTERN.test(params.key) ? params.key : null;
     const existing = sid === null ? undefined : this.sessions.get(sid);
     const resumed = existing !== undefined;
-    const session = existing ?? new ServerSession(sid ?? randomBytes(16).toString('base64url'), this);
-    const link = new Downlink(session, connection, this);
+    const session = existing ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this);
+    const link = new Downlink(session, connection, this, params.request ?? null);
     this.#links.add(link);
     if (!this.accepting) {
       link.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
       return link;
     }
+    // §3.4: checked again here, not only when the ticket was issued: the session may have been
+    // created meanwhile, by another ticket with the same id and another key.
+    if (existing && (key === null || !sameSecret(key, existing.key) || identityId(params.user) !== identityId(existing.user))) {
+      link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'this ticket does not open this session' });
+      return link;
+    }
     if (!resumed) this.sessions.set(session.id, session);
+    else if (params.user !== null) existing.adopt(params.user);
     const previous = session.link;
     session.link = link;
+    // §3.5: an identity close to its expiry asks this connection for fresh credentials.
+    session.attached();
     // §3.3: the previous connection closes after the new one is attached.
     previous?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
     this.#startSweep();
@@ -169,14 +192,64 @@ export class SessionHub {
    * @returns the response frames: the cumulative ack (§8); `null` for an unknown session.
    * @throws {ProtocolViolation} for a hole in the sequence; nothing was processed then.
    */
-  upstream(sid: string, frames: readonly UpstreamFrame[]): ServerFrame[] | null {
+  upstream(sid: string, frames: readonly UpstreamFrame[], request?: http.IncomingMessage): ServerFrame[] | null {
     const session = this.sessions.get(sid);
     if (!session) return null;
     const link = session.link;
-    const { bye } = session.process(frames, (frame) => link?.reply(frame), () => false);
+    const { bye } = session.process(
+      frames,
+      (frame) => link?.reply(frame),
+      () => false,
+      (credentials) => request && this.reauthenticate(session, { link, request, credentials }),
+    );
     const replies: ServerFrame[] = [{ t: 'ack', s: session.processed }];
     if (bye) session.end('bye');
     return replies;
+  }
+
+  /**
+   * §3.5: checks the fresh credentials of a client `auth` frame with `authenticate` and, for the same
+   * user, adopts the identity; otherwise closes the connection that carried them with UNAUTHORIZED.
+   * One check per session runs at a time; credentials arriving meanwhile wait, only the latest kept,
+   * so a client cannot pile up calls to the application's hook.
+   */
+  reauthenticate(session: ServerSession, job: Reauthentication): void {
+    const authenticate = this.options.authenticate;
+    // Without `authenticate` there is nothing to refresh: the frame has no effect.
+    if (authenticate === null) return;
+    const running = this.#reauthenticating.get(session);
+    if (running) {
+      running.next = job;
+      return;
+    }
+    const state: { next: Reauthentication | undefined } = { next: undefined };
+    this.#reauthenticating.set(session, state);
+    void (async () => {
+      for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
+        const identity = await authenticateRequest(authenticate, current.request, current.credentials, this.options.now);
+        if (session.ended) break;
+        if (identity !== null && identity.id === identityId(session.user)) session.adopt(identity);
+        else if (current.link !== null && session.link === current.link) {
+          current.link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the fresh credentials were refused' });
+        }
+      }
+      this.#reauthenticating.delete(session);
+    })();
+  }
+
+  /**
+   * Ends every session `predicate` selects (§3.5, logout): each connection is closed with
+   * UNAUTHORIZED, the session ends with reason `disconnected`. Returns how many ended.
+   */
+  disconnect(predicate: (session: Session) => boolean): number {
+    let ended = 0;
+    for (const session of [...this.sessions.values()]) {
+      if (!predicate(session)) continue;
+      session.link?.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the application disconnected this session' });
+      session.end('disconnected');
+      ended++;
+    }
+    return ended;
   }
 
   /** Appends a message to the store for one session (`to`) or everyone (`null`). */
@@ -273,6 +346,7 @@ export class SessionHub {
         t: 'hello',
         v: params.version,
         sid: session.id,
+        key: session.key,
         resumed,
         ack: session.processed,
         hb: this.options.heartbeatInterval,

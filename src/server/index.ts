@@ -3,6 +3,7 @@
  */
 export { createServer, type SendOptions, type ServerOptions, type UnbrokenServer } from './server.js';
 export type { ServerEvents, Session, SessionEndReason } from './session.js';
+export type { Authenticate, Identity } from './identity.js';
 export { MemoryStore, type MemoryStoreOptions, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';
 export type { Listener } from './emitter.js';

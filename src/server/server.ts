@@ -9,12 +9,15 @@ import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import { answerError, answerPreflight, answerUpgradeRequired, type OriginCheck } from './http.js';
 import { SessionHub } from './hub.js';
+import type { Authenticate } from './identity.js';
 import type { ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
+import { TicketStore } from './tickets.js';
 import type { TransportContext } from './transports/context.js';
 import { LongPollingTransport } from './transports/long-polling.js';
 import { handleSend } from './transports/send.js';
 import { handleSse } from './transports/sse.js';
+import { handleTicket } from './transports/ticket.js';
 import { WebSocketTransport } from './transports/websocket.js';
 
 export interface ServerOptions {
@@ -68,6 +71,33 @@ export interface ServerOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * Checks who a client is (§3.5): called with the HTTP request and what the client's `auth` option
+   * supplied, before a session is created, on every new connection of a session (each `POST
+   * P/ticket`), and for every `auth` frame. Return an {@link Identity} (`session.user`) to accept;
+   * `null`/`undefined`, a throw or a rejection refuses with `UNAUTHORIZED`. A connection whose
+   * identity `id` differs from its session's never attaches to it. With `expiresAt`, the client is
+   * asked for fresh credentials before it and its connection closes past it.
+   * @default none: every client is accepted and `session.user` is null
+   */
+  authenticate?: Authenticate;
+  /**
+   * How long a ticket from `POST P/ticket` stays valid, in ms (§3.4). It is used once, at once.
+   * @default 30_000
+   */
+  ticketTtl?: number;
+  /**
+   * Most tickets outstanding (issued, neither used nor expired) in total; past it `POST P/ticket` is
+   * answered `RATE_LIMITED` (§3.4).
+   * @default 10_000
+   */
+  maxTickets?: number;
+  /**
+   * Most tickets outstanding per client address (the socket's remote address: behind a proxy, the
+   * proxy's); past it `POST P/ticket` is answered `RATE_LIMITED` (§3.4).
+   * @default 1_000
+   */
+  maxTicketsPerAddress?: number;
+  /**
    * Clock in ms, for heartbeats and timeouts.
    * @default Date.now
    */
@@ -113,6 +143,14 @@ export interface UnbrokenServer {
   broadcast(data: Payload, options?: SendOptions): Promise<string>;
   /** Live sessions by id. */
   readonly sessions: ReadonlyMap<string, Session>;
+  /**
+   * Ends every session for which `predicate` is true — e.g. `(s) => s.user?.id === userId` on logout
+   * (§3.5): each connection is closed with `UNAUTHORIZED`, the session ends with reason
+   * `disconnected`, and the tickets issued for it are void. A client that comes back must
+   * authenticate as a new session.
+   * @returns how many sessions ended.
+   */
+  disconnect(predicate: (session: Session) => boolean): number;
   readonly store: MessageStore;
   /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
@@ -166,6 +204,7 @@ class Server implements UnbrokenServer {
   readonly #ownsStore: boolean;
   readonly #emitter: Emitter<ServerEvents>;
   readonly #hub: SessionHub;
+  readonly #tickets: TicketStore;
   readonly #context: TransportContext;
   readonly #websocket: WebSocketTransport;
   /** The endpoints answered over plain HTTP, by path under the server's path. */
@@ -186,7 +225,22 @@ class Server implements UnbrokenServer {
       maxBufferedBytes = 8 * 1024 * 1024,
       now = Date.now,
       random = Math.random,
+      authenticate,
+      ticketTtl = 30_000,
+      maxTickets = 10_000,
+      maxTicketsPerAddress = 1_000,
     } = options;
+    if (authenticate !== undefined && typeof authenticate !== 'function') {
+      throw new UnbrokenTypeError('INVALID_OPTION', `expects authenticate to be a function, got ${typeof authenticate}`);
+    }
+    this.#tickets = new TicketStore(
+      {
+        ttl: checkInteger('ticketTtl', ticketTtl, 1),
+        maxTickets: checkInteger('maxTickets', maxTickets, 1),
+        maxTicketsPerAddress: checkInteger('maxTicketsPerAddress', maxTicketsPerAddress, 1),
+      },
+      now,
+    );
     this.#path = normalisePath(path);
     this.store = store ?? new MemoryStore();
     this.#ownsStore = store === undefined;
@@ -207,6 +261,7 @@ class Server implements UnbrokenServer {
         maxBufferedBytes: checkInteger('maxBufferedBytes', maxBufferedBytes, 1024),
         now,
         random,
+        authenticate: authenticate ?? null,
       },
       this.#emitter,
     );
@@ -217,6 +272,8 @@ class Server implements UnbrokenServer {
       retry,
       heartbeatInterval,
       now,
+      tickets: this.#tickets,
+      authenticate: authenticate ?? null,
     };
     this.#websocket = new WebSocketTransport(this.#context);
     const context = this.#context;
@@ -225,6 +282,7 @@ class Server implements UnbrokenServer {
       [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
       [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
       [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
+      [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url) }],
       // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
       [Endpoint.websocket, { method: 'GET', handle: (request, response) => answerUpgradeRequired(request, response) }],
     ]);
@@ -291,12 +349,25 @@ class Server implements UnbrokenServer {
     return this.#hub.append(null, data, options);
   }
 
+  disconnect(predicate: (session: Session) => boolean): number {
+    if (typeof predicate !== 'function') {
+      throw new UnbrokenTypeError('INVALID_OPTION', `expects disconnect() to be given a function, got ${typeof predicate}`);
+    }
+    return this.#hub.disconnect((session) => {
+      if (!predicate(session)) return false;
+      // §3.5: a ticket issued before the logout must not bring the session back.
+      this.#tickets.revoke(session.id);
+      return true;
+    });
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
   }
 
   async #shutdown(): Promise<void> {
+    this.#tickets.clear();
     await this.#hub.close();
     if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();

@@ -2,10 +2,12 @@
  * A session: one client across its connections (docs/PROTOCOL.md §1, §3.3), and the upstream rules
  * of §5 and §8 (sequence numbers, exactly-once processing).
  */
-import { ProtocolViolation, type Payload, type ServerFrame, type TransportName } from '../protocol/index.js';
+import { ProtocolViolation, type JsonValue, type Payload, type ServerFrame, type TransportName } from '../protocol/index.js';
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
+import { IdentityExpiry } from './expiry.js';
 import type { SessionHub } from './hub.js';
+import type { Identity } from './identity.js';
 
 /** Why a session ended. */
 export type SessionEndReason =
@@ -16,12 +18,19 @@ export type SessionEndReason =
   /** The application called `session.close()`. */
   | 'closed'
   /** The server shut down (§10.2). */
-  | 'shutdown';
+  | 'shutdown'
+  /** The application called `server.disconnect()` for it (logout, §3.5). */
+  | 'disconnected';
 
 /** A session: one client across its connections (§1). */
 export interface Session {
-  /** The id the client presents on every connection (`sid`). */
+  /** The session's name (`sid`); no secret: what resumes a session is its key (§3.4). */
   readonly id: string;
+  /**
+   * Who the client is: what the server's `authenticate` returned for its latest connection or `auth`
+   * frame, or `null` when the server has no `authenticate` (§3.5).
+   */
+  readonly user: Identity | null;
   /** The transport of the current connection, or `null` while the client is away. */
   readonly transport: TransportName | null;
   /** True while a connection is attached. A session without one lives until the session timeout. */
@@ -55,6 +64,10 @@ export type ServerEvents = {
 /** The server's state of one client: its id, what it processed, its current connection. */
 export class ServerSession implements Session {
   readonly id: string;
+  /** The session key (§3.4): at least 128 random bits, sent in every `hello` and nowhere else. */
+  readonly key: string;
+  #user: Identity | null;
+  readonly #expiry: IdentityExpiry<Downlink>;
   /** Highest client sequence number processed (§8). */
   processed = 0;
   link: Downlink | null = null;
@@ -63,10 +76,42 @@ export class ServerSession implements Session {
   #ended = false;
   readonly #hub: SessionHub;
 
-  constructor(id: string, hub: SessionHub) {
+  constructor(id: string, key: string, user: Identity | null, hub: SessionHub) {
     this.id = id;
+    this.key = key;
     this.#hub = hub;
     this.detachedAt = hub.options.now();
+    this.#user = user;
+    this.#expiry = new IdentityExpiry<Downlink>(
+      {
+        link: () => this.link,
+        ask: (link, ms) => link.reply({ t: 'auth', ms }),
+        expire: (link) => link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the identity expired; authenticate again' }),
+      },
+      hub.options.now,
+    );
+    this.#expiry.set(user?.expiresAt);
+  }
+
+  get user(): Identity | null {
+    return this.#user;
+  }
+
+  /** True while the identity is past its `expiresAt` with no fresh one adopted (§3.5). */
+  get expired(): boolean {
+    return this.#expiry.expired();
+  }
+
+  /** Takes a fresh identity of the same user: new expiry, `user` updated (§3.5). */
+  adopt(user: Identity): void {
+    if (this.#ended) return;
+    this.#user = user;
+    this.#expiry.adopt(user.expiresAt);
+  }
+
+  /** A connection attached: it gets the `auth` request now if one is due (§3.5). */
+  attached(): void {
+    this.#expiry.check();
   }
 
   get transport(): TransportName | null {
@@ -93,6 +138,7 @@ export class ServerSession implements Session {
   end(reason: SessionEndReason): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#expiry.stop();
     this.link?.close({ kind: 'end' });
     this.#hub.sessionEnded(this);
     this.#hub.emit('close', this, reason);
@@ -102,12 +148,18 @@ export class ServerSession implements Session {
    * Processes a batch of client frames (§5, §8): each message whose `s` is one more than the highest
    * processed is handed to the application once; lower ones are duplicates; a higher one is a hole,
    * and then nothing of the batch is processed. `reply` receives pongs; `stop` is checked before each
-   * frame (a connection that closed meanwhile processes nothing more).
+   * frame (a connection that closed meanwhile processes nothing more). `auth` hands fresh credentials
+   * to the caller, which checks them without holding up the frames after them (§3.5).
    *
    * @returns whether the batch carried messages (so an ack is due) and whether it ended with `bye`.
    * @throws {ProtocolViolation} for a hole.
    */
-  process(frames: readonly UpstreamFrame[], reply: (frame: ServerFrame) => void, stop: () => boolean): { messages: boolean; bye: boolean } {
+  process(
+    frames: readonly UpstreamFrame[],
+    reply: (frame: ServerFrame) => void,
+    stop: () => boolean,
+    auth: (credentials: JsonValue | undefined) => void = () => undefined,
+  ): { messages: boolean; bye: boolean } {
     let expected = this.processed;
     for (const frame of frames) {
       if (frame.t !== 'msg') continue;
@@ -130,6 +182,9 @@ export class ServerSession implements Session {
           break;
         case 'ping':
           reply({ t: 'pong', n: frame.n });
+          break;
+        case 'auth':
+          auth(frame.credentials);
           break;
         case 'bye':
           return { messages, bye: true };

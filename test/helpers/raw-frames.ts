@@ -14,6 +14,7 @@ import {
   type ServerFrame,
   type ServerMessageFrame,
 } from '../../src/protocol/index.js';
+import { rememberKeys } from './raw-ticket.js';
 
 /** The frame of type `T`. */
 export type FrameOf<T extends ServerFrame['t']> = Extract<ServerFrame, { t: T }>;
@@ -78,6 +79,7 @@ export class FrameLog {
 
   /** Appends the frames of one batch. */
   pushBatch(frames: readonly ServerFrame[], binary?: { bytes: Uint8Array; raw: Uint8Array }): void {
+    rememberKeys(frames);
     const batch = this.batches++;
     const at = Date.now();
     for (const frame of frames) {

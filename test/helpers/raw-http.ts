@@ -8,13 +8,37 @@
  */
 import { decodeServerBatch, type ServerFrame } from '../../src/protocol/index.js';
 import { DEFAULT_DEADLINE, FrameLog } from './raw-frames.js';
+import { automaticTicket, keyFor, rememberKeys } from './raw-ticket.js';
 
 export interface RawHttpQuery {
   /** The `v` parameter; `null` leaves it out. @default '1' */
   v?: string | null;
+  /**
+   * The session to resume: it goes in the ticket request with its key (§3.4), never in the URL.
+   * Ignored when `ticket` is given.
+   */
   sid?: string;
+  /** The key presented with `sid`; by default the one its hello gave (or a fresh one). `null`: none. */
+  key?: string | null;
+  /** `credentials` of the ticket request. */
+  credentials?: unknown;
+  /** The `ticket` query parameter; `null` leaves it out. */
+  ticket?: string | null;
   last?: string;
   query?: Readonly<Record<string, string>>;
+}
+
+/** The ticket a request carries: the one given, else (with `fetchOne`) a fresh one for `sid`. */
+async function ticketOf(base: string, options: RawHttpQuery & { origin?: string }, fetchOne: boolean): Promise<string | null> {
+  if (options.ticket !== undefined || !fetchOne) return options.ticket ?? null;
+  return (
+    (await automaticTicket(base, {
+      ...(options.sid !== undefined ? { sid: options.sid } : {}),
+      ...(options.key !== undefined ? { key: options.key } : {}),
+      ...(options.origin !== undefined ? { origin: options.origin } : {}),
+      credentials: options.credentials,
+    })) ?? null
+  );
 }
 
 /** `http://host:port<path><endpoint>?…` from the server's HTTP base (`http://host:port<path>`). */
@@ -22,7 +46,7 @@ export function httpEndpoint(base: string, endpoint: string, options: RawHttpQue
   const url = new URL(`${base.replace(/\/$/, '')}${endpoint}`);
   const v = options.v === undefined ? '1' : options.v;
   if (v !== null) url.searchParams.set('v', v);
-  if (options.sid !== undefined) url.searchParams.set('sid', options.sid);
+  if (typeof options.ticket === 'string') url.searchParams.set('ticket', options.ticket);
   if (options.last !== undefined) url.searchParams.set('last', options.last);
   for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
   return url.toString();
@@ -101,7 +125,7 @@ export class RawSse extends FrameLog {
     const headers: Record<string, string> = { Accept: 'text/event-stream', ...options.headers };
     if (options.origin !== undefined) headers.Origin = options.origin;
     if (options.lastEventId !== undefined) headers['Last-Event-ID'] = options.lastEventId;
-    const url = httpEndpoint(base, '/sse', options);
+    const url = httpEndpoint(base, '/sse', { ...options, ticket: await ticketOf(base, options, true) });
     const response = await fetch(url, { headers, signal: controller.signal });
     if (response.status !== 200) {
       const body = await response.text();
@@ -246,6 +270,7 @@ async function answer(response: Response): Promise<HttpAnswer> {
   } catch (error) {
     problem = (error as Error).message;
   }
+  if (frames) rememberKeys(frames);
   return { status: response.status, headers: response.headers, text, frames, problem };
 }
 
@@ -258,23 +283,30 @@ export function framesOf(reply: HttpAnswer, what = 'the answer'): ServerFrame[] 
 
 export interface PollOptions extends RawHttpQuery {
   /**
-   * The long-polling connection id `c` (§7.4). All raw polls share one by default, so a poll
-   * continues the connection whenever its `sid` and `last` do; `null` leaves it out.
-   * @default 'raw'
+   * The long-polling connection id `c`, sent in the `X-Unbroken-Connection` header (§3.4, §7.4). All
+   * raw polls share one by default, so a poll continues the connection whenever its `last` does;
+   * `null` leaves it out.
+   * @default RAW_CONNECTION
    */
   c?: string | null;
+  /** Get a ticket first (for `sid`, with its key): the poll opens a new connection (§3.4). */
+  open?: boolean;
   origin?: string;
   headers?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
 }
 
+/** The connection id of raw polls unless a test picks another (a well-formed one, §3.4). */
+export const RAW_CONNECTION = 'raw-long-polling-connection';
+
 /** `GET P/poll`. */
 export async function poll(base: string, options: PollOptions = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.origin !== undefined) headers.Origin = options.origin;
-  const c = options.c === undefined ? 'raw' : options.c;
-  const query = c === null ? options.query : { c, ...options.query };
-  const response = await fetch(httpEndpoint(base, '/poll', { ...options, query }), {
+  const c = options.c === undefined ? RAW_CONNECTION : options.c;
+  if (c !== null) headers['X-Unbroken-Connection'] = c;
+  const ticket = await ticketOf(base, options, options.open === true);
+  const response = await fetch(httpEndpoint(base, '/poll', { ...options, ticket }), {
     headers,
     ...(options.signal ? { signal: options.signal } : {}),
   });
@@ -285,7 +317,10 @@ export interface SendOptions {
   /** Stream the body in chunks, without a Content-Length header. */
   chunked?: boolean;
   v?: string | null;
+  /** The session, named in `X-Unbroken-Session: <sid>.<key>` (§3.4) with the key its hello gave. */
   sid?: string;
+  /** The key to present with `sid` instead. */
+  key?: string;
   origin?: string;
   /** Headers to send; replaces the conforming defaults (`Content-Type: application/json`, `X-Unbroken: 1`). */
   headers?: Readonly<Record<string, string>>;
@@ -301,10 +336,8 @@ export const UPSTREAM_HEADERS: Readonly<Record<string, string>> = {
 export async function postSend(base: string, body: readonly object[] | string, options: SendOptions = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...(options.headers ?? UPSTREAM_HEADERS) };
   if (options.origin !== undefined) headers.Origin = options.origin;
-  const url = httpEndpoint(base, '/send', {
-    v: options.v,
-    ...(options.sid !== undefined ? { sid: options.sid } : {}),
-  });
+  if (options.sid !== undefined) headers['X-Unbroken-Session'] = `${options.sid}.${options.key ?? keyFor(options.sid)}`;
+  const url = httpEndpoint(base, '/send', { v: options.v });
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   if (!options.chunked) return answer(await fetch(url, { method: 'POST', headers, body: payload }));
   const bytes = new TextEncoder().encode(payload);

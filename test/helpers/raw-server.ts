@@ -39,6 +39,8 @@ export interface Harness {
   readonly connections: string[];
   /** Session ids for which the server emitted `close` (the session ended), in order. */
   readonly ended: string[];
+  /** Every request line the server received (`GET /realtime/ws?v=1&ticket=…`), upgrades included, in order. */
+  readonly requestLines: string[];
   /** Called for every message the application receives, after it is recorded. */
   onProcessed: ((message: Processed, session: Session) => void) | undefined;
   /** Messages processed for one session. */
@@ -77,6 +79,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     processed: [],
     connections: [],
     ended: [],
+    requestLines: [],
     onProcessed: undefined,
     processedFor(sid) {
       return harness.processed.filter((message) => message.sid === sid).map((message) => message.data);
@@ -102,6 +105,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await started.close();
     },
   };
+  // Prepended, so every request is recorded before any listener answers it.
+  const record = (request: http.IncomingMessage): void => {
+    harness.requestLines.push(`${request.method ?? '?'} ${request.url ?? ''}`);
+  };
+  started.http.prependListener('request', record);
+  started.http.prependListener('upgrade', record);
   started.server.on('message', (data: Payload, session: Session) => {
     const message = { sid: session.id, data };
     harness.processed.push(message);

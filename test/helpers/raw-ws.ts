@@ -17,6 +17,7 @@ import {
   type ServerMessageFrame,
 } from '../../src/protocol/index.js';
 import { DEFAULT_DEADLINE, FrameLog, binaryHeaderProblem, type Received } from './raw-frames.js';
+import { automaticTicket, httpBaseOf } from './raw-ticket.js';
 
 export interface CloseInfo {
   readonly code: number;
@@ -26,7 +27,20 @@ export interface CloseInfo {
 export interface RawWsOptions {
   /** The `v` parameter; `null` leaves it out. @default '1' */
   v?: string | null;
+  /**
+   * The session to resume: it goes in the ticket request with its key (§3.4), never in the URL.
+   * Ignored when `ticket` is given.
+   */
   sid?: string;
+  /** The key presented with `sid`; by default the one its hello gave (or a fresh one). `null`: none. */
+  key?: string | null;
+  /** `credentials` of the ticket request. */
+  credentials?: unknown;
+  /**
+   * The `ticket` query parameter; `null` leaves it out. By default the client gets a fresh ticket
+   * first (none for an upgrade probe, which touches no session, §7.1.1).
+   */
+  ticket?: string | null;
   last?: string;
   /** Extra query parameters, appended as given. */
   query?: Readonly<Record<string, string>>;
@@ -43,7 +57,7 @@ export function wsEndpoint(base: string, options: RawWsOptions = {}): string {
   const url = new URL(`${base.replace(/\/$/, '')}/ws`);
   const v = options.v === undefined ? '1' : options.v;
   if (v !== null) url.searchParams.set('v', v);
-  if (options.sid !== undefined) url.searchParams.set('sid', options.sid);
+  if (typeof options.ticket === 'string') url.searchParams.set('ticket', options.ticket);
   if (options.last !== undefined) url.searchParams.set('last', options.last);
   for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
   return url.toString();
@@ -89,8 +103,17 @@ export class RawWs extends FrameLog {
    * and resolves once the upgrade completed. Rejects when the server refuses the upgrade itself
    * (the protocol wants an `error` frame and a close code instead, §3.1, §3.2).
    */
-  static open(base: string, options: RawWsOptions = {}): Promise<RawWs> {
-    const url = wsEndpoint(base, options);
+  static async open(base: string, options: RawWsOptions = {}): Promise<RawWs> {
+    let ticket = options.ticket;
+    if (ticket === undefined && options.query?.probe !== '1') {
+      ticket = await automaticTicket(httpBaseOf(base), {
+        ...(options.sid !== undefined ? { sid: options.sid } : {}),
+        ...(options.key !== undefined ? { key: options.key } : {}),
+        ...(options.origin !== undefined ? { origin: options.origin } : {}),
+        credentials: options.credentials,
+      });
+    }
+    const url = wsEndpoint(base, { ...options, ticket: ticket ?? null });
     const socket = new WebSocket(url, {
       autoPong: options.autoPong ?? true,
       ...(options.origin !== undefined ? { origin: options.origin } : {}),

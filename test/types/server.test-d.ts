@@ -49,7 +49,7 @@ realtime.on('close', (session, reason) => {
   expectTypeOf(reason).toEqualTypeOf<SessionEndReason>();
 });
 realtime.on('error', (error) => expectTypeOf(error).toExtend<Error>());
-expectTypeOf<SessionEndReason>().toEqualTypeOf<'bye' | 'timeout' | 'closed' | 'shutdown'>();
+expectTypeOf<SessionEndReason>().toEqualTypeOf<'bye' | 'timeout' | 'closed' | 'shutdown' | 'disconnected'>();
 expectTypeOf(realtime.on('connection', () => {})).toEqualTypeOf<() => void>();
 expectTypeOf(realtime.once('close', () => {})).toEqualTypeOf<() => void>();
 

@@ -51,6 +51,7 @@ export function helloFrame(fields: Partial<HelloFrame> = {}): HelloFrame {
     t: 'hello',
     v: 1,
     sid: 'session-000000000001',
+    key: 'key-of-session-000000001',
     resumed: false,
     ack: 0,
     hb: 15_000,

@@ -91,7 +91,7 @@ describe('client stream', () => {
     client.on('message', ({ id }) => log.push(id));
     const peer = await server.nextPeer();
     peer.send(
-      { t: 'hello', v: 1, sid: 'session-000000000001', resumed: false, ack: 0, hb: 15_000, retry: 1_000, max: 1_048_576, cursor: 'm7-0' },
+      { t: 'hello', v: 1, sid: 'session-000000000001', key: 'key-of-session-000000001', resumed: false, ack: 0, hb: 15_000, retry: 1_000, max: 1_048_576, cursor: 'm7-0' },
       { t: 'gap', reason: 'unknown-epoch', after: 'k2-9', cursor: 'm7-0' },
       { t: 'msg', id: 'm7-1', d: 'first of the new epoch' },
     );

@@ -11,6 +11,7 @@ import { decodeServerBatch } from '../../src/protocol/index.js';
 import { createServer, UnbrokenTypeError, type ServerOptions } from '../../src/server/index.js';
 import { deferred } from '../helpers/signals.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
+import { ticketFor } from '../helpers/raw-ticket.js';
 
 const started: StartedServer[] = [];
 afterEach(async () => {
@@ -27,6 +28,11 @@ async function start(options: Parameters<typeof startServer>[0] = {}): Promise<S
 const app: http.RequestListener = (request, response) => {
   response.writeHead(200, { 'Content-Type': 'text/plain' }).end(`app: ${request.method} ${request.url}`);
 };
+
+/** `url` with a fresh ticket from the server at `base` (§3.4): what admits a downstream request. */
+async function withTicket(url: string, base: string): Promise<string> {
+  return `${url}&ticket=${await ticketFor(base)}`;
+}
 
 /** Opens a WebSocket and resolves with its first text message, or its close code. */
 function firstMessage(url: string, headers: Record<string, string> = {}): Promise<string | number> {
@@ -48,7 +54,7 @@ describe('attach', () => {
     expect(await home.text()).toBe('app: GET /');
     const elsewhere = await fetch(`http://127.0.0.1:${server.port}/realtimes/poll?v=1`);
     expect(await elsewhere.text()).toBe('app: GET /realtimes/poll?v=1');
-    const poll = await fetch(`${server.baseUrl}/poll?v=1`);
+    const poll = await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl));
     expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
   });
 
@@ -67,7 +73,7 @@ describe('attach', () => {
       if (request.url === '/other') other.handleUpgrade(request, socket, head, (ws) => ws.send('other server'));
     });
     expect(await firstMessage(`ws://127.0.0.1:${server.port}/other`)).toBe('other server');
-    const hello = await firstMessage(`${server.wsUrl}?v=1`);
+    const hello = await firstMessage(await withTicket(`${server.wsUrl}?v=1`, server.baseUrl));
     expect(typeof hello === 'string' && decodeServerBatch(hello)[0]?.t).toBe('hello');
     other.close();
   });
@@ -101,9 +107,9 @@ describe('attach', () => {
     const first = await start({ httpHandler: app });
     await first.server.close();
     const second = createServer().attach(first.http);
-    const poll = await fetch(`${first.baseUrl}/poll?v=1`);
+    const poll = await fetch(await withTicket(`${first.baseUrl}/poll?v=1`, first.baseUrl));
     expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
-    expect(await firstMessage(`${first.wsUrl}?v=1`)).toMatch(/"t":"hello"/);
+    expect(await firstMessage(await withTicket(`${first.wsUrl}?v=1`, first.baseUrl))).toMatch(/"t":"hello"/);
     await second.close();
   });
 
@@ -116,7 +122,7 @@ describe('attach', () => {
     server.server.attach(second);
     await new Promise<void>((resolve) => second.listen(0, '127.0.0.1', resolve));
     const { port } = second.address() as net.AddressInfo;
-    const poll = await fetch(`http://127.0.0.1:${port}/custom/rt/poll?v=1`);
+    const poll = await fetch(await withTicket(`http://127.0.0.1:${port}/custom/rt/poll?v=1`, `http://127.0.0.1:${port}/custom/rt`));
     expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
     for (const socket of sockets) socket.destroy();
     await new Promise<void>((resolve) => second.close(() => resolve()));
@@ -137,7 +143,7 @@ describe('CORS', () => {
 
   it('lets an allowed origin read the stream', async () => {
     const server = await start({ allowedOrigins: (origin) => origin.endsWith('.example') });
-    const poll = await fetch(`${server.baseUrl}/poll?v=1`, { headers: { Origin: 'https://a.example' } });
+    const poll = await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl), { headers: { Origin: 'https://a.example' } });
     expect(poll.headers.get('access-control-allow-origin')).toBe('https://a.example');
   });
 });
@@ -150,7 +156,7 @@ describe('events', () => {
     server.server.on('connection', () => {
       throw new Error('application bug');
     });
-    await fetch(`${server.baseUrl}/poll?v=1`);
+    await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl));
     const error = await reported.promise;
     expect(error).toMatchObject({ name: 'UnbrokenServerError', code: 'LISTENER_ERROR', cause: expect.objectContaining({ message: 'application bug' }) });
   });
@@ -162,7 +168,7 @@ describe('events', () => {
     server.server.on('connection', () => {
       throw new Error('unheard');
     });
-    const first = await fetch(`${server.baseUrl}/poll?v=1`);
+    const first = await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl));
     expect(first.status).toBe(200);
     expect(await logged.promise).toMatchObject({ code: 'LISTENER_ERROR' });
   });
@@ -172,9 +178,9 @@ describe('events', () => {
     const seen: string[] = [];
     const off = server.server.on('connection', (session) => seen.push(`on ${session.id}`));
     server.server.once('connection', (session) => seen.push(`once ${session.id}`));
-    const first = decodeServerBatch(await (await fetch(`${server.baseUrl}/poll?v=1`)).text())[0];
+    const first = decodeServerBatch(await (await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl))).text())[0];
     off();
-    await fetch(`${server.baseUrl}/poll?v=1`);
+    await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl));
     const sid = first?.t === 'hello' ? first.sid : '';
     expect(seen).toEqual([`on ${sid}`, `once ${sid}`]);
   });

@@ -261,6 +261,7 @@ function setup(options: Partial<HubOptions> = {}): Harness {
       maxBufferedBytes: 1 << 20,
       now: () => Date.now(),
       random: () => 0.5,
+      authenticate: null,
       ...options,
     },
     emitter,
@@ -275,7 +276,16 @@ function setup(options: Partial<HubOptions> = {}): Harness {
     emitter,
     connect(params = {}, connectionOptions = {}) {
       const connection = new FakeConnection(connectionOptions);
-      connection.handle = hub.connect(connection, { version: 1, sid: null, last: null, ...params });
+      connection.handle = hub.connect(connection, {
+        version: 1,
+        sid: null,
+        // The session's own key unless the test names one: these tests are about the core, which
+        // trusts what a ticket granted (§3.4); the key check has its own tests.
+        key: params.sid ? (hub.sessions.get(params.sid)?.key ?? null) : null,
+        user: null,
+        last: null,
+        ...params,
+      });
       return connection;
     },
     async open(params = {}, connectionOptions = {}) {
@@ -318,6 +328,7 @@ describe('hello (§3.3, §4, §6.4)', () => {
       t: 'hello',
       v: 1,
       sid: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+      key: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
       resumed: false,
       ack: 0,
       hb: 1_234,
@@ -374,7 +385,7 @@ describe('hello (§3.3, §4, §6.4)', () => {
     const connection = t.connect({ sid: 'G'.repeat(22), last: 'zz-5' });
     await connection.untilMessage(ids[1]!);
     expect(connection.writes[0]!.frames.slice(0, 2)).toEqual([
-      { t: 'hello', v: 1, sid: 'G'.repeat(22), resumed: false, ack: 0, hb: 1_000, retry: 100, max: 4_096, cursor: 'e-0' },
+      { t: 'hello', v: 1, sid: 'G'.repeat(22), key: expect.any(String), resumed: false, ack: 0, hb: 1_000, retry: 100, max: 4_096, cursor: 'e-0' },
       { t: 'gap', reason: 'unknown-epoch', after: 'zz-5', cursor: 'e-0' },
     ]);
     expect(connection.messageIds()).toEqual(ids);

@@ -2,6 +2,8 @@
 import type http from 'node:http';
 import { admit, type Admission, type OriginCheck } from '../http.js';
 import type { SessionHub } from '../hub.js';
+import type { Authenticate } from '../identity.js';
+import type { TicketStore } from '../tickets.js';
 
 export interface TransportContext {
   readonly hub: SessionHub;
@@ -12,6 +14,10 @@ export interface TransportContext {
   readonly retry: number;
   readonly heartbeatInterval: number;
   readonly now: () => number;
+  /** Tickets that admit downstream requests (§3.4). */
+  readonly tickets: TicketStore;
+  /** The application's check of a client (§3.5); null without one. */
+  readonly authenticate: Authenticate | null;
 }
 
 /**

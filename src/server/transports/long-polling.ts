@@ -2,20 +2,23 @@
  * Long-polling transport (docs/PROTOCOL.md §7.4): `GET P/poll`, one held request at a time, each
  * answered with one batch. Upstream goes through `POST P/send` (send.ts).
  *
- * A connection is a series of polls carrying the same connection id `c`. A poll continues the
- * session's current long-polling connection when its `c` is that connection's and its `last` is the
- * cursor that connection's answers left the client at; any other poll — no `sid`, another transport
- * attached, a new client attempt (a new `c`), or a `last` from before an answer that was lost — opens
- * a new connection, which begins with a `hello` and replays from `last` (§6.3).
+ * A connection is a series of polls carrying the same connection id `c` in the
+ * `X-Unbroken-Connection` header (never in the URL: it is a secret, §3.4). A poll with a ticket opens
+ * a new connection, which begins with a `hello` and replays from `last` (§6.3). A poll without one
+ * continues a connection only when its `c` is that connection's and its `last` is the cursor that
+ * connection's answers left the client at; any other is refused with `UNAUTHORIZED`, and the client
+ * gets a ticket and opens a new connection.
  *
  * The adapter keeps its own registry of open connections by session and connection id, so that it
  * answers "does this poll continue a connection" from its own objects and the handle the hub gave it.
  */
 import type http from 'node:http';
-import { QueryParam, encodeBatch } from '../../protocol/index.js';
+import { CONNECTION_HEADER, QueryParam, encodeBatch } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import { admit, answerBatch, answerError, queryValue } from '../http.js';
+import { SECRET_PATTERN } from '../tickets.js';
 import type { TransportContext } from './context.js';
+import { NO_TICKET, redeemTicket } from './ticket.js';
 
 interface Poll {
   readonly request: http.IncomingMessage;
@@ -54,6 +57,11 @@ class LongPollConnection implements Connection {
 
   get isClosed(): boolean {
     return this.#closed;
+  }
+
+  /** The id of the session this connection belongs to, once connected. */
+  get sessionId(): string | null {
+    return this.#handle?.session.id ?? null;
   }
 
   /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
@@ -140,8 +148,8 @@ class LongPollConnection implements Connection {
 export class LongPollingTransport {
   readonly #context: TransportContext;
   /**
-   * Connections a poll can continue, by `sid` and `c` (a sid holds no space, so the key is
-   * unambiguous). Each leaves when it closes, or, after a shutdown, once its notice was collected.
+   * Connections a poll can continue, by connection id `c`. Each leaves when it closes, or, after a
+   * shutdown, once its notice was collected.
    */
   readonly #connections = new Map<string, LongPollConnection>();
 
@@ -157,30 +165,41 @@ export class LongPollingTransport {
       answerError(request, response, admission.code, admission.message);
       return;
     }
-    const sid = queryValue(url, QueryParam.sessionId);
     const last = queryValue(url, QueryParam.lastEventId);
-    const id = queryValue(url, QueryParam.connection);
-    const current = sid === null || id === null ? undefined : this.#connections.get(`${sid} ${id}`);
-    // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
-    if (current && last !== null && current.continuedBy(last)) {
-      current.hold(request, response);
-      return;
+    const header = request.headers[CONNECTION_HEADER.toLowerCase()];
+    // A malformed connection id counts as none: it continues nothing, and nothing can continue it.
+    const id = typeof header === 'string' && SECRET_PATTERN.test(header) ? header : null;
+    const ticket = queryValue(url, QueryParam.ticket);
+    if (ticket === null) {
+      const current = id === null ? undefined : this.#connections.get(id);
+      // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
+      if (current && last !== null && current.continuedBy(last)) {
+        current.hold(request, response);
+        return;
+      }
     }
     if (!hub.accepting) {
       answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
       return;
     }
-    let key: string | null = null;
+    // §3.4: a poll that continues no connection opens one, and that takes a ticket.
+    const grant = ticket === null ? null : redeemTicket(this.#context, url);
+    if (grant === null) {
+      answerError(request, response, NO_TICKET.code, NO_TICKET.message);
+      return;
+    }
+    const taken = id === null ? undefined : this.#connections.get(id);
+    if (taken && taken.sessionId !== grant.sid) {
+      // Registering it would let this session's polls continue another's connection.
+      answerError(request, response, 'PROTOCOL_ERROR', `expects a connection id no other session uses (${CONNECTION_HEADER})`);
+      return;
+    }
     const connection = new LongPollConnection(this.#context, (gone) => {
-      if (key !== null && this.#connections.get(key) === gone) this.#connections.delete(key);
+      if (id !== null && this.#connections.get(id) === gone) this.#connections.delete(id);
     });
     connection.hold(request, response);
-    const handle = hub.connect(connection, { version: admission.version, sid, last });
+    const handle = hub.connect(connection, { version: admission.version, ...grant, last, request });
     connection.bind(handle);
-    // A poll without `c` can continue no connection (§7.4).
-    if (id !== null && !connection.isClosed) {
-      key = `${handle.session.id} ${id}`;
-      this.#connections.set(key, connection);
-    }
+    if (id !== null && !connection.isClosed) this.#connections.set(id, connection);
   }
 }

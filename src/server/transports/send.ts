@@ -3,10 +3,11 @@
  * and long-polling transports, and answers with the frames it produced (acks, pongs).
  */
 import type http from 'node:http';
-import { ProtocolViolation, QueryParam, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
-import { answerBatch, answerError, hasUpstreamHeaders, queryValue } from '../http.js';
+import { ProtocolViolation, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
+import { answerBatch, answerError, hasUpstreamHeaders } from '../http.js';
 import { toUpstream } from '../connection.js';
 import { admitRequest, type TransportContext } from './context.js';
+import { sessionOfHeader } from './ticket.js';
 
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
@@ -20,9 +21,16 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
     answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
-  const sid = queryValue(url, QueryParam.sessionId);
-  if (sid === null || !hub.sessions.has(sid)) {
+  // §3.4: the session is named by X-Unbroken-Session: <sid>.<key>; a wrong key is no session at all.
+  const session = sessionOfHeader(context, request);
+  if (session === null) {
     answerError(request, response, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    return;
+  }
+  const sid = session.id;
+  if (session.expired) {
+    // §3.5: past expiry nothing more is taken from this identity until it authenticates again.
+    answerError(request, response, 'UNAUTHORIZED', 'the identity expired; authenticate again');
     return;
   }
   const tooLarge = (size: number) =>
@@ -55,9 +63,14 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
       answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
       return;
     }
+    // The session may have ended, and another been created with its id, while the body arrived.
+    if (hub.sessions.get(sid) !== session) {
+      answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+      return;
+    }
     let replies: ServerFrame[] | null;
     try {
-      replies = hub.upstream(sid, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))));
+      replies = hub.upstream(sid, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))), request);
     } catch (error) {
       const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
       answerError(request, response, 'PROTOCOL_ERROR', message);

@@ -7,6 +7,7 @@ import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../
 import { corsHeaders, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import { admitRequest, type TransportContext } from './context.js';
+import { NO_TICKET, redeemTicket } from './ticket.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
@@ -101,6 +102,12 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
     refuse(request, response, admission.code, admission.message);
     return;
   }
+  // §3.4: admitted by a single-use ticket, so a URL replayed from a log opens nothing.
+  const grant = redeemTicket(context, url);
+  if (grant === null) {
+    refuse(request, response, NO_TICKET.code, NO_TICKET.message);
+    return;
+  }
   // §7.2: the browser's own Last-Event-ID header is the newer cursor. Polyfills that cannot set the
   // header send it as the `lastEventId` query parameter instead.
   const header = request.headers['last-event-id'];
@@ -114,10 +121,6 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
   request.socket.setNoDelay(true);
 
   const connection = new SseConnection(response, retry);
-  const handle = hub.connect(connection, {
-    version: admission.version,
-    sid: queryValue(url, QueryParam.sessionId),
-    last,
-  });
+  const handle = hub.connect(connection, { version: admission.version, ...grant, last, request });
   connection.bind(handle);
 }

@@ -19,6 +19,7 @@ import {
 import { queryValue } from '../http.js';
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
 import { admitRequest, type TransportContext } from './context.js';
+import { NO_TICKET, redeemTicket } from './ticket.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -222,11 +223,19 @@ export class WebSocketTransport {
       answerProbe(ws, maxMessageSize);
       return;
     }
+    // §3.4: the ticket is the only thing in this URL that names a session; a refused upgrade could
+    // not be read by a browser, so it is refused like the checks above, and touches no session.
+    const grant = redeemTicket(this.#context, url);
+    if (grant === null) {
+      refuse(ws, NO_TICKET.code, NO_TICKET.message);
+      return;
+    }
     const connection = new WebSocketConnection(ws, maxMessageSize);
     const handle = hub.connect(connection, {
       version: admission.version,
-      sid: queryValue(url, QueryParam.sessionId),
+      ...grant,
       last: queryValue(url, QueryParam.lastEventId),
+      request,
     });
     connection.bind(handle);
   }

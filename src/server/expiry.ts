@@ -1,0 +1,82 @@
+/**
+ * The expiry of a session's identity (docs/PROTOCOL.md §3.5): `N` ms before `expiresAt` the session's
+ * connection is asked for fresh credentials (`{"t":"auth","ms":N}`), `N = min(60 000, half the time
+ * the identity had when it was adopted)`, at once when less is left; past `expiresAt` with no fresh
+ * identity adopted, the connection closes with `UNAUTHORIZED` and the session stays.
+ */
+
+/** Longest delay `setTimeout` takes as given; a longer one fires at once. Later deadlines re-arm. */
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/** The most warning an expiry gets (§3.5). */
+export const MAX_AUTH_NOTICE_MS = 60_000;
+
+/** What the clock acts on: the session's current connection, whichever it is when the time comes. */
+export interface ExpiryTarget<Link> {
+  /** The session's current connection, or null while the client is away. */
+  link(): Link | null;
+  /** Sends `{"t":"auth","ms":ms}` on `link`. */
+  ask(link: Link, ms: number): void;
+  /** Closes `link` with `UNAUTHORIZED`: the identity expired. */
+  expire(link: Link): void;
+}
+
+export class IdentityExpiry<Link> {
+  readonly #target: ExpiryTarget<Link>;
+  readonly #now: () => number;
+  #expiresAt: number | undefined;
+  /** When the `auth` request is due. */
+  #askAt = 0;
+  /** The connection already asked for the current identity: each connection is asked once. */
+  #asked: Link | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(target: ExpiryTarget<Link>, now: () => number) {
+    this.#target = target;
+    this.#now = now;
+  }
+
+  /** A new identity was adopted: its `expiresAt` (or none) replaces the previous one. */
+  adopt(expiresAt: number | undefined): void {
+    this.set(expiresAt);
+    this.check();
+  }
+
+  /** Like `adopt`, without acting yet: for a session that has no connection so far. */
+  set(expiresAt: number | undefined): void {
+    this.#expiresAt = expiresAt;
+    this.#asked = null;
+    if (expiresAt !== undefined) this.#askAt = expiresAt - Math.min(MAX_AUTH_NOTICE_MS, Math.floor((expiresAt - this.#now()) / 2));
+  }
+
+  /** Acts on what is due now and arms the timer for what comes next. Call it when a connection attaches. */
+  check(): void {
+    this.stop();
+    const expiresAt = this.#expiresAt;
+    if (expiresAt === undefined) return;
+    const now = this.#now();
+    const link = this.#target.link();
+    if (now >= expiresAt) {
+      if (link !== null) this.#target.expire(link);
+      return;
+    }
+    if (now >= this.#askAt && link !== null && this.#asked !== link) {
+      this.#asked = link;
+      this.#target.ask(link, expiresAt - now);
+    }
+    // Timers are checked against the clock when they fire (a timer may fire early or late).
+    const next = now >= this.#askAt ? expiresAt : this.#askAt;
+    this.#timer = setTimeout(() => this.check(), Math.min(MAX_TIMER_DELAY, Math.max(0, next - now)));
+    this.#timer.unref?.();
+  }
+
+  /** True once the identity expired with nothing fresh adopted. */
+  expired(): boolean {
+    return this.#expiresAt !== undefined && this.#now() >= this.#expiresAt;
+  }
+
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}

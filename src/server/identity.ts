@@ -1,0 +1,64 @@
+/**
+ * Who a client is (docs/PROTOCOL.md §3.5): the application's `authenticate` hook, run on every ticket
+ * request and on every client `auth` frame, and the shape of what it returns.
+ */
+import type http from 'node:http';
+import type { JsonValue } from '../protocol/index.js';
+
+/**
+ * What `authenticate` returns for an accepted client. `id` names the user: every connection of a
+ * session must authenticate as the same `id` (§3.5). Any other fields are the application's own.
+ */
+export interface Identity {
+  /** The user: 1–256 characters. */
+  readonly id: string;
+  /**
+   * When the identity stops being valid, in ms since the epoch. Before it the server asks the client
+   * for fresh credentials (`auth` frame); past it the connection closes with `UNAUTHORIZED` (§3.5).
+   */
+  readonly expiresAt?: number;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * The application's check of a client (§3.5). `request` is the HTTP request that carried the
+ * credentials: the `POST P/ticket`, the WebSocket upgrade (for an `auth` frame on the socket), or the
+ * `POST P/send` (for an `auth` frame in a batch) — its headers, cookies and socket address.
+ * `credentials` is what the client's `auth` option returned (`undefined` without one). Return the
+ * identity to accept; `null`/`undefined`, a throw or a rejection refuses with `UNAUTHORIZED`.
+ */
+export type Authenticate = (
+  request: http.IncomingMessage,
+  credentials: JsonValue | undefined,
+) => Identity | null | undefined | Promise<Identity | null | undefined>;
+
+/** Longest identity id, in characters. */
+const MAX_IDENTITY_ID = 256;
+
+/**
+ * Runs `authenticate` and returns the identity it accepted, or `null` for every kind of refusal —
+ * including a return value that is not a usable identity, and one that expired already (`now`).
+ */
+export async function authenticateRequest(
+  authenticate: Authenticate,
+  request: http.IncomingMessage,
+  credentials: JsonValue | undefined,
+  now: () => number,
+): Promise<Identity | null> {
+  let identity: unknown;
+  try {
+    identity = await authenticate(request, credentials);
+  } catch {
+    return null;
+  }
+  if (typeof identity !== 'object' || identity === null) return null;
+  const { id, expiresAt } = identity as { id?: unknown; expiresAt?: unknown };
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_IDENTITY_ID) return null;
+  if (expiresAt !== undefined && (typeof expiresAt !== 'number' || Number.isNaN(expiresAt) || expiresAt <= now())) return null;
+  return identity as Identity;
+}
+
+/** The id a session and a connection compare (§3.4): the identity's, or null without `authenticate`. */
+export function identityId(identity: Identity | null): string | null {
+  return identity === null ? null : identity.id;
+}

@@ -1,0 +1,122 @@
+/**
+ * Tickets (docs/PROTOCOL.md §3.4): what admits one downstream connection attempt. A ticket is the
+ * only session-related value in a URL, so it is worth nothing once used or expired: a URL copied
+ * from a log yields nothing.
+ *
+ * The store is bounded: at most `maxTickets` outstanding in total and `maxTicketsPerAddress` per
+ * client address, expired ones dropped as new ones are issued. Every ticket lives for the same `ttl`,
+ * so insertion order is expiry order and purging is a walk from the oldest that stops at the first
+ * live one.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Identity } from './identity.js';
+
+/** What a ticket was issued for: a held session, or a session to create at connect (§3.4). */
+export interface TicketGrant {
+  /** The session to resume or to create with this id; `null`: a new session with a fresh id. */
+  readonly sid: string | null;
+  /** The key the client presented with `sid` (the new session's key when it is created); `null` with no `sid`. */
+  readonly key: string | null;
+  /** The identity `authenticate` returned, or `null` without `authenticate`. */
+  readonly user: Identity | null;
+}
+
+interface Entry {
+  readonly grant: TicketGrant;
+  readonly address: string;
+  readonly expiresAt: number;
+}
+
+export interface TicketLimits {
+  readonly ttl: number;
+  readonly maxTickets: number;
+  readonly maxTicketsPerAddress: number;
+}
+
+/** A ticket as the client sees it: 128 random bits, base64url (22 characters). */
+export const TICKET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+/** Session ids and keys as §3.4 defines well-formed ones. */
+export const SECRET_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** A fresh random token of 128 bits, base64url: ticket and session key alike. */
+export function randomToken(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** Compares two secrets in time that does not depend on where they differ. */
+export function sameSecret(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'utf8');
+  const right = Buffer.from(b, 'utf8');
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+export class TicketStore {
+  readonly #limits: TicketLimits;
+  readonly #now: () => number;
+  /** Outstanding tickets, oldest first (§3.4: same ttl for all, so also soonest to expire first). */
+  readonly #tickets = new Map<string, Entry>();
+  readonly #perAddress = new Map<string, number>();
+
+  constructor(limits: TicketLimits, now: () => number) {
+    this.#limits = limits;
+    this.#now = now;
+  }
+
+  get ttl(): number {
+    return this.#limits.ttl;
+  }
+
+  /** Tickets issued and neither used nor expired (expired ones count until the next purge). */
+  get size(): number {
+    return this.#tickets.size;
+  }
+
+  /** Issues a ticket for `grant`; `null` when a limit is reached (the caller answers RATE_LIMITED). */
+  issue(grant: TicketGrant, address: string): string | null {
+    this.#purge();
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    if (this.#tickets.size >= this.#limits.maxTickets || fromAddress >= this.#limits.maxTicketsPerAddress) return null;
+    const ticket = randomToken();
+    this.#tickets.set(ticket, { grant, address, expiresAt: this.#now() + this.#limits.ttl });
+    this.#perAddress.set(address, fromAddress + 1);
+    return ticket;
+  }
+
+  /**
+   * Takes a ticket: its grant if it is outstanding and unexpired, else `null`. Either way it is gone
+   * afterwards (single use, §3.4).
+   */
+  redeem(ticket: string | null): TicketGrant | null {
+    if (ticket === null || !TICKET_PATTERN.test(ticket)) return null;
+    const entry = this.#tickets.get(ticket);
+    if (!entry) return null;
+    this.#remove(ticket, entry);
+    return entry.expiresAt > this.#now() ? entry.grant : null;
+  }
+
+  /** Drops every outstanding ticket for session `sid` (a disconnected session must not come back, §3.5). */
+  revoke(sid: string): void {
+    for (const [ticket, entry] of this.#tickets) if (entry.grant.sid === sid) this.#remove(ticket, entry);
+  }
+
+  clear(): void {
+    this.#tickets.clear();
+    this.#perAddress.clear();
+  }
+
+  #purge(): void {
+    const now = this.#now();
+    for (const [ticket, entry] of this.#tickets) {
+      if (entry.expiresAt > now) break;
+      this.#remove(ticket, entry);
+    }
+  }
+
+  #remove(ticket: string, entry: Entry): void {
+    this.#tickets.delete(ticket);
+    const left = (this.#perAddress.get(entry.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(entry.address, left);
+    else this.#perAddress.delete(entry.address);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Tickets on the wire (docs/PROTOCOL.md §3.4): `POST P/ticket` issues one, every downstream request
+ * presents one in its `ticket` query parameter, and `POST P/send` names its session with the
+ * `X-Unbroken-Session: <sid>.<key>` header. No secret that resumes, reads, sends to or closes a
+ * session ever travels in a URL.
+ */
+import type http from 'node:http';
+import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
+import { readJsonBody } from '../body.js';
+import { answerError, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
+import { authenticateRequest, identityId, type Identity } from '../identity.js';
+import type { ServerSession } from '../session.js';
+import { SECRET_PATTERN, sameSecret, type TicketGrant } from '../tickets.js';
+import { admitRequest, type TransportContext } from './context.js';
+
+/** The body of `POST P/ticket`: an object, one level, plus the depth of `credentials`. */
+const TICKET_BODY_DEPTH = 1 + MAX_DATA_DEPTH;
+
+/** A field of the ticket body when it is a well-formed id or key (§3.4), else null: "absent". */
+function secretField(body: Record<string, unknown>, name: string): string | null {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined;
+  return typeof value === 'string' && SECRET_PATTERN.test(value) ? value : null;
+}
+
+/** The address tickets are counted against. */
+function addressOf(request: http.IncomingMessage): string {
+  return request.socket.remoteAddress ?? 'unknown';
+}
+
+/** Serves `POST P/ticket` (§3.4). */
+export async function handleTicket(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): Promise<void> {
+  const { hub, tickets, authenticate, now } = context;
+  const admission = admitRequest(context, request, url);
+  if (!admission.ok) {
+    answerError(request, response, admission.code, admission.message);
+    return;
+  }
+  if (!hasUpstreamHeaders(request)) {
+    answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    return;
+  }
+  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH);
+  if (!read.ok) {
+    // The rest of a refused body is not read: the connection closes after the answer.
+    const close = { Connection: 'close' };
+    if (read.reason === 'too-large') answerError(request, response, 'MESSAGE_TOO_LARGE', read.message, undefined, close);
+    else if (read.reason === 'malformed') answerError(request, response, 'PROTOCOL_ERROR', read.message);
+    else if (read.reason === 'too-slow') answerError(request, response, 'PROTOCOL_ERROR', read.message, undefined, close);
+    else response.destroy();
+    return;
+  }
+  const body = read.value;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    answerError(request, response, 'PROTOCOL_ERROR', 'expects a JSON object body');
+    return;
+  }
+  const fields = body as Record<string, unknown>;
+  const credentials = Object.hasOwn(fields, 'credentials') ? (fields.credentials as JsonValue) : undefined;
+  let user: Identity | null = null;
+  if (authenticate !== null) {
+    user = await authenticateRequest(authenticate, request, credentials, now);
+    if (user === null) {
+      answerError(request, response, 'UNAUTHORIZED', 'the credentials were refused');
+      return;
+    }
+  }
+  // Malformed ids and keys count as absent: a new session (§3.4).
+  const sid = secretField(fields, 'sid');
+  const key = sid === null ? null : secretField(fields, 'key');
+  const held = sid === null ? undefined : hub.sessions.get(sid);
+  if (held && (key === null || !sameSecret(key, held.key) || identityId(user) !== identityId(held.user))) {
+    // The session is not touched: no supersede, no expiry change, nothing said about it.
+    answerError(request, response, 'UNAUTHORIZED', 'this session needs its key and the same user');
+    return;
+  }
+  if (!hub.accepting) {
+    answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+    return;
+  }
+  const grant: TicketGrant = sid === null ? { sid: null, key: null, user } : { sid, key, user };
+  const ticket = tickets.issue(grant, addressOf(request));
+  if (ticket === null) {
+    answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
+    return;
+  }
+  const text = JSON.stringify({ ticket, ttl: tickets.ttl });
+  response.writeHead(200, {
+    ...corsHeaders(request),
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': String(Buffer.byteLength(text)),
+  });
+  response.end(text);
+}
+
+/** What a downstream request was admitted for, or null: no ticket, unknown, used or expired (§3.4). */
+export function redeemTicket(context: TransportContext, url: URL): TicketGrant | null {
+  return context.tickets.redeem(queryValue(url, QueryParam.ticket));
+}
+
+/** The refusal of a downstream request without a valid ticket (§3.4). */
+export const NO_TICKET = { code: 'UNAUTHORIZED', message: 'expects a valid ticket: POST P/ticket first' } as const;
+
+/**
+ * The session `POST P/send` names in `X-Unbroken-Session: <sid>.<key>` (§3.4, §7.3), or null when the
+ * header is missing, malformed, or its key is not the session's: all the same to the client, so a
+ * wrong key reveals nothing about the session.
+ */
+export function sessionOfHeader(context: TransportContext, request: http.IncomingMessage): ServerSession | null {
+  const header = request.headers[SESSION_HEADER.toLowerCase()];
+  if (typeof header !== 'string' || header.length > 129) return null;
+  const dot = header.indexOf('.');
+  if (dot < 0) return null;
+  const sid = header.slice(0, dot);
+  const key = header.slice(dot + 1);
+  if (!SECRET_PATTERN.test(sid) || !SECRET_PATTERN.test(key)) return null;
+  const session = context.hub.sessions.get(sid);
+  return session && sameSecret(key, session.key) ? session : null;
+}
