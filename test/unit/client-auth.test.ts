@@ -13,7 +13,7 @@ const refused = { status: 401, body: '{"code":"UNAUTHORIZED","message":"the cred
 describe('client authentication (§3.4, §3.5)', () => {
   const server = useMockServer();
 
-  it('§3.4 asks for a ticket before every attempt, with the credentials of a fresh auth call and the last hello\'s sid and key, and opens with the ticket alone in the URL', async () => {
+  it('asks for a ticket before every attempt, with the credentials of a fresh auth call and the last hello\'s sid and key, and opens with the ticket alone in the URL (§13.5.no-secret-in-url)', async () => {
     let calls = 0;
     const client = server.client({ auth: async () => ({ token: `t${++calls}` }), random: () => 0 });
     const peer = await server.accept({ sid: 'session-abcdefghijkl', key: 'key-abcdefghijklmnop' });
@@ -48,7 +48,7 @@ describe('client authentication (§3.4, §3.5)', () => {
     client.close();
   });
 
-  it('closes with UNAUTHORIZED when the attempt right after an UNAUTHORIZED is refused the same way before its hello', async () => {
+  it('closes with UNAUTHORIZED when the attempt right after an UNAUTHORIZED is refused the same way before its hello (§13.5.reauthenticate)', async () => {
     const client = server.client({ auth: () => 'revoked' });
     const log = record(client, ['error', 'close']);
     const peer = await server.accept();
@@ -78,7 +78,7 @@ describe('client authentication (§3.4, §3.5)', () => {
     expect(client.state).toBe('closed');
   });
 
-  it('§13.5 treats a bare 401 or 403 from a proxy as a transport failure: it backs off and retries, never closes', async () => {
+  it('treats a bare 401 or 403 from a proxy as a transport failure: it backs off and retries, never closes (§13.5.bare-status)', async () => {
     for (const status of [401, 403]) {
       server.answerTicket = () => ({ status, body: '<html>sign in to the proxy</html>' });
       const client = server.client({ random: () => 0.5 });
@@ -93,7 +93,7 @@ describe('client authentication (§3.4, §3.5)', () => {
     }
   });
 
-  it('§3.5 answers the server\'s auth frame with fresh credentials on the live connection, without reconnecting', async () => {
+  it('answers the server\'s auth frame with fresh credentials on the live connection, without reconnecting (§13.5.reauthenticate)', async () => {
     let calls = 0;
     const client = server.client({ auth: () => ({ token: `t${++calls}` }) });
     const log = record(client, ['state', 'error', 'open']);

@@ -21,7 +21,7 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
     expect([-1, 0, 80, 1e12].map(serverDelay)).toEqual([0, 0, 80, 60_000]);
   });
 
-  it('§13.5 never turns the liveness deadline off: a hello with hb 0 is held to 2 × 100 ms', async () => {
+  it('never turns the liveness deadline off: a hello with hb 0 is held to 2 × 100 ms (§13.5.clamp)', async () => {
     const client = server.client();
     const log = record(client, ['error']);
     await server.accept({ hb: 0 });
@@ -60,7 +60,7 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
     client.close();
   });
 
-  it('§13.5 refuses a WebSocket message over maxMessageSize with MESSAGE_TOO_LARGE, skips past its messages with a too-large gap, and resumes after them', async () => {
+  it('refuses a WebSocket message over maxMessageSize with MESSAGE_TOO_LARGE, skips past its messages with a too-large gap, and resumes after them (§13.5.size)', async () => {
     const client = server.client({ maxMessageSize: 1_000, random: () => 0 });
     const log = record(client, ['error', 'gap', 'message']);
     const gaps: unknown[] = [];
@@ -96,7 +96,7 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
     expect(lastMessageId(`[{"t":"msg","id":"${'z'.repeat(300)}","d":1}]`)).toBeUndefined();
   });
 
-  it('§13.5 refuses a gap frame with an unknown reason or an overlong cursor as a protocol error', () => {
+  it('refuses a gap frame with an unknown reason or an overlong cursor as a protocol error (§13.5.gap)', () => {
     expect(() => decodeServerBatch('[{"t":"gap","reason":"whatever","after":"a-1","cursor":"a-2"}]')).toThrow(/expects reason to be one of/);
     expect(() => decodeServerBatch(JSON.stringify([{ t: 'gap', reason: 'expired', after: 'a-1', cursor: 'c'.repeat(10_000) }]))).toThrow(/expects after and cursor/);
     expect(decodeServerBatch('[{"t":"gap","reason":"expired","after":"a-1","cursor":"a-2"}]')).toHaveLength(1);
@@ -104,7 +104,7 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
 });
 
 describe('spaced polls (§13.5)', () => {
-  it(`§13.5 waits ${POLL_GAP} ms between polls after ${QUICK_ANSWERS} quick answers in a row with no message`, async () => {
+  it(`waits ${POLL_GAP} ms between polls after ${QUICK_ANSWERS} quick answers in a row with no message (§13.5.poll-gap)`, async () => {
     vi.useFakeTimers();
     try {
       const net = new FakeFetch();

@@ -31,7 +31,7 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     expect(availableTransports(['long-polling'], {})).toEqual([]);
   });
 
-  it('polls /poll at once with the ticket and the query of the moment, its connection id in a header, called as a plain function, uncached (§3.4)', () => {
+  it('polls /poll at once with the ticket and the query of the moment, its connection id in a header, called as a plain function, uncached (§13.5.no-secret-in-url)', () => {
     rec.sid = 'session-abcdefghijkl';
     rec.cursor = 'e1-3';
     const transport = start();
@@ -45,7 +45,7 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     transport.close(CloseCode.Reconnecting);
   });
 
-  it('sends one connection id on every poll of a transport, and a new one for a new transport, always in the header (§3.4)', async () => {
+  it('sends one connection id on every poll of a transport, and a new one for a new transport, always in the header (§13.5.no-secret-in-url)', async () => {
     const first = await opened();
     const ids = connectionIds();
     first.close(CloseCode.Reconnecting);

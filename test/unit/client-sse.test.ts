@@ -30,7 +30,7 @@ describe('SSE transport (PROTOCOL.md §7.2)', () => {
     expect(names({ fetch: net.fetch })).toEqual([]);
   });
 
-  it('opens an EventSource on /sse with the ticket and the query of the moment, no session id, and reports onOpen when it opens (§3.4)', () => {
+  it('opens an EventSource on /sse with the ticket and the query of the moment, no session id, and reports onOpen when it opens (§13.5.no-secret-in-url)', () => {
     rec.sid = 'session-abcdefghijkl';
     rec.cursor = 'e1-7';
     const { transport, source } = start();
@@ -100,7 +100,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     return { transport, source };
   };
 
-  it('posts one batch to /send naming its session by X-Unbroken-Session, not in the URL, and hands the answer to onReply, not onFrames (§3.4)', async () => {
+  it('posts one batch to /send naming its session by X-Unbroken-Session, not in the URL, and hands the answer to onReply, not onFrames (§13.5.no-secret-in-url)', async () => {
     const { transport } = opened();
     transport.send(batch(msg(1, 'hello')));
     const post = net.last('/send');
