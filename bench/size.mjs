@@ -16,9 +16,12 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 /**
  * Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. Raised from 8 KiB to 9 KiB
  * when the client gained the stream check (buffering proxies found while connected), liveness from
- * the stream alone, the `schedule` event and the nesting-depth guard; the aim stays 5 KiB.
+ * the stream alone, the `schedule` event and the nesting-depth guard; from 9 KiB to 10 KiB when every
+ * attempt gained its ticket request and credentials (the `auth` option, answers to `auth` frames),
+ * the inbound size limit that skips what it refuses, the bounds on the server's numbers and the
+ * spacing of quick polls (issue #10). The aim stays 5 KiB.
  */
-export const GZIP_BUDGET = 9216;
+export const GZIP_BUDGET = 10240;
 
 /** The file the budget applies to, relative to the package root. */
 export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';

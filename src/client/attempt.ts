@@ -3,6 +3,7 @@
  * attempt belongs to the client state that holds it (`connecting`, `reconnecting` or `open`); when
  * the state lets go of it, one {@link Attempt.dispose} releases everything it holds.
  */
+import type { ErrorCode } from '../protocol/index.js';
 import type { Clock } from './options.js';
 import type { StreamCheck } from './stream-check.js';
 import type { Transport, TransportName } from './transport.js';
@@ -22,6 +23,8 @@ export type AttemptTimer =
 
 /** One connection attempt of a client. */
 export class Attempt {
+  /** When its ticket arrived and its transport was made (§3.4). */
+  ticketAt: number | undefined;
   /** When the link came up (the socket opened, the response headers arrived), before its `hello`. */
   linkUpAt: number | undefined;
   /** When the `hello` arrived; `undefined` while connecting. */
@@ -37,6 +40,8 @@ export class Attempt {
   /** Stops the upgrade probe in flight. */
   stopProbe: (() => void) | undefined;
 
+  /** Cancels the attempt's own requests: its ticket request. */
+  readonly requests = new AbortController();
   readonly #timers = new Map<AttemptTimer, unknown>();
   readonly #clock: Clock;
   #disposed = false;
@@ -49,6 +54,8 @@ export class Attempt {
     /** Whether a proxy may hold its open stream back, so the stream is checked once open (§13.3). */
     readonly bufferable: boolean,
     clock: Clock,
+    /** The code of the failure this attempt follows, if any: the twice-in-a-row rule of §3.5 reads it. */
+    readonly after?: ErrorCode,
   ) {
     this.#clock = clock;
     this.lastStreamByteAt = clock.now();
@@ -86,11 +93,12 @@ export class Attempt {
     this.#clock.clearTimeout(handle);
   }
 
-  /** Releases everything: every timer, the probe, the stream check, and the link (closed with `code`). */
+  /** Releases everything: every timer, the ticket request, the probe, the stream check, and the link (closed with `code`). */
   dispose(code: number): void {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const timer of [...this.#timers.keys()]) this.cancel(timer);
+    this.requests.abort();
     this.stopProbe?.();
     this.stopProbe = undefined;
     this.streamCheck?.stop();

@@ -3,17 +3,18 @@
  * the one place it changes: every change of kind is checked against {@link TRANSITIONS} and emitted.
  */
 import type { Attempt } from './attempt.js';
+import type { ErrorCode } from '../protocol/index.js';
 import type { UnbrokenError } from './errors.js';
 import { TRANSITIONS, type ConnectionState, type StateCause, type StateEvent } from './events.js';
 
 /**
  * What the client holds in each state: an attempt under way or the timer of the next one while
- * connecting or reconnecting, the attempt that said `hello` while open, and the error that closed
+ * connecting or reconnecting (with the code of the failure it follows), the attempt that said `hello` while open, and the error that closed
  * it (`null`: `close()` was called) once closed.
  */
 export type ClientState =
   | { readonly kind: 'connecting' | 'reconnecting'; readonly attempt: Attempt }
-  | { readonly kind: 'connecting' | 'reconnecting'; readonly timer: unknown }
+  | { readonly kind: 'connecting' | 'reconnecting'; readonly timer: unknown; readonly after?: ErrorCode }
   | { readonly kind: 'open'; readonly attempt: Attempt }
   | { readonly kind: 'closed'; readonly error: UnbrokenError | null };
 

@@ -6,6 +6,7 @@
  */
 import {
   CloseCode,
+  Endpoint,
   PROTOCOL_VERSION,
   closeCodeFor,
   codeForClose,
@@ -28,9 +29,10 @@ import {
 import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
-import { backoff, classify } from './reconnect-policy.js';
+import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
 import { StreamCheck } from './stream-check.js';
-import type { InboundFrame, TransportName } from './transport.js';
+import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
+import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
 export type { ClientState } from './client-state.js';
 export type { ClientOptions, Clock, TransportMemory } from './options.js';
@@ -62,12 +64,13 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   #failures = 0;
   /** Reconnect delay floor (`hello.retry`, `retry` frames). */
   #floor = 0;
-  /** `hello.hb` of the last hello. */
+  /** `hello.hb` of the last hello, within its bounds (§13.5). */
   #heartbeat = 0;
   /** Delay of the next upgrade probe. */
   #probeDelay: number;
   #transport: TransportName | null = null;
-  #sessionId: string | null = null;
+  /** Session id and key of the last hello: the key goes only in ticket bodies and headers (§3.4). */
+  #session: SessionName | null = null;
   #cursor: string | null = null;
   readonly #pings = new Map<number, PendingPing>();
   #pingId = 0;
@@ -103,7 +106,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
 
   /** The session id from the last `hello`, or `null` before the first. */
   get sessionId(): string | null {
-    return this.#sessionId;
+    return this.#session?.sid ?? null;
   }
 
   /** Adds a listener; returns the function that removes it. */
@@ -175,27 +178,43 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     return this.#heartbeat ? a.lastStreamByteAt + 2 * this.#heartbeat - this.#options.clock.now() : Number.POSITIVE_INFINITY;
   }
 
-  /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now. */
-  readonly #endpoint = (endpoint: string): string => endpointUrl(this.#url, endpoint, this.#sessionId, this.#cursor);
+  /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now, and `ticket` when given. */
+  readonly #endpoint = (endpoint: string, ticket?: string): string => endpointUrl(this.#url, endpoint, this.#cursor, ticket);
 
   // -- state changes ----------------------------------------------------------------------------
 
-  /** Starts an attempt on the transport the route picks; keeps the state's kind (connecting or reconnecting). */
+  /**
+   * Starts an attempt, after the failure the state holds if any, on the transport the route picks: its ticket
+   * first (§3.4), then its link. Keeps the state's kind (connecting or reconnecting).
+   */
   #start(): void {
     const state = this.#state.current;
     if (state.kind === 'closed' || state.kind === 'open') return;
-    const { transports, connectTimeout, clock } = this.#options;
-    const found = pick(this.#selector.route, this.#selector.available(this.#options.environment()));
+    const after = 'timer' in state ? state.after : undefined;
+    const { transports, connectTimeout, clock, auth, maxMessageSize } = this.#options;
+    const env = this.#options.environment();
+    const found = pick(this.#selector.route, this.#selector.available(env));
     if (!found) {
-      const hint = 'in Node, pass the `ws` package as the WebSocket option';
+      const hint = 'every transport needs fetch (for its ticket); in Node, pass the `ws` package as the WebSocket option';
       return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
     }
-    const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock);
+    const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock, after);
     const live = (): boolean => this.#state.attempt() === a;
     this.#state.enter({ kind: state.kind, attempt: a }, null);
     a.schedule('connect', () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
+    requestTicket(env.fetch!, this.#endpoint(Endpoint.ticket), auth, this.#session, a.requests.signal).then(
+      (ticket) => live() && this.#link(a, found.make, { ticket, maxMessageSize, clock }),
+      (error: UnbrokenError) => live() && this.#fail(error),
+    );
+  }
+
+  /** Makes the link of `a` with its ticket. */
+  #link(a: Attempt, make: TransportFactory, context: LinkContext): void {
+    const { clock } = this.#options;
+    const live = (): boolean => this.#state.attempt() === a;
+    a.ticketAt = clock.now();
     try {
-      a.transport = found.make(this.#endpoint, {
+      a.transport = make(this.#endpoint, {
         onOpen: () => {
           if (live()) a.linkUpAt = clock.now();
         },
@@ -206,10 +225,12 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
         onReply: (ack) => {
           if (live()) this.#outbox.ack(ack.s);
         },
-        onClose: ({ code, error }) => {
-          if (live()) this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
+        onClose: ({ code, error, skipTo }) => {
+          if (!live()) return;
+          if (skipTo !== undefined) this.#skipTo(skipTo);
+          this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
         },
-      });
+      }, context);
     } catch (cause) {
       this.#fail(new UnbrokenError('TRANSPORT_ERROR', String(cause), cause));
     }
@@ -247,12 +268,17 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
           this.#outbox.ack(f.s);
           break;
         case 'retry':
-          this.#floor = f.ms;
+          this.#floor = serverDelay(f.ms);
           break;
-        case 'reconnect':
+        case 'reconnect': {
           // Not a failure: reconnect after exactly `ms` (§10.2), when the server closed or at the latest then.
-          a.reconnectAt = a.lastStreamByteAt + f.ms;
-          a.schedule('reconnect', () => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), f.ms);
+          const ms = serverDelay(f.ms);
+          a.reconnectAt = a.lastStreamByteAt + ms;
+          a.schedule('reconnect', () => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), ms);
+          break;
+        }
+        case 'auth':
+          this.#refresh(a);
           break;
         case 'pong':
           this.#pings.get(f.n)?.[0](a.lastStreamByteAt);
@@ -276,9 +302,9 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     const previous = this.#transport;
     this.#transport = a.name;
     this.#selector.connected(a.name, now);
-    this.#sessionId = f.sid;
-    this.#floor = f.retry;
-    this.#heartbeat = f.hb;
+    this.#session = { sid: f.sid, key: f.key };
+    this.#floor = serverDelay(f.retry);
+    this.#heartbeat = heartbeatOf(f.hb);
     this.#cursor = f.cursor;
     this.#outbox.hello(f.ack, f.resumed, f.max, a.transport?.binary === true);
     this.#watchLiveness(a);
@@ -292,6 +318,28 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     if (this.#state.attempt() !== a) return;
     this.#scheduleProbe(a);
     if (a.bufferable) this.#checkStream(a);
+  }
+
+  /**
+   * Answers the server's `auth` frame on the link of `a`: fresh credentials, after what it sent before
+   * (§3.5). When `auth` fails, so does `a`, with `UNAUTHORIZED`.
+   */
+  #refresh(a: Attempt): void {
+    credentialsOf(this.#options.auth).then(
+      (c) => this.#state.openAttempt() === a && a.transport?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
+      (error: UnbrokenError) => this.#state.attempt() === a && this.#fail(error),
+    );
+  }
+
+  /**
+   * Moves the cursor past the messages of a unit too large to read (§13.5), so the next connection
+   * resumes after them, and says which with a `gap` event.
+   */
+  #skipTo(id: string): void {
+    const cursor = this.#cursor;
+    if (id === cursor) return;
+    this.#cursor = id;
+    this.#events.emit('gap', { reason: 'too-large', lastEventId: cursor ?? '', resumeEventId: id });
   }
 
   /**
@@ -340,11 +388,14 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#release(closeCode >= DROP ? closeCode : DROP, error);
     this.#events.emit('error', error);
     if (this.#state.kind === 'closed') return;
-    const verdict = classify(code, a?.opened === true);
+    const verdict = classify(code, { opened: a?.opened === true, linked: a?.ticketAt !== undefined, after: a?.after });
     if (verdict === 'fatal') return this.#end(error, code);
     let delay: number | undefined;
     if (a?.reconnectAt !== undefined) {
       delay = Math.max(0, a.reconnectAt - now);
+    } else if (verdict === 'reauthenticate' && a?.after !== code) {
+      // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
+      delay = 0;
     } else if (verdict === 'fallback' && a) {
       const how = code === 'CONNECT_TIMEOUT' ? { kind: 'timeout' as const, linkUp: a.linkUpAt !== undefined } : { kind: 'refused' as const };
       const next = fallbackRoute(a.name, how, this.#selector.available(this.#options.environment()));
@@ -358,7 +409,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     const timer = this.#options.clock.setTimeout(() => this.#start(), Math.min(wait, 2 ** 31 - 1));
     // Moving on to the next transport at once is still the same (re)connection, not a new state.
     const kind = delay === 0 && verdict === 'fallback' && this.#state.kind === 'connecting' ? 'connecting' : 'reconnecting';
-    this.#state.enter({ kind, timer }, code);
+    this.#state.enter({ kind, timer, after: code }, code);
     // After the state change, so a listener that shows a countdown sees the state it belongs to; a
     // state listener may have closed the client.
     if (this.state !== 'closed') this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });

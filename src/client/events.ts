@@ -79,7 +79,8 @@ export interface TransportEvent {
 
 /** Payload of the `gap` event: the messages after `lastEventId` up to and including `resumeEventId` are lost. */
 export interface GapEvent {
-  reason: GapReason;
+  /** The server's reason (§6.3), or `too-large`: the client skipped a unit over `maxMessageSize` (§13.5). */
+  reason: GapReason | 'too-large';
   /** The cursor the client presented. */
   lastEventId: string;
   /** The stream continues after this id. */

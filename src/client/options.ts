@@ -2,7 +2,7 @@
  * The client's options: what the application may set, their defaults (one block, in
  * {@link resolveOptions}), and the environment a client runs in (clock, storage).
  */
-import { PROTOCOL_VERSION, QueryParam } from '../protocol/index.js';
+import { PROTOCOL_VERSION, QueryParam, type JsonValue } from '../protocol/index.js';
 import type { EventSourceConstructor, FetchLike, TransportEnvironment, TransportName, WebSocketConstructor } from './transport.js';
 import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
 
@@ -27,8 +27,30 @@ const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
 };
 
+/**
+ * Gives the credentials the server's `authenticate` checks, e.g. a fresh token: any JSON value, or
+ * `undefined` for none (cookies need none). May return a promise. A throw or rejection fails the
+ * attempt with `UNAUTHORIZED`.
+ */
+export type AuthProvider = () => JsonValue | undefined | Promise<JsonValue | undefined>;
+
 /** Options of {@link connect}. */
 export interface ClientOptions {
+  /**
+   * Called before each connection attempt, its result sent in the body of the ticket request
+   * (PROTOCOL.md §3.4), and when the server asks for fresh credentials, its result sent on the live
+   * connection (§3.5). After `UNAUTHORIZED` the client calls it once more and retries at once; a
+   * second `UNAUTHORIZED` in a row before a `hello` closes the client with that error.
+   * @default none: the request carries no credentials (the page's cookies still go with it)
+   */
+  auth?: AuthProvider | undefined;
+  /**
+   * Largest inbound unit the client accepts, in bytes: a WebSocket message, an SSE event's data, a
+   * poll answer (PROTOCOL.md §13.5). A larger one fails the link with `MESSAGE_TOO_LARGE`; the client
+   * skips the messages it held (a `gap` event with reason `too-large` names them) and reconnects.
+   * @default 4194304 (4 MiB)
+   */
+  maxMessageSize?: number;
   /**
    * Transports to try, in order (PROTOCOL.md §13.3). An unknown name throws at once; a transport that
    * cannot run here (e.g. no WebSocket implementation) is skipped.
@@ -117,6 +139,8 @@ export interface ClientOptions {
 
 /** The options with every default applied. */
 export interface ResolvedOptions {
+  readonly auth: AuthProvider | undefined;
+  readonly maxMessageSize: number;
   readonly transports: readonly TransportName[];
   readonly reconnectDelay: number;
   readonly maxReconnectDelay: number;
@@ -136,6 +160,8 @@ export interface ResolvedOptions {
 /** Applies the defaults; throws a `TypeError` for an unknown transport name. */
 export function resolveOptions(options: ClientOptions): ResolvedOptions {
   const {
+    auth,
+    maxMessageSize = 4_194_304,
     transports = DEFAULT_TRANSPORTS,
     reconnectDelay = 500,
     maxReconnectDelay = 30_000,
@@ -151,6 +177,8 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
   } = options;
   checkTransports(transports);
   return {
+    auth,
+    maxMessageSize,
     transports,
     reconnectDelay,
     maxReconnectDelay,
@@ -196,13 +224,16 @@ export function endpointBase(url: string): string {
   return base.href;
 }
 
-/** The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3. */
-export function endpointUrl(base: string, endpoint: string, sessionId: string | null, cursor: string | null): string {
+/**
+ * The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3: the version, the cursor, and
+ * the single-use ticket when given (§3.4) — nothing that resumes a session without one.
+ */
+export function endpointUrl(base: string, endpoint: string, cursor: string | null, ticket?: string): string {
   const url = new URL(base);
   const query = url.searchParams;
   url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
   query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
-  if (sessionId) query.set(QueryParam.sessionId, sessionId);
+  if (ticket) query.set(QueryParam.ticket, ticket);
   if (cursor) query.set(QueryParam.lastEventId, cursor);
   return url.href;
 }

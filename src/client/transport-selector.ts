@@ -24,7 +24,8 @@ interface TransportEntry {
 }
 
 const TRANSPORTS: { readonly [N in TransportName]: TransportEntry } = {
-  websocket: { make: (env) => env.WebSocket && webSocket(env.WebSocket), stalled: 'silent', bufferable: false },
+  // Every attempt starts with its ticket request (§3.4): no transport runs without fetch.
+  websocket: { make: (env) => env.WebSocket && env.fetch && webSocket(env.WebSocket), stalled: 'silent', bufferable: false },
   sse: { make: (env) => env.EventSource && env.fetch && sse(env.EventSource, env.fetch), stalled: 'buffered', bufferable: true },
   // A poll answer is a whole response: a buffering proxy passes it on when it ends.
   'long-polling': { make: (env) => env.fetch && longPolling(env.fetch), stalled: 'timeout', bufferable: false },

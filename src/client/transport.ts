@@ -3,8 +3,20 @@
  * name: it makes one through a {@link TransportFactory}, talks to it through {@link Transport}, and
  * hears from it through {@link TransportHandlers}.
  */
-import { base64ToBytes, decodeServerBatch, type AckFrame, type ServerFrame, type ServerMessageFrame } from '../protocol/index.js';
-import type { UnbrokenError } from './errors.js';
+import {
+  CloseCode,
+  MAX_ID_LENGTH,
+  base64ToBytes,
+  decodeBinaryFrame,
+  decodeServerBatch,
+  isValidId,
+  utf8Length,
+  type AckFrame,
+  type ServerFrame,
+  type ServerMessageFrame,
+} from '../protocol/index.js';
+import { UnbrokenError } from './errors.js';
+import type { Clock } from './options.js';
 
 export type { TransportName } from '../protocol/index.js';
 
@@ -22,6 +34,11 @@ export interface TransportCloseInfo {
   code: number;
   /** Set when the transport itself found the fault, e.g. a malformed batch (`PROTOCOL_ERROR`). */
   error?: UnbrokenError;
+  /**
+   * With `MESSAGE_TOO_LARGE`: the id of the last message the refused unit held. The client skips to
+   * it, so the next connection resumes after it instead of meeting it again (§13.5).
+   */
+  skipTo?: string | undefined;
 }
 
 /** What a transport reports. A transport calls none of these after its `close()` was called. */
@@ -56,11 +73,25 @@ export interface Transport {
   close(code: number): void;
 }
 
+/** What one attempt gives its transport besides the URL. */
+export interface LinkContext {
+  /** The attempt's single-use ticket (§3.4): for its first downstream request only. */
+  readonly ticket: string;
+  /** Largest inbound unit accepted, in bytes (§13.5). */
+  readonly maxMessageSize: number;
+  readonly clock: Clock;
+}
+
 /**
- * Makes a transport. `url(endpoint)` gives the http(s) URL of an endpoint under the server's path
- * (`/ws`, `/sse`, `/poll`, `/send`) with the query of PROTOCOL.md §3, as of the moment it is called.
+ * Makes a transport. `url(endpoint, ticket)` gives the http(s) URL of an endpoint under the server's
+ * path (`/ws`, `/sse`, `/poll`, `/send`) with the query of PROTOCOL.md §3 as of the moment it is
+ * called, and the ticket when given.
  */
-export type TransportFactory = (url: (endpoint: string) => string, handlers: TransportHandlers) => Transport;
+export type TransportFactory = (
+  url: (endpoint: string, ticket?: string) => string,
+  handlers: TransportHandlers,
+  context: LinkContext,
+) => Transport;
 
 // Event handler properties compare bivariantly, so both the DOM WebSocket and the `ws` package fit.
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
@@ -109,4 +140,62 @@ export interface TransportEnvironment {
  */
 export function decodeText(text: string): InboundFrame[] {
   return decodeServerBatch(text).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+}
+
+/**
+ * The id of the last message frame of a text batch, found without parsing the batch: the last string
+ * value of an `id` key of a frame (only `msg` frames have one, §4). One pass, no recursion.
+ */
+export function lastMessageId(text: string): string | undefined {
+  let depth = 0;
+  let last = '';
+  let idKey = false;
+  let found: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x22 /* " */) {
+      const start = i;
+      while (++i < text.length && text.charCodeAt(i) !== 0x22) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+      if (depth !== 2) continue;
+      // Longer than any id, even fully escaped: only its length matters.
+      last = i - start < 6 * MAX_ID_LENGTH ? text.slice(start, i + 1) : '';
+      if (idKey) {
+        try {
+          found = JSON.parse(last) as string;
+        } catch {}
+      }
+      idKey = false;
+    } else if (code === 0x3a /* : */) idKey = depth === 2 && last === '"id"';
+    else if (code === 0x5b || code === 0x7b) depth++;
+    else if (code === 0x5d || code === 0x7d) depth--;
+  }
+  return found !== undefined && isValidId(found) ? found : undefined;
+}
+
+/**
+ * The close of a link whose inbound unit (`data`: a WebSocket message, an SSE event's data, a poll
+ * answer) exceeds `max` bytes, with the id to skip to; `undefined` when it fits (§13.5).
+ */
+export function oversize(data: string | ArrayBuffer, max: number): TransportCloseInfo | undefined {
+  let size: number;
+  let skipTo: string | undefined;
+  if (typeof data === 'string') {
+    // UTF-8 takes 1–3 bytes per UTF-16 unit: count exactly only when the length leaves a doubt.
+    size = data.length * 3 <= max ? 0 : utf8Length(data);
+    if (size <= max) return undefined;
+    skipTo = lastMessageId(data);
+  } else {
+    size = data.byteLength;
+    if (size <= max) return undefined;
+    const bytes = new Uint8Array(data);
+    try {
+      const headerLength = new DataView(data).getUint32(0);
+      const { header } = decodeBinaryFrame(bytes.subarray(0, headerLength < 4096 ? 4 + headerLength : 0));
+      const id = (header as { id?: unknown }).id;
+      if (typeof id === 'string' && isValidId(id)) skipTo = id;
+    } catch {}
+  }
+  const skip = skipTo === undefined ? '' : `: skipped up to message ${skipTo}`;
+  const error = new UnbrokenError('MESSAGE_TOO_LARGE', `received ${size} bytes, over maxMessageSize ${max}${skip}`);
+  return { code: CloseCode.MessageTooBig, error, skipTo };
 }

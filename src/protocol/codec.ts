@@ -11,6 +11,7 @@ import {
   MAX_ID_LENGTH,
   type ClientFrame,
   type ClientMessageFrame,
+  type GapReason,
   type ServerMessageFrame,
   type JsonValue,
   type Payload,
@@ -26,6 +27,9 @@ export class ProtocolViolation extends Error {
  * j any JSON value. A `?` suffix makes the field optional. */
 type FieldKind = 's' | 'n' | 'i' | 'b' | 'j' | 's?' | 'j?';
 type Schema = Readonly<Record<string, FieldKind>>;
+
+/** The reasons of a `gap` frame (§6.3). */
+const GAP_REASONS: readonly GapReason[] = ['unknown-epoch', 'expired', 'invalid-id'];
 
 const SERVER_SCHEMAS: Readonly<Record<ServerFrame['t'], Schema>> = {
   hello: { v: 'i', sid: 's', key: 's', resumed: 'b', ack: 'i', hb: 'i', retry: 'i', max: 'i', cursor: 's' },
@@ -88,6 +92,15 @@ function validate<F extends { t: string }>(
     const kind = schema[field]!;
     if (!checkField(kind, frame[field])) {
       throw new ProtocolViolation(`frame ${index} (${type}): expects ${field} of kind ${kind}, got ${kindOf(frame[field])}`);
+    }
+  }
+  if (type === 'gap') {
+    // A value from the network reaches the application and the next URL only when it is one the protocol allows (§4.2, §6.3).
+    if (!GAP_REASONS.includes(frame.reason as GapReason)) {
+      throw new ProtocolViolation(`frame ${index} (gap): expects reason to be one of ${GAP_REASONS.join(', ')}, got ${JSON.stringify(frame.reason)}`);
+    }
+    if (!isValidId(frame.after as string) || !isValidId(frame.cursor as string)) {
+      throw new ProtocolViolation(`frame ${index} (gap): expects after and cursor to be ids of 1–${MAX_ID_LENGTH} characters without CR, LF or NUL`);
     }
   }
   if (type === 'msg') {

@@ -3,6 +3,7 @@
  * data, reports PROTOCOL_ERROR, and reconnects with backoff — never in a hot loop.
  * The peer here is a hand-driven `ws` server on loopback that speaks the wire format directly.
  */
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -13,23 +14,30 @@ import { nodeEnvironment } from './fixture.js';
 const RETRY_FLOOR = 80;
 
 function hello(sid = 'AAAAAAAAAAAAAAAAAAAAAA') {
-  return { t: 'hello', v: 1, sid, resumed: false, ack: 0, hb: 10_000, retry: RETRY_FLOOR, max: 1_048_576, cursor: 'e-0' };
+  return { t: 'hello', v: 1, sid, key: 'BBBBBBBBBBBBBBBBBBBBBB', resumed: false, ack: 0, hb: 10_000, retry: RETRY_FLOOR, max: 1_048_576, cursor: 'e-0' };
 }
 
 describe('a client facing a misbehaving server', () => {
   let wss: WebSocketServer | undefined;
+  let http: Server | undefined;
   let client: Client | undefined;
   afterEach(async () => {
     client?.close();
     for (const socket of wss?.clients ?? []) socket.terminate();
     await new Promise((resolve) => wss?.close(resolve));
+    http?.closeAllConnections();
+    await new Promise((resolve) => http?.close(resolve));
   });
 
   /** Starts a server that answers every connection with a valid hello and then `after` as raw text. */
   async function misbehave(after: string) {
     const connectedAt: number[] = [];
-    wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise((resolve) => wss!.once('listening', resolve));
+    // Every attempt asks for its ticket first (§3.4): any POST is given one.
+    http = createServer((_request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ ticket: 'CCCCCCCCCCCCCCCCCCCCCC', ttl: 30_000 }));
+    });
+    wss = new WebSocketServer({ server: http });
+    await new Promise<void>((resolve) => http!.listen(0, '127.0.0.1', resolve));
     const attempts = when(() => connectedAt.length >= 4);
     wss.on('connection', (socket) => {
       connectedAt.push(Date.now());
@@ -37,7 +45,7 @@ describe('a client facing a misbehaving server', () => {
       socket.send(JSON.stringify([hello(), { t: 'msg', id: 'e-1', d: 'valid before the bad batch' }]));
       socket.send(after);
     });
-    const { port } = wss.address() as AddressInfo;
+    const { port } = http.address() as AddressInfo;
     const delivered: unknown[] = [];
     const errors: UnbrokenError[] = [];
     client = connect(`http://127.0.0.1:${port}/realtime`, {

@@ -14,19 +14,15 @@ const KEY = 'unbroken:transport:http://example.test/realtime';
 
 describe('classify() and fallback (§13.3)', () => {
   it('§13.3 falls back only when an attempt failed to connect or to say hello', () => {
-    expect(classify('TRANSPORT_ERROR', false)).toBe('fallback');
-    expect(classify('CONNECT_TIMEOUT', false)).toBe('fallback');
-    expect(classify('TRANSPORT_ERROR', true)).toBe('retry');
-    expect(classify('HEARTBEAT_TIMEOUT', true)).toBe('retry');
+    expect(classify('TRANSPORT_ERROR', { opened: false })).toBe('fallback');
+    expect(classify('CONNECT_TIMEOUT', { opened: false })).toBe('fallback');
+    expect(classify('TRANSPORT_ERROR', { opened: true })).toBe('retry');
+    expect(classify('HEARTBEAT_TIMEOUT', { opened: true })).toBe('retry');
   });
 
   it('never falls back on a code the server signalled, and never past a fatal one', () => {
     const serverCodes = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((code) => code !== 'TRANSPORT_ERROR' && code !== 'CONNECT_TIMEOUT');
-    // Until the client has its `auth` option, `reauthenticate` (§3.5) is handled as `retry`.
-    for (const code of serverCodes) {
-      const action = ERROR_CODES[code].action;
-      expect(classify(code, false)).toBe(action === 'reauthenticate' ? 'retry' : action);
-    }
+    for (const code of serverCodes) expect(classify(code, { opened: false })).toBe(ERROR_CODES[code].action);
   });
 });
 

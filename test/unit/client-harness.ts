@@ -68,9 +68,42 @@ export interface Opened {
   url: string;
 }
 
-/** The mock server, plus the WebSocket class to inject into clients. */
+/** One `POST P/ticket` a client made (§3.4). */
+export interface TicketCall {
+  readonly url: URL;
+  readonly headers: Record<string, string>;
+  readonly body: { sid?: string; key?: string; credentials?: unknown };
+}
+
+/** How the mock server answers a ticket request: a status and a body. */
+export type TicketAnswer = (call: TicketCall) => { status: number; body: string };
+
+/** Answers every ticket request with a new ticket, `ticket-000…1`, `ticket-000…2`, … */
+let issued = 0;
+export const freshTicket: TicketAnswer = () => ({
+  status: 200,
+  body: JSON.stringify({ ticket: `ticket-${String(++issued).padStart(16, '0')}`, ttl: 30_000 }),
+});
+
+/** The mock server, plus the WebSocket class and the ticket-answering fetch to inject into clients. */
 export class MockServer {
   readonly peers: Peer[] = [];
+  /** Every ticket request, in order. */
+  readonly tickets: TicketCall[] = [];
+  /** How ticket requests are answered; by default with a fresh ticket. */
+  answerTicket: TicketAnswer = freshTicket;
+  /** A fetch that answers `POST P/ticket` by {@link MockServer.answerTicket}. */
+  readonly fetch = (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
+    const call: TicketCall = {
+      url: new URL(String(input)),
+      headers: { ...(init.headers as Record<string, string>) },
+      body: JSON.parse(String(init.body)) as TicketCall['body'],
+    };
+    if (!call.url.pathname.endsWith('/ticket')) return Promise.reject(new TypeError(`unexpected request to ${call.url.pathname}`));
+    this.tickets.push(call);
+    const { status, body } = this.answerTicket(call);
+    return Promise.resolve(new Response(body, { status }));
+  };
   /** Every WebSocket the clients made, in order, also those that never connected. */
   readonly opened: Opened[] = [];
   readonly WebSocket: typeof MockWebSocket;
@@ -93,6 +126,8 @@ export class MockServer {
     this.stop();
     this.peers.length = 0;
     this.opened.length = 0;
+    this.tickets.length = 0;
+    this.answerTicket = freshTicket;
     this.start();
   }
 
@@ -111,7 +146,7 @@ export class MockServer {
 
   /** Makes a client of this server: WebSocket only, with no memory of transports. */
   client<T = unknown>(options: ClientOptions = {}): Client<T> {
-    return connect<T>(ENDPOINT, { WebSocket: this.WebSocket, transports: ['websocket'], storage: null, ...options });
+    return connect<T>(ENDPOINT, { WebSocket: this.WebSocket, fetch: this.fetch, transports: ['websocket'], storage: null, ...options });
   }
 
   /** Advances the fake clock, timer by timer, until the next connection arrives. */

@@ -9,6 +9,7 @@ import type {
   EventSourceLike,
   FetchLike,
   InboundFrame,
+  LinkContext,
   TransportCloseInfo,
   TransportHandlers,
 } from '../../src/client/transport.js';
@@ -16,6 +17,16 @@ import type { ServerFrame } from '../../src/protocol/index.js';
 import { helloFrame } from './client-harness.js';
 
 export const BASE = 'http://example.test/realtime';
+
+/** The ticket every transport made by these tests gets. */
+export const TICKET = 'ticket-of-the-test-0001';
+
+/** What an attempt gives its transport: the ticket, the default size limit, the (fakeable) global timers. */
+export const CONTEXT: LinkContext = {
+  ticket: TICKET,
+  maxMessageSize: 4_194_304,
+  clock: { now: () => Date.now(), setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as number) },
+};
 
 /** One request the transport made; the test answers it. */
 export interface FakeRequest {
@@ -45,6 +56,9 @@ export class FakeFetch {
     function fakeFetch(this: unknown, input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> {
       if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
       return new Promise<Response>((resolve, reject) => {
+        // Ticket requests (§3.4) are answered at once, so tests of a whole client start on their transport.
+        const ticket = String(input).includes('/realtime/ticket?');
+        if (ticket) resolve(new Response(JSON.stringify({ ticket: `${TICKET}-${requests.length}`, ttl: 30_000 })));
         let aborted = false;
         const abort = (): void => {
           aborted = true;
@@ -134,10 +148,10 @@ export class Recorder {
   /** Called after a batch was recorded, e.g. to move the cursor as the core does. */
   afterFrames: (frames: InboundFrame[]) => void = () => {};
 
-  readonly url = (endpoint: string): string => {
+  readonly url = (endpoint: string, ticket?: string): string => {
     const url = new URL(`${BASE}${endpoint}`);
     url.searchParams.set('v', '1');
-    if (this.sid) url.searchParams.set('sid', this.sid);
+    if (ticket) url.searchParams.set('ticket', ticket);
     if (this.cursor) url.searchParams.set('last', this.cursor);
     return url.href;
   };

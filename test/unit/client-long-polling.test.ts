@@ -2,8 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Transport } from '../../src/client/transport.js';
 import { availableTransports } from '../../src/client/transport-selector.js';
 import { longPolling } from '../../src/client/transports/long-polling.js';
-import { CloseCode, encodeBatch } from '../../src/protocol/index.js';
-import { FakeFetch, Recorder, hello, settle } from './client-http-fakes.js';
+import { CONNECTION_HEADER, CloseCode, encodeBatch } from '../../src/protocol/index.js';
+import { CONTEXT, FakeFetch, Recorder, TICKET, hello, settle } from './client-http-fakes.js';
 
 describe('long-polling transport (PROTOCOL.md §7.4)', () => {
   let net: FakeFetch;
@@ -14,8 +14,9 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     rec.followCursor();
   });
 
-  const start = (): Transport => longPolling(net.fetch)(rec.url, rec.handlers);
+  const start = (): Transport => longPolling(net.fetch)(rec.url, rec.handlers, CONTEXT);
   const polls = (): URL[] => net.to('/poll').map((request) => request.url);
+  const connectionIds = (): string[] => net.to('/poll').map((request) => (request.init.headers as Record<string, string>)[CONNECTION_HEADER]!);
 
   /** A transport whose first poll was answered with a hello; its second poll is in flight. */
   const opened = async (): Promise<Transport> => {
@@ -30,30 +31,26 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     expect(availableTransports(['long-polling'], {})).toEqual([]);
   });
 
-  it('polls /poll at once with the query of the moment, called as a plain function, uncached', () => {
+  it('polls /poll at once with the ticket and the query of the moment, its connection id in a header, called as a plain function, uncached (§13.5.no-secret-in-url)', () => {
     rec.sid = 'session-abcdefghijkl';
     rec.cursor = 'e1-3';
     const transport = start();
     expect(polls()).toHaveLength(1);
     expect(polls()[0]!.pathname).toBe('/realtime/poll');
-    expect(Object.fromEntries(polls()[0]!.searchParams)).toEqual({
-      v: '1',
-      sid: 'session-abcdefghijkl',
-      last: 'e1-3',
-      c: expect.stringMatching(/^[a-z0-9]+$/),
-    });
+    expect(Object.fromEntries(polls()[0]!.searchParams)).toEqual({ v: '1', ticket: TICKET, last: 'e1-3' });
+    expect(connectionIds()[0]).toMatch(/^[0-9a-f]{32}$/);
     expect(net.last('/poll').init.method).toBeUndefined();
     expect(net.last('/poll').init.cache).toBe('no-store');
     expect(transport.binary).toBe(false);
     transport.close(CloseCode.Reconnecting);
   });
 
-  it('sends one connection id on every poll of a transport, and a new one for a new transport', async () => {
+  it('sends one connection id on every poll of a transport, and a new one for a new transport, always in the header (§13.5.no-secret-in-url)', async () => {
     const first = await opened();
-    const ids = polls().map((url) => url.searchParams.get('c'));
+    const ids = connectionIds();
     first.close(CloseCode.Reconnecting);
     const second = start();
-    const next = polls().at(-1)!.searchParams.get('c');
+    const next = connectionIds().at(-1);
     expect(ids).toHaveLength(2);
     expect(new Set(ids).size).toBe(1);
     expect(next).not.toBe(ids[0]);
@@ -81,7 +78,8 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     const transport = await opened();
     expect(polls()).toHaveLength(2);
     expect(polls()[1]!.searchParams.get('last')).toBe('e1-0');
-    expect(polls()[1]!.searchParams.get('sid')).toBe('session-abcdefghijkl');
+    // Only the first poll carries the ticket: it is used once (§3.4).
+    expect(polls()[1]!.searchParams.get('ticket')).toBeNull();
     transport.send(encodeBatch([{ t: 'ping', n: 1 }]));
     net.last('/send').frames({ t: 'ack', s: 0 });
     await settle();

@@ -30,7 +30,15 @@ describe('client setup', () => {
   beforeEach(() => {
     vi.useFakeTimers();
     UrlRecorder.urls = [];
+    // Every attempt asks for its ticket first (§3.4): answered here, never on the network.
+    vi.stubGlobal('fetch', new MockServer(false).fetch);
   });
+  /** The URLs the WebSocket was opened with, each checked for its ticket and shown without it. */
+  const withoutTicket = (): string[] =>
+    UrlRecorder.urls.map((url) => {
+      expect(new URL(url).searchParams.get('ticket')).toMatch(/^ticket-\d{16}$/);
+      return url.replace(/&ticket=[\w-]+/, '');
+    });
   afterEach(() => {
     for (const client of clients.splice(0)) client.close();
     vi.unstubAllGlobals();
@@ -48,7 +56,7 @@ describe('client setup', () => {
     ])('derives from %s the URL %s', async (url, expected) => {
       make(url, { WebSocket: UrlRecorder });
       await settle(0);
-      expect(UrlRecorder.urls).toEqual([expected]);
+      expect(withoutTicket()).toEqual([expected]);
     });
 
     it.each([
@@ -58,7 +66,7 @@ describe('client setup', () => {
       vi.stubGlobal('location', { href });
       make(url, { WebSocket: UrlRecorder });
       await settle(0);
-      expect(UrlRecorder.urls).toEqual([expected]);
+      expect(withoutTicket()).toEqual([expected]);
     });
 
     it('throws a TypeError for a relative URL without a page location', () => {

@@ -2,8 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Transport } from '../../src/client/transport.js';
 import { availableTransports } from '../../src/client/transport-selector.js';
 import { sse } from '../../src/client/transports/sse.js';
-import { CloseCode, UPSTREAM_HEADER, codeForClose, encodeBatch, type ClientFrame, type ErrorCode } from '../../src/protocol/index.js';
-import { FakeEventSource, FakeEventSourceClass, FakeFetch, Recorder, hello, settle } from './client-http-fakes.js';
+import { CloseCode, SESSION_HEADER, UPSTREAM_HEADER, codeForClose, encodeBatch, type ClientFrame, type ErrorCode } from '../../src/protocol/index.js';
+import { CONTEXT, FakeEventSource, FakeEventSourceClass, FakeFetch, Recorder, TICKET, hello, settle } from './client-http-fakes.js';
 
 /** Client frames as the outbox writes them: one text batch. */
 const batch = (...frames: ClientFrame[]): string => encodeBatch(frames);
@@ -19,7 +19,7 @@ describe('SSE transport (PROTOCOL.md §7.2)', () => {
   });
 
   const start = (): { transport: Transport; source: FakeEventSource } => {
-    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers);
+    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers, CONTEXT);
     return { transport, source: FakeEventSource.latest() };
   };
 
@@ -30,12 +30,12 @@ describe('SSE transport (PROTOCOL.md §7.2)', () => {
     expect(names({ fetch: net.fetch })).toEqual([]);
   });
 
-  it('opens an EventSource on /sse with the query of the moment, and reports onOpen when it opens', () => {
+  it('opens an EventSource on /sse with the ticket and the query of the moment, no session id, and reports onOpen when it opens (§13.5.no-secret-in-url)', () => {
     rec.sid = 'session-abcdefghijkl';
     rec.cursor = 'e1-7';
     const { transport, source } = start();
     expect(source.url.pathname).toBe('/realtime/sse');
-    expect(Object.fromEntries(source.url.searchParams)).toEqual({ v: '1', sid: 'session-abcdefghijkl', last: 'e1-7' });
+    expect(Object.fromEntries(source.url.searchParams)).toEqual({ v: '1', ticket: TICKET, last: 'e1-7' });
     expect(transport.binary).toBe(false);
     expect(rec.log).toEqual([]);
     source.open();
@@ -93,21 +93,25 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
 
   /** An SSE transport that received its hello. */
   const opened = (fields: Parameters<typeof hello>[0] = {}): { transport: Transport; source: FakeEventSource } => {
-    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers);
+    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers, CONTEXT);
     const source = FakeEventSource.latest();
     source.open();
     source.message(JSON.stringify([hello({ sid: 'session-abcdefghijkl', ...fields })]));
     return { transport, source };
   };
 
-  it('posts one batch to /send with its headers, called as a plain function, and hands the answer to onReply, not onFrames', async () => {
+  it('posts one batch to /send naming its session by X-Unbroken-Session, not in the URL, and hands the answer to onReply, not onFrames (§13.5.no-secret-in-url)', async () => {
     const { transport } = opened();
     transport.send(batch(msg(1, 'hello')));
     const post = net.last('/send');
     expect(post.init.method).toBe('POST');
-    expect(post.init.headers).toEqual({ 'Content-Type': 'application/json', [UPSTREAM_HEADER]: '1' });
+    expect(post.init.headers).toEqual({
+      'Content-Type': 'application/json',
+      [UPSTREAM_HEADER]: '1',
+      [SESSION_HEADER]: 'session-abcdefghijkl.key-of-session-000000001',
+    });
     expect(post.init.cache).toBe('no-store');
-    expect(post.url.searchParams.get('sid')).toBe('session-abcdefghijkl');
+    expect([...post.url.searchParams.keys()]).toEqual(['v', 'last']);
     expect(post.body).toBe('[{"t":"msg","s":1,"d":"hello"}]');
     post.frames({ t: 'ack', s: 1 });
     await settle();
@@ -148,7 +152,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
   });
 
   it('merges nothing before the hello, when hello.max is not known yet', async () => {
-    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers);
+    const transport = sse(FakeEventSourceClass, net.fetch)(rec.url, rec.handlers, CONTEXT);
     transport.send(batch({ t: 'ping', n: 1 }));
     transport.send(batch({ t: 'ping', n: 2 }));
     transport.send(batch({ t: 'ping', n: 3 }));

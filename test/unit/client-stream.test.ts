@@ -27,7 +27,7 @@ describe('client stream', () => {
     client.close();
   });
 
-  it('adopts hello.cursor, moves the cursor with each message, and presents sid and last on reconnection (§6.4.adopt, §6.4.advance, §6.3.present)', async () => {
+  it('adopts hello.cursor, moves the cursor with each message, and presents last with a new ticket, and sid and key in the ticket body, on reconnection (§6.4.adopt, §6.4.advance, §6.3.present)', async () => {
     const client = server.client({ random: () => 0 });
     let peer = await server.accept({ sid: 'session-abcdefghijkl', cursor: 'e1-5' });
     expect(peer.url.searchParams.get('v')).toBe('1');
@@ -39,7 +39,8 @@ describe('client stream', () => {
     peer.close(CloseCode.InternalError);
     peer = await server.nextPeer();
     expect(peer.url.pathname).toBe('/realtime/ws');
-    expect(Object.fromEntries(peer.url.searchParams)).toEqual({ v: '1', sid: 'session-abcdefghijkl', last: 'e1-6' });
+    expect(Object.fromEntries(peer.url.searchParams)).toEqual({ v: '1', ticket: expect.stringMatching(/^ticket-/), last: 'e1-6' });
+    expect(server.tickets.map(({ body }) => body)).toEqual([{}, { sid: 'session-abcdefghijkl', key: 'key-of-session-000000001' }]);
     client.close();
   });
 

@@ -3,15 +3,44 @@
  * closed by either side, silent after), handing batches to the core, reading error bodies (§9), and
  * the upstream of §7.3.
  */
-import { CloseCode, Endpoint, UPSTREAM_HEADER, closeCodeFor, codeForStatus, serverCode, utf8Length } from '../../protocol/index.js';
+import {
+  CloseCode,
+  ERROR_CODES,
+  Endpoint,
+  SESSION_HEADER,
+  UPSTREAM_HEADER,
+  closeCodeFor,
+  codeForStatus,
+  serverCode,
+  utf8Length,
+} from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { decodeText, type FetchLike, type Transport, type TransportHandlers } from '../transport.js';
+import { decodeText, oversize, type FetchLike, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
 
 /**
  * Close code of a link that failed without a protocol reason (WebSocket's "closed abnormally"): no
  * code of §9 has it, so the core reads it as `TRANSPORT_ERROR`.
  */
 const ABNORMAL = 1006;
+
+/** Headers of every request the client makes upstream (§7.3, §3.4). */
+export const UPSTREAM_HEADERS = { 'Content-Type': 'application/json', [UPSTREAM_HEADER]: '1' };
+
+/**
+ * The failure an HTTP answer other than `200` signals (§9): the code of its error body when a server
+ * sends it over HTTP. Without one, the status alone counts only for codes the client retries: a
+ * proxy's bare `401` or `403` (a login page, a filter) is a `TRANSPORT_ERROR`, never a reason to
+ * stop or to ask for credentials (§13.5).
+ */
+export function answerError(status: number, text: string): UnbrokenError {
+  let body: { code?: unknown; message?: unknown } = {};
+  try {
+    body = Object(JSON.parse(text)) as typeof body;
+  } catch {}
+  const byStatus = codeForStatus(status);
+  const code = serverCode(body.code) ?? (byStatus && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
+  return new UnbrokenError(code, String(body.message ?? `answered ${status}`));
+}
 
 /** The shared half of an HTTP transport; the downstream half (EventSource or polls) drives it. */
 export interface HttpLink {
@@ -22,7 +51,8 @@ export interface HttpLink {
   /**
    * Fetches `url` (a GET unless `init` says otherwise), cancelled by `close()`. Resolves with the body
    * of a `200` answer, after calling `headers()` when its headers arrived; rejects with an
-   * {@link UnbrokenError} with the code of the error body or status (§9), or with what fetch threw.
+   * {@link UnbrokenError} with the code of the error body or status (§9) or `MESSAGE_TOO_LARGE`
+   * (closing the link), or with what fetch threw.
    */
   request(url: string, init?: RequestInit, headers?: () => void): Promise<string>;
   /**
@@ -45,7 +75,13 @@ export interface HttpLink {
  * parsing them again, up to `hello.max` bytes. The transport reads `max` from the `hello` it hands
  * over; before it, nothing is merged.
  */
-export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, handlers: TransportHandlers, stop: () => void): HttpLink {
+export function httpLink(
+  fetch: FetchLike,
+  url: (endpoint: string) => string,
+  handlers: TransportHandlers,
+  context: LinkContext,
+  stop: () => void,
+): HttpLink {
   // Polls and POSTs are cancelled apart: a client that ends its session lets its last POST finish.
   const down = new AbortController();
   const up = new AbortController();
@@ -53,6 +89,8 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
   const queue: { body: string; answered: (() => void) | undefined }[] = [];
   let live = true;
   let max = 0;
+  /** `<sid>.<key>` of the hello: names the session on `POST P/send` (§3.4). */
+  let session = '';
   let posting = false;
 
   // Cookies go only to the page's own origin (fetch's default, and EventSource's without
@@ -64,20 +102,19 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
         const { status } = response;
         if (status === 200 && live) headers?.();
         const text = await response.text();
-        if (status === 200) return text;
-        let body: { code?: unknown; message?: unknown } = {};
-        try {
-          body = Object(JSON.parse(text)) as typeof body;
-        } catch {}
-        // The body's code when it is one a server sends over HTTP, else the status's (a proxy answered).
-        const code = serverCode(body.code) ?? codeForStatus(status) ?? 'TRANSPORT_ERROR';
-        throw new UnbrokenError(code, String(body.message ?? `answered ${status}`));
+        if (status !== 200) throw answerError(status, text);
+        const tooLarge = oversize(text, context.maxMessageSize);
+        if (tooLarge) {
+          fail(tooLarge);
+          throw tooLarge.error;
+        }
+        return text;
       });
 
   const send = (body: string, init?: RequestInit): Promise<string> =>
     request(url(Endpoint.send), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', [UPSTREAM_HEADER]: '1' },
+      headers: { ...UPSTREAM_HEADERS, [SESSION_HEADER]: session },
       body,
       signal: up.signal,
       ...init,
@@ -90,9 +127,11 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
     if (code !== CloseCode.Normal) up.abort();
   };
 
+  /** Closes the link for `cause`: an error, what fetch threw, or the close info of an oversize unit. */
   const fail = (cause?: unknown): void => {
     if (!live) return;
     end(ABNORMAL);
+    if (cause && typeof cause === 'object' && 'skipTo' in cause) return handlers.onClose(cause as TransportCloseInfo);
     const error = cause instanceof UnbrokenError ? cause : new UnbrokenError('TRANSPORT_ERROR', String(cause ?? 'the link failed'), cause);
     handlers.onClose({ code: closeCodeFor(error.code, ABNORMAL), error });
   };
@@ -109,6 +148,7 @@ export function httpLink(fetch: FetchLike, url: (endpoint: string) => string, ha
       if (f.t === 'hello') {
         if (helloEnds) return fail(new UnbrokenError('TRANSPORT_ERROR', 'the server began a new connection'));
         max = f.max;
+        session = `${f.sid}.${f.key}`;
       }
     }
     handlers.onFrames(frames);

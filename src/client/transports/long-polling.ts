@@ -1,29 +1,49 @@
-import { Endpoint, QueryParam } from '../../protocol/index.js';
+import { CONNECTION_HEADER, Endpoint } from '../../protocol/index.js';
 import type { FetchLike, TransportFactory } from '../transport.js';
 import { httpLink } from './http-link.js';
+
+/**
+ * Answers in a row that came at once with no message, after which polls are spaced (§13.5): a
+ * server answering every poll at once must not drive the client into a busy loop.
+ */
+export const QUICK_ANSWERS = 3;
+/** An answer within this many ms of its poll counts as at once. */
+export const QUICK_ANSWER_MS = 100;
+/** Least ms between the starts of two polls after {@link QUICK_ANSWERS} quick, empty answers in a row. */
+export const POLL_GAP = 1_000;
 
 /**
  * The long-polling transport (PROTOCOL.md §7.4): one `GET P/poll` in flight, never on an interval;
  * `POST P/send` upstream (§7.3).
  *
  * The next poll starts once the core has handled the previous answer, so its URL carries the cursor
- * that answer moved. The server continues a connection only for the cursor its answers left the
- * client at, and only for polls carrying this transport's own connection id `c` — a new attempt is a
- * new connection even when its cursor is the same. The server answers any other poll with a new
- * connection's `hello`; a `hello` after the first poll thus means the link was replaced under this
- * attempt: it fails, and the core starts afresh.
+ * that answer moved. The first poll carries the attempt's ticket (§3.4); every poll carries this
+ * transport's own connection id in the `X-Unbroken-Connection` header, never in the URL. The server
+ * continues a connection only for that id and the cursor its answers left the client at; it answers
+ * any other poll with a new connection's `hello`, so a `hello` after the first poll means the link
+ * was replaced under this attempt: it fails, and the core starts afresh.
  */
 export const longPolling =
   (fetch: FetchLike): TransportFactory =>
-  (url, handlers) => {
-    const link = httpLink(fetch, url, handlers, () => {});
-    const id = Math.random().toString(36).slice(2);
+  (url, handlers, context) => {
+    const { clock } = context;
+    let wait: unknown;
+    const link = httpLink(fetch, url, handlers, context, () => clock.clearTimeout(wait));
+    // A secret: whoever holds it could read this connection's stream (§3.4). 128 random bits.
+    const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+    const headers = { [CONNECTION_HEADER]: id };
+    let quick = 0;
     const poll = (later: boolean): void => {
+      const startedAt = clock.now();
       link
-        .request(`${url(Endpoint.poll)}&${QueryParam.connection}=${id}`, undefined, () => later || handlers.onOpen())
+        .request(url(Endpoint.poll, later ? undefined : context.ticket), { headers }, () => later || handlers.onOpen())
         .then((text) => {
+          const empty = !text.includes('"msg"');
           link.deliver(text, later);
-          if (link.live()) poll(true);
+          quick = empty && clock.now() - startedAt < QUICK_ANSWER_MS ? quick + 1 : 0;
+          if (!link.live()) return;
+          if (quick < QUICK_ANSWERS) return poll(true);
+          wait = clock.setTimeout(() => link.live() && poll(true), Math.max(0, startedAt + POLL_GAP - clock.now()));
         })
         .catch(link.fail);
     };

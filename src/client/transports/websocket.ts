@@ -1,6 +1,6 @@
 import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, decodeBinaryMessage, encodeBatch } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { decodeText, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
+import { decodeText, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
 
 /** Decodes one binary WebSocket frame: a message header and its bytes (PROTOCOL.md §4.3). */
 function decodeBinary(data: unknown): InboundFrame[] {
@@ -14,8 +14,8 @@ function decodeBinary(data: unknown): InboundFrame[] {
  */
 export const webSocket =
   (WebSocket: WebSocketConstructor): TransportFactory =>
-  (url, handlers) => {
-    const ws = new WebSocket(url(Endpoint.websocket).replace(/^http/, 'ws'));
+  (url, handlers, context) => {
+    const ws = new WebSocket(url(Endpoint.websocket, context.ticket).replace(/^http/, 'ws'));
     let live = true;
     const close = (code: number): void => {
       live = false;
@@ -33,6 +33,11 @@ export const webSocket =
     };
     ws.onmessage = ({ data }) => {
       if (!live) return;
+      const tooLarge = oversize(data as string | ArrayBuffer, context.maxMessageSize);
+      if (tooLarge) {
+        close(CloseCode.Reconnecting);
+        return handlers.onClose(tooLarge);
+      }
       let frames: InboundFrame[];
       try {
         frames = typeof data === 'string' ? decodeText(data) : decodeBinary(data);
