@@ -383,7 +383,7 @@ class Server implements UnbrokenServer {
       [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
       [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
       [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
-      [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url) }],
+      [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url).catch(() => response.destroy()) }],
       // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
       [Endpoint.websocket, { method: 'GET', handle: (request, response) => answerUpgradeRequired(request, response) }],
     ]);
