@@ -96,15 +96,26 @@ describe('SSE refusals reaching the real client (§7.2)', () => {
     return { closed: closed.promise, made: page.made, transports };
   }
 
+  /** A proxy in front of the server that changes only the event-stream request, after its ticket (§3.4) was issued. */
+  const onEventStream = (change: (request: http.IncomingMessage, url: URL) => void) => (request: http.IncomingMessage) => {
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname.endsWith('/sse')) change(request, url);
+  };
+
   it('§7.2.refuse over SSE, a refused Origin ends the client with FORBIDDEN without trying long polling', async () => {
-    const observed = await start({ allowedOrigins: [ALLOWED_ORIGIN] });
-    const page = connectFrom('https://evil.example');
+    const observed = await start(
+      { allowedOrigins: [ALLOWED_ORIGIN] },
+      onEventStream((request) => {
+        request.headers.origin = 'https://evil.example';
+      }),
+    );
+    const page = connectFrom(ALLOWED_ORIGIN);
 
     const { error } = await page.closed;
 
     expect(error?.code).toBe('FORBIDDEN');
-    expect(tally(page.made)).toEqual({ 'GET /realtime/sse': 1 });
-    expect(tally(observed.reached)).toEqual({ 'GET /realtime/sse': 1 });
+    expect(tally(page.made)).toEqual({ 'POST /realtime/ticket': 1, 'GET /realtime/sse': 1 });
+    expect(tally(observed.reached)).toEqual({ 'POST /realtime/ticket': 1, 'GET /realtime/sse': 1 });
     expect(page.transports).toEqual([]);
     expect(client?.state).toBe('closed');
     // Nothing on the server saw a client: the refusal came before any session (§3.2).
@@ -113,19 +124,21 @@ describe('SSE refusals reaching the real client (§7.2)', () => {
   });
 
   it('§7.2.refuse over SSE, an unsupported version ends the client with UNSUPPORTED_VERSION without trying long polling', async () => {
-    // A proxy (or an older server) that speaks no version of the client's: every `v` becomes 99.
-    const observed = await start({ allowedOrigins: [ALLOWED_ORIGIN] }, (request) => {
-      const url = new URL(request.url ?? '/', 'http://127.0.0.1');
-      if (url.searchParams.has('v')) url.searchParams.set('v', '99');
-      request.url = url.pathname + url.search;
-    });
+    // A proxy (or an older server) that speaks no version of the client's: the stream's `v` becomes 99.
+    const observed = await start(
+      { allowedOrigins: [ALLOWED_ORIGIN] },
+      onEventStream((request, url) => {
+        url.searchParams.set('v', '99');
+        request.url = url.pathname + url.search;
+      }),
+    );
     const page = connectFrom(ALLOWED_ORIGIN);
 
     const { error } = await page.closed;
 
     expect(error?.code).toBe('UNSUPPORTED_VERSION');
-    expect(tally(page.made)).toEqual({ 'GET /realtime/sse': 1 });
-    expect(tally(observed.reached)).toEqual({ 'GET /realtime/sse': 1 });
+    expect(tally(page.made)).toEqual({ 'POST /realtime/ticket': 1, 'GET /realtime/sse': 1 });
+    expect(tally(observed.reached)).toEqual({ 'POST /realtime/ticket': 1, 'GET /realtime/sse': 1 });
     expect(page.transports).toEqual([]);
     expect(observed.connections()).toBe(0);
     expect(observed.sessions()).toBe(0);

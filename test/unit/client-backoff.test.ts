@@ -37,9 +37,7 @@ describe('classify()', () => {
   const codes = Object.keys(ERROR_CODES) as ErrorCode[];
 
   it.each(codes)('follows the action of %s in the code table', (code) => {
-    // Until the client has its `auth` option, `reauthenticate` (§3.5) is handled as `retry`.
-    const action = ERROR_CODES[code].action;
-    expect(classify(code)).toBe(action === 'reauthenticate' ? 'retry' : action);
+    expect(classify(code)).toBe(ERROR_CODES[code].action);
   });
 
   it('is fatal exactly for UNSUPPORTED_VERSION, FORBIDDEN and NO_TRANSPORT among connection failures', () => {
