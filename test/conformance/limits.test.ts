@@ -145,6 +145,30 @@ describe('§12.1 sessions and connections', () => {
     clock += 500;
     expect(framesOf(await poll(h.httpBase, { ticket, c: null }))[0]?.t).toBe('hello');
   });
+
+  it('§12.1.rate takes nothing from the rate for a request that creates no session: one without a valid ticket, and the poll that replays a lost answer (§7.4)', async () => {
+    const clock = 1_000_000;
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, now: () => clock });
+    // Refused for their ticket (none, or one never issued): they create nothing, so they cost nothing.
+    for (let i = 0; i < 3; i++) expect((await poll(h.httpBase, { c: null })).status).toBe(401);
+    expect((await poll(h.httpBase, { c: null, ticket: randomToken().slice(0, 22) })).status).toBe(401);
+    await expectRefusal(await h.connect({ ticket: null }), 'UNAUTHORIZED');
+    // The budget of two is whole: this address creates two sessions.
+    const c = randomToken();
+    const hello = framesOf(await poll(h.httpBase, { open: true, c }))[0] as HelloFrame;
+    expect(hello).toMatchObject({ t: 'hello', resumed: false });
+    expect(framesOf(await poll(h.httpBase, { open: true, c: null }))[0]?.t).toBe('hello');
+    // The answer that carried this message is lost; the client polls again from before it, with its
+    // connection id and no ticket. That opens a new connection of the same session — no new session.
+    const id = await h.server.broadcast({ lost: true });
+    const lost = framesOf(await poll(h.httpBase, { c, last: hello.cursor }));
+    expect(lost).toContainEqual(expect.objectContaining({ t: 'msg', id }));
+    const replayed = framesOf(await poll(h.httpBase, { c, last: hello.cursor }));
+    expect(replayed[0]).toMatchObject({ t: 'hello', sid: hello.sid, resumed: true });
+    expect(replayed).toContainEqual(expect.objectContaining({ t: 'msg', id }));
+    // And the budget is still spent: a third new session is refused.
+    expect((await poll(h.httpBase, { open: true, c: null })).status).toBe(429);
+  });
 });
 
 describe('§12.1 inbound rate', () => {
