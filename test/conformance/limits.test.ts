@@ -291,7 +291,8 @@ describe('§12.1 idle long-polling connections', () => {
   });
 
   it('§12.1.idle-poll keeps no state per broadcast for first polls of new connections that never come back', async () => {
-    const h = await harnesses.start({ sessionsPerSecondPerAddress: 1_000 });
+    // A heartbeat far longer than the test: idle connections must stay until counted, not time out (§11).
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 1_000, heartbeatInterval: 60_000 });
     // Each a new client: a ticket, then the first poll of a connection of its own, and nothing more.
     for (let i = 0; i < 100; i++) framesOf(await poll(h.httpBase, { open: true, c: randomToken() }));
     for (let i = 0; i < 200; i++) await h.server.broadcast({ i });
