@@ -57,7 +57,7 @@ export interface AdmissionContext {
   readonly originAllowed: OriginCheck;
   readonly limits: Limits;
   /** The tickets that name the session a downstream request opens (§3.4). */
-  readonly tickets?: TicketStore;
+  readonly tickets: TicketStore;
 }
 
 /** What a request asks for: a downstream connection (which may create a session), or not. */
@@ -107,7 +107,7 @@ export function admit(request: http.IncomingMessage, url: URL, originAllowed: Or
 /**
  * The one admission of every request under the server's path: Origin and version (§3.1, §3.2), then
  * shutdown (§10.2), then, for a request that opens a connection, the limits of §12.1 (a session is
- * created when `sid` names none the server holds). The caller answers a refusal in its transport's
+ * created when its ticket names none the server holds). The caller answers a refusal in its transport's
  * way; nothing was created or counted for a refused request.
  */
 export function admitRequest(context: AdmissionContext, request: http.IncomingMessage, url: URL, kind: RequestKind): RequestAdmission {
@@ -116,9 +116,12 @@ export function admitRequest(context: AdmissionContext, request: http.IncomingMe
   if (!context.hub.accepting) return { ok: false, code: 'SERVER_RESTART', message: 'the server is shutting down' };
   const address = context.limits.settings.clientAddress(request);
   if (kind !== 'upstream') {
-    // The session a request opens is the one its ticket names (§3.4): resuming one creates nothing.
-    const sid = context.tickets?.peek(queryValue(url, QueryParam.ticket))?.sid ?? null;
-    const refusal = context.limits.check(address, kind === 'probe' ? 'none' : context.hub.creation(sid));
+    // The session a request opens is the one its ticket names (§3.4): resuming one creates nothing,
+    // and neither does a request without a valid ticket — it is refused UNAUTHORIZED, or it is the
+    // poll that replays a lost answer on its session's open connection (§7.4). Neither may spend the
+    // address's budget of new sessions.
+    const grant = kind === 'probe' ? null : context.tickets.peek(queryValue(url, QueryParam.ticket));
+    const refusal = context.limits.check(address, grant === null ? 'none' : context.hub.creation(grant.sid));
     if (refusal) return { ok: false, ...refusal };
   }
   return { ok: true, version: admission.version, address };

@@ -3,11 +3,14 @@
  * `npm run chaos`: the hostile-client flood of issue #10 against the built server (dist/server.mjs),
  * with the server in its own process so that its heap and event-loop lag are its own.
  *
- *   1. 20,000 session-less polls, from 1,000 loopback addresses (127.0.x.y), as fast as they go;
+ *   1. 20,000 clients, from 1,000 loopback addresses (127.0.x.y), as fast as they go, that each get a
+ *      ticket (`POST P/ticket`, §3.4) and make the first poll of a new long-polling connection — a
+ *      new session — and never come back;
  *   2. then 20 broadcasts/s of 100 B for 10 s;
  *   3. meanwhile: the server's heap (sampled every 250 ms) and event-loop delay
  *      (`perf_hooks.monitorEventLoopDelay`, 10 ms resolution);
- *   4. then a fresh client's WebSocket `hello` time, from an address the flood did not use;
+ *   4. then a fresh client's WebSocket `hello` time (ticket included), from an address the flood did
+ *      not use;
  *   5. then ten 1 MB batches of nested arrays on one WebSocket: the server's event-loop delay while
  *      it receives and refuses them (frame, UTF-8 and depth check together), and the time of the
  *      depth check itself (§4.4), which is what the 20 ms target is about.
@@ -18,6 +21,7 @@
  *   node test/chaos/flood.mjs [--polls 20000] [--addresses 1000] [--seconds 10]
  */
 import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -97,24 +101,66 @@ function ask(child, op) {
 }
 
 /**
- * One session-less poll from `localAddress`; resolves with its status (0 on a network error).
- * @param {number} port @param {string} localAddress @returns {Promise<number>}
+ * `POST P/ticket` for a new session from `localAddress` (the address the ticket counts against, and
+ * the one the downstream request must come from to be counted where the ticket was).
+ * @param {number} port @param {string} localAddress
+ * @returns {Promise<{ status: number, ticket?: string }>} status 0 on a network error
  */
-function pollOnce(port, localAddress) {
+function ticketFrom(port, localAddress) {
   return new Promise((resolve) => {
-    const request = http.get({ host: '127.0.0.1', port, path: '/realtime/poll?v=1', localAddress, agent: false }, (response) => {
-      response.resume();
-      response.once('end', () => resolve(response.statusCode ?? 0));
+    const headers = { 'Content-Type': 'application/json', 'X-Unbroken': '1' };
+    const request = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/realtime/ticket?v=1', headers, localAddress, agent: false }, (response) => {
+      const chunks = /** @type {Buffer[]} */ ([]);
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.once('end', () => {
+        const status = response.statusCode ?? 0;
+        resolve(status === 200 ? { status, ticket: JSON.parse(Buffer.concat(chunks).toString('utf8')).ticket } : { status });
+      });
     });
-    request.once('error', () => resolve(0));
+    request.once('error', () => resolve({ status: 0 }));
+    request.end('{}');
   });
 }
 
-/** ms from opening a WebSocket to its `hello`. @param {number} port @param {string} localAddress @returns {Promise<number>} */
-function helloTime(port, localAddress) {
+/**
+ * One client that never comes back, from `localAddress`: a ticket, then the first poll of a new
+ * long-polling connection (its own connection id, as a client picks one). Resolves with the poll's
+ * status, or `ticket <status>` when no ticket was issued (0 on a network error).
+ * @param {number} port @param {string} localAddress @returns {Promise<string>}
+ */
+async function openOnce(port, localAddress) {
+  const { status, ticket } = await ticketFrom(port, localAddress);
+  if (ticket === undefined) return `ticket ${status}`;
+  return new Promise((resolve) => {
+    const headers = { 'X-Unbroken-Connection': randomBytes(16).toString('base64url') };
+    const path = `/realtime/poll?v=1&ticket=${ticket}`;
+    const request = http.get({ host: '127.0.0.1', port, path, headers, localAddress, agent: false }, (response) => {
+      response.resume();
+      response.once('end', () => resolve(String(response.statusCode ?? 0)));
+    });
+    request.once('error', () => resolve('0'));
+  });
+}
+
+/**
+ * A WebSocket URL with a fresh ticket from `localAddress`.
+ * @param {number} port @param {string} localAddress @returns {Promise<string>}
+ */
+async function wsUrl(port, localAddress) {
+  const { status, ticket } = await ticketFrom(port, localAddress);
+  if (ticket === undefined) throw new Error(`POST /ticket answered ${status} instead of a ticket`);
+  return `ws://127.0.0.1:${port}/realtime/ws?v=1&ticket=${ticket}`;
+}
+
+/**
+ * ms from asking for a ticket to the `hello` of the WebSocket it opens: what a new client waits.
+ * @param {number} port @param {string} localAddress @returns {Promise<number>}
+ */
+async function helloTime(port, localAddress) {
+  const started = performance.now();
+  const url = await wsUrl(port, localAddress);
   return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/realtime/ws?v=1`, { localAddress });
+    const ws = new WebSocket(url, { localAddress });
     ws.once('message', (data) => {
       const elapsed = performance.now() - started;
       ws.terminate();
@@ -130,9 +176,13 @@ async function nestedFlood(port) {
   const depth = 500_000;
   const batch = '['.repeat(depth) + ']'.repeat(depth);
   for (let i = 0; i < 10; i++) {
+    const url = await wsUrl(port, '127.0.250.1');
     await new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/realtime/ws?v=1`, { localAddress: '127.0.250.1' });
-      ws.once('message', () => ws.send(batch));
+      const ws = new WebSocket(url, { localAddress: '127.0.250.1' });
+      ws.once('message', (data) => {
+        if (!String(data).includes('"hello"')) reject(new Error(`expected a hello, got ${String(data).slice(0, 200)}`));
+        else ws.send(batch);
+      });
       ws.once('close', resolve);
       ws.once('error', reject);
     });
@@ -155,7 +205,7 @@ async function drive() {
     while (next < polls) {
       const n = next++;
       const address = `127.0.${1 + Math.floor((n % addresses) / 250)}.${1 + ((n % addresses) % 250)}`;
-      const status = await pollOnce(port, address);
+      const status = await openOnce(port, address);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
     }
   };
@@ -194,8 +244,16 @@ async function drive() {
     nestedFloodLagMaxMs: nested.lagMaxMs,
   };
   console.log(JSON.stringify(figures, null, 2));
-  const report = /** @type {{ heapMaxMiB: number, lagMaxMs: number }} */ (duringBroadcasts);
+  const report = /** @type {{ heapMaxMiB: number, lagMaxMs: number, stats: { sessions: number, connections: number, parkedConnections: number, bufferedBytes: number } }} */ (
+    duringBroadcasts
+  );
+  const opened = statuses.get('200') ?? 0;
   const checks = [
+    // Refusals by the limits (429, 503) are answers too; a refused ticket or a failed request is not the flood this measures.
+    ['every flood client got a ticket and an answer to its poll', [...statuses.keys()].every((status) => /^[1-5]\d\d$/.test(status))],
+    ['a session per admitted first poll, and no more', report.stats.sessions === opened],
+    // 20 broadcasts/s: past 64 frames every idle connection has dropped its queue (§12.1.idle-poll).
+    ...(seconds * 20 > 64 ? [['every idle connection parked, nothing buffered', report.stats.parkedConnections === report.stats.connections && report.stats.bufferedBytes === 0]] : []),
     ['heap under 200 MiB', Math.max(report.heapMaxMiB, /** @type {{ heapMaxMiB: number }} */ (afterFlood).heapMaxMiB) < 200],
     ['event-loop lag under 100 ms', report.lagMaxMs < 100],
     ['fresh hello under 100 ms', hello < 100],

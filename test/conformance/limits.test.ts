@@ -8,9 +8,10 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeCodeFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
-import { RawSse, framesOf, poll } from '../helpers/raw-http.js';
+import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses } from '../helpers/raw-server.js';
 import { waitUntil } from '../helpers/raw-frames.js';
+import { keyFor, randomToken, requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 import type { RawWs } from '../helpers/raw-ws.js';
 
 const harnesses = new Harnesses();
@@ -24,11 +25,17 @@ async function expectRefusal(client: RawWs, code: ErrorCode): Promise<void> {
   expect(close.code).toBe(closeCodeFor(code));
 }
 
-/** `GET P/poll` from `localAddress`; resolves with the status and the parsed body. */
-function pollFrom(base: string, localAddress: string, query = ''): Promise<{ status: number; body: unknown }> {
+/**
+ * The first poll of a new long-polling connection from `localAddress`: a ticket from that address
+ * (tickets are counted per address too, §3.4), then `GET P/poll` with it. A refused ticket fails the
+ * test, so the status is always the poll's: the limits of §12.1 are checked there.
+ */
+async function pollFrom(base: string, localAddress: string): Promise<{ status: number; body: unknown }> {
+  const ticket = await ticketFor(base, { localAddress });
   return new Promise((resolve, reject) => {
+    const headers = { 'X-Unbroken-Connection': randomToken() };
     http
-      .get(`${base}/poll?v=1${query}`, { localAddress, agent: false }, (response) => {
+      .get(`${base}/poll?v=1&ticket=${ticket}`, { localAddress, headers, agent: false }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.once('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
@@ -121,19 +128,46 @@ describe('§12.1 sessions and connections', () => {
   it('§12.1.rate refuses new sessions past the per-address rate with RATE_LIMITED (429), but not a session re-created under its own id', async () => {
     let clock = 1_000_000;
     const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, now: () => clock });
-    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
-    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
-    const refused = await poll(h.httpBase, { c: null });
+    expect(framesOf(await poll(h.httpBase, { open: true, c: null }))[0]?.t).toBe('hello');
+    expect(framesOf(await poll(h.httpBase, { open: true, c: null }))[0]?.t).toBe('hello');
+    // The ticket is issued (it creates nothing); the poll that would create the session is refused.
+    const ticket = await ticketFor(h.httpBase);
+    const refused = await poll(h.httpBase, { ticket, c: null });
     expect(refused.status).toBe(429);
     expect(JSON.parse(refused.text)).toMatchObject({ code: 'RATE_LIMITED' });
     await expectRefusal(await h.connect(), 'RATE_LIMITED');
+    expect(h.server.sessions.size).toBe(2);
     // A client coming back with the id it kept (after a restart, §3.3) is not a new client.
-    const kept = framesOf(await poll(h.httpBase, { c: null, sid: 'K'.repeat(22) }));
+    const kept = framesOf(await poll(h.httpBase, { open: true, c: null, sid: 'K'.repeat(22) }));
     expect(kept[0]).toMatchObject({ t: 'hello', sid: 'K'.repeat(22), resumed: false });
-    // Another address has its own budget; this one's refills with time.
+    // Another address has its own budget; this one's refills with time, and the refused ticket was not used up.
     expect((await pollFrom(h.httpBase, '127.0.0.2')).status).toBe(200);
     clock += 500;
-    expect(framesOf(await poll(h.httpBase, { c: null }))[0]?.t).toBe('hello');
+    expect(framesOf(await poll(h.httpBase, { ticket, c: null }))[0]?.t).toBe('hello');
+  });
+
+  it('§12.1.rate takes nothing from the rate for a request that creates no session: one without a valid ticket, and the poll that replays a lost answer (§7.4)', async () => {
+    const clock = 1_000_000;
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, now: () => clock });
+    // Refused for their ticket (none, or one never issued): they create nothing, so they cost nothing.
+    for (let i = 0; i < 3; i++) expect((await poll(h.httpBase, { c: null })).status).toBe(401);
+    expect((await poll(h.httpBase, { c: null, ticket: randomToken().slice(0, 22) })).status).toBe(401);
+    await expectRefusal(await h.connect({ ticket: null }), 'UNAUTHORIZED');
+    // The budget of two is whole: this address creates two sessions.
+    const c = randomToken();
+    const hello = framesOf(await poll(h.httpBase, { open: true, c }))[0] as HelloFrame;
+    expect(hello).toMatchObject({ t: 'hello', resumed: false });
+    expect(framesOf(await poll(h.httpBase, { open: true, c: null }))[0]?.t).toBe('hello');
+    // The answer that carried this message is lost; the client polls again from before it, with its
+    // connection id and no ticket. That opens a new connection of the same session — no new session.
+    const id = await h.server.broadcast({ lost: true });
+    const lost = framesOf(await poll(h.httpBase, { c, last: hello.cursor }));
+    expect(lost).toContainEqual(expect.objectContaining({ t: 'msg', id }));
+    const replayed = framesOf(await poll(h.httpBase, { c, last: hello.cursor }));
+    expect(replayed[0]).toMatchObject({ t: 'hello', sid: hello.sid, resumed: true });
+    expect(replayed).toContainEqual(expect.objectContaining({ t: 'msg', id }));
+    // And the budget is still spent: a third new session is refused.
+    expect((await poll(h.httpBase, { open: true, c: null })).status).toBe(429);
   });
 });
 
@@ -157,33 +191,29 @@ describe('§12.1 inbound rate', () => {
 
   it('§12.1.slow holds the next POST P/send of a session past its rate, then processes it', async () => {
     const h = await harnesses.start({ messagesPerSecond: 100 });
-    const first = framesOf(await poll(h.httpBase));
+    const first = framesOf(await poll(h.httpBase, { open: true }));
     const sid = (first[0] as HelloFrame).sid;
-    const send = (frames: object[]) =>
-      fetch(`${h.httpBase}/send?v=1&sid=${sid}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Unbroken': '1' },
-        body: JSON.stringify(frames),
-      });
+    const send = (frames: object[]) => postSend(h.httpBase, frames, { sid });
     const burst = await send(Array.from({ length: 150 }, (_, i) => ({ t: 'msg', s: i + 1, d: i + 1 })));
-    expect(await burst.json()).toEqual([{ t: 'ack', s: 150 }]);
+    expect(framesOf(burst)).toEqual([{ t: 'ack', s: 150 }]);
     const sentAt = Date.now();
     const next = await send([{ t: 'msg', s: 151, d: 151 }]);
-    expect(await next.json()).toEqual([{ t: 'ack', s: 151 }]);
+    expect(framesOf(next)).toEqual([{ t: 'ack', s: 151 }]);
     expect(Date.now() - sentAt).toBeGreaterThanOrEqual(400);
     expect(h.processedFor(sid)).toHaveLength(151);
   });
 });
 
 describe('§12.1 request bodies', () => {
-  async function session(base: string): Promise<string> {
-    return (framesOf(await poll(base))[0] as HelloFrame).sid;
+  /** A session's `X-Unbroken-Session` header (§3.4): an upstream request the server takes, up to its body. */
+  async function session(base: string): Promise<Record<string, string>> {
+    const sid = (framesOf(await poll(base, { open: true }))[0] as HelloFrame).sid;
+    return { 'X-Unbroken-Session': `${sid}.${keyFor(sid)}` };
   }
 
   it('§12.1.body-timeout answers a body that trickles in with REQUEST_TIMEOUT (408) and closes the connection', async () => {
     const h = await harnesses.start({ bodyTimeout: 300 });
-    const sid = await session(h.httpBase);
-    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Content-Length': '100' });
+    const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Content-Length': '100' });
     // One byte at a time, far slower than the timeout allows.
     const trickle = setInterval(() => post.send('['), 50);
     try {
@@ -199,8 +229,7 @@ describe('§12.1 request bodies', () => {
 
   it('§12.1.no-read answers a declared oversize body with MESSAGE_TOO_LARGE (413) and closes without reading it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
-    const sid = await session(h.httpBase);
-    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Content-Length': String(64 * 1024 * 1024) });
+    const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Content-Length': String(64 * 1024 * 1024) });
     const answer = await post.answer;
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
@@ -218,8 +247,7 @@ describe('§12.1 request bodies', () => {
 
   it('§12.1.no-read stops reading a chunked body once it passes the limit', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
-    const sid = await session(h.httpBase);
-    const post = rawPost(h.port, `/realtime/send?v=1&sid=${sid}`, { 'Transfer-Encoding': 'chunked' });
+    const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Transfer-Encoding': 'chunked' });
     const piece = `${(16 * 1024).toString(16)}\r\n${' '.repeat(16 * 1024)}\r\n`;
     let closed = false;
     void post.closed.then(() => (closed = true));
@@ -239,7 +267,8 @@ describe('§12.1 request bodies', () => {
 describe('§12.1 idle long-polling connections', () => {
   it('§12.1.idle-poll drops the queue of a connection without a held poll, and its next poll reads everything from the store without a new hello', async () => {
     const h = await harnesses.start();
-    const opened = framesOf(await poll(h.httpBase, { c: 'idle' }));
+    const c = randomToken();
+    const opened = framesOf(await poll(h.httpBase, { open: true, c }));
     const hello = opened[0] as HelloFrame;
     const ids: string[] = [];
     for (let i = 0; i < 300; i++) ids.push(await h.server.broadcast({ i, pad: 'x'.repeat(100) }));
@@ -249,7 +278,7 @@ describe('§12.1 idle long-polling connections', () => {
     let last = hello.cursor;
     const received: string[] = [];
     while (received.length < ids.length) {
-      const frames: ServerFrame[] = framesOf(await poll(h.httpBase, { c: 'idle', sid: hello.sid, last }));
+      const frames: ServerFrame[] = framesOf(await poll(h.httpBase, { c, last }));
       expect(frames.some((frame) => frame.t === 'hello' || frame.t === 'error')).toBe(false);
       for (const frame of frames) {
         if (frame.t !== 'msg') continue;
@@ -261,9 +290,11 @@ describe('§12.1 idle long-polling connections', () => {
     expect(h.connections).toEqual([hello.sid]);
   });
 
-  it('§12.1.idle-poll keeps no state per broadcast for session-less first polls that never come back', async () => {
-    const h = await harnesses.start({ sessionsPerSecondPerAddress: 1_000 });
-    for (let i = 0; i < 100; i++) framesOf(await poll(h.httpBase, { c: null }));
+  it('§12.1.idle-poll keeps no state per broadcast for first polls of new connections that never come back', async () => {
+    // A heartbeat far longer than the test: idle connections must stay until counted, not time out (§11).
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 1_000, heartbeatInterval: 60_000 });
+    // Each a new client: a ticket, then the first poll of a connection of its own, and nothing more.
+    for (let i = 0; i < 100; i++) framesOf(await poll(h.httpBase, { open: true, c: randomToken() }));
     for (let i = 0; i < 200; i++) await h.server.broadcast({ i });
     const stats = h.server.stats();
     expect(stats.sessions).toBe(100);

@@ -5,9 +5,11 @@
  */
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/raw-frames.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { rawUpgrade } from '../helpers/raw-upgrade.js';
+import { requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 
 const harnesses = new Harnesses();
 afterEach(async () => {
@@ -16,6 +18,16 @@ afterEach(async () => {
 
 /** The page origin the server's own Host header names. */
 const ownOrigin = (h: Harness): string => `http://127.0.0.1:${h.port}`;
+
+/**
+ * Expects the §3.2 refusal: `403` with a FORBIDDEN body and no CORS header. Requests refused here carry
+ * a valid ticket where they take one, so the refusal can only be the Origin's.
+ */
+function expectForbidden(reply: { status: number; text: string; corsHeader: string | null | undefined }): void {
+  expect(reply.status).toBe(403);
+  expect(JSON.parse(reply.text)).toMatchObject({ code: 'FORBIDDEN' });
+  expect(reply.corsHeader ?? null).toBeNull();
+}
 
 /** `GET` with a Host header of the test's choosing (fetch cannot set Host). */
 function getWithHost(url: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
@@ -33,58 +45,81 @@ function getWithHost(url: string, headers: Record<string, string>): Promise<{ st
 describe('§3.2 Origin by default', () => {
   it('§3.2.origin admits a same-origin request and refuses a cross-origin one with FORBIDDEN when no allow-list is set', async () => {
     const h = await harnesses.start();
-    const same = await poll(h.httpBase, { origin: ownOrigin(h) });
+    const same = await poll(h.httpBase, { c: null, open: true, origin: ownOrigin(h) });
     expect(framesOf(same)[0]?.t).toBe('hello');
     expect(same.headers.get('access-control-allow-origin')).toBe(ownOrigin(h));
     const sessions = h.server.sessions.size;
-    const cross = await poll(h.httpBase, { origin: 'https://evil.example' });
-    expect(cross.status).toBe(403);
-    expect(JSON.parse(cross.text)).toMatchObject({ code: 'FORBIDDEN' });
+    // The ticket request is refused first: a page of another site gets no ticket.
+    const ticketRequest = await requestTicket(h.httpBase, { origin: 'https://evil.example' });
+    expectForbidden({ ...ticketRequest, corsHeader: ticketRequest.headers['access-control-allow-origin'] as string | undefined });
+    // And a downstream request with a valid ticket is refused for its Origin, before the ticket is looked at.
+    const ticket = await ticketFor(h.httpBase);
+    const cross = await poll(h.httpBase, { c: null, ticket, origin: 'https://evil.example' });
+    expectForbidden({ ...cross, corsHeader: cross.headers.get('access-control-allow-origin') });
     expect(h.server.sessions.size).toBe(sessions);
+    // The refused request did not use the ticket up.
+    expect(framesOf(await poll(h.httpBase, { c: null, ticket }))[0]?.t).toBe('hello');
   });
 
   it('§3.2 compares the Origin host with the Host header, port included', async () => {
     const h = await harnesses.start();
-    const url = `${h.httpBase}/poll?v=1`;
-    const behindProxy = await getWithHost(url, { Host: 'app.example:8443', Origin: 'https://app.example:8443' });
-    expect(behindProxy.status).toBe(200);
-    const otherPort = await getWithHost(url, { Host: 'app.example:8443', Origin: 'https://app.example:9443' });
-    expect(otherPort.status).toBe(403);
-    const noPort = await getWithHost(url, { Host: 'app.example', Origin: 'https://app.example' });
-    expect(noPort.status).toBe(200);
+    /** `POST P/ticket`, then the poll it admits, both with `Host` and `Origin`; the status of each. */
+    const open = async (headers: Record<string, string>): Promise<[number, number]> => {
+      const answer = await requestTicket(h.httpBase, { headers: { 'Content-Type': 'application/json', 'X-Unbroken': '1', ...headers } });
+      // A refused ticket request: the poll shows its own refusal, with a ticket issued to the same client without an Origin.
+      const ticket = answer.ticket ?? (await ticketFor(h.httpBase));
+      const polled = await getWithHost(`${h.httpBase}/poll?v=1&ticket=${ticket}`, headers);
+      return [answer.status, polled.status];
+    };
+    expect(await open({ Host: 'app.example:8443', Origin: 'https://app.example:8443' })).toEqual([200, 200]);
+    expect(await open({ Host: 'app.example:8443', Origin: 'https://app.example:9443' })).toEqual([403, 403]);
+    expect(await open({ Host: 'app.example', Origin: 'https://app.example' })).toEqual([200, 200]);
+    expect(h.server.sessions.size).toBe(2);
   });
 
   it('§3.2 admits a request without an Origin header, and adds allowedOrigins to same-origin rather than replacing it', async () => {
     const h = await harnesses.start({ allowedOrigins: ['https://app.example'] });
-    expect(framesOf(await poll(h.httpBase))[0]?.t).toBe('hello');
-    expect(framesOf(await poll(h.httpBase, { origin: ownOrigin(h) }))[0]?.t).toBe('hello');
-    const listed = await poll(h.httpBase, { origin: 'https://app.example' });
+    expect(framesOf(await poll(h.httpBase, { c: null, open: true }))[0]?.t).toBe('hello');
+    expect(framesOf(await poll(h.httpBase, { c: null, open: true, origin: ownOrigin(h) }))[0]?.t).toBe('hello');
+    const ticket = await requestTicket(h.httpBase, { origin: 'https://app.example' });
+    expect(ticket.status).toBe(200);
+    expect(ticket.headers['access-control-allow-origin']).toBe('https://app.example');
+    const listed = await poll(h.httpBase, { c: null, ticket: ticket.ticket!, origin: 'https://app.example' });
     expect(framesOf(listed)[0]?.t).toBe('hello');
     expect(listed.headers.get('access-control-allow-origin')).toBe('https://app.example');
   });
 
   it('§3.2.upgrade refuses a cross-origin WebSocket upgrade with 403 before any 101, and upgrades a same-origin one', async () => {
     const h = await harnesses.start();
-    const cross = await rawUpgrade(`${h.wsBase}/ws?v=1`, { Origin: 'https://evil.example' });
+    // With a valid ticket: the upgrade is refused for its Origin alone.
+    const ticket = await ticketFor(h.httpBase);
+    const cross = await rawUpgrade(`${h.wsBase}/ws?v=1&ticket=${ticket}`, { Origin: 'https://evil.example' });
     expect(cross).toMatchObject({ upgraded: false, status: 403 });
-    if (!cross.upgraded) expect(JSON.parse(cross.body)).toMatchObject({ code: 'FORBIDDEN' });
-    expect(await rawUpgrade(`${h.wsBase}/ws?v=1`, { Origin: ownOrigin(h) })).toEqual({ upgraded: true });
-    expect(h.connections.length).toBe(1);
+    if (!cross.upgraded) {
+      expect(JSON.parse(cross.body)).toMatchObject({ code: 'FORBIDDEN' });
+      expect(cross.headers['access-control-allow-origin']).toBeUndefined();
+    }
+    expect(h.connections).toEqual([]);
+    expect(await rawUpgrade(`${h.wsBase}/ws?v=1&ticket=${ticket}`, { Origin: ownOrigin(h) })).toEqual({ upgraded: true });
+    await waitUntil('the same-origin connection is attached', () => h.connections.length === 1);
   });
 
   it('§3.2.cors sends no CORS header to a refused origin on poll, send, preflight and a plain GET of P/ws, and keeps it on the SSE refusal event', async () => {
     const h = await harnesses.start();
     const evil = 'https://evil.example';
-    const owner = framesOf(await poll(h.httpBase, { origin: ownOrigin(h) }));
+    const owner = framesOf(await poll(h.httpBase, { c: null, open: true, origin: ownOrigin(h) }));
     const sid = (owner[0] as { sid: string }).sid;
+    // Each with what would admit it from the right origin: a ticket for the session, its key.
+    const ticketRequest = await requestTicket(h.httpBase, { sid, origin: evil });
+    expectForbidden({ ...ticketRequest, corsHeader: ticketRequest.headers['access-control-allow-origin'] as string | undefined });
     const answers = [
-      await poll(h.httpBase, { origin: evil }),
+      await poll(h.httpBase, { c: null, ticket: await ticketFor(h.httpBase, { sid }), origin: evil }),
       await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'x' }], { sid, origin: evil }),
     ];
-    for (const reply of answers) {
-      expect(reply.status).toBe(403);
-      expect(reply.headers.get('access-control-allow-origin')).toBeNull();
-    }
+    for (const reply of answers) expectForbidden({ ...reply, corsHeader: reply.headers.get('access-control-allow-origin') });
+    const ticketPreflight = await fetch(`${h.httpBase}/ticket?v=1`, { method: 'OPTIONS', headers: { Origin: evil } });
+    expect(ticketPreflight.status).toBe(403);
+    expect(ticketPreflight.headers.get('access-control-allow-origin')).toBeNull();
     const preflight = await fetch(`${h.httpBase}/send?v=1`, { method: 'OPTIONS', headers: { Origin: evil } });
     expect(preflight.status).toBe(403);
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
@@ -93,11 +128,12 @@ describe('§3.2 Origin by default', () => {
     expect(plain.headers.get('access-control-allow-origin')).toBeNull();
     expect(h.processed).toEqual([]);
     // §7.2: the SSE refusal stays readable, so the page learns why.
-    const sse = await RawSse.open(h.httpBase, { origin: evil });
+    const sse = await RawSse.open(h.httpBase, { ticket: await ticketFor(h.httpBase, { sid }), origin: evil });
     if (!sse.ok) throw new Error(`expected the refusal event, got ${sse.status}`);
     expect(sse.sse.response.headers.get('access-control-allow-origin')).toBe(evil);
     const error = await sse.sse.next('error');
     expect(error.frame).toMatchObject({ code: 'FORBIDDEN' });
     sse.sse.close();
+    expect(h.connections).toEqual([sid]);
   });
 });

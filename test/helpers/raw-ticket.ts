@@ -41,6 +41,11 @@ export interface TicketRequest {
   /** The `credentials` field; left out when undefined. */
   credentials?: unknown;
   origin?: string;
+  /**
+   * The local address to send from (`127.0.0.x`): tickets are counted per client address (§3.4), so a
+   * test that connects from an address gets its ticket from the same one.
+   */
+  localAddress?: string;
   /** The `v` query parameter; `null` leaves it out. @default '1' */
   v?: string | null;
   /** Headers instead of the conforming ones (`Content-Type: application/json`, `X-Unbroken: 1`). */
@@ -51,6 +56,7 @@ export interface TicketRequest {
 
 export interface TicketAnswer {
   status: number;
+  headers: http.IncomingHttpHeaders;
   text: string;
   /** The ticket of a `200` answer. */
   ticket: string | undefined;
@@ -71,7 +77,7 @@ export async function requestTicket(httpBase: string, request: TicketRequest = {
     if (key !== null) fields.key = key;
   } else if (typeof request.key === 'string') fields.key = request.key;
   if (request.credentials !== undefined) fields.credentials = request.credentials;
-  const { status, text } = await post(url, headers, request.body ?? JSON.stringify(fields));
+  const { status, headers: answerHeaders, text } = await post(url, headers, request.body ?? JSON.stringify(fields), request.localAddress);
   let ticket: string | undefined;
   let ttl: number | undefined;
   if (status === 200) {
@@ -79,19 +85,20 @@ export async function requestTicket(httpBase: string, request: TicketRequest = {
     if (typeof parsed.ticket === 'string') ticket = parsed.ticket;
     if (typeof parsed.ttl === 'number') ttl = parsed.ttl;
   }
-  return { status, text, ticket, ttl };
+  return { status, headers: answerHeaders, text, ticket, ttl };
 }
 
 /**
  * One POST on its own connection: a pooled keep-alive socket could belong to a server that a test
  * stopped and started again on the same port.
  */
-function post(url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+function post(url: URL, headers: Record<string, string>, body: string, localAddress?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: 'POST', headers, agent: false }, (response) => {
+    const options: http.RequestOptions = { method: 'POST', headers, agent: false, ...(localAddress !== undefined ? { localAddress } : {}) };
+    const request = http.request(url, options, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') }));
       response.on('error', reject);
     });
     request.on('error', reject);

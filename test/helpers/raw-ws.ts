@@ -112,6 +112,7 @@ export class RawWs extends FrameLog {
         ...(options.sid !== undefined ? { sid: options.sid } : {}),
         ...(options.key !== undefined ? { key: options.key } : {}),
         ...(options.origin !== undefined ? { origin: options.origin } : {}),
+        ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
         credentials: options.credentials,
       });
     }
