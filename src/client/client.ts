@@ -26,19 +26,18 @@ import {
   type StateCause,
   type UnbrokenMessage,
 } from './events.js';
+import { Liveness } from './liveness.js';
+import { Moves } from './moves.js';
 import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
 import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
-import { StreamCheck } from './stream-check.js';
 import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
 import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
 export type { ClientState } from './client-state.js';
 export type { ClientOptions, Clock, TransportMemory } from './options.js';
-import { TransportSelector, UPGRADE_ROUTE, bufferedRoute, fallbackRoute, pick, type Route } from './transport-selector.js';
-
-type PendingPing = [pong: (at: number) => void, reject: (error: UnbrokenError) => void];
+import { TransportSelector, fallbackRoute, pick, type Route } from './transport-selector.js';
 
 /** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
 const DROP = CloseCode.Reconnecting;
@@ -64,26 +63,31 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   #failures = 0;
   /** Reconnect delay floor (`hello.retry`, `retry` frames). */
   #floor = 0;
-  /** `hello.hb` of the last hello, within its bounds (§13.5). */
-  #heartbeat = 0;
-  /** Delay of the next upgrade probe. */
-  #probeDelay: number;
+  readonly #liveness: Liveness;
+  readonly #moves: Moves;
   #transport: TransportName | null = null;
   /** Session id and key of the last hello: the key goes only in ticket bodies and headers (§3.4). */
   #session: SessionName | null = null;
   #cursor: string | null = null;
-  readonly #pings = new Map<number, PendingPing>();
-  #pingId = 0;
   #flushing = false;
 
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
     this.#options = resolveOptions(options);
     this.#url = endpointBase(url);
-    const { transports, storage, rememberFor, clock, upgradeInterval, outboxLimit, pageLifecycle } = this.#options;
+    const { transports, storage, rememberFor, clock, outboxLimit, pageLifecycle } = this.#options;
     this.#outbox = new Outbox(outboxLimit);
-    this.#probeDelay = upgradeInterval;
     this.#selector = new TransportSelector(transports, storage, this.#url, rememberFor, clock.now());
+    this.#liveness = new Liveness(clock, (error) => this.#fail(error));
+    this.#moves = new Moves({
+      options: this.#options,
+      url: this.#url,
+      selector: this.#selector,
+      liveness: this.#liveness,
+      isOpen: (a) => this.#state.openAttempt() === a,
+      moveTo: (a, route, cause) => this.#moveTo(a, route, cause),
+      scheduled: (event) => this.#events.emit('schedule', event),
+    });
     this.#stopWatching = pageLifecycle ? watchPage(() => this.#wake()) : () => {};
     // Starts in a microtask, so listeners added right after `connect()` hear everything.
     queueMicrotask(() => this.#start());
@@ -153,9 +157,9 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
    */
   ping(): Promise<number> {
     const a = this.#state.openAttempt();
-    if (a && this.#failIfDead(a)) {
+    if (a && this.#liveness.failIfDead(a)) {
       const start = this.#options.clock.now();
-      return new Promise((resolve, reject) => this.#sendPing(a, (at) => resolve(at - start), reject));
+      return new Promise((resolve, reject) => this.#liveness.sendPing(a, (at) => resolve(at - start), reject));
     }
     const { kind } = this.#state;
     return Promise.reject(new UnbrokenError(kind === 'closed' ? 'CLIENT_CLOSED' : 'TRANSPORT_ERROR', `the client is ${this.state}`));
@@ -172,11 +176,6 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   }
 
   // -- queries: they answer and change nothing --------------------------------------------------
-
-  /** Ms left before the stream of `a` counts as dead: 2 × `hb` after its last byte (§11). */
-  #livenessLeft(a: Attempt): number {
-    return this.#heartbeat ? a.lastStreamByteAt + 2 * this.#heartbeat - this.#options.clock.now() : Number.POSITIVE_INFINITY;
-  }
 
   /** The http(s) URL of an endpoint, with the query of PROTOCOL.md §3 as of now, and `ticket` when given. */
   readonly #endpoint = (endpoint: string, ticket?: string): string => endpointUrl(this.#url, endpoint, this.#cursor, ticket);
@@ -281,8 +280,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
           this.#refresh(a);
           break;
         case 'pong':
-          this.#pings.get(f.n)?.[0](a.lastStreamByteAt);
-          this.#pings.delete(f.n);
+          this.#liveness.pong(f.n, a.lastStreamByteAt);
           break;
         case 'error':
           // Only codes a server signals count; anything else is the server failing (§9).
@@ -304,10 +302,10 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#selector.connected(a.name, now);
     this.#session = { sid: f.sid, key: f.key };
     this.#floor = serverDelay(f.retry);
-    this.#heartbeat = heartbeatOf(f.hb);
+    this.#liveness.heartbeat = heartbeatOf(f.hb);
     this.#cursor = f.cursor;
     this.#outbox.hello(f.ack, f.resumed, f.max, a.transport?.binary === true);
-    this.#watchLiveness(a);
+    this.#liveness.watch(a);
     this.#flushSoon();
     this.#state.enter({ kind: 'open', attempt: a }, 'connected');
     if (previous !== a.name && this.#state.attempt() === a) {
@@ -316,8 +314,8 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     if (this.#state.attempt() === a) this.#events.emit('open', { transport: a.name, sessionId: f.sid, resumed: f.resumed });
     // Last: a listener above may have closed the client or dropped this attempt.
     if (this.#state.attempt() !== a) return;
-    this.#scheduleProbe(a);
-    if (a.bufferable) this.#checkStream(a);
+    this.#moves.scheduleProbe(a);
+    if (a.bufferable) this.#moves.checkStream(a);
   }
 
   /**
@@ -342,29 +340,6 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#events.emit('gap', { reason: 'too-large', lastEventId: cursor ?? '', resumeEventId: id });
   }
 
-  /**
-   * Fails `a` with `HEARTBEAT_TIMEOUT` when the clock shows its liveness deadline passed — also when
-   * its timer has not fired yet, as in a background tab (§11). Returns whether `a` is still alive.
-   */
-  #failIfDead(a: Attempt): boolean {
-    if (this.#livenessLeft(a) > 0) return true;
-    this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', `nothing received for ${2 * this.#heartbeat} ms`));
-    return false;
-  }
-
-  /** One timer for the liveness deadline: when it fires it checks the clock and re-arms for the rest. */
-  #watchLiveness(a: Attempt): void {
-    if (this.#failIfDead(a) && this.#heartbeat) a.schedule('liveness', () => this.#watchLiveness(a), this.#livenessLeft(a));
-  }
-
-  /** Sends a ping on `a`; `pong` gets the arrival time of its `pong`, `reject` the error that broke the link first. */
-  #sendPing(a: Attempt, pong: (at: number) => void, reject: (error: UnbrokenError) => void, answered?: () => void): number {
-    const n = ++this.#pingId;
-    this.#pings.set(n, [pong, reject]);
-    a.transport?.send(encodeBatch([{ t: 'ping', n }]), answered);
-    return n;
-  }
-
   /** Writes what the outbox holds in a microtask: every send of this tick goes out together (§4.1). */
   #flushSoon(): void {
     if (this.#flushing) return;
@@ -372,7 +347,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     queueMicrotask(() => {
       this.#flushing = false;
       const a = this.#state.openAttempt();
-      if (a && this.#failIfDead(a)) for (const unit of this.#outbox.take()) a.transport?.send(unit);
+      if (a && this.#liveness.failIfDead(a)) for (const unit of this.#outbox.take()) a.transport?.send(unit);
     });
   }
 
@@ -427,51 +402,6 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   }
 
   /**
-   * While on a fallback, probes the upgrade transport now and then with a session-less round trip
-   * (§7.1.1), and moves the session back to it only after one succeeded.
-   */
-  #scheduleProbe(a: Attempt): void {
-    const { upgradeInterval, connectTimeout, clock } = this.#options;
-    const probe = this.#selector.upgradeProbe(a.name, this.#options.environment());
-    if (!upgradeInterval || !probe) return;
-    const delay = this.#probeDelay;
-    a.schedule(
-      'probe',
-      () => {
-        a.stopProbe = probe(this.#url, connectTimeout, clock, (worked) => {
-          a.stopProbe = undefined;
-          if (this.#state.openAttempt() !== a) return;
-          if (worked) {
-            this.#probeDelay = upgradeInterval;
-            this.#moveTo(a, UPGRADE_ROUTE, 'upgrade');
-          } else {
-            this.#probeDelay = Math.min(this.#probeDelay * 2, upgradeInterval * 16);
-            this.#scheduleProbe(a);
-          }
-        });
-      },
-      delay,
-    );
-    this.#events.emit('schedule', { kind: 'upgrade-probe', delay, at: clock.now() + delay });
-  }
-
-  /** Checks that the open stream of `a` is live, not held back by a proxy (§13.3). */
-  #checkStream(a: Attempt): void {
-    const check = new StreamCheck({
-      clock: this.#options.clock,
-      ping: (pong, answered) => void this.#sendPing(a, pong, () => {}, answered),
-      heldBack: () => {
-        if (this.#state.openAttempt() !== a) return;
-        const route = bufferedRoute(a.name, this.#selector.available(this.#options.environment()));
-        // With no transport left to try, a late stream is still better than none.
-        if (route) this.#moveTo(a, route, 'buffered');
-      },
-    });
-    a.streamCheck = check;
-    check.start();
-  }
-
-  /**
    * The page came back (online, visible, restored): a link that claims to be open is checked with a
    * ping at once and dropped if nothing answers within the connect deadline; a pending reconnection
    * starts now.
@@ -483,24 +413,13 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       return this.#start();
     }
     const a = this.#state.openAttempt();
-    if (!a || !this.#failIfDead(a)) return;
-    // Only the answer to this ping proves the link works now: a batch already in flight when the
-    // link died could still arrive after it.
-    const n = this.#sendPing(a, () => a.cancel('wake'), () => {});
-    a.schedule(
-      'wake',
-      () => {
-        if (this.#pings.delete(n)) this.#fail(new UnbrokenError('HEARTBEAT_TIMEOUT', 'no answer after the page came back'));
-      },
-      this.#options.connectTimeout,
-    );
+    if (a && this.#liveness.failIfDead(a)) this.#liveness.checkAwake(a, this.#options.connectTimeout);
   }
 
   /** Releases the current attempt (its link closed with `code`) and rejects its pings with `error`. */
   #release(code: number, error: UnbrokenError): void {
     this.#state.attempt()?.dispose(code);
-    for (const [, reject] of this.#pings.values()) reject(error);
-    this.#pings.clear();
+    this.#liveness.rejectPings(error);
   }
 
   #end(error: UnbrokenError | null, cause: StateCause): void {

@@ -15,8 +15,9 @@ import {
 import type http from 'node:http';
 import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { UnbrokenServerError } from './errors.js';
+import { itemBytes, textQueueItem, type QueuedItem } from './encoding.js';
 import type { SessionHub } from './hub.js';
-import type { ServerSession } from './session.js';
+import { countMessages, type ServerSession } from './session.js';
 import type { StoredMessage } from './store.js';
 
 /** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
@@ -30,25 +31,6 @@ export const MAX_BATCH_CHARS = 256 * 1024;
 export const PARK_AFTER_BYTES = 32 * 1024;
 /** …or this many queued items (each a reference to a shared broadcast encoding). */
 export const PARK_AFTER_ITEMS = 64;
-
-/** A message or control frame waiting in a connection's queue, encoded for that connection. */
-export type QueuedItem =
-  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
-  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
-  | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
-
-/** A text item; `id` when it is a message frame. */
-export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
-}
-
-/** How many message frames a batch carries (each costs one token of the session's inbound budget). */
-export function countMessages(frames: readonly UpstreamFrame[]): number {
-  let n = 0;
-  for (const frame of frames) if (frame.t === 'msg') n++;
-  return n;
-}
 
 /** One connection of a session: its queue, the replay seam and its timers' timestamps. */
 export class Downlink implements ConnectionHandle {
@@ -190,7 +172,7 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'closed' || this.#state === 'parked') return;
     if (this.#state !== 'live') {
       this.#seam.push(message);
-      this.#seamBytes += this.#size(this.#hub.encode(message, this.#binaryFrames));
+      this.#seamBytes += itemBytes(this.#hub.encode(message, this.#binaryFrames));
       this.#checkBound();
       return;
     }
@@ -201,7 +183,7 @@ export class Downlink implements ConnectionHandle {
   open(hello: HelloFrame, gap: GapFrame | undefined): void {
     const first: QueuedItem[] = [textQueueItem(JSON.stringify(hello))];
     if (gap) first.push(textQueueItem(JSON.stringify(gap)));
-    for (const item of first) this.#queueBytes += this.#size(item);
+    for (const item of first) this.#queueBytes += itemBytes(item);
     this.#queue.unshift(...first);
     this.#cursor = hello.cursor;
     this.#acked = Math.max(this.#acked, hello.ack);
@@ -372,7 +354,7 @@ export class Downlink implements ConnectionHandle {
   #enqueue(item: QueuedItem): void {
     if (this.#state === 'closed' || this.#state === 'parked') return;
     this.#queue.push(item);
-    this.#queueBytes += this.#size(item);
+    this.#queueBytes += itemBytes(item);
     if (this.#parkIfIdle()) return;
     if (!this.#checkBound()) this.#scheduleFlush();
   }
@@ -404,7 +386,7 @@ export class Downlink implements ConnectionHandle {
     if (this.session.processed > 0) {
       this.#acked = this.session.processed;
       this.#queue.push(textQueueItem(JSON.stringify({ t: 'ack', s: this.session.processed } satisfies ServerFrame)));
-      this.#queueBytes = this.#size(this.#queue[0]!);
+      this.#queueBytes = itemBytes(this.#queue[0]!);
     }
     this.#hub.replay(this, this.#cursor!);
   }
@@ -462,13 +444,9 @@ export class Downlink implements ConnectionHandle {
     }
   }
 
-  #size(item: QueuedItem): number {
-    return item.kind === 'text' ? item.bytes : item.frame.length;
-  }
-
   #sizeOf(messages: readonly StoredMessage[]): number {
     let bytes = 0;
-    for (const message of messages) bytes += this.#size(this.#hub.encode(message, this.#binaryFrames));
+    for (const message of messages) bytes += itemBytes(this.#hub.encode(message, this.#binaryFrames));
     return bytes;
   }
 }

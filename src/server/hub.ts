@@ -7,28 +7,23 @@
  */
 import type http from 'node:http';
 import {
-  MAX_DATA_DEPTH,
-  nestsDeeperThan,
   utf8Length,
-  bytesToBase64,
-  encodeBinaryFrame,
   isValidEventName,
-  messageFrameText,
-  type GapFrame,
-  type HelloFrame,
-  type JsonValue,
   type Payload,
   type ServerFrame,
 } from '../protocol/index.js';
 import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
-import { Downlink, countMessages, textQueueItem, type QueuedItem } from './downlink.js';
+import { Downlink } from './downlink.js';
+import { EncodingCache, encodeData, type QueuedItem } from './encoding.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
-import { authenticateRequest, identityId, type Authenticate } from './identity.js';
+import { identityId, type Authenticate } from './identity.js';
 import { Limits, socketAddress, type SessionCreation } from './limits.js';
-import { ServerSession, type ServerEvents, type Session } from './session.js';
+import { Reauthentications, type Reauthentication } from './reauthentication.js';
+import { openStream, replayFrom } from './replay.js';
+import { ServerSession, countMessages, type ServerEvents, type Session } from './session.js';
 import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
-import type { MessageStore, ReadResult, StoredMessage } from './store.js';
+import type { MessageStore, StoredMessage } from './store.js';
 
 export interface HubOptions {
   readonly store: MessageStore;
@@ -50,14 +45,6 @@ export interface HubOptions {
   readonly random: () => number;
   /** The application's check of fresh credentials in `auth` frames (§3.5); null without one. */
   readonly authenticate: Authenticate | null;
-}
-
-/** Fresh credentials waiting for `authenticate` (§3.5). */
-interface Reauthentication {
-  /** The connection that asked; it is closed when they are refused and it is still the session's. */
-  readonly link: Downlink | null;
-  readonly request: http.IncomingMessage;
-  readonly credentials: JsonValue | undefined;
 }
 
 /** What the server holds now: for monitoring, and for tests that check every count stays bounded. */
@@ -90,52 +77,6 @@ function unlimited(now: () => number): Limits {
   );
 }
 
-/** Messages per store read while replaying. */
-const REPLAY_PAGE = 500;
-
-/**
- * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
- * each with its byte count, also counted once.
- */
-interface Encodings {
-  text?: QueuedItem & { readonly kind: 'text' };
-  binary?: QueuedItem & { readonly kind: 'binary' };
-}
-
-/**
- * Checks that `data` can be sent and returns its JSON text (undefined for bytes). The text is kept
- * for the message's encoding, so a message is serialised once, however many sessions it reaches.
- */
-function encodeData(data: Payload): string | undefined {
-  if (data instanceof Uint8Array) return undefined;
-  if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) {
-    throw new UnbrokenTypeError('INVALID_DATA', 'expects data to be JSON-serialisable or a Uint8Array/Buffer, got another binary type');
-  }
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(data);
-  } catch (error) {
-    throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable: ${String(error)}`, { cause: error });
-  }
-  if (text === undefined) {
-    throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
-  }
-  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) {
-    // A client refuses such a batch (§4.4): it would reconnect and be refused again, forever.
-    throw new UnbrokenTypeError('INVALID_DATA', `expects data nested at most ${MAX_DATA_DEPTH} levels deep`);
-  }
-  return text;
-}
-
-/** A message frame queued as text, built around data that is already JSON or base64 text (§4.3). */
-function textItem(message: StoredMessage, dataText: string, binary = false): QueuedItem & { readonly kind: 'text' } {
-  return textQueueItem(messageFrameText(message, dataText, binary), message.id);
-}
-
-function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
-  return message.event === undefined ? { t: 'msg', id: message.id } : { t: 'msg', id: message.id, e: message.event };
-}
-
 function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
@@ -151,7 +92,7 @@ export class SessionHub {
   /** A check of the total buffered bytes is scheduled (§12.1). */
   #totalCheckScheduled = false;
   readonly #emitter: Emitter<ServerEvents>;
-  readonly #encodings = new WeakMap<StoredMessage, Encodings>();
+  readonly #encodings = new EncodingCache();
   /**
    * The data of the message being appended and its JSON text. A store that notifies subscribers
    * during `append` (the in-memory one) lets the encoding reuse the text; equal data means equal
@@ -160,8 +101,7 @@ export class SessionHub {
   #appending: { readonly data: Payload; readonly text: string } | undefined;
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links = new Set<Downlink>();
-  /** Per session, the credentials checked after the ones `authenticate` is checking now: one at a time, the latest wins. */
-  readonly #reauthenticating = new Map<ServerSession, { next: Reauthentication | undefined }>();
+  readonly #reauthentications: Reauthentications;
   #unsubscribe: (() => void) | null;
   #sweep: ReturnType<typeof setInterval> | null = null;
   #state: 'running' | 'closing' | 'closed' = 'running';
@@ -172,6 +112,7 @@ export class SessionHub {
     this.options = options;
     this.limits = options.limits ?? unlimited(options.now);
     this.#emitter = emitter;
+    this.#reauthentications = new Reauthentications(options.authenticate, options.now);
     this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message));
   }
 
@@ -232,7 +173,7 @@ export class SessionHub {
     // The read is awaited below; a rejection is handled there, not reported as unhandled meanwhile.
     start.catch(() => undefined);
     if (!resumed) this.emit('connection', session);
-    void this.#open(link, params, resumed, start);
+    void openStream(this, link, params, resumed, start);
     return link;
   }
 
@@ -287,34 +228,9 @@ export class SessionHub {
     };
   }
 
-  /**
-   * §3.5: checks the fresh credentials of a client `auth` frame with `authenticate` and, for the same
-   * user, adopts the identity; otherwise closes the connection that carried them with UNAUTHORIZED.
-   * One check per session runs at a time; credentials arriving meanwhile wait, only the latest kept,
-   * so a client cannot pile up calls to the application's hook.
-   */
+  /** Checks the fresh credentials of a client `auth` frame (§3.5, {@link Reauthentications.start}). */
   reauthenticate(session: ServerSession, job: Reauthentication): void {
-    const authenticate = this.options.authenticate;
-    // Without `authenticate` there is nothing to refresh: the frame has no effect.
-    if (authenticate === null) return;
-    const running = this.#reauthenticating.get(session);
-    if (running) {
-      running.next = job;
-      return;
-    }
-    const state: { next: Reauthentication | undefined } = { next: undefined };
-    this.#reauthenticating.set(session, state);
-    void (async () => {
-      for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
-        const identity = await authenticateRequest(authenticate, current.request, current.credentials, this.options.now);
-        if (session.ended) break;
-        if (identity !== null && identity.id === identityId(session.user)) session.adopt(identity);
-        else if (current.link !== null && session.link === current.link) {
-          current.link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the fresh credentials were refused' });
-        }
-      }
-      this.#reauthenticating.delete(session);
-    })();
+    this.#reauthentications.start(session, job);
   }
 
   /**
@@ -370,6 +286,14 @@ export class SessionHub {
     }
   }
 
+  /**
+   * @internal A parked link's client came back (§12.1): replays its stream from `after`, the cursor
+   * the client stands at, as a resume would — without a new `hello`, since the connection goes on.
+   */
+  replay(link: Downlink, after: string): void {
+    replayFrom(this, link, after);
+  }
+
   /** Graceful shutdown (§10.2). Resolves once every connection is gone. */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
@@ -378,17 +302,7 @@ export class SessionHub {
 
   /** Encodes a stored message for a connection, once per message and kind. */
   encode(message: StoredMessage, binaryFrames: boolean): QueuedItem {
-    let encodings = this.#encodings.get(message);
-    if (!encodings) this.#encodings.set(message, (encodings = {}));
-    const { data } = message;
-    if (data instanceof Uint8Array) {
-      if (binaryFrames) {
-        encodings.binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(message), data), id: message.id };
-        return encodings.binary;
-      }
-      return (encodings.text ??= textItem(message, bytesToBase64(data), true));
-    }
-    return (encodings.text ??= textItem(message, JSON.stringify(data)));
+    return this.#encodings.encode(message, binaryFrames);
   }
 
   emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): void {
@@ -418,7 +332,7 @@ export class SessionHub {
 
   #dispatch(message: StoredMessage): void {
     const appending = this.#appending;
-    if (appending && appending.data === message.data) this.#encodings.set(message, { text: textItem(message, appending.text) });
+    if (appending && appending.data === message.data) this.#encodings.reuse(message, appending.text);
     try {
       if (message.to === null) {
         for (const session of this.sessions.values()) session.link?.push(message);
@@ -464,91 +378,6 @@ export class SessionHub {
       link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the server holds too much for slow clients; resume' });
       total -= bytes;
     }
-  }
-
-  async #open(link: Downlink, params: ConnectParams, resumed: boolean, start: Promise<string>): Promise<void> {
-    const { store } = this.options;
-    const session = link.session;
-    try {
-      // The link is already subscribed (it is the session's link): live messages wait in its seam
-      // buffer while the store is read.
-      const after = await start;
-      if (link.isClosed) return;
-      const mark = link.seamLength;
-      const page = await store.read(session.id, after, REPLAY_PAGE);
-      if (link.isClosed) return;
-      const hello: HelloFrame = {
-        t: 'hello',
-        v: params.version,
-        sid: session.id,
-        key: session.key,
-        resumed,
-        ack: session.processed,
-        hb: this.options.heartbeatInterval,
-        retry: this.options.retry,
-        max: this.options.maxMessageSize,
-        cursor: page.cursor,
-      };
-      const gap: GapFrame | undefined = page.gap && { t: 'gap', reason: page.gap, after, cursor: page.cursor };
-      link.open(hello, gap);
-      await this.#replay(link, page, mark);
-    } catch (error) {
-      this.#replayFailed(link, error);
-    }
-  }
-
-  /**
-   * @internal A parked link's client came back (§12.1): replays its stream from `after`, the cursor
-   * the client stands at, as a resume would — without a new `hello`, since the connection goes on.
-   */
-  replay(link: Downlink, after: string): void {
-    const mark = link.seamLength;
-    const n = link.replayCount;
-    this.options.store
-      .read(link.session.id, after, REPLAY_PAGE)
-      .then((page) => {
-        if (link.replayStopped(n)) return;
-        if (page.gap) {
-          // Retention overtook the parked client: it resumes and is told the gap in its hello.
-          link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the stream moved past this connection; resume' });
-          return;
-        }
-        return this.#replay(link, page, mark);
-      })
-      .catch((error: unknown) => this.#replayFailed(link, error));
-  }
-
-  /** Queues the messages of `page` and the pages after it, then ends the replay at the seam (§6.3). */
-  async #replay(link: Downlink, first: ReadResult, firstMark: number): Promise<void> {
-    const session = link.session;
-    const n = link.replayCount;
-    let page = first;
-    let mark = firstMark;
-    let after = page.cursor;
-    let lastReplayed: string | undefined;
-    for (;;) {
-      for (const message of page.messages) {
-        if (link.pressure() > link.lowWater) await link.room();
-        if (link.replayStopped(n)) return;
-        link.enqueueMessage(message);
-        lastReplayed = after = message.id;
-      }
-      if (link.replayStopped(n)) return;
-      if (!page.more && link.settle(lastReplayed, mark)) return;
-      mark = link.seamLength;
-      page = await this.options.store.read(session.id, after, REPLAY_PAGE);
-      if (link.replayStopped(n)) return;
-      if (page.gap) {
-        // Retention overtook this replay. The client resumes and is told the gap in its hello.
-        link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the stream moved past this replay; resume' });
-        return;
-      }
-    }
-  }
-
-  #replayFailed(link: Downlink, error: unknown): void {
-    this.fail(new UnbrokenServerError('STORE_ERROR', `reading the stream of session ${link.session.id} failed`, { cause: error }));
-    link.close({ kind: 'error', code: 'INTERNAL_ERROR', message: 'the server could not read the stream' });
   }
 
   async #shutdown(): Promise<void> {

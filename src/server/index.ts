@@ -1,7 +1,8 @@
 /**
  * `unbroken-realtime/server`: the Node reference server of the unbroken protocol (docs/PROTOCOL.md).
  */
-export { createServer, type SendOptions, type ServerOptions, type UnbrokenServer } from './server.js';
+export { createServer, type SendOptions, type UnbrokenServer } from './server.js';
+export type { ServerOptions } from './options.js';
 export type { Sendable } from './sendable.js';
 export type { ServerEvents, Session, SessionEndReason } from './session.js';
 export type { ServerStats } from './hub.js';

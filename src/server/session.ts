@@ -11,6 +11,13 @@ import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { Sendable } from './sendable.js';
 
+/** How many message frames a batch carries (each costs one token of the session's inbound budget). */
+export function countMessages(frames: readonly UpstreamFrame[]): number {
+  let n = 0;
+  for (const frame of frames) if (frame.t === 'msg') n++;
+  return n;
+}
+
 /** Why a session ended. */
 export type SessionEndReason =
   /** The client closed on purpose: a `bye` frame, or WebSocket close code 1000 (§3.3, §9). */

@@ -1,0 +1,100 @@
+/**
+ * What a connection queues, encoded (docs/PROTOCOL.md §4.3): the queued item and its byte count, and
+ * the encodings of stored messages, made once per message and kind and shared by every connection
+ * (broadcast fan-out).
+ */
+import {
+  MAX_DATA_DEPTH,
+  bytesToBase64,
+  encodeBinaryFrame,
+  messageFrameText,
+  nestsDeeperThan,
+  type Payload,
+} from '../protocol/index.js';
+import { UnbrokenTypeError } from './errors.js';
+import type { StoredMessage } from './store.js';
+
+/** A message or control frame waiting in a connection's queue, encoded for that connection. */
+export type QueuedItem =
+  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
+  | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
+
+/** A text item; `id` when it is a message frame. */
+export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
+}
+
+/** The bytes an item takes on the wire. */
+export function itemBytes(item: QueuedItem): number {
+  return item.kind === 'text' ? item.bytes : item.frame.length;
+}
+
+/**
+ * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
+ * each with its byte count, also counted once.
+ */
+interface Encodings {
+  text?: QueuedItem & { readonly kind: 'text' };
+  binary?: QueuedItem & { readonly kind: 'binary' };
+}
+
+/**
+ * Checks that `data` can be sent and returns its JSON text (undefined for bytes). The text is kept
+ * for the message's encoding, so a message is serialised once, however many sessions it reaches.
+ */
+export function encodeData(data: Payload): string | undefined {
+  if (data instanceof Uint8Array) return undefined;
+  if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) {
+    throw new UnbrokenTypeError('INVALID_DATA', 'expects data to be JSON-serialisable or a Uint8Array/Buffer, got another binary type');
+  }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(data);
+  } catch (error) {
+    throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable: ${String(error)}`, { cause: error });
+  }
+  if (text === undefined) {
+    throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
+  }
+  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) {
+    // A client refuses such a batch (§4.4): it would reconnect and be refused again, forever.
+    throw new UnbrokenTypeError('INVALID_DATA', `expects data nested at most ${MAX_DATA_DEPTH} levels deep`);
+  }
+  return text;
+}
+
+/** A message frame queued as text, built around data that is already JSON or base64 text (§4.3). */
+function textItem(message: StoredMessage, dataText: string, binary = false): QueuedItem & { readonly kind: 'text' } {
+  return textQueueItem(messageFrameText(message, dataText, binary), message.id);
+}
+
+function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
+  return message.event === undefined ? { t: 'msg', id: message.id } : { t: 'msg', id: message.id, e: message.event };
+}
+
+/** The encodings of the stored messages still referenced, by message. */
+export class EncodingCache {
+  readonly #encodings = new WeakMap<StoredMessage, Encodings>();
+
+  /** Encodes a stored message for a connection, once per message and kind. */
+  encode(message: StoredMessage, binaryFrames: boolean): QueuedItem {
+    let encodings = this.#encodings.get(message);
+    if (!encodings) this.#encodings.set(message, (encodings = {}));
+    const { data } = message;
+    if (data instanceof Uint8Array) {
+      if (binaryFrames) {
+        encodings.binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(message), data), id: message.id };
+        return encodings.binary;
+      }
+      return (encodings.text ??= textItem(message, bytesToBase64(data), true));
+    }
+    return (encodings.text ??= textItem(message, JSON.stringify(data)));
+  }
+
+  /** Sets the text encoding of `message` from the JSON text of its data, serialised already. */
+  reuse(message: StoredMessage, dataText: string): void {
+    this.#encodings.set(message, { text: textItem(message, dataText) });
+  }
+}

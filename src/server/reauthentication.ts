@@ -1,0 +1,60 @@
+/**
+ * Fresh credentials from a client's `auth` frame (docs/PROTOCOL.md §3.5), checked with the
+ * application's `authenticate`, one check per session at a time.
+ */
+import type http from 'node:http';
+import type { JsonValue } from '../protocol/index.js';
+import type { Downlink } from './downlink.js';
+import { authenticateRequest, identityId, type Authenticate } from './identity.js';
+import type { ServerSession } from './session.js';
+
+/** Fresh credentials waiting for `authenticate` (§3.5). */
+export interface Reauthentication {
+  /** The connection that asked; it is closed when they are refused and it is still the session's. */
+  readonly link: Downlink | null;
+  readonly request: http.IncomingMessage;
+  readonly credentials: JsonValue | undefined;
+}
+
+/** The checks of fresh credentials running now, by session. */
+export class Reauthentications {
+  /** Per session, the credentials checked after the ones `authenticate` is checking now: one at a time, the latest wins. */
+  readonly #running = new Map<ServerSession, { next: Reauthentication | undefined }>();
+  readonly #authenticate: Authenticate | null;
+  readonly #now: () => number;
+
+  constructor(authenticate: Authenticate | null, now: () => number) {
+    this.#authenticate = authenticate;
+    this.#now = now;
+  }
+
+  /**
+   * §3.5: checks the fresh credentials of a client `auth` frame with `authenticate` and, for the same
+   * user, adopts the identity; otherwise closes the connection that carried them with UNAUTHORIZED.
+   * One check per session runs at a time; credentials arriving meanwhile wait, only the latest kept,
+   * so a client cannot pile up calls to the application's hook.
+   */
+  start(session: ServerSession, job: Reauthentication): void {
+    const authenticate = this.#authenticate;
+    // Without `authenticate` there is nothing to refresh: the frame has no effect.
+    if (authenticate === null) return;
+    const running = this.#running.get(session);
+    if (running) {
+      running.next = job;
+      return;
+    }
+    const state: { next: Reauthentication | undefined } = { next: undefined };
+    this.#running.set(session, state);
+    void (async () => {
+      for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
+        const identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
+        if (session.ended) break;
+        if (identity !== null && identity.id === identityId(session.user)) session.adopt(identity);
+        else if (current.link !== null && session.link === current.link) {
+          current.link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the fresh credentials were refused' });
+        }
+      }
+      this.#running.delete(session);
+    })();
+  }
+}
