@@ -2,7 +2,7 @@
  * The client's options: what the application may set, their defaults (one block, in
  * {@link resolveOptions}), and the environment a client runs in (clock, storage).
  */
-import { PROTOCOL_VERSION, QueryParam, type JsonValue } from '../protocol/index.js';
+import { Endpoint, PROTOCOL_VERSION, QueryParam, type JsonValue } from '../protocol/index.js';
 import type { EventSourceConstructor, FetchLike, TransportEnvironment, TransportName, WebSocketConstructor } from './transport.js';
 import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
 
@@ -225,8 +225,9 @@ export function endpointBase(url: string): string {
 }
 
 /**
- * The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3: the version, the cursor, and
- * the single-use ticket when given (§3.4) — nothing that resumes a session without one.
+ * The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3: the version, the cursor on
+ * downstream requests, and the single-use ticket when given (§3.4) — nothing that resumes a session
+ * without one.
  */
 export function endpointUrl(base: string, endpoint: string, cursor: string | null, ticket?: string): string {
   const url = new URL(base);
@@ -234,6 +235,7 @@ export function endpointUrl(base: string, endpoint: string, cursor: string | nul
   url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
   query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
   if (ticket) query.set(QueryParam.ticket, ticket);
-  if (cursor) query.set(QueryParam.lastEventId, cursor);
+  // The cursor belongs to the stream (§3): upstream requests (`P/send`, `P/ticket`) carry `v` alone.
+  if (cursor && endpoint !== Endpoint.send && endpoint !== Endpoint.ticket) query.set(QueryParam.lastEventId, cursor);
   return url.href;
 }

@@ -378,6 +378,11 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
       }
     }
 
+    // Upstream requests carry the version alone (§3.4, §7.3): the cursor belongs to the stream.
+    const upstream = requests.urls.filter((url) => /\/(ticket|send)(\?|$)/.test(url));
+    expect(upstream.length).toBeGreaterThanOrEqual(2);
+    for (const url of upstream) expect(new URL(url, 'http://x').search).toBe('?v=1');
+
     const downstream = requests.urls.filter((url) => /\/(ws|sse|poll)(\?|$)/.test(url));
     expect(downstream.length).toBeGreaterThanOrEqual(2);
     for (const url of downstream) {
