@@ -190,6 +190,11 @@ export function answerError(
 
 /** Answers 200 with one batch. */
 export function answerBatch(request: http.IncomingMessage, response: http.ServerResponse, text: string): void {
+  answerJson(request, response, text);
+}
+
+/** Answers 200 with JSON `text`: a batch, or the ticket of `POST P/ticket` (§3.4). */
+export function answerJson(request: http.IncomingMessage, response: http.ServerResponse, text: string): void {
   response.writeHead(200, {
     ...corsHeaders(request),
     'Content-Type': 'application/json; charset=utf-8',

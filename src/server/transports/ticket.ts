@@ -7,7 +7,7 @@
 import type http from 'node:http';
 import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
 import { readJsonBody } from '../body.js';
-import { admitRequest, answerError, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
+import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
 import { SECRET_PATTERN, sameSecret, type TicketGrant } from '../tickets.js';
@@ -84,14 +84,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
     return;
   }
-  const text = JSON.stringify({ ticket, ttl: tickets.ttl });
-  response.writeHead(200, {
-    ...corsHeaders(request),
-    'Content-Type': 'application/json; charset=utf-8',
-    'Cache-Control': 'no-store',
-    'Content-Length': String(Buffer.byteLength(text)),
-  });
-  response.end(text);
+  answerJson(request, response, JSON.stringify({ ticket, ttl: tickets.ttl }));
 }
 
 /** What a downstream request was admitted for, or null: no ticket, unknown, used or expired (§3.4). */
