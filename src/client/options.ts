@@ -28,7 +28,7 @@ const systemClock: Clock = {
 };
 
 /**
- * Gives the credentials the server's `authenticate` checks, e.g. a fresh token: any JSON value, or
+ * Gives the credentials the server's `authenticate` checks, e.g. a fresh token: a JSON value of whatever shape, or
  * `undefined` for none (cookies need none). May return a promise. A throw or rejection fails the
  * attempt with `UNAUTHORIZED`.
  */
