@@ -10,7 +10,11 @@ export type ArgumentErrorCode =
   /** Data that is neither JSON-serialisable nor a Uint8Array/Buffer. */
   | 'INVALID_DATA'
   /** A server option out of its range. */
-  | 'INVALID_OPTION';
+  | 'INVALID_OPTION'
+  /** A room name that is empty, longer than 128 characters or holds a control character (§6.5). */
+  | 'INVALID_ROOM'
+  /** `session.join()` past the server's `maxRoomsPerSession`. */
+  | 'TOO_MANY_ROOMS';
 
 /** Codes of {@link UnbrokenServerError}. */
 export type ServerErrorCode =

@@ -21,9 +21,10 @@ import { identityId, type Authenticate } from './identity.js';
 import { Limits, socketAddress, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { openStream, replayFrom } from './replay.js';
-import { ServerSession, countMessages, type ServerEvents, type Session } from './session.js';
+import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session } from './session.js';
 import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
-import type { MessageStore, StoredMessage } from './store.js';
+import { LiveRooms } from './rooms.js';
+import type { Address, MessageStore, StoredMessage } from './store.js';
 
 export interface HubOptions {
   readonly store: MessageStore;
@@ -33,6 +34,11 @@ export interface HubOptions {
   readonly sessionTimeout: number;
   readonly shutdownJitter: number;
   readonly maxBufferedBytes: number;
+  /**
+   * Most rooms one session is in at once (§6.5).
+   * @default 100
+   */
+  readonly maxRoomsPerSession?: number;
   /**
    * Most bytes buffered across every connection (§12.1); past it the connections that hold the most
    * are cut with BACKPRESSURE first.
@@ -89,6 +95,8 @@ export class SessionHub {
   readonly sessions = new Map<string, ServerSession>();
   readonly options: HubOptions;
   readonly limits: Limits;
+  /** The rooms of this server's sessions (§6.5). */
+  readonly rooms: LiveRooms = new LiveRooms(this);
   /** A check of the total buffered bytes is scheduled (§12.1). */
   #totalCheckScheduled = false;
   readonly #emitter: Emitter<ServerEvents>;
@@ -248,8 +256,13 @@ export class SessionHub {
     return ended;
   }
 
-  /** Appends a message to the store for one session (`to`) or everyone (`null`). */
-  append(to: string | null, data: Payload, options?: { event?: string }): Promise<string> {
+  /** The sessions in one or several rooms (`server.to()`, §6.5). */
+  to(rooms: string | readonly string[]): RoomTarget {
+    return this.rooms.target(rooms);
+  }
+
+  /** Appends a message to the store for everyone, one session or the sessions in some rooms. */
+  append(to: Address, data: Payload, options?: { event?: string }): Promise<string> {
     const event = options?.event;
     if (event !== undefined && (typeof event !== 'string' || !isValidEventName(event))) {
       throw new UnbrokenTypeError(
@@ -323,6 +336,7 @@ export class SessionHub {
 
   /** @internal a session ended. */
   sessionEnded(session: ServerSession): void {
+    this.rooms.ended(session);
     if (this.sessions.get(session.id) === session) {
       this.sessions.delete(session.id);
       this.limits.sessionClosed(session.address);
@@ -334,10 +348,17 @@ export class SessionHub {
     const appending = this.#appending;
     if (appending && appending.data === message.data) this.#encodings.reuse(message, appending.text);
     try {
-      if (message.to === null) {
-        for (const session of this.sessions.values()) session.link?.push(message);
-      } else {
-        this.sessions.get(message.to)?.link?.push(message);
+      const { to } = message;
+      switch (to.kind) {
+        case 'all':
+          for (const session of this.sessions.values()) session.link?.push(message);
+          break;
+        case 'session':
+          this.sessions.get(to.session)?.link?.push(message);
+          break;
+        case 'rooms':
+          for (const session of this.rooms.recipients(to.rooms)) session.link?.push(message);
+          break;
       }
     } catch (error) {
       this.fail(toError(error));

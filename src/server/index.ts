@@ -4,10 +4,10 @@
 export { createServer, type SendOptions, type UnbrokenServer } from './server.js';
 export type { ServerOptions } from './options.js';
 export type { Sendable } from './sendable.js';
-export type { ServerEvents, Session, SessionEndReason } from './session.js';
+export type { RoomTarget, ServerEvents, Session, SessionEndReason } from './session.js';
 export type { ServerStats } from './hub.js';
 export type { Authenticate, Identity } from './identity.js';
-export { MemoryStore, type MemoryStoreOptions, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
+export { MemoryStore, type MemoryStoreOptions, type Address, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';
 export type { Listener } from './emitter.js';
 export * from '../protocol/index.js';

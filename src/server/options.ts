@@ -3,6 +3,7 @@
  * checks in one block ({@link resolveServerOptions}).
  */
 import type http from 'node:http';
+import { DEFAULT_MAX_ROOMS } from './rooms.js';
 import { UnbrokenTypeError } from './errors.js';
 import type { OriginCheck } from './http.js';
 import type { Authenticate } from './identity.js';
@@ -66,6 +67,11 @@ export interface ServerOptions {
    * @default 67_108_864 (64 MiB)
    */
   maxTotalBufferedBytes?: number;
+  /**
+   * Most rooms one session is in at once; `session.join()` past it throws `TOO_MANY_ROOMS` (§6.5).
+   * @default 100
+   */
+  maxRoomsPerSession?: number;
   /**
    * Sessions alive at once (connected or waiting for their client within `sessionTimeout`); a
    * connection that would create one more is refused with `TOO_MANY_CONNECTIONS` (§12.1).
@@ -209,6 +215,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     shutdownJitter = 5_000,
     maxBufferedBytes = 1024 * 1024,
     maxTotalBufferedBytes = 64 * 1024 * 1024,
+    maxRoomsPerSession = DEFAULT_MAX_ROOMS,
     maxSessions = 100_000,
     maxSessionsPerAddress = 500,
     maxConnections = 50_000,
@@ -253,6 +260,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     shutdownJitter: checkInteger('shutdownJitter', shutdownJitter, 0),
     maxBufferedBytes: checkInteger('maxBufferedBytes', maxBufferedBytes, 1024),
     maxTotalBufferedBytes: checkInteger('maxTotalBufferedBytes', maxTotalBufferedBytes, 1024),
+    maxRoomsPerSession: checkInteger('maxRoomsPerSession', maxRoomsPerSession, 1),
     originAllowed: originCheck(allowedOrigins),
     bodyTimeout: checkInteger('bodyTimeout', bodyTimeout, 1),
     now,

@@ -12,7 +12,7 @@ import { SessionHub, type ServerStats } from './hub.js';
 import { Limits } from './limits.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 import type { Sendable } from './sendable.js';
-import type { ServerEvents, Session } from './session.js';
+import type { RoomTarget, ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
 import { TicketStore } from './tickets.js';
 import type { TransportContext } from './transports/context.js';
@@ -58,6 +58,16 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after `close()`, or with the store's error.
    */
   broadcast(data: Outgoing, options?: SendOptions): Promise<string>;
+  /**
+   * Addresses the sessions in a room, or in any of several rooms (§6.5).
+   *
+   * @example
+   * await realtime.to('lobby').send({ text: 'hi' }, { event: 'chat' });
+   * const users = (await realtime.to('lobby').sessions()).map((s) => s.user?.id);
+   * @throws {UnbrokenTypeError} synchronously: `INVALID_ROOM` for a name that is empty, longer than
+   * 128 characters or holds a control character, or for an empty list.
+   */
+  to(rooms: string | readonly string[]): RoomTarget<Incoming, Outgoing>;
   /** Live sessions by id. */
   readonly sessions: ReadonlyMap<string, Session<Incoming, Outgoing>>;
   /** What the server holds now: sessions, connections, buffered bytes, addresses counted (§12.1). */
@@ -130,9 +140,9 @@ class Server implements UnbrokenServer {
       if (event === 'error') console.error(wrapped);
       else this.#hub.fail(wrapped);
     });
-    const { sessionTimeout, shutdownJitter, maxBufferedBytes, maxTotalBufferedBytes, random } = resolved;
+    const { sessionTimeout, shutdownJitter, maxBufferedBytes, maxTotalBufferedBytes, maxRoomsPerSession, random } = resolved;
     this.#hub = new SessionHub(
-      { store: this.store, heartbeatInterval, retry, maxMessageSize, sessionTimeout, shutdownJitter, maxBufferedBytes, maxTotalBufferedBytes, limits, now, random, authenticate },
+      { store: this.store, heartbeatInterval, retry, maxMessageSize, sessionTimeout, shutdownJitter, maxBufferedBytes, maxTotalBufferedBytes, maxRoomsPerSession, limits, now, random, authenticate },
       this.#emitter,
     );
     this.#context = {
@@ -227,7 +237,11 @@ class Server implements UnbrokenServer {
   }
 
   broadcast(data: Payload, options?: SendOptions): Promise<string> {
-    return this.#hub.append(null, data, options);
+    return this.#hub.append({ kind: 'all' }, data, options);
+  }
+
+  to(rooms: string | readonly string[]): RoomTarget {
+    return this.#hub.to(rooms);
   }
 
   disconnect(predicate: (session: Session) => boolean): number {

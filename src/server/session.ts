@@ -60,6 +60,49 @@ export interface Session<Incoming = Payload, Outgoing extends Sendable<Outgoing>
   send(data: Outgoing, options?: { event?: string }): Promise<string>;
   /** Ends the session now: its connection closes, and `close` is emitted with reason `closed`. */
   close(): void;
+  /**
+   * Puts the session in `room` (§6.5): every message sent to the room from now until `leave()` is
+   * part of its stream — delivered live, or replayed on resume, exactly once and in order with its
+   * other messages. Membership survives reconnections and ends with the session. Joining a room the
+   * session is in changes nothing; an ended session joins nothing.
+   *
+   * @returns once the store recorded the membership.
+   * @throws {UnbrokenTypeError} synchronously: `INVALID_ROOM` for a name that is empty, longer than
+   * 128 characters or holds a control character; `TOO_MANY_ROOMS` past the server's
+   * `maxRoomsPerSession`.
+   * Rejects with {@link UnbrokenServerError} `STORE_ERROR` when the store failed; the session is then
+   * not in the room.
+   */
+  join(room: string): Promise<void>;
+  /**
+   * Takes the session out of `room` (§6.5): later messages to the room are not part of its stream;
+   * earlier ones still replay on resume. Leaving a room the session is not in changes nothing.
+   *
+   * @throws {UnbrokenTypeError} synchronously: `INVALID_ROOM` for an invalid name.
+   * Rejects with {@link UnbrokenServerError} `STORE_ERROR` when the store failed.
+   */
+  leave(room: string): Promise<void>;
+  /** The rooms the session is in. */
+  readonly rooms: ReadonlySet<string>;
+}
+
+/** The sessions in one or several rooms: what `server.to()` returns (§6.5). */
+export interface RoomTarget<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
+  /**
+   * Sends one message to every session in any of the rooms, one copy to each even when it is in
+   * several of them. It joins the store like any message, so a member that is away gets it on
+   * resume. A room nobody is in is no error: nobody receives the message.
+   *
+   * @returns the message id, once the store appended it.
+   * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` or `INVALID_DATA`.
+   * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
+   */
+  send(data: Outgoing, options?: { event?: string }): Promise<string>;
+  /**
+   * The sessions in any of the rooms now, each once, with their `user`. Asynchronous because the
+   * store holds membership; only the sessions of this server are returned.
+   */
+  sessions(): Promise<Session<Incoming, Outgoing>[]>;
 }
 
 /**
@@ -76,6 +119,10 @@ export type ServerEvents<Incoming = Payload, Outgoing extends Sendable<Outgoing>
   message: [data: Incoming, session: Session<Incoming, Outgoing>];
   /** A session ended. */
   close: [session: Session<Incoming, Outgoing>, reason: SessionEndReason];
+  /** A session joined a room (§6.5): emitted once the membership took effect. */
+  join: [session: Session<Incoming, Outgoing>, room: string];
+  /** A session left a room, by `leave()` or because it ended (then before `close`). */
+  leave: [session: Session<Incoming, Outgoing>, room: string];
   /** Something failed that no caller could be told about, e.g. a listener threw. */
   error: [error: Error];
 };
@@ -98,6 +145,8 @@ export class ServerSession implements Session {
   readonly #hub: SessionHub;
   /** Inbound message budget (§12.1), made on the first message. */
   #inbound: TokenBucket | null = null;
+  /** The rooms it is in, as this server knows them; the store holds the positions (§6.5). */
+  readonly rooms = new Set<string>();
 
   constructor(id: string, key: string, user: Identity | null, hub: SessionHub, address: string) {
     this.id = id;
@@ -163,7 +212,15 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
-    return this.#hub.append(this.id, data, options);
+    return this.#hub.append({ kind: 'session', session: this.id }, data, options);
+  }
+
+  join(room: string): Promise<void> {
+    return this.#hub.rooms.join(this, room);
+  }
+
+  leave(room: string): Promise<void> {
+    return this.#hub.rooms.leave(this, room);
   }
 
   close(): void {

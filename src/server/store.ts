@@ -8,13 +8,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { GapReason, Payload } from '../protocol/index.js';
+import { AddressIndex } from './memory-index.js';
+
+/**
+ * Whom a message is for: every session, one session, or the sessions in any of some rooms at the
+ * message's position (§6.5).
+ */
+export type Address =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'session'; readonly session: string }
+  | { readonly kind: 'rooms'; readonly rooms: readonly string[] };
 
 /** A message as the store holds it. */
 export interface StoredMessage {
   /** Chosen by the store: strictly ordered, carries the store's epoch, 1–256 characters (§4.2, §6.2). */
   readonly id: string;
-  /** The session it is addressed to, or `null` for a broadcast. */
-  readonly to: string | null;
+  /** Whom it is for. */
+  readonly to: Address;
   /** Optional event name. */
   readonly event?: string;
   readonly data: Payload;
@@ -22,7 +32,7 @@ export interface StoredMessage {
 
 /** What to append: a store assigns the id. */
 export interface NewMessage {
-  readonly to: string | null;
+  readonly to: Address;
   readonly event?: string;
   readonly data: Payload;
 }
@@ -49,7 +59,25 @@ export interface MessageStore {
   /** The id of the newest message, or the id a brand-new stream starts after when there is none. */
   head(): Promise<string>;
   /**
-   * Reads the stream of `sessionId` (broadcasts and messages addressed to it) after `after`, at most
+   * Makes `sessionId` a member of `room` (§6.5): the room's messages appended after the returned
+   * position, until a `leave`, are part of the session's stream. The position is the head as of the
+   * call — a message whose `append` was called after `join` comes after it — so a shared store must
+   * order joins with appends (e.g. in the same stream or script). Joining a room the session is in
+   * already changes nothing and returns where that membership began.
+   */
+  join(sessionId: string, room: string): Promise<string>;
+  /**
+   * Ends the membership of `sessionId` in `room` at the head as of the call (inclusive): the room's
+   * later messages are not part of its stream, the earlier ones stay in it for resume. Returns the
+   * position, or `null` when the session was not in the room.
+   */
+  leave(sessionId: string, room: string): Promise<string | null>;
+  /** The ids of the sessions in `room` now, in no particular order. */
+  members(room: string): Promise<string[]>;
+  /**
+   * Reads the stream of `sessionId` after `after`, at most `limit` messages: broadcasts, messages
+   * addressed to it, and messages to a room it was in at the message's position (§6.5). When `after`
+   * cannot be resumed from, the result carries a `gap`:
    * `limit` messages. When `after` cannot be resumed from, the result carries a `gap`:
    * `invalid-id` (not an id this store could issue; continues from the head), `unknown-epoch` (another
    * epoch; continues from the oldest retained message of this epoch) or `expired` (older than
@@ -112,7 +140,10 @@ function copyPayload(data: Payload): Payload {
 /**
  * The in-memory store. Ids are `<epoch>-<n>` with `n` counting from 1; a new instance draws a new epoch,
  * so a client that presents an id from before a restart is told `unknown-epoch`. Retention is bounded
- * by count and by age; lookups by id are O(1).
+ * by count and by age; lookups by id are O(1). Reading a session's stream costs in proportion to the
+ * messages addressed to it (broadcasts, its own, its rooms' while it was in them), through an index of
+ * message numbers per address; memberships are kept as intervals of positions until retention
+ * passes their end.
  *
  * @example
  * const server = createServer({ store: new MemoryStore({ maxMessages: 50_000, maxAge: 600_000 }) });
@@ -127,6 +158,7 @@ export class MemoryStore implements MessageStore {
   #offset = 0;
   #lastN = 0;
   #listeners = new Set<(message: StoredMessage) => void>();
+  readonly #index = new AddressIndex();
   #closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -159,6 +191,7 @@ export class MemoryStore implements MessageStore {
         : { id: this.#id(this.#lastN + 1), to: message.to, event: message.event, data: copyPayload(message.data) };
     this.#entries.push({ message: stored, at: now });
     this.#lastN++;
+    this.#index.add(this.#lastN, stored.to);
     if (this.size > this.#maxMessages) this.#evict(this.size - this.#maxMessages);
     for (const listener of this.#listeners) listener(stored);
     return stored;
@@ -166,6 +199,19 @@ export class MemoryStore implements MessageStore {
 
   async head(): Promise<string> {
     return this.#id(this.#lastN);
+  }
+
+  // Each of these acts when called, before its promise settles: the position is the head as of the call.
+  async join(sessionId: string, room: string): Promise<string> {
+    return this.#id(this.#index.join(sessionId, room, this.#lastN));
+  }
+
+  async leave(sessionId: string, room: string): Promise<string | null> {
+    return this.#index.leave(sessionId, room, this.#lastN) ? this.#id(this.#lastN) : null;
+  }
+
+  async members(room: string): Promise<string[]> {
+    return this.#index.members(room);
   }
 
   async read(sessionId: string, after: string, limit: number): Promise<ReadResult> {
@@ -196,18 +242,9 @@ export class MemoryStore implements MessageStore {
       }
     }
 
-    const messages: StoredMessage[] = [];
-    let more = false;
+    const { numbers, more } = this.#index.read(sessionId, start, limit);
     const base = this.#offset - firstN;
-    for (let n = start + 1; n <= this.#lastN; n++) {
-      const { message } = this.#entries[base + n]!;
-      if (message.to !== null && message.to !== sessionId) continue;
-      if (messages.length === limit) {
-        more = true;
-        break;
-      }
-      messages.push(message);
-    }
+    const messages = numbers.map((n) => this.#entries[base + n]!.message);
     const cursor = gap === undefined ? after : this.#id(start);
     return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
   }
@@ -226,6 +263,7 @@ export class MemoryStore implements MessageStore {
     this.#listeners.clear();
     this.#entries = [];
     this.#offset = 0;
+    this.#index.clear();
   }
 
   #id(n: number): string {
@@ -240,6 +278,11 @@ export class MemoryStore implements MessageStore {
   }
 
   #evict(count: number): void {
+    const firstN = this.#lastN - this.size + 1 + count;
+    for (let i = this.#offset; i < this.#offset + count; i++) {
+      const { message } = this.#entries[i]!;
+      this.#index.evicted(firstN - count + (i - this.#offset), message.to, firstN);
+    }
     this.#offset += count;
     // Compact now and then instead of shifting on every eviction: amortised O(1).
     if (this.#offset >= 1024 && this.#offset * 2 >= this.#entries.length) {

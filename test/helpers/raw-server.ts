@@ -185,6 +185,18 @@ export class GatedStore implements MessageStore {
     return this.gated(() => this.inner.head());
   }
 
+  join(sessionId: string, room: string): Promise<string> {
+    return this.inner.join(sessionId, room);
+  }
+
+  leave(sessionId: string, room: string): Promise<string | null> {
+    return this.inner.leave(sessionId, room);
+  }
+
+  members(room: string): Promise<string[]> {
+    return this.inner.members(room);
+  }
+
   read(sessionId: string, after: string, limit: number): Promise<ReadResult> {
     return this.gated(() => this.inner.read(sessionId, after, limit));
   }

@@ -18,6 +18,7 @@ import {
   UnbrokenServerError,
   UnbrokenTypeError,
   type MessageStore,
+  type NewMessage,
   type ReadResult,
   type ServerEvents,
   type Session,
@@ -194,8 +195,20 @@ class GatedStore implements MessageStore {
     this.snapshot = snapshot;
   }
 
-  append(message: { to: string | null; event?: string; data: Payload }): Promise<StoredMessage> {
+  append(message: NewMessage): Promise<StoredMessage> {
     return this.inner.append(message);
+  }
+
+  join(sessionId: string, room: string): Promise<string> {
+    return this.inner.join(sessionId, room);
+  }
+
+  leave(sessionId: string, room: string): Promise<string | null> {
+    return this.inner.leave(sessionId, room);
+  }
+
+  members(room: string): Promise<string[]> {
+    return this.inner.members(room);
   }
 
   head(): Promise<string> {
@@ -299,7 +312,7 @@ function setup(options: Partial<HubOptions> = {}): Harness {
       return connection.hello;
     },
     broadcast(data) {
-      return hub.append(null, data);
+      return hub.append({ kind: 'all' }, data);
     },
   };
   emitter.on('message', (data, session) => harness.messages.push({ data, session }));
@@ -396,8 +409,8 @@ describe('replay and the live seam (§6.3)', () => {
   it('replays every message after last in order, then the live stream', async () => {
     const t = setup();
     const hello = await t.dropped();
-    const missed = [await t.broadcast('m1'), await t.hub.append(hello.sid, 'private'), await t.broadcast('m2')];
-    await t.hub.append('another-session-id', 'not yours');
+    const missed = [await t.broadcast('m1'), await t.hub.append({ kind: 'session', session: hello.sid }, 'private'), await t.broadcast('m2')];
+    await t.hub.append({ kind: 'session', session: 'another-session-id' }, 'not yours');
     const connection = t.connect({ sid: hello.sid, last: hello.cursor });
     await connection.untilMessage(missed[2]!);
     const live = await t.broadcast('live');
@@ -421,13 +434,13 @@ describe('replay and the live seam (§6.3)', () => {
       const store = new GatedStore(new MemoryStore({ epoch: 'e' }), snapshot);
       const t = setup({ store });
       const hello = await t.dropped();
-      const before = [await t.broadcast('b1'), await t.hub.append(hello.sid, 's1')];
+      const before = [await t.broadcast('b1'), await t.hub.append({ kind: 'session', session: hello.sid }, 's1')];
       store.gate = deferred();
       const reading = store.nextRead();
       const connection = t.connect({ sid: hello.sid, last: hello.cursor });
       await reading;
-      const during = [await t.broadcast('b2'), await t.hub.append(hello.sid, 's2')];
-      await t.hub.append('another-session-id', 'not in this stream');
+      const during = [await t.broadcast('b2'), await t.hub.append({ kind: 'session', session: hello.sid }, 's2')];
+      await t.hub.append({ kind: 'session', session: 'another-session-id' }, 'not in this stream');
       store.gate.resolve();
       await connection.untilMessage(during[1]!);
       const after = await t.broadcast('b3');
@@ -468,6 +481,9 @@ describe('replay and the live seam (§6.3)', () => {
     const store: MessageStore = {
       append: (message) => inner.append(message),
       head: () => inner.head(),
+      join: (sessionId, room) => inner.join(sessionId, room),
+      leave: (sessionId, room) => inner.leave(sessionId, room),
+      members: (room) => inner.members(room),
       subscribe: (listener) => inner.subscribe(listener),
       async read(sessionId, after, limit) {
         reads++;
@@ -487,6 +503,9 @@ describe('replay and the live seam (§6.3)', () => {
     const store: MessageStore = {
       append: (message) => inner.append(message),
       head: () => inner.head(),
+      join: (sessionId, room) => inner.join(sessionId, room),
+      leave: (sessionId, room) => inner.leave(sessionId, room),
+      members: (room) => inner.members(room),
       subscribe: (listener) => inner.subscribe(listener),
       read: () => Promise.reject(new Error('store down')),
     };
@@ -528,7 +547,7 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     const t = setup();
     const binary = await t.open({}, { binary: true });
     const text = await t.open({}, { transport: 'sse' });
-    const id = await t.hub.append(null, new Uint8Array([0xde, 0xad]));
+    const id = await t.hub.append({ kind: 'all' }, new Uint8Array([0xde, 0xad]));
     await binary.untilMessage(id);
     await text.untilMessage(id);
     expect(binary.writes.at(-1)).toMatchObject({ binary: true, frames: [{ t: 'msg', id, b: '3q0=' }] });
@@ -537,7 +556,7 @@ describe('batching and encoding (§4.1, §4.3)', () => {
 
   it('encodes a stored message once for every connection', async () => {
     const t = setup();
-    const message = await t.store.append({ to: null, data: new Uint8Array([1]) });
+    const message = await t.store.append({ to: { kind: 'all' }, data: new Uint8Array([1]) });
     expect(t.hub.encode(message, true)).toEqual(t.hub.encode(message, true));
     const first = t.hub.encode(message, true);
     const second = t.hub.encode(message, true);
@@ -735,8 +754,8 @@ describe('connections of a session (§3.3)', () => {
 describe('the API refuses invalid arguments (§4.2)', () => {
   it.each(['', 'e'.repeat(129), 'a\nb', 'a\rb', 'a\0b'])('throws INVALID_EVENT_NAME synchronously for the event name %j (§4.2.refuse-event)', (event) => {
     const t = setup();
-    expect(() => t.hub.append(null, 'x', { event })).toThrow(UnbrokenTypeError);
-    expect(() => t.hub.append(null, 'x', { event })).toThrow(expect.objectContaining({ code: 'INVALID_EVENT_NAME' }));
+    expect(() => t.hub.append({ kind: 'all' }, 'x', { event })).toThrow(UnbrokenTypeError);
+    expect(() => t.hub.append({ kind: 'all' }, 'x', { event })).toThrow(expect.objectContaining({ code: 'INVALID_EVENT_NAME' }));
   });
 
   it('throws INVALID_DATA synchronously for data that is neither JSON nor bytes', () => {
@@ -744,7 +763,7 @@ describe('the API refuses invalid arguments (§4.2)', () => {
     const cyclic: { self?: unknown } = {};
     cyclic.self = cyclic;
     for (const data of [undefined, () => 1, 10n, cyclic, new ArrayBuffer(2), new Uint16Array(2)]) {
-      expect(() => t.hub.append(null, data as unknown as Payload)).toThrow(expect.objectContaining({ code: 'INVALID_DATA' }));
+      expect(() => t.hub.append({ kind: 'all' }, data as unknown as Payload)).toThrow(expect.objectContaining({ code: 'INVALID_DATA' }));
     }
   });
 

@@ -3,11 +3,13 @@
  * every gap reason, session filtering (§6.1), pagination, retention by count and by age.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, type StoredMessage } from '../../src/server/index.js';
+import { MemoryStore, type Address, type StoredMessage } from '../../src/server/index.js';
+
+const ALL: Address = { kind: 'all' };
 
 const ids = (messages: readonly StoredMessage[]): string[] => messages.map((message) => message.id);
 
-async function fill(store: MemoryStore, count: number, to: string | null = null): Promise<string[]> {
+async function fill(store: MemoryStore, count: number, to: Address = ALL): Promise<string[]> {
   const appended: string[] = [];
   for (let i = 1; i <= count; i++) appended.push((await store.append({ to, data: i })).id);
   return appended;
@@ -23,11 +25,11 @@ describe('MemoryStore ids and epochs', () => {
 
   it('numbers broadcasts and messages to sessions in one append order', async () => {
     const store = new MemoryStore({ epoch: 'e' });
-    const a = await store.append({ to: null, data: 'b' });
-    const b = await store.append({ to: 'session-aaaaaaaaaaaa', data: 's' });
-    const c = await store.append({ to: null, event: 'news', data: 'b2' });
+    const a = await store.append({ to: ALL, data: 'b' });
+    const b = await store.append({ to: { kind: 'session', session: 'session-aaaaaaaaaaaa' }, data: 's' });
+    const c = await store.append({ to: ALL, event: 'news', data: 'b2' });
     expect([a.id, b.id, c.id]).toEqual(['e-1', 'e-2', 'e-3']);
-    expect(c).toEqual({ id: 'e-3', to: null, event: 'news', data: 'b2' });
+    expect(c).toEqual({ id: 'e-3', to: ALL, event: 'news', data: 'b2' });
     expect('event' in a).toBe(false);
   });
 
@@ -56,7 +58,7 @@ describe('MemoryStore.subscribe', () => {
     const store = new MemoryStore({ epoch: 'e' });
     const heard: string[] = [];
     store.subscribe((message) => heard.push(message.id));
-    const appending = store.append({ to: null, data: 1 });
+    const appending = store.append({ to: ALL, data: 1 });
     expect(heard).toEqual(['e-1']);
     await appending;
     await fill(store, 2);
@@ -69,9 +71,9 @@ describe('MemoryStore.subscribe', () => {
     const listener = (message: StoredMessage) => heard.push(message.id);
     const first = store.subscribe(listener);
     store.subscribe(listener);
-    await store.append({ to: null, data: 1 });
+    await store.append({ to: ALL, data: 1 });
     first();
-    await store.append({ to: null, data: 2 });
+    await store.append({ to: ALL, data: 2 });
     expect(heard).toEqual(['e-1', 'e-1', 'e-2']);
   });
 });
@@ -95,10 +97,10 @@ describe('MemoryStore.read', () => {
 
   it('reads a session its broadcasts and its own messages, never those of another session', async () => {
     const store = new MemoryStore({ epoch: 'e' });
-    await store.append({ to: null, data: 'all 1' });
-    await store.append({ to: 'alice', data: 'alice 1' });
-    await store.append({ to: 'bob', data: 'bob 1' });
-    await store.append({ to: null, data: 'all 2' });
+    await store.append({ to: ALL, data: 'all 1' });
+    await store.append({ to: { kind: 'session', session: 'alice' }, data: 'alice 1' });
+    await store.append({ to: { kind: 'session', session: 'bob' }, data: 'bob 1' });
+    await store.append({ to: ALL, data: 'all 2' });
     const alice = await store.read('alice', 'e-0', 10);
     const bob = await store.read('bob', 'e-0', 10);
     expect(alice.messages.map((message) => message.data)).toEqual(['all 1', 'alice 1', 'all 2']);
@@ -126,7 +128,7 @@ describe('MemoryStore.read', () => {
   it('says more is false when what follows a full page belongs to other sessions only', async () => {
     const store = new MemoryStore({ epoch: 'e' });
     await fill(store, 2);
-    await fill(store, 3, 'someone-else');
+    await fill(store, 3, { kind: 'session', session: 'someone-else' });
     const page = await store.read('s', 'e-0', 2);
     expect([ids(page.messages), page.more]).toEqual([['e-1', 'e-2'], false]);
   });
@@ -197,7 +199,7 @@ describe('MemoryStore retention', () => {
     const store = new MemoryStore({ epoch: 'e', maxAge: 500, now: () => now });
     await fill(store, 2);
     now += 500;
-    await store.append({ to: null, data: 'fresh' });
+    await store.append({ to: ALL, data: 'fresh' });
     expect(store.size).toBe(1);
     const result = await store.read('s', 'e-0', 10);
     expect(result).toMatchObject({ cursor: 'e-2', gap: 'expired' });
@@ -221,7 +223,7 @@ describe('MemoryStore data and lifecycle', () => {
   it('keeps a private copy of bytes, as a plain Uint8Array', async () => {
     const store = new MemoryStore({ epoch: 'e' });
     const source = Buffer.from([1, 2, 3]);
-    const stored = await store.append({ to: null, data: source });
+    const stored = await store.append({ to: ALL, data: source });
     source[0] = 9;
     expect(stored.data).toBeInstanceOf(Uint8Array);
     expect(Buffer.isBuffer(stored.data)).toBe(false);
@@ -233,7 +235,7 @@ describe('MemoryStore data and lifecycle', () => {
     const heard: string[] = [];
     store.subscribe((message) => heard.push(message.id));
     await store.close();
-    await expect(store.append({ to: null, data: 1 })).rejects.toThrow(/after close/);
+    await expect(store.append({ to: ALL, data: 1 })).rejects.toThrow(/after close/);
     expect(heard).toEqual([]);
   });
 });

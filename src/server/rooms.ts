@@ -1,0 +1,144 @@
+/**
+ * Room names (docs/PROTOCOL.md §6.5). A room is named by the application only — clients never send
+ * one on the wire — but a name often comes from user input, so it is checked like an event name.
+ */
+import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
+import type { SessionHub } from './hub.js';
+import type { RoomTarget, ServerSession, Session } from './session.js';
+
+/** Longest room name, in characters (code points). */
+export const MAX_ROOM_LENGTH = 128;
+
+// C0 and C1 control characters and DEL.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Returns `room` when it is a valid room name: a string of 1–128 characters without control
+ * characters.
+ * @throws {UnbrokenTypeError} `INVALID_ROOM` otherwise.
+ */
+export function checkRoom(room: unknown): string {
+  if (typeof room !== 'string' || room.length === 0 || CONTROL.test(room) || [...room].length > MAX_ROOM_LENGTH) {
+    const shown = typeof room === 'string' ? JSON.stringify(room.length > 200 ? `${room.slice(0, 200)}…` : room) : typeof room;
+    throw new UnbrokenTypeError(
+      'INVALID_ROOM',
+      `expects a room name of 1–${MAX_ROOM_LENGTH} characters without control characters, got ${shown}`,
+    );
+  }
+  return room;
+}
+
+/** The distinct valid rooms of `rooms` (one name or a non-empty list), in first-seen order. */
+export function checkRooms(rooms: unknown): string[] {
+  if (!Array.isArray(rooms)) return [checkRoom(rooms)];
+  if (rooms.length === 0) throw new UnbrokenTypeError('INVALID_ROOM', 'expects at least one room, got an empty list');
+  return [...new Set(rooms.map(checkRoom))];
+}
+
+/**
+ * The rooms of one server's sessions (§6.5): the live index that dispatch reads, kept in step with
+ * the store, which holds membership and its positions (what replay reads).
+ */
+export class LiveRooms {
+  readonly #hub: SessionHub;
+  /** Sessions of this server by room. */
+  readonly #members = new Map<string, Set<ServerSession>>();
+
+  constructor(hub: SessionHub) {
+    this.#hub = hub;
+  }
+
+  /** `session.join()`: see {@link Session.join}. */
+  join(session: ServerSession, name: string): Promise<void> {
+    const room = checkRoom(name);
+    if (session.ended || session.rooms.has(room)) return Promise.resolve();
+    const max = this.#hub.options.maxRoomsPerSession ?? DEFAULT_MAX_ROOMS;
+    if (session.rooms.size >= max) {
+      throw new UnbrokenTypeError('TOO_MANY_ROOMS', `expects a session to be in at most maxRoomsPerSession (${max}) rooms; leave one first`);
+    }
+    this.#add(session, room);
+    // Called now, not after an await: the membership starts at the store's head as of this call, and
+    // live dispatch (the index just updated) agrees with replay from the same message on.
+    const recorded = attempt(() => this.#hub.options.store.join(session.id, room));
+    this.#hub.emit('join', session, room);
+    return recorded.then(
+      () => undefined,
+      (error: unknown) => {
+        this.#remove(session, room);
+        throw new UnbrokenServerError('STORE_ERROR', `recording that session ${session.id} joined ${JSON.stringify(room)} failed`, { cause: error });
+      },
+    );
+  }
+
+  /** `session.leave()`: see {@link Session.leave}. */
+  leave(session: ServerSession, name: string): Promise<void> {
+    const room = checkRoom(name);
+    if (!session.rooms.has(room)) return Promise.resolve();
+    this.#remove(session, room);
+    const recorded = attempt(() => this.#hub.options.store.leave(session.id, room));
+    this.#hub.emit('leave', session, room);
+    return recorded.then(
+      () => undefined,
+      (error: unknown) => {
+        throw new UnbrokenServerError('STORE_ERROR', `recording that session ${session.id} left ${JSON.stringify(room)} failed`, { cause: error });
+      },
+    );
+  }
+
+  /** A session ended: it leaves every room (§6.5), each reported on `leave`. */
+  ended(session: ServerSession): void {
+    for (const room of [...session.rooms]) this.leave(session, room).catch((error: Error) => this.#hub.fail(error));
+  }
+
+  /** The sessions of this server in any of `rooms`, each once. */
+  recipients(rooms: readonly string[]): Set<ServerSession> {
+    if (rooms.length === 1) return this.#members.get(rooms[0]!) ?? new Set();
+    const found = new Set<ServerSession>();
+    for (const room of rooms) for (const session of this.#members.get(room) ?? []) found.add(session);
+    return found;
+  }
+
+  /** `server.to()`: see {@link RoomTarget}. */
+  target(names: string | readonly string[]): RoomTarget {
+    const rooms = checkRooms(names);
+    const hub = this.#hub;
+    return {
+      send: (data, options) => hub.append({ kind: 'rooms', rooms }, data, options),
+      async sessions() {
+        const lists = await Promise.all(rooms.map((room) => hub.options.store.members(room)));
+        const found = new Set<ServerSession>();
+        for (const id of lists.flat()) {
+          const session = hub.sessions.get(id);
+          if (session) found.add(session);
+        }
+        return [...found];
+      },
+    };
+  }
+
+  #add(session: ServerSession, room: string): void {
+    session.rooms.add(room);
+    let members = this.#members.get(room);
+    if (!members) this.#members.set(room, (members = new Set()));
+    members.add(session);
+  }
+
+  #remove(session: ServerSession, room: string): void {
+    session.rooms.delete(room);
+    const members = this.#members.get(room);
+    members?.delete(session);
+    if (members?.size === 0) this.#members.delete(room);
+  }
+}
+
+/** @default of `maxRoomsPerSession`. */
+export const DEFAULT_MAX_ROOMS = 100;
+
+/** Runs a store call, turning a synchronous throw into a rejection. */
+function attempt<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
