@@ -56,6 +56,22 @@ expectTypeOf<SessionEndReason>().toEqualTypeOf<'bye' | 'timeout' | 'closed' | 's
 expectTypeOf(realtime.on('connection', () => {})).toEqualTypeOf<() => void>();
 expectTypeOf(realtime.once('close', () => {})).toEqualTypeOf<() => void>();
 
+// Rooms: membership on the session, one target for one room or several.
+realtime.on('join', (session, room) => {
+  expectTypeOf(session).toExtend<Session>();
+  expectTypeOf(room).toEqualTypeOf<string>();
+  expectTypeOf(session.join('lobby')).toEqualTypeOf<Promise<void>>();
+  expectTypeOf(session.leave('lobby')).toEqualTypeOf<Promise<void>>();
+  expectTypeOf(session.rooms).toEqualTypeOf<ReadonlySet<string>>();
+});
+realtime.on('leave', (_session, room) => expectTypeOf(room).toEqualTypeOf<string>());
+expectTypeOf(realtime.to('lobby').send({ text: 'hi' }, { event: 'chat' })).toEqualTypeOf<Promise<string>>();
+expectTypeOf(realtime.to(['lobby', 'kitchen']).sessions()).resolves.items.toExtend<Session>();
+// @ts-expect-error: a room is named by a string
+realtime.to(42);
+// @ts-expect-error: a leave listener gets the room's name, not a number
+realtime.on('leave', (_session: Session, room: number) => room);
+
 // Wrong event names and listener signatures do not compile.
 // @ts-expect-error: no such event (it is `connection`)
 realtime.on('connect', () => {});

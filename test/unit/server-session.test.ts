@@ -955,3 +955,39 @@ describe('graceful shutdown (§10.2)', () => {
     await closing;
   });
 });
+
+describe('rooms in the hub (§6.5)', () => {
+  it('§6.5.session keeps a membership across a transport switch and replays the room on the new transport', async () => {
+    const t = setup();
+    const first = await t.open({}, { transport: 'websocket' });
+    const sid = first.hello.sid;
+    const session = t.hub.sessions.get(sid)!;
+    await session.join('lobby');
+    const live = await t.hub.to('lobby').send('live');
+    await first.untilMessage(live);
+    first.handle.closed();
+    const missed = [await t.hub.to('lobby').send('missed 1'), await t.broadcast('all'), await t.hub.to(['lobby', 'x']).send('missed 2')];
+    const second = await t.open({ sid, last: live }, { transport: 'long-polling' });
+    await second.untilMessage(missed[2]!);
+    expect(second.messageIds()).toEqual(missed);
+    expect([...session.rooms]).toEqual(['lobby']);
+  });
+
+  it('§6.5.session ends the membership with the session: a new session under the same id is in no room', async () => {
+    const t = setup();
+    const first = await t.open();
+    const sid = first.hello.sid;
+    const left: string[] = [];
+    t.emitter.on('leave', (session, room) => left.push(`${session.id === sid} ${room}`));
+    await t.hub.sessions.get(sid)!.join('lobby');
+    t.hub.sessions.get(sid)!.close();
+    expect(left).toEqual(['true lobby']);
+    const after = await t.hub.to('lobby').send('after the end');
+    const again = await t.open({ sid });
+    const marker = await t.hub.sessions.get(sid)!.send('marker');
+    await again.untilMessage(marker);
+    expect(again.messageIds()).not.toContain(after);
+    expect(await t.hub.to('lobby').sessions()).toEqual([]);
+    expect(await t.store.members('lobby')).toEqual([]);
+  });
+});
