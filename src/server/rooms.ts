@@ -18,7 +18,14 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  * @throws {UnbrokenTypeError} `INVALID_ROOM` otherwise.
  */
 export function checkRoom(room: unknown): string {
-  if (typeof room !== 'string' || room.length === 0 || CONTROL.test(room) || [...room].length > MAX_ROOM_LENGTH) {
+  // A code point takes one or two UTF-16 units: past twice the bound the name is too long uncounted.
+  if (
+    typeof room !== 'string' ||
+    room.length === 0 ||
+    room.length > 2 * MAX_ROOM_LENGTH ||
+    CONTROL.test(room) ||
+    (room.length > MAX_ROOM_LENGTH && [...room].length > MAX_ROOM_LENGTH)
+  ) {
     const shown = typeof room === 'string' ? JSON.stringify(room.length > 200 ? `${room.slice(0, 200)}…` : room) : typeof room;
     throw new UnbrokenTypeError(
       'INVALID_ROOM',
