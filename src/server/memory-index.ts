@@ -124,6 +124,13 @@ export class AddressIndex {
     return [...(this.#members.get(room)?.keys() ?? [])];
   }
 
+  /** Rooms `session` is in now. */
+  roomsOf(session: string): string[] {
+    const rooms: string[] = [];
+    for (const interval of this.#intervals.get(session) ?? []) if (interval.to === Infinity) rooms.push(interval.room);
+    return rooms;
+  }
+
   /**
    * The numbers of the messages of `session`'s stream after `after`, in order, at most `limit`; `more`
    * when there are others after them. Each address list is read from its first number after `after`:

@@ -75,10 +75,14 @@ export interface MessageStore {
   /** The ids of the sessions in `room` now, in no particular order. */
   members(room: string): Promise<string[]>;
   /**
+   * The rooms `sessionId` is in now, in no particular order: what a server process that has never
+   * seen the session learns its rooms from (a store shared by several processes).
+   */
+  roomsOf(sessionId: string): Promise<string[]>;
+  /**
    * Reads the stream of `sessionId` after `after`, at most `limit` messages: broadcasts, messages
    * addressed to it, and messages to a room it was in at the message's position (§6.5). When `after`
    * cannot be resumed from, the result carries a `gap`:
-   * `limit` messages. When `after` cannot be resumed from, the result carries a `gap`:
    * `invalid-id` (not an id this store could issue; continues from the head), `unknown-epoch` (another
    * epoch; continues from the oldest retained message of this epoch) or `expired` (older than
    * retention; continues from the oldest retained message).
@@ -212,6 +216,10 @@ export class MemoryStore implements MessageStore {
 
   async members(room: string): Promise<string[]> {
     return this.#index.members(room);
+  }
+
+  async roomsOf(sessionId: string): Promise<string[]> {
+    return this.#index.roomsOf(sessionId);
   }
 
   async read(sessionId: string, after: string, limit: number): Promise<ReadResult> {

@@ -197,6 +197,10 @@ export class GatedStore implements MessageStore {
     return this.inner.members(room);
   }
 
+  roomsOf(sessionId: string): Promise<string[]> {
+    return this.inner.roomsOf(sessionId);
+  }
+
   read(sessionId: string, after: string, limit: number): Promise<ReadResult> {
     return this.gated(() => this.inner.read(sessionId, after, limit));
   }

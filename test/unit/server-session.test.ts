@@ -211,6 +211,10 @@ class GatedStore implements MessageStore {
     return this.inner.members(room);
   }
 
+  roomsOf(sessionId: string): Promise<string[]> {
+    return this.inner.roomsOf(sessionId);
+  }
+
   head(): Promise<string> {
     return this.inner.head();
   }
@@ -484,6 +488,7 @@ describe('replay and the live seam (§6.3)', () => {
       join: (sessionId, room) => inner.join(sessionId, room),
       leave: (sessionId, room) => inner.leave(sessionId, room),
       members: (room) => inner.members(room),
+      roomsOf: (sessionId) => inner.roomsOf(sessionId),
       subscribe: (listener) => inner.subscribe(listener),
       async read(sessionId, after, limit) {
         reads++;
@@ -506,6 +511,7 @@ describe('replay and the live seam (§6.3)', () => {
       join: (sessionId, room) => inner.join(sessionId, room),
       leave: (sessionId, room) => inner.leave(sessionId, room),
       members: (room) => inner.members(room),
+      roomsOf: (sessionId) => inner.roomsOf(sessionId),
       subscribe: (listener) => inner.subscribe(listener),
       read: () => Promise.reject(new Error('store down')),
     };

@@ -1,0 +1,86 @@
+/**
+ * Session state shared by several server processes (docs/PROTOCOL.md §3.3, §3.4, §8, §10.3): what
+ * any process needs to serve any request of a session it has never seen, so that a load balancer
+ * needs no sticky sessions.
+ *
+ * A store that implements this interface besides {@link MessageStore} (the Redis one does) makes the
+ * server keep sessions, tickets, long-polling connections and the upstream sequence in it, and carry
+ * the few signals a session's processes exchange (a newer connection elsewhere, a `pong` for a stream
+ * held elsewhere). Without it — the in-memory store — the process's own memory is the only state,
+ * which is right for one process.
+ */
+import type { ServerFrame } from '../protocol/index.js';
+import type { Identity } from './identity.js';
+import type { MessageStore } from './store.js';
+import type { TicketGrant } from './tickets.js';
+
+/** A session as every process sees it. */
+export interface SharedSession {
+  /** The session's name (`sid`). */
+  readonly id: string;
+  /** The session key (§3.4). */
+  readonly key: string;
+  /** The identity it was created or last refreshed with (§3.5); `null` without `authenticate`. */
+  readonly user: Identity | null;
+  /** Highest client sequence number processed (§8). */
+  readonly processed: number;
+}
+
+/** What one process tells the others about a session. */
+export type Signal =
+  /** A connection of `session` attached at process `node`: any other connection of it closes (§3.3.supersede). */
+  | { readonly kind: 'attached'; readonly session: string; readonly node: string }
+  /** A frame for the session's stream (a `pong` to a ping that came by `POST P/send`), for whichever process holds it. */
+  | { readonly kind: 'frame'; readonly session: string; readonly frame: ServerFrame }
+  /** The session took a fresh identity (§3.5). */
+  | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
+  /** The session ended at process `node` (bye, logout, close): the others drop it. */
+  | { readonly kind: 'ended'; readonly session: string; readonly node: string };
+
+/**
+ * The shared state. Every method acts atomically for the processes sharing it; times are in ms;
+ * every entry expires by itself after its `ttl` unless refreshed, so a crashed process leaks nothing.
+ */
+export interface SessionState {
+  /**
+   * Creates the session unless one with its id exists. Returns the session stored — the existing
+   * one when there was one (whose key the caller must compare) — and whether this call created it.
+   */
+  createSession(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }>;
+  /** The session, or `null` when no process holds it (never created, ended, or expired). */
+  getSession(id: string): Promise<SharedSession | null>;
+  /** Records a fresh identity of the session (§3.5). Nothing happens for an unknown session. */
+  setUser(id: string, user: Identity): Promise<void>;
+  /** Keeps sessions (and their memberships and connections) alive for another `ttl`. */
+  touchSessions(ids: readonly string[], ttl: number): Promise<void>;
+  /** Ends a session: its entry is gone, tickets for it no longer admit it. */
+  deleteSession(id: string): Promise<void>;
+  /**
+   * Marks client messages `first`…`last` (consecutive sequence numbers, §8) processed, atomically:
+   * when `first` ≤ processed + 1, raises processed to `last` if higher. Returns processed as it was
+   * before — the caller hands over the messages above it — or `null` for an unknown session. A hole
+   * (`first` > processed + 1) changes nothing; the caller sees it from the returned value.
+   */
+  advance(id: string, first: number, last: number): Promise<number | null>;
+  /** Stores a ticket (§3.4) for `ttl`. */
+  putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void>;
+  /** Takes a ticket: its grant if stored and unexpired, else `null`; either way it is gone (single use). */
+  takeTicket(ticket: string): Promise<TicketGrant | null>;
+  /** Records that long-polling connection `connection` belongs to `session` (§7.4), for `ttl`. */
+  putConnection(connection: string, session: string, ttl: number): Promise<void>;
+  /** The session of long-polling connection `connection`, or `null`. */
+  getConnection(connection: string): Promise<string | null>;
+  /** Sends a signal to every process sharing the state, this one included. */
+  publish(signal: Signal): Promise<void>;
+  /** Calls `listener` with every signal published by any process. Returns the unsubscribe function. */
+  subscribeSignals(listener: (signal: Signal) => void): () => void;
+}
+
+/** A store that also shares session state. */
+export type SharedStore = MessageStore & SessionState;
+
+/** True when `store` shares session state with other processes. */
+export function sharesState(store: MessageStore): store is SharedStore {
+  const candidate = store as Partial<SessionState>;
+  return typeof candidate.createSession === 'function' && typeof candidate.advance === 'function' && typeof candidate.subscribeSignals === 'function';
+}
