@@ -121,7 +121,10 @@ export class SessionHub {
     this.limits = options.limits ?? unlimited(options.now);
     this.#emitter = emitter;
     this.#reauthentications = new Reauthentications(options.authenticate, options.now);
-    this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message));
+    this.#unsubscribe = options.store.subscribe(
+      (message) => this.#dispatch(message),
+      (change) => this.rooms.changed(change),
+    );
   }
 
   /** False once `close()` began: adapters refuse new connections with `SERVER_RESTART`. */

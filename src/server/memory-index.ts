@@ -119,6 +119,11 @@ export class AddressIndex {
     return true;
   }
 
+  /** True while `session` is in `room`. */
+  isMember(session: string, room: string): boolean {
+    return this.#members.get(room)?.has(session) ?? false;
+  }
+
   /** Sessions in `room` now. */
   members(room: string): string[] {
     return [...(this.#members.get(room)?.keys() ?? [])];

@@ -5,6 +5,7 @@
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { RoomTarget, ServerSession, Session } from './session.js';
+import type { MembershipChange } from './store.js';
 
 /** Longest room name, in characters (code points). */
 export const MAX_ROOM_LENGTH = 128;
@@ -63,9 +64,9 @@ export class LiveRooms {
     if (session.rooms.size >= max) {
       throw new UnbrokenTypeError('TOO_MANY_ROOMS', `expects a session to be in at most maxRoomsPerSession (${max}) rooms; leave one first`);
     }
-    this.#add(session, room);
-    // Called now, not after an await: the membership starts at the store's head as of this call, and
-    // live dispatch (the index just updated) agrees with replay from the same message on.
+    // The session's own view changes now (its limit and `rooms` must hold for the next call); live
+    // delivery follows the store's notification of the change, which comes in append order (§6.5).
+    session.rooms.add(room);
     const recorded = attempt(() => this.#hub.options.store.join(session.id, room));
     this.#hub.emit('join', session, room);
     return recorded.then(
@@ -81,7 +82,7 @@ export class LiveRooms {
   leave(session: ServerSession, name: string): Promise<void> {
     const room = checkRoom(name);
     if (!session.rooms.has(room)) return Promise.resolve();
-    this.#remove(session, room);
+    session.rooms.delete(room);
     const recorded = attempt(() => this.#hub.options.store.leave(session.id, room));
     this.#hub.emit('leave', session, room);
     return recorded.then(
@@ -92,9 +93,35 @@ export class LiveRooms {
     );
   }
 
+  /**
+   * The store told a change of membership, in append order: the session (when this server holds it)
+   * gets the room's later messages live, or no longer — whichever process made the change.
+   */
+  changed(change: MembershipChange): void {
+    const session = this.#hub.sessions.get(change.session);
+    if (!session || session.ended) return;
+    if (change.joined) this.#add(session, change.room);
+    else this.#remove(session, change.room);
+  }
+
+  /** A session this server held learnt its rooms from the store (another process served it before). */
+  adopted(session: ServerSession, rooms: readonly string[]): void {
+    for (const room of rooms) this.#add(session, room);
+  }
+
   /** A session ended: it leaves every room (§6.5), each reported on `leave`. */
   ended(session: ServerSession): void {
-    for (const room of [...session.rooms]) this.leave(session, room).catch((error: Error) => this.#hub.fail(error));
+    const rooms = [...session.rooms];
+    this.released(session);
+    for (const room of rooms) {
+      session.rooms.add(room);
+      this.leave(session, room).catch((error: Error) => this.#hub.fail(error));
+    }
+  }
+
+  /** This server no longer holds the session (it ended, or another process serves it now). */
+  released(session: ServerSession): void {
+    for (const room of [...session.rooms]) this.#remove(session, room);
   }
 
   /** The sessions of this server in any of `rooms`, each once. */

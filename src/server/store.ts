@@ -37,6 +37,14 @@ export interface NewMessage {
   readonly data: Payload;
 }
 
+/** A membership that began or ended (§6.5), told to subscribers in append order. */
+export interface MembershipChange {
+  readonly session: string;
+  readonly room: string;
+  /** True for a join, false for a leave. */
+  readonly joined: boolean;
+}
+
 /** One page of a session's stream (§6.3). */
 export interface ReadResult {
   /**
@@ -89,10 +97,13 @@ export interface MessageStore {
    */
   read(sessionId: string, after: string, limit: number): Promise<ReadResult>;
   /**
-   * Calls `listener` with every appended message, in append order, as it is appended. Returns the
+   * Calls `listener` with every appended message, in append order, and `memberships` (when given)
+   * with every join and leave that changed a membership, in the same order: a server delivers a room's
+   * messages live to the sessions the changes so far put in it, which is what a read of their
+   * streams returns (§6.5) — also when another process sharing the store made the change. Returns the
    * unsubscribe function. Listeners must not throw.
    */
-  subscribe(listener: (message: StoredMessage) => void): () => void;
+  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void;
   /** Releases the store's resources; a closed store rejects appends. */
   close?(): Promise<void>;
 }
@@ -162,6 +173,7 @@ export class MemoryStore implements MessageStore {
   #offset = 0;
   #lastN = 0;
   #listeners = new Set<(message: StoredMessage) => void>();
+  #membershipListeners = new Set<(change: MembershipChange) => void>();
   readonly #index = new AddressIndex();
   #closed = false;
 
@@ -207,11 +219,16 @@ export class MemoryStore implements MessageStore {
 
   // Each of these acts when called, before its promise settles: the position is the head as of the call.
   async join(sessionId: string, room: string): Promise<string> {
-    return this.#id(this.#index.join(sessionId, room, this.#lastN));
+    const open = this.#index.isMember(sessionId, room);
+    const position = this.#id(this.#index.join(sessionId, room, this.#lastN));
+    if (!open) this.#tellMembership({ session: sessionId, room, joined: true });
+    return position;
   }
 
   async leave(sessionId: string, room: string): Promise<string | null> {
-    return this.#index.leave(sessionId, room, this.#lastN) ? this.#id(this.#lastN) : null;
+    if (!this.#index.leave(sessionId, room, this.#lastN)) return null;
+    this.#tellMembership({ session: sessionId, room, joined: false });
+    return this.#id(this.#lastN);
   }
 
   async members(room: string): Promise<string[]> {
@@ -257,21 +274,29 @@ export class MemoryStore implements MessageStore {
     return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
   }
 
-  subscribe(listener: (message: StoredMessage) => void): () => void {
-    // A wrapper per call, so the same function subscribed twice is two subscriptions.
+  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void {
+    // Wrappers per call, so the same function subscribed twice is two subscriptions.
     const wrapped = (message: StoredMessage) => listener(message);
+    const wrappedMemberships = memberships && ((change: MembershipChange) => memberships(change));
     this.#listeners.add(wrapped);
+    if (wrappedMemberships) this.#membershipListeners.add(wrappedMemberships);
     return () => {
       this.#listeners.delete(wrapped);
+      if (wrappedMemberships) this.#membershipListeners.delete(wrappedMemberships);
     };
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#listeners.clear();
+    this.#membershipListeners.clear();
     this.#entries = [];
     this.#offset = 0;
     this.#index.clear();
+  }
+
+  #tellMembership(change: MembershipChange): void {
+    for (const listener of this.#membershipListeners) listener(change);
   }
 
   #id(n: number): string {

@@ -13,6 +13,7 @@ import {
   type ServerOptions,
   type Session,
   type StoredMessage,
+  type MembershipChange,
 } from '../../src/server/index.js';
 import { startServer } from './start-server.js';
 import { RawWs, type RawWsOptions } from './raw-ws.js';
@@ -205,8 +206,8 @@ export class GatedStore implements MessageStore {
     return this.gated(() => this.inner.read(sessionId, after, limit));
   }
 
-  subscribe(listener: (message: StoredMessage) => void): () => void {
-    return this.inner.subscribe(listener);
+  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void {
+    return this.inner.subscribe(listener, memberships);
   }
 
   close(): Promise<void> {
