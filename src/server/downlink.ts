@@ -61,6 +61,8 @@ export class Downlink implements ConnectionHandle {
   #roomWaiter: (() => void) | null = null;
   #gone = false;
   readonly #address: string;
+  /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
+  readonly attachedAt: number;
 
   constructor(session: ServerSession, connection: Connection, hub: SessionHub, address: string, request: http.IncomingMessage | null) {
     this.session = session;
@@ -69,7 +71,17 @@ export class Downlink implements ConnectionHandle {
     this.request = request;
     this.#hub = hub;
     this.#binaryFrames = connection.writeBinary !== undefined;
-    this.#idleSince = this.#probedAt = hub.options.now();
+    this.#idleSince = this.#probedAt = this.attachedAt = hub.options.now();
+  }
+
+  /**
+   * Continues a long-polling connection another process served (cluster.ts): parked at `cursor`,
+   * where the client stands, so its poll reads the stream from the store (§12.1), after an ack.
+   */
+  continueFrom(cursor: string): void {
+    this.#cursor = cursor;
+    this.#state = 'parked';
+    this.#replays++;
   }
 
   get cursor(): string | null {
@@ -117,13 +129,37 @@ export class Downlink implements ConnectionHandle {
 
   receive(frames: readonly UpstreamFrame[]): void {
     if (this.#state === 'closed') return; // §8: nothing is processed after the close frame
+    const cluster = this.#hub.cluster;
+    if (cluster === null) {
+      this.#process(frames, () => this.#state === 'closed');
+      return;
+    }
+    // §8 across processes: the batch's messages are marked processed in the store before any is
+    // handed over — and once marked they are handed over even if the link closed meanwhile.
+    cluster.claim(this.session, frames).then(
+      (known) => {
+        if (known) this.#process(frames, () => false);
+        else cluster.lost(this.session);
+      },
+      (error: unknown) => {
+        if (error instanceof ProtocolViolation) {
+          this.close({ kind: 'error', code: 'PROTOCOL_ERROR', message: error.message });
+          return;
+        }
+        this.#hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${this.session.id} could not be marked processed`, { cause: error }));
+        this.close({ kind: 'error', code: 'INTERNAL_ERROR', message: 'the server could not reach its store; resume' });
+      },
+    );
+  }
+
+  #process(frames: readonly UpstreamFrame[], stop: () => boolean): void {
     let result: { messages: boolean; bye: boolean };
     try {
       const request = this.request;
       result = this.session.process(
         frames,
         (frame) => this.#enqueueFrame(frame),
-        () => this.#state === 'closed',
+        stop,
         (credentials) => request && this.#hub.reauthenticate(this.session, { link: this, request, credentials }),
       );
     } catch (error) {

@@ -24,6 +24,10 @@ import { openStream, replayFrom } from './replay.js';
 import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session } from './session.js';
 import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
 import { LiveRooms } from './rooms.js';
+import { Cluster, type PreparedSession } from './cluster.js';
+import { sharesState } from './shared-state.js';
+import type { Identity } from './identity.js';
+import type { SessionEndReason } from './session.js';
 import type { Address, MessageStore, StoredMessage } from './store.js';
 
 export interface HubOptions {
@@ -113,6 +117,8 @@ export class SessionHub {
   #unsubscribe: (() => void) | null;
   #sweep: ReturnType<typeof setInterval> | null = null;
   #state: 'running' | 'closing' | 'closed' = 'running';
+  /** The other processes sharing the store, when it shares session state (cluster.ts); else null. */
+  readonly cluster: Cluster | null;
   #closing: Promise<void> | null = null;
   #linksGone: (() => void) | null = null;
 
@@ -120,11 +126,12 @@ export class SessionHub {
     this.options = options;
     this.limits = options.limits ?? unlimited(options.now);
     this.#emitter = emitter;
-    this.#reauthentications = new Reauthentications(options.authenticate, options.now);
-    this.#unsubscribe = options.store.subscribe(
-      (message) => this.#dispatch(message),
-      (change) => this.rooms.changed(change),
-    );
+    this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
+    this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message), {
+      membership: (change) => this.rooms.changed(change),
+      historyLost: () => this.#historyLost(),
+    });
+    this.cluster = sharesState(options.store) ? new Cluster(this, options.store) : null;
   }
 
   /** False once `close()` began: adapters refuse new connections with `SERVER_RESTART`. */
@@ -146,14 +153,22 @@ export class SessionHub {
     return this.sessions.has(sid) ? 'none' : 'same-id';
   }
 
-  /** Attaches a new connection to its session, creating the session when needed (§3.3). */
-  connect(connection: Connection, params: ConnectParams): ConnectionHandle {
+  /** A session object of this server (not yet in `sessions`). */
+  createSession(id: string, key: string, user: Identity | null, address: string): ServerSession {
+    return new ServerSession(id, key, user, this, address);
+  }
+
+  /**
+   * Attaches a new connection to its session, creating the session when needed (§3.3). With a store
+   * shared by several processes the session was found or created there first (`prepared`).
+   */
+  connect(connection: Connection, params: ConnectParams, prepared?: PreparedSession): ConnectionHandle {
     const sid = params.sid !== null && SECRET_PATTERN.test(params.sid) ? params.sid : null;
     const key = sid !== null && params.key !== null && SECRET_PATTERN.test(params.key) ? params.key : null;
-    const existing = sid === null ? undefined : this.sessions.get(sid);
+    const existing = prepared ? (prepared.created ? undefined : prepared.session) : sid === null ? undefined : this.sessions.get(sid);
     const resumed = existing !== undefined;
     const address = params.address ?? 'local';
-    const session = existing ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this, address);
+    const session = existing ?? prepared?.session ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this, address);
     const link = new Downlink(session, connection, this, address, params.request ?? null);
     this.#links.add(link);
     this.limits.connectionOpened(address);
@@ -170,14 +185,8 @@ export class SessionHub {
     if (!resumed) {
       this.sessions.set(session.id, session);
       this.limits.sessionOpened(address);
-    } else if (params.user !== null) existing.adopt(params.user);
-    const previous = session.link;
-    session.link = link;
-    // §3.5: an identity close to its expiry asks this connection for fresh credentials.
-    session.attached();
-    // §3.3: the previous connection closes after the new one is attached.
-    previous?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
-    this.#startSweep();
+    } else if (params.user !== null) this.adopt(existing, params.user);
+    this.#attach(session, link);
     // §6.4: a stream without `last` starts at the head as of now, when the link is subscribed — so a
     // message the application sends from its 'connection' listener is part of it.
     const start = params.last === null ? this.options.store.head() : Promise.resolve(params.last);
@@ -186,6 +195,51 @@ export class SessionHub {
     if (!resumed) this.emit('connection', session);
     void openStream(this, link, params, resumed, start);
     return link;
+  }
+
+  /**
+   * Continues, on this process, a long-polling connection another process served until now (§7.4,
+   * cluster.ts): no new `hello`; the link starts parked at `last`, where the client stands, so the
+   * poll it holds reads the stream from the store as a parked link's does (§12.1).
+   */
+  continueConnection(connection: Connection, session: ServerSession, last: string, address: string, request: http.IncomingMessage): ConnectionHandle {
+    const link = new Downlink(session, connection, this, address, request);
+    this.#links.add(link);
+    this.limits.connectionOpened(address);
+    link.continueFrom(last);
+    this.#attach(session, link);
+    return link;
+  }
+
+  /** Makes `link` the session's connection; the previous one closes after (§3.3.supersede). */
+  #attach(session: ServerSession, link: Downlink): void {
+    const previous = session.link;
+    session.link = link;
+    session.lastUsed = this.options.now();
+    // §3.5: an identity close to its expiry asks this connection for fresh credentials.
+    session.attached();
+    previous?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
+    this.cluster?.attached(session, link);
+    this.#startSweep();
+  }
+
+  /** The session takes a fresh identity of its user (§3.5); with a shared store every process learns it. */
+  adopt(session: ServerSession, user: Identity): void {
+    session.adopt(user);
+    this.cluster?.adopted(session, user);
+  }
+
+  /**
+   * This server no longer serves `session`, which lives on in the shared store (another process took
+   * its connection, or it was learnt for one request): it leaves `sessions` without ending.
+   */
+  release(session: ServerSession): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    this.limits.sessionClosed(session.address);
+    this.rooms.released(session);
+    session.released();
+    if (this.sessions.size === 0) this.#stopSweep();
   }
 
   /**
@@ -200,11 +254,16 @@ export class SessionHub {
    */
   upstream(sid: string, frames: readonly UpstreamFrame[], request?: http.IncomingMessage): ServerFrame[] | null {
     const session = this.sessions.get(sid);
-    if (!session) return null;
+    return session ? this.processUpstream(session, frames, request) : null;
+  }
+
+  /** {@link upstream} for a session already found (with a shared store, after `cluster.claim`). */
+  processUpstream(session: ServerSession, frames: readonly UpstreamFrame[], request?: http.IncomingMessage): ServerFrame[] {
     const link = session.link;
+    session.lastUsed = this.options.now();
     const { bye } = session.process(
       frames,
-      (frame) => link?.reply(frame),
+      (frame) => (this.cluster ? this.cluster.reply(session, frame) : link?.reply(frame)),
       () => false,
       (credentials) => request && this.reauthenticate(session, { link, request, credentials }),
     );
@@ -338,13 +397,29 @@ export class SessionHub {
   }
 
   /** @internal a session ended. */
-  sessionEnded(session: ServerSession): void {
-    this.rooms.ended(session);
+  sessionEnded(session: ServerSession, reason: SessionEndReason): void {
+    // With a shared store a shutdown leaves the session to the other processes: its client resumes
+    // there, in its rooms (§10.2).
+    if (this.cluster && reason === 'shutdown') this.rooms.released(session);
+    else this.rooms.ended(session);
+    if (this.cluster && reason !== 'shutdown' && this.sessions.get(session.id) === session) this.cluster.ended(session);
     if (this.sessions.get(session.id) === session) {
       this.sessions.delete(session.id);
       this.limits.sessionClosed(session.address);
     }
     if (this.sessions.size === 0) this.#stopSweep();
+  }
+
+  /**
+   * The store lost its history (§6.2): every connection closes so that its client resumes and is told
+   * the gap, and the sessions, whose state went with the history, are released here — their clients
+   * come back to sessions created anew under the same ids (§3.3.same-id).
+   */
+  #historyLost(): void {
+    for (const session of [...this.sessions.values()]) {
+      session.link?.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the store lost its history; resume' });
+      if (this.cluster) this.release(session);
+    }
   }
 
   #dispatch(message: StoredMessage): void {
@@ -406,6 +481,7 @@ export class SessionHub {
 
   async #shutdown(): Promise<void> {
     this.#state = 'closing';
+    this.cluster?.stop();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     const { random, shutdownJitter } = this.options;
@@ -416,6 +492,11 @@ export class SessionHub {
     this.#stopSweep();
     if (this.#links.size > 0) await new Promise<void>((resolve) => (this.#linksGone = resolve));
     this.#state = 'closed';
+  }
+
+  /** @internal the sweep runs while the server holds sessions (cluster.ts adds some without a link). */
+  startSweep(): void {
+    this.#startSweep();
   }
 
   #startSweep(): void {
@@ -434,6 +515,7 @@ export class SessionHub {
     const now = this.options.now();
     for (const session of [...this.sessions.values()]) {
       if (session.link) session.link.tick(now);
+      else if (session.residency === 'visitor') this.cluster?.sweep(session, now);
       else if (now - session.detachedAt >= this.options.sessionTimeout) session.end('timeout');
     }
     this.limits.prune();

@@ -7,7 +7,7 @@ export type { Sendable } from './sendable.js';
 export type { RoomTarget, ServerEvents, Session, SessionEndReason } from './session.js';
 export type { ServerStats } from './hub.js';
 export type { Authenticate, Identity } from './identity.js';
-export { MemoryStore, type MemoryStoreOptions, type Address, type MembershipChange, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
+export { MemoryStore, type MemoryStoreOptions, type Address, type MembershipChange, type MessageStore, type StoreEvents, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';
 export type { Listener } from './emitter.js';
 export type { SessionState, SharedSession, SharedStore, Signal } from './shared-state.js';

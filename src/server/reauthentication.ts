@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import type { JsonValue } from '../protocol/index.js';
 import type { Downlink } from './downlink.js';
-import { authenticateRequest, identityId, type Authenticate } from './identity.js';
+import { authenticateRequest, identityId, type Authenticate, type Identity } from './identity.js';
 import type { ServerSession } from './session.js';
 
 /** Fresh credentials waiting for `authenticate` (§3.5). */
@@ -22,10 +22,13 @@ export class Reauthentications {
   readonly #running = new Map<ServerSession, { next: Reauthentication | undefined }>();
   readonly #authenticate: Authenticate | null;
   readonly #now: () => number;
+  /** Takes a fresh identity for the session (the hub's, which also tells other processes). */
+  readonly #adopt: (session: ServerSession, identity: Identity) => void;
 
-  constructor(authenticate: Authenticate | null, now: () => number) {
+  constructor(authenticate: Authenticate | null, now: () => number, adopt: (session: ServerSession, identity: Identity) => void) {
     this.#authenticate = authenticate;
     this.#now = now;
+    this.#adopt = adopt;
   }
 
   /**
@@ -49,7 +52,7 @@ export class Reauthentications {
       for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
         const identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
         if (session.ended) break;
-        if (identity !== null && identity.id === identityId(session.user)) session.adopt(identity);
+        if (identity !== null && identity.id === identityId(session.user)) this.#adopt(session, identity);
         else if (current.link !== null && session.link === current.link) {
           current.link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the fresh credentials were refused' });
         }

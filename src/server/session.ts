@@ -147,13 +147,20 @@ export class ServerSession implements Session {
   #inbound: TokenBucket | null = null;
   /** The rooms it is in, as this server knows them; the store holds the positions (§6.5). */
   readonly rooms = new Set<string>();
+  /**
+   * With a store shared by several processes (cluster.ts): `owner` when its latest connection
+   * attached here, `visitor` when learnt from the store for one request. Always `owner` otherwise.
+   */
+  residency: 'owner' | 'visitor' = 'owner';
+  /** When a request last used it here (a visitor unused for a while is dropped, cluster.ts). */
+  lastUsed: number;
 
   constructor(id: string, key: string, user: Identity | null, hub: SessionHub, address: string) {
     this.id = id;
     this.key = key;
     this.#hub = hub;
     this.address = address;
-    this.detachedAt = hub.options.now();
+    this.detachedAt = this.lastUsed = hub.options.now();
     this.#user = user;
     this.#expiry = new IdentityExpiry<Downlink>(
       {
@@ -180,6 +187,11 @@ export class ServerSession implements Session {
     if (this.#ended) return;
     this.#user = user;
     this.#expiry.adopt(user.expiresAt);
+  }
+
+  /** This process no longer serves the session (another does): its timers stop; it is not ended. */
+  released(): void {
+    this.#expiry.stop();
   }
 
   /** A connection attached: it gets the `auth` request now if one is due (§3.5). */
@@ -233,7 +245,7 @@ export class ServerSession implements Session {
     this.#ended = true;
     this.#expiry.stop();
     this.link?.close({ kind: 'end' });
-    this.#hub.sessionEnded(this);
+    this.#hub.sessionEnded(this, reason);
     this.#hub.emit('close', this, reason);
   }
 

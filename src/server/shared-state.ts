@@ -28,14 +28,17 @@ export interface SharedSession {
 
 /** What one process tells the others about a session. */
 export type Signal =
-  /** A connection of `session` attached at process `node`: any other connection of it closes (§3.3.supersede). */
-  | { readonly kind: 'attached'; readonly session: string; readonly node: string }
+  /**
+   * A connection of `session` attached at process `node` at time `at` (ms since the epoch): any
+   * connection of it that attached before closes (§3.3.supersede).
+   */
+  | { readonly kind: 'attached'; readonly session: string; readonly node: string; readonly at: number }
   /** A frame for the session's stream (a `pong` to a ping that came by `POST P/send`), for whichever process holds it. */
   | { readonly kind: 'frame'; readonly session: string; readonly frame: ServerFrame }
   /** The session took a fresh identity (§3.5). */
   | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
   /** The session ended at process `node` (bye, logout, close): the others drop it. */
-  | { readonly kind: 'ended'; readonly session: string; readonly node: string };
+  | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number };
 
 /**
  * The shared state. Every method acts atomically for the processes sharing it; times are in ms;

@@ -45,6 +45,21 @@ export interface MembershipChange {
   readonly joined: boolean;
 }
 
+/** What a store tells its subscribers besides messages. */
+export interface StoreEvents {
+  /**
+   * A join or leave changed a membership, told in append order with the messages: a server delivers
+   * a room's messages live to the sessions the changes so far put in it, which is what a read of
+   * their streams returns (§6.5) — also when another process sharing the store made the change.
+   */
+  membership?(change: MembershipChange): void;
+  /**
+   * The store lost its history and began a new epoch (a store server restarted without persistence,
+   * §6.2): live streams must resume, so that each client is told the gap once.
+   */
+  historyLost?(): void;
+}
+
 /** One page of a session's stream (§6.3). */
 export interface ReadResult {
   /**
@@ -97,13 +112,11 @@ export interface MessageStore {
    */
   read(sessionId: string, after: string, limit: number): Promise<ReadResult>;
   /**
-   * Calls `listener` with every appended message, in append order, and `memberships` (when given)
-   * with every join and leave that changed a membership, in the same order: a server delivers a room's
-   * messages live to the sessions the changes so far put in it, which is what a read of their
-   * streams returns (§6.5) — also when another process sharing the store made the change. Returns the
-   * unsubscribe function. Listeners must not throw.
+   * Calls `listener` with every appended message, in append order, and `events` with what else the
+   * server must know in that order (see {@link StoreEvents}). Returns the unsubscribe function.
+   * Listeners must not throw.
    */
-  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void;
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void;
   /** Releases the store's resources; a closed store rejects appends. */
   close?(): Promise<void>;
 }
@@ -274,10 +287,12 @@ export class MemoryStore implements MessageStore {
     return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
   }
 
-  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void {
-    // Wrappers per call, so the same function subscribed twice is two subscriptions.
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+    // Wrappers per call, so the same function subscribed twice is two subscriptions. An instance's
+    // history is never lost while it lives (a new instance is a new epoch), so no `historyLost`.
     const wrapped = (message: StoredMessage) => listener(message);
-    const wrappedMemberships = memberships && ((change: MembershipChange) => memberships(change));
+    const membership = events?.membership;
+    const wrappedMemberships = membership && ((change: MembershipChange) => membership.call(events, change));
     this.#listeners.add(wrapped);
     if (wrappedMemberships) this.#membershipListeners.add(wrappedMemberships);
     return () => {

@@ -13,7 +13,7 @@ import {
   type ServerOptions,
   type Session,
   type StoredMessage,
-  type MembershipChange,
+  type StoreEvents,
 } from '../../src/server/index.js';
 import { startServer } from './start-server.js';
 import { RawWs, type RawWsOptions } from './raw-ws.js';
@@ -206,8 +206,8 @@ export class GatedStore implements MessageStore {
     return this.gated(() => this.inner.read(sessionId, after, limit));
   }
 
-  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void {
-    return this.inner.subscribe(listener, memberships);
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+    return this.inner.subscribe(listener, events);
   }
 
   close(): Promise<void> {

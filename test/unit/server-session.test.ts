@@ -24,7 +24,7 @@ import {
   type Session,
   type SessionEndReason,
   type StoredMessage,
-  type MembershipChange,
+  type StoreEvents,
 } from '../../src/server/index.js';
 import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
 import { MAX_BATCH_CHARS } from '../../src/server/downlink.js';
@@ -238,8 +238,8 @@ class GatedStore implements MessageStore {
     return result;
   }
 
-  subscribe(listener: (message: StoredMessage) => void, memberships?: (change: MembershipChange) => void): () => void {
-    return this.inner.subscribe(listener, memberships);
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+    return this.inner.subscribe(listener, events);
   }
 }
 
@@ -490,7 +490,7 @@ describe('replay and the live seam (§6.3)', () => {
       leave: (sessionId, room) => inner.leave(sessionId, room),
       members: (room) => inner.members(room),
       roomsOf: (sessionId) => inner.roomsOf(sessionId),
-      subscribe: (listener, memberships) => inner.subscribe(listener, memberships),
+      subscribe: (listener, events) => inner.subscribe(listener, events),
       async read(sessionId, after, limit) {
         reads++;
         return reads === 2 ? { cursor: 'e-900', gap: 'expired', messages: [], more: false } : inner.read(sessionId, after, limit);
@@ -513,7 +513,7 @@ describe('replay and the live seam (§6.3)', () => {
       leave: (sessionId, room) => inner.leave(sessionId, room),
       members: (room) => inner.members(room),
       roomsOf: (sessionId) => inner.roomsOf(sessionId),
-      subscribe: (listener, memberships) => inner.subscribe(listener, memberships),
+      subscribe: (listener, events) => inner.subscribe(listener, events),
       read: () => Promise.reject(new Error('store down')),
     };
     const t = setup({ store });

@@ -19,7 +19,9 @@ import { admit, admitRequest, answerBatch, answerError, queryValue } from '../ht
 import type { ServerSession } from '../session.js';
 import { SECRET_PATTERN, type TicketGrant } from '../tickets.js';
 import type { TransportContext } from './context.js';
-import { NO_TICKET, redeemTicket } from './ticket.js';
+import { NO_TICKET, admitByTicket } from './ticket.js';
+import type { Cluster, PreparedSession } from '../cluster.js';
+import { UnbrokenServerError } from '../errors.js';
 
 interface Poll {
   readonly request: http.IncomingMessage;
@@ -192,23 +194,93 @@ export class LongPollingTransport {
     // §3.4: a poll that continues no connection opens one, and that takes a ticket — or the secret
     // connection id of the session's open long-polling connection, with a `last` from before an
     // answer that was lost (§7.4): the new connection replays from there.
-    const grant = ticket !== null ? redeemTicket(this.#context, url) : current && !current.isClosed ? current.grant() : null;
-    if (grant === null) {
-      answerError(request, response, NO_TICKET.code, NO_TICKET.message);
+    const open = (grant: TicketGrant, prepared?: PreparedSession): void => {
+      const taken = id === null ? undefined : this.#connections.get(id);
+      if (taken && taken.sessionId !== grant.sid) {
+        // Registering it would let this session's polls continue another's connection.
+        answerError(request, response, 'PROTOCOL_ERROR', `expects a connection id no other session uses (${CONNECTION_HEADER})`);
+        return;
+      }
+      const connection = this.#connection(id);
+      connection.hold(request, response);
+      const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: opening.address }, prepared);
+      connection.bind(handle);
+      this.#register(id, connection, handle.session.id);
+    };
+    if (ticket !== null) {
+      admitByTicket(
+        this.#context,
+        url,
+        opening.address,
+        ({ grant, prepared }) => open(grant, prepared),
+        (code, message) => answerError(request, response, code, message),
+        () => response.destroyed,
+      );
       return;
     }
-    const taken = id === null ? undefined : this.#connections.get(id);
-    if (taken && taken.sessionId !== grant.sid) {
-      // Registering it would let this session's polls continue another's connection.
-      answerError(request, response, 'PROTOCOL_ERROR', `expects a connection id no other session uses (${CONNECTION_HEADER})`);
+    const grant = current && !current.isClosed ? current.grant() : null;
+    if (grant !== null) {
+      open(grant);
       return;
     }
-    const connection = new LongPollConnection(this.#context, (gone) => {
+    if (hub.cluster !== null && id !== null && last !== null) {
+      this.#continueElsewhere(hub.cluster, id, last, request, response, opening.address);
+      return;
+    }
+    answerError(request, response, NO_TICKET.code, NO_TICKET.message);
+  }
+
+  /**
+   * With a store shared by several processes (cluster.ts), a poll may continue a connection another
+   * process served until now: the store knows the connection's session, and the stream is read from
+   * the poll's `last` — where the client stands — as a parked link's is (§7.4, §12.1). No `hello`:
+   * for the client it is the same connection.
+   */
+  #continueElsewhere(cluster: Cluster, id: string, last: string, request: http.IncomingMessage, response: http.ServerResponse, address: string): void {
+    const { hub } = this.#context;
+    void (async () => {
+      let session: ServerSession | null = null;
+      try {
+        const sid = await cluster.state.getConnection(id);
+        session = sid === null ? null : await cluster.find(sid, address);
+      } catch (error) {
+        hub.fail(new UnbrokenServerError('STORE_ERROR', 'a poll could not be served: the store failed', { cause: error }));
+        answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+        return;
+      }
+      if (response.destroyed) return;
+      if (session === null || session.ended) {
+        answerError(request, response, NO_TICKET.code, NO_TICKET.message);
+        return;
+      }
+      const local = this.#connections.get(id);
+      if (local && !local.isClosed) {
+        // It came back here meanwhile: the regular rules apply (this poll is a lost answer's repeat).
+        answerError(request, response, NO_TICKET.code, NO_TICKET.message);
+        return;
+      }
+      const connection = this.#connection(id);
+      connection.hold(request, response);
+      const handle = hub.continueConnection(connection, session, last, address, request);
+      connection.bind(handle);
+      this.#register(id, connection, session.id);
+      handle.resume();
+    })();
+  }
+
+  #connection(id: string | null): LongPollConnection {
+    return new LongPollConnection(this.#context, (gone) => {
       if (id !== null && this.#connections.get(id) === gone) this.#connections.delete(id);
     });
-    connection.hold(request, response);
-    const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: opening.address });
-    connection.bind(handle);
-    if (id !== null && !connection.isClosed) this.#connections.set(id, connection);
+  }
+
+  /** Lists an open connection under its id; with a shared store, the other processes learn it too. */
+  #register(id: string | null, connection: LongPollConnection, sid: string): void {
+    if (id === null || connection.isClosed) return;
+    this.#connections.set(id, connection);
+    const cluster = this.#context.hub.cluster;
+    cluster?.state.putConnection(id, sid, cluster.ttl).catch((error: unknown) => {
+      this.#context.hub.fail(new UnbrokenServerError('STORE_ERROR', 'recording a long-polling connection failed', { cause: error }));
+    });
   }
 }

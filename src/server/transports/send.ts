@@ -5,7 +5,9 @@
 import type http from 'node:http';
 import { ProtocolViolation, decodeClientBatch, encodeBatch, type ErrorCode, type ServerFrame } from '../../protocol/index.js';
 import { admitRequest, answerBatch, answerError, hasUpstreamHeaders } from '../http.js';
-import { toUpstream } from '../connection.js';
+import { toUpstream, type UpstreamFrame } from '../connection.js';
+import { UnbrokenServerError } from '../errors.js';
+import type { ServerSession } from '../session.js';
 import type { TransportContext } from './context.js';
 import { sessionOfHeader } from './ticket.js';
 
@@ -51,7 +53,7 @@ function refuseBeforeBody(
 
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
-  const { hub, maxMessageSize, bodyTimeout } = context;
+  const { hub } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
     refuseBeforeBody(request, response, context, admission.code, admission.message);
@@ -62,11 +64,32 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
     return;
   }
   // §3.4: the session is named by X-Unbroken-Session: <sid>.<key>; a wrong key is no session at all.
-  const session = sessionOfHeader(context, request);
-  if (session === null) {
+  const found = sessionOfHeader(context, request);
+  if (found instanceof Promise) {
+    // A store shared by several processes: the session may be learnt from it (cluster.ts). The body
+    // stays unread meanwhile (no 'data' listener yet).
+    found.then(
+      (session) => {
+        if (!request.destroyed) serveSession(context, request, response, session);
+      },
+      (error: unknown) => {
+        hub.fail(new UnbrokenServerError('STORE_ERROR', 'a request could not be served: the store failed', { cause: error }));
+        refuseBeforeBody(request, response, context, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+      },
+    );
+    return;
+  }
+  serveSession(context, request, response, found);
+}
+
+/** The rest of `POST P/send` once its session is known (`null`: none, or a wrong key). */
+function serveSession(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, found: ServerSession | null): void {
+  const { hub, maxMessageSize, bodyTimeout } = context;
+  if (found === null) {
     refuseBeforeBody(request, response, context, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
     return;
   }
+  const session: ServerSession = found;
   const sid = session.id;
   if (session.expired) {
     // §3.5: past expiry nothing more is taken from this identity until it authenticates again.
@@ -125,23 +148,56 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
         return;
       }
       // The session may have ended, and another been created with its id, while the body arrived.
-      if (hub.sessions.get(sid) !== session) {
+      if (session.ended || (hub.cluster === null && hub.sessions.get(sid) !== session)) {
         answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
         return;
       }
-      let replies: ServerFrame[] | null;
+      let frames: UpstreamFrame[];
       try {
-        replies = hub.upstream(sid, toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8'))), request);
+        frames = toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8')));
       } catch (error) {
-        const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
-        answerError(request, response, 'PROTOCOL_ERROR', message);
+        answerProtocolError(error);
         return;
       }
-      if (replies === null) {
-        answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+      if (hub.cluster === null) {
+        process(frames);
         return;
       }
-      answerBatch(request, response, encodeBatch(replies));
+      // §8 across processes: the batch's messages are marked processed in the store first.
+      hub.cluster.claim(session, frames).then(
+        (known) => {
+          if (known) {
+            process(frames);
+            return;
+          }
+          hub.cluster?.lost(session);
+          answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+        },
+        (error: unknown) => {
+          if (error instanceof ProtocolViolation) {
+            answerProtocolError(error);
+            return;
+          }
+          hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${sid} could not be marked processed`, { cause: error }));
+          answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+        },
+      );
     });
+  }
+
+  function process(frames: readonly UpstreamFrame[]): void {
+    let replies: ServerFrame[];
+    try {
+      replies = hub.processUpstream(session, frames, request);
+    } catch (error) {
+      answerProtocolError(error);
+      return;
+    }
+    answerBatch(request, response, encodeBatch(replies));
+  }
+
+  function answerProtocolError(error: unknown): void {
+    const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
+    answerError(request, response, 'PROTOCOL_ERROR', message);
   }
 }

@@ -7,7 +7,7 @@ import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../
 import { admitRequest, corsHeaders, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
 import type { TransportContext } from './context.js';
-import { NO_TICKET, redeemTicket } from './ticket.js';
+import { admitByTicket } from './ticket.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
@@ -102,12 +102,6 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
     refuse(request, response, admission.code, admission.message);
     return;
   }
-  // §3.4: admitted by a single-use ticket, so a URL replayed from a log opens nothing.
-  const grant = redeemTicket(context, url);
-  if (grant === null) {
-    refuse(request, response, NO_TICKET.code, NO_TICKET.message);
-    return;
-  }
   // §7.2: the browser's own Last-Event-ID header is the newer cursor. Polyfills that cannot set the
   // header send it as the `lastEventId` query parameter instead.
   const header = request.headers['last-event-id'];
@@ -115,12 +109,20 @@ export function handleSse(context: TransportContext, request: http.IncomingMessa
     (typeof header === 'string' && header !== '' ? header : null) ??
     queryValue(url, 'lastEventId') ??
     queryValue(url, QueryParam.lastEventId);
-
-  response.writeHead(200, streamHeaders(request));
-  response.flushHeaders();
-  request.socket.setNoDelay(true);
-
-  const connection = new SseConnection(response, retry);
-  const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: admission.address });
-  connection.bind(handle);
+  // §3.4: admitted by a single-use ticket, so a URL replayed from a log opens nothing.
+  admitByTicket(
+    context,
+    url,
+    admission.address,
+    ({ grant, prepared }) => {
+      response.writeHead(200, streamHeaders(request));
+      response.flushHeaders();
+      request.socket.setNoDelay(true);
+      const connection = new SseConnection(response, retry);
+      const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: admission.address }, prepared);
+      connection.bind(handle);
+    },
+    (code, message) => refuse(request, response, code, message),
+    () => response.destroyed,
+  );
 }

@@ -10,7 +10,9 @@ import { readJsonBody } from '../body.js';
 import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
-import { SECRET_PATTERN, sameSecret, type TicketGrant } from '../tickets.js';
+import { SECRET_PATTERN, TICKET_PATTERN, sameSecret, type TicketGrant } from '../tickets.js';
+import type { PreparedSession } from '../cluster.js';
+import { UnbrokenServerError } from '../errors.js';
 import type { TransportContext } from './context.js';
 
 /** The body of `POST P/ticket`: an object, one level, plus the depth of `credentials`. */
@@ -68,7 +70,15 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   // Malformed ids and keys count as absent: a new session (§3.4).
   const sid = secretField(fields, 'sid');
   const key = sid === null ? null : secretField(fields, 'key');
-  const held = sid === null ? undefined : hub.sessions.get(sid);
+  let held: { readonly key: string; readonly user: Identity | null } | null | undefined;
+  try {
+    // With a store shared by several processes, the session may live in another one (cluster.ts).
+    held = sid === null ? undefined : (hub.sessions.get(sid) ?? (await hub.cluster?.state.getSession(sid)));
+  } catch (error) {
+    storeFailed(context, error);
+    answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+    return;
+  }
   if (held && (key === null || !sameSecret(key, held.key) || identityId(user) !== identityId(held.user))) {
     // The session is not touched: no supersede, no expiry change, nothing said about it.
     answerError(request, response, 'UNAUTHORIZED', 'this session needs its key and the same user');
@@ -84,12 +94,68 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
     return;
   }
+  if (hub.cluster) {
+    // Any process may serve the downstream request: the ticket goes to the shared store too.
+    try {
+      await hub.cluster.state.putTicket(ticket, grant, tickets.ttl);
+    } catch (error) {
+      storeFailed(context, error);
+      answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+      return;
+    }
+  }
   answerJson(request, response, JSON.stringify({ ticket, ttl: tickets.ttl }));
 }
 
-/** What a downstream request was admitted for, or null: no ticket, unknown, used or expired (§3.4). */
-export function redeemTicket(context: TransportContext, url: URL): TicketGrant | null {
-  return context.tickets.redeem(queryValue(url, QueryParam.ticket));
+function storeFailed(context: TransportContext, cause: unknown): void {
+  context.hub.fail(new UnbrokenServerError('STORE_ERROR', 'a request could not be served: the store failed', { cause }));
+}
+
+/** What a downstream request was admitted for (§3.4), and with a shared store the session it opens. */
+export interface Admitted {
+  readonly grant: TicketGrant;
+  readonly prepared?: PreparedSession;
+}
+
+/**
+ * Admits a downstream request by its ticket (§3.4) and calls `open`, or `refuse` with the code to
+ * answer: UNAUTHORIZED without a valid ticket (missing, unknown, used or expired). In one process
+ * this happens at once; with a store shared by several processes the ticket is taken from the store
+ * and the session found or created there first (cluster.ts), so `open` runs later — unless `gone()`
+ * says the request went away meanwhile.
+ */
+export function admitByTicket(
+  context: TransportContext,
+  url: URL,
+  address: string,
+  open: (admitted: Admitted) => void,
+  refuse: (code: 'UNAUTHORIZED' | 'INTERNAL_ERROR', message: string) => void,
+  gone: () => boolean,
+): void {
+  const ticket = queryValue(url, QueryParam.ticket);
+  const local = context.tickets.redeem(ticket);
+  const cluster = context.hub.cluster;
+  if (cluster === null) {
+    if (local === null) refuse(NO_TICKET.code, NO_TICKET.message);
+    else open({ grant: local });
+    return;
+  }
+  void (async () => {
+    let admitted: Admitted | null = null;
+    try {
+      const grant = ticket !== null && TICKET_PATTERN.test(ticket) ? await cluster.state.takeTicket(ticket) : null;
+      if (grant !== null && !gone()) admitted = { grant, prepared: await cluster.prepare(grant, address) };
+      else if (grant === null) {
+        refuse(NO_TICKET.code, NO_TICKET.message);
+        return;
+      }
+    } catch (error) {
+      storeFailed(context, error);
+      if (!gone()) refuse('INTERNAL_ERROR', 'the server could not reach its store; retry later');
+      return;
+    }
+    if (admitted !== null && !gone()) open(admitted);
+  })();
 }
 
 /** The refusal of a downstream request without a valid ticket (§3.4). */
@@ -100,7 +166,7 @@ export const NO_TICKET = { code: 'UNAUTHORIZED', message: 'expects a valid ticke
  * header is missing, malformed, or its key is not the session's: all the same to the client, so a
  * wrong key reveals nothing about the session.
  */
-export function sessionOfHeader(context: TransportContext, request: http.IncomingMessage): ServerSession | null {
+export function sessionOfHeader(context: TransportContext, request: http.IncomingMessage): ServerSession | null | Promise<ServerSession | null> {
   const header = request.headers[SESSION_HEADER.toLowerCase()];
   if (typeof header !== 'string' || header.length > 129) return null;
   const dot = header.indexOf('.');
@@ -108,6 +174,10 @@ export function sessionOfHeader(context: TransportContext, request: http.Incomin
   const sid = header.slice(0, dot);
   const key = header.slice(dot + 1);
   if (!SECRET_PATTERN.test(sid) || !SECRET_PATTERN.test(key)) return null;
-  const session = context.hub.sessions.get(sid);
-  return session && sameSecret(key, session.key) ? session : null;
+  const { hub, limits } = context;
+  const verified = (session: ServerSession | null | undefined): ServerSession | null => (session && sameSecret(key, session.key) ? session : null);
+  const local = hub.sessions.get(sid);
+  // With a shared store the session may live in another process: learn it from the store.
+  if (local || hub.cluster === null) return verified(local);
+  return hub.cluster.find(sid, limits.settings.clientAddress(request)).then(verified);
 }

@@ -19,7 +19,7 @@ import {
 import { admitRequest, originAdmitted, queryValue } from '../http.js';
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
-import { NO_TICKET, redeemTicket } from './ticket.js';
+import { admitByTicket } from './ticket.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -266,19 +266,27 @@ export class WebSocketTransport {
     }
     // §3.4: the ticket is the only thing in this URL that names a session; a refused upgrade could
     // not be read by a browser, so it is refused like the checks above, and touches no session.
-    const grant = redeemTicket(this.#context, url);
-    if (grant === null) {
-      refuse(ws, NO_TICKET.code, NO_TICKET.message);
-      return;
-    }
-    const connection = new WebSocketConnection(ws, maxMessageSize);
-    const handle = hub.connect(connection, {
-      version: admission.version,
-      ...grant,
-      last: queryValue(url, QueryParam.lastEventId),
-      address: admission.address,
-      request,
-    });
-    connection.bind(handle);
+    // Frames that arrive while a shared store is asked wait unread (cluster.ts).
+    ws.pause();
+    admitByTicket(
+      this.#context,
+      url,
+      admission.address,
+      ({ grant, prepared }) => {
+        const connection = new WebSocketConnection(ws, maxMessageSize);
+        const handle = hub.connect(
+          connection,
+          { version: admission.version, ...grant, last: queryValue(url, QueryParam.lastEventId), address: admission.address, request },
+          prepared,
+        );
+        connection.bind(handle);
+        ws.resume();
+      },
+      (code, message) => {
+        ws.resume();
+        refuse(ws, code, message);
+      },
+      () => ws.readyState !== WebSocket.OPEN,
+    );
   }
 }

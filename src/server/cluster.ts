@@ -1,0 +1,269 @@
+/**
+ * One server process among several sharing a store (docs/PROTOCOL.md §3.3, §3.4, §7.4, §8): any
+ * process serves any request of any session, so a load balancer needs no sticky sessions.
+ *
+ * The store's shared state (shared-state.ts) is the truth about sessions, tickets, long-polling
+ * connections and the upstream sequence; `hub.sessions` holds the sessions this process serves now,
+ * each as one of two residencies:
+ * - `owner`: its latest connection attached here. This process ends it when the session timeout
+ *   passes without a connection anywhere (it hears of one elsewhere by the `attached` signal).
+ * - `visitor`: learnt from the store to process an upstream request or to check a ticket. It is
+ *   dropped, silently, once unused for a while: the session goes on elsewhere.
+ */
+import { ProtocolViolation, type ServerFrame } from '../protocol/index.js';
+import type { UpstreamFrame } from './connection.js';
+import type { Downlink } from './downlink.js';
+import { UnbrokenServerError } from './errors.js';
+import type { SessionHub } from './hub.js';
+import type { Identity } from './identity.js';
+import type { ServerSession } from './session.js';
+import type { SharedStore, Signal } from './shared-state.js';
+import { randomToken, type TicketGrant } from './tickets.js';
+
+/** What `prepare` found or made for a connection: the session to attach, and whether it is new (§3.3). */
+export interface PreparedSession {
+  readonly session: ServerSession;
+  readonly created: boolean;
+}
+
+/** A session learnt for one request is dropped after this long unused (it lives on in the store). */
+const VISITOR_IDLE = 30_000;
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+export class Cluster {
+  /** This process, as signals name it. */
+  readonly node = randomToken();
+  readonly state: SharedStore;
+  readonly #hub: SessionHub;
+  #unsubscribe: (() => void) | null = null;
+  #touch: ReturnType<typeof setInterval> | null = null;
+  /** Per session, the upstream batches waiting for the ones before them (§8: in order). */
+  readonly #upstream = new Map<string, Promise<unknown>>();
+
+  constructor(hub: SessionHub, state: SharedStore) {
+    this.#hub = hub;
+    this.state = state;
+    this.#unsubscribe = state.subscribeSignals((signal) => this.#signal(signal));
+    // The shared entries of the sessions this process owns live while it does: refreshed well
+    // within their ttl, so a crashed process's sessions expire one session timeout after it died.
+    this.#touch = setInterval(() => this.#refresh(), this.#touchInterval);
+    this.#touch.unref?.();
+  }
+
+  /** How long shared entries live unless refreshed: the session timeout, plus two refreshes. */
+  get ttl(): number {
+    return this.#hub.options.sessionTimeout + 2 * this.#touchInterval;
+  }
+
+  get #touchInterval(): number {
+    return Math.max(1000, Math.floor(this.#hub.options.sessionTimeout / 4));
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    if (this.#touch) clearInterval(this.#touch);
+    this.#touch = null;
+  }
+
+  // -- sessions -----------------------------------------------------------------------------------
+
+  /**
+   * The session `sid`, from this process or from the store; `null` when no process holds it. A
+   * session learnt from the store joins `hub.sessions` as a visitor, with its rooms.
+   */
+  async find(sid: string, address: string): Promise<ServerSession | null> {
+    const local = this.#hub.sessions.get(sid);
+    if (local) {
+      local.lastUsed = this.#hub.options.now();
+      return local;
+    }
+    const shared = await this.state.getSession(sid);
+    if (shared === null) return null;
+    return this.#adopt(shared.id, shared.key, shared.user, shared.processed, address);
+  }
+
+  /**
+   * Finds or creates the session a ticket admits a connection to (§3.3): the one the store holds
+   * under its `sid`, else a new one (with that `sid`, or a fresh one) created in the store first, so
+   * that two processes creating the same id agree on one.
+   */
+  async prepare(grant: TicketGrant, address: string): Promise<PreparedSession> {
+    if (grant.sid !== null) {
+      const found = await this.find(grant.sid, address);
+      if (found) return { session: found, created: false };
+    }
+    const id = grant.sid ?? randomToken();
+    const key = grant.key ?? randomToken();
+    const { session: shared, created } = await this.state.createSession({ id, key, user: grant.user }, this.ttl);
+    const local = this.#hub.sessions.get(id);
+    if (local) return { session: local, created: false };
+    const session = this.#hub.createSession(shared.id, shared.key, shared.user, address);
+    session.processed = shared.processed;
+    if (created) return { session, created: true };
+    // Another process created it meanwhile, under the same id: resume that one (its key is checked at connect).
+    this.#hub.sessions.set(session.id, session);
+    this.#hub.limits.sessionOpened(address);
+    await this.#learnRooms(session);
+    return { session, created: false };
+  }
+
+  /** A connection of `session` attached here: it is this process's now, and any other closes (§3.3.supersede). */
+  attached(session: ServerSession, link: Downlink): void {
+    session.residency = 'owner';
+    this.#publish({ kind: 'attached', session: session.id, node: this.node, at: link.attachedAt });
+  }
+
+  /** The session ended here (not by this process's shutdown, which leaves it to the others). */
+  ended(session: ServerSession): void {
+    this.state.deleteSession(session.id).catch((error: unknown) => this.#fail(`ending session ${session.id} in the store failed`, error));
+    this.#publish({ kind: 'ended', session: session.id, node: this.node, at: this.#hub.options.now() });
+  }
+
+  /** The session took a fresh identity here (§3.5): the store and the process holding it learn it. */
+  adopted(session: ServerSession, user: Identity): void {
+    this.state.setUser(session.id, user).catch((error: unknown) => this.#fail(`recording the identity of session ${session.id} failed`, error));
+    this.#publish({ kind: 'user', session: session.id, user });
+  }
+
+  /**
+   * The store no longer holds the session (its state was lost, or it ended elsewhere): this process
+   * lets it go, and its client reconnects — to a session created anew under its id (§3.3.same-id).
+   */
+  lost(session: ServerSession): void {
+    session.link?.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the store no longer holds this session; resume' });
+    this.#hub.release(session);
+  }
+
+  /** A frame for the session's stream, which another process may hold (a `pong` to a ping sent by POST, §7.3). */
+  reply(session: ServerSession, frame: ServerFrame): void {
+    if (session.link) session.link.reply(frame);
+    else this.#publish({ kind: 'frame', session: session.id, frame });
+  }
+
+  /** Sweep: a visitor unused for a while is dropped; the session lives on in the store. */
+  sweep(session: ServerSession, now: number): void {
+    if (session.residency === 'visitor' && session.link === null && now - session.lastUsed >= VISITOR_IDLE) {
+      this.#hub.release(session);
+    }
+  }
+
+  // -- upstream (§8) -------------------------------------------------------------------------------
+
+  /**
+   * Marks the messages of a batch processed in the store before any is handed over, so that exactly
+   * once holds across processes and across a crash: another process, or this one after a restart,
+   * sees them processed and acknowledges them without handing them over again. Batches of one
+   * session run one after the other, in arrival order.
+   *
+   * @returns false when the store no longer holds the session (it ended, or expired): nothing is
+   * marked, and the caller refuses the batch with UNKNOWN_SESSION.
+   * @throws {ProtocolViolation} for a hole; nothing is marked then.
+   */
+  claim(session: ServerSession, frames: readonly UpstreamFrame[]): Promise<boolean> {
+    const previous = this.#upstream.get(session.id) ?? Promise.resolve();
+    const next = previous.then(
+      () => this.#claim(session, frames),
+      () => this.#claim(session, frames),
+    );
+    this.#upstream.set(session.id, next);
+    const forget = (): void => {
+      if (this.#upstream.get(session.id) === next) this.#upstream.delete(session.id);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  async #claim(session: ServerSession, frames: readonly UpstreamFrame[]): Promise<boolean> {
+    let first = 0;
+    let last = 0;
+    for (const frame of frames) {
+      if (frame.t !== 'msg') continue;
+      if (first === 0) first = last = frame.s;
+      else if (frame.s === last + 1) last = frame.s;
+      else if (frame.s > last + 1 || frame.s < first) {
+        // A client sends its messages in order (§8); a batch that jumps cannot be marked as a range.
+        throw new ProtocolViolation(`message s=${frame.s} after s=${last}: expects consecutive sequence numbers in a batch`);
+      }
+    }
+    if (first === 0) return true;
+    const before = await this.state.advance(session.id, first, last);
+    if (before === null) return false;
+    if (first > before + 1) throw new ProtocolViolation(`message s=${first}: expects s ≤ ${before + 1} (a hole in the sequence)`);
+    // Handed over by `session.process`, which takes each message one above its count.
+    session.processed = Math.max(session.processed, before);
+    return true;
+  }
+
+  // -- internals ------------------------------------------------------------------------------------
+
+  async #adopt(id: string, key: string, user: Identity | null, processed: number, address: string): Promise<ServerSession> {
+    const session = this.#hub.createSession(id, key, user, address);
+    session.processed = processed;
+    // Another request may have learnt it meanwhile: keep the first.
+    const raced = this.#hub.sessions.get(id);
+    if (raced) return raced;
+    session.residency = 'visitor';
+    this.#hub.sessions.set(id, session);
+    this.#hub.limits.sessionOpened(address);
+    this.#hub.startSweep();
+    await this.#learnRooms(session);
+    return session;
+  }
+
+  async #learnRooms(session: ServerSession): Promise<void> {
+    const rooms = await this.#hub.options.store.roomsOf(session.id);
+    if (session.ended) return;
+    for (const room of rooms) session.rooms.add(room);
+    this.#hub.rooms.adopted(session, rooms);
+  }
+
+  #signal(signal: Signal): void {
+    const session = this.#hub.sessions.get(signal.session);
+    if (!session) return;
+    try {
+      switch (signal.kind) {
+        case 'attached': {
+          if (signal.node === this.node) return;
+          const link = session.link;
+          // A signal older than this process's own connection is about a connection it replaced.
+          if (link && (link.attachedAt > signal.at || (link.attachedAt === signal.at && this.node > signal.node))) return;
+          link?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
+          this.#hub.release(session);
+          return;
+        }
+        case 'ended':
+          if (signal.node === this.node) return;
+          session.link?.close({ kind: 'end' });
+          this.#hub.release(session);
+          return;
+        case 'frame':
+          session.link?.reply(signal.frame);
+          return;
+        case 'user':
+          session.adopt(signal.user);
+          return;
+      }
+    } catch (error) {
+      this.#hub.fail(toError(error));
+    }
+  }
+
+  #refresh(): void {
+    const ids: string[] = [];
+    for (const session of this.#hub.sessions.values()) if (session.residency === 'owner') ids.push(session.id);
+    if (ids.length === 0) return;
+    this.state.touchSessions(ids, this.ttl).catch((error: unknown) => this.#fail('refreshing sessions in the store failed', error));
+  }
+
+  #publish(signal: Signal): void {
+    this.state.publish(signal).catch((error: unknown) => this.#fail(`telling the other processes about session ${signal.session} failed`, error));
+  }
+
+  #fail(message: string, cause: unknown): void {
+    this.#hub.fail(new UnbrokenServerError('STORE_ERROR', message, { cause }));
+  }
+}

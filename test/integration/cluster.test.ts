@@ -1,0 +1,152 @@
+/**
+ * Several servers sharing one store, with no sticky sessions (docs/PROTOCOL.md §3.3, §3.4, §7.4, §8):
+ * the client's every connection and every HTTP request goes to the next server in turn, the network is
+ * cut now and then, and messages both ways still arrive exactly once and in order. The servers share
+ * a store in this process (test/helpers/shared-memory-store.ts); the Redis suites run the same rules
+ * across real processes.
+ */
+import { EventSource } from 'eventsource';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { connect, type Client, type ClientOptions } from '../../src/client/index.js';
+import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
+import { startServer, type StartedServer } from '../helpers/start-server.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { TRANSPORTS } from './fixture.js';
+
+interface Cluster {
+  store: SharedMemoryStore;
+  servers: StartedServer[];
+  proxies: TcpProxy[];
+  /** Client messages each server handed to the application, in order: [server, data]. */
+  handled: [number, unknown][];
+  close(): Promise<void>;
+}
+
+async function startCluster(size: number, hb = 1000): Promise<Cluster> {
+  const store = new SharedMemoryStore();
+  const servers: StartedServer[] = [];
+  const proxies: TcpProxy[] = [];
+  const handled: [number, unknown][] = [];
+  for (let index = 0; index < size; index++) {
+    const server = await startServer({ store, heartbeatInterval: hb });
+    server.server.on('message', (data) => handled.push([index, data]));
+    servers.push(server);
+    proxies.push(await startTcpProxy(server.port));
+  }
+  return {
+    store,
+    servers,
+    proxies,
+    handled,
+    async close() {
+      for (const proxy of proxies) await proxy.close();
+      for (const server of servers) await server.close();
+    },
+  };
+}
+
+/**
+ * What a round-robin load balancer does: each WebSocket, each EventSource and each HTTP request goes
+ * to the next server. Returns the environment to inject and the URL to connect to.
+ */
+function roundRobin(ports: readonly number[]): { url: string; environment: Partial<ClientOptions> } {
+  // One turn for streams and one for requests, so that every new stream surely lands on the next
+  // server (with one turn for both, the requests between two streams could bring it back).
+  const turns = { stream: 0, request: 0 };
+  const rewrite = (input: string, turn: keyof typeof turns): string => {
+    const url = new URL(input);
+    url.port = String(ports[turns[turn]++ % ports.length]);
+    return url.toString();
+  };
+  class RoundRobinWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(rewrite(String(url), 'stream'), protocols);
+    }
+  }
+  class RoundRobinEventSource extends EventSource {
+    constructor(url: string | URL, init?: EventSourceInit) {
+      super(rewrite(String(url), 'stream'), init);
+    }
+  }
+  const fetchNext: typeof fetch = (input, init) => {
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+    return globalThis.fetch(rewrite(url, 'request'), init);
+  };
+  return {
+    url: `http://127.0.0.1:${ports[0]}/realtime`,
+    environment: {
+      WebSocket: RoundRobinWebSocket as unknown as ClientOptions['WebSocket'],
+      EventSource: RoundRobinEventSource as unknown as ClientOptions['EventSource'],
+      fetch: fetchNext,
+    },
+  };
+}
+
+function waitFor(check: () => boolean, what: string, timeout = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      if (check()) {
+        clearInterval(timer);
+        resolve();
+      } else if (Date.now() - started > timeout) {
+        clearInterval(timer);
+        reject(new Error(`timed out waiting for ${what}`));
+      }
+    }, 10);
+  });
+}
+
+let cluster: Cluster | null = null;
+const clients: Client[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await cluster?.close();
+  cluster = null;
+});
+
+describe.each(TRANSPORTS)('three servers, one shared store, no sticky sessions, over %s', (transport) => {
+  it('§3.3 §8 carries messages both ways exactly once and in order while every reconnection moves the session', async () => {
+    cluster = await startCluster(3);
+    const { url, environment } = roundRobin(cluster.proxies.map((proxy) => proxy.port));
+    const client = connect(url, { ...environment, transports: [transport], reconnectDelay: 50 });
+    clients.push(client);
+    const received: unknown[] = [];
+    client.on('message', (message) => received.push(message.data));
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+
+    const total = 60;
+    const sends: Promise<void>[] = [];
+    let opens = 0;
+    client.on('open', () => opens++);
+    for (let n = 1; n <= total; n++) {
+      // Downstream from whichever server, upstream to whichever the client reaches.
+      await cluster.servers[n % 3]!.server.broadcast({ down: n });
+      sends.push(client.send({ up: n }));
+      if (n % 10 === 0) {
+        // A reset of every connection: the client comes back through another server.
+        const before = opens;
+        for (const proxy of cluster.proxies) proxy.dropAll();
+        await waitFor(() => opens > before, 'the client to open again');
+      }
+    }
+    await Promise.all(sends);
+    await waitFor(() => received.length >= total && cluster!.handled.length >= total, 'every message both ways');
+
+    expect(received).toEqual(Array.from({ length: total }, (_, index) => ({ down: index + 1 })));
+    expect(cluster.handled.map(([, data]) => data)).toEqual(Array.from({ length: total }, (_, index) => ({ up: index + 1 })));
+    // The session was served by more than one server.
+    const sid = client.sessionId!;
+    const attaches = cluster.store.signals.filter((signal) => signal.kind === 'attached' && signal.session === sid).length;
+    expect(attaches).toBeGreaterThanOrEqual(7);
+    const nodes = new Set(cluster.store.signals.filter((signal) => signal.kind === 'attached' && signal.session === sid).map((signal) => (signal as { node: string }).node));
+    expect(nodes.size).toBe(3);
+    // One session across the cluster: no server created another for this client.
+    const created: string[] = [];
+    for (const server of cluster.servers) for (const session of server.server.sessions.values()) created.push(session.id);
+    expect(new Set(created)).toEqual(new Set([sid]));
+  }, 60_000);
+});
+
