@@ -29,6 +29,16 @@ export interface PreparedSession {
 /** A session learnt for one request is dropped after this long unused (it lives on in the store). */
 const VISITOR_IDLE = 30_000;
 
+/**
+ * Frames for a stream no process held when they were told (a `pong` while a long-polling connection
+ * moves between processes) wait this long for the next connection of their session, at most
+ * `MAX_WAITING_FRAMES` per session and `MAX_WAITING_SESSIONS` sessions: a client's ping is not lost
+ * with the stream's move. A stale or repeated `pong` is harmless: the client matches it by number.
+ */
+const FRAME_WAIT = 5000;
+const MAX_WAITING_FRAMES = 4;
+const MAX_WAITING_SESSIONS = 10_000;
+
 function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
@@ -40,6 +50,8 @@ export class Cluster {
   readonly #hub: SessionHub;
   #unsubscribe: (() => void) | null = null;
   #touch: ReturnType<typeof setInterval> | null = null;
+  /** Per session, frames told while no process here held its stream (see FRAME_WAIT), oldest session first. */
+  readonly #waitingFrames = new Map<string, { frames: ServerFrame[]; at: number }>();
   /** Per session, the upstream batches waiting for the ones before them (§8: in order). */
   readonly #upstream = new Map<string, Promise<unknown>>();
 
@@ -115,6 +127,10 @@ export class Cluster {
   attached(session: ServerSession, link: Downlink): void {
     session.residency = 'owner';
     this.#publish({ kind: 'attached', session: session.id, node: this.node, at: link.attachedAt });
+    const waiting = this.#waitingFrames.get(session.id);
+    if (!waiting) return;
+    this.#waitingFrames.delete(session.id);
+    if (this.#hub.options.now() - waiting.at <= FRAME_WAIT) for (const frame of waiting.frames) link.reply(frame);
   }
 
   /** The session ended here (not by this process's shutdown, which leaves it to the others). */
@@ -140,8 +156,11 @@ export class Cluster {
 
   /** A frame for the session's stream, which another process may hold (a `pong` to a ping sent by POST, §7.3). */
   reply(session: ServerSession, frame: ServerFrame): void {
-    if (session.link) session.link.reply(frame);
-    else this.#publish({ kind: 'frame', session: session.id, frame });
+    const link = session.link;
+    link?.reply(frame);
+    // A stream that cannot write now (long polling between two polls) may continue at another
+    // process with the next poll: the frame is told to them too, and waits there (FRAME_WAIT).
+    if (!link || !link.connection.writable()) this.#publish({ kind: 'frame', session: session.id, node: this.node, frame });
   }
 
   /** Sweep: a visitor unused for a while is dropped; the session lives on in the store. */
@@ -223,6 +242,12 @@ export class Cluster {
 
   #signal(signal: Signal): void {
     const session = this.#hub.sessions.get(signal.session);
+    if (signal.kind === 'frame') {
+      if (signal.node === this.node) return;
+      if (session?.link) session.link.reply(signal.frame);
+      else this.#wait(signal.session, signal.frame);
+      return;
+    }
     if (!session) return;
     try {
       switch (signal.kind) {
@@ -240,15 +265,29 @@ export class Cluster {
           session.link?.close({ kind: 'end' });
           this.#hub.release(session);
           return;
-        case 'frame':
-          session.link?.reply(signal.frame);
-          return;
         case 'user':
           session.adopt(signal.user);
           return;
       }
     } catch (error) {
       this.#hub.fail(toError(error));
+    }
+  }
+
+  #wait(sid: string, frame: ServerFrame): void {
+    const now = this.#hub.options.now();
+    const waiting = this.#waitingFrames.get(sid);
+    if (waiting && now - waiting.at <= FRAME_WAIT) {
+      waiting.frames.push(frame);
+      if (waiting.frames.length > MAX_WAITING_FRAMES) waiting.frames.shift();
+      return;
+    }
+    this.#waitingFrames.delete(sid);
+    this.#waitingFrames.set(sid, { frames: [frame], at: now });
+    // The oldest go first: a Map iterates in insertion order.
+    for (const [oldest, entry] of this.#waitingFrames) {
+      if (this.#waitingFrames.size <= MAX_WAITING_SESSIONS && now - entry.at <= FRAME_WAIT) break;
+      this.#waitingFrames.delete(oldest);
     }
   }
 

@@ -31,6 +31,8 @@ export const MAX_BATCH_CHARS = 256 * 1024;
 export const PARK_AFTER_BYTES = 32 * 1024;
 /** …or this many queued items (each a reference to a shared broadcast encoding). */
 export const PARK_AFTER_ITEMS = 64;
+/** Answers a parked link keeps for its unpark. */
+const MAX_PARKED_REPLIES = 8;
 
 /** One connection of a session: its queue, the replay seam and its timers' timestamps. */
 export class Downlink implements ConnectionHandle {
@@ -60,6 +62,8 @@ export class Downlink implements ConnectionHandle {
   #probedAt: number;
   #roomWaiter: (() => void) | null = null;
   #gone = false;
+  /** Answers that came while parked (see `reply`). */
+  #parkedReplies: ServerFrame[] = [];
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
@@ -267,11 +271,21 @@ export class Downlink implements ConnectionHandle {
     this.#seamBytes = 0;
     this.#state = 'live';
     for (const message of keep) this.enqueueMessage(message);
+    // What was queued during the replay (its pages, an unpark's ack) goes out now, even when the
+    // seam added nothing.
+    if (this.#queue.length > 0) this.#scheduleFlush();
     return true;
   }
 
   /** Queues a control frame that answers the client (a `pong` to a ping that came over HTTP, §7.3). */
   reply(frame: ServerFrame): void {
+    if (this.#state === 'parked') {
+      // A parked link dropped its queue, but an answer cannot be read again from the store: it waits
+      // for the unpark (a few at most: one per ping of the client's, which pings one at a time).
+      this.#parkedReplies.push(frame);
+      if (this.#parkedReplies.length > MAX_PARKED_REPLIES) this.#parkedReplies.shift();
+      return;
+    }
     this.#enqueueFrame(frame);
   }
 
@@ -418,11 +432,17 @@ export class Downlink implements ConnectionHandle {
   #unpark(): void {
     this.#state = 'replaying';
     this.#replays++;
-    // What the dropped queue may have held: the ack of everything processed (a duplicate is harmless).
-    if (this.session.processed > 0) {
-      this.#acked = this.session.processed;
-      this.#queue.push(textQueueItem(JSON.stringify({ t: 'ack', s: this.session.processed } satisfies ServerFrame)));
-      this.#queueBytes = itemBytes(this.#queue[0]!);
+    // What the dropped queue may have held: the ack of everything processed (a duplicate is harmless),
+    // and the answers that came meanwhile. Queued, not flushed: they go out with the replay's first
+    // batch, so the held poll is not answered before the replay had a chance to fill it.
+    const frames: ServerFrame[] = this.session.processed > 0 ? [{ t: 'ack', s: this.session.processed }] : [];
+    if (this.session.processed > 0) this.#acked = this.session.processed;
+    frames.push(...this.#parkedReplies);
+    this.#parkedReplies = [];
+    for (const frame of frames) {
+      const item = textQueueItem(JSON.stringify(frame));
+      this.#queue.push(item);
+      this.#queueBytes += itemBytes(item);
     }
     this.#hub.replay(this, this.#cursor!);
   }

@@ -140,12 +140,15 @@ export class LiveRooms {
       send: (data, options) => hub.append({ kind: 'rooms', rooms }, data, options),
       async sessions() {
         const lists = await Promise.all(rooms.map((room) => hub.options.store.members(room)));
-        const found = new Set<ServerSession>();
-        for (const id of lists.flat()) {
-          const session = hub.sessions.get(id);
-          if (session) found.add(session);
+        const ids = new Set(lists.flat());
+        const found: ServerSession[] = [];
+        for (const id of ids) {
+          // With a store shared by several processes, a session another process serves is learnt
+          // from the store (cluster.ts): the answer spans every process.
+          const session = hub.sessions.get(id) ?? (await hub.cluster?.find(id, STORE_ADDRESS)) ?? undefined;
+          if (session && !session.ended) found.push(session);
         }
-        return [...found];
+        return found;
       },
     };
   }
@@ -164,6 +167,9 @@ export class LiveRooms {
     if (members?.size === 0) this.#members.delete(room);
   }
 }
+
+/** The address a session learnt from the store for a membership query counts against (§12.1). */
+const STORE_ADDRESS = 'store';
 
 /** @default of `maxRoomsPerSession`. */
 export const DEFAULT_MAX_ROOMS = 100;

@@ -100,7 +100,8 @@ export interface RoomTarget<Incoming = Payload, Outgoing extends Sendable<Outgoi
   send(data: Outgoing, options?: { event?: string }): Promise<string>;
   /**
    * The sessions in any of the rooms now, each once, with their `user`. Asynchronous because the
-   * store holds membership; only the sessions of this server are returned.
+   * store holds membership; with a store shared by several processes, the sessions other processes
+   * serve are included.
    */
   sessions(): Promise<Session<Incoming, Outgoing>[]>;
 }

@@ -33,8 +33,11 @@ export type Signal =
    * connection of it that attached before closes (§3.3.supersede).
    */
   | { readonly kind: 'attached'; readonly session: string; readonly node: string; readonly at: number }
-  /** A frame for the session's stream (a `pong` to a ping that came by `POST P/send`), for whichever process holds it. */
-  | { readonly kind: 'frame'; readonly session: string; readonly frame: ServerFrame }
+  /**
+   * A frame for the session's stream (a `pong` to a ping that came by `POST P/send`), told by process
+   * `node` to whichever process holds the stream now or takes it next.
+   */
+  | { readonly kind: 'frame'; readonly session: string; readonly node: string; readonly frame: ServerFrame }
   /** The session took a fresh identity (§3.5). */
   | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
   /** The session ended at process `node` (bye, logout, close): the others drop it. */

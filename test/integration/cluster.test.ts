@@ -50,7 +50,8 @@ async function startCluster(size: number, hb = 1000): Promise<Cluster> {
  * What a round-robin load balancer does: each WebSocket, each EventSource and each HTTP request goes
  * to the next server. Returns the environment to inject and the URL to connect to.
  */
-function roundRobin(ports: readonly number[]): { url: string; environment: Partial<ClientOptions> } {
+function roundRobin(initial: readonly number[]): { url: string; environment: Partial<ClientOptions>; remove(port: number): void } {
+  let ports = [...initial];
   // One turn for streams and one for requests, so that every new stream surely lands on the next
   // server (with one turn for both, the requests between two streams could bring it back).
   const turns = { stream: 0, request: 0 };
@@ -75,6 +76,10 @@ function roundRobin(ports: readonly number[]): { url: string; environment: Parti
   };
   return {
     url: `http://127.0.0.1:${ports[0]}/realtime`,
+    // A load balancer takes a server it found dead out of its rotation (nginx does after a failed connect).
+    remove(port) {
+      ports = ports.filter((candidate) => candidate !== port);
+    },
     environment: {
       WebSocket: RoundRobinWebSocket as unknown as ClientOptions['WebSocket'],
       EventSource: RoundRobinEventSource as unknown as ClientOptions['EventSource'],
@@ -150,3 +155,96 @@ describe.each(TRANSPORTS)('three servers, one shared store, no sticky sessions, 
   }, 60_000);
 });
 
+
+describe.each(TRANSPORTS)('a session served by several servers over %s', (transport) => {
+  async function openClient(size: number): Promise<{ client: Client; received: unknown[]; balancer: ReturnType<typeof roundRobin> }> {
+    cluster = await startCluster(size);
+    const balancer = roundRobin(cluster.proxies.map((proxy) => proxy.port));
+    const { url, environment } = balancer;
+    const client = connect(url, { ...environment, transports: [transport], reconnectDelay: 50 });
+    clients.push(client);
+    const received: unknown[] = [];
+    client.on('message', (message) => received.push(message.data));
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+    return { client, received, balancer };
+  }
+
+  it('§6.5 receives a room it joined through one server from messages sent by another, live and on resume', async () => {
+    const { client, received } = await openClient(3);
+    for (const server of cluster!.servers) {
+      server.server.on('message', (data, session) => {
+        const request = data as { join?: string };
+        if (request.join) void session.join(request.join);
+      });
+    }
+    await client.send({ join: 'lobby' });
+    // Whichever server handled the request, every server sees the membership.
+    await waitFor(() => cluster!.handled.length === 1, 'the join request');
+    const members = await cluster!.servers[2]!.server.to('lobby').sessions();
+    expect(members.map((session) => session.id)).toEqual([client.sessionId]);
+    await cluster!.servers[0]!.server.to('elsewhere').send({ room: 'elsewhere' });
+    for (let n = 1; n <= 6; n++) {
+      await cluster!.servers[n % 3]!.server.to('lobby').send({ room: n });
+      if (n === 3) for (const proxy of cluster!.proxies) proxy.dropAll();
+    }
+    await waitFor(() => received.length >= 6, 'the room messages');
+    expect(received).toEqual([1, 2, 3, 4, 5, 6].map((n) => ({ room: n })));
+  }, 30_000);
+
+  it('§11 answers a ping sent through another server than the one that holds the stream', async () => {
+    const { client } = await openClient(2);
+    for (let n = 0; n < 4; n++) expect(await client.ping()).toBeGreaterThanOrEqual(0);
+  });
+
+  it('§3.3 §8 goes on through the other servers when one crashes mid-stream, nothing lost or repeated either way', async () => {
+    const { client, received, balancer } = await openClient(3);
+    const total = 40;
+    const sends: Promise<void>[] = [];
+    for (let n = 1; n <= total; n++) {
+      // Always from a server that stays up: server 1 crashes halfway.
+      await cluster!.servers[n % 2 === 0 ? 0 : 2]!.server.broadcast({ down: n });
+      sends.push(client.send({ up: n }));
+      if (n === total / 2) {
+        balancer.remove(cluster!.proxies[1]!.port);
+        cluster!.proxies[1]!.dropAll();
+        await cluster!.proxies[1]!.close();
+        await cluster!.servers[1]!.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(sends);
+    await waitFor(() => received.length >= total && cluster!.handled.length >= total, 'every message both ways');
+    expect(received).toEqual(Array.from({ length: total }, (_, index) => ({ down: index + 1 })));
+    expect(cluster!.handled.map(([, data]) => data)).toEqual(Array.from({ length: total }, (_, index) => ({ up: index + 1 })));
+  }, 30_000);
+});
+
+describe('one server of several shutting down', () => {
+  it('§10.2 leaves its sessions to the others: the client resumes the same session, in its rooms', async () => {
+    cluster = await startCluster(2);
+    const { url, environment } = roundRobin([cluster.proxies[0]!.port, cluster.proxies[1]!.port]);
+    const client = connect(url, { ...environment, transports: ['websocket'], reconnectDelay: 50 });
+    clients.push(client);
+    const received: unknown[] = [];
+    client.on('message', (message) => received.push(message.data));
+    const opens: boolean[] = [];
+    client.on('open', (event) => opens.push(event.resumed));
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+    const sid = client.sessionId!;
+    const holder = cluster.servers.findIndex((server) => server.server.sessions.get(sid)?.connected);
+    expect(holder).toBeGreaterThanOrEqual(0);
+    await cluster.servers[holder]!.server.sessions.get(sid)!.join('lobby');
+    const closes: string[] = [];
+    for (const server of cluster.servers) server.server.on('close', (_session, reason) => closes.push(reason));
+    await cluster.servers[holder]!.server.close();
+    const other = cluster.servers[1 - holder]!.server;
+    await waitFor(() => opens.length === 2, 'the client to open again');
+    expect(other.sessions.get(sid)?.connected).toBe(true);
+    expect(client.sessionId).toBe(sid);
+    expect(opens).toEqual([false, true]);
+    await other.to('lobby').send({ after: 'shutdown' });
+    await waitFor(() => received.length >= 1, 'the room message');
+    expect(received).toEqual([{ after: 'shutdown' }]);
+    expect(await cluster.store.getSession(sid)).not.toBeNull();
+  });
+});
