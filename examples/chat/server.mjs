@@ -133,6 +133,8 @@ function postedHere(request) {
  * @property {string} [host] Default 127.0.0.1.
  * @property {string} [secret] the key that signs cookies. Default: `CHAT_SECRET`, else random, so
  *   every sign-in ends with the process.
+ * @property {import('unbroken-realtime/server').ServerOptions} [realtime] more options of the realtime
+ *   server, e.g. a shorter `retry` (the clients' reconnect delay floor) for a test
  */
 
 /**
@@ -150,7 +152,7 @@ function postedHere(request) {
  * @param {ChatOptions} [options]
  * @returns {Promise<Chat>}
  */
-export async function startChatServer({ port = 8080, host = '127.0.0.1', secret = process.env.CHAT_SECRET } = {}) {
+export async function startChatServer({ port = 8080, host = '127.0.0.1', secret = process.env.CHAT_SECRET, realtime: options } = {}) {
   const key = secret || randomBytes(32).toString('base64url');
   /** The last lines of each room, oldest first. @type {Map<string, Line[]>} */
   const history = new Map(ROOMS.map((room) => [room, []]));
@@ -175,6 +177,7 @@ export async function startChatServer({ port = 8080, host = '127.0.0.1', secret 
   // Attached after the application's handler: requests under /realtime go to the realtime server,
   // the others to serveHttp.
   const realtime = createServer({
+    ...options,
     path: '/realtime',
     // Runs for every connection attempt (its ticket request carries the page's cookies): no valid
     // cookie, no connection.

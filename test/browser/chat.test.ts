@@ -122,7 +122,8 @@ describe('the chat example', () => {
 
   beforeAll(async () => {
     browser = await launchChromium();
-    chat = await startChatServer({ port: 0 });
+    // A short reconnect floor (the server's default is 1 s): the test waits for four reconnections.
+    chat = await startChatServer({ port: 0, realtime: { retry: 100 } });
     proxy = await startNetworkProxy(chat.port);
     proxiedUrl = `http://127.0.0.1:${proxy.port}/`;
     [alice, bob] = await Promise.all([signIn(proxiedUrl, 'Alice'), signIn(chat.url, 'Bob')]);
