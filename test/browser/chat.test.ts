@@ -254,13 +254,15 @@ describe('the chat example', () => {
     const second = new ChatPage(await bob.context.newPage());
     await second.page.goto(chat.url);
     await second.until('view', 'chat');
-    const { opens } = await alice.state();
+    const aliceSession = (await alice.state()).opens.at(-1)!.sessionId;
 
     await Promise.all([bob.page.waitForEvent('load'), bob.page.click('#me button')]);
     await bob.until('view', 'sign-in');
     // The server ended the other tab's session; its retry found no cookie.
     await second.until('view', 'sign-in');
     expect(await bob.context.cookies()).toEqual([]);
-    expect(await alice.state()).toMatchObject({ view: 'chat', state: 'open', opens: { length: opens.length } });
+    const after = await alice.state();
+    expect(after).toMatchObject({ view: 'chat', state: 'open' });
+    expect(after.opens.at(-1)!.sessionId).toBe(aliceSession);
   });
 });
