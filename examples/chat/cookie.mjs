@@ -3,8 +3,8 @@
 // base64url JSON and the signature its HMAC-SHA256 under the server's secret. Whoever holds the
 // secret can mint a user; nobody else can change a byte of one without the check failing.
 //
-// A signed cookie stays valid until it expires or the secret changes: an application that must end
-// a sign-in early keeps its sessions on the server instead.
+// A signed cookie stays valid until it expires or the secret changes, wherever a copy of it is: to
+// end a sign-in before that, the server must remember to refuse it (server.mjs does, on sign-out).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** The cookie's name. */
@@ -20,6 +20,11 @@ const MAX_COOKIE_HEADER = 8 * 1024;
  * @typedef {object} User
  * @property {string} id random, given at sign-in: two people who pick the same name stay two users
  * @property {string} name the display name they chose
+ */
+
+/**
+ * A user as a cookie signs them in.
+ * @typedef {User & { exp: number }} SignIn exp: when the cookie expires, ms since the epoch
  */
 
 /** @param {string} payload @param {string} secret */
@@ -46,15 +51,15 @@ export function signOutCookie() {
 }
 
 /**
- * The user a request's `Cookie` header signs in, or `null` when there is no cookie, its signature is
+ * The sign-in of a request's `Cookie` header, or `null` when there is no cookie, its signature is
  * wrong, or it expired.
  *
  * @param {string | undefined} header
  * @param {string} secret
  * @param {number} [now]
- * @returns {User | null}
+ * @returns {SignIn | null}
  */
-export function readUser(header, secret, now = Date.now()) {
+export function readSignIn(header, secret, now = Date.now()) {
   if (!header || header.length > MAX_COOKIE_HEADER) return null;
   const value = header
     .split(';')
@@ -70,7 +75,7 @@ export function readUser(header, secret, now = Date.now()) {
   try {
     const { id, name, exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
     if (typeof id !== 'string' || typeof name !== 'string' || typeof exp !== 'number' || exp <= now) return null;
-    return { id, name };
+    return { id, name, exp };
   } catch {
     return null;
   }

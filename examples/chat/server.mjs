@@ -6,7 +6,7 @@
 // One Node HTTP server serves the page, its script, the built client, two form endpoints and the
 // realtime endpoint at /realtime:
 //   POST /sign-in   a display name → a signed, HttpOnly cookie (cookie.mjs)
-//   POST /sign-out  the cookie cleared, the user's realtime sessions ended
+//   POST /sign-out  the cookie cleared and refused from then on, the user's realtime sessions ended
 // The realtime server's `authenticate` reads that cookie; a client without a valid one is refused
 // with UNAUTHORIZED, and the page shows the sign-in form.
 //
@@ -28,7 +28,7 @@ import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createServer } from 'unbroken-realtime/server';
-import { readUser, signInCookie, signOutCookie } from './cookie.mjs';
+import { readSignIn, signInCookie, signOutCookie } from './cookie.mjs';
 
 /**
  * The rooms, in the order the page lists them; a new user starts in the first.
@@ -43,6 +43,8 @@ export const MAX_TEXT = 500;
 export const MAX_NAME = 32;
 /** Users whose last room is remembered; past it the longest unseen is forgotten. */
 const MAX_REMEMBERED = 10_000;
+/** Sign-outs remembered (see `signedOut`); past it the oldest is forgotten, to bound memory. */
+const MAX_SIGNED_OUT = 100_000;
 /** Largest sign-in form body, bytes. */
 const MAX_FORM = 1024;
 
@@ -160,6 +162,13 @@ export async function startChatServer({ port = 8080, host = '127.0.0.1', secret 
   const counts = new Map(ROOMS.map((room) => [room, 0]));
   /** The room each user was in last, by user id, least recently set first. @type {Map<string, string>} */
   const lastRoom = new Map();
+  /**
+   * Sign-ins that signed out, by user id, with when their cookie expires: until then the cookie is
+   * still valid wherever a copy of it is — another tab about to reconnect, a stolen copy — so the
+   * server refuses it by its id. Oldest first.
+   * @type {Map<string, number>}
+   */
+  const signedOut = new Map();
 
   const httpServer = http.createServer((request, response) => {
     serveHttp(request, response).catch((error) => {
@@ -181,7 +190,10 @@ export async function startChatServer({ port = 8080, host = '127.0.0.1', secret 
     path: '/realtime',
     // Runs for every connection attempt (its ticket request carries the page's cookies): no valid
     // cookie, no connection.
-    authenticate: (request) => readUser(request.headers.cookie, key),
+    authenticate(request) {
+      const signIn = readSignIn(request.headers.cookie, key);
+      return signIn && !signedOut.has(signIn.id) ? { id: signIn.id, name: signIn.name } : null;
+    },
   }).attach(httpServer);
 
   realtime.on('connection', (session) => {
@@ -268,10 +280,18 @@ export async function startChatServer({ port = 8080, host = '127.0.0.1', secret 
 
   /** @param {http.IncomingMessage} request @param {http.ServerResponse} response */
   async function signOut(request, response) {
-    const user = readUser(request.headers.cookie, key);
-    // The user's other tabs are told UNAUTHORIZED at once, find no cookie when they retry, and show
-    // the sign-in form.
-    if (user) realtime.disconnect((session) => session.user?.id === user.id);
+    const signIn = readSignIn(request.headers.cookie, key);
+    if (signIn) {
+      const now = Date.now();
+      for (const [id, expires] of signedOut) {
+        if (expires > now && signedOut.size < MAX_SIGNED_OUT) break;
+        signedOut.delete(id);
+      }
+      signedOut.set(signIn.id, signIn.exp);
+      // The user's other tabs are told UNAUTHORIZED at once; their retry, which may still carry the
+      // cookie, is refused, and they show the sign-in form.
+      realtime.disconnect((session) => session.user?.id === signIn.id);
+    }
     response.writeHead(303, { location: '/', 'set-cookie': signOutCookie() }).end();
   }
 

@@ -250,17 +250,22 @@ describe('the chat example', () => {
     expect(after.lines.map((line) => line.text)).toEqual(posted.slice(-HISTORY));
   });
 
-  it("signing out ends the user's other tabs too, and leaves other users alone", async () => {
+  it("signing out ends the user's other tabs too, refuses the old cookie from then on, and leaves other users alone", async () => {
     const second = new ChatPage(await bob.context.newPage());
     await second.page.goto(chat.url);
     await second.until('view', 'chat');
     const aliceSession = (await alice.state()).opens.at(-1)!.sessionId;
+    const [cookie] = await bob.context.cookies();
 
     await Promise.all([bob.page.waitForEvent('load'), bob.page.click('#me button')]);
     await bob.until('view', 'sign-in');
-    // The server ended the other tab's session; its retry found no cookie.
+    // The server ended the other tab's session, and refused its retry.
     await second.until('view', 'sign-in');
     expect(await bob.context.cookies()).toEqual([]);
+    // A copy of the cookie kept from before is still validly signed, but signed out.
+    await bob.context.addCookies([cookie!]);
+    await bob.page.reload();
+    await bob.until('view', 'sign-in');
     const after = await alice.state();
     expect(after).toMatchObject({ view: 'chat', state: 'open' });
     expect(after.opens.at(-1)!.sessionId).toBe(aliceSession);
