@@ -66,8 +66,8 @@ const FILES = {
  * A line of a room.
  * @typedef {object} Line
  * @property {string} room
- * @property {number} n its number in the room, from 1: the page drops a line it already has from the
- *   history, which a line said while a session joins can be part of as well as arrive live
+ * @property {number} n its number in the room, from 1. A line said while a session joins can reach
+ *   it twice, in the history and live; the page keeps one copy by this number.
  * @property {string} from the speaker's display name
  * @property {string} text
  * @property {number} at when it was said, ms since the epoch
@@ -105,12 +105,15 @@ function cleanText(text, max) {
  * @param {http.IncomingMessage} request
  */
 async function readForm(request) {
-  let body = '';
+  /** @type {Buffer[]} */
+  const chunks = [];
+  let bytes = 0;
   for await (const chunk of request) {
-    body += chunk;
-    if (body.length > MAX_FORM) return null;
+    bytes += chunk.length;
+    if (bytes > MAX_FORM) return null;
+    chunks.push(chunk);
   }
-  return new URLSearchParams(body);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
 /**
@@ -172,7 +175,7 @@ export async function startChatServer({ port = 8080, host = '127.0.0.1', secret 
 
   const httpServer = http.createServer((request, response) => {
     serveHttp(request, response).catch((error) => {
-      console.error('chat:', error);
+      report(error);
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
       response.end();
     });
