@@ -26,6 +26,13 @@ export const IDLE_CONNECTIONS = 10_000;
 export const FANOUT_CLIENTS = 1_000;
 export const FANOUT_RATE = 100;
 export const FANOUT_SECONDS = 3;
+/**
+ * Loopback addresses the scale clients' connections are spread over. The server's limits per client
+ * address (by default 500 sessions, 20 new sessions per second) are what a real server meets from
+ * many addresses; 10,000 connections are 10 per address, and reach none of them.
+ */
+export const CLIENT_ADDRESSES = 1_000;
+
 /** What `--quick` runs instead. */
 export const QUICK = { runs: 1, idleConnections: 1_000, fanoutSeconds: 2 };
 
