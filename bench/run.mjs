@@ -2,13 +2,16 @@
 /**
  * `npm run bench`: unbroken against raw WebSocket, raw EventSource and Socket.IO, measured side by
  * side in one run on loopback, in Node (client injected) and in headless Chromium (native WebSocket
- * and EventSource), plus server scale and bundle size. Prints tables to stdout, progress to stderr,
- * and writes everything as JSON to bench/results/.
+ * and EventSource), plus server scale, rooms (bench/lib/rooms.mjs) and bundle size. Prints tables to
+ * stdout, progress to stderr, and writes everything as JSON to bench/results/.
  *
- *   npm run bench                       builds, then runs everything (about 10 minutes on 2 cores)
+ *   npm run bench                       builds, then runs everything (about 15 minutes on 2 cores)
  *   node bench/run.mjs --quick          one run of each case and smaller scale cases (a smoke test)
- *   node bench/run.mjs --only node,size sections: node, browser, fallback, scale, size
+ *   node bench/run.mjs --only node,size sections: node, browser, fallback, scale, rooms, size
  *   node bench/run.mjs --runs 5         runs per case (default 3); figures are medians over runs
+ *
+ * It exits with status 1 when a rooms case delivered a message to the wrong session, twice or not
+ * at all: a wrong count is a fault, not a slow figure.
  *
  * Each case starts a fresh server process (bench/lib/server.mjs) and a fresh client host (a Node
  * process, or a new browser context in one Chromium), so no case inherits another's heap or JIT state.
@@ -21,6 +24,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startNetworkConditions } from '../demo/network-conditions.mjs';
 import { CHROMIUM_PATH, launchBrowser, startNodeClient, startScaleClients, startServer } from './lib/processes.mjs';
+import { roomsFigures, roomsHeadings, roomsTables, runRoomsCases } from './lib/rooms.mjs';
 import { median, num, quantile, table } from './lib/stats.mjs';
 import {
   BURST_SENDS,
@@ -51,7 +55,7 @@ const option = (name) => {
 };
 const quick = argv.includes('--quick');
 const RUNS = Number(option('--runs') ?? (quick ? QUICK.runs : 3));
-const SECTIONS = new Set((option('--only') ?? 'node,browser,fallback,scale,size').split(','));
+const SECTIONS = new Set((option('--only') ?? 'node,browser,fallback,scale,rooms,size').split(','));
 const IDLE_N = quick ? QUICK.idleConnections : IDLE_CONNECTIONS;
 const FANOUT_S = quick ? QUICK.fanoutSeconds : FANOUT_SECONDS;
 /** The reconnect delay floor of the servers (unbroken's default `retry`, and the raw SSE server's `retry:`). */
@@ -172,6 +176,8 @@ const fallbacks = {};
 const scale = { idle: {}, fanout: {}, errors: {} };
 /** @type {{ budget: { file: string, gzip: number }, files: import('./size.mjs').SizeReport[], minimal: (import('./size.mjs').SizeReport & { library: string })[], setting: string } | null} */
 let sizes = null;
+/** @type {import('./lib/rooms.mjs').RoomsResults | null} */
+let rooms = null;
 
 /**
  * @param {Env} env
@@ -706,6 +712,17 @@ function scaleChecks() {
 }
 
 /** @returns {Check[]} */
+function roomsChecks() {
+  if (!rooms) return [];
+  return roomsFigures(rooms).map(({ maxRatio, ...figure }) => ({
+    section: 'Rooms',
+    ...figure,
+    ratio: figure.value / figure.baseline,
+    target: maxRatio === undefined ? null : atMost(maxRatio),
+  }));
+}
+
+/** @returns {Check[]} */
 function sizeChecks() {
   if (!sizes) return [];
   const iife = sizes.files.find((file) => file.file === BUDGET_FILE);
@@ -976,12 +993,17 @@ async function main() {
     progress('Server scale');
     await runScaleCases();
   }
+  if (SECTIONS.has('rooms')) {
+    progress('Rooms');
+    rooms = await runRoomsCases({ runs: RUNS, quick, progress });
+  }
 
   const minutes = (Date.now() - started) / 60_000;
   const checks = [
     ...(figures.node || fallbacks.node ? clientChecks('node') : []),
     ...(figures.browser || fallbacks.browser ? clientChecks('browser') : []),
     ...(SECTIONS.has('scale') ? scaleChecks() : []),
+    ...roomsChecks(),
     ...sizeChecks(),
   ];
 
@@ -1021,6 +1043,15 @@ async function main() {
     out.push(tables.fanout, '');
     out.push(checksTable(checks.filter((check) => check.section === 'Server')));
   }
+  if (rooms) {
+    const tables = roomsTables(rooms);
+    const headings = roomsHeadings(rooms);
+    out.push('', `== Rooms (one server process per delivery case; one process per store)`, '');
+    out.push(headings.delivery, tables.delivery, '');
+    out.push(headings.store, tables.store, '');
+    out.push(checksTable(checks.filter((check) => check.section === 'Rooms')));
+    for (const failure of rooms.inexact) out.push(`DELIVERY CHECK FAILED — ${failure}`);
+  }
   if (sizes) {
     out.push('', `== Bundle size (minimal entries bundled with: ${sizes.setting})`, '');
     out.push(sizeTable(), '');
@@ -1045,14 +1076,16 @@ async function main() {
     failures,
     fallbacks,
     scale,
+    rooms,
     sizes,
     checks: checks.map((check) => ({ ...check, target: check.target?.text ?? null, met: check.target ? check.target.met(check.value, check.ratio) : null })),
     report,
   };
   for (const name of [`${stamp}.json`, 'latest.json']) writeFileSync(new URL(name, dir), `${JSON.stringify(json, null, 2)}\n`);
   progress(`results: ${fileURLToPath(new URL(`${stamp}.json`, dir))} (and latest.json)`);
+  return rooms && rooms.inexact.length > 0 ? 1 : 0;
 }
 
-await main();
+const status = await main();
 // Sockets of closed proxies or timers of client libraries must not keep the runner alive.
-process.exit(0);
+process.exit(status);

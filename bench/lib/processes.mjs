@@ -126,6 +126,14 @@ export async function startServer(kind, options = {}) {
     /** Broadcasts `rate` messages per second for `seconds` to every client. */
     fanout: async (/** @type {number} */ rate, /** @type {number} */ seconds) =>
       /** @type {{ sent: number, cpuPercent: number }} */ (await call({ cmd: 'fanout', rate, seconds })),
+    /** Puts `count` of the sessions in `room` (unbroken only). */
+    join: async (/** @type {string} */ room, /** @type {number} */ count) =>
+      /** @type {{ sids: string[], members: number }} */ (await call({ cmd: 'join', room, count })),
+    /** Sends `messages` messages tagged `tag` to `room` (null: everyone), one per turn; resolves once all were handed over. */
+    deliver: async (/** @type {string | null} */ room, /** @type {number} */ messages, /** @type {string} */ tag) =>
+      /** @type {{ startWall: number, sendMs: number }} */ (await call({ cmd: 'deliver', room, messages, tag })),
+    /** CPU and wall clock since the last `deliver` began, and how many of its sends failed. */
+    usage: async () => /** @type {{ cpuMs: number, wallMs: number, failed: number, firstError: string }} */ (await call({ cmd: 'usage' })),
     stop: () => end(child),
   };
 }
@@ -177,8 +185,34 @@ export async function startScaleClients(job) {
     /** Delivery latencies of fan-out messages since the last reset. */
     latency: async () =>
       /** @type {{ received: number, p50: number, p99: number, max: number, cpuPercent: number }} */ (await call({ cmd: 'latency' })),
+    /** Waits for `expected` messages tagged `tag`, then `graceMs` more, then says who got how many (scale-clients.mjs). */
+    deliveries: async (/** @type {string} */ tag, /** @type {number} */ expected, graceMs = 0) =>
+      /** @type {{ total: number, lastAt: number, histogram: Record<string, number>, recipients: string[] | null, lost: number, lastLostReason: string, rss: number }} */ (
+        await call({ cmd: 'deliveries', tag, expected, graceMs })
+      ),
     stop: () => end(child),
   };
+}
+
+/**
+ * Runs the store read measurement (bench/lib/store-reads.mjs) in a fresh Node process and resolves
+ * with what it reports.
+ * @param {import('./store-reads.mjs').StoreReadJob} job
+ * @returns {Promise<import('./store-reads.mjs').StoreReadResult>}
+ */
+export async function runStoreReads(job) {
+  const child = fork(lib('./store-reads.mjs'), [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  try {
+    return await new Promise((resolve, reject) => {
+      child.once('message', (/** @type {{ result?: import('./store-reads.mjs').StoreReadResult, error?: string }} */ message) =>
+        message.result ? resolve(message.result) : reject(new Error(message.error ?? 'no result')),
+      );
+      child.once('exit', (code) => reject(new Error(`the store reads exited (${code}) before they reported`)));
+    });
+  } finally {
+    await end(child);
+  }
 }
 
 /** Flags for Debian's Chromium here: no sandbox as root, and no traffic beyond loopback. */

@@ -12,7 +12,10 @@
  *
  * It speaks the application protocol of bench/lib/workload.mjs, counts the HTTP requests and upgrades
  * under its realtime paths, and answers the runner's IPC requests: `stats`, `memory` (after a full
- * GC when run with --expose-gc), `fanout` (broadcast to every client at a fixed rate).
+ * GC when run with --expose-gc), `fanout` (broadcast to every client at a fixed rate), and for the
+ * rooms cases (unbroken only) `join` (put some of the sessions in a room), `deliver` (send messages
+ * to the room or to everyone, one per event-loop turn) and `usage` (the CPU spent since `deliver`
+ * began).
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -126,6 +129,17 @@ function handle(data, send) {
 let broadcast = (/** @type {Record<string, unknown>} */ _message) => {};
 /** Clients connected now; set up by each kind. */
 let clientCount = () => 0;
+/**
+ * The rooms cases: puts `count` of the sessions, evenly spread over the order they connected in, in
+ * `room`; resolves with their ids and how many members the server then reports. Unbroken only.
+ * @type {(room: string, count: number) => Promise<{ sids: string[], members: number }>}
+ */
+let joinRoom = () => Promise.reject(new Error(`the ${kind} server has no rooms`));
+/**
+ * Sends one message to the sessions in `room`, or to everyone when `room` is null. Unbroken only.
+ * @type {(room: string | null, message: Record<string, unknown>) => Promise<unknown>}
+ */
+let sendTo = () => Promise.reject(new Error(`the ${kind} server has no rooms`));
 
 if (kind === 'unbroken') {
   // The built server, as a user gets it; typed from its source so that type-checking needs no build.
@@ -139,6 +153,17 @@ if (kind === 'unbroken') {
   broadcast = (message) =>
     void realtime.broadcast(/** @type {import('../../src/server/index.js').Payload} */ (message)).catch(() => undefined);
   clientCount = () => realtime.sessions.size;
+  joinRoom = async (room, count) => {
+    const sessions = [...realtime.sessions.values()];
+    const step = sessions.length / count;
+    const chosen = Array.from({ length: Math.min(count, sessions.length) }, (_, i) => /** @type {(typeof sessions)[number]} */ (sessions[Math.floor(i * step)]));
+    await Promise.all(chosen.map((session) => session.join(room)));
+    return { sids: chosen.map((session) => session.id), members: (await realtime.to(room).sessions()).length };
+  };
+  sendTo = (room, message) => {
+    const data = /** @type {import('../../src/server/index.js').Payload} */ (message);
+    return room === null ? realtime.broadcast(data) : realtime.to(room).send(data);
+  };
 } else if (kind === 'ws') {
   // `/raw/ws`: one JSON message per frame. `/raw/batch`: what a plain batching server does, every
   // message of one tick joined into one frame holding a JSON array (the ceiling batching reaches).
@@ -278,6 +303,46 @@ function fanout(rate, seconds) {
   });
 }
 
+/** Where the current `deliver` began: CPU and wall clock, and how many of its sends failed. */
+let deliveryMark = { cpu: process.cpuUsage(), startWall: 0, failed: 0, firstError: '' };
+
+/**
+ * Sends `messages` messages `{ tag, seq, body }` (about 100 bytes) to `room`, or to everyone when it is
+ * null, one per event-loop turn (each recipient gets each as a frame of its own, as when a room's
+ * messages arrive one by one). Marks the CPU and wall clock at the first send for `usage`; resolves
+ * once the last was handed to the server (not yet delivered).
+ * @param {string | null} room
+ * @param {number} messages
+ * @param {string} tag
+ */
+function deliver(room, messages, tag) {
+  const mark = { cpu: process.cpuUsage(), startWall: wallNow(), failed: 0, firstError: '' };
+  deliveryMark = mark;
+  const failed = (/** @type {unknown} */ error) => {
+    mark.failed++;
+    mark.firstError ||= error instanceof Error ? error.message : String(error);
+  };
+  return new Promise((resolve) => {
+    let seq = 0;
+    const next = () => {
+      try {
+        sendTo(room, { tag, ...payload(seq) }).catch(failed);
+      } catch (error) {
+        failed(error);
+      }
+      if (++seq < messages) setImmediate(next);
+      else resolve({ startWall: mark.startWall, sendMs: wallNow() - mark.startWall });
+    };
+    next();
+  });
+}
+
+/** CPU (user + system) and wall clock since the current `deliver` began, and its failed sends. */
+function usage() {
+  const used = process.cpuUsage(deliveryMark.cpu);
+  return { cpuMs: (used.user + used.system) / 1000, wallMs: wallNow() - deliveryMark.startWall, failed: deliveryMark.failed, firstError: deliveryMark.firstError };
+}
+
 /** Heap and RSS after a full collection (when --expose-gc allows one). */
 function memory() {
   const gc = /** @type {(() => void) | undefined} */ (globalThis.gc);
@@ -289,10 +354,24 @@ function memory() {
   return { rss, heapUsed, external, arrayBuffers, clients: clientCount(), sockets: sockets.size };
 }
 
-process.on('message', async (/** @type {{ id: number, cmd: string, rate?: number, seconds?: number }} */ message) => {
+process.on('message', async (/** @type {{ id: number, cmd: string, rate?: number, seconds?: number, room?: string | null, count?: number, messages?: number, tag?: string }} */ message) => {
   /** @type {unknown} */
   let result;
   switch (message.cmd) {
+    case 'join':
+      try {
+        result = await joinRoom(String(message.room), message.count ?? 0);
+      } catch (error) {
+        process.send?.({ id: message.id, error: error instanceof Error ? error.message : String(error) });
+        return;
+      }
+      break;
+    case 'deliver':
+      result = await deliver(message.room ?? null, message.messages ?? 0, String(message.tag));
+      break;
+    case 'usage':
+      result = usage();
+      break;
     case 'stats':
       result = { requests: { ...requests } };
       break;

@@ -26,8 +26,56 @@ export const IDLE_CONNECTIONS = 10_000;
 export const FANOUT_CLIENTS = 1_000;
 export const FANOUT_RATE = 100;
 export const FANOUT_SECONDS = 3;
+/**
+ * Loopback addresses the scale clients' connections are spread over. The server's limits per client
+ * address (by default 500 sessions, 20 new sessions per second) are what a real server meets from
+ * many addresses; 10,000 connections are 10 per address, and reach none of them.
+ */
+export const CLIENT_ADDRESSES = 1_000;
+
+/**
+ * Rooms: sessions connected, how many of them are in the room, and the messages each case delivers
+ * in all (members × messages to the room, or sessions × broadcasts). Both cases deliver the same
+ * number, so their measured windows are about as long and background work (heartbeats over every
+ * session) weighs the same in each. Messages are sent one per event-loop turn, as a chat room gets
+ * them, so that each is written as a frame of its own to each recipient in both cases.
+ */
+export const ROOM_SESSIONS = 10_000;
+export const ROOM_MEMBERS = 100;
+export const ROOM_DELIVERIES = 200_000;
+/** Unmeasured deliveries of the same kind first, so that the measured ones run optimised code. */
+export const ROOM_WARMUP_DELIVERIES = 20_000;
+/**
+ * The store behind a resume: sessions, members of the measured room, and what it retains, appended
+ * in a seeded random order. The other rooms' messages are the bulk of the store; the read cost of a
+ * session must not follow them. `otherRoomMessages` is a list: one store per entry, to show the
+ * per-message read cost stays flat while the store grows around the same stream.
+ */
+export const STORE_READ = {
+  sessions: 10_000,
+  members: 100,
+  otherRooms: 100,
+  otherRoomMessages: [10_000, 100_000],
+  roomMessages: 1_000,
+  broadcasts: 1_000,
+  /** Messages to single sessions, spread over all of them. */
+  sessionMessages: 1_000,
+  /** Messages per `read()`, as the server's replay asks for them. */
+  page: 500,
+  /** Full reads of each stream timed per process, after as many untimed ones (a read takes well under 1 ms). */
+  repeats: 200,
+};
+
 /** What `--quick` runs instead. */
-export const QUICK = { runs: 1, idleConnections: 1_000, fanoutSeconds: 2 };
+export const QUICK = {
+  runs: 1,
+  idleConnections: 1_000,
+  fanoutSeconds: 2,
+  roomSessions: 1_000,
+  roomMembers: 10,
+  roomDeliveries: 20_000,
+  roomWarmupDeliveries: 2_000,
+};
 
 /** Padding that brings a pushed message to about 100 bytes of JSON. */
 const BODY = 'unbroken-benchmark-payload-'.repeat(3).slice(0, 77);
