@@ -8,6 +8,8 @@ export type { RoomTarget, ServerEvents, Session, SessionEndReason } from './sess
 export type { ServerStats } from './hub.js';
 export type { Authenticate, Identity } from './identity.js';
 export { MemoryStore, type MemoryStoreOptions, type Address, type MessageStore, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
+export type { SessionState, SharedSession, SharedStore, Signal } from './shared-state.js';
+export type { TicketGrant } from './tickets.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';
 export type { Listener } from './emitter.js';
 export * from '../protocol/index.js';
