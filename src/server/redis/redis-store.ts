@@ -284,6 +284,11 @@ export class RedisStore implements MessageStore, SessionState {
     return { cursor: formatId(epoch, text(reply[1])), gap: gap as ReadResult['gap'] & string, messages, more };
   }
 
+  /**
+   * See {@link MessageStore.subscribe}. The first subscriber starts the store's blocking reader at the
+   * head as of the call; a listener added while it runs hears from where the reader stands, which may
+   * include messages appended just before the call that the reader had not yet delivered.
+   */
   subscribe(listener: (message: StoredMessage) => void): () => void {
     if (this.#closed) return () => undefined;
     return this.#reader.subscribe(listener);
