@@ -8,6 +8,7 @@ import {
   UnbrokenServerError,
   UnbrokenTypeError,
   type Address,
+  type GapReason,
   type Identity,
   type MessageStore,
   type NewMessage,
@@ -188,6 +189,13 @@ export class RedisStore implements MessageStore, SessionState {
     void this.#checkEviction();
   }
 
+  /**
+   * Calls `listener` with an `UnbrokenServerError` (`STORE_ERROR`) for each of: a lost connection and
+   * its reconnection (each connection of the store: commands, blocking reader, signals), a Redis that
+   * cannot be reached, a command not answered after `slowCommandWarning` ms and its answer at last,
+   * a failed blocking read, and a Redis that may evict keys; `LISTENER_ERROR` for a subscriber that
+   * threw. Returns the unsubscribe function.
+   */
   onError(listener: (error: Error) => void): () => void {
     const wrapped = (error: Error): void => listener(error);
     this.#errorListeners.add(wrapped);
@@ -275,13 +283,13 @@ export class RedisStore implements MessageStore, SessionState {
       6,
     );
     const epoch = text(reply[0]);
-    const gap = text(reply[2]);
+    const gap = text(reply[2]) as GapReason | '';
     const messages = items(reply[5], 0).map((entry) => decodeEntry(entry as RawEntry).message);
     // Subscribers hear of every message this read could see before it resolves (store.ts, subscribe).
     await this.#reader.caughtUp(epoch, text(reply[4]));
     const more = reply[3] === 1;
     if (gap === '') return { cursor: after, messages, more };
-    return { cursor: formatId(epoch, text(reply[1])), gap: gap as ReadResult['gap'] & string, messages, more };
+    return { cursor: formatId(epoch, text(reply[1])), gap, messages, more };
   }
 
   /**
