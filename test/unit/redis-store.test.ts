@@ -230,6 +230,27 @@ describe('RedisStore live delivery', () => {
   });
 });
 
+describe('RedisStore after FLUSHALL', () => {
+  it('§6.2 starts a new epoch without any reconnection, and subscribers hear it from its start', async () => {
+    const own = await startRedisServer();
+    try {
+      const { store } = await open(own);
+      const heard: string[] = [];
+      store.subscribe((message) => heard.push(message.id));
+      const before = await fill(store, 2);
+      await vi.waitFor(() => expect(heard).toEqual(before));
+      await inspect(own).flushall();
+      const after = await fill(store, 2);
+      await vi.waitFor(() => expect(heard).toEqual([...before, ...after]));
+      const resumed = await store.read('s', before[1]!, 10);
+      expect(resumed).toMatchObject({ gap: 'unknown-epoch' });
+      expect(ids(resumed.messages)).toEqual(after);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('RedisStore when Redis is unreachable or stalled', () => {
   it('rejects ready() with a clear STORE_ERROR within connectTimeout when nothing listens, without a password in it', async () => {
     const port = await freePort();
