@@ -164,7 +164,8 @@ export class RedisStore implements MessageStore, SessionState {
 
   /**
    * Resolves once Redis answers a `PING`; rejects with `STORE_ERROR` ("cannot reach Redis at …: why")
-   * when it has not within `connectTimeout`.
+   * when it has not within `connectTimeout`. The store goes on trying to connect until `close()`.
+   * Once connected, it reports to `onError` when Redis may evict keys (`maxmemory-policy`).
    */
   async ready(): Promise<void> {
     if (this.#closed) throw new UnbrokenServerError('STORE_ERROR', 'RedisStore: ready() after close()');
