@@ -4,6 +4,9 @@
 //   dist/unbroken-realtime.d.ts         bundled declarations of the client
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
+//   dist/redis.mjs             the Redis store, ESM; imports `ioredis` and the server's own code from
+//                              ./server.mjs (one copy of each class for both entry points)
+//   dist/redis.d.ts            its declarations, importing the server's types from ./server.js
 // A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server,
 // and a `ws` type in the server's public declarations.
 // Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
@@ -18,6 +21,8 @@ import { dts } from 'rollup-plugin-dts';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 const serverDir = fileURLToPath(new URL('./src/server/', import.meta.url));
+const serverEntry = fileURLToPath(new URL('./src/server/index.ts', import.meta.url));
+const redisDir = fileURLToPath(new URL('./src/server/redis/', import.meta.url));
 
 // Start from an empty dist/ so a renamed or removed output never lingers (not in watch mode, where
 // the config is loaded once and every rebuild overwrites the outputs anyway).
@@ -68,6 +73,28 @@ function noWsTypes() {
           this.error(`${chunk.fileName} must not reference "${offending[0]}": declare the shape it needs in src/server instead`);
         }
       }
+    },
+  };
+}
+
+/**
+ * Makes the Redis store's bundle import the server's code from the server's bundle (`target`, next to
+ * it in dist/) instead of carrying a copy: `instanceof UnbrokenServerError` then holds for errors of
+ * both entry points. src/server/redis reaches server code through `../index.js` only; any other import
+ * of it fails the build.
+ */
+function serverFromItsBundle(target) {
+  return {
+    name: 'unbroken-server-from-its-bundle',
+    async resolveId(source, importer) {
+      if (!importer?.startsWith(redisDir) || isBare(source)) return null;
+      const resolved = await this.resolve(source, importer, { skipSelf: true });
+      if (resolved === null || resolved.external) return resolved;
+      if (resolved.id.replace(/\.d\.ts$/, '.ts') === serverEntry) return { id: target, external: true };
+      if (!resolved.id.startsWith(redisDir)) {
+        this.error(`src/server/redis must import server code from '../index.js' only, not "${source}" (in ${importer.slice(root.length)})`);
+      }
+      return resolved;
     },
   };
 }
@@ -137,6 +164,14 @@ export default [
     onwarn,
     output: { file: 'dist/server.mjs', format: 'es', sourcemap: true, generatedCode: 'es2015' },
   },
+  // The Redis store: `ioredis` (an optional peer dependency) and the server's bundle stay imports.
+  {
+    input: 'src/server/redis/index.ts',
+    external: (id) => isBare(id),
+    plugins: [serverFromItsBundle('./server.mjs'), nodeResolve({ preferBuiltins: true }), ts('./tsconfig.server.json')],
+    onwarn,
+    output: { file: 'dist/redis.mjs', format: 'es', sourcemap: true, generatedCode: 'es2015' },
+  },
   // Bundled declarations.
   {
     input: 'src/client/index.ts',
@@ -148,5 +183,11 @@ export default [
     external: (id) => isBare(id),
     plugins: [noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
     output: { file: 'dist/server.d.ts', format: 'es' },
+  },
+  {
+    input: 'src/server/redis/index.ts',
+    external: (id) => isBare(id),
+    plugins: [serverFromItsBundle('./server.js'), noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
+    output: { file: 'dist/redis.d.ts', format: 'es' },
   },
 ];

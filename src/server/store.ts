@@ -77,7 +77,11 @@ export interface ReadResult {
 
 /** The pluggable store. Every method of a conforming store keeps the semantics documented here. */
 export interface MessageStore {
-  /** Appends a message, assigns its id, and notifies subscribers before the promise resolves. */
+  /**
+   * Appends a message and assigns its id; resolves once the message is stored. Subscribers hear of it
+   * in append order, before or after the promise resolves: {@link MemoryStore} calls them during the
+   * append, a store shared by several processes when its reader sees the message (see `subscribe`).
+   */
   append(message: NewMessage): Promise<StoredMessage>;
   /** The id of the newest message, or the id a brand-new stream starts after when there is none. */
   head(): Promise<string>;
@@ -112,11 +116,28 @@ export interface MessageStore {
    */
   read(sessionId: string, after: string, limit: number): Promise<ReadResult>;
   /**
-   * Calls `listener` with every appended message, in append order, and `events` with what else the
-   * server must know in that order (see {@link StoreEvents}). Returns the unsubscribe function.
-   * Listeners must not throw.
+   * Calls `listener` with every message appended after the call — by any process sharing the store —
+   * once each, in append order, and `events` with what else the server must know in that order (see
+   * {@link StoreEvents}). Returns the unsubscribe function. Listeners must not throw.
+   *
+   * A listener may be called after the `append` of its message resolved, but never after a `read`
+   * that returned the message resolved: the server places the seam between a replay and the live
+   * stream on that (§6.3).
    */
   subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void;
+  /**
+   * Resolves once the store can serve, rejects with an `UnbrokenServerError` (`STORE_ERROR`) that says
+   * why when it cannot (a database that does not answer). The server awaits it before it serves; a
+   * store without it is ready at once.
+   */
+  ready?(): Promise<void>;
+  /**
+   * Calls `listener` with what goes wrong in the store outside any call — a lost or restored
+   * connection, a database that has stopped answering, a background reader that failed — as errors
+   * with plain messages. Returns the unsubscribe function. The server forwards every report to its
+   * `error` event.
+   */
+  onError?(listener: (error: Error) => void): () => void;
   /** Releases the store's resources; a closed store rejects appends. */
   close?(): Promise<void>;
 }

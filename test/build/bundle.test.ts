@@ -18,6 +18,8 @@ const CLIENT_IIFE = 'dist/unbroken-realtime.iife.min.js';
 const CLIENT_DTS = 'dist/unbroken-realtime.d.ts';
 const SERVER_ESM = 'dist/server.mjs';
 const SERVER_DTS = 'dist/server.d.ts';
+const REDIS_ESM = 'dist/redis.mjs';
+const REDIS_DTS = 'dist/redis.d.ts';
 const CLIENT_BUNDLES = [CLIENT_ESM, CLIENT_IIFE] as const;
 
 interface PackageJson {
@@ -111,7 +113,7 @@ const SERVER_ONLY_WORDS = ['createServer', 'WebSocketServer', 'handleUpgrade', '
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(() => {
-  const missing = [CLIENT_ESM, CLIENT_IIFE, CLIENT_DTS, SERVER_ESM, SERVER_DTS].filter((file) => !existsSync(abs(file)));
+  const missing = [CLIENT_ESM, CLIENT_IIFE, CLIENT_DTS, SERVER_ESM, SERVER_DTS, REDIS_ESM, REDIS_DTS].filter((file) => !existsSync(abs(file)));
   if (missing.length > 0) {
     throw new Error(`missing ${missing.join(', ')}: run \`npm run build\` before test/build (\`npm test\` does)`);
   }
@@ -156,7 +158,7 @@ describe('package.json entry points', () => {
   collectConditions('.', pkg.exports);
 
   it('has a condition object for every entry point except package.json', () => {
-    expect(conditionObjects.map(([where]) => where)).toEqual(['.', './server']);
+    expect(conditionObjects.map(([where]) => where)).toEqual(['.', './server', './redis']);
   });
 
   it.each(conditionObjects)('exports %s list types first, then code of the same entry', (_where, conditions) => {
@@ -172,7 +174,7 @@ describe('package.json entry points', () => {
   });
 });
 
-describe.each([CLIENT_ESM, CLIENT_IIFE, SERVER_ESM])('source map of %s', (file) => {
+describe.each([CLIENT_ESM, CLIENT_IIFE, SERVER_ESM, REDIS_ESM])('source map of %s', (file) => {
   it('carries the content of every source it names (the package ships no src/)', () => {
     const map = JSON.parse(read(`${file}.map`)) as { sources: string[]; sourcesContent?: (string | null)[] };
     expect(map.sources.length).toBeGreaterThan(0);
@@ -205,7 +207,7 @@ describe.each(CLIENT_BUNDLES)('browser bundle %s', (file) => {
   it('was built from no server module and no Node package (sourcemap)', () => {
     const map = JSON.parse(read(`${file}.map`)) as { sources: string[] };
     expect(map.sources.length).toBeGreaterThan(0);
-    const offending = map.sources.filter((source) => /(^|\/)src\/server\/|(^|\/)node_modules\/(ws|@types\/node)\//.test(source));
+    const offending = map.sources.filter((source) => /(^|\/)src\/server\/|(^|\/)node_modules\/(ws|ioredis|@types\/node)\//.test(source));
     expect(offending).toEqual([]);
   });
 });
@@ -298,8 +300,39 @@ describe(`server ${SERVER_ESM}`, () => {
     expect(offending).toEqual([]);
   });
 
+  it('never imports ioredis, an optional peer dependency that only unbroken-realtime/redis needs', () => {
+    const packages = scan(read(SERVER_ESM)).imports.filter((source) => source === 'ioredis' || source.startsWith('ioredis/'));
+    expect(packages).toEqual([]);
+    expect(read(SERVER_DTS)).not.toMatch(/from\s+["']ioredis["']/);
+  });
+
   it('loads in Node', async () => {
     const server: Record<string, unknown> = await import(pathToFileURL(abs(SERVER_ESM)).href);
     expect(Object.keys(server).length).toBeGreaterThan(0);
+  });
+});
+
+describe(`Redis store ${REDIS_ESM}`, () => {
+  it('imports only ioredis, node: builtins and the server bundle next to it', () => {
+    const imports = scan(read(REDIS_ESM)).imports;
+    expect(imports.filter((source) => source !== 'ioredis' && source !== './server.mjs' && !source.startsWith('node:'))).toEqual([]);
+    expect(imports).toContain('./server.mjs');
+  });
+
+  it('was built from src/server/redis alone: the server code it uses comes from ./server.mjs, not a copy', () => {
+    const map = JSON.parse(read(`${REDIS_ESM}.map`)) as { sources: string[] };
+    expect(map.sources.filter((source) => !/(^|\/)src\/server\/redis\//.test(source))).toEqual([]);
+  });
+
+  it('declares its types with imports of ./server.js and ioredis only', () => {
+    const code = read(REDIS_DTS).replace(/\/\*[\s\S]*?\*\//g, '');
+    const imports = [...code.matchAll(/\b(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((match) => match[1]);
+    expect([...new Set(imports)].sort()).toEqual(['./server.js', 'ioredis']);
+  });
+
+  it('loads in Node and throws the server bundle’s own error classes', async () => {
+    const redis = (await import(pathToFileURL(abs(REDIS_ESM)).href)) as { RedisStore: new (options: { maxMessages: number }) => unknown };
+    const server = (await import(pathToFileURL(abs(SERVER_ESM)).href)) as { UnbrokenTypeError: abstract new () => Error };
+    expect(() => new redis.RedisStore({ maxMessages: 0 })).toThrow(server.UnbrokenTypeError);
   });
 });

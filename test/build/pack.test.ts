@@ -195,6 +195,8 @@ describe('the packed tarball', () => {
       'dist/unbroken-realtime.d.ts',
       'dist/server.mjs',
       'dist/server.d.ts',
+      'dist/redis.mjs',
+      'dist/redis.d.ts',
       'LICENSE',
       'README.md',
       'package.json',

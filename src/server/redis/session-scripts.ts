@@ -1,0 +1,112 @@
+/**
+ * The Lua scripts of the shared session state (src/server/shared-state.ts). Keys (`P` is the prefix):
+ *
+ * - `P:session:<id>` hash: `key`, `user` (the identity as JSON, `''` for none), `processed` (§8).
+ *   Expires after its ttl unless touched.
+ * - `P:ticket:<ticket>` string: the grant as JSON, `PX` its ttl; taken with `GETDEL` (single use).
+ * - `P:tickets:<session>` set: the tickets issued for a session, so that ending it voids them.
+ * - `P:poll:<connection>` string: the session of a long-polling connection, `PX` its ttl.
+ * - `P:polls:<session>` set: a session's long-polling connections, so that touching it keeps them.
+ *
+ * Numbers that Redis keeps (`processed`, ttls) are passed and returned as strings: Lua numbers are
+ * doubles, and Redis formats them with 14 significant digits.
+ */
+import { PRELUDE } from './scripts.js';
+
+/** KEYS session · ARGV key, user, ttl → {created 0|1, key, user, processed}. */
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local stored = redis.call('HMGET', KEYS[1], 'key', 'user', 'processed')
+  return { 0, stored[1], stored[2], stored[3] }
+end
+redis.call('HSET', KEYS[1], 'key', ARGV[1], 'user', ARGV[2], 'processed', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return { 1, ARGV[1], ARGV[2], '0' }
+`;
+
+/** KEYS session · ARGV user. */
+const SET_USER = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'user', ARGV[1]) end
+return 0
+`;
+
+/** KEYS session · ARGV first, last → processed before, as a string, or nil for an unknown session. */
+const ADVANCE = `
+local processed = redis.call('HGET', KEYS[1], 'processed')
+if not processed then return false end
+local before = tonumber(processed)
+if tonumber(ARGV[1]) <= before + 1 and tonumber(ARGV[2]) > before then
+  redis.call('HSET', KEYS[1], 'processed', ARGV[2])
+end
+return processed
+`;
+
+/** KEYS session, rooms, polls · ARGV ttl, poll key prefix → 1, or 0 for an unknown session. */
+const TOUCH = `
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+for _, connection in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('PEXPIRE', ARGV[2] .. connection, ARGV[1]) == 0 then redis.call('SREM', KEYS[3], connection) end
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS meta, feed, session, rooms, tickets, polls · ARGV candidate, members prefix, ticket prefix,
+ * poll prefix, retention, session id. Ends the session's open memberships at the head (§6.5: they end
+ * with the session) and keeps its closed ones for the retention, for a same-id session's resume.
+ */
+const END = `
+redis.call('DEL', KEYS[3])
+local rooms = redis.call('HGETALL', KEYS[4])
+if #rooms > 0 then
+  epochOf(KEYS[1], KEYS[2], ARGV[1])
+  local head = redis.call('HGET', KEYS[1], 'head')
+  for i = 1, #rooms, 2 do
+    local list = positions(rooms[i + 1])
+    if #list % 2 == 1 then
+      list[#list + 1] = head
+      store(KEYS[4], rooms[i], list)
+      redis.call('HDEL', ARGV[2] .. rooms[i], ARGV[6])
+    end
+  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
+for _, ticket in ipairs(redis.call('SMEMBERS', KEYS[5])) do redis.call('DEL', ARGV[3] .. ticket) end
+for _, connection in ipairs(redis.call('SMEMBERS', KEYS[6])) do redis.call('DEL', ARGV[4] .. connection) end
+redis.call('DEL', KEYS[5], KEYS[6])
+return 0
+`;
+
+/** Adds \`member\` to the set \`key\` and makes the set live at least \`ttl\` ms. */
+const REMEMBER = `
+local function remember(key, member, ttl)
+  redis.call('SADD', key, member)
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+`;
+
+/** KEYS ticket[, tickets of its session] · ARGV grant, ttl, ticket. */
+const PUT_TICKET = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if KEYS[2] then remember(KEYS[2], ARGV[3], ARGV[2]) end
+return 0
+`;
+
+/** KEYS poll, polls of its session · ARGV session, ttl, connection. */
+const PUT_POLL = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+remember(KEYS[2], ARGV[3], ARGV[2])
+return 0
+`;
+
+export const SESSION_SCRIPTS = {
+  unbrokenCreateSession: { lua: CREATE, numberOfKeys: 1 },
+  unbrokenSetUser: { lua: SET_USER, numberOfKeys: 1 },
+  unbrokenAdvance: { lua: ADVANCE, numberOfKeys: 1 },
+  unbrokenTouch: { lua: TOUCH, numberOfKeys: 3 },
+  unbrokenEndSession: { lua: PRELUDE + END, numberOfKeys: 6 },
+  unbrokenPutTicket: { lua: REMEMBER + PUT_TICKET, numberOfKeys: undefined },
+  unbrokenPutPoll: { lua: REMEMBER + PUT_POLL, numberOfKeys: 2 },
+} as const;

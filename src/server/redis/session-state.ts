@@ -1,0 +1,129 @@
+/**
+ * The shared session state of the Redis store (src/server/shared-state.ts): sessions, the upstream
+ * sequence (§8), tickets (§3.4) and long-polling connections (§7.4), each in keys that expire by
+ * themselves (see session-scripts.ts), so that a process that crashed leaks nothing.
+ */
+import type { Redis } from 'ioredis';
+import { UnbrokenTypeError, type Identity, type SharedSession, type TicketGrant } from '../index.js';
+import { items, runScript, scriptLabel, text, type ScriptArg, type ScriptName } from './commands.js';
+import { candidateEpoch } from './ids.js';
+import type { Keys } from './keys.js';
+import type { Watchdog } from './watchdog.js';
+
+/** Longest ticket looked up: a longer value from a URL is no ticket this store issued. */
+const MAX_TICKET_LENGTH = 256;
+
+function checkTtl(method: string, ttl: number): number {
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new UnbrokenTypeError('INVALID_OPTION', `RedisStore.${method}: expects ttl to be an integer ≥ 1 ms, got ${ttl}`);
+  }
+  return ttl;
+}
+
+function checkSequence(first: number, last: number): void {
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 1 || last < first) {
+    throw new UnbrokenTypeError('INVALID_OPTION', `RedisStore.advance: expects integers 1 ≤ first ≤ last, got ${first} and ${last}`);
+  }
+}
+
+function userOf(stored: string): Identity | null {
+  return stored === '' ? null : (JSON.parse(stored) as Identity);
+}
+
+export class SharedSessions {
+  readonly #redis: Redis;
+  readonly #keys: Keys;
+  readonly #watchdog: Watchdog;
+  /** How long a session's closed memberships are kept once it ended: see scripts.ts. */
+  readonly #retention: number;
+
+  constructor(redis: Redis, keys: Keys, watchdog: Watchdog, retention: number) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#watchdog = watchdog;
+    this.#retention = retention;
+  }
+
+  async create(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
+    checkTtl('createSession', ttl);
+    const user = session.user === null ? '' : JSON.stringify(session.user);
+    const reply = items(await this.#run('unbrokenCreateSession', [this.#keys.session(session.id), session.key, user, ttl]), 4);
+    return {
+      session: { id: session.id, key: text(reply[1]), user: userOf(text(reply[2])), processed: Number(text(reply[3])) },
+      created: reply[0] === 1,
+    };
+  }
+
+  async get(id: string): Promise<SharedSession | null> {
+    const [key, user, processed] = await this.#watchdog.track('getSession', this.#redis.hmget(this.#keys.session(id), 'key', 'user', 'processed'));
+    if (key === null || key === undefined) return null;
+    return { id, key, user: userOf(user ?? ''), processed: Number(processed ?? 0) };
+  }
+
+  async setUser(id: string, user: Identity): Promise<void> {
+    await this.#run('unbrokenSetUser', [this.#keys.session(id), JSON.stringify(user)]);
+  }
+
+  async touch(ids: readonly string[], ttl: number): Promise<void> {
+    checkTtl('touchSessions', ttl);
+    if (ids.length === 0) return;
+    // One round trip for all: a process touches every session it holds at each sweep.
+    const pipeline = this.#redis.pipeline();
+    const touch = pipeline as unknown as Record<string, (...args: ScriptArg[]) => unknown>;
+    for (const id of ids) {
+      touch.unbrokenTouch!.call(pipeline, this.#keys.session(id), this.#keys.rooms(id), this.#keys.pollsOf(id), ttl, this.#keys.pollPrefix);
+    }
+    const results = await this.#watchdog.track('touchSessions', pipeline.exec());
+    const failed = results?.find(([error]) => error !== null)?.[0];
+    if (failed) throw failed;
+  }
+
+  async delete(id: string): Promise<void> {
+    const keys = this.#keys;
+    await this.#run('unbrokenEndSession', [
+      keys.meta,
+      keys.feed,
+      keys.session(id),
+      keys.rooms(id),
+      keys.ticketsOf(id),
+      keys.pollsOf(id),
+      candidateEpoch(),
+      keys.membersPrefix,
+      keys.ticketPrefix,
+      keys.pollPrefix,
+      this.#retention,
+      id,
+    ]);
+  }
+
+  async advance(id: string, first: number, last: number): Promise<number | null> {
+    checkSequence(first, last);
+    const before = await this.#run('unbrokenAdvance', [this.#keys.session(id), first, last]);
+    return before === null ? null : Number(text(before));
+  }
+
+  async putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void> {
+    checkTtl('putTicket', ttl);
+    const keys = grant.sid === null ? [this.#keys.ticket(ticket)] : [this.#keys.ticket(ticket), this.#keys.ticketsOf(grant.sid)];
+    await this.#run('unbrokenPutTicket', [keys.length, ...keys, JSON.stringify(grant), ttl, ticket]);
+  }
+
+  async takeTicket(ticket: string): Promise<TicketGrant | null> {
+    if (ticket.length === 0 || ticket.length > MAX_TICKET_LENGTH) return null;
+    const grant = await this.#watchdog.track('takeTicket', this.#redis.getdel(this.#keys.ticket(ticket)));
+    return grant === null ? null : (JSON.parse(grant) as TicketGrant);
+  }
+
+  async putConnection(connection: string, session: string, ttl: number): Promise<void> {
+    checkTtl('putConnection', ttl);
+    await this.#run('unbrokenPutPoll', [this.#keys.poll(connection), this.#keys.pollsOf(session), session, ttl, connection]);
+  }
+
+  async getConnection(connection: string): Promise<string | null> {
+    return this.#watchdog.track('getConnection', this.#redis.get(this.#keys.poll(connection)));
+  }
+
+  #run(name: ScriptName, args: readonly ScriptArg[]): Promise<unknown> {
+    return this.#watchdog.track(scriptLabel(name), runScript(this.#redis, name, args));
+  }
+}
