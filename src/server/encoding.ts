@@ -9,6 +9,8 @@ import {
   encodeBinaryFrame,
   messageFrameText,
   nestsDeeperThan,
+  isValidEventName,
+  utf8Length,
   type Payload,
 } from '../protocol/index.js';
 import { UnbrokenTypeError } from './errors.js';
@@ -97,4 +99,33 @@ export class EncodingCache {
   reuse(message: StoredMessage, dataText: string): void {
     this.#encodings.set(message, { text: textItem(message, dataText) });
   }
+}
+
+/**
+ * Checks what `broadcast()`, `session.send()` and `to().send()` were given, and returns its JSON
+ * text (`undefined` for bytes).
+ * @throws {UnbrokenTypeError} `INVALID_EVENT_NAME` for an event name that breaks §4.2,
+ * `INVALID_DATA` for data that cannot be encoded or that no connection may buffer.
+ */
+export function checkOutgoing(data: Payload, event: string | undefined, maxBufferedBytes: number): string | undefined {
+  if (event !== undefined && (typeof event !== 'string' || !isValidEventName(event))) {
+    throw new UnbrokenTypeError(
+      'INVALID_EVENT_NAME',
+      `expects an event name of 1–128 characters without CR, LF or NUL, got ${JSON.stringify(event)}`,
+    );
+  }
+  const text = encodeData(data);
+  // A message no connection may buffer would cut every client it reaches with BACKPRESSURE, and
+  // again on every resume: refuse it here instead (§12). Base64 makes bytes a third larger on HTTP.
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most texts need no count at all.
+  const size =
+    text === undefined
+      ? Math.ceil(((data as Uint8Array).byteLength * 4) / 3)
+      : text.length * 3 <= maxBufferedBytes
+        ? 0
+        : utf8Length(text);
+  if (size > maxBufferedBytes) {
+    throw new UnbrokenTypeError('INVALID_DATA', `expects data of at most maxBufferedBytes (${maxBufferedBytes} bytes) once encoded, got ${size}`);
+  }
+  return text;
 }

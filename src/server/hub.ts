@@ -6,28 +6,22 @@
  * socket library.
  */
 import type http from 'node:http';
-import {
-  utf8Length,
-  isValidEventName,
-  type Payload,
-  type ServerFrame,
-} from '../protocol/index.js';
+import type { Payload, ServerFrame } from '../protocol/index.js';
 import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { Downlink } from './downlink.js';
-import { EncodingCache, encodeData, type QueuedItem } from './encoding.js';
+import { EncodingCache, checkOutgoing, type QueuedItem } from './encoding.js';
 import type { Emitter } from './emitter.js';
-import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
-import { identityId, type Authenticate } from './identity.js';
+import { UnbrokenServerError } from './errors.js';
+import { identityId, type Authenticate, type Identity } from './identity.js';
 import { Limits, socketAddress, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { openStream, replayFrom } from './replay.js';
-import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session } from './session.js';
+import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session, type SessionEndReason } from './session.js';
 import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
 import { LiveRooms } from './rooms.js';
+import { Links } from './links.js';
 import { Cluster, type PreparedSession } from './cluster.js';
 import { sharesState } from './shared-state.js';
-import type { Identity } from './identity.js';
-import type { SessionEndReason } from './session.js';
 import type { Address, MessageStore, StoredMessage } from './store.js';
 
 export interface HubOptions {
@@ -101,8 +95,6 @@ export class SessionHub {
   readonly limits: Limits;
   /** The rooms of this server's sessions (§6.5). */
   readonly rooms: LiveRooms = new LiveRooms(this);
-  /** A check of the total buffered bytes is scheduled (§12.1). */
-  #totalCheckScheduled = false;
   readonly #emitter: Emitter<ServerEvents>;
   readonly #encodings = new EncodingCache();
   /**
@@ -112,7 +104,7 @@ export class SessionHub {
    */
   #appending: { readonly data: Payload; readonly text: string } | undefined;
   /** Connections whose adapter has not yet reported them closed. */
-  readonly #links = new Set<Downlink>();
+  readonly #links: Links;
   readonly #reauthentications: Reauthentications;
   #unsubscribe: (() => void) | null;
   #sweep: ReturnType<typeof setInterval> | null = null;
@@ -120,11 +112,11 @@ export class SessionHub {
   /** The other processes sharing the store, when it shares session state (cluster.ts); else null. */
   readonly cluster: Cluster | null;
   #closing: Promise<void> | null = null;
-  #linksGone: (() => void) | null = null;
 
   constructor(options: HubOptions, emitter: Emitter<ServerEvents>) {
     this.options = options;
     this.limits = options.limits ?? unlimited(options.now);
+    this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.#emitter = emitter;
     this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
     this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message), {
@@ -171,7 +163,6 @@ export class SessionHub {
     const session = existing ?? prepared?.session ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this, address);
     const link = new Downlink(session, connection, this, address, params.request ?? null);
     this.#links.add(link);
-    this.limits.connectionOpened(address);
     if (!this.accepting) {
       link.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
       return link;
@@ -205,7 +196,6 @@ export class SessionHub {
   continueConnection(connection: Connection, session: ServerSession, last: string, address: string, request: http.IncomingMessage): ConnectionHandle {
     const link = new Downlink(session, connection, this, address, request);
     this.#links.add(link);
-    this.limits.connectionOpened(address);
     link.continueFrom(last);
     this.#attach(session, link);
     return link;
@@ -283,19 +273,7 @@ export class SessionHub {
 
   /** What the server holds now (see {@link ServerStats}). */
   stats(): ServerStats {
-    let bufferedBytes = 0;
-    let parkedConnections = 0;
-    for (const link of this.#links) {
-      bufferedBytes += link.pressure();
-      if (link.isParked) parkedConnections++;
-    }
-    return {
-      sessions: this.sessions.size,
-      connections: this.#links.size,
-      parkedConnections,
-      bufferedBytes,
-      addresses: this.limits.addresses,
-    };
+    return { sessions: this.sessions.size, connections: this.#links.size, ...this.#links.load(), addresses: this.limits.addresses };
   }
 
   /** Checks the fresh credentials of a client `auth` frame (§3.5, {@link Reauthentications.start}). */
@@ -326,29 +304,7 @@ export class SessionHub {
   /** Appends a message to the store for everyone, one session or the sessions in some rooms. */
   append(to: Address, data: Payload, options?: { event?: string }): Promise<string> {
     const event = options?.event;
-    if (event !== undefined && (typeof event !== 'string' || !isValidEventName(event))) {
-      throw new UnbrokenTypeError(
-        'INVALID_EVENT_NAME',
-        `expects an event name of 1–128 characters without CR, LF or NUL, got ${JSON.stringify(event)}`,
-      );
-    }
-    const text = encodeData(data);
-    // A message no connection may buffer would cut every client it reaches with BACKPRESSURE, and
-    // again on every resume: refuse it here instead (§12). Base64 makes bytes a third larger on HTTP.
-    const { maxBufferedBytes } = this.options;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: most texts need no count at all.
-    const size =
-      text === undefined
-        ? Math.ceil(((data as Uint8Array).byteLength * 4) / 3)
-        : text.length * 3 <= maxBufferedBytes
-          ? 0
-          : utf8Length(text);
-    if (size > maxBufferedBytes) {
-      throw new UnbrokenTypeError(
-        'INVALID_DATA',
-        `expects data of at most maxBufferedBytes (${maxBufferedBytes} bytes) once encoded, got ${size}`,
-      );
-    }
+    const text = checkOutgoing(data, event, this.options.maxBufferedBytes);
     if (this.#state !== 'running') {
       return Promise.reject(new UnbrokenServerError('SERVER_CLOSED', 'cannot send: the server is closed'));
     }
@@ -392,8 +348,7 @@ export class SessionHub {
 
   /** @internal the adapter reported a link gone. */
   linkGone(link: Downlink): void {
-    if (this.#links.delete(link)) this.limits.connectionClosed(link.address);
-    if (this.#links.size === 0) this.#linksGone?.();
+    this.#links.gone(link);
   }
 
   /** @internal a session ended. */
@@ -441,42 +396,7 @@ export class SessionHub {
     } catch (error) {
       this.fail(toError(error));
     }
-    this.#scheduleTotalCheck();
-  }
-
-  /** Checks the total once the writes of this tick went out (they move bytes into socket buffers). */
-  #scheduleTotalCheck(): void {
-    if (this.#totalCheckScheduled || this.options.maxTotalBufferedBytes === undefined) return;
-    this.#totalCheckScheduled = true;
-    setImmediate(() => {
-      this.#totalCheckScheduled = false;
-      this.#enforceTotal();
-    });
-  }
-
-  /**
-   * §12.1: when every connection together holds more than `maxTotalBufferedBytes`, the ones that hold
-   * the most — the slowest readers — are cut with BACKPRESSURE until the rest fit. They resume from
-   * the store.
-   */
-  #enforceTotal(): void {
-    const max = this.options.maxTotalBufferedBytes;
-    if (max === undefined) return;
-    let total = 0;
-    const loaded: { link: Downlink; bytes: number }[] = [];
-    for (const link of this.#links) {
-      const bytes = link.pressure();
-      if (bytes === 0) continue;
-      total += bytes;
-      loaded.push({ link, bytes });
-    }
-    if (total <= max) return;
-    loaded.sort((a, b) => b.bytes - a.bytes);
-    for (const { link, bytes } of loaded) {
-      if (total <= max) break;
-      link.close({ kind: 'error', code: 'BACKPRESSURE', message: 'the server holds too much for slow clients; resume' });
-      total -= bytes;
-    }
+    this.#links.scheduleCheck();
   }
 
   async #shutdown(): Promise<void> {
@@ -490,7 +410,7 @@ export class SessionHub {
       session.end('shutdown');
     }
     this.#stopSweep();
-    if (this.#links.size > 0) await new Promise<void>((resolve) => (this.#linksGone = resolve));
+    await this.#links.empty();
     this.#state = 'closed';
   }
 
@@ -519,6 +439,6 @@ export class SessionHub {
       else if (now - session.detachedAt >= this.options.sessionTimeout) session.end('timeout');
     }
     this.limits.prune();
-    this.#enforceTotal();
+    this.#links.enforce();
   }
 }

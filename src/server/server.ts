@@ -82,6 +82,18 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
   disconnect(predicate: (session: Session<Incoming, Outgoing>) => boolean): number;
   readonly store: MessageStore;
   /**
+   * Resolves once the store can serve (a store backed by a database answered), rejects with
+   * {@link UnbrokenServerError} `STORE_ERROR` saying why when it cannot — e.g. Redis unreachable at
+   * start. The failure is also reported on the `error` event, so a server nobody awaits does not
+   * fail silently. The in-memory store is ready at once.
+   *
+   * @example
+   * const realtime = createServer({ store: new RedisStore({ url: process.env.REDIS_URL }) });
+   * await realtime.ready(); // throws if Redis cannot be reached
+   * realtime.attach(httpServer.listen(8080));
+   */
+  ready(): Promise<void>;
+  /**
    * Shuts down gracefully (§10.2): every connection gets a `reconnect` notice with its own jittered
    * delay and an ack of what was processed, then closes; every session ends with reason `shutdown`.
    * Resolves once every connection is gone. The http server itself stays up, and until it closes
@@ -120,6 +132,9 @@ class Server implements UnbrokenServer {
   readonly #attachments: Attachment[] = [];
   #closing: Promise<void> | null = null;
   readonly #headersTimeout: number;
+  /** The store's readiness, its failure already reported on `error` (see `ready()`). */
+  readonly #ready: Promise<void>;
+  #stopStoreReports: (() => void) | undefined;
 
   constructor(options: ServerOptions) {
     const resolved = resolveServerOptions(options);
@@ -157,6 +172,13 @@ class Server implements UnbrokenServer {
       tickets: this.#tickets,
       authenticate,
     };
+    // A store's own troubles (a lost connection, a stalled database) have no caller to reject: they
+    // are the server's `error` events.
+    this.#stopStoreReports = this.store.onError?.((error) => this.#hub.fail(error));
+    this.#ready = Promise.resolve(this.store.ready?.());
+    this.#ready.catch((error: unknown) => {
+      this.#hub.fail(error instanceof Error ? error : new UnbrokenServerError('STORE_ERROR', String(error)));
+    });
     this.#websocket = new WebSocketTransport(this.#context);
     const context = this.#context;
     const longPolling = new LongPollingTransport(context);
@@ -256,6 +278,10 @@ class Server implements UnbrokenServer {
     });
   }
 
+  ready(): Promise<void> {
+    return this.#ready.then(() => undefined);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -264,6 +290,8 @@ class Server implements UnbrokenServer {
   async #shutdown(): Promise<void> {
     this.#tickets.clear();
     await this.#hub.close();
+    this.#stopStoreReports?.();
+    this.#stopStoreReports = undefined;
     if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();
   }
