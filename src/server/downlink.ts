@@ -3,21 +3,14 @@
  * batching (§4.1), acks (§8), heartbeats (§11), the buffer bound (§12) and its part of graceful
  * shutdown (§10.2). It is the {@link ConnectionHandle} its adapter reports through.
  */
-import {
-  ProtocolViolation,
-  encodeBatch,
-  joinEncoded,
-  type ErrorCode,
-  type GapFrame,
-  type HelloFrame,
-  type ServerFrame,
-} from '../protocol/index.js';
+import { encodeBatch, joinEncoded, type ErrorCode, type GapFrame, type HelloFrame, type ServerFrame } from '../protocol/index.js';
 import type http from 'node:http';
 import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { UnbrokenServerError } from './errors.js';
 import { itemBytes, textQueueItem, type QueuedItem } from './encoding.js';
 import type { SessionHub } from './hub.js';
-import { countMessages, type ServerSession } from './session.js';
+import type { ServerSession } from './session.js';
+import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
 
 /** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
@@ -133,54 +126,12 @@ export class Downlink implements ConnectionHandle {
 
   receive(frames: readonly UpstreamFrame[]): void {
     if (this.#state === 'closed') return; // §8: nothing is processed after the close frame
-    const cluster = this.#hub.cluster;
-    if (cluster === null) {
-      this.#process(frames, () => this.#state === 'closed');
-      return;
-    }
-    // §8 across processes: the batch's messages are marked processed in the store before any is
-    // handed over — and once marked they are handed over even if the link closed meanwhile.
-    cluster.claim(this.session, frames).then(
-      (known) => {
-        if (known) this.#process(frames, () => false);
-        else cluster.lost(this.session);
-      },
-      (error: unknown) => {
-        if (error instanceof ProtocolViolation) {
-          this.close({ kind: 'error', code: 'PROTOCOL_ERROR', message: error.message });
-          return;
-        }
-        this.#hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${this.session.id} could not be marked processed`, { cause: error }));
-        this.close({ kind: 'error', code: 'INTERNAL_ERROR', message: 'the server could not reach its store; resume' });
-      },
-    );
+    receiveUpstream(this, this.#hub, frames);
   }
 
-  #process(frames: readonly UpstreamFrame[], stop: () => boolean): void {
-    let result: { messages: boolean; bye: boolean };
-    try {
-      const request = this.request;
-      result = this.session.process(
-        frames,
-        (frame) => this.#enqueueFrame(frame),
-        stop,
-        (credentials) => request && this.#hub.reauthenticate(this.session, { link: this, request, credentials }),
-      );
-    } catch (error) {
-      const message = error instanceof ProtocolViolation ? error.message : 'the batch could not be processed';
-      this.close({ kind: 'error', code: 'PROTOCOL_ERROR', message });
-      return;
-    }
-    // §8: after every batch with messages, duplicates included, an ack of the highest processed.
-    if (result.messages) this.#enqueueAck(true);
-    if (result.bye) {
-      this.session.end('bye');
-      return;
-    }
-    // §12.1: past its inbound rate the session is slowed, not refused: the adapter stops reading
-    // this link until the budget is back, so the client's outbox simply waits.
-    const wait = this.session.takeInbound(countMessages(frames), this.#hub.options.now());
-    if (wait > 0) this.connection.pauseReading?.(wait);
+  /** §8: queues an ack of the highest processed, also when this link told its client as much already. */
+  acknowledge(): void {
+    this.#enqueueAck(true);
   }
 
   abort(code: ErrorCode, message: string): void {
