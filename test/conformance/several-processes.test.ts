@@ -1,0 +1,121 @@
+/**
+ * §3.6 several server processes, one shared store: what a raw client sees when its requests go to
+ * different servers. The servers share a store in this process (test/helpers/shared-memory-store.ts).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerFrame, StoreEvents, StoredMessage } from '../../src/server/index.js';
+import { waitUntil } from '../helpers/raw-frames.js';
+import { framesOf, poll, postSend } from '../helpers/raw-http.js';
+import { Harnesses, type Harness } from '../helpers/raw-server.js';
+import { randomToken } from '../helpers/raw-ticket.js';
+import { RawWs } from '../helpers/raw-ws.js';
+import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
+
+/** A shared store whose history the test can lose, as a restarted Redis without persistence does. */
+class LosableStore extends SharedMemoryStore {
+  readonly #subscribers: StoreEvents[] = [];
+
+  override subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+    if (events) this.#subscribers.push(events);
+    return super.subscribe(listener, events);
+  }
+
+  loseHistory(): void {
+    this.loseState();
+    for (const events of this.#subscribers) events.historyLost?.();
+  }
+}
+
+const harnesses = new Harnesses();
+afterEach(() => harnesses.closeAll());
+
+async function twoServers(store = new SharedMemoryStore()): Promise<[Harness, Harness]> {
+  return [await harnesses.start({ store }), await harnesses.start({ store })];
+}
+
+const messageIds = (frames: readonly ServerFrame[]): string[] => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.id] : []));
+
+describe('§3.6 several server processes', () => {
+  it('§3.6.any-process admits a connection at one server with a ticket another issued, and resumes the session there', async () => {
+    const [a, b] = await twoServers();
+    const first = await RawWs.open(a.wsBase);
+    const hello = await first.hello();
+    first.terminate();
+    await waitUntil('server A to see the connection drop', () => a.server.sessions.get(hello.sid)?.connected === false);
+    // The ticket of server B names the session server A created.
+    const second = await RawWs.open(b.wsBase, { sid: hello.sid });
+    const resumed = await second.hello();
+    expect(resumed).toMatchObject({ sid: hello.sid, resumed: true });
+    second.terminate();
+  });
+
+  it('§3.6.exactly-once hands a message over once, whichever server a POST reaches, and acknowledges repeats', async () => {
+    const [a, b] = await twoServers();
+    const { hello } = await (async () => {
+      const frames = framesOf(await poll(a.httpBase, { open: true, c: randomToken() }), 'the first poll');
+      return { hello: frames[0] as Extract<ServerFrame, { t: 'hello' }> };
+    })();
+    const batch = [{ t: 'msg', s: 1, d: 'once' }];
+    const atA = framesOf(await postSend(a.httpBase, batch, { sid: hello.sid }), 'the POST at A');
+    const atB = framesOf(await postSend(b.httpBase, [...batch, { t: 'msg', s: 2, d: 'twice' }], { sid: hello.sid }), 'the POST at B');
+    expect(atA).toEqual([{ t: 'ack', s: 1 }]);
+    expect(atB).toEqual([{ t: 'ack', s: 2 }]);
+    expect([...a.processedFor(hello.sid), ...b.processedFor(hello.sid)]).toEqual(['once', 'twice']);
+    expect(b.processedFor(hello.sid)).toEqual(['twice']);
+  });
+
+  it('§3.6.supersede closes the connection at one server with SUPERSEDED when the session attaches at another', async () => {
+    const [a, b] = await twoServers();
+    const first = await RawWs.open(a.wsBase);
+    const hello = await first.hello();
+    const second = await RawWs.open(b.wsBase, { sid: hello.sid });
+    expect((await second.hello()).resumed).toBe(true);
+    const error = await first.next('error');
+    expect(error.frame).toMatchObject({ code: 'SUPERSEDED' });
+    expect((await first.closed()).code).toBe(4409);
+    // Server A let the session go; server B holds it.
+    await waitUntil('server A to let the session go', () => !a.server.sessions.has(hello.sid));
+    expect(b.server.sessions.get(hello.sid)?.connected).toBe(true);
+    second.terminate();
+  });
+
+  it('§3.6.continue answers a poll that continues at another server with the messages after its last, and no hello', async () => {
+    const [a, b] = await twoServers();
+    const c = randomToken();
+    const opened = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll');
+    const hello = opened[0] as Extract<ServerFrame, { t: 'hello' }>;
+    const first = await a.server.broadcast('one');
+    const second = await b.server.broadcast('two');
+    const continued = framesOf(await poll(b.httpBase, { c, last: hello.cursor }), 'the poll at B');
+    expect(continued.some((frame) => frame.t === 'hello')).toBe(false);
+    expect(messageIds(continued)).toEqual([first, second]);
+    // And back at A: the connection goes on from where B left the client.
+    const third = await a.server.broadcast('three');
+    const back = framesOf(await poll(a.httpBase, { c, last: second }), 'the poll back at A');
+    expect(back.some((frame) => frame.t === 'hello')).toBe(false);
+    expect(messageIds(back)).toEqual([third]);
+  });
+
+  it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {
+    const [a, b] = await twoServers();
+    const first = await RawWs.open(a.wsBase);
+    const hello = await first.hello();
+    await a.server.close();
+    await first.closed();
+    const second = await RawWs.open(b.wsBase, { sid: hello.sid });
+    expect(await second.hello()).toMatchObject({ sid: hello.sid, resumed: true });
+    second.terminate();
+  });
+
+  it('§3.6.lost closes every connection when the store loses its history, so each client resumes and is told the gap', async () => {
+    const store = new LosableStore();
+    const [a] = await twoServers(store);
+    const client = await RawWs.open(a.wsBase);
+    const hello = await client.hello();
+    store.loseHistory();
+    const error = await client.next('error');
+    expect(error.frame).toMatchObject({ code: 'SERVER_RESTART' });
+    await client.closed();
+    expect(a.server.sessions.has(hello.sid)).toBe(false);
+  });
+});
