@@ -2,6 +2,8 @@
 // The demo: one command serves the page and the realtime endpoint on embedded defaults.
 //   npm run demo            → http://localhost:8080
 //   PORT=3000 npm run demo  → another port; HOST=0.0.0.0 to try it from a phone on your network
+//   npm run demo -- --redis [redis://localhost:6379]   (or REDIS_URL=…) → keep messages and sessions
+//                           in Redis: run the command twice with other PORTs and both serve one stream
 //
 // Two servers on loopback:
 //   public port  → the network conditions layer (demo/network-conditions.mjs), a proxy whose control
@@ -49,6 +51,8 @@ const FILES = {
  *   twice that. Default 5000 (the server's own default is 15000), so the page shows a frozen
  *   connection being detected within 10 s. The page states it (from CONFIG_PATH).
  * @property {number} [tickInterval] ms between the numbered ticker's messages. Default 250.
+ * @property {string} [redisUrl] keep messages and sessions in this Redis (several demo processes then
+ *   serve one stream); the in-memory store when absent.
  */
 
 /**
@@ -67,7 +71,9 @@ const FILES = {
  * @param {DemoOptions} [options]
  * @returns {Promise<Demo>}
  */
-export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInterval = 5_000, tickInterval = 250 } = {}) {
+export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInterval = 5_000, tickInterval = 250, redisUrl = undefined } = {}) {
+  // With Redis, the store every demo process shares; its own troubles go to the `error` event below.
+  const store = redisUrl === undefined ? undefined : await redisStore(redisUrl);
   const httpServer = http.createServer(async (request, response) => {
     const pathname = new URL(request.url ?? '/', 'http://demo').pathname;
     if (pathname === CONFIG_PATH) {
@@ -93,7 +99,13 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
     socket.on('close', () => sockets.delete(socket));
   });
 
-  const realtime = createServer({ path: '/realtime', heartbeatInterval }).attach(httpServer);
+  const realtime = createServer({ path: '/realtime', heartbeatInterval, ...(store ? { store } : {}) });
+  // Redis unreachable: say so and stop, rather than serve a page that cannot connect.
+  await realtime.ready().catch(async (error) => {
+    await store?.close();
+    throw error;
+  });
+  realtime.attach(httpServer);
 
   // The classic example: greet each new session, answer each message.
   realtime.on('connection', (session) => {
@@ -149,10 +161,30 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
         // Every connection is gone, so this ends sessions and timers without waiting on any client.
         await realtime.close();
         await new Promise((resolve) => httpServer.close(() => resolve(undefined)));
+        await store?.close();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * A Redis store for the demo, from the built `unbroken-realtime/redis` (ioredis is a dev dependency here).
+ * @param {string} url
+ */
+async function redisStore(url) {
+  const { RedisStore } = /** @type {typeof import('../src/server/redis/index.js')} */ (await import(new URL('dist/redis.mjs', root).href));
+  return new RedisStore({ url });
+}
+
+/** The Redis URL asked for: `--redis [url]` or `REDIS_URL`; undefined for the in-memory store. */
+function redisUrlOf(/** @type {string[]} */ args) {
+  const flag = args.indexOf('--redis');
+  if (flag >= 0) {
+    const next = args[flag + 1];
+    return next !== undefined && !next.startsWith('--') ? next : (process.env.REDIS_URL ?? 'redis://localhost:6379');
+  }
+  return process.env.REDIS_URL || undefined;
 }
 
 /** True when this file is the program (`node demo/server.mjs`), not imported by a test. */
@@ -168,12 +200,13 @@ async function isMain() {
 
 if (await isMain()) {
   const host = process.env.HOST ?? '127.0.0.1';
-  const demo = await startDemo({ port: Number(process.env.PORT ?? 8080), host }).catch((error) => {
+  const redisUrl = redisUrlOf(process.argv.slice(2));
+  const demo = await startDemo({ port: Number(process.env.PORT ?? 8080), host, redisUrl }).catch((error) => {
     console.error(`unbroken demo: cannot start: ${error.message}`);
     process.exit(1);
   });
   const url = host === '127.0.0.1' || host === '0.0.0.0' ? demo.url.replace('127.0.0.1', 'localhost') : demo.url;
-  console.log(`unbroken demo: ${url}`);
+  console.log(`unbroken demo: ${url}${redisUrl ? ` (store: Redis at ${redisUrl})` : ''}`);
   const shutdown = () => void demo.close().then(() => process.exit(0));
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
