@@ -13,6 +13,7 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 const ALL: Address = { kind: 'all' };
 const room = (...rooms: string[]): Address => ({ kind: 'rooms', rooms });
 const TTL = 60_000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let prefixes = 0;
 const stores: RedisStore[] = [];
@@ -112,6 +113,23 @@ describe('RedisStore membership changes (§6.5)', () => {
     }
   });
 
+  it('reports a subscriber that throws on a change as LISTENER_ERROR, and the others still hear it', async () => {
+    const [a, b] = await processes(server, 2);
+    const reports: Error[] = [];
+    b!.onError((error) => reports.push(error));
+    b!.subscribe(() => undefined, {
+      membership: () => {
+        throw new Error('listener bug');
+      },
+    });
+    const heard = listen(b!);
+    await a!.join('alice', 'lobby');
+    await mark(a!, heard, 'end');
+    expect(heard).toEqual(['+ alice lobby', 'm end']);
+    const listenerErrors = reports.filter((report) => (report as Error & { code?: string }).code === 'LISTENER_ERROR');
+    expect(listenerErrors).toMatchObject([{ message: 'a subscriber of the store threw', cause: { message: 'listener bug' } }]);
+  });
+
   it('tells nothing for a join that changes nothing or a leave of a room the session is not in', async () => {
     const [a, b] = await processes(server, 2);
     const heard = listen(b!);
@@ -202,6 +220,28 @@ describe('RedisStore retention by count with membership changes', () => {
     for (let i = 7; i <= 11; i++) await a!.append({ to: ALL, data: i });
     // The changes before the oldest retained message went with the messages around them.
     expect(await redis.xlen(`${prefix}:feed`)).toBe(5);
+  });
+});
+
+describe('RedisStore retention by age with membership changes', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(() => server.stop());
+
+  it('drops changes older than maxAge at the next join or leave, without any message', async () => {
+    const [a] = await processes(server, 1, { maxAge: 200 });
+    const redis = new Redis(server.url);
+    clients.push(redis);
+    for (let i = 0; i < 10; i++) {
+      await a!.join(`s${i}`, 'lobby');
+      await a!.leave(`s${i}`, 'lobby');
+    }
+    expect(await redis.xlen(`feed${prefixes}:feed`)).toBe(21);
+    await sleep(250);
+    await a!.join('late', 'lobby');
+    expect(await redis.xlen(`feed${prefixes}:feed`)).toBe(1);
   });
 });
 

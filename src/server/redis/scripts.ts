@@ -21,9 +21,9 @@
  *   and leaves, so that churn without messages stays bounded by age).
  * - `P:x:all`, `P:x:s:<session>`, `P:x:r:<room>` streams: the ids of the messages to everyone, to one
  *   session, to one room — same ids as the feed, given explicitly, so a read merges only the lists
- *   of one session. Trimmed to the feed's oldest id when written; each expires 2 × maxAge after its
- *   last entry (by then every entry is past retention; the slack covers ids that run ahead of the
- *   clock after it stepped back). A session's index follows retention, not the session's ttl:
+ *   of one session. Trimmed to the oldest retained message when written; each expires 2 × maxAge
+ *   after its last entry (by then every entry is past retention; the slack covers ids that run ahead
+ *   of the clock after it stepped back). A session's index follows retention, not the session's ttl:
  *   messages sent to a session that is away stay part of its stream (§6.1), also for a session
  *   created again under the same id after it expired (§3.3), as in MemoryStore.
  * - `P:rooms:<session>` hash: room → the session's membership intervals there, as positions
