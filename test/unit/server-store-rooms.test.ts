@@ -1,9 +1,10 @@
 /**
  * Rooms in the message stores (docs/PROTOCOL.md §6.5), the in-memory one and the Redis one alike:
- * membership as intervals of positions, the read of a session's stream through them, and how
- * memberships and the per-address index follow retention.
+ * membership as intervals of positions, the read of a session's stream through them, how
+ * memberships and the per-address index follow retention, and the changes of membership told to
+ * subscribers in append order.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Address, MessageStore, StoredMessage } from '../../src/server/index.js';
 import { storeHarnesses, useHarness } from '../helpers/store-harness.js';
 
@@ -91,6 +92,23 @@ describe.each(storeHarnesses())('$name rooms (§6.5)', (harness) => {
     await send(store, room('lobby'), 'second stay');
     expect(await stream(store, 'alice', start)).toEqual(['first stay', 'second stay']);
     expect(await store.members('lobby')).toEqual(['alice']);
+  });
+
+  it('§6.5.order tells subscribers each join and leave that changed a membership, in append order with the messages', async () => {
+    const store = await harness.create();
+    const heard: string[] = [];
+    store.subscribe((message) => heard.push(String(message.data)), {
+      membership: ({ session, room: name, joined }) => heard.push(`${joined ? 'join' : 'leave'} ${session} ${name}`),
+    });
+    await send(store, room('lobby'), 'before');
+    await store.join('alice', 'lobby');
+    await store.join('alice', 'lobby');
+    await send(store, room('lobby'), 'while in');
+    await store.leave('bob', 'lobby');
+    await store.leave('alice', 'lobby');
+    await send(store, ALL, 'after');
+    await vi.waitFor(() => expect(heard).toHaveLength(5));
+    expect(heard).toEqual(['before', 'join alice lobby', 'while in', 'leave alice lobby', 'after']);
   });
 
   it('joins once: joining again keeps where the membership began, leaving twice reports null', async () => {

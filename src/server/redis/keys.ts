@@ -7,6 +7,8 @@ export class Keys {
   readonly meta: string;
   readonly feed: string;
   readonly all: string;
+  /** The ids of every retained message (the feed also holds membership changes): what `maxMessages` counts. */
+  readonly messages: string;
   /** Prefixes the Lua scripts complete themselves. */
   readonly roomIndexPrefix: string;
   readonly roomsPrefix: string;
@@ -22,6 +24,7 @@ export class Keys {
     this.meta = `${p}meta`;
     this.feed = `${p}feed`;
     this.all = `${p}x:all`;
+    this.messages = `${p}x:messages`;
     this.roomIndexPrefix = `${p}x:r:`;
     this.roomsPrefix = `${p}rooms:`;
     this.membersPrefix = `${p}members:`;

@@ -1,15 +1,17 @@
 /**
  * Live delivery of the Redis store: ONE blocking reader per store (`XREAD BLOCK` on the feed, from the
- * last id it saw, on a connection of its own) that hands every message, appended by any process, to
- * every subscriber in append order. One reader per store instead of one per session: the feed is read
- * once per process however many sessions listen.
+ * last id it saw, on a connection of its own) that hands every message and every change of membership,
+ * made by any process, to every subscriber in append order (codec.ts: the feed holds both). One reader
+ * per store instead of one per session: the feed is read once per process however many sessions
+ * listen. When it finds that the store began a new epoch, it tells every subscriber the history was
+ * lost before anything of the new epoch.
  *
  * It also keeps the promise `read` makes (store.ts, `subscribe`): a read waits until the reader has
  * delivered everything up to the head the read saw, so the server's replay/live seam holds.
  */
 import type { Redis } from 'ioredis';
-import type { StoredMessage } from '../index.js';
-import { decodeEntry, type RawEntry } from './codec.js';
+import type { StoreEvents, StoredMessage } from '../index.js';
+import { decodeEntry, type FeedEntry, type RawEntry } from './codec.js';
 import { items } from './commands.js';
 import type { Report } from './connections.js';
 import { compareStreamIds, type StreamId } from './ids.js';
@@ -18,9 +20,12 @@ import type { Watchdog } from './watchdog.js';
 /** Where the feed stands, as the head script tells it. */
 export interface FeedPosition {
   readonly epoch: string;
+  /** The last message. */
   readonly head: StreamId;
   /** The position the epoch began after. */
   readonly start: StreamId;
+  /** The feed's last entry: the head, or a change of membership after it. */
+  readonly tail: StreamId;
 }
 
 export interface ReaderOptions {
@@ -45,6 +50,12 @@ const BATCH = 1000;
 const PAST_EPOCHS = 16;
 const MAX_RETRY_DELAY = 5_000;
 
+/** One `subscribe` call: what it is told. */
+interface Subscriber {
+  readonly message: (message: StoredMessage) => void;
+  readonly events: StoreEvents | undefined;
+}
+
 interface Waiter {
   readonly epoch: string;
   readonly position: StreamId;
@@ -64,7 +75,7 @@ function entriesOf(reply: unknown): RawEntry[] {
 
 export class FeedReader {
   readonly #options: ReaderOptions;
-  readonly #listeners = new Set<(message: StoredMessage) => void>();
+  readonly #subscribers = new Set<Subscriber>();
   #state: 'idle' | 'running' | 'failing' | 'stopped' = 'idle';
   /** The epoch being read, `null` until the first position is known. */
   #epoch: string | null = null;
@@ -82,14 +93,14 @@ export class FeedReader {
   }
 
   /** Adds a subscriber; the first one starts the reader. */
-  subscribe(listener: (message: StoredMessage) => void): () => void {
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
     if (this.#state === 'stopped') return () => undefined;
-    // A wrapper per call, so the same function subscribed twice is two subscriptions.
-    const wrapped = (message: StoredMessage): void => listener(message);
-    this.#listeners.add(wrapped);
+    // An object per call, so the same function subscribed twice is two subscriptions.
+    const subscriber: Subscriber = { message: listener, events };
+    this.#subscribers.add(subscriber);
     if (this.#state === 'idle') this.#start();
     return () => {
-      this.#listeners.delete(wrapped);
+      this.#subscribers.delete(subscriber);
     };
   }
 
@@ -99,13 +110,16 @@ export class FeedReader {
    */
   caughtUp(epoch: string, position: StreamId): Promise<void> {
     if (this.#passed(epoch, position)) return Promise.resolve();
+    // An epoch the reader does not know: it is behind a history lost meanwhile, and asks the feed's
+    // epoch again after its current `XREAD` (whose wait the new epoch's first entry normally ends).
+    if (this.#epoch !== null && epoch !== this.#epoch) this.#recheck = true;
     return new Promise((resolve) => this.#waiters.push({ epoch, position, resolve }));
   }
 
   /** Stops reading (the caller closes the connection, which ends a pending `XREAD`). */
   stop(): void {
     this.#state = 'stopped';
-    this.#listeners.clear();
+    this.#subscribers.clear();
     this.#release(() => true);
   }
 
@@ -159,34 +173,41 @@ export class FeedReader {
     }
   }
 
-  /** Takes the feed's position: the start when there is no epoch yet, the new start after a change. */
+  /**
+   * Takes the feed's position: its tail when there is no epoch yet (a subscriber hears what comes
+   * after it subscribed), the new epoch's start after a change — told to subscribers first.
+   */
   #adopt(found: FeedPosition): void {
     if (this.#epoch === null) {
       this.#epoch = found.epoch;
-      this.#last = found.head;
+      this.#last = found.tail;
     } else if (found.epoch !== this.#epoch) {
       // The history was lost and begun again: the new epoch is read from its start.
       this.#pastEpochs.push(this.#epoch);
       if (this.#pastEpochs.length > PAST_EPOCHS) this.#pastEpochs.shift();
       this.#epoch = found.epoch;
       this.#last = found.start;
+      this.#tell({ kind: 'history-lost' });
     } else if (this.#foreign !== null) {
       // An entry of another epoch in this epoch's feed: not this store's doing. Skip it.
       this.#options.report(`skipped feed entry ${this.#foreign}: it belongs to another epoch than the feed's`);
       this.#last = this.#foreign;
     }
     this.#foreign = null;
-    this.#release((waiter) => this.#passed(waiter.epoch, waiter.position));
+    // A read of another epoch than the feed's, as just found, straddles a loss of history: its epoch
+    // is past, never to be delivered, or the next, whose `historyLost` ends every live stream anyway.
+    // It waits no longer.
+    this.#release((waiter) => waiter.epoch !== this.#epoch || this.#passed(waiter.epoch, waiter.position));
   }
 
   #deliver(entries: readonly RawEntry[]): void {
     for (const entry of entries) {
       const id = entry[0].toString('latin1');
-      let decoded: ReturnType<typeof decodeEntry>;
+      let decoded: FeedEntry;
       try {
         decoded = decodeEntry(entry);
       } catch (error) {
-        this.#options.report(`skipped feed entry ${id}: it is not a message of this store`, error);
+        this.#options.report(`skipped feed entry ${id}: it is not an entry of this store`, error);
         this.#last = id;
         continue;
       }
@@ -197,15 +218,33 @@ export class FeedReader {
         break;
       }
       this.#last = id;
-      for (const listener of this.#listeners) {
-        try {
-          listener(decoded.message);
-        } catch (error) {
-          this.#options.report('a subscriber of the store threw', error, 'LISTENER_ERROR');
-        }
-      }
+      this.#tell(decoded);
     }
     this.#release((waiter) => this.#passed(waiter.epoch, waiter.position));
+  }
+
+  /** Tells every subscriber one thing, each call guarded: a throwing subscriber keeps no other from hearing. */
+  #tell(what: FeedEntry | { readonly kind: 'history-lost' }): void {
+    for (const { message, events } of this.#subscribers) {
+      try {
+        switch (what.kind) {
+          case 'message':
+            message(what.message);
+            break;
+          case 'membership':
+            events?.membership?.(what.change);
+            break;
+          case 'history-lost':
+            events?.historyLost?.();
+            break;
+          case 'epoch':
+            // It only wakes the reader: a new epoch is learnt by asking the feed's position (#adopt).
+            break;
+        }
+      } catch (error) {
+        this.#options.report('a subscriber of the store threw', error, 'LISTENER_ERROR');
+      }
+    }
   }
 
   /** A method, not a field read: the state changes across the awaits of the loop. */

@@ -15,12 +15,13 @@ import {
   type ReadResult,
   type ServerErrorCode,
   type SessionState,
+  type StoreEvents,
   type SharedSession,
   type Signal,
   type StoredMessage,
   type TicketGrant,
 } from '../index.js';
-import { decodeEntry, encodeMessage, storedMessage, type RawEntry } from './codec.js';
+import { decodeMessage, encodeMessage, storedMessage, type RawEntry } from './codec.js';
 import { items, runScript, scriptLabel, text, type ScriptArg, type ScriptName } from './commands.js';
 import { Connections } from './connections.js';
 import { candidateEpoch, formatId, parseId } from './ids.js';
@@ -51,7 +52,9 @@ export interface RedisStoreOptions {
    */
   prefix?: string;
   /**
-   * Most messages retained; the oldest are evicted first.
+   * Most messages retained; the oldest are evicted first. Only messages count: the changes of
+   * membership the store also keeps in its feed (for live delivery in order) never evict one, and go
+   * with the messages before them or once older than `maxAge`.
    * @default 10_000
    */
   maxMessages?: number;
@@ -102,7 +105,9 @@ function checkPrefix(prefix: string): string {
  * append, join and leave is one Lua script, so all processes see them in one order.
  *
  * Live delivery is one blocking reader per store, whatever the number of sessions: subscribers hear
- * of a message when the reader sees it, which may be after the `append` that stored it resolved.
+ * of a message when the reader sees it, which may be after the `append` that stored it resolved, and
+ * of every join and leave — by any process — in the same order, as the feed holds them too. When the
+ * reader finds a new epoch, subscribers hear that the history was lost before anything of it.
  * Redis should run with `maxmemory-policy noeviction`: an evicted key is a silently lost message.
  *
  * @example
@@ -208,7 +213,7 @@ export class RedisStore implements MessageStore, SessionState {
   async append(message: NewMessage): Promise<StoredMessage> {
     if (this.#closed) throw new UnbrokenServerError('STORE_ERROR', 'RedisStore: append after close()');
     const encoded = encodeMessage(message);
-    const keys = [this.#keys.meta, this.#keys.feed, ...this.#indexKeys(message.to)];
+    const keys = [this.#keys.meta, this.#keys.feed, this.#keys.messages, ...this.#indexKeys(message.to)];
     const reply = items(
       await this.#run('unbrokenAppend', [
         keys.length,
@@ -269,6 +274,7 @@ export class RedisStore implements MessageStore, SessionState {
         [
           keys.meta,
           keys.feed,
+          keys.messages,
           keys.all,
           keys.sessionIndex(sessionId),
           keys.rooms(sessionId),
@@ -285,7 +291,7 @@ export class RedisStore implements MessageStore, SessionState {
     );
     const epoch = text(reply[0]);
     const gap = text(reply[2]) as GapReason | '';
-    const messages = items(reply[5], 0).map((entry) => decodeEntry(entry as RawEntry).message);
+    const messages = items(reply[5], 0).map((entry) => decodeMessage(entry as RawEntry));
     // Subscribers hear of every message this read could see before it resolves (store.ts, subscribe).
     await this.#reader.caughtUp(epoch, text(reply[4]));
     const more = reply[3] === 1;
@@ -295,12 +301,16 @@ export class RedisStore implements MessageStore, SessionState {
 
   /**
    * See {@link MessageStore.subscribe}. The first subscriber starts the store's blocking reader at the
-   * head as of the call; a listener added while it runs hears from where the reader stands, which may
-   * include messages appended just before the call that the reader had not yet delivered.
+   * end of the feed as of the call; a listener added while it runs hears from where the reader
+   * stands, which may include messages and membership changes made just before the call that the
+   * reader had not yet delivered. `events.membership` hears of every join and leave that changed a
+   * membership, the ends of a session's memberships by `deleteSession` included; memberships that
+   * expire with a session whose process crashed are not told. `events.historyLost` hears of each new
+   * epoch the reader finds (Redis restarted without persistence, `FLUSHALL`) once.
    */
-  subscribe(listener: (message: StoredMessage) => void): () => void {
+  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
     if (this.#closed) return () => undefined;
-    return this.#reader.subscribe(listener);
+    return this.#reader.subscribe(listener, events);
   }
 
   createSession(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
@@ -322,7 +332,8 @@ export class RedisStore implements MessageStore, SessionState {
   /**
    * Ends a session: its entry, its tickets and its long-polling connections are gone, and its open
    * room memberships end at the head as of the call (§6.5) — here, in the same script, so a process
-   * that never saw the session's rooms ends them too; a `leave` afterwards returns `null`. Its closed
+   * that never saw the session's rooms ends them too, and subscribers hear of each as a leave; a
+   * `leave` afterwards returns `null`. Its closed
    * memberships and its messages stay for the retention: a session created again with the same id
    * (§3.3) resumes its stream.
    */
@@ -385,12 +396,24 @@ export class RedisStore implements MessageStore, SessionState {
 
   #membershipArgs(sessionId: string, room: string): ScriptArg[] {
     const keys = this.#keys;
-    return [keys.meta, keys.feed, keys.rooms(sessionId), keys.members(room), keys.session(sessionId), candidateEpoch(), room, sessionId, this.#retention];
+    return [
+      keys.meta,
+      keys.feed,
+      keys.messages,
+      keys.rooms(sessionId),
+      keys.members(room),
+      keys.session(sessionId),
+      candidateEpoch(),
+      room,
+      sessionId,
+      this.#retention,
+      this.#maxAge,
+    ];
   }
 
   async #position(redis: Redis): Promise<FeedPosition> {
-    const reply = items(await this.#watchdog.track('head', runScript(redis, 'unbrokenHead', [this.#keys.meta, this.#keys.feed, candidateEpoch()])), 3);
-    return { epoch: text(reply[0]), head: text(reply[1]), start: text(reply[2]) };
+    const reply = items(await this.#watchdog.track('head', runScript(redis, 'unbrokenHead', [this.#keys.meta, this.#keys.feed, candidateEpoch()])), 4);
+    return { epoch: text(reply[0]), head: text(reply[1]), start: text(reply[2]), tail: text(reply[3]) };
   }
 
   #run(name: ScriptName, args: readonly ScriptArg[], buffers = false): Promise<unknown> {

@@ -1,20 +1,29 @@
 /**
  * The Lua scripts of the Redis store. Every write that must be ordered with appends — an append and
  * its index entries, a join, a leave, the end of a session — is one script: Redis runs a script
- * alone, so a join's position is the head as of the join for every process (docs/PROTOCOL.md §6.5).
+ * alone, so a join's position is the head as of the join for every process (docs/PROTOCOL.md §6.5),
+ * and the membership change it writes to the feed lies between the messages before and after it.
  *
  * Positions are bare stream ids (`<ms>-<seq>`); the epoch is added by the caller. Keys (`P` is the
  * store's prefix):
  *
- * - `P:meta` hash: `epoch`, `start` (the position the epoch began after), `head` (the last id) and
- *   `trimmed` (the newest id evicted: stream ids are not consecutive, so "the id before the oldest
- *   retained" is known only by remembering it). A cursor before `trimmed` is `expired`.
- * - `P:feed` stream: every message once (see codec.ts), `XADD *`, trimmed by count and by age.
+ * - `P:meta` hash: `epoch`, `start` (the position the epoch began after), `head` (the last message's
+ *   id) and `trimmed` (the newest message id evicted: stream ids are not consecutive, so "the id
+ *   before the oldest retained" is known only by remembering it). A cursor before `trimmed` is
+ *   `expired`.
+ * - `P:feed` stream: every message once, and every change of membership — a join or a leave that
+ *   changed one, the end of a session's open memberships — as a small entry of its own, and the
+ *   beginning of each epoch (codec.ts), `XADD *`: the one order the blocking reader tells
+ *   subscribers (reader.ts). Trimmed by age, and by count to the oldest retained message.
+ * - `P:x:messages` stream: the ids of every retained message, which is what `maxMessages` counts:
+ *   membership entries do not count, so joins and leaves never evict a message. A membership entry
+ *   goes with the messages before it (count) or when older than maxAge (age, also checked by joins
+ *   and leaves, so that churn without messages stays bounded by age).
  * - `P:x:all`, `P:x:s:<session>`, `P:x:r:<room>` streams: the ids of the messages to everyone, to one
  *   session, to one room — same ids as the feed, given explicitly, so a read merges only the lists
- *   of one session. Trimmed to the feed's oldest id when written; each expires 2 × maxAge after its
- *   last entry (by then every entry is past retention; the slack covers ids that run ahead of the
- *   clock after it stepped back). A session's index follows retention, not the session's ttl:
+ *   of one session. Trimmed to the oldest retained message when written; each expires 2 × maxAge
+ *   after its last entry (by then every entry is past retention; the slack covers ids that run ahead
+ *   of the clock after it stepped back). A session's index follows retention, not the session's ttl:
  *   messages sent to a session that is away stay part of its stream (§6.1), also for a session
  *   created again under the same id after it expired (§3.3), as in MemoryStore.
  * - `P:rooms:<session>` hash: room → the session's membership intervals there, as positions
@@ -57,29 +66,41 @@ local function epochOf(meta, feed, candidate)
   local last = redis.call('XREVRANGE', feed, '+', '-', 'COUNT', 1)
   local start = last[1] and last[1][1] or '0-0'
   redis.call('HSET', meta, 'epoch', candidate, 'start', start, 'head', start)
+  -- Wakes every blocking reader at once (codec.ts): its subscribers learn that the history was lost
+  -- now, not at the next message, and a read of the new epoch does not wait for one.
+  redis.call('XADD', feed, '*', 'e', candidate, 'b', '')
   return candidate
 end
 
--- Evicts the messages older than maxAge ms, and remembers the newest evicted id.
-local function trimAge(meta, feed, maxAge)
+-- Evicts the entries older than maxAge ms, and remembers the newest evicted message id.
+local function trimAge(meta, feed, messages, maxAge)
   local time = redis.call('TIME')
   local oldest = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - maxAge + 1
   if oldest <= 0 then return end
   local bound = string.format('%.0f', oldest)
-  local last = redis.call('XREVRANGE', feed, '(' .. bound .. '-0', '-', 'COUNT', 1)[1]
+  local last = redis.call('XREVRANGE', messages, '(' .. bound .. '-0', '-', 'COUNT', 1)[1]
   if last then
     redis.call('HSET', meta, 'trimmed', last[1])
-    redis.call('XTRIM', feed, 'MINID', bound)
+    redis.call('XTRIM', messages, 'MINID', bound)
   end
+  redis.call('XTRIM', feed, 'MINID', bound)
 end
 
--- Evicts the oldest messages past maxMessages, and remembers the newest evicted id.
-local function trimCount(meta, feed, maxMessages)
-  local excess = redis.call('XLEN', feed) - maxMessages
+-- Evicts the oldest messages past maxMessages, and the membership entries before the oldest kept;
+-- remembers the newest evicted message id.
+local function trimCount(meta, feed, messages, maxMessages)
+  local excess = redis.call('XLEN', messages) - maxMessages
   if excess <= 0 then return end
-  local gone = redis.call('XRANGE', feed, '-', '+', 'COUNT', excess)
+  local gone = redis.call('XRANGE', messages, '-', '+', 'COUNT', excess)
   redis.call('HSET', meta, 'trimmed', gone[#gone][1])
-  redis.call('XTRIM', feed, 'MAXLEN', maxMessages)
+  redis.call('XTRIM', messages, 'MAXLEN', maxMessages)
+  local oldest = redis.call('XRANGE', messages, '-', '+', 'COUNT', 1)[1][1]
+  redis.call('XTRIM', feed, 'MINID', oldest)
+end
+
+-- Writes a change of membership to the feed (codec.ts), after every message appended so far.
+local function tell(feed, epoch, session, room, change)
+  redis.call('XADD', feed, '*', 'e', epoch, 's', session, 'r', room, 'm', change)
 end
 
 -- Where a stream can be resumed from at the earliest — the newest evicted id, or the epoch's start
@@ -143,30 +164,37 @@ local function keepRooms(rooms, session, retention)
 end
 `;
 
-/** KEYS meta, feed · ARGV candidate → {epoch, head, start}. */
+/**
+ * KEYS meta, feed · ARGV candidate → {epoch, head, start, tail}: `tail` is the feed's last entry, a
+ * membership change after the head or the head itself — where a reader starting now begins.
+ */
 const HEAD = `
 local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
 local position = redis.call('HMGET', KEYS[1], 'head', 'start')
-return { epoch, position[1], position[2] }
+local tail = position[1]
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+if last and cmp(last[1], tail) > 0 then tail = last[1] end
+return { epoch, position[1], position[2], tail }
 `;
 
 /**
- * KEYS meta, feed, index… · ARGV candidate, maxMessages, maxAge, indexTtl, to, event, kind, data
- * → {epoch, id}. Evicts by age first and by count after the add, as MemoryStore does.
+ * KEYS meta, feed, x:messages, index… · ARGV candidate, maxMessages, maxAge, indexTtl, to, event,
+ * kind, data → {epoch, id}. Evicts by age first and by count after the add, as MemoryStore does.
  */
 const APPEND = `
 local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
-trimAge(KEYS[1], KEYS[2], tonumber(ARGV[3]))
+trimAge(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]))
 local fields = { 'e', epoch, 't', ARGV[5], 'k', ARGV[7], 'd', ARGV[8] }
 if ARGV[6] ~= '' then
   fields[#fields + 1] = 'n'
   fields[#fields + 1] = ARGV[6]
 end
 local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('XADD', KEYS[3], id, 'm', '')
 redis.call('HSET', KEYS[1], 'head', id)
-trimCount(KEYS[1], KEYS[2], tonumber(ARGV[2]))
-local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1][1]
-for i = 3, #KEYS do
+trimCount(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[2]))
+local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1][1]
+for i = 4, #KEYS do
   redis.call('XADD', KEYS[i], id, 'm', '')
   redis.call('XTRIM', KEYS[i], 'MINID', oldest)
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
@@ -175,14 +203,15 @@ return { epoch, id }
 `;
 
 /**
- * KEYS meta, feed, x:all, x:s:<session>, rooms:<session> · ARGV candidate, maxAge, limit, epoch of
- * \`after\`, position of \`after\` ('' when it is no id of this store), room index prefix
- * → {epoch, cursor, gap or '', more, head, entries}. Semantics of MessageStore.read.
+ * KEYS meta, feed, x:messages, x:all, x:s:<session>, rooms:<session> · ARGV candidate, maxAge,
+ * limit, epoch of \`after\`, position of \`after\` ('' when it is no id of this store), room index
+ * prefix → {epoch, cursor, gap or '', more, head, entries}. Semantics of MessageStore.read; the
+ * entries are messages only, as the ids come from the index streams.
  */
 const READ = `
 local meta, feed = KEYS[1], KEYS[2]
 local epoch = epochOf(meta, feed, ARGV[1])
-trimAge(meta, feed, tonumber(ARGV[2]))
+trimAge(meta, feed, KEYS[3], tonumber(ARGV[2]))
 local limit = tonumber(ARGV[3])
 local floor, head = floorOf(meta)
 local start, gap
@@ -205,13 +234,13 @@ local function take(key, from, to)
     found[#found + 1] = entry[1]
   end
 end
-take(KEYS[3], start, '+')
 take(KEYS[4], start, '+')
-local rooms = redis.call('HGETALL', KEYS[5])
+take(KEYS[5], start, '+')
+local rooms = redis.call('HGETALL', KEYS[6])
 for i = 1, #rooms, 2 do
   local room, list = rooms[i], positions(rooms[i + 1])
   local kept = retained(list, floor)
-  if #kept ~= #list then store(KEYS[5], room, kept) end
+  if #kept ~= #list then store(KEYS[6], room, kept) end
   for j = 1, #kept, 2 do
     local from, to = kept[j], kept[j + 1]
     if to == nil or cmp(to, start) > 0 then
@@ -237,30 +266,38 @@ end
 return { epoch, start, gap or '', more, head, entries }
 `;
 
-/** KEYS meta, feed, rooms:<session>, members:<room>, session:<session> · ARGV candidate, room, session, retention → {epoch, from}. */
+/**
+ * KEYS meta, feed, x:messages, rooms:<session>, members:<room>, session:<session> · ARGV candidate,
+ * room, session, retention, maxAge → {epoch, from}. A join that begins a membership writes it to the
+ * feed, after the message at `from`.
+ */
 const JOIN = `
 local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
-local list = positions(redis.call('HGET', KEYS[3], ARGV[2]))
+local list = positions(redis.call('HGET', KEYS[4], ARGV[2]))
 if #list % 2 == 1 then return { epoch, list[#list] } end
+trimAge(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[5]))
 local floor, head = floorOf(KEYS[1])
 list = retained(list, floor)
 list[#list + 1] = head
-store(KEYS[3], ARGV[2], list)
-redis.call('HSET', KEYS[4], ARGV[3], head)
-keepRooms(KEYS[3], KEYS[5], ARGV[4])
+store(KEYS[4], ARGV[2], list)
+redis.call('HSET', KEYS[5], ARGV[3], head)
+keepRooms(KEYS[4], KEYS[6], ARGV[4])
+tell(KEYS[2], epoch, ARGV[3], ARGV[2], 'j')
 return { epoch, head }
 `;
 
 /** Same keys and arguments as JOIN → {epoch, to}, or nil when the session was not in the room. */
 const LEAVE = `
 local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
-local list = positions(redis.call('HGET', KEYS[3], ARGV[2]))
+local list = positions(redis.call('HGET', KEYS[4], ARGV[2]))
 if #list % 2 == 0 then return false end
+trimAge(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[5]))
 local head = redis.call('HGET', KEYS[1], 'head')
 list[#list + 1] = head
-store(KEYS[3], ARGV[2], list)
-redis.call('HDEL', KEYS[4], ARGV[3])
-keepRooms(KEYS[3], KEYS[5], ARGV[4])
+store(KEYS[4], ARGV[2], list)
+redis.call('HDEL', KEYS[5], ARGV[3])
+keepRooms(KEYS[4], KEYS[6], ARGV[4])
+tell(KEYS[2], epoch, ARGV[3], ARGV[2], 'l')
 return { epoch, head }
 `;
 
@@ -281,9 +318,9 @@ return present
 export const MESSAGE_SCRIPTS = {
   unbrokenHead: { lua: PRELUDE + HEAD, numberOfKeys: 2 },
   unbrokenAppend: { lua: PRELUDE + APPEND, numberOfKeys: undefined },
-  unbrokenRead: { lua: PRELUDE + READ, numberOfKeys: 5 },
-  unbrokenJoin: { lua: PRELUDE + JOIN, numberOfKeys: 5 },
-  unbrokenLeave: { lua: PRELUDE + LEAVE, numberOfKeys: 5 },
+  unbrokenRead: { lua: PRELUDE + READ, numberOfKeys: 6 },
+  unbrokenJoin: { lua: PRELUDE + JOIN, numberOfKeys: 6 },
+  unbrokenLeave: { lua: PRELUDE + LEAVE, numberOfKeys: 6 },
   unbrokenMembers: { lua: PRELUDE + MEMBERS, numberOfKeys: 1 },
 } as const;
 

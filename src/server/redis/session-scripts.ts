@@ -55,13 +55,14 @@ return 1
 /**
  * KEYS meta, feed, session, rooms, tickets, polls · ARGV candidate, members prefix, ticket prefix,
  * poll prefix, retention, session id. Ends the session's open memberships at the head (§6.5: they end
- * with the session) and keeps its closed ones for the retention, for a same-id session's resume.
+ * with the session), each written to the feed as a leave, and keeps its closed ones for the
+ * retention, for a same-id session's resume.
  */
 const END = `
 redis.call('DEL', KEYS[3])
 local rooms = redis.call('HGETALL', KEYS[4])
 if #rooms > 0 then
-  epochOf(KEYS[1], KEYS[2], ARGV[1])
+  local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
   local head = redis.call('HGET', KEYS[1], 'head')
   for i = 1, #rooms, 2 do
     local list = positions(rooms[i + 1])
@@ -69,6 +70,7 @@ if #rooms > 0 then
       list[#list + 1] = head
       store(KEYS[4], rooms[i], list)
       redis.call('HDEL', ARGV[2] .. rooms[i], ARGV[6])
+      tell(KEYS[2], epoch, ARGV[6], rooms[i], 'l')
     end
   end
   redis.call('PEXPIRE', KEYS[4], ARGV[5])
