@@ -51,6 +51,8 @@ export class LiveRooms {
   readonly #hub: SessionHub;
   /** Sessions of this server by room. */
   readonly #members = new Map<string, Set<ServerSession>>();
+  /** This process's joins and leaves the store has not told back yet, by session and room. */
+  readonly #expected = new Map<string, Expected[]>();
 
   constructor(hub: SessionHub) {
     this.#hub = hub;
@@ -67,11 +69,13 @@ export class LiveRooms {
     // The session's own view changes now (its limit and `rooms` must hold for the next call); live
     // delivery follows the store's notification of the change, which comes in append order (§6.5).
     session.rooms.add(room);
+    const expected = this.#expect(session, room, true);
     const recorded = attempt(() => this.#hub.options.store.join(session.id, room));
     this.#hub.emit('join', session, room);
     return recorded.then(
       () => undefined,
       (error: unknown) => {
+        this.#unexpect(session, room, expected);
         this.#remove(session, room);
         throw new UnbrokenServerError('STORE_ERROR', `recording that session ${session.id} joined ${JSON.stringify(room)} failed`, { cause: error });
       },
@@ -83,11 +87,13 @@ export class LiveRooms {
     const room = checkRoom(name);
     if (!session.rooms.has(room)) return Promise.resolve();
     session.rooms.delete(room);
+    const expected = this.#expect(session, room, false);
     const recorded = attempt(() => this.#hub.options.store.leave(session.id, room));
     this.#hub.emit('leave', session, room);
     return recorded.then(
       () => undefined,
       (error: unknown) => {
+        this.#unexpect(session, room, expected);
         throw new UnbrokenServerError('STORE_ERROR', `recording that session ${session.id} left ${JSON.stringify(room)} failed`, { cause: error });
       },
     );
@@ -98,10 +104,14 @@ export class LiveRooms {
    * gets the room's later messages live, or no longer — whichever process made the change.
    */
   changed(change: MembershipChange): void {
+    // Delivery follows the store's order, always. The session's own view (`rooms`) already holds
+    // this process's joins and leaves, which a store shared by several processes may tell late —
+    // after a later join or leave here — so only a change another process made is applied to it.
+    const own = this.#takeExpected(change);
     const session = this.#hub.sessions.get(change.session);
     if (!session || session.ended) return;
-    if (change.joined) this.#add(session, change.room);
-    else this.#remove(session, change.room);
+    if (change.joined) this.#index(session, change.room, true, own);
+    else this.#index(session, change.room, false, own);
   }
 
   /** A session this server held learnt its rooms from the store (another process served it before). */
@@ -154,18 +164,73 @@ export class LiveRooms {
   }
 
   #add(session: ServerSession, room: string): void {
-    session.rooms.add(room);
-    let members = this.#members.get(room);
-    if (!members) this.#members.set(room, (members = new Set()));
-    members.add(session);
+    this.#index(session, room, true, false);
   }
 
   #remove(session: ServerSession, room: string): void {
-    session.rooms.delete(room);
-    const members = this.#members.get(room);
-    members?.delete(session);
-    if (members?.size === 0) this.#members.delete(room);
+    this.#index(session, room, false, false);
   }
+
+  /** Puts the session in or out of the delivery index of `room`, and its own view unless `indexOnly`. */
+  #index(session: ServerSession, room: string, member: boolean, indexOnly: boolean): void {
+    let members = this.#members.get(room);
+    if (member) {
+      if (!indexOnly) session.rooms.add(room);
+      if (!members) this.#members.set(room, (members = new Set()));
+      members.add(session);
+    } else {
+      if (!indexOnly) session.rooms.delete(room);
+      members?.delete(session);
+      if (members?.size === 0) this.#members.delete(room);
+    }
+  }
+
+  /** Notes that this process's join or leave will be told by the store (see `changed`). */
+  #expect(session: ServerSession, room: string, joined: boolean): Expected {
+    const key = expectationKey(session.id, room);
+    const expected: Expected = { joined, at: this.#hub.options.now() };
+    const list = this.#expected.get(key);
+    if (list) list.push(expected);
+    else this.#expected.set(key, [expected]);
+    return expected;
+  }
+
+  /** A join or leave the store refused is not told. */
+  #unexpect(session: ServerSession, room: string, expected: Expected): void {
+    const key = expectationKey(session.id, room);
+    const list = this.#expected.get(key)?.filter((entry) => entry !== expected);
+    if (list && list.length > 0) this.#expected.set(key, list);
+    else this.#expected.delete(key);
+  }
+
+  /**
+   * True when `change` is this process's own join or leave, told back by the store. One that changed
+   * nothing in the store (joining a room the session entered elsewhere) is never told: such an entry
+   * is dropped once older than EXPECTATION_TTL.
+   */
+  #takeExpected(change: MembershipChange): boolean {
+    const key = expectationKey(change.session, change.room);
+    const list = this.#expected.get(key);
+    if (!list) return false;
+    const oldest = this.#hub.options.now() - EXPECTATION_TTL;
+    while (list.length > 0 && list[0]!.at < oldest) list.shift();
+    const own = list.length > 0 && list[0]!.joined === change.joined;
+    if (own) list.shift();
+    if (list.length === 0) this.#expected.delete(key);
+    return own;
+  }
+}
+
+interface Expected {
+  readonly joined: boolean;
+  readonly at: number;
+}
+
+/** How long this process waits for the store to tell its own join or leave back (see `changed`). */
+const EXPECTATION_TTL = 10_000;
+
+function expectationKey(session: string, room: string): string {
+  return `${session}\n${room}`;
 }
 
 /** The address a session learnt from the store for a membership query counts against (§12.1). */
