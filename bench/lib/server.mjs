@@ -15,7 +15,12 @@
  * GC when run with --expose-gc), `fanout` (broadcast to every client at a fixed rate), and for the
  * rooms cases (unbroken only) `join` (put some of the sessions in a room), `deliver` (send messages
  * to the room or to everyone, one per event-loop turn) and `usage` (the CPU spent since `deliver`
- * began).
+ * began), and for the Redis cases (unbroken only) `fill` (append broadcasts until the store is as full
+ * as a running one's).
+ *
+ * The unbroken server keeps its messages in a `MemoryStore`, or, when `UNBROKEN_BENCH_STORE` is a
+ * `redis://` URL, in a `RedisStore` (dist/redis.mjs) there, with the same (default) retention; several
+ * server processes given the same URL share one store, as a deployment behind a load balancer does.
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -158,7 +163,20 @@ let sendTo = () => Promise.reject(new Error(`the ${kind} server has no rooms`));
 if (kind === 'unbroken') {
   // The built server, as a user gets it; typed from its source so that type-checking needs no build.
   const { createServer } = /** @type {typeof import('../../src/server/index.js')} */ (await import(new URL('server.mjs', dist).href));
-  const realtime = createServer({ path: '/realtime', ...BENCH_LIMITS }).attach(httpServer);
+  const storeUrl = process.env.UNBROKEN_BENCH_STORE ?? 'memory';
+  /** @type {import('../../src/server/index.js').MessageStore | undefined} */
+  let store;
+  if (storeUrl.startsWith('redis://')) {
+    const { RedisStore } = /** @type {typeof import('../../src/server/redis/index.js')} */ (await import(new URL('redis.mjs', dist).href));
+    const redis = new RedisStore({ url: storeUrl });
+    redis.onError((error) => console.error(`redis store (server ${process.pid}): ${error.message}`));
+    // Before listening: the first connection must not wait for Redis, nor fail on it.
+    await redis.ready();
+    store = redis;
+  } else if (storeUrl !== 'memory') {
+    throw new Error(`UNBROKEN_BENCH_STORE must be "memory" or a redis:// URL, got ${JSON.stringify(storeUrl)}`);
+  }
+  const realtime = createServer({ path: '/realtime', ...BENCH_LIMITS, ...(store ? { store } : {}) }).attach(httpServer);
   realtime.on('connection', (session) => void session.send({ welcome: true }).catch(() => undefined));
   realtime.on('message', (data, session) =>
     handle(data, (value) => void session.send(/** @type {import('../../src/server/index.js').Payload} */ (value)).catch(() => undefined)),
@@ -351,6 +369,25 @@ function deliver(room, messages, tag) {
   });
 }
 
+/** Broadcasts in flight at once while filling the store. */
+const FILL_IN_FLIGHT = 100;
+
+/**
+ * Appends `messages` broadcasts of about 100 bytes and resolves once the store holds them all (unbroken
+ * only): brings a fresh store to where a running deployment's stands, at its retention, before the
+ * clients of a case connect.
+ * @param {number} messages
+ */
+async function fill(messages) {
+  const started = wallNow();
+  let next = 0;
+  const worker = async () => {
+    while (next < messages) await sendTo(null, { fill: true, ...payload(next++) });
+  };
+  await Promise.all(Array.from({ length: Math.min(FILL_IN_FLIGHT, messages) }, worker));
+  return { ms: wallNow() - started };
+}
+
 /** CPU (user + system) and wall clock since the current `deliver` began, and its failed sends. */
 function usage() {
   const used = process.cpuUsage(deliveryMark.cpu);
@@ -385,6 +422,14 @@ process.on('message', async (/** @type {{ id: number, cmd: string, rate?: number
       break;
     case 'usage':
       result = usage();
+      break;
+    case 'fill':
+      try {
+        result = await fill(message.messages ?? 0);
+      } catch (error) {
+        process.send?.({ id: message.id, error: error instanceof Error ? error.message : String(error) });
+        return;
+      }
       break;
     case 'stats':
       result = { requests: { ...requests } };
