@@ -18,8 +18,11 @@ const START_DEADLINE_MS = 10_000;
 
 /** Servers still running, ended when the runner exits. @type {Set<import('node:child_process').ChildProcess>} */
 const running = new Set();
+/** Their directories, removed when the runner exits. @type {Set<string>} */
+const dirs = new Set();
 process.on('exit', () => {
   for (const child of running) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A port nothing listens on right now (the kernel picks it). */
@@ -144,6 +147,7 @@ async function stop(child) {
 /** Starts a fresh redis-server on a free loopback port; resolves once it answers `PING`. */
 export async function startRedisServer() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'unbroken-bench-redis-'));
+  dirs.add(dir);
   // The free port may be taken by someone else before the server binds it: try another.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -169,11 +173,13 @@ export async function startRedisServer() {
         stop: async () => {
           await stop(child);
           rmSync(dir, { recursive: true, force: true });
+          dirs.delete(dir);
         },
       };
     } catch (error) {
       if (attempt === 3) {
         rmSync(dir, { recursive: true, force: true });
+        dirs.delete(dir);
         throw error;
       }
     }
