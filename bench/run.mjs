@@ -2,12 +2,13 @@
 /**
  * `npm run bench`: unbroken against raw WebSocket, raw EventSource and Socket.IO, measured side by
  * side in one run on loopback, in Node (client injected) and in headless Chromium (native WebSocket
- * and EventSource), plus server scale, rooms (bench/lib/rooms.mjs) and bundle size. Prints tables to
- * stdout, progress to stderr, and writes everything as JSON to bench/results/.
+ * and EventSource), plus server scale, rooms (bench/lib/rooms.mjs), the Redis store against the
+ * in-memory one (bench/lib/redis.mjs) and bundle size. Prints tables to stdout, progress to stderr,
+ * and writes everything as JSON to bench/results/.
  *
- *   npm run bench                       builds, then runs everything (about 15 minutes on 2 cores)
+ *   npm run bench                       builds, then runs everything (about 25 minutes on 2 cores)
  *   node bench/run.mjs --quick          one run of each case and smaller scale cases (a smoke test)
- *   node bench/run.mjs --only node,size sections: node, browser, fallback, scale, rooms, size
+ *   node bench/run.mjs --only node,size sections: node, browser, fallback, scale, rooms, redis, size
  *   node bench/run.mjs --runs 5         runs per case (default 3); figures are medians over runs
  *
  * It exits with status 1 when a rooms case delivered a message to the wrong session, twice or not
@@ -23,7 +24,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startNetworkConditions } from '../demo/network-conditions.mjs';
+import { pushRate, roundTrips, warmUpPush } from './lib/client-cases.mjs';
 import { CHROMIUM_PATH, launchBrowser, startNodeClient, startScaleClients, startServer } from './lib/processes.mjs';
+import { redisFigures, redisHeadings, redisTables, runRedisCases } from './lib/redis.mjs';
+import { REDIS_SERVER } from './lib/redis-server.mjs';
 import { roomsFigures, roomsHeadings, roomsTables, runRoomsCases } from './lib/rooms.mjs';
 import { median, num, quantile, table } from './lib/stats.mjs';
 import {
@@ -55,14 +59,14 @@ const option = (name) => {
 };
 const quick = argv.includes('--quick');
 const RUNS = Number(option('--runs') ?? (quick ? QUICK.runs : 3));
-const SECTIONS = new Set((option('--only') ?? 'node,browser,fallback,scale,rooms,size').split(','));
+const SECTIONS = new Set((option('--only') ?? 'node,browser,fallback,scale,rooms,redis,size').split(','));
 const IDLE_N = quick ? QUICK.idleConnections : IDLE_CONNECTIONS;
 const FANOUT_S = quick ? QUICK.fanoutSeconds : FANOUT_SECONDS;
 /** The reconnect delay floor of the servers (unbroken's default `retry`, and the raw SSE server's `retry:`). */
 const RETRY_FLOOR_MS = 1000;
 
-/** What a run needs of the build: the server, the ESM client, the `<script>` bundle. */
-const DIST_FILES = ['server.mjs', 'unbroken-realtime.mjs', 'unbroken-realtime.iife.min.js'];
+/** What a run needs of the build: the server, the Redis store, the ESM client, the `<script>` bundle. */
+const DIST_FILES = ['server.mjs', 'redis.mjs', 'unbroken-realtime.mjs', 'unbroken-realtime.iife.min.js'];
 
 /** @param {string} message */
 const progress = (message) => process.stderr.write(`${message}\n`);
@@ -178,6 +182,8 @@ const scale = { idle: {}, fanout: {}, errors: {} };
 let sizes = null;
 /** @type {import('./lib/rooms.mjs').RoomsResults | null} */
 let rooms = null;
+/** @type {import('./lib/redis.mjs').RedisResults | null} */
+let redis = null;
 
 /**
  * @param {Env} env
@@ -271,19 +277,18 @@ async function runCase(env, browser, row, kind) {
       }
       case 'throughput': {
         await open(host, spec);
-        const warmupEnd = Date.now() + PUSH_WARMUP_MS;
-        for (let i = 0; i < PUSH_WARMUPS && Date.now() < warmupEnd; i++) await host.call('throughput', PUSH_MESSAGES);
+        await warmUpPush(host);
         const before = await server.requests();
-        const { ms } = /** @type {{ ms: number }} */ (await host.call('throughput', PUSH_MESSAGES));
+        const rate = await pushRate(host);
         const after = await server.requests();
-        record(env, row.id, 'throughput', (PUSH_MESSAGES / ms) * 1000);
+        record(env, row.id, 'throughput', rate);
         if (row.http) record(env, row.id, 'pushRequests', requestsBetween(before, after));
         break;
       }
       case 'rtt': {
         await open(host, spec);
         const before = await server.requests();
-        const samples = /** @type {number[]} */ (await host.call('rtt', RTT_ROUND_TRIPS, RTT_WARMUP));
+        const samples = await roundTrips(host);
         const after = await server.requests();
         record(env, row.id, 'rttP50', quantile(samples, 0.5));
         record(env, row.id, 'rttP99', quantile(samples, 0.99));
@@ -542,6 +547,7 @@ async function runScaleCases() {
  * @typedef {object} Target
  * @property {string} text
  * @property {(value: number, ratio: number) => boolean} met
+ * @property {(value: number, ratio: number) => number} [missedBy] how many times too slow, large or small a missed figure is
  */
 /**
  * @typedef {object} Check
@@ -557,9 +563,17 @@ async function runScaleCases() {
  */
 
 /** @param {number} x */
-const atLeast = (x, of = '') => ({ text: `≥ ${x}×${of ? ` ${of}` : ''}`, met: (/** @type {number} */ _v, /** @type {number} */ r) => r >= x });
+const atLeast = (x, of = '') => ({
+  text: `≥ ${x}×${of ? ` ${of}` : ''}`,
+  met: (/** @type {number} */ _v, /** @type {number} */ r) => r >= x,
+  missedBy: (/** @type {number} */ _v, /** @type {number} */ r) => x / r,
+});
 /** @param {number} x */
-const atMost = (x, of = '') => ({ text: `≤ ${x}×${of ? ` ${of}` : ''}`, met: (/** @type {number} */ _v, /** @type {number} */ r) => r <= x });
+const atMost = (x, of = '') => ({
+  text: `≤ ${x}×${of ? ` ${of}` : ''}`,
+  met: (/** @type {number} */ _v, /** @type {number} */ r) => r <= x,
+  missedBy: (/** @type {number} */ _v, /** @type {number} */ r) => r / x,
+});
 /** @param {number} v @param {string} unit */
 const valueAtMost = (v, unit) => ({ text: `≤ ${num(v, 0)} ${unit}`, met: (/** @type {number} */ value) => value <= v });
 
@@ -720,6 +734,37 @@ function roomsChecks() {
     ratio: figure.value / figure.baseline,
     target: maxRatio === undefined ? null : atMost(maxRatio),
   }));
+}
+
+/** @returns {Check[]} */
+function redisChecks() {
+  if (!redis) return [];
+  return redisFigures(redis).map(({ minRatio, maxRatio, ...figure }) => ({
+    section: 'Redis',
+    ...figure,
+    ratio: figure.value / figure.baseline,
+    target: minRatio !== undefined ? atLeast(minRatio) : maxRatio !== undefined ? atMost(maxRatio) : null,
+  }));
+}
+
+/**
+ * A line per target missed, saying by how much, so that a miss stands out below its table.
+ * @param {Check[]} checks
+ */
+function targetFailures(checks) {
+  /** @type {string[]} */
+  const lines = [];
+  for (const check of checks) {
+    const target = check.target;
+    if (!target || !Number.isFinite(check.ratio) || target.met(check.value, check.ratio)) continue;
+    const by = target.missedBy?.(check.value, check.ratio);
+    lines.push(
+      `TARGET FAILED — ${check.figure}: ${withUnit(check.value, check.unit)} against ${check.baselineLabel ?? 'its baseline'} ` +
+        `${withUnit(check.baseline ?? NaN, check.unit)}, ${num(check.ratio, 3)}× (target ${target.text})` +
+        (by === undefined ? '' : `: missed by a factor of ${num(by, 1)}`),
+    );
+  }
+  return lines;
 }
 
 /** @returns {Check[]} */
@@ -917,6 +962,16 @@ function machine() {
       chromium = `not found at ${CHROMIUM_PATH}`;
     }
   }
+  let redisServer = 'not run';
+  if (SECTIONS.has('redis')) {
+    try {
+      // `Redis server v=7.0.15 sha=… malloc=jemalloc-5.3.0 bits=64 build=…`: the version and the allocator matter here.
+      const version = execFileSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
+      redisServer = `Redis ${/v=(\S+)/.exec(version)?.[1] ?? '?'} (${/malloc=(\S+)/.exec(version)?.[1] ?? '?'})`;
+    } catch {
+      redisServer = `not found at ${REDIS_SERVER}`;
+    }
+  }
   return {
     cpus: os.availableParallelism(),
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -924,6 +979,7 @@ function machine() {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
     chromium,
+    redisServer,
     openFilesLimit: openFiles,
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
@@ -997,6 +1053,10 @@ async function main() {
     progress('Rooms');
     rooms = await runRoomsCases({ runs: RUNS, quick, progress });
   }
+  if (SECTIONS.has('redis')) {
+    progress(`Redis (${REDIS_SERVER})`);
+    redis = await runRedisCases({ runs: RUNS, quick, progress });
+  }
 
   const minutes = (Date.now() - started) / 60_000;
   const checks = [
@@ -1004,6 +1064,7 @@ async function main() {
     ...(figures.browser || fallbacks.browser ? clientChecks('browser') : []),
     ...(SECTIONS.has('scale') ? scaleChecks() : []),
     ...roomsChecks(),
+    ...redisChecks(),
     ...sizeChecks(),
   ];
 
@@ -1014,16 +1075,20 @@ async function main() {
   out.push(`command: ${command} (after npm run build), ${RUNS} run(s) per case, median over runs, ${num(minutes, 1)} min`);
   out.push(
     `machine: ${host.cpus} CPUs (${host.cpuModel}), ${host.memoryGiB} GiB, ${host.os}, Node ${host.node}, ${host.chromium}, ` +
+      (SECTIONS.has('redis') ? `${host.redisServer}, ` : '') +
       `open files limit ${host.openFilesLimit}, load average at start ${host.loadAverageAtStart.join(' ')}, at end ${os
         .loadavg()
         .map((x) => num(x, 2))
         .join(' ')}`,
   );
-  out.push(
-    `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
-      `send → echo (after ${RTT_WARMUP}); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
-      `to a fresh server; resume = kill the TCP connection → first message sent while away; loopback only.`,
-  );
+  // The client and scale cases' workload; the rooms and Redis sections print their own.
+  if (['node', 'browser', 'fallback', 'scale'].some((section) => SECTIONS.has(section))) {
+    out.push(
+      `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
+        `send → echo (after ${RTT_WARMUP}); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
+        `to a fresh server; resume = kill the TCP connection → first message sent while away; loopback only.`,
+    );
+  }
   for (const env of /** @type {Env[]} */ (['node', 'browser'])) {
     if (!figures[env] && !unavailable[env] && !fallbacks[env]) continue;
     const title =
@@ -1052,6 +1117,18 @@ async function main() {
     out.push(checksTable(checks.filter((check) => check.section === 'Rooms')));
     for (const failure of rooms.inexact) out.push(`DELIVERY CHECK FAILED — ${failure}`);
   }
+  if (redis) {
+    const tables = redisTables(redis);
+    const headings = redisHeadings(redis);
+    const redisCheckList = checks.filter((check) => check.section === 'Redis');
+    out.push('', `== Redis (RedisStore from dist/redis.mjs against MemoryStore; ${host.redisServer}, no persistence, one per case)`, '');
+    out.push(headings.client, tables.client, '');
+    if (tables.profile) out.push(tables.profile, '');
+    out.push(headings.fanout, tables.fanout, '');
+    out.push(headings.memory, tables.memory, '');
+    out.push(checksTable(redisCheckList));
+    out.push(...targetFailures(redisCheckList));
+  }
   if (sizes) {
     out.push('', `== Bundle size (minimal entries bundled with: ${sizes.setting})`, '');
     out.push(sizeTable(), '');
@@ -1077,6 +1154,7 @@ async function main() {
     fallbacks,
     scale,
     rooms,
+    redis,
     sizes,
     checks: checks.map((check) => ({ ...check, target: check.target?.text ?? null, met: check.target ? check.target.met(check.value, check.ratio) : null })),
     report,

@@ -86,7 +86,8 @@ async function end(child) {
 /**
  * Starts a fresh server process and waits for its port.
  * @param {string} kind `unbroken`, `ws`, `sse` or `socketio`
- * @param {{ transport?: string, gc?: boolean }} [options]
+ * @param {{ transport?: string, gc?: boolean, store?: string }} [options] `store`: a `redis://` URL for
+ *   unbroken's store (default: in memory)
  */
 export async function startServer(kind, options = {}) {
   const args = [kind];
@@ -94,6 +95,7 @@ export async function startServer(kind, options = {}) {
   const child = fork(lib('./server.mjs'), args, {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     execArgv: options.gc ? ['--expose-gc'] : [],
+    env: { ...process.env, UNBROKEN_BENCH_STORE: options.store ?? 'memory' },
   });
   children.add(child);
   const stdout = child.stdout;
@@ -132,6 +134,8 @@ export async function startServer(kind, options = {}) {
     /** Sends `messages` messages tagged `tag` to `room` (null: everyone), one per turn; resolves once all were handed over. */
     deliver: async (/** @type {string | null} */ room, /** @type {number} */ messages, /** @type {string} */ tag) =>
       /** @type {{ startWall: number, sendMs: number }} */ (await call({ cmd: 'deliver', room, messages, tag })),
+    /** Appends `messages` broadcasts and resolves once all are stored (unbroken only). */
+    fill: async (/** @type {number} */ messages) => /** @type {{ ms: number }} */ (await call({ cmd: 'fill', messages })),
     /** CPU and wall clock since the last `deliver` began, and how many of its sends failed. */
     usage: async () => /** @type {{ cpuMs: number, wallMs: number, failed: number, firstError: string }} */ (await call({ cmd: 'usage' })),
     stop: () => end(child),
@@ -166,7 +170,8 @@ export async function startNodeClient() {
 /**
  * Starts a Node process running the scale clients (bench/lib/scale-clients.mjs) and waits until all
  * their connections were tried.
- * @param {{ protocol: string, url: string, n: number, concurrency?: number }} job
+ * @param {{ protocol: string, n: number, concurrency?: number } & ({ url: string } | { urls: string[] })} job `urls`: the
+ *   connections are spread over several servers, round robin
  */
 export async function startScaleClients(job) {
   const child = fork(lib('./scale-clients.mjs'), [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -184,7 +189,9 @@ export async function startScaleClients(job) {
     reset: () => call({ cmd: 'reset' }),
     /** Delivery latencies of fan-out messages since the last reset. */
     latency: async () =>
-      /** @type {{ received: number, p50: number, p99: number, max: number, cpuPercent: number }} */ (await call({ cmd: 'latency' })),
+      /** @type {{ received: number, p50: number, p99: number, max: number, cpuPercent: number, lost: number, lastLostReason: string }} */ (
+        await call({ cmd: 'latency' })
+      ),
     /** Waits for `expected` messages tagged `tag`, then `graceMs` more, then says who got how many (scale-clients.mjs). */
     deliveries: async (/** @type {string} */ tag, /** @type {number} */ expected, graceMs = 0) =>
       /** @type {{ total: number, lastAt: number, histogram: Record<string, number>, recipients: string[] | null, lost: number, lastLostReason: string, rss: number }} */ (
@@ -195,24 +202,46 @@ export async function startScaleClients(job) {
 }
 
 /**
+ * Runs a one-shot measurement script in a fresh Node process and resolves with the `{ result }` it
+ * reports over IPC (`{ error }` rejects).
+ * @param {string} file in bench/lib/
+ * @param {unknown} job its argument, as JSON
+ * @param {string} what how messages name it
+ * @returns {Promise<unknown>}
+ */
+async function runOnce(file, job, what) {
+  const child = fork(lib(file), [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  try {
+    return await new Promise((resolve, reject) => {
+      child.once('message', (/** @type {{ result?: unknown, error?: string }} */ message) =>
+        message.result ? resolve(message.result) : reject(new Error(message.error ?? 'no result')),
+      );
+      child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it reported`)));
+    });
+  } finally {
+    await end(child);
+  }
+}
+
+/**
  * Runs the store read measurement (bench/lib/store-reads.mjs) in a fresh Node process and resolves
  * with what it reports.
  * @param {import('./store-reads.mjs').StoreReadJob} job
  * @returns {Promise<import('./store-reads.mjs').StoreReadResult>}
  */
 export async function runStoreReads(job) {
-  const child = fork(lib('./store-reads.mjs'), [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  try {
-    return await new Promise((resolve, reject) => {
-      child.once('message', (/** @type {{ result?: import('./store-reads.mjs').StoreReadResult, error?: string }} */ message) =>
-        message.result ? resolve(message.result) : reject(new Error(message.error ?? 'no result')),
-      );
-      child.once('exit', (code) => reject(new Error(`the store reads exited (${code}) before they reported`)));
-    });
-  } finally {
-    await end(child);
-  }
+  return /** @type {import('./store-reads.mjs').StoreReadResult} */ (await runOnce('./store-reads.mjs', job, 'the store reads'));
+}
+
+/**
+ * Runs the Redis memory measurement (bench/lib/redis-memory.mjs) in a fresh Node process and resolves
+ * with what it reports.
+ * @param {import('./redis-memory.mjs').RedisMemoryJob} job
+ * @returns {Promise<import('./redis-memory.mjs').RedisMemoryResult>}
+ */
+export async function runRedisMemory(job) {
+  return /** @type {import('./redis-memory.mjs').RedisMemoryResult} */ (await runOnce('./redis-memory.mjs', job, 'the Redis memory measurement'));
 }
 
 /** Flags for Debian's Chromium here: no sandbox as root, and no traffic beyond loopback. */

@@ -11,7 +11,8 @@
  * (Engine.IO v4 / Socket.IO v5 packets over a WebSocket). It opens `n` connections, at most
  * `concurrency` at a time, spread over `addresses` loopback addresses (127.0.x.y), each counted as open
  * when its first message arrived (for unbroken: its `hello`; an `error` frame fails it), then reports
- * `{ ready: true, opened, failed, ms }` over IPC.
+ * `{ ready: true, opened, failed, ms }` over IPC. With `urls` (a list) instead of `url`, connection `i`
+ * goes to `urls[i % urls.length]`: the clients of several server processes, in one client process.
  *
  * Every fan-out message (`{ fan, ts }`) it receives adds a delivery latency (wall clock now − ts).
  * Every message with a `tag` (`{ tag, … }`) is counted per connection, so that a case can check who got
@@ -26,13 +27,14 @@ import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { CLIENT_ADDRESSES } from './workload.mjs';
 
-/** @type {{ protocol: string, url: string, n: number, concurrency?: number, addresses?: number }} */
+/** @type {{ protocol: string, url?: string, urls?: string[], n: number, concurrency?: number, addresses?: number }} */
 const job = JSON.parse(process.argv[2] ?? '{}');
-const { protocol, url, n } = job;
+const { protocol, n } = job;
 const concurrency = job.concurrency ?? 100;
 const addresses = job.addresses ?? CLIENT_ADDRESSES;
-const host = new URL(url);
-const wsBase = url.replace(/^http/, 'ws');
+/** The servers the connections are spread over, round robin. */
+const servers = (job.urls ?? [job.url ?? '']).map((url) => ({ host: new URL(url), wsBase: url.replace(/^http/, 'ws') }));
+/** @typedef {(typeof servers)[number]} Server */
 const wallNow = () => performance.timeOrigin + performance.now();
 
 /**
@@ -114,10 +116,12 @@ function onUnbrokenBatch(text, i, opened) {
  * `POST P/ticket` for a new session (§3.4), from the connection's own address: the ticket and the
  * session it opens count against that address. A connection of its own (`agent: false`), which closes
  * after the answer, so that no idle socket is left behind in the memory figures.
+ * @param {Server} server
  * @param {string} address
  * @returns {Promise<string>}
  */
-function ticket(address) {
+function ticket(server, address) {
+  const { host } = server;
   return new Promise((resolve, reject) => {
     const headers = { 'Content-Type': 'application/json', 'X-Unbroken': '1' };
     const request = http.request(
@@ -166,12 +170,14 @@ function readEvents(response, onData) {
 /**
  * A GET that resolves with the response. (Requests are not kept: an SSE response keeps its socket
  * open by itself, and a long poll is replaced by the next.)
+ * @param {Server} server
  * @param {string} path
  * @param {string} address the local address to send from
  * @param {Record<string, string>} [headers]
  * @returns {Promise<http.IncomingMessage>}
  */
-function get(path, address, headers = {}) {
+function get(server, path, address, headers = {}) {
+  const { host } = server;
   return new Promise((resolve, reject) => {
     const request = http.get({ host: host.hostname, port: host.port, path, headers, agent, localAddress: address }, resolve);
     request.on('error', reject);
@@ -208,6 +214,7 @@ function lose(reason) {
  */
 function open(i) {
   const address = localAddress(i);
+  const server = /** @type {Server} */ (servers[i % servers.length]);
   return new Promise((resolve, reject) => {
     let first = true;
     const arrived = () => {
@@ -222,14 +229,14 @@ function open(i) {
       case 'ws':
       case 'socketio-ws': {
         const url = (/** @type {string} */ path) => {
-          const ws = new WebSocket(`${wsBase}${path}`, { perMessageDeflate: false, localAddress: address });
+          const ws = new WebSocket(`${server.wsBase}${path}`, { perMessageDeflate: false, localAddress: address });
           held.push(ws);
           ws.on('error', failure);
           ws.on('close', (code) => !first && lose(`closed with ${code}`));
           return ws;
         };
         if (protocol === 'unbroken-ws') {
-          ticket(address).then((t) => {
+          ticket(server, address).then((t) => {
             const ws = url(`/realtime/ws?v=1&ticket=${t}`);
             ws.on('message', (raw) => {
               try {
@@ -262,9 +269,9 @@ function open(i) {
       }
       case 'unbroken-sse':
       case 'sse': {
-        const path = protocol === 'sse' ? Promise.resolve(`/raw/sse?c=scale${i}`) : ticket(address).then((t) => `/realtime/sse?v=1&ticket=${t}`);
+        const path = protocol === 'sse' ? Promise.resolve(`/raw/sse?c=scale${i}`) : ticket(server, address).then((t) => `/realtime/sse?v=1&ticket=${t}`);
         path
-          .then((p) => get(p, address))
+          .then((p) => get(server, p, address))
           .then((response) => {
             response.on('close', () => !first && lose('the event stream ended'));
             readEvents(response, (data) => {
@@ -293,7 +300,7 @@ function open(i) {
         let last = null;
         /** @param {string} query */
         const poll = (query) =>
-          get(`/realtime/poll?v=1&${query}`, address, headers)
+          get(server, `/realtime/poll?v=1&${query}`, address, headers)
             .then(body)
             .then((text) => {
               const frames = /** @type {unknown[]} */ (JSON.parse(text));
@@ -313,7 +320,7 @@ function open(i) {
               arrived();
               void poll(`last=${encodeURIComponent(last ?? '')}`).catch(lose);
             });
-        ticket(address)
+        ticket(server, address)
           .then((t) => poll(`ticket=${t}`))
           .catch(reject);
         break;

@@ -66,6 +66,24 @@ export const STORE_READ = {
   repeats: 200,
 };
 
+/**
+ * The Redis section (bench/lib/redis.mjs): server processes sharing one Redis in the multi-process
+ * fan-out; broadcasts appended before the round-trip and fan-out cases, so that each store starts as
+ * full as a running deployment's (the default retention of both stores; the push case gets there by
+ * its warm-up); messages appended per memory case (after the store's keys exist; retention keeps
+ * them all) and the rooms of each in the case with several; how long one push may take: Redis
+ * appends are far slower than the in-memory store's, and a push of {@link PUSH_MESSAGES} must not
+ * count as failed for that alone (below the runner's 180 s per IPC call).
+ */
+export const REDIS = {
+  processes: 3,
+  fillMessages: 10_000,
+  memoryMessages: 10_000,
+  /** The rooms of each message in the memory case "several rooms": one index entry per room. */
+  roomsPerMessage: 4,
+  pushTimeoutMs: 170_000,
+};
+
 /** What `--quick` runs instead. */
 export const QUICK = {
   runs: 1,
@@ -75,6 +93,9 @@ export const QUICK = {
   roomMembers: 10,
   roomDeliveries: 20_000,
   roomWarmupDeliveries: 2_000,
+  redisPushMessages: 5_000,
+  redisFillMessages: 2_000,
+  redisMemoryMessages: 2_000,
 };
 
 /** Padding that brings a pushed message to about 100 bytes of JSON. */
