@@ -78,10 +78,15 @@ local function trimAge(meta, feed, messages, maxAge)
   local oldest = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - maxAge + 1
   if oldest <= 0 then return end
   local bound = string.format('%.0f', oldest)
-  local last = redis.call('XREVRANGE', messages, '(' .. bound .. '-0', '-', 'COUNT', 1)[1]
-  if last then
-    redis.call('HSET', meta, 'trimmed', last[1])
-    redis.call('XTRIM', messages, 'MINID', bound)
+  -- Nothing to evict, nearly always: said by the oldest entry. (XREVRANGE from a bound before the
+  -- first entry walks the whole stream in Redis 7.0: an append would cost in proportion to retention.)
+  local first = redis.call('XRANGE', messages, '-', '+', 'COUNT', 1)[1]
+  if first and cmp(first[1], bound .. '-0') < 0 then
+    local last = redis.call('XREVRANGE', messages, '(' .. bound .. '-0', '-', 'COUNT', 1)[1]
+    if last then
+      redis.call('HSET', meta, 'trimmed', last[1])
+      redis.call('XTRIM', messages, 'MINID', bound)
+    end
   end
   redis.call('XTRIM', feed, 'MINID', bound)
 end
