@@ -122,6 +122,7 @@ export class SessionHub {
     this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message), {
       membership: (change) => this.rooms.changed(change),
       historyLost: () => this.#historyLost(),
+      overrun: () => this.#resumeAll('the server fell behind its store; resume'),
     });
     this.cluster = sharesState(options.store) ? new Cluster(this, options.store) : null;
   }
@@ -370,6 +371,11 @@ export class SessionHub {
    * the gap, and the sessions, whose state went with the history, are released here — their clients
    * come back to sessions created anew under the same ids (§3.3.same-id).
    */
+  /** Every connection closes; its client resumes from its cursor and the store says what it kept. */
+  #resumeAll(message: string): void {
+    for (const session of this.sessions.values()) session.link?.close({ kind: 'error', code: 'BACKPRESSURE', message });
+  }
+
   #historyLost(): void {
     for (const session of [...this.sessions.values()]) {
       session.link?.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the store lost its history; resume' });

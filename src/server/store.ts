@@ -58,6 +58,12 @@ export interface StoreEvents {
    * §6.2): live streams must resume, so that each client is told the gap once.
    */
   historyLost?(): void;
+  /**
+   * Messages were evicted before they could be told to subscribers (appends ran further ahead of a
+   * store's reader than its retention): live streams must resume, so that each client reads what is
+   * still retained and is told the gap of what is not (§6.3).
+   */
+  overrun?(): void;
 }
 
 /** One page of a session's stream (§6.3). */

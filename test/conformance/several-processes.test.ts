@@ -24,6 +24,11 @@ class LosableStore extends SharedMemoryStore {
     this.loseState();
     for (const events of this.#subscribers) events.historyLost?.();
   }
+
+  /** As a store whose reader retention overtook. */
+  overrun(): void {
+    for (const events of this.#subscribers) events.overrun?.();
+  }
 }
 
 const harnesses = new Harnesses();
@@ -117,5 +122,19 @@ describe('§3.6 several server processes', () => {
     expect(error.frame).toMatchObject({ code: 'SERVER_RESTART' });
     await client.closed();
     expect(a.server.sessions.has(hello.sid)).toBe(false);
+  });
+
+  it('§6.3 closes every connection with BACKPRESSURE when the store could not tell it every message live, and keeps the sessions', async () => {
+    const store = new LosableStore();
+    const [a] = await twoServers(store);
+    const client = await RawWs.open(a.wsBase);
+    const hello = await client.hello();
+    store.overrun();
+    const error = await client.next('error');
+    expect(error.frame).toMatchObject({ code: 'BACKPRESSURE' });
+    await client.closed();
+    const again = await RawWs.open(a.wsBase, { sid: hello.sid });
+    expect((await again.hello()).resumed).toBe(true);
+    again.terminate();
   });
 });

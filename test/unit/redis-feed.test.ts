@@ -294,3 +294,30 @@ describe('RedisStore history lost (§6.2)', () => {
     expect(heard).toEqual(['m old', 'lost', 'm new']);
   });
 });
+
+describe('RedisStore reader overtaken by retention (§6.3)', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(() => server.stop());
+
+  it('tells subscribers to resume their streams when retention evicted messages the reader had not read', async () => {
+    const [store] = await processes(server, 1, { maxMessages: 10 });
+    const heard: string[] = [];
+    store!.subscribe((message) => heard.push(`m ${String(message.data)}`), { overrun: () => heard.push('overrun') });
+    await mark(store!, heard, 'before');
+    // The reader's connection goes; while it waits to reconnect, 30 appends evict 20 it never read.
+    const admin = new Redis(server.url);
+    clients.push(admin);
+    const list = String(await admin.call('CLIENT', 'LIST'));
+    const reader = /id=(\d+) .*cmd=xread/.exec(list);
+    expect(reader, list).not.toBeNull();
+    await admin.call('CLIENT', 'KILL', 'ID', reader![1]!);
+    await Promise.all(Array.from({ length: 30 }, (_, index) => store!.append({ to: ALL, data: `burst ${index}` })));
+    await vi.waitFor(() => expect(heard).toContain('overrun'), { timeout: 5000 });
+    // Told before the messages that were still retained, which follow in order.
+    const after = heard.slice(heard.indexOf('overrun') + 1);
+    expect(after).toEqual(Array.from({ length: 10 }, (_, index) => `m burst ${index + 20}`));
+  });
+});

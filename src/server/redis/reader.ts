@@ -32,6 +32,8 @@ export interface ReaderOptions {
   /** The reader's own connection (made when the reader starts). */
   readonly connection: () => Redis;
   readonly feed: string;
+  /** The hash that holds `trimmed`, the newest message retention evicted. */
+  readonly meta: string;
   /** Runs the head script on `redis`. */
   readonly position: (redis: Redis) => Promise<FeedPosition>;
   /** The command connection: where the first position is asked, in order with this process's appends. */
@@ -158,7 +160,14 @@ export class FeedReader {
         if (this.#stopped()) return;
         if (this.#state === 'failing') this.#state = 'running';
         failures = 0;
-        this.#deliver(entriesOf(reply));
+        const entries = entriesOf(reply);
+        if (entries.length > 0 && (await this.#overtaken(connection))) {
+          // Retention evicted messages this reader had not read: they were never delivered live.
+          // Every live stream resumes, and each client learns from its resume what it missed.
+          this.#tell({ kind: 'overrun' });
+        }
+        if (this.#stopped()) return;
+        this.#deliver(entries);
       } catch (error) {
         if (this.#stopped()) return;
         pending = null;
@@ -223,8 +232,17 @@ export class FeedReader {
     this.#release((waiter) => this.#passed(waiter.epoch, waiter.position));
   }
 
+  /**
+   * True when retention evicted a message after the last one read: appends ran more than the
+   * retention ahead of this reader (a burst faster than the process reads, or a process paused).
+   */
+  async #overtaken(connection: Redis): Promise<boolean> {
+    const trimmed = await connection.hget(this.#options.meta, 'trimmed');
+    return trimmed !== null && compareStreamIds(trimmed, this.#last) > 0;
+  }
+
   /** Tells every subscriber one thing, each call guarded: a throwing subscriber keeps no other from hearing. */
-  #tell(what: FeedEntry | { readonly kind: 'history-lost' }): void {
+  #tell(what: FeedEntry | { readonly kind: 'history-lost' } | { readonly kind: 'overrun' }): void {
     for (const { message, events } of this.#subscribers) {
       try {
         switch (what.kind) {
@@ -236,6 +254,9 @@ export class FeedReader {
             break;
           case 'history-lost':
             events?.historyLost?.();
+            break;
+          case 'overrun':
+            events?.overrun?.();
             break;
           case 'epoch':
             // It only wakes the reader: a new epoch is learnt by asking the feed's position (#adopt).

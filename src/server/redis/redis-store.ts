@@ -156,6 +156,7 @@ export class RedisStore implements MessageStore, SessionState {
     this.#reader = new FeedReader({
       connection: () => this.#connections.reader,
       feed: this.#keys.feed,
+      meta: this.#keys.meta,
       position: (redis) => this.#position(redis),
       main,
       watchdog: this.#watchdog,
