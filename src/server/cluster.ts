@@ -106,7 +106,20 @@ export class Cluster {
   async prepare(grant: TicketGrant, address: string): Promise<PreparedSession> {
     if (grant.sid !== null) {
       const found = await this.find(grant.sid, address);
-      if (found) return { session: found, created: false };
+      // A copy of the session this process holds may be stale: other processes may have processed
+      // its messages since, and the store may have lost it (Redis restarted without its data).
+      const shared = found && (await this.state.getSession(found.id));
+      if (found && shared) {
+        // The `hello` acknowledges what the session processed (§3.3.resume). A client told a lower
+        // number than it was acknowledged before numbers its unacknowledged messages again from
+        // there (§8), onto numbers already processed, and they are dropped as duplicates.
+        found.processed = Math.max(found.processed, shared.processed);
+        return { session: found, created: false };
+      }
+      // The store no longer holds it: it is created anew below, with the same id (§3.3.same-id).
+      // Attached to the stale copy, the connection would resume a session that no other process
+      // can find, and each of its requests elsewhere would be refused.
+      if (found) this.lost(found);
     }
     const id = grant.sid ?? randomToken();
     const key = grant.key ?? randomToken();
