@@ -1,8 +1,9 @@
 /**
  * Several server processes, as a deployment runs them behind a load balancer: each a child process
  * (cluster-node.mjs, the built server) on its own loopback port, all with the same options and
- * store. A test can kill one (SIGKILL for a crash), restart it on its port, and drive and observe
- * each through its own control endpoints (see cluster-node.mjs).
+ * store. A test can kill one (SIGKILL for a crash), restart it on its port, drive and observe each
+ * through its own control endpoints, and read what each reported (sessions created, client messages
+ * handed over, errors: see cluster-node.mjs).
  *
  * @example
  * const cluster = await startCluster(3);
@@ -37,7 +38,26 @@ export interface ClusterOptions {
    * @default process.env.UNBROKEN_STORE_URL, else 'memory'
    */
   storeUrl?: string;
+  /** RedisStore options besides the url (numbers and strings), with a `redis://…` store. */
+  storeOptions?: Record<string, number | string>;
 }
+
+interface ReportOrigin {
+  /** The process's name, `node-<index>`. */
+  readonly node: string;
+  readonly pid: number;
+}
+
+/** What a process reported on stdout, one JSON line each (see cluster-node.mjs). */
+export type NodeReport = ReportOrigin &
+  (
+    | { readonly event: 'listening'; readonly port: number }
+    | { readonly event: 'connection'; readonly session: string }
+    /** A client message handed over to the application (the server's `message` event). */
+    | { readonly event: 'message'; readonly session: string; readonly data: unknown }
+    /** A report on the server's `error` event (`server`) or of the store's `onError` (`store`). */
+    | { readonly event: 'error'; readonly source: 'server' | 'store'; readonly code: string | null; readonly message: string }
+  );
 
 export interface ClusterNode {
   readonly index: number;
@@ -57,10 +77,21 @@ export interface Cluster {
   readonly ports: readonly number[];
   /** Whether process `index` is running. */
   running(index: number): boolean;
+  /** Every report of every process so far, in arrival order, those of stopped processes included. */
+  readonly reports: readonly NodeReport[];
+  /** Calls `listener` with each report from now on; returns the function that stops it. */
+  onReport(listener: (report: NodeReport) => void): () => void;
   /** Makes process `index` broadcast messages `from`…`from + count - 1` (event `numbered`); resolves once stored. */
   broadcast(index: number, count: number, from?: number): Promise<void>;
   /** The client addresses process `index` counted (its `clientAddress` results). */
   addresses(index: number): Promise<string[]>;
+  /**
+   * Makes process `index` kill itself (SIGKILL) once the shared store has marked the next batch of
+   * client messages processed, before any is handed over. Resolves once armed; see `exited`.
+   */
+  crashAfterClaim(index: number): Promise<void>;
+  /** Resolves once process `index` (the one running now) has exited, however. */
+  exited(index: number): Promise<void>;
   /**
    * Sends `signal` to process `index` (by its PID) and resolves once it exited. SIGTERM closes it
    * gracefully (clients are told to reconnect); SIGKILL is a crash.
@@ -79,8 +110,13 @@ interface Running {
   exited: Promise<void>;
 }
 
-/** Starts one process; resolves with it once it printed its listening line. */
-function spawnNode(index: number, port: number, options: ClusterOptions): Promise<Running> {
+function isReport(value: unknown): value is NodeReport {
+  const candidate = value as Partial<ReportOrigin & { event: unknown }> | null;
+  return typeof candidate === 'object' && candidate !== null && typeof candidate.event === 'string' && typeof candidate.pid === 'number';
+}
+
+/** Starts one process; resolves with it once it printed its listening line. Its reports go to `onReport`. */
+function spawnNode(index: number, port: number, options: ClusterOptions, onReport: (report: NodeReport) => void): Promise<Running> {
   const name = `node-${index}`;
   const child = spawn(process.execPath, [NODE_SCRIPT], {
     // stdin is a pipe the process watches: should this test process die, its children follow.
@@ -91,6 +127,7 @@ function spawnNode(index: number, port: number, options: ClusterOptions): Promis
       UNBROKEN_PORT: String(port),
       UNBROKEN_SERVER_OPTIONS: JSON.stringify(options.serverOptions ?? {}),
       UNBROKEN_STORE_URL: options.storeUrl ?? process.env.UNBROKEN_STORE_URL ?? 'memory',
+      UNBROKEN_STORE_OPTIONS: JSON.stringify(options.storeOptions ?? {}),
     },
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -106,15 +143,17 @@ function spawnNode(index: number, port: number, options: ClusterOptions): Promis
     }, START_DEADLINE);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
-      let message: { event?: string; pid?: number; port?: number };
+      let report: unknown;
       try {
-        message = JSON.parse(line) as typeof message;
+        report = JSON.parse(line);
       } catch {
         return; // Anything else the process prints is not for the harness.
       }
-      if (message.event !== 'listening' || typeof message.port !== 'number' || typeof message.pid !== 'number') return;
+      if (!isReport(report)) return;
+      onReport(report);
+      if (report.event !== 'listening') return;
       clearTimeout(timer);
-      const node: ClusterNode = { index, name, port: message.port, pid: message.pid, origin: `http://127.0.0.1:${message.port}` };
+      const node: ClusterNode = { index, name, port: report.port, pid: report.pid, origin: `http://127.0.0.1:${report.port}` };
       resolve({ node, child, exited });
     });
     void exited.then(() => {
@@ -137,7 +176,13 @@ async function stopNode(running: Running, signal: NodeJS.Signals): Promise<void>
 /** Starts `n` processes, each on a free loopback port. */
 export async function startCluster(n: number, options: ClusterOptions = {}): Promise<Cluster> {
   if (!existsSync(BUILT_SERVER)) throw new Error(`the cluster runs the built server: ${BUILT_SERVER} is missing, run \`npm run build\``);
-  const settled = await Promise.allSettled(Array.from({ length: n }, (_, index) => spawnNode(index, 0, options)));
+  const reports: NodeReport[] = [];
+  const reportListeners = new Set<(report: NodeReport) => void>();
+  const onReport = (report: NodeReport): void => {
+    reports.push(report);
+    for (const listener of reportListeners) listener(report);
+  };
+  const settled = await Promise.allSettled(Array.from({ length: n }, (_, index) => spawnNode(index, 0, options, onReport)));
   const started = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failure = settled.find((result) => result.status === 'rejected');
   if (failure) {
@@ -169,11 +214,25 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
       const { child } = at(index);
       return child.exitCode === null && child.signalCode === null;
     },
+    reports,
+    onReport(listener) {
+      const wrapped = (report: NodeReport): void => listener(report);
+      reportListeners.add(wrapped);
+      return () => {
+        reportListeners.delete(wrapped);
+      };
+    },
     async broadcast(index, count, from = 1) {
       await control(index, 'POST', `/control/broadcast?from=${from}&count=${count}`);
     },
     async addresses(index) {
       return (await control(index, 'GET', '/control/addresses')) as string[];
+    },
+    async crashAfterClaim(index) {
+      await control(index, 'POST', '/control/crash-after-claim');
+    },
+    exited(index) {
+      return at(index).exited;
     },
     kill(index, signal = 'SIGTERM') {
       return stopNode(at(index), signal);
@@ -181,7 +240,7 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     async restart(index) {
       const previous = at(index);
       await stopNode(previous, 'SIGTERM');
-      const next = await spawnNode(index, previous.node.port, options);
+      const next = await spawnNode(index, previous.node.port, options, onReport);
       processes[index] = next;
       return next.node;
     },

@@ -21,6 +21,11 @@ export interface TcpProxy {
   onDownstream(listener: (chunk: Buffer) => void): () => void;
   /** Destroys every open connection at once (both sides see the TCP connection die). */
   dropAll(): void;
+  /**
+   * Resets every open connection at once: an RST to both sides, as from a middlebox that forgot the
+   * flow, so that each peer sees ECONNRESET rather than an orderly close.
+   */
+  resetAll(): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +70,13 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     }
     pairs.clear();
   };
+  const resetAll = () => {
+    for (const [downstream, upstream] of pairs) {
+      downstream.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }
+    pairs.clear();
+  };
   return {
     port: address.port,
     get accepted() {
@@ -78,6 +90,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       mode = next;
     },
     dropAll,
+    resetAll,
     close() {
       dropAll();
       return new Promise<void>((resolve) => server.close(() => resolve()));
