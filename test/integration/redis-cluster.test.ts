@@ -272,26 +272,6 @@ describe.each(TRANSPORTS)('three processes on one Redis behind round-robin nginx
 });
 
 describe('three processes on one Redis: faults', () => {
-  it('§8 hands over a message whose process was killed after marking it processed and before handing it over', async () => {
-    const websocket = observe('websocket');
-    await openAll([websocket]);
-    const holder = await websocketHolder(websocket, 1);
-    const opens = websocket.opens.length;
-
-    // The holder marks message 2 processed in Redis, then dies before the `message` event.
-    await cluster.crashAfterClaim(holder);
-    const second = websocket.client.send({ up: 2 });
-    await cluster.exited(holder);
-    await until('the client to resume on another process', () => websocket.opens.length > opens);
-    // Acknowledged by the process the client resumed on, which found it processed in Redis.
-    await second;
-    await websocket.client.send({ up: 3 });
-    await until('message 3 to be handed over', () => handedOver(websocket).includes(3));
-
-    expect(handOvers(websocket).filter((entry) => entry.n === 2)).toHaveLength(1);
-    expect(handedOver(websocket)).toEqual([1, 2, 3]);
-  }, TEST_TIMEOUT);
-
   it('§3.3 §8 goes on through the other processes when one is killed mid-stream (SIGKILL), nothing lost either way', async () => {
     const all = TRANSPORTS.map((transport) => observe(transport));
     await openAll(all);
