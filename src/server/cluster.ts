@@ -26,6 +26,13 @@ export interface PreparedSession {
   readonly created: boolean;
 }
 
+/**
+ * How long a claim on client messages holds (§3.6.exactly-once): a process hands its messages over
+ * and confirms well within it; past it, another process hands them over again — the claim's process
+ * died. Longer than a stalled store's pause, so a slow confirm is not taken for a crash.
+ */
+const CLAIM_LEASE = 10_000;
+
 /** A session learnt for one request is dropped after this long unused (it lives on in the store). */
 const VISITOR_IDLE = 30_000;
 
@@ -195,12 +202,20 @@ export class Cluster {
    * marked, and the caller refuses the batch with UNKNOWN_SESSION.
    * @throws {ProtocolViolation} for a hole; nothing is marked then.
    */
-  claim(session: ServerSession, frames: readonly UpstreamFrame[]): Promise<boolean> {
+  claim(session: ServerSession, frames: readonly UpstreamFrame[], handOver: () => void): Promise<boolean> {
     const previous = this.#upstream.get(session.id) ?? Promise.resolve();
-    const next = previous.then(
-      () => this.#claim(session, frames),
-      () => this.#claim(session, frames),
-    );
+    const run = async (): Promise<boolean> => {
+      const claimed = await this.#claim(session, frames);
+      if (!claimed) return false;
+      handOver();
+      if (claimed === 'messages') {
+        // The hand-over is recorded: `hello.ack` may now tell it (§8). Until then another process
+        // sees the claim, and hands the messages over again only once its lease ran out (a crash).
+        this.state.confirm(session.id, session.processed).catch((error: unknown) => this.#fail(`confirming messages of session ${session.id} failed`, error));
+      }
+      return true;
+    };
+    const next = previous.then(run, run);
     this.#upstream.set(session.id, next);
     const forget = (): void => {
       if (this.#upstream.get(session.id) === next) this.#upstream.delete(session.id);
@@ -209,7 +224,8 @@ export class Cluster {
     return next;
   }
 
-  async #claim(session: ServerSession, frames: readonly UpstreamFrame[]): Promise<boolean> {
+  /** Claims the batch's messages in the store; `false` for an unknown session, `'none'` for a batch without messages. */
+  async #claim(session: ServerSession, frames: readonly UpstreamFrame[]): Promise<'messages' | 'none' | false> {
     let first = 0;
     let last = 0;
     for (const frame of frames) {
@@ -221,13 +237,21 @@ export class Cluster {
         throw new ProtocolViolation(`message s=${frame.s} after s=${last}: expects consecutive sequence numbers in a batch`);
       }
     }
-    if (first === 0) return true;
-    const before = await this.state.advance(session.id, first, last);
-    if (before === null) return false;
-    if (first > before + 1) throw new ProtocolViolation(`message s=${first}: expects s ≤ ${before + 1} (a hole in the sequence)`);
-    // Handed over by `session.process`, which takes each message one above its count.
-    session.processed = Math.max(session.processed, before);
-    return true;
+    if (first === 0) return 'none';
+    for (;;) {
+      const claimed = await this.state.advance(session.id, first, last, { node: this.node, lease: CLAIM_LEASE });
+      if (claimed === null) return false;
+      if ('busy' in claimed) {
+        // Another process is handing these messages over, or died doing it: wait for its lease.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(Math.max(claimed.busy, 10), 1000)));
+        continue;
+      }
+      const { base } = claimed;
+      if (first > base + 1) throw new ProtocolViolation(`message s=${first}: expects s ≤ ${base + 1} (a hole in the sequence)`);
+      // Handed over by `session.process`, which takes each message one above its count.
+      session.processed = Math.max(session.processed, base);
+      return 'messages';
+    }
   }
 
   // -- internals ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ export interface SharedSession {
   readonly key: string;
   /** The identity it was created or last refreshed with (§3.5); `null` without `authenticate`. */
   readonly user: Identity | null;
-  /** Highest client sequence number processed (§8). */
+  /** Highest client sequence number processed — handed over and confirmed (§8). */
   readonly processed: number;
 }
 
@@ -62,12 +62,19 @@ export interface SessionState {
   /** Ends a session: its entry is gone, tickets for it no longer admit it. */
   deleteSession(id: string): Promise<void>;
   /**
-   * Marks client messages `first`…`last` (consecutive sequence numbers, §8) processed, atomically:
-   * when `first` ≤ processed + 1, raises processed to `last` if higher. Returns processed as it was
-   * before — the caller hands over the messages above it — or `null` for an unknown session. A hole
-   * (`first` > processed + 1) changes nothing; the caller sees it from the returned value.
+   * Claims client messages `first`…`last` (consecutive sequence numbers, §8) for process `node`, to
+   * hand them over, atomically. The base is what `node` may hand over above: the session's processed
+   * count, or `node`'s own claim when it is higher. When `first` ≤ base + 1, the claim is raised to
+   * `last` (if higher) for `lease` ms. Returns `{ base }` — the caller hands over the messages above
+   * it, then calls {@link confirm} — or `{ busy: ms }` when another process holds an unexpired claim
+   * on messages above the processed count (it is handing them over: try again after `busy` ms), or
+   * `null` for an unknown session. A claim whose lease ran out without a `confirm` (its process
+   * died) is handed over again: at least once, never lost. A hole (`first` > base + 1) changes
+   * nothing; the caller sees it from the returned base.
    */
-  advance(id: string, first: number, last: number): Promise<number | null>;
+  advance(id: string, first: number, last: number, claim: { node: string; lease: number }): Promise<{ base: number } | { busy: number } | null>;
+  /** Records that messages up to `upTo` were handed over: the processed count `hello.ack` tells (§8). */
+  confirm(id: string, upTo: number): Promise<void>;
   /** Stores a ticket (§3.4) for `ttl`. */
   putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void>;
   /** Takes a ticket: its grant if stored and unexpired, else `null`; either way it is gone (single use). */

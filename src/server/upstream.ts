@@ -17,12 +17,11 @@ export function receiveUpstream(link: Downlink, hub: SessionHub, frames: readonl
     process(link, hub, frames, () => link.isClosed);
     return;
   }
-  // §8 across processes: the batch's messages are marked processed in the store before any is
-  // handed over — and once marked they are handed over even if the link closed meanwhile.
-  cluster.claim(link.session, frames).then(
+  // §8 across processes: the batch's messages are claimed in the store before any is handed over —
+  // and once claimed they are handed over even if the link closed meanwhile.
+  cluster.claim(link.session, frames, () => process(link, hub, frames, () => false)).then(
     (known) => {
-      if (known) process(link, hub, frames, () => false);
-      else cluster.lost(link.session);
+      if (!known) cluster.lost(link.session);
     },
     (error: unknown) => {
       if (error instanceof ProtocolViolation) {

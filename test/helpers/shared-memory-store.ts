@@ -13,7 +13,7 @@ interface Expiring<T> {
 }
 
 export class SharedMemoryStore extends MemoryStore implements SessionState {
-  readonly #sessions = new Map<string, Expiring<{ id: string; key: string; user: Identity | null; processed: number }>>();
+  readonly #sessions = new Map<string, Expiring<{ id: string; key: string; user: Identity | null; processed: number; claim?: { upTo: number; node: string; until: number } }>>();
   readonly #tickets = new Map<string, Expiring<TicketGrant>>();
   readonly #connections = new Map<string, Expiring<string>>();
   readonly #signalListeners = new Set<(signal: Signal) => void>();
@@ -28,15 +28,15 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
 
   async createSession(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
     const existing = this.#live(this.#sessions, session.id);
-    if (existing) return { session: { ...existing }, created: false };
+    if (existing) return { session: this.#public(existing), created: false };
     const created = { ...session, processed: 0 };
     this.#sessions.set(session.id, { value: created, expiresAt: this.#clock() + ttl });
-    return { session: { ...created }, created: true };
+    return { session: this.#public(created), created: true };
   }
 
   async getSession(id: string): Promise<SharedSession | null> {
     const found = this.#live(this.#sessions, id);
-    return found ? { ...found } : null;
+    return found ? this.#public(found) : null;
   }
 
   async setUser(id: string, user: Identity): Promise<void> {
@@ -55,12 +55,23 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
     this.#sessions.delete(id);
   }
 
-  async advance(id: string, first: number, last: number): Promise<number | null> {
+  async advance(id: string, first: number, last: number, claim: { node: string; lease: number }): Promise<{ base: number } | { busy: number } | null> {
     const found = this.#live(this.#sessions, id);
     if (!found) return null;
-    const before = found.processed;
-    if (first <= before + 1 && last > before) found.processed = last;
-    return before;
+    const now = this.#clock();
+    let base = found.processed;
+    const held = found.claim;
+    if (held && held.upTo > found.processed) {
+      if (held.node === claim.node) base = held.upTo;
+      else if (held.until > now) return { busy: held.until - now };
+    }
+    if (first <= base + 1 && last > base) found.claim = { upTo: last, node: claim.node, until: now + claim.lease };
+    return { base };
+  }
+
+  async confirm(id: string, upTo: number): Promise<void> {
+    const found = this.#live(this.#sessions, id);
+    if (found && upTo > found.processed) found.processed = upTo;
   }
 
   async putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void> {
@@ -102,6 +113,10 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
     this.#sessions.clear();
     this.#tickets.clear();
     this.#connections.clear();
+  }
+
+  #public(session: { id: string; key: string; user: Identity | null; processed: number }): SharedSession {
+    return { id: session.id, key: session.key, user: session.user, processed: session.processed };
   }
 
   #live<T>(map: Map<string, Expiring<T>>, key: string): T | undefined {

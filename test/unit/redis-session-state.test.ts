@@ -73,31 +73,61 @@ describe('RedisStore sessions', () => {
     expect(await a.getSession('deleted')).toBeNull();
   });
 
-  it('§8 advances the processed sequence: a batch above processed moves it, a repeat or a hole does not', async () => {
+  it('§8 claims a batch above the processed count; processed moves only when the hand-over is confirmed', async () => {
     const [a] = await processes();
+    const mine = { node: 'node-a', lease: 60_000 };
     await a.createSession(session('s1'), TTL);
-    expect(await a.advance('s1', 1, 3)).toBe(0);
-    expect(await a.advance('s1', 2, 5)).toBe(3);
-    expect(await a.advance('s1', 1, 2)).toBe(5);
-    expect(await a.advance('s1', 8, 9)).toBe(5);
+    expect(await a.advance('s1', 1, 3, mine)).toEqual({ base: 0 });
+    // The same process goes on from its own claim before confirming it.
+    expect(await a.advance('s1', 4, 5, mine)).toEqual({ base: 3 });
+    expect((await a.getSession('s1'))?.processed).toBe(0);
+    await a.confirm('s1', 5);
     expect((await a.getSession('s1'))?.processed).toBe(5);
-    expect(await a.advance('nobody', 1, 1)).toBeNull();
-    await expect(a.advance('s1', 0, 1)).rejects.toThrow(UnbrokenTypeError);
-    await expect(a.advance('s1', 3, 2)).rejects.toThrow(UnbrokenTypeError);
+    expect(await a.advance('s1', 1, 2, mine)).toEqual({ base: 5 });
+    // A hole changes nothing.
+    expect(await a.advance('s1', 8, 9, mine)).toEqual({ base: 5 });
+    expect(await a.advance('s1', 6, 6, mine)).toEqual({ base: 5 });
+    expect(await a.advance('nobody', 1, 1, mine)).toBeNull();
+    await expect(a.advance('s1', 0, 1, mine)).rejects.toThrow(UnbrokenTypeError);
+    await expect(a.advance('s1', 3, 2, mine)).rejects.toThrow(UnbrokenTypeError);
+  });
+
+  it('§3.6.exactly-once keeps another process off a claim until its lease runs out, then hands the claimed messages over again', async () => {
+    const [a, b] = await processes();
+    await a.createSession(session('s1'), TTL);
+    expect(await a.advance('s1', 1, 2, { node: 'node-a', lease: 300 })).toEqual({ base: 0 });
+    // Process A dies before confirming: B is told to wait while the lease holds…
+    const busy = await b.advance('s1', 1, 2, { node: 'node-b', lease: 300 });
+    expect(busy).toMatchObject({ busy: expect.any(Number) });
+    await new Promise((resolve) => setTimeout(resolve, (busy as { busy: number }).busy + 20));
+    // …then hands messages 1 and 2 over itself: at least once, never lost.
+    expect(await b.advance('s1', 1, 2, { node: 'node-b', lease: 300 })).toEqual({ base: 0 });
   });
 
   it('§8 hands every client message over exactly once when two processes receive every one at the same time', async () => {
     const [a, b] = await processes();
     await a.createSession(session('s1'), TTL);
     const handedOver: number[] = [];
-    // Both processes get messages 1…100 in order (a resend racing the original): each hands over those above processed.
-    const receive = async (store: RedisStore): Promise<void> => {
+    // Both processes get messages 1…100 in order (a resend racing the original): each hands over
+    // those above its base, confirms them, and waits while the other holds a claim.
+    const receive = async (store: RedisStore, node: string): Promise<void> => {
       for (let seq = 1; seq <= 100; seq++) {
-        const before = await store.advance('s1', seq, seq);
-        if (before === seq - 1) handedOver.push(seq);
+        for (;;) {
+          const claimed = await store.advance('s1', seq, seq, { node, lease: 60_000 });
+          if (claimed === null) throw new Error('the session is gone');
+          if ('busy' in claimed) {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            continue;
+          }
+          if (claimed.base === seq - 1) {
+            handedOver.push(seq);
+            await store.confirm('s1', seq);
+          }
+          break;
+        }
       }
     };
-    await Promise.all([receive(a), receive(b)]);
+    await Promise.all([receive(a, 'node-a'), receive(b, 'node-b')]);
     expect(handedOver.sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
     expect((await b.getSession('s1'))?.processed).toBe(100);
   });

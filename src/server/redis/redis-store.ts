@@ -342,8 +342,12 @@ export class RedisStore implements MessageStore, SessionState {
     return this.#sessions.delete(id);
   }
 
-  advance(id: string, first: number, last: number): Promise<number | null> {
-    return this.#sessions.advance(id, first, last);
+  advance(id: string, first: number, last: number, claim: { node: string; lease: number }): Promise<{ base: number } | { busy: number } | null> {
+    return this.#sessions.advance(id, first, last, claim);
+  }
+
+  confirm(id: string, upTo: number): Promise<void> {
+    return this.#sessions.confirm(id, upTo);
   }
 
   putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void> {

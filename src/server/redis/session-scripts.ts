@@ -32,13 +32,32 @@ return 0
 
 /** KEYS session · ARGV first, last → processed before, as a string, or nil for an unknown session. */
 const ADVANCE = `
-local processed = redis.call('HGET', KEYS[1], 'processed')
-if not processed then return false end
-local before = tonumber(processed)
-if tonumber(ARGV[1]) <= before + 1 and tonumber(ARGV[2]) > before then
-  redis.call('HSET', KEYS[1], 'processed', ARGV[2])
+local v = redis.call('HMGET', KEYS[1], 'processed', 'claimed', 'owner', 'until')
+if not v[1] then return false end
+local processed = tonumber(v[1])
+local claimed = tonumber(v[2] or v[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local base = processed
+if claimed > processed then
+  if v[3] == ARGV[3] then
+    base = claimed
+  elseif tonumber(v[4] or '0') > now then
+    return { 'busy', tonumber(v[4]) - now }
+  end
 end
-return processed
+if tonumber(ARGV[1]) <= base + 1 and tonumber(ARGV[2]) > base then
+  redis.call('HSET', KEYS[1], 'claimed', ARGV[2], 'owner', ARGV[3], 'until', now + tonumber(ARGV[4]))
+end
+return { 'base', base }
+`;
+
+/** KEYS session · ARGV upTo → 1, or 0 for an unknown session. Raises processed to upTo. */
+const CONFIRM = `
+local processed = redis.call('HGET', KEYS[1], 'processed')
+if not processed then return 0 end
+if tonumber(ARGV[1]) > tonumber(processed) then redis.call('HSET', KEYS[1], 'processed', ARGV[1]) end
+return 1
 `;
 
 /** KEYS session, rooms, polls · ARGV ttl, poll key prefix → 1, or 0 for an unknown session. */
@@ -107,6 +126,7 @@ export const SESSION_SCRIPTS = {
   unbrokenCreateSession: { lua: CREATE, numberOfKeys: 1 },
   unbrokenSetUser: { lua: SET_USER, numberOfKeys: 1 },
   unbrokenAdvance: { lua: ADVANCE, numberOfKeys: 1 },
+  unbrokenConfirm: { lua: CONFIRM, numberOfKeys: 1 },
   unbrokenTouch: { lua: TOUCH, numberOfKeys: 3 },
   unbrokenEndSession: { lua: PRELUDE + END, numberOfKeys: 6 },
   unbrokenPutTicket: { lua: REMEMBER + PUT_TICKET, numberOfKeys: undefined },

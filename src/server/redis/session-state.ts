@@ -96,10 +96,21 @@ export class SharedSessions {
     ]);
   }
 
-  async advance(id: string, first: number, last: number): Promise<number | null> {
+  async advance(id: string, first: number, last: number, claim: { node: string; lease: number }): Promise<{ base: number } | { busy: number } | null> {
     checkSequence(first, last);
-    const before = await this.#run('unbrokenAdvance', [this.#keys.session(id), first, last]);
-    return before === null ? null : Number(text(before));
+    checkTtl('advance', claim.lease);
+    const reply = await this.#run('unbrokenAdvance', [this.#keys.session(id), first, last, claim.node, claim.lease]);
+    if (reply === null) return null;
+    const [kind, value] = items(reply, 2);
+    const n = Number(text(value));
+    return text(kind) === 'busy' ? { busy: n } : { base: n };
+  }
+
+  async confirm(id: string, upTo: number): Promise<void> {
+    if (!Number.isSafeInteger(upTo) || upTo < 0) {
+      throw new UnbrokenTypeError('INVALID_OPTION', `RedisStore.confirm: expects an integer ≥ 0, got ${upTo}`);
+    }
+    await this.#run('unbrokenConfirm', [this.#keys.session(id), upTo]);
   }
 
   async putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void> {

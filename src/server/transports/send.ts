@@ -164,12 +164,9 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
         return;
       }
       // §8 across processes: the batch's messages are marked processed in the store first.
-      hub.cluster.claim(session, frames).then(
+      hub.cluster.claim(session, frames, () => process(frames)).then(
         (known) => {
-          if (known) {
-            process(frames);
-            return;
-          }
+          if (known) return;
           hub.cluster?.lost(session);
           answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
         },
