@@ -1,5 +1,5 @@
 /**
- * One server process among several sharing a store (docs/PROTOCOL.md §3.3, §3.4, §7.4, §8): any
+ * One server process among several sharing a store (docs/PROTOCOL.md §3.3, §3.4, §7.4, §8), where every
  * process serves any request of any session, so a load balancer needs no sticky sessions.
  *
  * The store's shared state (shared-state.ts) is the truth about sessions, tickets, long-polling

@@ -29,7 +29,7 @@ export interface SharedSession {
 /** What one process tells the others about a session. */
 export type Signal =
   /**
-   * A connection of `session` attached at process `node` at time `at` (ms since the epoch): any
+   * A connection of `session` attached at process `node` at time `at` (ms since the epoch); every
    * connection of it that attached before closes (§3.3.supersede).
    */
   | { readonly kind: 'attached'; readonly session: string; readonly node: string; readonly at: number }

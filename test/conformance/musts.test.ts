@@ -137,7 +137,7 @@ const NOT_RUN = new Set(['skip', 'todo', 'skipIf', 'runIf', 'fails']);
 
 /**
  * The names of the tests declared in one file: first arguments of `it(…)`, `test.each(…)(…)` and the
- * like, leaving out tests that do not run and everything inside a `describe.skip(…)`.
+ * like, leaving out tests that do not run and everything inside a skipped `describe`.
  */
 function testNames(path: string): string[] {
   const source = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);

@@ -127,7 +127,7 @@ export class FeedReader {
 
   #start(): void {
     this.#state = 'running';
-    // Asked now, on the command connection: any append this process makes after subscribing is
+    // Asked now, on the command connection: every append this process makes after subscribing is
     // ordered after it, so the reader starts before it.
     const first = this.#options.position(this.#options.main);
     first.catch(() => undefined);
