@@ -7,7 +7,7 @@
 import {
   CloseCode,
   Endpoint,
-  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
   closeCodeFor,
   codeForClose,
   encodeBatch,
@@ -224,9 +224,11 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
         onReply: (ack) => {
           if (live()) this.#outbox.ack(ack.s);
         },
-        onClose: ({ code, error, skipTo }) => {
+        onClose: ({ code, error, skipTo, handover }) => {
           if (!live()) return;
           if (skipTo !== undefined) this.#skipTo(skipTo);
+          // The tab holding the shared connection went away: no fault of the network, so at once (§7.5).
+          if (handover) a.reconnectAt = clock.now();
           this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
         },
       }, context);
@@ -291,8 +293,8 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   }
 
   #onHello(a: Attempt, f: HelloFrame): void {
-    if (f.v !== PROTOCOL_VERSION) {
-      return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects hello.v ${PROTOCOL_VERSION}, got ${f.v}`));
+    if (!SUPPORTED_VERSIONS.includes(f.v)) {
+      return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects hello.v among ${SUPPORTED_VERSIONS.join(', ')}, got ${f.v}`));
     }
     const now = this.#options.clock.now();
     a.cancel('connect');

@@ -2,8 +2,16 @@
  * The client's options: what the application may set, their defaults (one block, in
  * {@link resolveOptions}), and the environment a client runs in (clock, storage).
  */
-import { Endpoint, PROTOCOL_VERSION, QueryParam, type JsonValue } from '../protocol/index.js';
-import type { EventSourceConstructor, FetchLike, TransportEnvironment, TransportName, WebSocketConstructor } from './transport.js';
+import { Endpoint, QueryParam, SUPPORTED_VERSIONS, type JsonValue } from '../protocol/index.js';
+import type {
+  BroadcastChannelConstructor,
+  EventSourceConstructor,
+  FetchLike,
+  LockManagerLike,
+  TransportEnvironment,
+  TransportName,
+  WebSocketConstructor,
+} from './transport.js';
 import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
 
 /** Where a client remembers the transport that worked, e.g. `localStorage`. */
@@ -72,6 +80,24 @@ export interface ClientOptions {
    * @default globalThis.fetch, looked up when each attempt starts
    */
   fetch?: FetchLike | undefined;
+  /**
+   * Share one connection between the tabs of this origin when on SSE or long polling (PROTOCOL.md
+   * §7.5): a browser opens at most six HTTP/1.1 connections per host, and each SSE stream or held poll
+   * takes one. Each tab keeps its own session; one tab holds the connection, and another takes over
+   * when it closes, crashes or freezes. `false` gives this client a connection of its own.
+   * @default true where Web Locks and BroadcastChannel exist
+   */
+  share?: boolean;
+  /**
+   * The Web Locks implementation that elects the tab holding a shared connection.
+   * @default globalThis.navigator.locks, looked up when each attempt starts
+   */
+  locks?: LockManagerLike | undefined;
+  /**
+   * The BroadcastChannel implementation that carries a shared connection between tabs.
+   * @default globalThis.BroadcastChannel, looked up when each attempt starts
+   */
+  BroadcastChannel?: BroadcastChannelConstructor | undefined;
   /**
    * Initial reconnect delay in ms: the jitter range after the first failed attempt, doubling after
    * each further one (PROTOCOL.md §10.1). Added to the server's floor (`hello.retry`).
@@ -172,6 +198,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     storage = defaultMemory(),
     rememberFor = 86_400_000,
     pageLifecycle = true,
+    share = true,
     clock = systemClock,
     random = Math.random,
   } = options;
@@ -195,6 +222,8 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
       WebSocket: options.WebSocket ?? globalThis.WebSocket,
       EventSource: options.EventSource ?? globalThis.EventSource,
       fetch: options.fetch ?? globalThis.fetch,
+      locks: share ? (options.locks ?? (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks) : undefined,
+      BroadcastChannel: share ? (options.BroadcastChannel ?? globalThis.BroadcastChannel) : undefined,
     }),
   };
 }
@@ -233,7 +262,8 @@ export function endpointUrl(base: string, endpoint: string, cursor: string | nul
   const url = new URL(base);
   const query = url.searchParams;
   url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
-  query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
+  // §3.1: every version this client speaks; a version-1 server answers with 1.
+  query.set(QueryParam.version, SUPPORTED_VERSIONS.join(','));
   if (ticket) query.set(QueryParam.ticket, ticket);
   // The cursor belongs to the stream (§3): upstream requests (`P/send`, `P/ticket`) carry `v` alone.
   if (cursor && endpoint !== Endpoint.send && endpoint !== Endpoint.ticket) query.set(QueryParam.lastEventId, cursor);

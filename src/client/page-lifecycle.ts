@@ -28,3 +28,19 @@ export function watchPage(wake: () => void): () => void {
     document.removeEventListener('visibilitychange', onVisibility);
   };
 }
+
+/**
+ * Calls `freeze` when the page is about to be frozen (a background tab the browser suspends) and
+ * `resume` when it runs again ([Page Lifecycle](https://wicg.github.io/page-lifecycle/)); returns the
+ * function that stops listening. Outside a page, or where the events do not exist, it does nothing.
+ */
+export function watchFreeze(freeze: () => void, resume: () => void): () => void {
+  const document = (globalThis as unknown as Partial<PageLike>).document;
+  if (!document) return () => {};
+  document.addEventListener('freeze', freeze);
+  document.addEventListener('resume', resume);
+  return () => {
+    document.removeEventListener('freeze', freeze);
+    document.removeEventListener('resume', resume);
+  };
+}

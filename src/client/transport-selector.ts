@@ -7,6 +7,7 @@
 import type { TransportChangeReason } from './events.js';
 import type { TransportEnvironment, TransportFactory, TransportName } from './transport.js';
 import { longPolling } from './transports/long-polling.js';
+import { shared } from './transports/shared.js';
 import { sse } from './transports/sse.js';
 import { webSocket, webSocketProbe, type UpgradeProbe } from './transports/websocket.js';
 
@@ -26,10 +27,20 @@ interface TransportEntry {
 const TRANSPORTS: { readonly [N in TransportName]: TransportEntry } = {
   // Every attempt starts with its ticket request (§3.4): no transport runs without fetch.
   websocket: { make: (env) => env.WebSocket && env.fetch && webSocket(env.WebSocket), stalled: 'silent', bufferable: false },
-  sse: { make: (env) => env.EventSource && env.fetch && sse(env.EventSource, env.fetch), stalled: 'buffered', bufferable: true },
+  sse: { make: (env) => env.EventSource && env.fetch && shareable('sse', env, sse(env.EventSource, env.fetch)), stalled: 'buffered', bufferable: true },
   // A poll answer is a whole response: a buffering proxy passes it on when it ends.
-  'long-polling': { make: (env) => env.fetch && longPolling(env.fetch), stalled: 'timeout', bufferable: false },
+  'long-polling': { make: (env) => env.fetch && shareable('long-polling', env, longPolling(env.fetch)), stalled: 'timeout', bufferable: false },
 };
+
+/**
+ * The HTTP transports hold one of the browser's six connections per host each: where Web Locks and
+ * BroadcastChannel exist, the tabs share one (§7.5), and `own` serves when they cannot. A WebSocket
+ * does not count against that limit, so each tab keeps its own.
+ */
+function shareable(transport: 'sse' | 'long-polling', env: TransportEnvironment, own: TransportFactory): TransportFactory {
+  const { locks, BroadcastChannel, EventSource, fetch } = env;
+  return locks && BroadcastChannel && fetch ? shared(transport, { locks, BroadcastChannel, EventSource, fetch }, own) : own;
+}
 
 /** The transport a client on a fallback probes and moves back to (§7.1.1). */
 const UPGRADE_TO: TransportName = 'websocket';

@@ -39,6 +39,11 @@ export interface TransportCloseInfo {
    * it, so the next connection resumes after it instead of meeting it again (§13.5).
    */
   skipTo?: string | undefined;
+  /**
+   * The link ended because the tab holding the shared carrier went away (§7.5): no fault of the
+   * network, so the client reconnects at once, on the group's next carrier.
+   */
+  handover?: boolean;
 }
 
 /** What a transport reports. A transport calls none of these after its `close()` was called. */
@@ -126,10 +131,28 @@ export type EventSourceConstructor = new (url: string, init?: { withCredentials?
 /** A WHATWG `fetch`. */
 export type FetchLike = typeof fetch;
 
+/** The part of the Web Locks API (`navigator.locks`) that sharing a connection between tabs uses. */
+export interface LockManagerLike {
+  request(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
+}
+
+/** The part of the WHATWG BroadcastChannel that sharing a connection between tabs uses. */
+export interface BroadcastChannelLike {
+  onmessage: Handler<{ data: unknown }> | null;
+  postMessage(message: unknown): void;
+  close(): void;
+}
+
+/** A BroadcastChannel constructor, e.g. `globalThis.BroadcastChannel`. */
+export type BroadcastChannelConstructor = new (name: string) => BroadcastChannelLike;
+
 /** The implementations transports are made from, resolved when each attempt starts. */
 export interface TransportEnvironment {
   WebSocket?: WebSocketConstructor | undefined;
   EventSource?: EventSourceConstructor | undefined;
+  /** With `BroadcastChannel`: the tabs of the origin share one connection on SSE and long polling (§7.5). */
+  locks?: LockManagerLike | undefined;
+  BroadcastChannel?: BroadcastChannelConstructor | undefined;
   /** Call it as a plain function, never as a method of this object: a browser's fetch throws then. */
   fetch?: FetchLike | undefined;
 }

@@ -5,10 +5,15 @@
  * PROTOCOL.md §4 spells each one out.
  */
 
-/** The protocol version this code speaks; sent as `v` on every connection (PROTOCOL.md §3). */
-export const PROTOCOL_VERSION = 1;
-/** Versions a v1 server accepts. */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+/**
+ * The newest protocol version this code speaks (PROTOCOL.md §3.1). Version 2 adds carriers, streams
+ * that several sessions share (§7.5); everything else is version 1.
+ */
+export const PROTOCOL_VERSION = 2;
+/** Versions the server accepts and the client offers (`v=1,2`): a version-1 server still serves the client. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+/** The first version with carriers (§7.5): a carrier request offers only it. */
+export const CARRIER_VERSION = 2;
 
 /** The transports, in the default fallback order (PROTOCOL.md §3, §13.3). */
 export type TransportName = 'websocket' | 'sse' | 'long-polling';
@@ -192,6 +197,14 @@ export const Endpoint = {
   send: '/send',
   /** `POST P/ticket`: a single-use ticket for one downstream connection attempt (§3.4). */
   ticket: '/ticket',
+  /** `GET P/carrier`: a carrier as an SSE stream (§7.5). */
+  carrier: '/carrier',
+  /** `GET P/carrier-poll`: a carrier as long polls (§7.5). */
+  carrierPoll: '/carrier-poll',
+  /** `POST P/attach`: a session's connection opened on a carrier, with a ticket (§7.5). */
+  attach: '/attach',
+  /** `POST P/detach`: channels of a carrier closed (§7.5). */
+  detach: '/detach',
 } as const;
 
 /** Header an HTTP upstream request must carry; a cross-site form cannot set it (PROTOCOL.md §7.3). */

@@ -21,6 +21,7 @@ import { handleSend } from './transports/send.js';
 import { handleSse } from './transports/sse.js';
 import { handleTicket } from './transports/ticket.js';
 import { WebSocketTransport } from './transports/websocket.js';
+import { CarrierRegistry } from './transports/carrier.js';
 
 
 /** Options of `broadcast()` and `session.send()`. */
@@ -127,6 +128,7 @@ class Server implements UnbrokenServer {
   readonly #tickets: TicketStore;
   readonly #context: TransportContext;
   readonly #websocket: WebSocketTransport;
+  readonly #carriers: CarrierRegistry;
   /** The endpoints answered over plain HTTP, by path under the server's path. */
   readonly #routes: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }>;
   readonly #attachments: Attachment[] = [];
@@ -182,11 +184,17 @@ class Server implements UnbrokenServer {
     this.#websocket = new WebSocketTransport(this.#context);
     const context = this.#context;
     const longPolling = new LongPollingTransport(context);
+    const carriers = (this.#carriers = new CarrierRegistry(context));
     this.#routes = new Map<string, { readonly method: string; readonly handle: Handler }>([
       [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
       [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
       [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
       [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url).catch(() => response.destroy()) }],
+      // §7.5: carriers, which the tabs of one browser share.
+      [Endpoint.carrier, { method: 'GET', handle: (request, response, url) => carriers.openStream(request, response, url) }],
+      [Endpoint.carrierPoll, { method: 'GET', handle: (request, response, url) => carriers.poll(request, response, url) }],
+      [Endpoint.attach, { method: 'POST', handle: (request, response, url) => carriers.attach(request, response, url) }],
+      [Endpoint.detach, { method: 'POST', handle: (request, response, url) => carriers.detach(request, response, url) }],
       // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
       [Endpoint.websocket, { method: 'GET', handle: (request, response) => answerUpgradeRequired(request, response) }],
     ]);
@@ -290,6 +298,8 @@ class Server implements UnbrokenServer {
   async #shutdown(): Promise<void> {
     this.#tickets.clear();
     await this.#hub.close();
+    // After the hub: each session's shutdown notice went out on its channel first (§10.2).
+    this.#carriers.close();
     this.#stopStoreReports?.();
     this.#stopStoreReports = undefined;
     if (this.#attachments.length === 0) this.#websocket.close();

@@ -1,0 +1,255 @@
+/**
+ * One connection for all tabs (PROTOCOL.md §7.5). The tabs of an origin that use the same endpoint
+ * and transport form a group: Web Locks elect one holder, which keeps the group's carrier open
+ * (holder.ts); BroadcastChannel tells every tab where the carrier stands and carries each tab its
+ * own lines. Each tab's client keeps its own session — id, cursor, outbox, identity — and only its
+ * downstream travels through the holder; its ticket and upstream requests are short and its own.
+ *
+ * A tab takes part while one of its clients has an attempt on the group's transport. When the holder
+ * leaves, closes, crashes or freezes, its lock comes free and the next tab in line opens a carrier at
+ * once; the sessions on the old one resume on the new one from their own cursors.
+ */
+import type { Clock } from './options.js';
+import { Holder, inboxName, tabLock, type Announcement, type Delivery } from './holder.js';
+import { watchFreeze } from './page-lifecycle.js';
+import type { BroadcastChannelConstructor, BroadcastChannelLike, EventSourceConstructor, FetchLike, LockManagerLike } from './transport.js';
+
+/** Ms a tab waits to hear where the group's carrier stands before its attempt connects on its own. */
+export const CARRIER_WAIT = 1_000;
+
+/** What forming a group takes from the tab. */
+export interface GroupEnvironment {
+  readonly locks: LockManagerLike;
+  readonly BroadcastChannel: BroadcastChannelConstructor;
+  readonly EventSource?: EventSourceConstructor | undefined;
+  readonly fetch: FetchLike;
+  readonly clock: Clock;
+}
+
+/** What a channel of this tab hears. */
+export interface ChannelListener {
+  /** A batch of its session's stream. */
+  deliver(batch: string): void;
+  /** The carrier it is on ended: its session reconnects, on the group's next carrier. */
+  gone(): void;
+}
+
+type Message = Announcement | { t: 'ask' } | { t: 'leave'; id: string; channels: string[] };
+
+/** Where this tab stands in its group. */
+type Role =
+  | { kind: 'idle' }
+  /** In line for the holder's lock. */
+  | { kind: 'waiting'; readonly line: AbortController }
+  | { kind: 'holding'; readonly holder: Holder; readonly release: () => void }
+  /** The page is frozen: it holds nothing and waits in no line until it resumes. */
+  | { kind: 'frozen' };
+
+/** The groups of this tab, by lock manager (one per tab; tests give each simulated tab its own). */
+const groups = new WeakMap<LockManagerLike, Map<string, TabGroup>>();
+
+/** The group of this tab for `base` and `transport`. */
+export function groupFor(env: GroupEnvironment, base: string, transport: 'sse' | 'long-polling'): TabGroup {
+  let mine = groups.get(env.locks);
+  if (!mine) groups.set(env.locks, (mine = new Map()));
+  const name = `unbroken|${base}|${transport}`;
+  let group = mine.get(name);
+  if (!group) mine.set(name, (group = new TabGroup(env, name, base, transport)));
+  return group;
+}
+
+const randomId = (): string => Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+
+export class TabGroup {
+  /** This tab's id, the first part of each of its channel ids. */
+  readonly tab = randomId();
+  readonly #env: GroupEnvironment;
+  readonly #name: string;
+  readonly #base: string;
+  readonly #transport: 'sse' | 'long-polling';
+  readonly #bus: BroadcastChannelLike;
+  #inbox: BroadcastChannelLike | null = null;
+  /** The carrier as last announced: open with its id, down (tabs connect on their own), or not known. */
+  #carrier: { kind: 'up'; id: string } | { kind: 'down' } | { kind: 'unknown' } = { kind: 'unknown' };
+  readonly #waiting = new Set<(id: string | null) => void>();
+  readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener }>();
+  #role: Role = { kind: 'idle' };
+  #users = 0;
+  #channels = 0;
+  /** Releases this tab's own lock, which the holder watches. */
+  #releaseTab: (() => void) | null = null;
+
+  constructor(env: GroupEnvironment, name: string, base: string, transport: 'sse' | 'long-polling') {
+    this.#env = env;
+    this.#name = name;
+    this.#base = base;
+    this.#transport = transport;
+    this.#bus = new env.BroadcastChannel(name);
+    this.#bus.onmessage = ({ data }) => this.#hear(data as Message);
+    watchFreeze(
+      () => this.#freeze(),
+      () => {
+        if (this.#role.kind !== 'frozen') return;
+        if (this.#users > 0) this.#enter();
+        else this.#role = { kind: 'idle' };
+      },
+    );
+  }
+
+  /** A fresh channel id of this tab. */
+  channel(): string {
+    return `${this.tab}.${++this.#channels}`;
+  }
+
+  /** One more attempt of this tab uses the group; the function returned ends that use. */
+  join(): () => void {
+    if (++this.#users === 1 && this.#role.kind === 'idle') this.#enter();
+    let joined = true;
+    return () => {
+      if (!joined) return;
+      joined = false;
+      if (--this.#users === 0) this.#leave();
+    };
+  }
+
+  /** The id of the group's open carrier, or `null` when there is none to be had now: connect on your own. */
+  carrier(): Promise<string | null> {
+    const carrier = this.#carrier;
+    if (carrier.kind !== 'unknown') return Promise.resolve(carrier.kind === 'up' ? carrier.id : null);
+    return new Promise((resolve) => {
+      const timer = this.#env.clock.setTimeout(() => answer(null), CARRIER_WAIT);
+      const answer = (id: string | null): void => {
+        this.#env.clock.clearTimeout(timer);
+        this.#waiting.delete(answer);
+        resolve(id);
+      };
+      this.#waiting.add(answer);
+      this.#post({ t: 'ask' });
+    });
+  }
+
+  /** Hands the lines of `channel`, on carrier `carrier`, to `listener`; returns the function that stops. */
+  listen(channel: string, carrier: string, listener: ChannelListener): () => void {
+    this.#inbox ??= this.#openInbox();
+    this.#listeners.set(channel, { carrier, listener });
+    return () => this.#listeners.delete(channel);
+  }
+
+  /** The channel's connection is over: the holder detaches it on the server. */
+  detach(carrier: string, channel: string): void {
+    const message: Message = { t: 'leave', id: carrier, channels: [channel] };
+    this.#post(message);
+  }
+
+  #openInbox(): BroadcastChannelLike {
+    const inbox = new this.#env.BroadcastChannel(inboxName(this.#name, this.tab));
+    inbox.onmessage = ({ data }) => this.#deliver(data as Delivery);
+    return inbox;
+  }
+
+  #deliver({ c, b }: Delivery): void {
+    this.#listeners.get(c)?.listener.deliver(b);
+  }
+
+  /** Sends to every other tab, and hears it here too (a BroadcastChannel does not echo). */
+  #post(message: Message): void {
+    this.#bus.postMessage(message);
+    this.#hear(message);
+  }
+
+  #hear(message: Message): void {
+    const role = this.#role;
+    switch (message.t) {
+      case 'ask': {
+        const state = role.kind === 'holding' ? role.holder.announcement : null;
+        if (state) this.#post(state);
+        return;
+      }
+      case 'leave':
+        if (role.kind === 'holding') role.holder.detach(message.id, message.channels);
+        return;
+      case 'up':
+        this.#carrier = { kind: 'up', id: message.id };
+        // A new carrier means the old one is gone, whether or not its holder could say so (a crash).
+        this.#ended((carrier) => carrier !== message.id);
+        return this.#answer(message.id);
+      case 'down':
+        this.#carrier = { kind: 'down' };
+        return this.#answer(null);
+      case 'gone':
+        if (this.#carrier.kind === 'up' && this.#carrier.id === message.id) this.#carrier = { kind: 'unknown' };
+        this.#ended((carrier) => carrier === message.id);
+    }
+  }
+
+  #answer(id: string | null): void {
+    for (const answer of [...this.#waiting]) answer(id);
+  }
+
+  /** Tells each listener on a carrier that `over` says ended. */
+  #ended(over: (carrier: string) => boolean): void {
+    for (const [channel, entry] of [...this.#listeners]) {
+      if (!over(entry.carrier)) continue;
+      this.#listeners.delete(channel);
+      entry.listener.gone();
+    }
+  }
+
+  /** Takes part: holds this tab's own lock, and waits in line for the holder's. */
+  #enter(): void {
+    const { locks } = this.#env;
+    if (this.#releaseTab === null) {
+      // Released when the tab leaves the group, or by the browser when the tab closes or crashes.
+      locks.request(tabLock(this.#name, this.tab), {}, () => new Promise<void>((resolve) => (this.#releaseTab = resolve))).catch(() => undefined);
+    }
+    const line = new AbortController();
+    this.#role = { kind: 'waiting', line };
+    locks
+      .request(this.#name, { signal: line.signal }, () => {
+        if (this.#role.kind !== 'waiting' || this.#role.line !== line) return Promise.resolve();
+        return new Promise<void>((release) => {
+          const holder = new Holder({
+            ...this.#env,
+            name: this.#name,
+            base: this.#base,
+            transport: this.#transport,
+            tab: this.tab,
+            announce: (message) => this.#post(message),
+            deliver: (delivery) => this.#deliver(delivery),
+          });
+          this.#role = { kind: 'holding', holder, release };
+        });
+      })
+      .catch(() => undefined);
+  }
+
+  /** Takes no part any more: gives up the carrier or the place in line, and this tab's lock. */
+  #stand(next: Role): void {
+    const role = this.#role;
+    this.#role = next;
+    if (role.kind === 'waiting') role.line.abort();
+    if (role.kind === 'holding') {
+      role.holder.stop();
+      role.release();
+    }
+  }
+
+  #leave(): void {
+    this.#stand({ kind: 'idle' });
+    this.#releaseTab?.();
+    this.#releaseTab = null;
+  }
+
+  /**
+   * The page is being frozen: its timers and messages stop, so it must neither hold the carrier nor
+   * have lines sent to it. Its channels end here; its clients reconnect when it resumes.
+   */
+  #freeze(): void {
+    if (this.#users === 0) return;
+    this.#stand({ kind: 'frozen' });
+    const mine = [...this.#listeners];
+    this.#listeners.clear();
+    for (const [channel, { carrier }] of mine) this.detach(carrier, channel);
+    for (const [, { listener }] of mine) listener.gone();
+  }
+}

@@ -1,0 +1,67 @@
+import { CloseCode, Endpoint } from '../../protocol/index.js';
+import { UnbrokenError } from '../errors.js';
+import { groupFor, type GroupEnvironment } from '../tab-group.js';
+import { oversize, type Transport, type TransportCloseInfo, type TransportFactory } from '../transport.js';
+import { UPSTREAM_HEADERS, httpLink } from './http-link.js';
+
+/**
+ * An SSE or long-polling link whose downstream is a channel of the carrier its tab group shares
+ * (PROTOCOL.md §7.5): the ticket and upstream requests are this tab's own, as on a stream of its own;
+ * `POST P/attach` opens the session's connection on the carrier with the attempt's ticket, and the
+ * session's batches arrive from the holder tab. When the group has no carrier to offer (none opened,
+ * a version-1 server, a carrier on another server process), the attempt connects on its own through
+ * `own`, as if sharing were off.
+ */
+export const shared =
+  (transport: 'sse' | 'long-polling', env: Omit<GroupEnvironment, 'clock'>, own: TransportFactory): TransportFactory =>
+  (url, handlers, context) => {
+    const group = groupFor({ ...env, clock: context.clock }, url('').split('?')[0]!, transport);
+    const channel = group.channel();
+    const leave = group.join();
+    let carrier: string | null = null;
+    let stopListening = (): void => {};
+    let alone: Transport | undefined;
+    const link = httpLink(env.fetch, url, handlers, context, () => {
+      stopListening();
+      leave();
+      if (carrier !== null) group.detach(carrier, channel);
+    });
+    /** Goes on without the group: the link above ends silently, its ticket still unused. */
+    const connectAlone = (): void => {
+      link.transport.close(CloseCode.Reconnecting);
+      alone = own(url, handlers, context);
+    };
+
+    void group.carrier().then((id) => {
+      if (!link.live()) return;
+      if (id === null) return connectAlone();
+      carrier = id;
+      stopListening = group.listen(channel, id, {
+        deliver: (batch) => {
+          const tooLarge = oversize(batch, context.maxMessageSize);
+          if (tooLarge) link.fail(tooLarge);
+          else link.deliver(batch);
+        },
+        gone: () => {
+          carrier = null;
+          const error = new UnbrokenError('TRANSPORT_ERROR', 'the tab that held the shared connection went away');
+          const info: TransportCloseInfo = { code: 1006, error, skipTo: undefined, handover: true };
+          link.fail(info);
+        },
+      });
+      const body = JSON.stringify({ carrier: id, channel });
+      link.request(url(Endpoint.attach, context.ticket), { method: 'POST', headers: UPSTREAM_HEADERS, body }, () => handlers.onOpen()).catch((error: unknown) => {
+        // The carrier ended meanwhile, or lives on another server process: the ticket was not used.
+        if (error instanceof UnbrokenError && error.code === 'UNKNOWN_SESSION' && link.live()) {
+          carrier = null;
+          connectAlone();
+        } else link.fail(error);
+      });
+    });
+
+    return {
+      binary: false,
+      send: (data, answered) => (alone ?? link.transport).send(data, answered),
+      close: (code) => (alone ?? link.transport).close(code),
+    };
+  };

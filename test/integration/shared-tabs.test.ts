@@ -1,0 +1,128 @@
+/**
+ * Tabs that share one connection (PROTOCOL.md §7.5), simulated in Node: each "tab" is a client with
+ * its own view of one Web Locks table (test/helpers/tab-locks.ts) and Node's real BroadcastChannel,
+ * against the real server over loopback. The Chromium suite (test/browser/shared-tabs.test.ts) proves
+ * the same with real tabs.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Client } from '../../src/client/index.js';
+import { CARRIER_WAIT } from '../../src/client/tab-group.js';
+import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
+import { when } from '../helpers/signals.js';
+import { startFixture, type Fixture } from './fixture.js';
+
+const SHARED = ['sse', 'long-polling'] as const;
+
+describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
+  let fixture: Fixture;
+  afterEach(async () => {
+    await fixture?.close();
+  });
+
+  /** Requests the server saw, by endpoint, and the most that were open at once. */
+  function watchRequests(): { seen: Map<string, number>; peak: Map<string, number> } {
+    const seen = new Map<string, number>();
+    const open = new Map<string, number>();
+    const peak = new Map<string, number>();
+    fixture.server.http.prependListener('request', (request, response) => {
+      const endpoint = new URL(request.url ?? '/', 'http://x').pathname.replace('/realtime', '');
+      seen.set(endpoint, (seen.get(endpoint) ?? 0) + 1);
+      open.set(endpoint, (open.get(endpoint) ?? 0) + 1);
+      peak.set(endpoint, Math.max(peak.get(endpoint) ?? 0, open.get(endpoint)!));
+      response.once('close', () => open.set(endpoint, (open.get(endpoint) ?? 1) - 1));
+    });
+    return { seen, peak };
+  }
+
+  function tabs(count: number, table = new LockTable()): { tab: SimulatedTab; client: Client; received: unknown[] }[] {
+    return Array.from({ length: count }, () => {
+      const tab = table.tab();
+      const client = fixture.client({ locks: tab.locks, BroadcastChannel, reconnectDelay: 20, maxReconnectDelay: 200 });
+      const received: unknown[] = [];
+      client.on('message', ({ data }) => received.push(data));
+      return { tab, client, received };
+    });
+  }
+
+  it('opens every tab on one carrier, each with its own session, messages and acknowledgements', async () => {
+    fixture = await startFixture(transport, { retry: 10 });
+    const requests = watchRequests();
+    const byTab = new Map<string, unknown[]>();
+    fixture.server.server.on('message', (data, session) => {
+      byTab.set(session.id, [...(byTab.get(session.id) ?? []), data]);
+      void session.send({ echo: data });
+    });
+    const open = tabs(4);
+    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
+    for (const { client } of open) client.on('open', allOpen.wake);
+    await allOpen.promise;
+
+    expect(new Set(open.map(({ client }) => client.sessionId)).size).toBe(4);
+    expect(open.every(({ client }) => client.transport === transport)).toBe(true);
+    await Promise.all(open.flatMap(({ client }, tab) => [1, 2, 3].map((n) => client.send(`${tab}:${n}`))));
+    const echoed = when(() => open.every(({ received }) => received.length === 3));
+    for (const { client } of open) client.on('message', echoed.wake);
+    await echoed.promise;
+
+    open.forEach(({ client, received }, tab) => {
+      expect(byTab.get(client.sessionId!)).toEqual([1, 2, 3].map((n) => `${tab}:${n}`));
+      expect(received).toEqual([1, 2, 3].map((n) => ({ echo: `${tab}:${n}` })));
+    });
+    const carrier = transport === 'sse' ? '/carrier' : '/carrier-poll';
+    const own = transport === 'sse' ? '/sse' : '/poll';
+    expect(requests.seen.get(own) ?? 0).toBe(0);
+    // One held request for all four tabs, and never a second beside it.
+    expect(requests.peak.get(carrier)).toBe(1);
+    if (transport === 'sse') expect(requests.seen.get(carrier)).toBe(1);
+  });
+
+  it('hands the carrier to another tab when the holder leaves, and no tab loses or repeats a message', async () => {
+    fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 2_000 });
+    const table = new LockTable();
+    const open = tabs(3, table);
+    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
+    for (const { client } of open) client.on('open', allOpen.wake);
+    await allOpen.promise;
+
+    const holderIndex = open.findIndex(({ tab }) => tab.held().some((name) => !name.includes('|tab|')));
+    expect(holderIndex).toBeGreaterThanOrEqual(0);
+    const holder = open[holderIndex]!;
+    const others = open.filter((_, index) => index !== holderIndex);
+    let tookOverAt = 0;
+    let leftAt = 0;
+    const tookOver = when(() => others.some(({ tab }) => tab.held().some((name) => !name.includes('|tab|'))));
+
+    // 200 broadcasts, 5 ms apart; the holder tab goes away in the middle, as a closed tab would.
+    const sent: number[] = [];
+    for (let n = 1; n <= 200; n++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await fixture.server.server.broadcast(n);
+      sent.push(n);
+      if (n === 60) {
+        leftAt = Date.now();
+        holder.client.close();
+        holder.tab.crash();
+      }
+      if (leftAt && !tookOverAt) {
+        tookOver.wake();
+        if (others.some(({ tab }) => tab.held().some((name) => !name.includes('|tab|')))) tookOverAt = Date.now();
+      }
+    }
+    await tookOver.promise;
+    const everything = when(() => others.every(({ received }) => received.length >= 200));
+    for (const { client } of others) client.on('message', everything.wake);
+    await everything.promise;
+    for (const { received } of others) expect(received).toEqual(sent);
+    // Taking over is a lock grant and one carrier request, well within the deadline a tab waits for a carrier.
+    expect(tookOverAt - leftAt).toBeLessThan(CARRIER_WAIT);
+  });
+
+  it('connects a tab on its own when sharing is off', async () => {
+    fixture = await startFixture(transport);
+    const requests = watchRequests();
+    const client = fixture.client({ share: false });
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+    expect(requests.seen.get(transport === 'sse' ? '/sse' : '/poll')).toBeGreaterThan(0);
+    expect(requests.seen.get('/carrier') ?? requests.seen.get('/carrier-poll') ?? 0).toBe(0);
+  });
+});
