@@ -103,6 +103,15 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     return this.#transport;
   }
 
+  /**
+   * On SSE or long polling with the tabs of this origin sharing one connection (PROTOCOL.md §7.5):
+   * `holder` when this tab holds it, `follower` when another tab does; `null` on a connection of its
+   * own (WebSocket, `share: false`, no Web Locks) and while not open.
+   */
+  get sharing(): 'holder' | 'follower' | null {
+    return this.#state.openAttempt()?.transport?.sharing?.() ?? null;
+  }
+
   /** The cursor: the id of the last message delivered, or where the stream starts (PROTOCOL.md §6.4). */
   get lastEventId(): string | null {
     return this.#cursor;

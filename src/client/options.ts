@@ -2,7 +2,7 @@
  * The client's options: what the application may set, their defaults (one block, in
  * {@link resolveOptions}), and the environment a client runs in (clock, storage).
  */
-import { Endpoint, QueryParam, SUPPORTED_VERSIONS, type JsonValue } from '../protocol/index.js';
+import { Endpoint, PROTOCOL_VERSION, QueryParam, type JsonValue } from '../protocol/index.js';
 import type {
   BroadcastChannelConstructor,
   EventSourceConstructor,
@@ -262,8 +262,7 @@ export function endpointUrl(base: string, endpoint: string, cursor: string | nul
   const url = new URL(base);
   const query = url.searchParams;
   url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
-  // §3.1: every version this client speaks; a version-1 server answers with 1.
-  query.set(QueryParam.version, SUPPORTED_VERSIONS.join(','));
+  query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
   if (ticket) query.set(QueryParam.ticket, ticket);
   // The cursor belongs to the stream (§3): upstream requests (`P/send`, `P/ticket`) carry `v` alone.
   if (cursor && endpoint !== Endpoint.send && endpoint !== Endpoint.ticket) query.set(QueryParam.lastEventId, cursor);

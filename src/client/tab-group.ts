@@ -96,6 +96,11 @@ export class TabGroup {
     );
   }
 
+  /** Whether this tab holds the group's carrier. */
+  get holding(): boolean {
+    return this.#role.kind === 'holding';
+  }
+
   /** A fresh channel id of this tab. */
   channel(): string {
     return `${this.tab}.${++this.#channels}`;

@@ -76,6 +76,8 @@ export interface Transport {
   send(data: string | ArrayBuffer, answered?: () => void): void;
   /** Closes the link with a WebSocket close code (1000 ends the session, PROTOCOL.md §9). */
   close(code: number): void;
+  /** On a carrier the tabs share (§7.5): whether this tab holds it. Absent on a link of its own. */
+  sharing?(): 'holder' | 'follower' | null;
 }
 
 /** What one attempt gives its transport besides the URL. */

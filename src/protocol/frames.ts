@@ -6,13 +6,13 @@
  */
 
 /**
- * The newest protocol version this code speaks (PROTOCOL.md §3.1). Version 2 adds carriers, streams
- * that several sessions share (§7.5); everything else is version 1.
+ * The version a client offers on a connection of its own (PROTOCOL.md §3.1): all it uses is in
+ * version 1, so a version-1 server serves it.
  */
-export const PROTOCOL_VERSION = 2;
-/** Versions the server accepts and the client offers (`v=1,2`): a version-1 server still serves the client. */
+export const PROTOCOL_VERSION = 1;
+/** Versions the server accepts, and the client accepts in `hello.v`. */
 export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
-/** The first version with carriers (§7.5): a carrier request offers only it. */
+/** The version that adds carriers, streams that several sessions share (§7.5): a carrier request offers it. */
 export const CARRIER_VERSION = 2;
 
 /** The transports, in the default fallback order (PROTOCOL.md §3, §13.3). */

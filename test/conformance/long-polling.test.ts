@@ -165,10 +165,10 @@ describe('§3, §6, §10, §11 over long polling', () => {
     expectErrorAnswer(await poll(h.httpBase, { v: null }), 'UNSUPPORTED_VERSION');
   });
 
-  it('§3.1 refuses a poll with v=2 with 426 UNSUPPORTED_VERSION and answers v=2,1 with hello.v 1', async () => {
+  it('§3.1 refuses a poll with v=3 with 426 UNSUPPORTED_VERSION and answers v=3,1 with hello.v 1', async () => {
     const h = await harnesses.start();
-    expectErrorAnswer(await poll(h.httpBase, { v: '2' }), 'UNSUPPORTED_VERSION');
-    const frames = framesOf(await poll(h.httpBase, { v: '2,1', open: true }));
+    expectErrorAnswer(await poll(h.httpBase, { v: '3' }), 'UNSUPPORTED_VERSION');
+    const frames = framesOf(await poll(h.httpBase, { v: '3,1', open: true }));
     expect(frames[0]).toMatchObject({ t: 'hello', v: 1 });
   });
 

@@ -48,7 +48,7 @@ describe('§7.1.1 upgrade probes', () => {
 
   it('§7.1.1 applies the version rule to probes', async () => {
     const h = await harnesses.start();
-    const probe = await h.connect({ v: '2', query: { probe: '1' } });
+    const probe = await h.connect({ v: '3', query: { probe: '1' } });
     const close = await probe.closed();
     expect(probe.frames.at(-1)?.frame).toMatchObject({ t: 'error', code: 'UNSUPPORTED_VERSION' });
     expect(close.code).toBe(closeCodeFor('UNSUPPORTED_VERSION'));

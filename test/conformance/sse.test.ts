@@ -182,9 +182,9 @@ describe('§3 connecting over SSE', () => {
     expect(h.server.sessions.size).toBe(0);
   });
 
-  it('§3.1 answers v=2,1 over SSE with hello.v 1', async () => {
+  it('§3.1 answers v=3,1 over SSE with hello.v 1', async () => {
     const h = await harnesses.start();
-    const sse = await openSse(h, { v: '2,1' });
+    const sse = await openSse(h, { v: '3,1' });
     expect((await sse.hello()).v).toBe(1);
   });
 

@@ -50,7 +50,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     const byTab = new Map<string, unknown[]>();
     fixture.server.server.on('message', (data, session) => {
       byTab.set(session.id, [...(byTab.get(session.id) ?? []), data]);
-      void session.send({ echo: data });
+      void session.send({ echo: data as string });
     });
     const open = tabs(4);
     const allOpen = when(() => open.every(({ client }) => client.state === 'open'));

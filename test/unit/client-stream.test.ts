@@ -166,7 +166,7 @@ describe('client stream', () => {
     it('treats a hello of another protocol version as a protocol error', async () => {
       const client = server.client();
       const log = record(client, ['error', 'open']);
-      await server.accept({ v: 2 });
+      await server.accept({ v: 3 });
       expect(log).toEqual(['error PROTOCOL_ERROR']);
       client.close();
     });

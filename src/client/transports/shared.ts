@@ -63,5 +63,6 @@ export const shared =
       binary: false,
       send: (data, answered) => (alone ?? link.transport).send(data, answered),
       close: (code) => (alone ?? link.transport).close(code),
+      sharing: () => (alone || carrier === null ? null : group.holding ? 'holder' : 'follower'),
     };
   };

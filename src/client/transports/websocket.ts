@@ -1,4 +1,4 @@
-import { CloseCode, Endpoint, QueryParam, SUPPORTED_VERSIONS, decodeBinaryMessage, encodeBatch } from '../../protocol/index.js';
+import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, decodeBinaryMessage, encodeBatch } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { decodeText, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
 
@@ -78,7 +78,7 @@ export const webSocketProbe =
   (base, timeout, timers, done) => {
     const url = new URL(base);
     url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
-    url.search = `?${QueryParam.version}=${SUPPORTED_VERSIONS.join(',')}&${QueryParam.probe}=1`;
+    url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
     let probe: WebSocketLike | undefined;
     let running = true;
     const stop = (): void => {

@@ -194,8 +194,9 @@ class PollOutlet implements Outlet {
       // The client gave up on its poll: the holder tab went away, or its carrier is being replaced.
       if (this.#held === response) this.carrier.end(null);
     });
+    // Every channel flushes what waited for a poll first: a line written now must not pass it.
+    this.carrier.resume();
     if (this.#lines.length > 0) this.#answerSoon();
-    else this.carrier.resume();
     return true;
   }
 

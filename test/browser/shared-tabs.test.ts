@@ -1,0 +1,159 @@
+/**
+ * Many tabs, one connection (PROTOCOL.md §7.5), in real Chromium tabs of one browser context, whose
+ * HTTP/1.1 connection pool holds six connections per host. On SSE and on long polling, 8 and 20 tabs
+ * of one origin all open, and the application's own request from the last tab still gets through at
+ * once; the holder tab closing, or freezing in the background, under 200 messages a second loses and
+ * repeats nothing in any tab.
+ */
+import { readFile } from 'node:fs/promises';
+import type http from 'node:http';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type StartedServer } from '../helpers/start-server.js';
+import { launchChromium } from './chromium.js';
+
+const root = new URL('../../', import.meta.url);
+
+/** The tab page: one client on the transport `?t=` names, its messages and opens kept on `window.tab`. */
+const TAB_PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<script src="/unbroken-realtime.iife.min.js"></script></head><body><script>
+const transport = new URLSearchParams(location.search).get('t');
+window.tab = { received: [], opens: [], errors: [] };
+const client = Unbroken.connect('/realtime', { transports: [transport], reconnectDelay: 50, maxReconnectDelay: 500 });
+client.on('message', ({ data }) => tab.received.push(data));
+client.on('open', ({ resumed }) => tab.opens.push({ at: performance.now(), resumed, transport: client.transport }));
+client.on('error', (error) => tab.errors.push(error.code + ' ' + error.message));
+window.client = client;
+</script></body></html>`;
+
+async function serve(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+  const path = new URL(request.url ?? '/', 'http://tabs').pathname;
+  if (path === '/tab.html') response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(TAB_PAGE);
+  else if (path === '/ping') response.writeHead(200, { 'content-type': 'text/plain' }).end('pong');
+  else if (path === '/unbroken-realtime.iife.min.js') {
+    response.writeHead(200, { 'content-type': 'text/javascript' }).end(await readFile(new URL('dist/unbroken-realtime.iife.min.js', root)));
+  } else response.writeHead(404).end();
+}
+
+interface TabState {
+  received: number[];
+  opens: { at: number; resumed: boolean; transport: string }[];
+  errors: string[];
+}
+
+const stateOf = (page: Page): Promise<TabState> => page.evaluate(() => (window as unknown as { tab: TabState }).tab);
+const sharingOf = (page: Page): Promise<string | null> => page.evaluate(() => (window as unknown as { client: { sharing: string | null } }).client.sharing);
+
+describe.each(['sse', 'long-polling'] as const)('many tabs on %s', (transport) => {
+  let browser: Browser;
+  let server: StartedServer;
+  let context: BrowserContext;
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+    server = await startServer({ httpHandler: (request, response) => void serve(request, response), retry: 50, heartbeatInterval: 5_000 });
+  });
+  afterEach(async () => {
+    await context?.close();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function openTabs(count: number): Promise<Page[]> {
+    context = await browser.newContext();
+    const pages = await Promise.all(Array.from({ length: count }, () => context.newPage()));
+    await Promise.all(pages.map((page) => page.goto(`http://127.0.0.1:${server.port}/tab.html?t=${transport}`)));
+    return pages;
+  }
+
+  const allOpen = (pages: Page[]): Promise<unknown> =>
+    Promise.all(pages.map((page) => page.waitForFunction(() => (window as unknown as { tab: TabState }).tab.opens.length > 0, null, { timeout: 10_000 })));
+
+  it.each([8, 20])('opens all of %i tabs within 10 s, and a plain fetch from the last one answers within 1 s', async (count) => {
+    const pages = await openTabs(count);
+    await allOpen(pages);
+    for (const page of pages) {
+      const { opens } = await stateOf(page);
+      expect(opens[0]!.transport).toBe(transport);
+      expect(opens[0]!.at).toBeLessThan(10_000);
+    }
+    const roles = await Promise.all(pages.map(sharingOf));
+    expect(roles.filter((role) => role === 'holder')).toHaveLength(1);
+    expect(roles.filter((role) => role === 'follower')).toHaveLength(count - 1);
+    const ping = await pages.at(-1)!.evaluate(async () => {
+      const start = performance.now();
+      const text = await (await fetch('/ping', { cache: 'no-store' })).text();
+      return { text, ms: performance.now() - start };
+    });
+    expect(ping.text).toBe('pong');
+    expect(ping.ms).toBeLessThan(1_000);
+  });
+
+  /** Broadcasts 1..count at `perSecond`, calling `at(n)` after each; resolves with what was sent. */
+  async function broadcast(count: number, perSecond: number, at: (n: number) => Promise<void>): Promise<number[]> {
+    const sent: number[] = [];
+    const start = Date.now();
+    for (let n = 1; n <= count; n++) {
+      const due = start + (n * 1000) / perSecond;
+      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      await server.server.broadcast(n);
+      sent.push(n);
+      await at(n);
+    }
+    return sent;
+  }
+
+  async function receivedAll(pages: Page[], count: number): Promise<void> {
+    await Promise.all(
+      pages.map((page) => page.waitForFunction((c) => (window as unknown as { tab: TabState }).tab.received.length >= c, count, { timeout: 15_000 })),
+    );
+  }
+
+  it('loses and repeats nothing in any tab when the holder tab closes under 200 messages a second', async () => {
+    const pages = await openTabs(5);
+    await allOpen(pages);
+    const roles = await Promise.all(pages.map(sharingOf));
+    const holder = pages[roles.indexOf('holder')]!;
+    const others = pages.filter((page) => page !== holder);
+    const sent = await broadcast(400, 200, async (n) => {
+      if (n === 150) await holder.close({ runBeforeUnload: false });
+    });
+    await receivedAll(others, sent.length);
+    for (const page of others) expect((await stateOf(page)).received).toEqual(sent);
+    const newRoles = await Promise.all(others.map(sharingOf));
+    expect(newRoles.filter((role) => role === 'holder')).toHaveLength(1);
+  });
+
+  it('hands over when the holder tab freezes, and the frozen tab rejoins with everything when it resumes', async () => {
+    const pages = await openTabs(3);
+    await allOpen(pages);
+    const roles = await Promise.all(pages.map(sharingOf));
+    const holder = pages[roles.indexOf('holder')]!;
+    const others = pages.filter((page) => page !== holder);
+    // A background tab is frozen the way Chromium does it: the document's `freeze` event, then no task
+    // of the page runs until its `resume` event. Headless Chromium never hides a page and freezes only
+    // hidden ones, so the page is held here by one task that runs for a second.
+    let tookOver: (string | null)[] = [];
+    const sent = await broadcast(400, 200, async (n) => {
+      if (n === 100) {
+        await holder.evaluate(() => {
+          document.dispatchEvent(new Event('freeze'));
+          setTimeout(() => {
+            const until = performance.now() + 1_000;
+            while (performance.now() < until);
+            document.dispatchEvent(new Event('resume'));
+          });
+        });
+      }
+      if (n === 250) tookOver = await Promise.all(others.map(sharingOf));
+    });
+    // While it was frozen, another tab held the connection.
+    expect(tookOver).toContain('holder');
+    await receivedAll(pages, sent.length);
+    for (const page of pages) expect((await stateOf(page)).received).toEqual(sent);
+    const newRoles = await Promise.all(pages.map(sharingOf));
+    expect(newRoles.filter((role) => role === 'holder')).toHaveLength(1);
+  });
+});
