@@ -1,0 +1,190 @@
+/**
+ * Conformance of carriers (docs/PROTOCOL.md §7.5): a raw client in Node — fetch, a hand-written
+ * reader of the carrier's lines, no SDK — opens a carrier, attaches sessions to it with their own
+ * tickets, and checks what each channel carries.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CARRIER_HEADER, decodeServerBatch, parseCarrierLines, type CarrierLine, type ServerFrame } from '../../src/protocol/index.js';
+import { CARRIER_LIMITS } from '../../src/server/transports/carrier.js';
+import { waitUntil } from '../helpers/raw-frames.js';
+import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
+import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
+import { rememberKeys, requestTicket } from '../helpers/raw-ticket.js';
+
+const harnesses = new Harnesses();
+const carriers = new Set<RawCarrier>();
+afterEach(async () => {
+  for (const carrier of carriers) carrier.close();
+  carriers.clear();
+  await harnesses.closeAll();
+});
+
+/** A carrier read by hand: every line, and each channel's frames decoded. */
+class RawCarrier {
+  readonly lines: CarrierLine[] = [];
+  id = '';
+  ended = false;
+  readonly #abort = new AbortController();
+
+  static async open(h: Harness, v = '2'): Promise<RawCarrier> {
+    const carrier = new RawCarrier();
+    carriers.add(carrier);
+    const response = await fetch(`${h.httpBase}/carrier?v=${v}`, { signal: carrier.#abort.signal });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    void carrier.#read(response);
+    await waitUntil('the carrier says its first line', () => carrier.lines.length > 0);
+    const first = carrier.lines[0]!;
+    if ('notice' in first && first.notice.kind === 'open') carrier.id = first.notice.id;
+    return carrier;
+  }
+
+  /** The frames the carrier carried for `channel`, in order. */
+  frames(channel: string): ServerFrame[] {
+    return this.lines.flatMap((line) => ('batch' in line && line.channel === channel ? decodeServerBatch(line.batch) : []));
+  }
+
+  close(): void {
+    this.#abort.abort();
+  }
+
+  async #read(response: Response): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body!) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = event
+            .split('\n')
+            .filter((line) => line.startsWith('data: '))
+            .map((line) => line.slice(6))
+            .join('\n');
+          this.lines.push(...parseCarrierLines(data));
+        }
+      }
+    } catch {}
+    this.ended = true;
+  }
+}
+
+async function post(url: string, body: unknown, headers: Record<string, string> = UPSTREAM_HEADERS): Promise<{ status: number; text: string }> {
+  const response = await fetch(url, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: response.status, text: await response.text() };
+}
+
+/** Attaches a session to `carrier` on `channel` with a fresh ticket (for `sid` when given). */
+async function attach(h: Harness, carrier: string, channel: string, options: { sid?: string; last?: string } = {}): Promise<{ status: number; text: string }> {
+  const { ticket } = await requestTicket(h.httpBase, options.sid === undefined ? {} : { sid: options.sid });
+  const last = options.last === undefined ? '' : `&last=${encodeURIComponent(options.last)}`;
+  return post(`${h.httpBase}/attach?v=2&ticket=${ticket}${last}`, { carrier, channel });
+}
+
+const helloOf = (carrier: RawCarrier, channel: string) => carrier.frames(channel).find((frame) => frame.t === 'hello');
+
+describe('§7.5 carriers', () => {
+  it('§7.5.version refuses a carrier whose v does not name 2, and opens one that does with its id and heartbeat', async () => {
+    const h = await harnesses.start(FAST);
+    const refused = await fetch(`${h.httpBase}/carrier?v=1`);
+    const [line] = parseCarrierLines((await refused.text()).replace(/^data: /gm, '').trim());
+    expect(line).toEqual({ channel: '*', notice: { kind: 'end', code: 'UNSUPPORTED_VERSION', message: expect.any(String) } });
+    const polled = await fetch(`${h.httpBase}/carrier-poll?v=1`);
+    expect(polled.status).toBe(426);
+    const carrier = await RawCarrier.open(h, '1,2');
+    expect(carrier.lines[0]).toEqual({ channel: '*', notice: { kind: 'open', id: expect.stringMatching(/^[A-Za-z0-9_-]{16,64}$/), hb: FAST.heartbeatInterval } });
+    expect(h.started.http.listenerCount('request')).toBeGreaterThan(0);
+  });
+
+  it('§7.5.attach §7.5.isolation carries each session on its own channel, exactly what a stream of its own would', async () => {
+    const h = await harnesses.start(FAST);
+    const carrier = await RawCarrier.open(h);
+    expect((await attach(h, carrier.id, 'tab-a.1')).status).toBe(200);
+    expect((await attach(h, carrier.id, 'tab-b.1')).status).toBe(200);
+    await waitUntil('both hellos', () => helloOf(carrier, 'tab-a.1') !== undefined && helloOf(carrier, 'tab-b.1') !== undefined);
+    const a = helloOf(carrier, 'tab-a.1')!;
+    const b = helloOf(carrier, 'tab-b.1')!;
+    if (a.t !== 'hello' || b.t !== 'hello') throw new Error('expects hellos');
+    expect(a.sid).not.toBe(b.sid);
+    await h.server.sessions.get(a.sid)!.send('only for a');
+    await h.server.broadcast('for everyone');
+    await waitUntil('b gets the broadcast', () => carrier.frames('tab-b.1').some((frame) => frame.t === 'msg'));
+    await waitUntil('a gets both', () => carrier.frames('tab-a.1').filter((frame) => frame.t === 'msg').length === 2);
+    const data = (channel: string) => carrier.frames(channel).flatMap((frame) => (frame.t === 'msg' ? [frame.d] : []));
+    expect(data('tab-a.1')).toEqual(['only for a', 'for everyone']);
+    expect(data('tab-b.1')).toEqual(['for everyone']);
+  });
+
+  it('§7.5.end §7.5.detach keeps the sessions of a carrier that ended or a channel detached, and they resume on another with what they missed', async () => {
+    const h = await harnesses.start(FAST);
+    const first = await RawCarrier.open(h);
+    await attach(h, first.id, 't.1');
+    await waitUntil('the hello', () => helloOf(first, 't.1') !== undefined);
+    const hello = helloOf(first, 't.1')!;
+    if (hello.t !== 'hello') throw new Error('expects a hello');
+    rememberKeys([hello]);
+    first.close();
+    await waitUntil('the session has no connection', () => h.server.sessions.get(hello.sid)?.connected === false);
+    await h.server.broadcast('while away');
+    const second = await RawCarrier.open(h);
+    expect((await attach(h, second.id, 't.2', { sid: hello.sid, last: hello.cursor })).status).toBe(200);
+    await waitUntil('the replay', () => second.frames('t.2').some((frame) => frame.t === 'msg'));
+    expect(second.frames('t.2')).toMatchObject([{ t: 'hello', sid: hello.sid, resumed: true }, { t: 'msg', d: 'while away' }]);
+
+    expect((await post(`${h.httpBase}/detach?v=2`, { carrier: second.id, channels: ['t.2'] })).status).toBe(200);
+    await waitUntil('detached', () => h.server.sessions.get(hello.sid)?.connected === false);
+    expect(h.server.sessions.has(hello.sid)).toBe(true);
+  });
+
+  it('§7.5.unknown-carrier §7.5.channel refuses an attach to an unknown carrier without using its ticket, and a malformed channel', async () => {
+    const h = await harnesses.start(FAST);
+    const carrier = await RawCarrier.open(h);
+    const { ticket } = await requestTicket(h.httpBase);
+    const unknown = await post(`${h.httpBase}/attach?v=2&ticket=${ticket}`, { carrier: 'A'.repeat(22), channel: 'x.1' });
+    expect(unknown.status).toBe(404);
+    expect(parseErrorBody(unknown.text)).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    const malformed = await post(`${h.httpBase}/attach?v=2&ticket=${ticket}`, { carrier: carrier.id, channel: 'a b' });
+    expect(parseErrorBody(malformed.text)).toMatchObject({ code: 'PROTOCOL_ERROR' });
+    const noHeaders = await post(`${h.httpBase}/attach?v=2&ticket=${ticket}`, { carrier: carrier.id, channel: 'x.1' }, { 'Content-Type': 'text/plain' });
+    expect(noHeaders.status).toBe(403);
+    // The ticket was never redeemed: it still opens the session.
+    expect((await post(`${h.httpBase}/attach?v=2&ticket=${ticket}`, { carrier: carrier.id, channel: 'x.1' })).status).toBe(200);
+    expect(h.server.sessions.size).toBe(1);
+  });
+
+  it('§7.5.max-channels refuses an attach past the channels a carrier may hold with TOO_MANY_CONNECTIONS', async () => {
+    const h = await harnesses.start({ ...FAST, maxConnectionsPerAddress: 1_000, maxSessionsPerAddress: 1_000, sessionsPerSecondPerAddress: 1_000 });
+    const carrier = await RawCarrier.open(h);
+    for (let n = 0; n < CARRIER_LIMITS.maxChannels; n++) expect((await attach(h, carrier.id, `c.${n}`)).status).toBe(200);
+    const refused = await attach(h, carrier.id, 'c.over');
+    expect(parseErrorBody(refused.text)).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+  });
+
+  it('§7.5.lost-answer ends a polled carrier whose poll counts a different number of answers, and its sessions with it', async () => {
+    const h = await harnesses.start(FAST);
+    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
+    const [open] = parseCarrierLines(await first.text());
+    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
+    const id = open.notice.id;
+    expect((await attach(h, id, 'p.1')).status).toBe(200);
+    const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
+    const lines = parseCarrierLines(await next.text());
+    expect(lines.some((line) => line.channel === 'p.1')).toBe(true);
+    // An answer went missing: the client counts one answer where the server sent two.
+    const stale = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
+    expect(stale.status).toBe(404);
+    await waitUntil('the session lost its connection', () => [...h.server.sessions.values()].every((session) => !session.connected));
+    const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
+    expect(after.status).toBe(404);
+  });
+
+  it('§7.5.no-secret-in-url never puts the carrier id in a URL', async () => {
+    const h = await harnesses.start(FAST);
+    const carrier = await RawCarrier.open(h);
+    await attach(h, carrier.id, 's.1');
+    await post(`${h.httpBase}/detach?v=2`, { carrier: carrier.id, channels: ['s.1'] });
+    expect(h.requestLines.length).toBeGreaterThan(0);
+    for (const line of h.requestLines) expect(line).not.toContain(carrier.id);
+  });
+});
