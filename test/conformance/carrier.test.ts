@@ -50,9 +50,10 @@ class RawCarrier {
   async #read(response: Response): Promise<void> {
     const decoder = new TextDecoder();
     let buffer = '';
+    const reader = response.body!.getReader();
     try {
-      for await (const chunk of response.body!) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        buffer += decoder.decode(chunk.value, { stream: true });
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const event = buffer.slice(0, end);

@@ -165,7 +165,9 @@ function sseOutlet(carrier: Carrier, response: http.ServerResponse): Outlet {
 
 /**
  * The long-polling outlet: lines wait for the poll the carrier holds, and the answer goes out at the
- * end of the tick, so the lines of every channel written meanwhile share it. Each poll names the
+ * end of the tick, so the lines of every channel written meanwhile share it. Between two polls lines
+ * wait here, up to `maxMessageSize` bytes: a channel is writable while they fit, so a session's
+ * `hello` goes out at once even when the holder's next poll is a round trip away. Each poll names the
  * number of answers its client received (`n`): a lost answer ends the carrier, and every session on
  * it resumes from its own cursor on the next one.
  */
@@ -201,7 +203,7 @@ class PollOutlet implements Outlet {
   }
 
   writable(): boolean {
-    return this.#held !== null && !this.#answering && this.#bytes < this.context.maxMessageSize;
+    return this.#bytes < this.context.maxMessageSize;
   }
 
   push(line: string): void {
@@ -211,7 +213,8 @@ class PollOutlet implements Outlet {
   }
 
   buffered(): number {
-    return this.#held === null ? this.#bytes : 0;
+    // Bounded by `writable()` itself: past the bound the channels stop writing and park (§12.1.idle-poll).
+    return 0;
   }
 
   /** Answers the held poll with a heartbeat when it waited `hb`; true when no poll came for 2 × `hb` (§11). */
@@ -243,6 +246,8 @@ class PollOutlet implements Outlet {
     this.#lines = [];
     this.#bytes = 0;
     this.#answered++;
+    // Room again: what the channels held back for want of it goes out with the next poll.
+    this.carrier.resume();
     if (response.destroyed) return;
     response.writeHead(200, {
       ...corsHeaders(response.req),
