@@ -19,9 +19,11 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * the stream alone, the `schedule` event and the nesting-depth guard; from 9 KiB to 10 KiB when every
  * attempt gained its ticket request and credentials (the `auth` option, answers to `auth` frames),
  * the inbound size limit that skips what it refuses, the bounds on the server's numbers and the
- * spacing of quick polls (issue #10). The aim stays 5 KiB.
+ * spacing of quick polls; from 10 KiB to 13 KiB when the tabs of an origin came to share one
+ * connection on SSE and long polling (the election, the carrier, the holder's routing). The aim
+ * stays 5 KiB.
  */
-export const GZIP_BUDGET = 10240;
+export const GZIP_BUDGET = 13312;
 
 /** The file the budget applies to, relative to the package root. */
 export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';

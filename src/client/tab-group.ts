@@ -85,7 +85,8 @@ export class TabGroup {
     this.#base = base;
     this.#transport = transport;
     this.#bus = new env.BroadcastChannel(name);
-    this.#bus.onmessage = ({ data }) => this.#hear(data as Message);
+    // Another script of the origin could post here: anything but an object with a known `t` is ignored.
+    this.#bus.onmessage = ({ data }) => typeof data === 'object' && data !== null && this.#hear(data as Message);
     watchFreeze(
       () => this.#freeze(),
       () => {
@@ -152,8 +153,9 @@ export class TabGroup {
     return inbox;
   }
 
-  #deliver({ c, b }: Delivery): void {
-    this.#listeners.get(c)?.listener.deliver(b);
+  #deliver(delivery: Delivery | null): void {
+    const { c, b } = delivery ?? {};
+    if (typeof c === 'string' && typeof b === 'string') this.#listeners.get(c)?.listener.deliver(b);
   }
 
   /** Sends to every other tab, and hears it here too (a BroadcastChannel does not echo). */
@@ -171,9 +173,10 @@ export class TabGroup {
         return;
       }
       case 'leave':
-        if (role.kind === 'holding') role.holder.detach(message.id, message.channels);
+        if (role.kind === 'holding' && Array.isArray(message.channels)) role.holder.detach(message.id, message.channels.filter((c) => typeof c === 'string'));
         return;
       case 'up':
+        if (typeof message.id !== 'string') return;
         this.#carrier = { kind: 'up', id: message.id };
         // A new carrier means the old one is gone, whether or not its holder could say so (a crash).
         this.#ended((carrier) => carrier !== message.id);
