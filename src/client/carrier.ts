@@ -9,6 +9,8 @@ import type { EventSourceConstructor, FetchLike } from './transport.js';
 
 /** What a carrier reports. */
 export interface CarrierHandlers {
+  /** The carrier's response began (its headers arrived): its first line may still be held back by a proxy. */
+  onLinkUp(): void;
   onLine(line: CarrierLine): void;
   /**
    * The carrier ended; `opened` says whether it had opened. One that never did (a version-1 server, a
@@ -98,6 +100,7 @@ export function openCarrier(transport: 'sse' | 'long-polling', base: string, env
   if (transport === 'sse' && env.EventSource) {
     const stream = new env.EventSource(carrierUrl(base, Endpoint.carrier));
     source = stream;
+    stream.onopen = () => live && handlers.onLinkUp();
     stream.onmessage = ({ data }) => live && read(data);
     stream.onerror = end;
   } else {
@@ -107,6 +110,7 @@ export function openCarrier(transport: 'sse' | 'long-polling', base: string, env
       const init: RequestInit = { signal: down.signal, cache: 'no-store', headers: carrierId ? { [CARRIER_HEADER]: carrierId } : {} };
       fetch(carrierUrl(base, Endpoint.carrierPoll, carrierId ? answers : undefined), init)
         .then(async (response) => {
+          if (live && !carrierId && response.status === 200) handlers.onLinkUp();
           const text = await response.text();
           if (!live) return;
           // A version-1 server answers 426 (UNSUPPORTED_VERSION), or 404 for a path it does not serve.

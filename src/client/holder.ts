@@ -9,8 +9,12 @@ import { openCarrier, carrierUrl, type CarrierEnvironment, type CarrierLink } fr
 import type { BroadcastChannelConstructor, BroadcastChannelLike, LockManagerLike } from './transport.js';
 import { UPSTREAM_HEADERS } from './transports/http-link.js';
 
-/** What the group announces to every tab of it, the holder's own included. */
-export type Announcement = { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string };
+/**
+ * What the group announces to every tab of it, the holder's own included: a holder is opening a
+ * carrier (`linked` once its response began), the carrier is up with its id, it could not be opened,
+ * or it ended.
+ */
+export type Announcement = { t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string };
 
 /** One line for a tab: its channel and the batch. */
 export type Delivery = { c: string; b: string };
@@ -30,8 +34,13 @@ export interface HolderContext extends CarrierEnvironment {
   deliver(delivery: Delivery): void;
 }
 
-/** Delays before a holder reopens a carrier that ended: the first, doubling up to the cap. */
-export const REOPEN_DELAY = { first: 250, max: 8_000 } as const;
+/**
+ * Delays before a holder reopens a carrier that failed — never opened, or ended within `minLife` ms
+ * of opening: the first, doubling up to the cap. Meanwhile the group hears the carrier is down and
+ * each tab connects on its own, with its own backoff: a carrier that keeps failing (a proxy that
+ * cuts it, a header a cross-origin server does not allow) never drives the tabs into a loop.
+ */
+export const REOPEN_DELAY = { first: 250, max: 8_000, minLife: 5_000 } as const;
 
 /** The lock a tab holds while it takes part in a group: its release tells the holder the tab is gone. */
 export const tabLock = (group: string, tab: string): string => `${group}|tab|${tab}`;
@@ -56,6 +65,10 @@ export class Holder {
   /** The id of the open carrier, once it said it. */
   #id: string | null = null;
   #failures = 0;
+  /** Whether the carrier being opened has its response. */
+  #linked = false;
+  /** When the open carrier said its id. */
+  #openedAt = 0;
   #timer: unknown;
   #stopped = false;
   readonly #followers = new Map<string, Follower>();
@@ -66,8 +79,8 @@ export class Holder {
   }
 
   /** The carrier's state as the group should hear it now (a tab asked). */
-  get announcement(): Announcement | null {
-    return this.#id !== null ? { t: 'up', id: this.#id } : this.#failures > 0 ? { t: 'down' } : null;
+  get announcement(): Announcement {
+    return this.#id !== null ? { t: 'up', id: this.#id } : this.#failures > 0 ? { t: 'down' } : { t: 'opening', linked: this.#linked };
   }
 
   /** Detaches `channels` of the current carrier `id` on the server. */
@@ -90,7 +103,13 @@ export class Holder {
 
   #open(): void {
     const { transport, base } = this.#context;
+    this.#linked = false;
+    if (this.#failures === 0) this.#context.announce({ t: 'opening', linked: false });
     this.#link = openCarrier(transport, base, this.#context, {
+      onLinkUp: () => {
+        this.#linked = true;
+        if (this.#failures === 0) this.#context.announce({ t: 'opening', linked: true });
+      },
       onLine: (line) => this.#onLine(line),
       onEnd: (opened) => this.#onEnd(opened),
     });
@@ -100,7 +119,7 @@ export class Holder {
     if ('notice' in line) {
       if (line.notice.kind !== 'open') return;
       this.#id = line.notice.id;
-      this.#failures = 0;
+      this.#openedAt = this.#context.clock.now();
       this.#context.announce({ t: 'up', id: this.#id });
       return;
     }
@@ -121,8 +140,10 @@ export class Holder {
       if (id !== null) this.#context.announce({ t: 'gone', id });
       return;
     }
-    this.#context.announce(id !== null ? { t: 'gone', id } : { t: 'down' });
-    if (!opened) this.#failures++;
+    const failed = !opened || this.#context.clock.now() - this.#openedAt < REOPEN_DELAY.minLife;
+    this.#failures = failed ? this.#failures + 1 : 0;
+    if (id !== null) this.#context.announce({ t: 'gone', id });
+    if (failed) this.#context.announce({ t: 'down' });
     const { first, max } = REOPEN_DELAY;
     const delay = this.#failures === 0 ? 0 : Math.min(max, first * 2 ** (this.#failures - 1));
     this.#timer = this.#context.clock.setTimeout(() => this.#stopped || this.#open(), delay);

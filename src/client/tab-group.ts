@@ -14,7 +14,11 @@ import { Holder, inboxName, tabLock, type Announcement, type Delivery } from './
 import { watchFreeze } from './page-lifecycle.js';
 import type { BroadcastChannelConstructor, BroadcastChannelLike, EventSourceConstructor, FetchLike, LockManagerLike } from './transport.js';
 
-/** Ms a tab waits to hear where the group's carrier stands before its attempt connects on its own. */
+/**
+ * Ms a tab waits to hear of a holder before its attempt connects on its own. Once a holder says it is
+ * opening the carrier, the attempt waits for it within its own connect deadline, as it would for a
+ * stream of its own: tabs that gave up on a slow holder would take the very connections it needs.
+ */
 export const CARRIER_WAIT = 1_000;
 
 /** What forming a group takes from the tab. */
@@ -35,6 +39,14 @@ export interface ChannelListener {
 }
 
 type Message = Announcement | { t: 'ask' } | { t: 'leave'; id: string; channels: string[] };
+
+/** An attempt waiting to hear of the group's carrier. */
+interface Waiter {
+  readonly linkUp: () => void;
+  readonly answer: (id: string | null) => void;
+  /** Until it connects on its own when no holder spoke up. */
+  readonly timer: unknown;
+}
 
 /** Where this tab stands in its group. */
 type Role =
@@ -69,9 +81,11 @@ export class TabGroup {
   readonly #transport: 'sse' | 'long-polling';
   readonly #bus: BroadcastChannelLike;
   #inbox: BroadcastChannelLike | null = null;
-  /** The carrier as last announced: open with its id, down (tabs connect on their own), or not known. */
-  #carrier: { kind: 'up'; id: string } | { kind: 'down' } | { kind: 'unknown' } = { kind: 'unknown' };
-  readonly #waiting = new Set<(id: string | null) => void>();
+  /** The carrier as last announced: being opened, open with its id, down (tabs connect on their own), or not known. */
+  #carrier: { kind: 'opening'; linked: boolean } | { kind: 'up'; id: string } | { kind: 'down' } | { kind: 'unknown' } = { kind: 'unknown' };
+  readonly #waiting = new Set<Waiter>();
+  /** Called with each new carrier's id. */
+  readonly #watchers = new Set<(id: string) => void>();
   readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener }>();
   #role: Role = { kind: 'idle' };
   #users = 0;
@@ -118,20 +132,35 @@ export class TabGroup {
     };
   }
 
-  /** The id of the group's open carrier, or `null` when there is none to be had now: connect on your own. */
-  carrier(): Promise<string | null> {
+  /**
+   * The id of the group's open carrier, or `null` when there is none to be had now: connect on your
+   * own. `linkUp` is called when the carrier's response began, before its first line: a carrier that
+   * a proxy holds back then fails the attempt as `buffered`, as a stream of its own would (§13.3).
+   */
+  carrier(linkUp: () => void): Promise<string | null> {
     const carrier = this.#carrier;
-    if (carrier.kind !== 'unknown') return Promise.resolve(carrier.kind === 'up' ? carrier.id : null);
+    if (carrier.kind === 'up' || carrier.kind === 'down') return Promise.resolve(carrier.kind === 'up' ? carrier.id : null);
     return new Promise((resolve) => {
-      const timer = this.#env.clock.setTimeout(() => answer(null), CARRIER_WAIT);
-      const answer = (id: string | null): void => {
-        this.#env.clock.clearTimeout(timer);
-        this.#waiting.delete(answer);
-        resolve(id);
+      const { clock } = this.#env;
+      const waiter: Waiter = {
+        linkUp,
+        answer: (id) => {
+          clock.clearTimeout(waiter.timer);
+          this.#waiting.delete(waiter);
+          resolve(id);
+        },
+        timer: carrier.kind === 'unknown' ? clock.setTimeout(() => waiter.answer(null), CARRIER_WAIT) : undefined,
       };
-      this.#waiting.add(answer);
-      this.#post({ t: 'ask' });
+      this.#waiting.add(waiter);
+      if (carrier.kind === 'opening' && carrier.linked) linkUp();
+      if (carrier.kind === 'unknown') this.#post({ t: 'ask' });
     });
+  }
+
+  /** Calls `watcher` with the id of each carrier that opens from now on; returns the function that stops. */
+  watch(watcher: (id: string) => void): () => void {
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
   }
 
   /** Hands the lines of `channel`, on carrier `carrier`, to `listener`; returns the function that stops. */
@@ -167,11 +196,17 @@ export class TabGroup {
   #hear(message: Message): void {
     const role = this.#role;
     switch (message.t) {
-      case 'ask': {
-        const state = role.kind === 'holding' ? role.holder.announcement : null;
-        if (state) this.#post(state);
+      case 'ask':
+        if (role.kind === 'holding') this.#post(role.holder.announcement);
         return;
-      }
+      case 'opening':
+        this.#carrier = { kind: 'opening', linked: message.linked === true };
+        for (const waiter of this.#waiting) {
+          // A holder is at work: the attempt now waits for it within its own connect deadline.
+          this.#env.clock.clearTimeout(waiter.timer);
+          if (message.linked === true) waiter.linkUp();
+        }
+        return;
       case 'leave':
         if (role.kind === 'holding' && Array.isArray(message.channels)) role.holder.detach(message.id, message.channels.filter((c) => typeof c === 'string'));
         return;
@@ -180,6 +215,7 @@ export class TabGroup {
         this.#carrier = { kind: 'up', id: message.id };
         // A new carrier means the old one is gone, whether or not its holder could say so (a crash).
         this.#ended((carrier) => carrier !== message.id);
+        for (const watcher of [...this.#watchers]) watcher(message.id);
         return this.#answer(message.id);
       case 'down':
         this.#carrier = { kind: 'down' };
@@ -191,7 +227,7 @@ export class TabGroup {
   }
 
   #answer(id: string | null): void {
-    for (const answer of [...this.#waiting]) answer(id);
+    for (const waiter of [...this.#waiting]) waiter.answer(id);
   }
 
   /** Tells each listener on a carrier that `over` says ended. */

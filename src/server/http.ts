@@ -14,6 +14,7 @@ import {
   UPSTREAM_HEADER,
   httpStatusFor,
   type ErrorCode,
+  CARRIER_HEADER,
 } from '../protocol/index.js';
 
 /** Decides whether a request's `Origin` header is allowed beyond same-origin (`allowedOrigins`). */
@@ -156,8 +157,8 @@ export function answerPreflight(request: http.IncomingMessage, response: http.Se
   response.writeHead(204, {
     ...corsHeaders(request),
     'Access-Control-Allow-Methods': 'GET, POST',
-    // §3.4: the connection id and the session key travel in headers, so a cross-origin page must be allowed to send them.
-    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, ${CONNECTION_HEADER}, ${SESSION_HEADER}, Last-Event-ID`,
+    // §3.4, §7.5: the connection id, the session key and the carrier id travel in headers, so a cross-origin page must be allowed to send them.
+    'Access-Control-Allow-Headers': `Content-Type, ${UPSTREAM_HEADER}, ${CONNECTION_HEADER}, ${SESSION_HEADER}, ${CARRIER_HEADER}, Last-Event-ID`,
     'Access-Control-Max-Age': '600',
   });
   response.end();

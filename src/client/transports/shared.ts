@@ -26,15 +26,29 @@ export const shared =
       leave();
       if (carrier !== null) group.detach(carrier, channel);
     });
-    /** Goes on without the group: the link above ends silently, its ticket still unused. */
-    const connectAlone = (): void => {
+    /**
+     * Goes on without the group: the link above ends silently, its ticket still unused. When a carrier
+     * other than `refused` opens later, the link of its own gives way to it: the session reconnects at
+     * once, through the group, and the connection it held goes back to the browser's pool.
+     */
+    const connectAlone = (refused: string | null): void => {
       link.transport.close(CloseCode.Reconnecting);
-      alone = own(url, handlers, context);
+      const mine = own(url, handlers, context);
+      alone = mine;
+      const stopWatching = group.watch((id) => {
+        if (id === refused || alone !== mine) return;
+        stopWatching();
+        mine.close(CloseCode.Reconnecting);
+        const error = new UnbrokenError('TRANSPORT_ERROR', 'the tabs share a connection again');
+        handlers.onClose({ code: 1006, error, skipTo: undefined, handover: true });
+      });
+      stopAlone = stopWatching;
     };
+    let stopAlone = (): void => {};
 
-    void group.carrier().then((id) => {
+    void group.carrier(() => link.live() && handlers.onOpen()).then((id) => {
       if (!link.live()) return;
-      if (id === null) return connectAlone();
+      if (id === null) return connectAlone(null);
       carrier = id;
       stopListening = group.listen(channel, id, {
         deliver: (batch) => {
@@ -54,7 +68,7 @@ export const shared =
         // The carrier ended meanwhile, or lives on another server process: the ticket was not used.
         if (error instanceof UnbrokenError && error.code === 'UNKNOWN_SESSION' && link.live()) {
           carrier = null;
-          connectAlone();
+          connectAlone(id);
         } else link.fail(error);
       });
     });
@@ -62,7 +76,10 @@ export const shared =
     return {
       binary: false,
       send: (data, answered) => (alone ?? link.transport).send(data, answered),
-      close: (code) => (alone ?? link.transport).close(code),
+      close: (code) => {
+        stopAlone();
+        (alone ?? link.transport).close(code);
+      },
       sharing: () => (alone || carrier === null ? null : group.holding ? 'holder' : 'follower'),
     };
   };
