@@ -4,10 +4,12 @@
 // Client options can be overridden from the page's query (README "Demo" lists them), e.g.
 //   /?connectTimeout=1000&upgradeInterval=2000&reconnectDelay=100&transports=sse,long-polling
 // Numbers: connectTimeout, upgradeInterval, reconnectDelay, maxReconnectDelay, minUptime (ms);
-// transports: a comma-separated list; and `autosend=1` starts with "send one every second" on.
+// transports: a comma-separated list; `share=0` keeps this tab's connection its own; and `autosend=1`
+// starts with "send one every second" on.
 //
 // The page's own state is exposed for tests and the curious: `window.demoStats` (see DemoStats),
-// `window.demoClient`, and data attributes on <body> (state, transport, conditions, lost, duplicated).
+// `window.demoClient`, and data attributes on <body> (state, transport, sharing, conditions, lost,
+// duplicated).
 (function () {
   'use strict';
 
@@ -15,7 +17,12 @@
   /** @typedef {import('../src/client/index.js').TransportName} TransportName */
   /** @typedef {import('../src/client/index.js').ConnectionState} ConnectionState */
   /** @typedef {'normal' | 'slow' | 'ws-blocked' | 'ws-hanging' | 'ws-silent' | 'sse-buffered' | 'offline'} Condition */
-  /** @typedef {'state' | 'transport' | 'network' | 'gap' | 'error'} EntryKind */
+  /** @typedef {'state' | 'transport' | 'tabs' | 'network' | 'gap' | 'error'} EntryKind */
+  /**
+   * Who holds this tab's connection while open: this tab for the others (`holder`), another tab
+   * (`follower`), or nobody else (`own`: WebSocket, `share=0`, or no tab group to be had).
+   * @typedef {'holder' | 'follower' | 'own'} Sharing
+   */
 
   /**
    * @typedef {object} DemoStats
@@ -23,6 +30,7 @@
    * @property {string | null} cause the cause of the last state change
    * @property {TransportName | null} transport
    * @property {string | null} transportReason why the transport in use was chosen
+   * @property {Sharing | null} sharing who holds the connection, `null` while not open
    * @property {string | null} lastEventId
    * @property {string | null} sessionId
    * @property {number} opens connections opened
@@ -70,6 +78,13 @@
   const SPARK_POINTS = 30;
   const MAX_ENTRIES = 200;
 
+  /** What the tabs tile says under each role. */
+  const SHARING_TEXT = /** @type {Record<Sharing, string>} */ ({
+    holder: 'this tab holds the shared connection',
+    follower: 'another tab holds it, this tab talks through it',
+    own: 'own connection',
+  });
+
   const REASONS = /** @type {Record<string, string>} */ ({
     initial: 'the first that worked',
     refused: 'the previous one was refused',
@@ -108,6 +123,7 @@
   }
   const transportList = query.get('transports');
   if (transportList) options.transports = transportList.split(',').map((name) => name.trim()).filter(Boolean);
+  if (query.get('share') === '0') options.share = false;
 
   const client = connect('/realtime', /** @type {ClientOptions} */ (options));
 
@@ -117,6 +133,7 @@
     cause: null,
     transport: null,
     transportReason: null,
+    sharing: null,
     lastEventId: null,
     sessionId: null,
     opens: 0,
@@ -227,6 +244,26 @@
     }
   }
 
+  /** The role of the last open connection: the timeline notes a change, not every reconnection. @type {Sharing | null} */
+  let lastSharing = null;
+  /**
+   * The tabs tile. The role is read from the client, never guessed: it can change only with a new
+   * connection (the holder tab went away, another took over), which always brings state and open
+   * events, and each of them renders.
+   */
+  function renderSharing() {
+    /** @type {Sharing | null} */
+    const sharing = client.state !== 'open' ? null : client.sharing ?? 'own';
+    if (sharing !== null && sharing !== lastSharing) timeline('tabs', `tabs: ${SHARING_TEXT[sharing]}`);
+    if (sharing !== null) lastSharing = sharing;
+    stats.sharing = sharing;
+    const tile = $('sharing');
+    tile.textContent = sharing ?? '—';
+    tile.dataset.sharing = sharing ?? '';
+    $('sharing-text').textContent = sharing ? SHARING_TEXT[sharing] : 'not connected';
+    document.body.dataset.sharing = sharing ?? '';
+  }
+
   function render() {
     stats.state = client.state;
     stats.lastEventId = client.lastEventId;
@@ -254,6 +291,7 @@
     body.conditions = stats.conditions.join(' ') || 'normal';
     body.lost = String(stats.lost);
     body.duplicated = String(stats.duplicated);
+    renderSharing();
     renderClock();
   }
 
@@ -353,6 +391,9 @@
       },
     );
   }
+
+  // The same page with the same options: on SSE or long polling, the new tab joins this one's group.
+  $('open-tab').addEventListener('click', () => window.open(location.href, '_blank'));
 
   $('send-form').addEventListener('submit', (event) => {
     event.preventDefault();

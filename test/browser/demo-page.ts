@@ -18,6 +18,8 @@ export interface DemoStats {
   cause: string | null;
   transport: string | null;
   transportReason: string | null;
+  /** Who holds the connection while open: this tab, another tab, or nobody else; `null` while not open. */
+  sharing: 'holder' | 'follower' | 'own' | null;
   lastEventId: string | null;
   sessionId: string | null;
   opens: number;
