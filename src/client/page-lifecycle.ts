@@ -30,17 +30,23 @@ export function watchPage(wake: () => void): () => void {
 }
 
 /**
- * Calls `freeze` when the page is about to be frozen (a background tab the browser suspends) and
- * `resume` when it runs again ([Page Lifecycle](https://wicg.github.io/page-lifecycle/)); returns the
- * function that stops listening. Outside a page, or where the events do not exist, it does nothing.
+ * Calls `freeze` when the page is about to be frozen (a background tab the browser suspends) or to
+ * go away (`pagehide`), and `resume` when it runs again (`resume`, or `pageshow` from the
+ * back/forward cache) ([Page Lifecycle](https://wicg.github.io/page-lifecycle/)); returns the
+ * function that stops listening. Outside a page it does nothing.
  */
 export function watchFreeze(freeze: () => void, resume: () => void): () => void {
-  const document = (globalThis as unknown as Partial<PageLike>).document;
-  if (!document) return () => {};
+  const page = globalThis as unknown as Partial<PageLike>;
+  const document = page.document;
+  if (!document || typeof page.addEventListener !== 'function') return () => {};
   document.addEventListener('freeze', freeze);
   document.addEventListener('resume', resume);
+  page.addEventListener('pagehide', freeze);
+  page.addEventListener('pageshow', resume);
   return () => {
     document.removeEventListener('freeze', freeze);
     document.removeEventListener('resume', resume);
+    page.removeEventListener?.('pagehide', freeze);
+    page.removeEventListener?.('pageshow', resume);
   };
 }

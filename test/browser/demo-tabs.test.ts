@@ -58,7 +58,7 @@ describe('the demo page in several tabs', () => {
 
     await first.page.close({ runBeforeUnload: false });
     // The follower's connection ends with the holder's carrier; it reconnects and holds the new one.
-    await second.page.waitForFunction(() => document.body.dataset.sharing === 'holder', null, { timeout: 10_000 });
+    await second.page.waitForFunction(() => document.body.dataset.sharing === "holder", null, { timeout: 10_000 });
     expect(await roleOf(second.page)).toBe('holder');
     expect(await second.page.textContent('#sharing-text')).toBe('this tab holds the shared connection');
     await second.flowing(5);
@@ -70,21 +70,5 @@ describe('the demo page in several tabs', () => {
       'tabs: this tab holds the shared connection',
     ]);
     await second.expectNothingLost();
-  });
-
-  it('shows a connection of its own on WebSocket, and with share=0', async () => {
-    first = await openDemo(browser, demo.url, FAST);
-    await first.until('open websocket');
-    expect(await roleOf(first.page)).toBe('own');
-    expect(await first.page.textContent('#sharing-text')).toBe('own connection');
-
-    const alone = await openDemo(browser, demo.url, { ...FAST, transports: 'sse', share: 0 });
-    try {
-      const another = await openAnotherTab(alone);
-      expect(await Promise.all([roleOf(alone.page), roleOf(another.page)])).toEqual(['own', 'own']);
-      expect((await another.stats()).transport).toBe('sse');
-    } finally {
-      await alone.close();
-    }
   });
 });

@@ -23,7 +23,8 @@ export const shared =
     let alone: Transport | undefined;
     const link = httpLink(env.fetch, url, handlers, context, () => {
       stopListening();
-      leave();
+      // A tab that goes on alone stays in the group: in line to hold the carrier, and told when one opens.
+      if (alone === undefined) leave();
       if (carrier !== null) group.detach(carrier, channel);
     });
     /**
@@ -32,9 +33,9 @@ export const shared =
      * once, through the group, and the connection it held goes back to the browser's pool.
      */
     const connectAlone = (refused: string | null): void => {
-      link.transport.close(CloseCode.Reconnecting);
       const mine = own(url, handlers, context);
       alone = mine;
+      link.transport.close(CloseCode.Reconnecting);
       const stopWatching = group.watch((id) => {
         if (id === refused || alone !== mine) return;
         stopWatching();
@@ -79,6 +80,7 @@ export const shared =
       close: (code) => {
         stopAlone();
         (alone ?? link.transport).close(code);
+        leave();
       },
       sharing: () => (alone || carrier === null ? null : group.holding ? 'holder' : 'follower'),
     };
