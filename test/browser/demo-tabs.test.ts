@@ -58,7 +58,7 @@ describe('the demo page in several tabs', () => {
 
     await first.page.close({ runBeforeUnload: false });
     // The follower's connection ends with the holder's carrier; it reconnects and holds the new one.
-    await second.page.waitForFunction(() => document.body.dataset.sharing === "holder", null, { timeout: 10_000 });
+    await second.page.waitForFunction(() => document.body.dataset.sharing === 'holder', null, { timeout: 10_000 });
     expect(await roleOf(second.page)).toBe('holder');
     expect(await second.page.textContent('#sharing-text')).toBe('this tab holds the shared connection');
     await second.flowing(5);
