@@ -76,6 +76,15 @@ export const ROWS = [
     resumes: true,
   },
   {
+    // Plain long polling on the same hand-written server: the raw baseline of unbroken's long polling.
+    id: 'poll',
+    label: { node: 'raw long polling', browser: 'raw long polling' },
+    server: 'sse',
+    spec: (url) => ({ kind: 'poll', url }),
+    http: true,
+    resumes: false,
+  },
+  {
     id: 'sio-ws',
     label: { node: 'socket.io websocket', browser: 'socket.io websocket' },
     server: 'socketio',
