@@ -28,18 +28,19 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { startNetworkConditions } from '../demo/network-conditions.mjs';
 import { chartSvg } from './lib/chart.mjs';
 import { checkJson, checksTable, targetFailures } from './lib/checks.mjs';
 import { pushRate, roundTrips, warmUpPush } from './lib/client-cases.mjs';
 import { writeDocs } from './lib/docs.mjs';
+import { runFallbackCases } from './lib/fallback-cases.mjs';
 import { machine, machineLine } from './lib/machine.mjs';
-import { CHROMIUM_PATH, launchBrowser, startNodeClient, startScaleClients, startServer } from './lib/processes.mjs';
+import { CHROMIUM_PATH, launchBrowser, startNodeClient, startServer } from './lib/processes.mjs';
 import { redisHeadings, redisTables, runRedisCases } from './lib/redis.mjs';
 import { REDIS_SERVER } from './lib/redis-server.mjs';
 import { createResults, fail, record } from './lib/results.mjs';
 import { roomsHeadings, roomsTables, runRoomsCases } from './lib/rooms.mjs';
-import { FALLBACKS, ROWS, SCALE_ROWS } from './lib/rows.mjs';
+import { runScaleCases } from './lib/scale-cases.mjs';
+import { ROWS } from './lib/rows.mjs';
 import { median, num, quantile } from './lib/stats.mjs';
 import { figuresTable, scaleTables, sizeTable } from './lib/tables.mjs';
 import { clientChecks, redisChecks, roomsChecks, scaleChecks, sizeChecks } from './lib/targets.mjs';
@@ -245,174 +246,6 @@ async function runClientCases(env, browser) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fallback
-
-/** Longest a fallback may take before it counts as not happening. */
-const FALLBACK_TIMEOUT_MS = 15_000;
-
-/**
- * Starts the proxy in front of `port` with `conditions` active. With a proxy that takes one condition
- * at a time, two proxies are chained.
- * @param {number} port
- * @param {readonly string[]} conditions
- */
-async function startProxy(port, conditions) {
-  /** @type {Awaited<ReturnType<typeof startNetworkConditions>>[]} */
-  const proxies = [];
-  /** @typedef {import('../demo/network-conditions.mjs').Condition} Condition */
-  const first = await startNetworkConditions({ target: { port } });
-  proxies.push(first);
-  if (conditions.length > 1 && typeof first.setConditions === 'function') {
-    first.setConditions(/** @type {Condition[]} */ ([...conditions]));
-  } else {
-    let front = first;
-    for (const [i, condition] of conditions.entries()) {
-      if (i > 0) {
-        front = await startNetworkConditions({ target: { port: front.port } });
-        proxies.push(front);
-      }
-      front.setCondition(/** @type {Condition} */ (condition));
-    }
-  }
-  const front = /** @type {(typeof proxies)[number]} */ (proxies[proxies.length - 1]);
-  return {
-    url: `http://127.0.0.1:${front.port}`,
-    close: () => Promise.all(proxies.map((proxy) => proxy.close())),
-  };
-}
-
-/**
- * @param {Env} env
- * @param {Browser | null} browser
- */
-async function runFallbackCases(env, browser) {
-  const results = (fallbacks[env] ??= {});
-  for (let run = 1; run <= RUNS; run++) {
-    for (const scenario of FALLBACKS) {
-      const result = (results[scenario.id] ??= { ms: [], baseline: [], transport: [] });
-      if (result.error && result.baselineError) continue;
-      for (const baseline of [false, true]) {
-        if (baseline ? result.baselineError : result.error) continue;
-        const server = await startServer('unbroken');
-        const proxy = await startProxy(server.port, baseline ? [] : scenario.conditions);
-        /** @type {ClientHost | null} */
-        let host = null;
-        const started = Date.now();
-        try {
-          host = env === 'node' ? await startNodeClient() : await /** @type {Browser} */ (browser).open(proxy.url);
-          /** @type {import('./lib/drivers.mjs').RowSpec} */
-          const spec = baseline ? { kind: 'unbroken', url: proxy.url, transports: [scenario.to] } : { kind: 'unbroken', url: proxy.url };
-          const opened = /** @type {{ ms: number, transport: string }} */ (await host.call('open', spec, FALLBACK_TIMEOUT_MS));
-          if (baseline) result.baseline.push(opened.ms);
-          else {
-            result.ms.push(opened.ms);
-            result.transport.push(opened.transport);
-          }
-          progress(`  ${env} run ${run}/${RUNS} fallback   ${scenario.id}${baseline ? ' (baseline)' : ''}: ${num(opened.ms)} ms over ${opened.transport} (${Date.now() - started} ms)`);
-        } catch (error) {
-          const message = error instanceof Error ? error.message.split('\n')[0] ?? '' : String(error);
-          if (baseline) result.baselineError = message;
-          else result.error = message;
-          progress(`  ${env} run ${run}/${RUNS} fallback   ${scenario.id}${baseline ? ' (baseline)' : ''}: FAILED ${message}`);
-        } finally {
-          await host?.stop().catch(() => undefined);
-          await proxy.close();
-          await server.stop();
-        }
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Server scale
-
-/**
- * @param {Record<string, Record<string, number[]>>} into
- * @param {string} row
- * @param {Record<string, number>} values
- */
-function recordScale(into, row, values) {
-  const byMetric = (into[row] ??= {});
-  for (const [metric, value] of Object.entries(values)) (byMetric[metric] ??= []).push(value);
-}
-
-/** Short pause, so a case starts from a quiet machine. */
-const settle = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function runScaleCases() {
-  for (let run = 1; run <= RUNS; run++) {
-    for (const row of SCALE_ROWS) {
-      if (scale.errors[`idle ${row.id}`]) continue;
-      const server = await startServer(row.server, { gc: true, ...(row.transport ? { transport: row.transport } : {}) });
-      /** @type {Awaited<ReturnType<typeof startScaleClients>> | null} */
-      let clients = null;
-      try {
-        const before = await server.memory();
-        clients = await startScaleClients({ protocol: row.protocol, url: server.url, n: IDLE_N, concurrency: 100 });
-        if (clients.failed > 0) throw new Error(`${clients.failed} of ${IDLE_N} connections failed: ${clients.firstError}`);
-        await settle(500);
-        const after = await server.memory();
-        recordScale(scale.idle, row.id, {
-          opened: clients.opened,
-          connectAllMs: clients.ms,
-          rssPerConnection: (after.rss - before.rss) / clients.opened,
-          heapPerConnection: (after.heapUsed + after.external - before.heapUsed - before.external) / clients.opened,
-        });
-        progress(
-          `  scale run ${run}/${RUNS} idle       ${row.label.padEnd(22)} ${clients.opened} open in ${num(clients.ms, 0)} ms, ` +
-            `RSS ${num((after.rss - before.rss) / clients.opened / 1024, 1)} KiB/conn`,
-        );
-      } catch (error) {
-        scale.errors[`idle ${row.id}`] = error instanceof Error ? error.message : String(error);
-        progress(`  scale run ${run}/${RUNS} idle       ${row.label.padEnd(22)} FAILED: ${scale.errors[`idle ${row.id}`]}`);
-      } finally {
-        await clients?.stop();
-        await server.stop();
-      }
-      await settle(200);
-    }
-    for (const row of SCALE_ROWS.filter((r) => r.fanout)) {
-      if (scale.errors[`fanout ${row.id}`]) continue;
-      const server = await startServer(row.server, row.transport ? { transport: row.transport } : {});
-      /** @type {Awaited<ReturnType<typeof startScaleClients>> | null} */
-      let clients = null;
-      try {
-        clients = await startScaleClients({ protocol: row.protocol, url: server.url, n: FANOUT_CLIENTS, concurrency: 100 });
-        if (clients.failed > 0) throw new Error(`${clients.failed} of ${FANOUT_CLIENTS} connections failed: ${clients.firstError}`);
-        await settle(200);
-        await clients.reset();
-        const sent = await server.fanout(FANOUT_RATE, FANOUT_S);
-        await settle(500); // stragglers
-        const latency = await clients.latency();
-        recordScale(scale.fanout, row.id, {
-          p50: latency.p50,
-          p99: latency.p99,
-          max: latency.max,
-          delivered: latency.received / (sent.sent * clients.opened),
-          serverCpu: sent.cpuPercent,
-          clientCpu: latency.cpuPercent,
-        });
-        progress(
-          `  scale run ${run}/${RUNS} fan-out    ${row.label.padEnd(22)} p50 ${num(latency.p50)} ms p99 ${num(latency.p99)} ms, ` +
-            `${latency.received}/${sent.sent * clients.opened} delivered, server CPU ${num(sent.cpuPercent, 0)} %`,
-        );
-      } catch (error) {
-        scale.errors[`fanout ${row.id}`] = error instanceof Error ? error.message : String(error);
-        progress(`  scale run ${run}/${RUNS} fan-out    ${row.label.padEnd(22)} FAILED: ${scale.errors[`fanout ${row.id}`]}`);
-      } finally {
-        await clients?.stop();
-        await server.stop();
-      }
-      await settle(200);
-    }
-  }
-}
-
-
-
-
-// ---------------------------------------------------------------------------------------------
 // Main
 
 async function main() {
@@ -447,7 +280,7 @@ async function main() {
   }
   if (SECTIONS.has('fallback')) {
     progress('Node: fallback cases');
-    await runFallbackCases('node', null);
+    await runFallbackCases(results, 'node', null, { runs: RUNS, progress });
   }
   if (SECTIONS.has('browser') || (SECTIONS.has('fallback') && !host.chromium.startsWith('not'))) {
     /** @type {Browser | null} */
@@ -465,7 +298,7 @@ async function main() {
         }
         if (SECTIONS.has('fallback')) {
           progress('Chromium: fallback cases');
-          await runFallbackCases('browser', browser);
+          await runFallbackCases(results, 'browser', browser, { runs: RUNS, progress });
         }
       } finally {
         await browser.close();
@@ -474,7 +307,7 @@ async function main() {
   }
   if (SECTIONS.has('scale')) {
     progress('Server scale');
-    await runScaleCases();
+    await runScaleCases(results, { runs: RUNS, idleConnections: IDLE_N, fanoutSeconds: FANOUT_S, progress });
   }
   if (SECTIONS.has('rooms')) {
     progress('Rooms');
