@@ -1,4 +1,5 @@
-// Build of unbroken (`npm run build` = `rollup -c`):
+// Build of unbroken (`npm run build` = scripts/build.mjs, which runs `rollup -c` into a temporary folder
+// named by UNBROKEN_BUILD_DIR and swaps it into dist/; `rollup -c` alone writes to dist/ directly):
 //   dist/unbroken-realtime.mjs          browser client, ESM, readable, with sourcemap
 //   dist/unbroken-realtime.iife.min.js  browser client, minified IIFE exposing the global `Unbroken`
 //   dist/unbroken-realtime.d.ts         bundled declarations of the client
@@ -11,7 +12,6 @@
 // and a `ws` type in the server's public declarations.
 // Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
 // that only named the files would point debuggers at files that are not there.
-import { rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import nodeResolve from '@rollup/plugin-node-resolve';
@@ -24,9 +24,10 @@ const serverDir = fileURLToPath(new URL('./src/server/', import.meta.url));
 const serverEntry = fileURLToPath(new URL('./src/server/index.ts', import.meta.url));
 const redisDir = fileURLToPath(new URL('./src/server/redis/', import.meta.url));
 
-// Start from an empty dist/ so a renamed or removed output never lingers (not in watch mode, where
-// the config is loaded once and every rebuild overwrites the outputs anyway).
-if (!process.env.ROLLUP_WATCH) rmSync(new URL('./dist/', import.meta.url), { recursive: true, force: true });
+// Where the outputs go: scripts/build.mjs names a fresh temporary folder, so that dist/ is never
+// emptied nor half-written while something reads it, and files of an older build that this one no
+// longer makes are removed when it swaps the folder in.
+const out = process.env.UNBROKEN_BUILD_DIR || 'dist';
 
 const nodeBuiltins = new Set(builtinModules);
 const isNodeBuiltin = (id) => id.startsWith('node:') || nodeBuiltins.has(id) || nodeBuiltins.has(id.split('/')[0]);
@@ -127,13 +128,13 @@ export default [
     onwarn,
     output: [
       {
-        file: 'dist/unbroken-realtime.mjs',
+        file: `${out}/unbroken-realtime.mjs`,
         format: 'es',
         sourcemap: true,
         generatedCode: 'es2015',
       },
       {
-        file: 'dist/unbroken-realtime.iife.min.js',
+        file: `${out}/unbroken-realtime.iife.min.js`,
         format: 'iife',
         name: 'Unbroken',
         esModule: false,
@@ -162,7 +163,7 @@ export default [
     external: (id) => isBare(id),
     plugins: [nodeResolve({ preferBuiltins: true }), ts('./tsconfig.server.json')],
     onwarn,
-    output: { file: 'dist/server.mjs', format: 'es', sourcemap: true, generatedCode: 'es2015' },
+    output: { file: `${out}/server.mjs`, format: 'es', sourcemap: true, generatedCode: 'es2015' },
   },
   // The Redis store: `ioredis` (an optional peer dependency) and the server's bundle stay imports.
   {
@@ -170,24 +171,24 @@ export default [
     external: (id) => isBare(id),
     plugins: [serverFromItsBundle('./server.mjs'), nodeResolve({ preferBuiltins: true }), ts('./tsconfig.server.json')],
     onwarn,
-    output: { file: 'dist/redis.mjs', format: 'es', sourcemap: true, generatedCode: 'es2015' },
+    output: { file: `${out}/redis.mjs`, format: 'es', sourcemap: true, generatedCode: 'es2015' },
   },
   // Bundled declarations.
   {
     input: 'src/client/index.ts',
     plugins: [clientGuard(), dts({ tsconfig: './tsconfig.client.json' })],
-    output: { file: 'dist/unbroken-realtime.d.ts', format: 'es' },
+    output: { file: `${out}/unbroken-realtime.d.ts`, format: 'es' },
   },
   {
     input: 'src/server/index.ts',
     external: (id) => isBare(id),
     plugins: [noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
-    output: { file: 'dist/server.d.ts', format: 'es' },
+    output: { file: `${out}/server.d.ts`, format: 'es' },
   },
   {
     input: 'src/server/redis/index.ts',
     external: (id) => isBare(id),
     plugins: [serverFromItsBundle('./server.js'), noWsTypes(), dts({ tsconfig: './tsconfig.server.json' })],
-    output: { file: 'dist/redis.d.ts', format: 'es' },
+    output: { file: `${out}/redis.d.ts`, format: 'es' },
   },
 ];

@@ -80,6 +80,7 @@ export function formatReport(report) {
 /** Minimal applications (connect, listen, send), each bundled on its own with {@link MINIFY_SETTING}. */
 export const MINIMAL_ENTRIES = [
   { library: 'unbroken', entry: 'bench/size/unbroken-minimal.mjs' },
+  { library: 'unbroken, WebSocket only', entry: 'bench/size/unbroken-websocket-only.mjs' },
   { library: 'socket.io-client', entry: 'bench/size/socket.io-minimal.mjs' },
 ];
 

@@ -53,7 +53,7 @@ import { echoMessage } from './workload.mjs';
  * - `sse`: a raw EventSource downstream, one `fetch` POST per upstream message;
  * - `socketio`: socket.io-client with one transport.
  * @typedef {{ kind: 'unbroken', url: string, transports?: string[] }
- *   | { kind: 'ws' | 'ws-batch', url: string } | { kind: 'sse', url: string }
+ *   | { kind: 'ws' | 'ws-batch', url: string } | { kind: 'sse' | 'poll', url: string }
  *   | { kind: 'socketio', url: string, transport: 'websocket' | 'polling' }} RowSpec
  */
 /**
@@ -135,6 +135,45 @@ export function createBench(env) {
               .catch(() => undefined),
           close: () => source.close(),
           transport: () => 'sse',
+        };
+      }
+      case 'poll': {
+        // Plain long polling as one would write it by hand: one GET at a time from the last id
+        // received, one POST per upstream message.
+        const id = Math.random().toString(36).slice(2);
+        let after = 0;
+        let closed = false;
+        const controller = new AbortController();
+        const poll = async () => {
+          while (!closed) {
+            try {
+              const response = await env.fetch(`${row.url}/raw/poll?c=${id}&after=${after}`, { signal: controller.signal });
+              const entries = /** @type {{ id: number, data: unknown }[]} */ (await response.json());
+              for (const entry of entries) {
+                after = entry.id;
+                deliver(entry.data);
+              }
+            } catch (error) {
+              if (!closed) fail(`the poll failed: ${error instanceof Error ? error.message : String(error)}`);
+              return;
+            }
+          }
+        };
+        void poll();
+        return {
+          send: (value) =>
+            void env.fetch(`${row.url}/raw/cmd?c=${id}`, {
+              method: 'POST',
+              headers: { 'content-type': 'text/plain' },
+              body: JSON.stringify(value),
+            })
+              .then((response) => response.arrayBuffer())
+              .catch(() => undefined),
+          close: () => {
+            closed = true;
+            controller.abort();
+          },
+          transport: () => 'long-polling',
         };
       }
       case 'socketio': {

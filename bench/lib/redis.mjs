@@ -501,7 +501,7 @@ export function redisHeadings(results) {
  * - the fan-out's p99 over several processes on one Redis within 2× one process's on Redis: a message
  *   reaching the other processes through Redis must not add more than the store itself does.
  * @param {RedisResults} results
- * @returns {{ figure: string, value: number, unit: string, baselineLabel: string, baseline: number, minRatio?: number, maxRatio?: number, note?: string }[]}
+ * @returns {{ figure: string, value: number, unit: string, baselineLabel: string, baseline: number, values?: number[], baselines?: number[], minRatio?: number, maxRatio?: number, note?: string }[]}
  */
 export function redisFigures(results) {
   const w = results.workload;
@@ -523,6 +523,8 @@ export function redisFigures(results) {
     {
       figure: 'push throughput, one process, RedisStore',
       value: rate('redis'),
+      values: results.push.redis.map((run) => run.rate),
+      baselines: results.push.memory.map((run) => run.rate),
       unit: 'msg/s',
       baselineLabel: 'MemoryStore',
       baseline: rate('memory'),
@@ -532,6 +534,8 @@ export function redisFigures(results) {
     ...(/** @type {const} */ (['p50', 'p99'])).map((q) => ({
       figure: `round trip ${q}, one process, RedisStore`,
       value: rtt('redis', q),
+      values: results.rtt.redis.map((run) => run[q]),
+      baselines: results.rtt.memory.map((run) => run[q]),
       unit: 'ms',
       baselineLabel: 'MemoryStore',
       baseline: rtt('memory', q),
@@ -540,6 +544,8 @@ export function redisFigures(results) {
     ...(/** @type {const} */ (['p50', 'p99'])).map((q) => ({
       figure: `fan-out ${w.fanoutRate} msg/s to ${num(w.fanoutClients, 0)}: delivery ${q}, one process, RedisStore`,
       value: fan('redis-1', q),
+      values: results.fanout['redis-1'].map((run) => run[q]),
+      baselines: results.fanout['memory-1'].map((run) => run[q]),
       unit: 'ms',
       baselineLabel: 'MemoryStore',
       baseline: fan('memory-1', q),
@@ -549,6 +555,8 @@ export function redisFigures(results) {
     ...(/** @type {const} */ (['p50', 'p99'])).map((q) => ({
       figure: `fan-out ${w.fanoutRate} msg/s to ${num(w.fanoutClients, 0)}: delivery ${q}, ${w.processes} processes on one Redis`,
       value: fan('redis-n', q),
+      values: results.fanout['redis-n'].map((run) => run[q]),
+      baselines: results.fanout['redis-1'].map((run) => run[q]),
       unit: 'ms',
       baselineLabel: 'one process',
       baseline: fan('redis-1', q),
@@ -559,6 +567,7 @@ export function redisFigures(results) {
     ...ADDRESSES.map((address) => ({
       figure: `Redis memory per retained message to ${ADDRESS_LABEL[address]}`,
       value: med(results.memory[address], (run) => run.usedPerMessage),
+      values: results.memory[address].map((run) => run.usedPerMessage),
       unit: 'B',
       baselineLabel: 'its JSON',
       baseline: med(results.memory[address], (run) => run.jsonBytes),

@@ -297,7 +297,7 @@ export function roomsHeadings(results) {
  * - a stream's read cost per returned message stays within 1.5× when the store holds ~8× more
  *   messages for others: it must not follow the retained total.
  * @param {RoomsResults} results
- * @returns {{ figure: string, value: number, unit: string, baselineLabel: string, baseline: number, maxRatio?: number, note?: string }[]}
+ * @returns {{ figure: string, value: number, unit: string, baselineLabel: string, baseline: number, values?: number[], baselines?: number[], maxRatio?: number, note?: string }[]}
  */
 export function roomsFigures(results) {
   const w = results.workload;
@@ -308,6 +308,8 @@ export function roomsFigures(results) {
     {
       figure: `server CPU per delivered message, ${room}`,
       value: deliveryFigure(results, 'room', 'cpuUsPerDelivered'),
+      values: results.delivery.room.map((run) => run.cpuUsPerDelivered),
+      baselines: results.delivery.broadcast.map((run) => run.cpuUsPerDelivered),
       unit: 'µs',
       baselineLabel: broadcast,
       baseline: deliveryFigure(results, 'broadcast', 'cpuUsPerDelivered'),
@@ -317,6 +319,8 @@ export function roomsFigures(results) {
     {
       figure: `wall time per delivered message, ${room}`,
       value: deliveryFigure(results, 'room', 'wallUsPerDelivered'),
+      values: results.delivery.room.map((run) => run.wallUsPerDelivered),
+      baselines: results.delivery.broadcast.map((run) => run.wallUsPerDelivered),
       unit: 'µs',
       baselineLabel: broadcast,
       baseline: deliveryFigure(results, 'broadcast', 'wallUsPerDelivered'),
@@ -332,6 +336,8 @@ export function roomsFigures(results) {
     figures.push({
       figure: `store read per returned message, room member, ${retained(first)} retained`,
       value: nsPerMessage(first, 'member'),
+      values: first.map((run) => run.member.usPerMessage * 1000),
+      baselines: first.map((run) => run.loner.usPerMessage * 1000),
       unit: 'ns',
       baselineLabel: 'session in no room',
       baseline: nsPerMessage(first, 'loner'),
@@ -343,6 +349,8 @@ export function roomsFigures(results) {
       figures.push({
         figure: `store read per returned message, ${name === 'member' ? 'room member' : 'session in no room'}, ${retained(last)} retained`,
         value: nsPerMessage(last, name),
+        values: last.map((run) => run[name].usPerMessage * 1000),
+        baselines: first.map((run) => run[name].usPerMessage * 1000),
         unit: 'ns',
         baselineLabel: `${retained(first)} retained`,
         baseline: nsPerMessage(first, name),

@@ -5,7 +5,8 @@
  *   node bench/lib/server.mjs <kind> [socket.io transport]
  *
  * kind: `unbroken` (the reference server, dist/server.mjs), `ws` (a raw `ws` server: one JSON message
- * per frame at `/raw/ws`, every message of a tick in one frame at `/raw/batch`), `sse` (a plain hand-written SSE server with one POST per upstream message) or
+ * per frame at `/raw/ws`, every message of a tick in one frame at `/raw/batch`), `sse` (a plain hand-written SSE server with one POST per upstream message, which also answers plain
+ * long polls at `/raw/poll` from the same per-client log) or
  * `socketio` (socket.io with one transport: `websocket` or `polling`). It listens on 127.0.0.1 at a
  * free port and prints `{"port":…}` as its first line of stdout. Every kind also serves the benchmark
  * page and the client bundles, so a page talks to its server on the same origin.
@@ -236,14 +237,16 @@ if (kind === 'unbroken') {
 } else if (kind === 'sse') {
   /**
    * A plain SSE server, as one would write it by hand: one event per message with an id, `retry:` on
-   * connect, replay after `Last-Event-ID` from a per-client log.
-   * @type {Map<string, { response: http.ServerResponse | null, log: { id: number, text: string }[], next: number }>}
+   * connect, replay after `Last-Event-ID` from a per-client log. The same log answers plain long polls
+   * (`GET /raw/poll?c=…&after=<id>`): every entry after `after` at once as a JSON array, or, when there
+   * is none, the first one sent while the poll waits.
+   * @type {Map<string, { response: http.ServerResponse | null, poll: http.ServerResponse | null, log: { id: number, text: string }[], next: number }>}
    */
   const clients = new Map();
   /** @param {string} c */
   const client = (c) => {
     let state = clients.get(c);
-    if (!state) clients.set(c, (state = { response: null, log: [], next: 1 }));
+    if (!state) clients.set(c, (state = { response: null, poll: null, log: [], next: 1 }));
     return state;
   };
   /** @param {string} c @param {unknown} value */
@@ -252,6 +255,15 @@ if (kind === 'unbroken') {
     const entry = { id: state.next++, text: JSON.stringify(value) };
     state.log.push(entry);
     state.response?.write(`id: ${entry.id}\ndata: ${entry.text}\n\n`);
+    if (state.poll) {
+      answerPoll(state.poll, [entry]);
+      state.poll = null;
+    }
+  };
+  /** @param {http.ServerResponse} response @param {{ id: number, text: string }[]} entries */
+  const answerPoll = (response, entries) => {
+    response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
+    response.end(`[${entries.map((entry) => `{"id":${entry.id},"data":${entry.text}}`).join(',')}]`);
   };
   httpServer.removeAllListeners('request');
   httpServer.on('request', (request, response) => {
@@ -270,6 +282,18 @@ if (kind === 'unbroken') {
         for (const entry of state.log) if (entry.id > last) response.write(`id: ${entry.id}\ndata: ${entry.text}\n\n`);
       } else {
         send(c, { welcome: true });
+      }
+    } else if (url.pathname === '/raw/poll' && request.method === 'GET') {
+      const state = client(c);
+      const after = Number(url.searchParams.get('after') ?? 0);
+      if (after === 0 && state.log.length === 0) send(c, { welcome: true });
+      const waiting = state.log.filter((entry) => entry.id > after);
+      if (waiting.length > 0) answerPoll(response, waiting);
+      else {
+        state.poll = response;
+        response.once('close', () => {
+          if (state.poll === response) state.poll = null;
+        });
       }
     } else if (url.pathname === '/raw/cmd' && request.method === 'POST') {
       /** @type {Buffer[]} */

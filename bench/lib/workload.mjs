@@ -13,6 +13,11 @@ export const PUSH_MESSAGES = 20_000;
  */
 export const PUSH_WARMUPS = 3;
 export const PUSH_WARMUP_MS = 2_000;
+/**
+ * Pushes of {@link PUSH_MESSAGES} in a row on one connection to a fresh server process, none of them
+ * a warm-up: the first is the cold figure, the last the warm one.
+ */
+export const COLD_PUSHES = 6;
 /** Sequential send → echo round trips in the latency case, after {@link RTT_WARMUP} unmeasured ones. */
 export const RTT_ROUND_TRIPS = 2_000;
 export const RTT_WARMUP = 50;
@@ -86,7 +91,7 @@ export const REDIS = {
 
 /** What `--quick` runs instead. */
 export const QUICK = {
-  runs: 1,
+  runs: 2,
   idleConnections: 1_000,
   fanoutSeconds: 2,
   roomSessions: 1_000,
