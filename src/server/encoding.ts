@@ -34,12 +34,35 @@ export function itemBytes(item: QueuedItem): number {
 }
 
 /**
- * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
- * each with its byte count, also counted once.
+ * The encodings of one stored message, each made when a connection first needs it and then shared by
+ * every connection (broadcast fan-out), with its byte count, also counted once.
  */
-interface Encodings {
-  text?: QueuedItem & { readonly kind: 'text' };
-  binary?: QueuedItem & { readonly kind: 'binary' };
+export class MessageEncodings {
+  readonly message: StoredMessage;
+  #text: (QueuedItem & { readonly kind: 'text' }) | undefined;
+  #binary: (QueuedItem & { readonly kind: 'binary' }) | undefined;
+
+  /** `dataText`: the JSON text of the message's data when it was serialised already (at the send). */
+  constructor(message: StoredMessage, dataText?: string) {
+    this.message = message;
+    if (dataText !== undefined) this.#text = textItem(message, dataText);
+  }
+
+  /**
+   * The message as a connection queues it: a binary frame for bytes on a connection that takes them,
+   * else a text frame. Throws when the data cannot be encoded (changed by the application after it
+   * was sent).
+   */
+  item(binaryFrames: boolean): QueuedItem {
+    const { data } = this.message;
+    if (data instanceof Uint8Array) {
+      if (binaryFrames) {
+        return (this.#binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(this.message), data), id: this.message.id });
+      }
+      return (this.#text ??= textItem(this.message, bytesToBase64(data), true));
+    }
+    return (this.#text ??= textItem(this.message, JSON.stringify(data)));
+  }
 }
 
 /**
@@ -76,28 +99,19 @@ function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: stri
   return message.event === undefined ? { t: 'msg', id: message.id } : { t: 'msg', id: message.id, e: message.event };
 }
 
-/** The encodings of the stored messages still referenced, by message. */
+/**
+ * The encodings of stored messages read back from the store (replays), by message, while the message
+ * is referenced: the clients that resume together share them. Live delivery needs no entry here: it
+ * encodes each message once as it is dispatched (see `SessionHub`).
+ */
 export class EncodingCache {
-  readonly #encodings = new WeakMap<StoredMessage, Encodings>();
+  readonly #encodings = new WeakMap<StoredMessage, MessageEncodings>();
 
-  /** Encodes a stored message for a connection, once per message and kind. */
-  encode(message: StoredMessage, binaryFrames: boolean): QueuedItem {
+  /** The encodings of a stored message, made once per message. */
+  of(message: StoredMessage): MessageEncodings {
     let encodings = this.#encodings.get(message);
-    if (!encodings) this.#encodings.set(message, (encodings = {}));
-    const { data } = message;
-    if (data instanceof Uint8Array) {
-      if (binaryFrames) {
-        encodings.binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(message), data), id: message.id };
-        return encodings.binary;
-      }
-      return (encodings.text ??= textItem(message, bytesToBase64(data), true));
-    }
-    return (encodings.text ??= textItem(message, JSON.stringify(data)));
-  }
-
-  /** Sets the text encoding of `message` from the JSON text of its data, serialised already. */
-  reuse(message: StoredMessage, dataText: string): void {
-    this.#encodings.set(message, { text: textItem(message, dataText) });
+    if (!encodings) this.#encodings.set(message, (encodings = new MessageEncodings(message)));
+    return encodings;
   }
 }
 
