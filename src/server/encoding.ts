@@ -22,10 +22,15 @@ export type QueuedItem =
   | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
 
-/** A text item; `id` when it is a message frame. */
-export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
+/** A text item of a control frame. */
+export function textQueueItem(text: string): QueuedItem & { readonly kind: 'text' } {
+  // Every text item has the same fields, `id` included, so the code that reads them sees one shape.
+  return { kind: 'text', text, bytes: utf8Length(text), id: undefined };
+}
+
+/** The UTF-8 bytes of `text` past one per UTF-16 unit. */
+function extraUtf8(text: string): number {
+  return utf8Length(text) - text.length;
 }
 
 /** The bytes an item takes on the wire. */
@@ -92,7 +97,13 @@ export function encodeData(data: Payload): string | undefined {
 
 /** A message frame queued as text, built around data that is already JSON or base64 text (§4.3). */
 function textItem(message: StoredMessage, dataText: string, binary = false): QueuedItem & { readonly kind: 'text' } {
-  return textQueueItem(messageFrameText(message, dataText, binary), message.id);
+  const text = messageFrameText(message, dataText, binary);
+  // Counted over the parts, not the frame: the frame is a string joined from them, which a count
+  // would first copy into one. JSON escapes only into ASCII, so the parts' bytes past their length
+  // are the frame's (an id or event name with a lone surrogate is counted a little high: harmless).
+  const { id, event } = message;
+  const bytes = text.length + extraUtf8(dataText) + extraUtf8(id) + (event === undefined ? 0 : extraUtf8(event));
+  return { kind: 'text', text, bytes, id };
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {

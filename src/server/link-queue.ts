@@ -3,7 +3,6 @@
  * (docs/PROTOCOL.md §4.1): consecutive text items join into one batch up to {@link MAX_BATCH_CHARS};
  * a binary message frame goes alone.
  */
-import { joinEncoded } from '../protocol/index.js';
 import { itemBytes, type QueuedItem } from './encoding.js';
 
 /** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
@@ -66,7 +65,11 @@ export class LinkQueue {
       if (next.id !== undefined) lastMessageId = next.id;
     }
     this.#advance(index - this.#head, bytes);
-    return { kind: 'batch', text: joinEncoded(parts), lastMessageId };
+    // The brackets join the first and last frames rather than the joined text: `[` + text + `]` would
+    // be a string of three pieces that every later reader (the byte count, the socket) copies into one.
+    parts[0] = `[${parts[0]!}`;
+    parts[parts.length - 1] += ']';
+    return { kind: 'batch', text: parts.join(','), lastMessageId };
   }
 
   #advance(count: number, bytes: number): void {

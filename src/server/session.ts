@@ -10,6 +10,7 @@ import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { Sendable } from './sendable.js';
+import type { Address } from './store.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
 export function countMessages(frames: readonly UpstreamFrame[]): number {
@@ -143,6 +144,8 @@ export class ServerSession implements Session {
   /** The client address that created the session; its count of sessions includes this one (§12.1). */
   readonly address: string;
   #ended = false;
+  /** Where `send()` addresses its messages: made at the first send, then one object for all of them. */
+  #address: Address | undefined;
   readonly #hub: SessionHub;
   /** Inbound message budget (§12.1), made on the first message. */
   #inbound: TokenBucket | null = null;
@@ -225,7 +228,8 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
-    return this.#hub.append({ kind: 'session', session: this.id }, data, options);
+    this.#address ??= { kind: 'session', session: this.id };
+    return this.#hub.append(this.#address, data, options);
   }
 
   join(room: string): Promise<void> {
