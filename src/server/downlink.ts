@@ -58,8 +58,8 @@ export class Downlink implements ConnectionHandle {
   #probedAt: number;
   #roomWaiter: (() => void) | null = null;
   #gone = false;
-  /** Answers that came while parked (see `reply`). */
-  #parkedReplies: ServerFrame[] = [];
+  /** Answers that came while parked (see `reply`); made when the first comes. */
+  #parkedReplies: ServerFrame[] | null = null;
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
@@ -231,8 +231,9 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'parked') {
       // A parked link dropped its queue, but an answer cannot be read again from the store: it waits
       // for the unpark (a few at most: one per ping of the client's, which pings one at a time).
-      this.#parkedReplies.push(frame);
-      if (this.#parkedReplies.length > MAX_PARKED_REPLIES) this.#parkedReplies.shift();
+      const replies = (this.#parkedReplies ??= []);
+      replies.push(frame);
+      if (replies.length > MAX_PARKED_REPLIES) replies.shift();
       return;
     }
     this.#enqueueFrame(frame);
@@ -368,8 +369,8 @@ export class Downlink implements ConnectionHandle {
     // batch, so the held poll is not answered before the replay had a chance to fill it.
     const frames: ServerFrame[] = this.session.processed > 0 ? [{ t: 'ack', s: this.session.processed }] : [];
     if (this.session.processed > 0) this.#acked = this.session.processed;
-    frames.push(...this.#parkedReplies);
-    this.#parkedReplies = [];
+    if (this.#parkedReplies) frames.push(...this.#parkedReplies);
+    this.#parkedReplies = null;
     for (const frame of frames) this.#queue.push(textQueueItem(JSON.stringify(frame)));
     this.#hub.replay(this, this.#cursor!);
   }
@@ -377,12 +378,14 @@ export class Downlink implements ConnectionHandle {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // A microtask, never a timer: a batch holds what one tick produced, and nothing waits (§4.1).
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.flush();
-      this.#wakeIfRoom();
-    });
+    this.#hub.scheduleFlush(this);
+  }
+
+  /** @internal The flush scheduled for this link runs (see `Links.scheduleFlush`). */
+  flushScheduled(): void {
+    this.#flushScheduled = false;
+    this.flush();
+    this.#wakeIfRoom();
   }
 
   /** §12: closes with BACKPRESSURE when the link holds more than the bound. Returns true if it closed. */

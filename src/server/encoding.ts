@@ -18,14 +18,18 @@ import type { StoredMessage } from './store.js';
 
 /** A message or control frame waiting in a connection's queue, encoded for that connection. */
 export type QueuedItem =
-  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
-  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
+  /**
+   * `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). `alone`:
+   * the item as a batch of its own (`[text]`), made by the first connection that writes it so and
+   * shared by the others — a broadcast sent one per tick reaches every connection that way.
+   */
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
 
 /** A text item of a control frame. */
 export function textQueueItem(text: string): QueuedItem & { readonly kind: 'text' } {
   // Every text item has the same fields, `id` included, so the code that reads them sees one shape.
-  return { kind: 'text', text, bytes: utf8Length(text), id: undefined };
+  return { kind: 'text', text, bytes: utf8Length(text), id: undefined, alone: undefined };
 }
 
 /** The UTF-8 bytes of `text` past one per UTF-16 unit. */
@@ -103,7 +107,7 @@ function textItem(message: StoredMessage, dataText: string, binary = false): Que
   // are the frame's (an id or event name with a lone surrogate is counted a little high: harmless).
   const { id, event } = message;
   const bytes = text.length + extraUtf8(dataText) + extraUtf8(id) + (event === undefined ? 0 : extraUtf8(event));
-  return { kind: 'text', text, bytes, id };
+  return { kind: 'text', text, bytes, id, alone: undefined };
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {

@@ -343,6 +343,11 @@ export class SessionHub {
     else console.error(error);
   }
 
+  /** @internal `link` has writes queued: they go out in a microtask. */
+  scheduleFlush(link: Downlink): void {
+    this.#links.scheduleFlush(link);
+  }
+
   /** @internal the adapter reported a link gone. */
   linkGone(link: Downlink): void {
     this.#links.gone(link);

@@ -64,7 +64,13 @@ export class LinkQueue {
       bytes += next.bytes;
       if (next.id !== undefined) lastMessageId = next.id;
     }
-    this.#advance(index - this.#head, bytes);
+    const count = index - this.#head;
+    this.#advance(count, bytes);
+    if (count === 1) {
+      // Joined from pieces, so that the text is one flat string (see below).
+      first.alone ??= ['[', first.text, ']'].join('');
+      return { kind: 'batch', text: first.alone, lastMessageId };
+    }
     // The brackets join the first and last frames rather than the joined text: `[` + text + `]` would
     // be a string of three pieces that every later reader (the byte count, the socket) copies into one.
     parts[0] = `[${parts[0]!}`;

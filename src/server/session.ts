@@ -135,7 +135,8 @@ export class ServerSession implements Session {
   /** The session key (§3.4): at least 128 random bits, sent in every `hello` and nowhere else. */
   readonly key: string;
   #user: Identity | null;
-  readonly #expiry: IdentityExpiry<Downlink>;
+  /** Only for an identity with `expiresAt`: most sessions never expire, and an idle one stays small. */
+  #expiry: IdentityExpiry<Downlink> | null = null;
   /** Highest client sequence number processed (§8). */
   processed = 0;
   link: Downlink | null = null;
@@ -166,15 +167,19 @@ export class ServerSession implements Session {
     this.address = address;
     this.detachedAt = this.lastUsed = hub.options.now();
     this.#user = user;
-    this.#expiry = new IdentityExpiry<Downlink>(
+    if (user?.expiresAt !== undefined) this.#expiryOf().set(user.expiresAt);
+  }
+
+  #expiryOf(): IdentityExpiry<Downlink> {
+    this.#expiry ??= new IdentityExpiry<Downlink>(
       {
         link: () => this.link,
         ask: (link, ms) => link.reply({ t: 'auth', ms }),
         expire: (link) => link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the identity expired; authenticate again' }),
       },
-      hub.options.now,
+      this.#hub.options.now,
     );
-    this.#expiry.set(user?.expiresAt);
+    return this.#expiry;
   }
 
   get user(): Identity | null {
@@ -183,24 +188,24 @@ export class ServerSession implements Session {
 
   /** True while the identity is past its `expiresAt` with no fresh one adopted (§3.5). */
   get expired(): boolean {
-    return this.#expiry.expired();
+    return this.#expiry?.expired() ?? false;
   }
 
   /** Takes a fresh identity of the same user: new expiry, `user` updated (§3.5). */
   adopt(user: Identity): void {
     if (this.#ended) return;
     this.#user = user;
-    this.#expiry.adopt(user.expiresAt);
+    if (this.#expiry || user.expiresAt !== undefined) this.#expiryOf().adopt(user.expiresAt);
   }
 
   /** This process no longer serves the session (another does): its timers stop; it is not ended. */
   released(): void {
-    this.#expiry.stop();
+    this.#expiry?.stop();
   }
 
   /** A connection attached: it gets the `auth` request now if one is due (§3.5). */
   attached(): void {
-    this.#expiry.check();
+    this.#expiry?.check();
   }
 
   /** Spends `messages` of the inbound budget; returns the ms the sender should wait (§12.1). */
@@ -248,7 +253,7 @@ export class ServerSession implements Session {
   end(reason: SessionEndReason): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#expiry.stop();
+    this.#expiry?.stop();
     this.link?.close({ kind: 'end' });
     this.#hub.sessionEnded(this, reason);
     this.#hub.emit('close', this, reason);

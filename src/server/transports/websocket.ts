@@ -21,6 +21,9 @@ import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, t
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
 
+/** A listener that does nothing. */
+function ignore(): void {}
+
 /** `ws`'s send options for a binary frame, made once. */
 const BINARY = { binary: true } as const;
 
@@ -250,8 +253,9 @@ export class WebSocketTransport {
   }
 
   #accept(ws: WebSocket, request: http.IncomingMessage, url: URL): void {
-    // Failures of the socket end in its 'close' event, which the connection reports.
-    ws.on('error', () => undefined);
+    // Failures of the socket end in its 'close' event, which the connection reports. A function made
+    // here would keep this call's scope (the request, the URL) alive as long as the socket.
+    ws.on('error', ignore);
     const { hub, maxMessageSize } = this.#context;
     // §3.1, §3.2, §10.2: a browser cannot read an HTTP refusal of an upgrade (it would see a network
     // failure and fall back), so accept, then refuse with an `error` frame and the close code of §9.
