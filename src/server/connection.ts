@@ -14,6 +14,13 @@ export interface TextBatch {
   readonly text: string;
   /** The id of the last message in the batch, if it has messages (SSE writes it as `id:`, §7.2). */
   readonly lastMessageId?: string;
+  /**
+   * Set while a replay runs, which may wait for the link's buffer to drain (§6.3): the adapter calls
+   * the handle's `resume()` once this write left its buffer, unless it reports drains otherwise.
+   * Live writes leave it unset, so a stream pays no completion callback per frame: the core reads
+   * `bufferedBytes()` at each write instead.
+   */
+  readonly notify?: boolean;
 }
 
 /** How the core ends a connection. */
@@ -38,8 +45,11 @@ export interface Connection {
    */
   writable(): boolean;
   write(batch: TextBatch): void;
-  /** Writes one binary message frame (§4.3). Adapters without binary frames omit it: bytes then travel as base64. */
-  writeBinary?(frame: Uint8Array): void;
+  /**
+   * Writes one binary message frame (§4.3), `notify` as for a text batch. Adapters without binary
+   * frames omit it: bytes then travel as base64.
+   */
+  writeBinary?(frame: Uint8Array, notify?: boolean): void;
   /** Bytes written but not yet handed to the network. */
   bufferedBytes(): number;
   /**

@@ -3,18 +3,18 @@
  * batching (§4.1), acks (§8), heartbeats (§11), the buffer bound (§12) and its part of graceful
  * shutdown (§10.2). It is the {@link ConnectionHandle} its adapter reports through.
  */
-import { encodeBatch, joinEncoded, type ErrorCode, type GapFrame, type HelloFrame, type ServerFrame } from '../protocol/index.js';
+import { encodeBatch, type ErrorCode, type GapFrame, type HelloFrame, type ServerFrame } from '../protocol/index.js';
 import type http from 'node:http';
 import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { UnbrokenServerError } from './errors.js';
-import { itemBytes, textQueueItem, type QueuedItem } from './encoding.js';
+import { itemBytes, textQueueItem, type MessageEncodings, type QueuedItem } from './encoding.js';
 import type { SessionHub } from './hub.js';
 import type { ServerSession } from './session.js';
 import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
+import { LinkQueue } from './link-queue.js';
 
-/** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
-export const MAX_BATCH_CHARS = 256 * 1024;
+export { MAX_BATCH_CHARS } from './link-queue.js';
 
 /**
  * §12.1: a link that cannot write (long polling between two polls) keeps at most this much queued.
@@ -31,7 +31,11 @@ const MAX_PARKED_REPLIES = 8;
 export class Downlink implements ConnectionHandle {
   readonly session: ServerSession;
   readonly connection: Connection;
-  /** The request that opened the link: `authenticate` gets it for `auth` frames on a WebSocket (§3.5). */
+  /**
+   * The request that opened the link: `authenticate` gets it for `auth` frames on a WebSocket (§3.5).
+   * Null without `authenticate`: nothing reads it then, and a request with its headers weighs more
+   * than the rest of an idle link.
+   */
   readonly request: http.IncomingMessage | null;
   readonly #hub: SessionHub;
   readonly #binaryFrames: boolean;
@@ -42,10 +46,9 @@ export class Downlink implements ConnectionHandle {
   #state: 'opening' | 'replaying' | 'live' | 'parked' | 'closed' = 'opening';
   /** Counts replays of this link (the first and one per unpark); a replay of an older count stops. */
   #replays = 0;
-  #queue: QueuedItem[] = [];
-  #queueBytes = 0;
-  /** Live messages that arrived while the store was read (§6.3: the live/replay seam). */
-  #seam: StoredMessage[] = [];
+  readonly #queue = new LinkQueue();
+  /** Live messages that arrived while the store was read (§6.3: the live/replay seam), encoded. */
+  #seam: QueuedItem[] = [];
   #seamBytes = 0;
   #cursor: string | null = null;
   /** Highest ack this link told its client (hello.ack included). */
@@ -55,8 +58,8 @@ export class Downlink implements ConnectionHandle {
   #probedAt: number;
   #roomWaiter: (() => void) | null = null;
   #gone = false;
-  /** Answers that came while parked (see `reply`). */
-  #parkedReplies: ServerFrame[] = [];
+  /** Answers that came while parked (see `reply`); made when the first comes. */
+  #parkedReplies: ServerFrame[] | null = null;
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
@@ -65,7 +68,7 @@ export class Downlink implements ConnectionHandle {
     this.session = session;
     this.#address = address;
     this.connection = connection;
-    this.request = request;
+    this.request = hub.options.authenticate === null ? null : request;
     this.#hub = hub;
     this.#binaryFrames = connection.writeBinary !== undefined;
     this.#idleSince = this.#probedAt = this.attachedAt = hub.options.now();
@@ -119,7 +122,7 @@ export class Downlink implements ConnectionHandle {
 
   /** Bytes this connection holds: queued, in the seam buffer, and in the link's own buffer. */
   pressure(): number {
-    return this.#queueBytes + this.#seamBytes + this.connection.bufferedBytes();
+    return this.#queue.bytes + this.#seamBytes + this.connection.bufferedBytes();
   }
 
   // -- ConnectionHandle -------------------------------------------------------------------------
@@ -158,24 +161,25 @@ export class Downlink implements ConnectionHandle {
 
   // -- used by the hub --------------------------------------------------------------------------
 
-  /** A stored message of this session's stream was appended. */
-  push(message: StoredMessage): void {
+  /** A stored message of this session's stream was appended; `encoded` is shared by its recipients. */
+  push(encoded: MessageEncodings): void {
     if (this.#state === 'closed' || this.#state === 'parked') return;
+    const item = this.#itemOf(encoded);
+    if (item === undefined) return;
     if (this.#state !== 'live') {
-      this.#seam.push(message);
-      this.#seamBytes += itemBytes(this.#hub.encode(message, this.#binaryFrames));
+      this.#seam.push(item);
+      this.#seamBytes += itemBytes(item);
       this.#checkBound();
       return;
     }
-    this.enqueueMessage(message);
+    this.#enqueue(item);
   }
 
   /** The hello (and gap) go first, ahead of anything queued meanwhile (§4, §6.3). */
   open(hello: HelloFrame, gap: GapFrame | undefined): void {
     const first: QueuedItem[] = [textQueueItem(JSON.stringify(hello))];
     if (gap) first.push(textQueueItem(JSON.stringify(gap)));
-    for (const item of first) this.#queueBytes += itemBytes(item);
-    this.#queue.unshift(...first);
+    this.#queue.unshift(first);
     this.#cursor = hello.cursor;
     this.#acked = Math.max(this.#acked, hello.ack);
     this.#state = 'replaying';
@@ -183,16 +187,10 @@ export class Downlink implements ConnectionHandle {
     this.#scheduleFlush();
   }
 
+  /** Queues a message the replay read from the store. */
   enqueueMessage(message: StoredMessage): void {
-    let item: QueuedItem;
-    try {
-      item = this.#hub.encode(message, this.#binaryFrames);
-    } catch (error) {
-      // Only data changed by the application after it was sent can fail here.
-      this.#hub.fail(new UnbrokenServerError('ENCODE_ERROR', `message ${message.id} could not be encoded`, { cause: error }));
-      return;
-    }
-    this.#enqueue(item);
+    const item = this.#itemOf(this.#hub.encodings(message));
+    if (item !== undefined) this.#enqueue(item);
   }
 
   /**
@@ -204,9 +202,9 @@ export class Downlink implements ConnectionHandle {
    */
   settle(lastReplayed: string | undefined, mark: number): boolean {
     if (this.#state === 'closed' || this.#state === 'parked') return true;
-    let keep: StoredMessage[];
+    let keep: QueuedItem[];
     if (lastReplayed !== undefined) {
-      const index = this.#seam.findIndex((message) => message.id === lastReplayed);
+      const index = this.#seam.findIndex((item) => item.id === lastReplayed);
       // Not found: the last replayed message was appended before this link subscribed, so every
       // buffered one came after it.
       keep = index >= 0 ? this.#seam.slice(index + 1) : this.#seam;
@@ -221,7 +219,7 @@ export class Downlink implements ConnectionHandle {
     this.#seam = [];
     this.#seamBytes = 0;
     this.#state = 'live';
-    for (const message of keep) this.enqueueMessage(message);
+    for (const item of keep) this.#enqueue(item);
     // What was queued during the replay (its pages, an unpark's ack) goes out now, even when the
     // seam added nothing.
     if (this.#queue.length > 0) this.#scheduleFlush();
@@ -233,8 +231,9 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'parked') {
       // A parked link dropped its queue, but an answer cannot be read again from the store: it waits
       // for the unpark (a few at most: one per ping of the client's, which pings one at a time).
-      this.#parkedReplies.push(frame);
-      if (this.#parkedReplies.length > MAX_PARKED_REPLIES) this.#parkedReplies.shift();
+      const replies = (this.#parkedReplies ??= []);
+      replies.push(frame);
+      if (replies.length > MAX_PARKED_REPLIES) replies.shift();
       return;
     }
     this.#enqueueFrame(frame);
@@ -301,38 +300,22 @@ export class Downlink implements ConnectionHandle {
   /** Writes what is queued, in as few batches as the size limit allows. */
   flush(): void {
     if (this.#state === 'opening' || this.#state === 'closed') return;
-    let index = 0;
-    const queue = this.#queue;
     let wrote = false;
-    while (index < queue.length && this.connection.writable()) {
-      const item = queue[index]!;
-      if (item.kind === 'binary') {
-        this.connection.writeBinary!(item.frame);
-        this.#queueBytes -= item.frame.length;
-        this.#cursor = item.id;
-        index++;
-        wrote = true;
-        if (this.isClosed) return; // the adapter reported the link gone during the write
-        continue;
+    // Only a replay waits for room (`room()`): live writes ask for no completion callback.
+    const notify = this.#state === 'replaying';
+    while (this.#queue.length > 0 && this.connection.writable()) {
+      const next = this.#queue.take()!;
+      if (next.kind === 'binary') {
+        this.#cursor = next.id;
+        this.connection.writeBinary!(next.frame, notify);
+      } else {
+        const { text, lastMessageId } = next;
+        if (lastMessageId !== undefined) this.#cursor = lastMessageId;
+        this.connection.write(lastMessageId === undefined ? { text, notify } : { text, lastMessageId, notify });
       }
-      const parts: string[] = [];
-      let chars = 2;
-      let lastMessageId: string | undefined;
-      while (index < queue.length) {
-        const next = queue[index]!;
-        if (next.kind !== 'text' || (parts.length > 0 && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
-        parts.push(next.text);
-        chars += next.text.length + 1;
-        this.#queueBytes -= next.bytes;
-        if (next.id !== undefined) lastMessageId = next.id;
-        index++;
-      }
-      if (lastMessageId !== undefined) this.#cursor = lastMessageId;
-      this.connection.write(lastMessageId === undefined ? { text: joinEncoded(parts) } : { text: joinEncoded(parts), lastMessageId });
       wrote = true;
       if (this.isClosed) return; // the adapter reported the link gone during the write
     }
-    if (index > 0) queue.splice(0, index);
     if (wrote) this.#idleSince = this.#hub.options.now();
     this.#checkBound();
   }
@@ -355,7 +338,6 @@ export class Downlink implements ConnectionHandle {
   #enqueue(item: QueuedItem): void {
     if (this.#state === 'closed' || this.#state === 'parked') return;
     this.#queue.push(item);
-    this.#queueBytes += itemBytes(item);
     if (this.#parkIfIdle()) return;
     if (!this.#checkBound()) this.#scheduleFlush();
   }
@@ -367,11 +349,10 @@ export class Downlink implements ConnectionHandle {
    */
   #parkIfIdle(): boolean {
     if (this.#state !== 'live' && this.#state !== 'replaying') return false;
-    if (this.#queue.length <= PARK_AFTER_ITEMS && this.#queueBytes <= PARK_AFTER_BYTES) return false;
+    if (this.#queue.length <= PARK_AFTER_ITEMS && this.#queue.bytes <= PARK_AFTER_BYTES) return false;
     if (this.connection.writable()) return false;
     this.#state = 'parked';
-    this.#queue = [];
-    this.#queueBytes = 0;
+    this.#queue.clear();
     this.#seam = [];
     this.#seamBytes = 0;
     // A replay waiting for room stops (it sees a newer replay count once unparked, or the park).
@@ -388,25 +369,23 @@ export class Downlink implements ConnectionHandle {
     // batch, so the held poll is not answered before the replay had a chance to fill it.
     const frames: ServerFrame[] = this.session.processed > 0 ? [{ t: 'ack', s: this.session.processed }] : [];
     if (this.session.processed > 0) this.#acked = this.session.processed;
-    frames.push(...this.#parkedReplies);
-    this.#parkedReplies = [];
-    for (const frame of frames) {
-      const item = textQueueItem(JSON.stringify(frame));
-      this.#queue.push(item);
-      this.#queueBytes += itemBytes(item);
-    }
+    if (this.#parkedReplies) frames.push(...this.#parkedReplies);
+    this.#parkedReplies = null;
+    for (const frame of frames) this.#queue.push(textQueueItem(JSON.stringify(frame)));
     this.#hub.replay(this, this.#cursor!);
   }
 
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // A microtask, never a timer: a batch holds what one tick produced, and nothing waits (§4.1).
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.flush();
-      this.#wakeIfRoom();
-    });
+    this.#hub.scheduleFlush(this);
+  }
+
+  /** @internal The flush scheduled for this link runs (see `Links.scheduleFlush`). */
+  flushScheduled(): void {
+    this.#flushScheduled = false;
+    this.flush();
+    this.#wakeIfRoom();
   }
 
   /** §12: closes with BACKPRESSURE when the link holds more than the bound. Returns true if it closed. */
@@ -427,8 +406,7 @@ export class Downlink implements ConnectionHandle {
 
   #end(reason: CloseReason): void {
     this.#state = 'closed';
-    this.#queue = [];
-    this.#queueBytes = 0;
+    this.#queue.clear();
     this.#seam = [];
     this.#seamBytes = 0;
     this.#detach();
@@ -439,8 +417,7 @@ export class Downlink implements ConnectionHandle {
   #detach(): void {
     if (this.#state !== 'closed') {
       this.#state = 'closed';
-      this.#queue = [];
-      this.#queueBytes = 0;
+      this.#queue.clear();
       this.#seam = [];
       this.#seamBytes = 0;
       this.#wakeIfRoom();
@@ -451,9 +428,21 @@ export class Downlink implements ConnectionHandle {
     }
   }
 
-  #sizeOf(messages: readonly StoredMessage[]): number {
+  #sizeOf(items: readonly QueuedItem[]): number {
     let bytes = 0;
-    for (const message of messages) bytes += itemBytes(this.#hub.encode(message, this.#binaryFrames));
+    for (const item of items) bytes += itemBytes(item);
     return bytes;
+  }
+
+  /** The message as this link queues it; undefined (reported) when it cannot be encoded. */
+  #itemOf(encoded: MessageEncodings): QueuedItem | undefined {
+    try {
+      return encoded.item(this.#binaryFrames);
+    } catch (error) {
+      // Only data changed by the application after it was sent can fail here.
+      const { id } = encoded.message;
+      this.#hub.fail(new UnbrokenServerError('ENCODE_ERROR', `message ${id} could not be encoded`, { cause: error }));
+      return undefined;
+    }
   }
 }

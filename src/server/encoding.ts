@@ -18,14 +18,23 @@ import type { StoredMessage } from './store.js';
 
 /** A message or control frame waiting in a connection's queue, encoded for that connection. */
 export type QueuedItem =
-  /** `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). */
-  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id?: string }
+  /**
+   * `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). `alone`:
+   * the item as a batch of its own (`[text]`), made by the first connection that writes it so and
+   * shared by the others — a broadcast sent one per tick reaches every connection that way.
+   */
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
 
-/** A text item; `id` when it is a message frame. */
-export function textQueueItem(text: string, id?: string): QueuedItem & { readonly kind: 'text' } {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  return id === undefined ? { kind: 'text', text, bytes } : { kind: 'text', text, bytes, id };
+/** A text item of a control frame. */
+export function textQueueItem(text: string): QueuedItem & { readonly kind: 'text' } {
+  // Every text item has the same fields, `id` included, so the code that reads them sees one shape.
+  return { kind: 'text', text, bytes: utf8Length(text), id: undefined, alone: undefined };
+}
+
+/** The UTF-8 bytes of `text` past one per UTF-16 unit. */
+function extraUtf8(text: string): number {
+  return utf8Length(text) - text.length;
 }
 
 /** The bytes an item takes on the wire. */
@@ -34,12 +43,35 @@ export function itemBytes(item: QueuedItem): number {
 }
 
 /**
- * The encodings of one stored message, made once and shared by every connection (broadcast fan-out),
- * each with its byte count, also counted once.
+ * The encodings of one stored message, each made when a connection first needs it and then shared by
+ * every connection (broadcast fan-out), with its byte count, also counted once.
  */
-interface Encodings {
-  text?: QueuedItem & { readonly kind: 'text' };
-  binary?: QueuedItem & { readonly kind: 'binary' };
+export class MessageEncodings {
+  readonly message: StoredMessage;
+  #text: (QueuedItem & { readonly kind: 'text' }) | undefined;
+  #binary: (QueuedItem & { readonly kind: 'binary' }) | undefined;
+
+  /** `dataText`: the JSON text of the message's data when it was serialised already (at the send). */
+  constructor(message: StoredMessage, dataText?: string) {
+    this.message = message;
+    if (dataText !== undefined) this.#text = textItem(message, dataText);
+  }
+
+  /**
+   * The message as a connection queues it: a binary frame for bytes on a connection that takes them,
+   * else a text frame. Throws when the data cannot be encoded (changed by the application after it
+   * was sent).
+   */
+  item(binaryFrames: boolean): QueuedItem {
+    const { data } = this.message;
+    if (data instanceof Uint8Array) {
+      if (binaryFrames) {
+        return (this.#binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(this.message), data), id: this.message.id });
+      }
+      return (this.#text ??= textItem(this.message, bytesToBase64(data), true));
+    }
+    return (this.#text ??= textItem(this.message, JSON.stringify(data)));
+  }
 }
 
 /**
@@ -60,7 +92,9 @@ export function encodeData(data: Payload): string | undefined {
   if (text === undefined) {
     throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
   }
-  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) {
+  // Each level takes an opening and a closing bracket: a shorter text cannot nest too deep, and
+  // most messages skip the scan.
+  if (text.length > 2 * MAX_DATA_DEPTH && nestsDeeperThan(text, MAX_DATA_DEPTH)) {
     // A client refuses such a batch (§4.4): it would reconnect and be refused again, forever.
     throw new UnbrokenTypeError('INVALID_DATA', `expects data nested at most ${MAX_DATA_DEPTH} levels deep`);
   }
@@ -69,35 +103,32 @@ export function encodeData(data: Payload): string | undefined {
 
 /** A message frame queued as text, built around data that is already JSON or base64 text (§4.3). */
 function textItem(message: StoredMessage, dataText: string, binary = false): QueuedItem & { readonly kind: 'text' } {
-  return textQueueItem(messageFrameText(message, dataText, binary), message.id);
+  const text = messageFrameText(message, dataText, binary);
+  // Counted over the parts, not the frame: the frame is a string joined from them, which a count
+  // would first copy into one. JSON escapes only into ASCII, so the parts' bytes past their length
+  // are the frame's (an id or event name with a lone surrogate is counted a little high: harmless).
+  const { id, event } = message;
+  const bytes = text.length + extraUtf8(dataText) + extraUtf8(id) + (event === undefined ? 0 : extraUtf8(event));
+  return { kind: 'text', text, bytes, id, alone: undefined };
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {
   return message.event === undefined ? { t: 'msg', id: message.id } : { t: 'msg', id: message.id, e: message.event };
 }
 
-/** The encodings of the stored messages still referenced, by message. */
+/**
+ * The encodings of stored messages read back from the store (replays), by message, while the message
+ * is referenced: the clients that resume together share them. Live delivery needs no entry here: it
+ * encodes each message once as it is dispatched (see `SessionHub`).
+ */
 export class EncodingCache {
-  readonly #encodings = new WeakMap<StoredMessage, Encodings>();
+  readonly #encodings = new WeakMap<StoredMessage, MessageEncodings>();
 
-  /** Encodes a stored message for a connection, once per message and kind. */
-  encode(message: StoredMessage, binaryFrames: boolean): QueuedItem {
+  /** The encodings of a stored message, made once per message. */
+  of(message: StoredMessage): MessageEncodings {
     let encodings = this.#encodings.get(message);
-    if (!encodings) this.#encodings.set(message, (encodings = {}));
-    const { data } = message;
-    if (data instanceof Uint8Array) {
-      if (binaryFrames) {
-        encodings.binary ??= { kind: 'binary', frame: encodeBinaryFrame(messageHeader(message), data), id: message.id };
-        return encodings.binary;
-      }
-      return (encodings.text ??= textItem(message, bytesToBase64(data), true));
-    }
-    return (encodings.text ??= textItem(message, JSON.stringify(data)));
-  }
-
-  /** Sets the text encoding of `message` from the JSON text of its data, serialised already. */
-  reuse(message: StoredMessage, dataText: string): void {
-    this.#encodings.set(message, { text: textItem(message, dataText) });
+    if (!encodings) this.#encodings.set(message, (encodings = new MessageEncodings(message)));
+    return encodings;
   }
 }
 

@@ -9,11 +9,11 @@ import type http from 'node:http';
 import type { Payload, ServerFrame } from '../protocol/index.js';
 import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { Downlink } from './downlink.js';
-import { EncodingCache, checkOutgoing, type QueuedItem } from './encoding.js';
+import { EncodingCache, MessageEncodings, checkOutgoing } from './encoding.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError } from './errors.js';
 import { identityId, type Authenticate, type Identity } from './identity.js';
-import { Limits, socketAddress, type SessionCreation } from './limits.js';
+import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { openStream, replayFrom } from './replay.js';
 import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session, type SessionEndReason } from './session.js';
@@ -65,21 +65,7 @@ export interface ServerStats {
   readonly addresses: number;
 }
 
-/** No limit on anything: for a hub built without the server's options (tests). */
-function unlimited(now: () => number): Limits {
-  return new Limits(
-    {
-      maxSessions: Infinity,
-      maxSessionsPerAddress: Infinity,
-      maxConnections: Infinity,
-      maxConnectionsPerAddress: Infinity,
-      sessionsPerSecondPerAddress: Infinity,
-      messagesPerSecond: Infinity,
-      clientAddress: socketAddress,
-    },
-    now,
-  );
-}
+const idOf = (stored: StoredMessage): string => stored.id;
 
 function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
@@ -99,10 +85,11 @@ export class SessionHub {
   readonly #encodings = new EncodingCache();
   /**
    * The data of the message being appended and its JSON text. A store that notifies subscribers
-   * during `append` (the in-memory one) lets the encoding reuse the text; equal data means equal
-   * text, so a mismatch can never give a message another's encoding.
+   * during `append` (the in-memory one) lets the encoding reuse the text; the same data object means
+   * the same text, so a mismatch can never give a message another's encoding.
    */
-  #appending: { readonly data: Payload; readonly text: string } | undefined;
+  #appendingData: Payload | undefined;
+  #appendingText: string | undefined;
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links: Links;
   readonly #reauthentications: Reauthentications;
@@ -115,7 +102,7 @@ export class SessionHub {
 
   constructor(options: HubOptions, emitter: Emitter<ServerEvents>) {
     this.options = options;
-    this.limits = options.limits ?? unlimited(options.now);
+    this.limits = options.limits ?? Limits.unlimited(options.now);
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.#emitter = emitter;
     this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
@@ -310,11 +297,20 @@ export class SessionHub {
       return Promise.reject(new UnbrokenServerError('SERVER_CLOSED', 'cannot send: the server is closed'));
     }
     const message = event === undefined ? { to, data } : { to, event, data };
-    this.#appending = text === undefined ? undefined : { data, text };
+    const { store } = this.options;
+    if (text !== undefined) {
+      this.#appendingData = data;
+      this.#appendingText = text;
+    }
     try {
-      return this.options.store.append(message).then((stored) => stored.id);
+      // A store in this process appends at once: the id is known now, and the one promise is the
+      // caller's.
+      if (store.appendNow) return Promise.resolve(store.appendNow(message).id);
+      return store.append(message).then(idOf);
+    } catch (error) {
+      return Promise.reject(error);
     } finally {
-      this.#appending = undefined;
+      this.#appendingData = this.#appendingText = undefined;
     }
   }
 
@@ -332,9 +328,9 @@ export class SessionHub {
     return this.#closing;
   }
 
-  /** Encodes a stored message for a connection, once per message and kind. */
-  encode(message: StoredMessage, binaryFrames: boolean): QueuedItem {
-    return this.#encodings.encode(message, binaryFrames);
+  /** The encodings of a stored message read back from the store, made once per message and kind. */
+  encodings(message: StoredMessage): MessageEncodings {
+    return this.#encodings.of(message);
   }
 
   emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): void {
@@ -345,6 +341,11 @@ export class SessionHub {
   fail(error: Error): void {
     if (this.#emitter.listenerCount('error') > 0) this.#emitter.emit('error', error);
     else console.error(error);
+  }
+
+  /** @internal `link` has writes queued: they go out in a microtask. */
+  scheduleFlush(link: Downlink): void {
+    this.#links.scheduleFlush(link);
   }
 
   /** @internal the adapter reported a link gone. */
@@ -366,16 +367,16 @@ export class SessionHub {
     if (this.sessions.size === 0) this.#stopSweep();
   }
 
-  /**
-   * The store lost its history (§6.2): every connection closes so that its client resumes and is told
-   * the gap, and the sessions, whose state went with the history, are released here — their clients
-   * come back to sessions created anew under the same ids (§3.3.same-id).
-   */
   /** Every connection closes; its client resumes from its cursor and the store says what it kept. */
   #resumeAll(message: string): void {
     for (const session of this.sessions.values()) session.link?.close({ kind: 'error', code: 'BACKPRESSURE', message });
   }
 
+  /**
+   * The store lost its history (§6.2): every connection closes so that its client resumes and is told
+   * the gap, and the sessions, whose state went with the history, are released here — their clients
+   * come back to sessions created anew under the same ids (§3.3.same-id).
+   */
   #historyLost(): void {
     for (const session of [...this.sessions.values()]) {
       session.link?.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the store lost its history; resume' });
@@ -384,19 +385,19 @@ export class SessionHub {
   }
 
   #dispatch(message: StoredMessage): void {
-    const appending = this.#appending;
-    if (appending && appending.data === message.data) this.#encodings.reuse(message, appending.text);
+    // Encoded once here for every recipient, from the text serialised at the send when there is one.
+    const encoded = new MessageEncodings(message, this.#appendingData === message.data ? this.#appendingText : undefined);
     try {
       const { to } = message;
       switch (to.kind) {
         case 'all':
-          for (const session of this.sessions.values()) session.link?.push(message);
+          for (const session of this.sessions.values()) session.link?.push(encoded);
           break;
         case 'session':
-          this.sessions.get(to.session)?.link?.push(message);
+          this.sessions.get(to.session)?.link?.push(encoded);
           break;
         case 'rooms':
-          for (const session of this.rooms.recipients(to.rooms)) session.link?.push(message);
+          for (const session of this.rooms.recipients(to.rooms)) session.link?.push(encoded);
           break;
       }
     } catch (error) {

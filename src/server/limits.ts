@@ -106,6 +106,22 @@ export class Limits {
   #sessions = 0;
   #connections = 0;
 
+  /** No limit on anything: for a hub built without the server's options (tests). */
+  static unlimited(now: () => number): Limits {
+    return new Limits(
+      {
+        maxSessions: Infinity,
+        maxSessionsPerAddress: Infinity,
+        maxConnections: Infinity,
+        maxConnectionsPerAddress: Infinity,
+        sessionsPerSecondPerAddress: Infinity,
+        messagesPerSecond: Infinity,
+        clientAddress: socketAddress,
+      },
+      now,
+    );
+  }
+
   constructor(settings: LimitSettings, now: () => number) {
     this.settings = settings;
     this.#now = now;

@@ -19,6 +19,13 @@ export class Links {
   readonly #maxTotal: number | undefined;
   #checkScheduled = false;
   #emptied: (() => void) | null = null;
+  /** Links with a flush scheduled, in the order they asked. */
+  #unflushed: Downlink[] = [];
+  readonly #flushAll = (): void => {
+    const links = this.#unflushed;
+    this.#unflushed = [];
+    for (const link of links) link.flushScheduled();
+  };
 
   constructor(limits: Limits, maxTotalBufferedBytes: number | undefined) {
     this.#limits = limits;
@@ -55,6 +62,15 @@ export class Links {
       if (link.isParked) parkedConnections++;
     }
     return { bufferedBytes, parkedConnections };
+  }
+
+  /**
+   * Flushes `link` in a microtask, never a timer: a batch holds what one tick produced, and nothing
+   * waits (§4.1). One microtask flushes every link that asked, so a broadcast to many connections
+   * queues one task, not one per connection.
+   */
+  scheduleFlush(link: Downlink): void {
+    if (this.#unflushed.push(link) === 1) queueMicrotask(this.#flushAll);
   }
 
   /** Checks the total soon, once the writes of this turn went out (they move bytes into socket buffers). */

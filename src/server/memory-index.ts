@@ -44,24 +44,29 @@ interface Interval {
   to: number;
 }
 
-const ALL = '*';
-const sessionKey = (id: string): string => `s:${id}`;
-const roomKey = (room: string): string => `r:${room}`;
+/** Lists message `n` under `key` of `lists`. */
+function listIn(lists: Map<string, NumberList>, key: string, n: number): void {
+  let list = lists.get(key);
+  if (!list) lists.set(key, (list = new NumberList()));
+  list.items.push(n);
+}
 
-/** The keys of the address lists a message with address `to` is listed in, each once. */
-function keysOf(to: Address): string[] {
-  switch (to.kind) {
-    case 'all':
-      return [ALL];
-    case 'session':
-      return [sessionKey(to.session)];
-    case 'rooms':
-      return [...new Set(to.rooms)].map(roomKey);
-  }
+/** Drops message `n`, evicted, from the front of the list under `key`; an emptied list goes. */
+function unlistIn(lists: Map<string, NumberList>, key: string, n: number): void {
+  const list = lists.get(key);
+  if (!list || list.items[list.offset] !== n) return;
+  list.dropFirst();
+  if (list.size === 0) lists.delete(key);
 }
 
 export class AddressIndex {
-  readonly #lists = new Map<string, NumberList>();
+  /**
+   * The numbers of broadcasts, and of the messages to each session and each room. Kept apart, by the
+   * bare id or name, so that listing a message builds no key.
+   */
+  #all = new NumberList();
+  readonly #sessions = new Map<string, NumberList>();
+  readonly #rooms = new Map<string, NumberList>();
   /** Every interval of a session, open or closed and still covering a retained message. */
   readonly #intervals = new Map<string, Set<Interval>>();
   /** Open intervals by room, then session. */
@@ -75,20 +80,33 @@ export class AddressIndex {
 
   /** Lists message `n`, just appended. */
   add(n: number, to: Address): void {
-    for (const key of keysOf(to)) {
-      let list = this.#lists.get(key);
-      if (!list) this.#lists.set(key, (list = new NumberList()));
-      list.items.push(n);
+    switch (to.kind) {
+      case 'all':
+        this.#all.items.push(n);
+        break;
+      case 'session':
+        listIn(this.#sessions, to.session, n);
+        break;
+      case 'rooms':
+        // A message to several rooms is listed once per distinct room.
+        if (to.rooms.length === 1) listIn(this.#rooms, to.rooms[0]!, n);
+        else for (const room of new Set(to.rooms)) listIn(this.#rooms, room, n);
+        break;
     }
   }
 
   /** Message `n`, the oldest retained, was evicted; `firstN` is now the oldest retained number. */
   evicted(n: number, to: Address, firstN: number): void {
-    for (const key of keysOf(to)) {
-      const list = this.#lists.get(key);
-      if (!list || list.items[list.offset] !== n) continue;
-      list.dropFirst();
-      if (list.size === 0) this.#lists.delete(key);
+    switch (to.kind) {
+      case 'all':
+        if (this.#all.items[this.#all.offset] === n) this.#all.dropFirst();
+        break;
+      case 'session':
+        unlistIn(this.#sessions, to.session, n);
+        break;
+      case 'rooms':
+        for (const room of to.rooms) unlistIn(this.#rooms, room, n);
+        break;
     }
     this.#pruneClosed(firstN);
   }
@@ -143,17 +161,16 @@ export class AddressIndex {
    */
   read(session: string, after: number, limit: number): { numbers: number[]; more: boolean } {
     const found: number[] = [];
-    const take = (key: string, from: number, to: number): void => {
-      const list = this.#lists.get(key);
+    const take = (list: NumberList | undefined, from: number, to: number): void => {
       if (!list) return;
       const start = list.firstAfter(from);
       const end = Math.min(list.items.length, start + limit + 1);
       for (let i = start; i < end && list.items[i]! <= to; i++) found.push(list.items[i]!);
     };
-    take(ALL, after, Infinity);
-    take(sessionKey(session), after, Infinity);
+    take(this.#all, after, Infinity);
+    take(this.#sessions.get(session), after, Infinity);
     for (const interval of this.#intervals.get(session) ?? []) {
-      if (interval.to > after) take(roomKey(interval.room), Math.max(after, interval.from), interval.to);
+      if (interval.to > after) take(this.#rooms.get(interval.room), Math.max(after, interval.from), interval.to);
     }
     found.sort((a, b) => a - b);
     // A message to several rooms of the session, or listed in two of its intervals, counts once.
@@ -168,7 +185,9 @@ export class AddressIndex {
 
   /** Forgets every membership and list (the store closed). */
   clear(): void {
-    this.#lists.clear();
+    this.#all = new NumberList();
+    this.#sessions.clear();
+    this.#rooms.clear();
     this.#intervals.clear();
     this.#members.clear();
     this.#closed = [];

@@ -10,6 +10,7 @@ import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { Sendable } from './sendable.js';
+import type { Address } from './store.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
 export function countMessages(frames: readonly UpstreamFrame[]): number {
@@ -134,7 +135,8 @@ export class ServerSession implements Session {
   /** The session key (§3.4): at least 128 random bits, sent in every `hello` and nowhere else. */
   readonly key: string;
   #user: Identity | null;
-  readonly #expiry: IdentityExpiry<Downlink>;
+  /** Only for an identity with `expiresAt`: most sessions never expire, and an idle one stays small. */
+  #expiry: IdentityExpiry<Downlink> | null = null;
   /** Highest client sequence number processed (§8). */
   processed = 0;
   link: Downlink | null = null;
@@ -143,6 +145,8 @@ export class ServerSession implements Session {
   /** The client address that created the session; its count of sessions includes this one (§12.1). */
   readonly address: string;
   #ended = false;
+  /** Where `send()` addresses its messages: made at the first send, then one object for all of them. */
+  #address: Address | undefined;
   readonly #hub: SessionHub;
   /** Inbound message budget (§12.1), made on the first message. */
   #inbound: TokenBucket | null = null;
@@ -163,15 +167,19 @@ export class ServerSession implements Session {
     this.address = address;
     this.detachedAt = this.lastUsed = hub.options.now();
     this.#user = user;
-    this.#expiry = new IdentityExpiry<Downlink>(
+    if (user?.expiresAt !== undefined) this.#expiryOf().set(user.expiresAt);
+  }
+
+  #expiryOf(): IdentityExpiry<Downlink> {
+    this.#expiry ??= new IdentityExpiry<Downlink>(
       {
         link: () => this.link,
         ask: (link, ms) => link.reply({ t: 'auth', ms }),
         expire: (link) => link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the identity expired; authenticate again' }),
       },
-      hub.options.now,
+      this.#hub.options.now,
     );
-    this.#expiry.set(user?.expiresAt);
+    return this.#expiry;
   }
 
   get user(): Identity | null {
@@ -180,24 +188,24 @@ export class ServerSession implements Session {
 
   /** True while the identity is past its `expiresAt` with no fresh one adopted (§3.5). */
   get expired(): boolean {
-    return this.#expiry.expired();
+    return this.#expiry?.expired() ?? false;
   }
 
   /** Takes a fresh identity of the same user: new expiry, `user` updated (§3.5). */
   adopt(user: Identity): void {
     if (this.#ended) return;
     this.#user = user;
-    this.#expiry.adopt(user.expiresAt);
+    if (this.#expiry || user.expiresAt !== undefined) this.#expiryOf().adopt(user.expiresAt);
   }
 
   /** This process no longer serves the session (another does): its timers stop; it is not ended. */
   released(): void {
-    this.#expiry.stop();
+    this.#expiry?.stop();
   }
 
   /** A connection attached: it gets the `auth` request now if one is due (§3.5). */
   attached(): void {
-    this.#expiry.check();
+    this.#expiry?.check();
   }
 
   /** Spends `messages` of the inbound budget; returns the ms the sender should wait (§12.1). */
@@ -225,7 +233,8 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
-    return this.#hub.append({ kind: 'session', session: this.id }, data, options);
+    this.#address ??= { kind: 'session', session: this.id };
+    return this.#hub.append(this.#address, data, options);
   }
 
   join(room: string): Promise<void> {
@@ -244,7 +253,7 @@ export class ServerSession implements Session {
   end(reason: SessionEndReason): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#expiry.stop();
+    this.#expiry?.stop();
     this.link?.close({ kind: 'end' });
     this.#hub.sessionEnded(this, reason);
     this.#hub.emit('close', this, reason);

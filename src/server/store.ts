@@ -89,6 +89,13 @@ export interface MessageStore {
    * append, a store shared by several processes when its reader sees the message (see `subscribe`).
    */
   append(message: NewMessage): Promise<StoredMessage>;
+  /**
+   * Optional: `append`, done before it returns, for a store that holds its messages in this process.
+   * It tells subscribers during the call, as `append` does, and throws where `append` rejects. The
+   * server then answers a send without waiting on the store, and pays no promise of the store's per
+   * message; a store whose append does I/O leaves it out.
+   */
+  appendNow?(message: NewMessage): StoredMessage;
   /** The id of the newest message, or the id a brand-new stream starts after when there is none. */
   head(): Promise<string>;
   /**
@@ -172,11 +179,6 @@ export interface MemoryStoreOptions {
   epoch?: string;
 }
 
-interface Entry {
-  readonly message: StoredMessage;
-  readonly at: number;
-}
-
 const EPOCH_PATTERN = /^[0-9a-z]+$/;
 const ID_PATTERN = /^([0-9a-z]+)-(0|[1-9][0-9]{0,15})$/;
 
@@ -208,8 +210,12 @@ export class MemoryStore implements MessageStore {
   readonly #maxMessages: number;
   readonly #maxAge: number;
   readonly #now: () => number;
-  /** Retained entries are `#entries[#offset…]`; the last one has number `#lastN`. */
-  #entries: Entry[] = [];
+  /**
+   * Retained messages are `#messages[#offset…]`, appended at `#times[#offset…]` (two arrays rather
+   * than an object per message); the last one has number `#lastN`.
+   */
+  #messages: StoredMessage[] = [];
+  #times: number[] = [];
   #offset = 0;
   #lastN = 0;
   #listeners = new Set<(message: StoredMessage) => void>();
@@ -234,10 +240,14 @@ export class MemoryStore implements MessageStore {
 
   /** Number of messages retained. */
   get size(): number {
-    return this.#entries.length - this.#offset;
+    return this.#messages.length - this.#offset;
   }
 
   async append(message: NewMessage): Promise<StoredMessage> {
+    return this.appendNow(message);
+  }
+
+  appendNow(message: NewMessage): StoredMessage {
     if (this.#closed) throw new Error('MemoryStore: append after close()');
     const now = this.#now();
     this.#evictExpired(now);
@@ -245,7 +255,8 @@ export class MemoryStore implements MessageStore {
       message.event === undefined
         ? { id: this.#id(this.#lastN + 1), to: message.to, data: copyPayload(message.data) }
         : { id: this.#id(this.#lastN + 1), to: message.to, event: message.event, data: copyPayload(message.data) };
-    this.#entries.push({ message: stored, at: now });
+    this.#messages.push(stored);
+    this.#times.push(now);
     this.#lastN++;
     this.#index.add(this.#lastN, stored.to);
     if (this.size > this.#maxMessages) this.#evict(this.size - this.#maxMessages);
@@ -309,7 +320,7 @@ export class MemoryStore implements MessageStore {
 
     const { numbers, more } = this.#index.read(sessionId, start, limit);
     const base = this.#offset - firstN;
-    const messages = numbers.map((n) => this.#entries[base + n]!.message);
+    const messages = numbers.map((n) => this.#messages[base + n]!);
     const cursor = gap === undefined ? after : this.#id(start);
     return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
   }
@@ -332,7 +343,8 @@ export class MemoryStore implements MessageStore {
     this.#closed = true;
     this.#listeners.clear();
     this.#membershipListeners.clear();
-    this.#entries = [];
+    this.#messages = [];
+    this.#times = [];
     this.#offset = 0;
     this.#index.clear();
   }
@@ -348,20 +360,20 @@ export class MemoryStore implements MessageStore {
   #evictExpired(now: number): void {
     const oldest = now - this.#maxAge;
     let count = 0;
-    for (let i = this.#offset; i < this.#entries.length && this.#entries[i]!.at <= oldest; i++) count++;
+    for (let i = this.#offset; i < this.#times.length && this.#times[i]! <= oldest; i++) count++;
     if (count > 0) this.#evict(count);
   }
 
   #evict(count: number): void {
     const firstN = this.#lastN - this.size + 1 + count;
     for (let i = this.#offset; i < this.#offset + count; i++) {
-      const { message } = this.#entries[i]!;
-      this.#index.evicted(firstN - count + (i - this.#offset), message.to, firstN);
+      this.#index.evicted(firstN - count + (i - this.#offset), this.#messages[i]!.to, firstN);
     }
     this.#offset += count;
     // Compact now and then instead of shifting on every eviction: amortised O(1).
-    if (this.#offset >= 1024 && this.#offset * 2 >= this.#entries.length) {
-      this.#entries = this.#entries.slice(this.#offset);
+    if (this.#offset >= 1024 && this.#offset * 2 >= this.#messages.length) {
+      this.#messages = this.#messages.slice(this.#offset);
+      this.#times = this.#times.slice(this.#offset);
       this.#offset = 0;
     }
   }

@@ -561,12 +561,29 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     expect(text.writes.at(-1)).toMatchObject({ binary: false, frames: [{ t: 'msg', id, b: '3q0=' }] });
   });
 
+  it('counts the UTF-8 bytes of a message frame, with non-ASCII data and event name', async () => {
+    const t = setup();
+    const message = await t.store.append({ to: { kind: 'all' }, event: 'café', data: { text: 'héllo 😀 \u2028' } });
+    const item = t.hub.encodings(message).item(false);
+    expect(item.kind).toBe('text');
+    if (item.kind === 'text') expect(item.bytes).toBe(Buffer.byteLength(item.text));
+  });
+
+  it('answers a send at once from a store that appends synchronously, and rejects what it refuses', async () => {
+    const t = setup();
+    const connection = await t.open();
+    const id = await t.hub.append({ kind: 'all' }, { n: 1 });
+    await connection.untilMessage(id);
+    await t.store.close?.();
+    await expect(t.hub.append({ kind: 'all' }, { n: 2 })).rejects.toThrow(/after close/);
+  });
+
   it('encodes a stored message once for every connection', async () => {
     const t = setup();
     const message = await t.store.append({ to: { kind: 'all' }, data: new Uint8Array([1]) });
-    expect(t.hub.encode(message, true)).toEqual(t.hub.encode(message, true));
-    const first = t.hub.encode(message, true);
-    const second = t.hub.encode(message, true);
+    expect(t.hub.encodings(message).item(true)).toEqual(t.hub.encodings(message).item(true));
+    const first = t.hub.encodings(message).item(true);
+    const second = t.hub.encodings(message).item(true);
     expect(first.kind === 'binary' && second.kind === 'binary' && first.frame === second.frame).toBe(true);
   });
 });

@@ -11,13 +11,16 @@ import { admitByTicket } from './ticket.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
-/** One event: `retry:` on the first, `id:` when it carries messages, the batch on `data:` lines. */
-function formatEvent(text: string, id: string | undefined, retry: number | undefined): string {
-  let event = retry === undefined ? '' : `retry: ${retry}\n`;
-  if (id !== undefined) event += `id: ${id}\n`;
+/**
+ * One event: `retry:` on the first, `id:` when it carries messages, the batch on `data:` lines. In
+ * pieces, written one after the other: a batch is up to 256 KiB, and a string concatenated around it
+ * would be copied whole before the response could count its bytes.
+ */
+function formatEvent(text: string, id: string | undefined, retry: number | undefined): string[] {
+  const head = (retry === undefined ? '' : `retry: ${retry}\n`) + (id === undefined ? '' : `id: ${id}\n`);
   // JSON text holds no raw CR or LF, but the event format requires splitting on them should it ever.
-  event += LINE_BREAK.test(text) ? text.split(LINE_BREAK).map((line) => `data: ${line}\n`).join('') : `data: ${text}\n`;
-  return `${event}\n`;
+  if (LINE_BREAK.test(text)) return [`${head}${text.split(LINE_BREAK).map((line) => `data: ${line}\n`).join('')}\n`];
+  return [`${head}data: `, text, '\n\n'];
 }
 
 class SseConnection implements Connection {
@@ -61,8 +64,14 @@ class SseConnection implements Connection {
     this.#response.end();
   }
 
-  #send(chunk: string): void {
-    if (this.#response.write(chunk) || this.#awaitingDrain) return;
+  #send(pieces: readonly string[]): void {
+    const response = this.#response;
+    // Corked, so that the pieces of the event leave in one write to the socket.
+    response.cork();
+    let room = true;
+    for (const piece of pieces) room = response.write(piece);
+    response.uncork();
+    if (room || this.#awaitingDrain) return;
     this.#awaitingDrain = true;
     this.#response.once('drain', () => {
       this.#awaitingDrain = false;
@@ -91,7 +100,7 @@ function streamHeaders(request: http.IncomingMessage): http.OutgoingHttpHeaders 
 function refuse(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
   const frame: ErrorFrame = { t: 'error', code, message };
   response.writeHead(200, streamHeaders(request));
-  response.end(formatEvent(encodeBatch([frame]), undefined, undefined));
+  response.end(formatEvent(encodeBatch([frame]), undefined, undefined).join(''));
 }
 
 /** Serves `GET P/sse`. */

@@ -17,9 +17,15 @@ import {
   type ErrorFrame,
 } from '../../protocol/index.js';
 import { admitRequest, originAdmitted, queryValue } from '../http.js';
-import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type UpstreamFrame } from '../connection.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
+
+/** A listener that does nothing. */
+function ignore(): void {}
+
+/** `ws`'s send options for a binary frame, made once. */
+const BINARY = { binary: true } as const;
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -115,12 +121,14 @@ class WebSocketConnection implements Connection {
     return this.#ws.readyState === WebSocket.OPEN;
   }
 
-  write(batch: { readonly text: string }): void {
-    this.#ws.send(batch.text, this.#afterWrite);
+  write(batch: TextBatch): void {
+    if (batch.notify) this.#ws.send(batch.text, this.#afterWrite);
+    else this.#ws.send(batch.text);
   }
 
-  writeBinary(frame: Uint8Array): void {
-    this.#ws.send(frame, { binary: true }, this.#afterWrite);
+  writeBinary(frame: Uint8Array, notify?: boolean): void {
+    if (notify) this.#ws.send(frame, BINARY, this.#afterWrite);
+    else this.#ws.send(frame, BINARY);
   }
 
   bufferedBytes(): number {
@@ -245,8 +253,9 @@ export class WebSocketTransport {
   }
 
   #accept(ws: WebSocket, request: http.IncomingMessage, url: URL): void {
-    // Failures of the socket end in its 'close' event, which the connection reports.
-    ws.on('error', () => undefined);
+    // Failures of the socket end in its 'close' event, which the connection reports. A function made
+    // here would keep this call's scope (the request, the URL) alive as long as the socket.
+    ws.on('error', ignore);
     const { hub, maxMessageSize } = this.#context;
     // §3.1, §3.2, §10.2: a browser cannot read an HTTP refusal of an upgrade (it would see a network
     // failure and fall back), so accept, then refuse with an `error` frame and the close code of §9.

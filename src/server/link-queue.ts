@@ -1,0 +1,94 @@
+/**
+ * What one connection has queued and not yet written, and how it is cut into writes
+ * (docs/PROTOCOL.md §4.1): consecutive text items join into one batch up to {@link MAX_BATCH_CHARS};
+ * a binary message frame goes alone.
+ */
+import { itemBytes, type QueuedItem } from './encoding.js';
+
+/** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
+export const MAX_BATCH_CHARS = 256 * 1024;
+
+/** The next write: a text batch (with the id of its last message, if any) or one binary frame. */
+export type NextWrite =
+  | { readonly kind: 'batch'; readonly text: string; readonly lastMessageId: string | undefined }
+  | (QueuedItem & { readonly kind: 'binary' });
+
+export class LinkQueue {
+  /** Queued items are `#items[#head…]`: taking from the front moves `#head`, nothing is copied. */
+  #items: QueuedItem[] = [];
+  #head = 0;
+  /** Bytes of the queued items on the wire (§12 bounds bytes). */
+  bytes = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: QueuedItem): void {
+    this.#items.push(item);
+    this.bytes += itemBytes(item);
+  }
+
+  /** Puts `items` ahead of everything queued (the hello, §4). */
+  unshift(items: readonly QueuedItem[]): void {
+    this.#items = [...items, ...this.#items.slice(this.#head)];
+    this.#head = 0;
+    for (const item of items) this.bytes += itemBytes(item);
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+
+  /** Takes the next write off the front; undefined when nothing is queued. */
+  take(): NextWrite | undefined {
+    const items = this.#items;
+    const first = items[this.#head];
+    if (first === undefined) return undefined;
+    if (first.kind === 'binary') {
+      this.#advance(1, first.frame.length);
+      return first;
+    }
+    let index = this.#head;
+    let chars = 2;
+    let bytes = 0;
+    let lastMessageId: string | undefined;
+    const parts: string[] = [];
+    for (; index < items.length; index++) {
+      const next = items[index]!;
+      if (next.kind !== 'text' || (parts.length > 0 && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
+      parts.push(next.text);
+      chars += next.text.length + 1;
+      bytes += next.bytes;
+      if (next.id !== undefined) lastMessageId = next.id;
+    }
+    const count = index - this.#head;
+    this.#advance(count, bytes);
+    if (count === 1) {
+      // Joined from pieces, so that the text is one flat string (see below).
+      first.alone ??= ['[', first.text, ']'].join('');
+      return { kind: 'batch', text: first.alone, lastMessageId };
+    }
+    // The brackets join the first and last frames rather than the joined text: `[` + text + `]` would
+    // be a string of three pieces that every later reader (the byte count, the socket) copies into one.
+    parts[0] = `[${parts[0]!}`;
+    parts[parts.length - 1] += ']';
+    return { kind: 'batch', text: parts.join(','), lastMessageId };
+  }
+
+  #advance(count: number, bytes: number): void {
+    this.#head += count;
+    this.bytes -= bytes;
+    if (this.#head === this.#items.length) {
+      // Emptied: the usual case, since a stream writes all it holds at once.
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      // Compact now and then instead of shifting on every write: amortised O(1).
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
