@@ -140,10 +140,15 @@ export class SessionHub {
     return Math.max(5, Math.floor(Math.min(this.options.heartbeatInterval, this.options.sessionTimeout) / 8));
   }
 
-  /** What connecting with `sid` would do to the sessions (§3.3): resume one, or create one. */
-  creation(sid: string | null): SessionCreation {
+  /**
+   * What connecting with a ticket for `sid` would do to the sessions (§3.3): resume one, or create
+   * one. A session the server named in a ticket answer (`fresh`, §3.4.one-session) is created as one
+   * with a fresh id, not under an id its client kept.
+   */
+  creation(sid: string | null, fresh = false): SessionCreation {
     if (sid === null || !SECRET_PATTERN.test(sid)) return 'fresh';
-    return this.sessions.has(sid) ? 'none' : 'same-id';
+    if (this.sessions.has(sid)) return 'none';
+    return fresh ? 'fresh' : 'same-id';
   }
 
   /** A session object of this server (not yet in `sessions`). */
