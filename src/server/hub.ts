@@ -186,7 +186,10 @@ export class SessionHub {
     this.#attach(session, link);
     // §6.4: a stream without `last` starts at the head as of now, when the link is subscribed — so a
     // message the application sends from its 'connection' listener is part of it.
-    const start = params.last === null ? this.options.store.head() : Promise.resolve(params.last);
+    // A connection to a held session without `last` (its client never read a hello: the attempts of
+    // a race, §13.3) starts where the session's stream began, so nothing sent to it meanwhile is lost.
+    const start = params.last !== null ? Promise.resolve(params.last) : resumed && session.origin ? session.origin : this.options.store.head();
+    if (!resumed) session.origin = start;
     // The read is awaited below; a rejection is handled there, not reported as unhandled meanwhile.
     start.catch(() => undefined);
     if (!resumed) this.emit('connection', session);

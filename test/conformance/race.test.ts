@@ -57,4 +57,18 @@ describe('§3.4 tickets that name their session', () => {
     const third = named((await requestTicket(h.httpBase)).text);
     expect((await poll(h.httpBase, { ticket: third.ticket, c: randomToken() })).status).toBe(429);
   });
+
+  it('§6.4.no-last starts a connection without last to a held session where its stream began: nothing sent to it meanwhile is lost', async () => {
+    const h = await harnesses.start();
+    const first = named((await requestTicket(h.httpBase)).text);
+    const second = named((await requestTicket(h.httpBase, { sid: first.sid, key: first.key })).text);
+    const opened = framesOf(await poll(h.httpBase, { ticket: first.ticket, c: randomToken() }));
+    const hello = opened[0] as HelloFrame;
+    // Sent to the session after its first hello: the client that races never read that hello.
+    const session = h.server.sessions.get(first.sid)!;
+    const id = await session.send('meanwhile');
+    const raced = framesOf(await poll(h.httpBase, { ticket: second.ticket, c: randomToken() }));
+    expect(raced[0]).toMatchObject({ t: 'hello', sid: first.sid, resumed: true, cursor: hello.cursor });
+    expect(raced).toContainEqual(expect.objectContaining({ t: 'msg', id, d: 'meanwhile' }));
+  });
 });
