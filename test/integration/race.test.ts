@@ -9,6 +9,7 @@ import { connect, type Client, type ClientOptions, type TransportEvent } from '.
 import { startNetworkProxy, type Condition, type NetworkProxy } from '../helpers/network-proxy.js';
 import { deferred, nextTurn, when } from '../helpers/signals.js';
 import { startServer } from '../helpers/start-server.js';
+import { LockTable } from '../helpers/tab-locks.js';
 import { nodeEnvironment, type StartedServer } from './fixture.js';
 
 /** The defaults that matter here (connectTimeout 3 s, raceAfter 500 ms), with no memory and quick retries. */
@@ -116,5 +117,36 @@ describe('racing the next transport through a misbehaving network', () => {
     expect(appSaw).toEqual(upTo(10));
     expect(requests.filter((path) => path.endsWith('/ticket'))).toHaveLength(1);
     expect(requests.filter((path) => path.endsWith('/sse') || path.endsWith('/poll'))).toEqual([]);
+  });
+
+  it('§13.3 races onto the connection the tabs share: two tabs behind a hanging upgrade reach one shared SSE carrier, a session each', async () => {
+    await start('ws-hanging');
+    const carriers: string[] = [];
+    server.http.on('request', (request) => {
+      const path = new URL(request.url ?? '/', 'http://x').pathname;
+      if (path.endsWith('/carrier')) carriers.push(path);
+    });
+    const table = new LockTable();
+    const started = Date.now();
+    const tabs = [0, 1].map(() => client({ locks: table.tab().locks, BroadcastChannel }));
+    const reached = await Promise.all(tabs.map((made) => firstTransport(made, started)));
+    for (const { event, ms } of reached) {
+      expect(event).toEqual({ transport: 'sse', previous: null, reason: 'timeout' });
+      expect(ms).toBeLessThan(CONNECT_TIMEOUT);
+    }
+    expect(new Set(tabs.map((made) => made.sharing))).toEqual(new Set(['holder', 'follower']));
+    expect(carriers).toHaveLength(1);
+    expect(server.server.sessions.size).toBe(2);
+    const got = tabs.map(() => [] as unknown[]);
+    const all = when(() => got.every((list) => list.length >= 20));
+    tabs.forEach((made, i) =>
+      made.on('message', ({ data }) => {
+        got[i]!.push(data);
+        all.wake();
+      }),
+    );
+    for (let n = 1; n <= 20; n++) await server.server.broadcast(n);
+    await all.promise;
+    for (const list of got) expect(list).toEqual(upTo(20));
   });
 });
