@@ -32,7 +32,7 @@ import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type Res
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
 import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
-import { Race } from './race.js';
+import { Race, howFailed } from './race.js';
 import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
 import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
@@ -413,8 +413,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
       delay = 0;
     } else if (verdict === 'fallback' && a) {
-      const how = code === 'CONNECT_TIMEOUT' ? { kind: 'timeout' as const, linkUp: a.linkUpAt !== undefined } : { kind: 'refused' as const };
-      const next = fallbackRoute(a.name, how, this.#selector.available(this.#options.environment()));
+      const next = fallbackRoute(a.name, howFailed(a, code), this.#selector.available(this.#options.environment()));
       // The list is exhausted (`null`): back off, then start over from its first transport.
       this.#selector.follow(next);
       if (next) delay = 0;

@@ -120,7 +120,7 @@ export function leftReason(failed: TransportName, how: FailedConnect): Transport
 
 /** The route after an open stream of `from` was found held back: the next transport, or `null` when none is left. */
 export function bufferedRoute(from: TransportName, available: readonly AvailableTransport[]): Route | null {
-  const next = available[available.findIndex(({ name }) => name === from) + 1];
+  const next = nextTransport(from, available);
   return next ? { name: next.name, reason: 'buffered' } : null;
 }
 
