@@ -5,7 +5,9 @@
  */
 import type { ErrorCode } from '../protocol/index.js';
 import type { Clock } from './options.js';
+import type { SessionName } from './ticket.js';
 import type { StreamCheck } from './stream-check.js';
+import type { Route } from './transport-selector.js';
 import type { Transport, TransportName } from './transport.js';
 
 /** The timers an attempt may hold, one of each at most. */
@@ -16,6 +18,8 @@ export type AttemptTimer =
   | 'liveness'
   /** The reconnection a `reconnect` frame asked for (§10.2). */
   | 'reconnect'
+  /** The end of its head start: the next transport starts alongside it (§13.3, "Racing"). */
+  | 'race'
   /** The next upgrade probe (§7.1.1). */
   | 'probe'
   /** The answer to the ping sent when the page came back (§13.4). */
@@ -23,6 +27,8 @@ export type AttemptTimer =
 
 /** One connection attempt of a client. */
 export class Attempt {
+  /** When it started, on the client's clock. */
+  readonly startedAt: number;
   /** When its ticket arrived and its transport was made (§3.4). */
   ticketAt: number | undefined;
   /** When the link came up (the socket opened, the response headers arrived), before its `hello`. */
@@ -33,6 +39,17 @@ export class Attempt {
   lastStreamByteAt: number;
   /** When to reconnect, after a `reconnect` frame (§10.2). */
   reconnectAt: number | undefined;
+  /**
+   * The session its ticket answer named (§3.4.name-session), or the one it presented: an attempt
+   * racing it presents the same, so the two open one session.
+   */
+  named: SessionName | undefined;
+  /**
+   * Set on the winner of a race (§13.3): where to reconnect, at once, when the server closes it with
+   * `SUPERSEDED` soon after its `hello` — the attempt it beat attached after it. `null`: on its own
+   * transport.
+   */
+  ifSuperseded: Route | null | undefined;
   /** The link, once made. */
   transport: Transport | undefined;
   /** The check that an open stream is not held back by a proxy, on a transport that may be (§13.3). */
@@ -58,7 +75,8 @@ export class Attempt {
     readonly after?: ErrorCode,
   ) {
     this.#clock = clock;
-    this.lastStreamByteAt = clock.now();
+    this.startedAt = clock.now();
+    this.lastStreamByteAt = this.startedAt;
   }
 
   /** Whether {@link Attempt.dispose} ran: a disposed attempt is nobody's current attempt. */

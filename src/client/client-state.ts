@@ -8,12 +8,13 @@ import type { UnbrokenError } from './errors.js';
 import { TRANSITIONS, type ConnectionState, type StateCause, type StateEvent } from './events.js';
 
 /**
- * What the client holds in each state: an attempt under way or the timer of the next one while
- * connecting or reconnecting (with the code of the failure it follows), the attempt that said `hello` while open, and the error that closed
+ * What the client holds in each state: an attempt under way (and the attempt racing it on the next
+ * transport, §13.3) or the timer of the next one while connecting or reconnecting (with the code of
+ * the failure it follows), the attempt that said `hello` while open, and the error that closed
  * it (`null`: `close()` was called) once closed.
  */
 export type ClientState =
-  | { readonly kind: 'connecting' | 'reconnecting'; readonly attempt: Attempt }
+  | { readonly kind: 'connecting' | 'reconnecting'; readonly attempt: Attempt; readonly rival?: Attempt }
   | { readonly kind: 'connecting' | 'reconnecting'; readonly timer: unknown; readonly after?: ErrorCode }
   | { readonly kind: 'open'; readonly attempt: Attempt }
   | { readonly kind: 'closed'; readonly error: UnbrokenError | null };
@@ -39,6 +40,17 @@ export class StateMachine {
   attempt(): Attempt | undefined {
     const state = this.#state;
     return 'attempt' in state && !state.attempt.disposed ? state.attempt : undefined;
+  }
+
+  /** The attempt racing the current one on the next transport (§13.3, "Racing"), if any and not disposed. */
+  rival(): Attempt | undefined {
+    const state = this.#state;
+    return 'rival' in state && state.rival && !state.rival.disposed ? state.rival : undefined;
+  }
+
+  /** Whether `a` is the current attempt or its rival: the handlers of any other attempt do nothing. */
+  holds(a: Attempt): boolean {
+    return this.attempt() === a || this.rival() === a;
   }
 
   /** The attempt that said `hello`, while open. */

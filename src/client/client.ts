@@ -32,11 +32,10 @@ import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type Res
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
 import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
+import { Race, howFailed } from './race.js';
 import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
 import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
-export type { ClientState } from './client-state.js';
-export type { ClientOptions, Clock, TransportMemory } from './options.js';
 import { TransportSelector, fallbackRoute, pick, type Route } from './transport-selector.js';
 
 /** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
@@ -65,6 +64,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   #floor = 0;
   readonly #liveness: Liveness;
   readonly #moves: Moves;
+  readonly #race: Race;
   #transport: TransportName | null = null;
   /** Session id and key of the last hello: the key goes only in ticket bodies and headers (§3.4). */
   #session: SessionName | null = null;
@@ -87,6 +87,14 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       isOpen: (a) => this.#state.openAttempt() === a,
       moveTo: (a, route, cause) => this.#moveTo(a, route, cause),
       scheduled: (event) => this.#events.emit('schedule', event),
+    });
+    this.#race = new Race({
+      options: this.#options,
+      selector: this.#selector,
+      state: this.#state,
+      nextId: () => ++this.#attempts,
+      begin: (a, make, session) => this.#begin(a, make, session),
+      dropped: (error) => this.#events.emit('error', error),
     });
     this.#stopWatching = pageLifecycle ? watchPage(() => this.#wake()) : () => {};
     // Starts in a microtask, so listeners added right after `connect()` hear everything.
@@ -199,7 +207,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     const state = this.#state.current;
     if (state.kind === 'closed' || state.kind === 'open') return;
     const after = 'timer' in state ? state.after : undefined;
-    const { transports, connectTimeout, clock, auth, maxMessageSize } = this.#options;
+    const { transports, clock } = this.#options;
     const env = this.#options.environment();
     const found = pick(this.#selector.route, this.#selector.available(env));
     if (!found) {
@@ -207,19 +215,29 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
     }
     const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock, after);
-    const live = (): boolean => this.#state.attempt() === a;
     this.#state.enter({ kind: state.kind, attempt: a }, null);
-    a.schedule('connect', () => this.#fail(new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
-    requestTicket(env.fetch!, this.#endpoint(Endpoint.ticket), auth, this.#session, a.requests.signal).then(
-      (ticket) => live() && this.#link(a, found.make, { ticket, maxMessageSize, clock }),
-      (error: UnbrokenError) => live() && this.#fail(error),
+    this.#begin(a, found.make, this.#session);
+  }
+
+  /** Starts attempt `a` (the client's, or a rival, §13.3): its connect deadline, its ticket for `session`, then its link. */
+  #begin(a: Attempt, make: TransportFactory, session: SessionName | null): void {
+    const { connectTimeout, clock, auth, maxMessageSize } = this.#options;
+    const live = (): boolean => this.#state.holds(a);
+    a.schedule('connect', () => this.#failAttempt(a, new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
+    requestTicket(this.#options.environment().fetch!, this.#endpoint(Endpoint.ticket), auth, session, a.requests.signal, clock.now).then(
+      (ticket) => {
+        if (!live()) return;
+        this.#link(a, make, { ticket: ticket.ticket, maxMessageSize, clock });
+        if (live()) this.#race.arm(a, ticket, session);
+      },
+      (error: UnbrokenError) => live() && this.#failAttempt(a, error),
     );
   }
 
   /** Makes the link of `a` with its ticket. */
   #link(a: Attempt, make: TransportFactory, context: LinkContext): void {
     const { clock } = this.#options;
-    const live = (): boolean => this.#state.attempt() === a;
+    const live = (): boolean => this.#state.holds(a);
     a.ticketAt = clock.now();
     try {
       a.transport = make(this.#endpoint, {
@@ -238,11 +256,11 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
           if (skipTo !== undefined) this.#skipTo(skipTo);
           // The tab holding the shared connection went away: no fault of the network, so at once (§7.5).
           if (handover) a.reconnectAt = clock.now();
-          this.#fail(error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
+          this.#failAttempt(a, error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
         },
       }, context);
     } catch (cause) {
-      this.#fail(new UnbrokenError('TRANSPORT_ERROR', String(cause), cause));
+      this.#failAttempt(a, new UnbrokenError('TRANSPORT_ERROR', String(cause), cause));
     }
   }
 
@@ -251,10 +269,10 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     a.lastStreamByteAt = this.#options.clock.now();
     for (const f of frames) {
       // A listener may have closed the client, or the attempt failed on an earlier frame.
-      if (this.#state.attempt() !== a) return;
+      if (!this.#state.holds(a)) return;
       // One hello, first; only an error (a refusal, §3.1) may come without one.
       if (f.t === 'hello' ? a.opened : !a.opened && f.t !== 'error') {
-        return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects one hello, first; got ${f.t}`));
+        return this.#failAttempt(a, new UnbrokenError('PROTOCOL_ERROR', `expects one hello, first; got ${f.t}`));
       }
       switch (f.t) {
         case 'hello':
@@ -295,7 +313,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
           break;
         case 'error':
           // Only codes a server signals count; anything else is the server failing (§9).
-          this.#fail(new UnbrokenError(serverCode(f.code) ?? 'INTERNAL_ERROR', f.message));
+          this.#failAttempt(a, new UnbrokenError(serverCode(f.code) ?? 'INTERNAL_ERROR', f.message));
         // 'hb' needs nothing: its arrival was the point.
       }
     }
@@ -303,10 +321,13 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
 
   #onHello(a: Attempt, f: HelloFrame): void {
     if (!SUPPORTED_VERSIONS.includes(f.v)) {
-      return this.#fail(new UnbrokenError('PROTOCOL_ERROR', `expects hello.v among ${SUPPORTED_VERSIONS.join(', ')}, got ${f.v}`));
+      return this.#failAttempt(a, new UnbrokenError('PROTOCOL_ERROR', `expects hello.v among ${SUPPORTED_VERSIONS.join(', ')}, got ${f.v}`));
     }
+    // The first `hello` of a race wins: the other attempt is closed before anything else (§13.3).
+    if (!this.#race.settle(a)) return;
     const now = this.#options.clock.now();
     a.cancel('connect');
+    a.cancel('race');
     a.helloAt = now;
     const previous = this.#transport;
     this.#transport = a.name;
@@ -362,6 +383,11 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     });
   }
 
+  /** Fails attempt `a`: only `a` while it races another (the other carries on), else the connection. */
+  #failAttempt(a: Attempt, error: UnbrokenError): void {
+    if (!this.#race.drop(a, error)) this.#fail(error);
+  }
+
   /**
    * Ends the current attempt after a failure, then: closes for good when fatal; tries the next
    * transport at once when this one could not connect (§13.3); otherwise reconnects with backoff.
@@ -379,12 +405,15 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     let delay: number | undefined;
     if (a?.reconnectAt !== undefined) {
       delay = Math.max(0, a.reconnectAt - now);
+    } else if (code === 'SUPERSEDED' && a?.ifSuperseded !== undefined && now - (a.helloAt ?? now) < this.#options.connectTimeout) {
+      // The attempt `a` beat in a race attached after it (§13.3): at once, where that one got through.
+      if (a.ifSuperseded) this.#selector.follow(a.ifSuperseded);
+      delay = 0;
     } else if (verdict === 'reauthenticate' && a?.after !== code) {
       // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
       delay = 0;
     } else if (verdict === 'fallback' && a) {
-      const how = code === 'CONNECT_TIMEOUT' ? { kind: 'timeout' as const, linkUp: a.linkUpAt !== undefined } : { kind: 'refused' as const };
-      const next = fallbackRoute(a.name, how, this.#selector.available(this.#options.environment()));
+      const next = fallbackRoute(a.name, howFailed(a, code), this.#selector.available(this.#options.environment()));
       // The list is exhausted (`null`): back off, then start over from its first transport.
       this.#selector.follow(next);
       if (next) delay = 0;
@@ -429,6 +458,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
 
   /** Releases the current attempt (its link closed with `code`) and rejects its pings with `error`. */
   #release(code: number, error: UnbrokenError): void {
+    this.#state.rival()?.dispose(code);
     this.#state.attempt()?.dispose(code);
     this.#liveness.rejectPings(error);
   }
@@ -443,30 +473,4 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     this.#state.enter({ kind: 'closed', error }, cause);
     this.#events.emit('close', { error });
   }
-}
-
-/**
- * Connects to an unbroken server and keeps the connection: WebSocket first, falling back to SSE and
- * long polling, resuming the stream after every reconnection. Starts connecting at once.
- *
- * @param url - the http(s) URL of the server's endpoint, e.g. `https://example.com/realtime`, or a
- * path resolved against the page's location, e.g. `/realtime`. The WebSocket URL is derived from it.
- * @typeParam Incoming - the data of the messages received (not checked at run time)
- * @typeParam Outgoing - what `send()` accepts; JSON values and bytes by default
- *
- * @example
- * ```ts
- * import { connect } from 'unbroken-realtime';
- *
- * const client = connect<{ text: string }, { text: string }>('/realtime');
- * client.on('message:chat', ({ data }) => console.log(data.text));
- * client.on('state', ({ to, cause }) => console.log(to, cause));
- * await client.send({ text: 'hello' }); // resolves once the server processed it
- * ```
- */
-export function connect<Incoming = unknown, Outgoing extends Sendable = Sendable>(
-  url: string,
-  options?: ClientOptions,
-): Client<Incoming, Outgoing> {
-  return new Client<Incoming, Outgoing>(url, options);
 }

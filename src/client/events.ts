@@ -21,7 +21,8 @@ export type StateCause = 'connected' | 'close-called' | 'upgrade' | 'buffered' |
  * `refused` (it failed or was refused before its `hello`), `timeout` (its link never came up in
  * time), `silent` (a WebSocket opened and then passed nothing), `buffered` (a proxy held an SSE
  * stream's events back, before or after its `hello`), `upgrade` (a WebSocket probe succeeded while
- * on a fallback).
+ * on a fallback). After a race (§13.3, "Racing") the event names the winner, with what the client saw
+ * of the attempt it raced: `timeout`, `silent` or `buffered`, or `refused` when that one failed.
  */
 export type TransportChangeReason = 'initial' | 'remembered' | 'refused' | 'timeout' | 'silent' | 'buffered' | 'upgrade';
 

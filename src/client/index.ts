@@ -1,7 +1,8 @@
 /**
  * unbroken: a browser real-time client whose connection stays unbroken (docs/PROTOCOL.md).
  */
-export { Client, connect } from './client.js';
+export { Client } from './client.js';
+export { connect } from './connect.js';
 export {
   TRANSITIONS,
   type ClientEvents,

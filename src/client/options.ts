@@ -121,6 +121,15 @@ export interface ClientOptions {
    */
   connectTimeout?: number;
   /**
+   * Ms after an attempt's ticket arrived with no `hello` yet before the next transport of the list
+   * starts alongside it, for the same session; whichever says `hello` first is kept and the other
+   * closed (PROTOCOL.md §13.3, "Racing"). The head start is the larger of this and 4 × the ticket
+   * request's round trip, so a slow network does not start a race a healthy link would win. 0 turns
+   * racing off: the next transport then waits for the attempt to fail (at `connectTimeout` at most).
+   * @default 500
+   */
+  raceAfter?: number;
+  /**
    * Most messages the outbox holds unacknowledged; `send()` beyond it rejects with `OUTBOX_FULL`.
    * @default 10000
    */
@@ -172,6 +181,7 @@ export interface ResolvedOptions {
   readonly maxReconnectDelay: number;
   readonly minUptime: number;
   readonly connectTimeout: number;
+  readonly raceAfter: number;
   readonly outboxLimit: number;
   readonly upgradeInterval: number;
   readonly storage: TransportMemory | null;
@@ -193,6 +203,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     maxReconnectDelay = 30_000,
     minUptime = 5_000,
     connectTimeout = 3_000,
+    raceAfter = 500,
     outboxLimit = 10_000,
     upgradeInterval = 30_000,
     storage = defaultMemory(),
@@ -211,6 +222,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     maxReconnectDelay,
     minUptime,
     connectTimeout,
+    raceAfter,
     outboxLimit,
     upgradeInterval,
     storage,

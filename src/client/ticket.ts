@@ -32,6 +32,22 @@ export async function credentialsOf(auth: AuthProvider | undefined): Promise<Jso
   }
 }
 
+/** Session ids and keys as §3.4 defines well-formed ones. */
+const NAME = /^[\w-]{16,64}$/;
+
+/** A ticket answer (§3.4). */
+export interface Ticket {
+  /** The single-use ticket for the attempt's downstream request. */
+  readonly ticket: string;
+  /**
+   * The session the ticket admits to, as the answer names it (§3.4.name-session): for a new session,
+   * the id and key it will have. `null` from a server that names none.
+   */
+  readonly session: SessionName | null;
+  /** Ms from sending the request to its answer: a measured round trip. */
+  readonly roundTrip: number;
+}
+
 /**
  * Calls `auth`, then asks `url` (`P/ticket`) for a ticket for `session` (a new session when `null`).
  * Rejects with an {@link UnbrokenError}: `UNAUTHORIZED` when `auth` failed or the server refused,
@@ -44,8 +60,10 @@ export async function requestTicket(
   auth: AuthProvider | undefined,
   session: SessionName | null,
   signal: AbortSignal,
-): Promise<string> {
+  now: () => number,
+): Promise<Ticket> {
   const credentials = await credentialsOf(auth);
+  const sentAt = now();
   let response: Response;
   let text: string;
   const body = JSON.stringify({ ...session, credentials });
@@ -56,12 +74,14 @@ export async function requestTicket(
     throw new UnbrokenError('TRANSPORT_ERROR', `the ticket request failed: ${String(cause)}`, cause);
   }
   if (response.status !== 200) throw answerError(response.status, text);
-  let ticket: unknown;
+  let answer: { ticket?: unknown; sid?: unknown; key?: unknown } = {};
   try {
-    ticket = (JSON.parse(text) as { ticket?: unknown }).ticket;
+    answer = Object(JSON.parse(text)) as typeof answer;
   } catch {}
+  const { ticket, sid, key } = answer;
   if (typeof ticket !== 'string' || !TICKET.test(ticket)) {
     throw new UnbrokenError('PROTOCOL_ERROR', 'expects the ticket answer to hold a base64url ticket');
   }
-  return ticket;
+  const named = typeof sid === 'string' && typeof key === 'string' && NAME.test(sid) && NAME.test(key) ? { sid, key } : null;
+  return { ticket, session: named, roundTrip: now() - sentAt };
 }

@@ -104,15 +104,23 @@ export function pick(route: Route, available: readonly AvailableTransport[]): Av
  * client saw (§13.3); `null` when the list is exhausted (the client backs off, then starts over).
  */
 export function fallbackRoute(failed: TransportName, how: FailedConnect, available: readonly AvailableTransport[]): Route | null {
-  const next = available[available.findIndex(({ name }) => name === failed) + 1];
-  if (!next) return null;
-  const reason = how.kind === 'refused' ? 'refused' : how.linkUp ? TRANSPORTS[failed].stalled : 'timeout';
-  return { name: next.name, reason };
+  const next = nextTransport(failed, available);
+  return next ? { name: next.name, reason: leftReason(failed, how) } : null;
+}
+
+/** The transport listed after `name` among those that can run, if any. */
+export function nextTransport(name: TransportName, available: readonly AvailableTransport[]): AvailableTransport | undefined {
+  return available[available.findIndex((t) => t.name === name) + 1];
+}
+
+/** Why a client leaves `failed` for another transport before its `hello`, from what it saw of it (§13.3). */
+export function leftReason(failed: TransportName, how: FailedConnect): TransportChangeReason {
+  return how.kind === 'refused' ? 'refused' : how.linkUp ? TRANSPORTS[failed].stalled : 'timeout';
 }
 
 /** The route after an open stream of `from` was found held back: the next transport, or `null` when none is left. */
 export function bufferedRoute(from: TransportName, available: readonly AvailableTransport[]): Route | null {
-  const next = available[available.findIndex(({ name }) => name === from) + 1];
+  const next = nextTransport(from, available);
   return next ? { name: next.name, reason: 'buffered' } : null;
 }
 

@@ -127,10 +127,15 @@ export class SessionHub {
     return Math.max(5, Math.floor(Math.min(this.options.heartbeatInterval, this.options.sessionTimeout) / 8));
   }
 
-  /** What connecting with `sid` would do to the sessions (§3.3): resume one, or create one. */
-  creation(sid: string | null): SessionCreation {
+  /**
+   * What connecting with a ticket for `sid` would do to the sessions (§3.3): resume one, or create
+   * one. A session the server named in a ticket answer (`fresh`, §3.4.one-session) is created as one
+   * with a fresh id, not under an id its client kept.
+   */
+  creation(sid: string | null, fresh = false): SessionCreation {
     if (sid === null || !SECRET_PATTERN.test(sid)) return 'fresh';
-    return this.sessions.has(sid) ? 'none' : 'same-id';
+    if (this.sessions.has(sid)) return 'none';
+    return fresh ? 'fresh' : 'same-id';
   }
 
   /** A session object of this server (not yet in `sessions`). */
@@ -168,7 +173,10 @@ export class SessionHub {
     this.#attach(session, link);
     // §6.4: a stream without `last` starts at the head as of now, when the link is subscribed — so a
     // message the application sends from its 'connection' listener is part of it.
-    const start = params.last === null ? this.options.store.head() : Promise.resolve(params.last);
+    // A connection to a held session without `last` (its client never read a hello: the attempts of
+    // a race, §13.3) starts where the session's stream began, so nothing sent to it meanwhile is lost.
+    const start = params.last !== null ? Promise.resolve(params.last) : resumed && session.origin ? session.origin : this.options.store.head();
+    if (!resumed) session.origin = start;
     // The read is awaited below; a rejection is handled there, not reported as unhandled meanwhile.
     start.catch(() => undefined);
     if (!resumed) this.emit('connection', session);

@@ -159,6 +159,11 @@ export class ServerSession implements Session {
   residency: 'owner' | 'visitor' = 'owner';
   /** When a request last used it here (a visitor unused for a while is dropped, cluster.ts). */
   lastUsed: number;
+  /**
+   * Where its stream began: the head when its first connection attached here. A later connection
+   * without `last` starts there (§6.4.no-last). `null` when learnt from a shared store.
+   */
+  origin: Promise<string> | null = null;
 
   constructor(id: string, key: string, user: Identity | null, hub: SessionHub, address: string) {
     this.id = id;

@@ -19,6 +19,19 @@ export interface TicketGrant {
   readonly key: string | null;
   /** The identity `authenticate` returned, or `null` without `authenticate`. */
   readonly user: Identity | null;
+  /**
+   * True when `sid` is a name the server gave out in a ticket answer for a session still to be
+   * created (§3.4.name-session): the connection that creates it counts as creating a session with a
+   * fresh id (§12.1.rate), whichever of its tickets is used first.
+   */
+  readonly fresh?: boolean;
+}
+
+/** A session named in a ticket answer and not yet created: its key and identity, and its outstanding tickets. */
+interface Reservation {
+  readonly key: string;
+  readonly user: Identity | null;
+  tickets: number;
 }
 
 interface Entry {
@@ -57,6 +70,8 @@ export class TicketStore {
   /** Outstanding tickets, oldest first (§3.4: same ttl for all, so also soonest to expire first). */
   readonly #tickets = new Map<string, Entry>();
   readonly #perAddress = new Map<string, number>();
+  /** Sessions named by outstanding fresh tickets (§3.4.one-session), by id. */
+  readonly #reserved = new Map<string, Reservation>();
 
   constructor(limits: TicketLimits, now: () => number) {
     this.#limits = limits;
@@ -80,13 +95,22 @@ export class TicketStore {
     const ticket = randomToken();
     this.#tickets.set(ticket, { grant, address, expiresAt: this.#now() + this.#limits.ttl });
     this.#perAddress.set(address, fromAddress + 1);
+    if (grant.fresh === true && grant.sid !== null && grant.key !== null) {
+      const reservation = this.#reserved.get(grant.sid);
+      if (reservation) reservation.tickets++;
+      else this.#reserved.set(grant.sid, { key: grant.key, user: grant.user, tickets: 1 });
+    }
     return ticket;
   }
 
   /**
-   * Takes a ticket: its grant if it is outstanding and unexpired, else `null`. Either way it is gone
-   * afterwards (single use, §3.4).
+   * The session-to-be named `sid` while a fresh ticket naming it is outstanding (§3.4.one-session):
+   * its key and identity, which a second ticket request for it must match.
    */
+  reservation(sid: string): { readonly key: string; readonly user: Identity | null } | undefined {
+    return this.#reserved.get(sid);
+  }
+
   /** What `ticket` would grant, without using it: for the admission limits (§12.1), which run first. */
   peek(ticket: string | null): TicketGrant | null {
     if (ticket === null || !TICKET_PATTERN.test(ticket)) return null;
@@ -94,6 +118,10 @@ export class TicketStore {
     return entry && entry.expiresAt > this.#now() ? entry.grant : null;
   }
 
+  /**
+   * Takes a ticket: its grant if it is outstanding and unexpired, else `null`. Either way it is gone
+   * afterwards (single use, §3.4).
+   */
   redeem(ticket: string | null): TicketGrant | null {
     if (ticket === null || !TICKET_PATTERN.test(ticket)) return null;
     const entry = this.#tickets.get(ticket);
@@ -110,6 +138,7 @@ export class TicketStore {
   clear(): void {
     this.#tickets.clear();
     this.#perAddress.clear();
+    this.#reserved.clear();
   }
 
   #purge(): void {
@@ -122,6 +151,9 @@ export class TicketStore {
 
   #remove(ticket: string, entry: Entry): void {
     this.#tickets.delete(ticket);
+    const { sid, fresh } = entry.grant;
+    const reservation = fresh === true && sid !== null ? this.#reserved.get(sid) : undefined;
+    if (reservation && --reservation.tickets === 0) this.#reserved.delete(sid!);
     const left = (this.#perAddress.get(entry.address) ?? 1) - 1;
     if (left > 0) this.#perAddress.set(entry.address, left);
     else this.#perAddress.delete(entry.address);

@@ -58,6 +58,9 @@ async function start(rate: number, condition: 'normal' | 'sse-proxy-buffered') {
     fetch,
     transports: ['sse', 'long-polling'],
     storage: null,
+    // These scenarios are about the check of a stream that said hello (§13.3, "Checking an open
+    // stream"); without it, a stream held back from its start loses the race to long polling first.
+    raceAfter: 0,
   });
   const ticks: { n: number; late: number }[] = [];
   client.on('message:tick', ({ data }) => ticks.push({ n: data.n, late: Date.now() - data.at }));

@@ -10,7 +10,7 @@ import { readJsonBody } from '../body.js';
 import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
-import { SECRET_PATTERN, TICKET_PATTERN, sameSecret, type TicketGrant } from '../tickets.js';
+import { SECRET_PATTERN, TICKET_PATTERN, randomToken, sameSecret, type TicketGrant } from '../tickets.js';
 import type { PreparedSession } from '../cluster.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { TransportContext } from './context.js';
@@ -79,6 +79,9 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
     return;
   }
+  // A session another ticket named and nobody created yet is guarded as a held one (§3.4.one-session).
+  const reserved = sid === null || held ? undefined : tickets.reservation(sid);
+  held ??= reserved;
   if (held && (key === null || !sameSecret(key, held.key) || identityId(user) !== identityId(held.user))) {
     // The session is not touched: no supersede, no expiry change, nothing said about it.
     answerError(request, response, 'UNAUTHORIZED', 'this session needs its key and the same user');
@@ -88,7 +91,10 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
     return;
   }
-  const grant: TicketGrant = sid === null ? { sid: null, key: null, user } : { sid, key, user };
+  // A new session is named now, so that every ticket of the attempts racing to open it names the
+  // same one (§3.4.name-session); it is created by the first connection that uses one of them.
+  const grant: TicketGrant =
+    sid === null ? { sid: randomToken(), key: randomToken(), user, fresh: true } : { sid, key, user, ...(reserved ? { fresh: true } : {}) };
   const ticket = tickets.issue(grant, addressOf(context, request));
   if (ticket === null) {
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
@@ -104,7 +110,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
       return;
     }
   }
-  answerJson(request, response, JSON.stringify({ ticket, ttl: tickets.ttl }));
+  answerJson(request, response, JSON.stringify({ ticket, ttl: tickets.ttl, sid: grant.sid, key: grant.key }));
 }
 
 function storeFailed(context: TransportContext, cause: unknown): void {
