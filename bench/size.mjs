@@ -20,10 +20,10 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * attempt gained its ticket request and credentials (the `auth` option, answers to `auth` frames),
  * the inbound size limit that skips what it refuses, the bounds on the server's numbers and the
  * spacing of quick polls; from 10 KiB to 13 KiB when the tabs of an origin came to share one
- * connection on SSE and long polling (the election, the carrier, the holder's routing). The aim
- * stays 5 KiB.
+ * connection on SSE and long polling (the election, the carrier, the holder's routing); to 14 KiB
+ * when a slow connection attempt came to race the next transport. The aim stays 5 KiB.
  */
-export const GZIP_BUDGET = 13312;
+export const GZIP_BUDGET = 14336;
 
 /** The file the budget applies to, relative to the package root. */
 export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';
