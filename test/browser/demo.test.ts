@@ -88,9 +88,9 @@ describe('the demo page', () => {
     expect(transports.map(({ transport, reason }) => `${transport} (${reason})`)).toEqual([
       'websocket (initial)',
       'sse (refused)',
-      // The SSE attempt after the cut waits for the carrier the tabs share, which the proxy holds
-      // back: within the head start it saw nothing at all, and long polling, raced, won (§13.3).
-      'long-polling (timeout)',
+      // The SSE attempt after the cut waits for the carrier the tabs share, whose response began but
+      // which the proxy holds back: long polling, raced, won, and the reason is the held-back stream (§13.3).
+      'long-polling (buffered)',
       'websocket (upgrade)',
     ]);
     await page.expectNothingLost();
