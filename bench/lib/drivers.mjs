@@ -67,6 +67,21 @@ const OPEN_TIMEOUT_MS = 10_000;
 const PHASE_TIMEOUT_MS = 60_000;
 
 /**
+ * Sends one upstream message of a hand-written baseline (raw EventSource, raw long polling): one POST
+ * per message, as such a client does.
+ * @param {BenchEnvironment} env
+ * @param {{ url: string }} row
+ * @param {string} id
+ * @param {unknown} value
+ */
+function postCommand(env, row, id, value) {
+  void env
+    .fetch(`${row.url}/raw/cmd?c=${id}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify(value) })
+    .then((response) => response.arrayBuffer())
+    .catch(() => undefined);
+}
+
+/**
  * @param {BenchEnvironment} env
  */
 export function createBench(env) {
@@ -125,14 +140,7 @@ export function createBench(env) {
         const source = new env.EventSource(`${row.url}/raw/sse?c=${id}`);
         source.onmessage = (event) => deliver(JSON.parse(event.data));
         return {
-          send: (value) =>
-            void env.fetch(`${row.url}/raw/cmd?c=${id}`, {
-              method: 'POST',
-              headers: { 'content-type': 'text/plain' },
-              body: JSON.stringify(value),
-            })
-              .then((response) => response.arrayBuffer())
-              .catch(() => undefined),
+          send: (value) => postCommand(env, row, id, value),
           close: () => source.close(),
           transport: () => 'sse',
         };
@@ -161,14 +169,7 @@ export function createBench(env) {
         };
         void poll();
         return {
-          send: (value) =>
-            void env.fetch(`${row.url}/raw/cmd?c=${id}`, {
-              method: 'POST',
-              headers: { 'content-type': 'text/plain' },
-              body: JSON.stringify(value),
-            })
-              .then((response) => response.arrayBuffer())
-              .catch(() => undefined),
+          send: (value) => postCommand(env, row, id, value),
           close: () => {
             closed = true;
             controller.abort();

@@ -3,15 +3,11 @@
  * millisecond: the client file is never missing (`npm run chaos`; the swap step itself and a failing
  * build are checked in `npm test`, atomic-build.test.ts).
  */
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TMP_PREFIX } from '../../scripts/build.mjs';
-import { BUILD_TIMEOUT, OLD_CLIENT, runBuild } from './atomic-build.test.js';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
+import { BUILD_TIMEOUT, OLD_CLIENT, runBuild, scratchCopy } from './atomic-build.test.js';
 
 describe('npm run build under a reader', () => {
   let copy = '';
@@ -19,14 +15,7 @@ describe('npm run build under a reader', () => {
   const leftovers = (): string[] => readdirSync(copy).filter((name) => name.startsWith(TMP_PREFIX));
 
   beforeAll(() => {
-    copy = mkdtempSync(path.join(os.tmpdir(), 'unbroken-build-'));
-    for (const entry of ['src', 'scripts', 'rollup.config.mjs', 'package.json', ...readdirSync(root).filter((name) => /^tsconfig.*\.json$/.test(name))]) {
-      cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true });
-    }
-    symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
-    mkdirSync(dist());
-    writeFileSync(path.join(dist(), 'unbroken-realtime.mjs'), OLD_CLIENT);
-    writeFileSync(path.join(dist(), 'renamed-long-ago.mjs'), 'export {};\n');
+    copy = scratchCopy();
   });
   afterAll(() => {
     if (copy) rmSync(copy, { recursive: true, force: true });

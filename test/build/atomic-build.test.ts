@@ -40,6 +40,22 @@ export function runBuild(cwd: string, args: string[] = []): { exited: Promise<{ 
   return { exited: new Promise((resolve) => child.once('exit', (code) => resolve({ code, output }))) };
 }
 
+/**
+ * A scratch copy of what a build reads (with this checkout's node_modules), holding a previous build:
+ * a client file to tell apart, and a file no build makes any more. Returns its folder.
+ */
+export function scratchCopy(): string {
+  const copy = mkdtempSync(path.join(os.tmpdir(), 'unbroken-build-'));
+  for (const entry of ['src', 'scripts', 'rollup.config.mjs', 'package.json', ...readdirSync(root).filter((name) => /^tsconfig.*\.json$/.test(name))]) {
+    cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true });
+  }
+  symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
+  mkdirSync(path.join(copy, 'dist'));
+  writeFileSync(path.join(copy, 'dist', 'unbroken-realtime.mjs'), OLD_CLIENT);
+  writeFileSync(path.join(copy, 'dist', 'renamed-long-ago.mjs'), 'export {};\n');
+  return copy;
+}
+
 describe('swapIn', () => {
   let tmp = '';
   beforeAll(() => {
@@ -88,15 +104,7 @@ describe('npm run build (scripts/build.mjs)', () => {
   const leftovers = (): string[] => readdirSync(copy).filter((name) => name.startsWith(TMP_PREFIX));
 
   beforeAll(() => {
-    copy = mkdtempSync(path.join(os.tmpdir(), 'unbroken-build-'));
-    for (const entry of ['src', 'scripts', 'rollup.config.mjs', 'package.json', ...readdirSync(root).filter((name) => /^tsconfig.*\.json$/.test(name))]) {
-      cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true });
-    }
-    symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
-    // The previous build: a client file to tell apart, and a file no build makes any more.
-    mkdirSync(dist());
-    writeFileSync(path.join(dist(), 'unbroken-realtime.mjs'), OLD_CLIENT);
-    writeFileSync(path.join(dist(), 'renamed-long-ago.mjs'), 'export {};\n');
+    copy = scratchCopy();
     // A build that writes one output, then fails in its second config.
     writeFileSync(path.join(copy, 'tiny-entry.mjs'), 'export const tiny = 1;\n');
     writeFileSync(
