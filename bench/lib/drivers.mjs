@@ -14,6 +14,7 @@ import { echoMessage } from './workload.mjs';
  * @typedef {object} UnbrokenClientLike
  * @property {(event: 'message', listener: (message: { data: unknown }) => void) => unknown} onMessage
  * @property {(event: 'close', listener: (closed: { error: { code: string, message: string } | null }) => void) => unknown} onClose
+ * @property {(event: 'gap', listener: (gap: { reason: string, lastEventId: string, resumeEventId: string }) => void) => unknown} onGap
  * @property {(data: unknown) => Promise<void>} send
  * @property {() => void} close
  * @property {() => string | null} transport
@@ -108,6 +109,9 @@ export function createBench(env) {
         const client = env.connect(`${row.url}/realtime`, options);
         client.onMessage('message', ({ data }) => deliver(data));
         client.onClose('close', ({ error }) => error && fail(`${error.code}: ${error.message}`));
+        // Messages the server could no longer replay: a case that outran the store's retention, which
+        // would otherwise surface only as a sequence number out of order.
+        client.onGap('gap', ({ reason, lastEventId, resumeEventId }) => fail(`gap (${reason}) after ${lastEventId || 'the start'}, resumed after ${resumeEventId}`));
         return {
           send: (value) => void client.send(value).catch(() => undefined),
           close: () => client.close(),

@@ -24,6 +24,7 @@ const env = {
     return {
       onMessage: (event, listener) => client.on(event, listener),
       onClose: (event, listener) => client.on(event, listener),
+      onGap: (event, listener) => client.on(event, listener),
       send: (data) => client.send(/** @type {import('../../src/client/index.js').Sendable} */ (data)),
       close: () => client.close(),
       transport: () => client.transport,

@@ -22,6 +22,7 @@ const env = {
     return {
       onMessage: (event, listener) => client.on(event, listener),
       onClose: (event, listener) => client.on(event, listener),
+      onGap: (event, listener) => client.on(event, listener),
       send: (data) => client.send(data),
       close: () => client.close(),
       transport: () => client.transport,

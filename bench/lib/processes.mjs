@@ -86,8 +86,9 @@ async function end(child) {
 /**
  * Starts a fresh server process and waits for its port.
  * @param {string} kind `unbroken`, `ws`, `sse` or `socketio`
- * @param {{ transport?: string, gc?: boolean, store?: string }} [options] `store`: a `redis://` URL for
- *   unbroken's store (default: in memory)
+ * @param {{ transport?: string, gc?: boolean, store?: string, retention?: number }} [options] `store`: a
+ *   `redis://` URL for unbroken's store (default: in memory); `retention`: the store's `maxMessages`
+ *   (default: the store's own default)
  */
 export async function startServer(kind, options = {}) {
   const args = [kind];
@@ -95,7 +96,11 @@ export async function startServer(kind, options = {}) {
   const child = fork(lib('./server.mjs'), args, {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     execArgv: options.gc ? ['--expose-gc'] : [],
-    env: { ...process.env, UNBROKEN_BENCH_STORE: options.store ?? 'memory' },
+    env: {
+      ...process.env,
+      UNBROKEN_BENCH_STORE: options.store ?? 'memory',
+      ...(options.retention ? { UNBROKEN_BENCH_RETENTION: String(options.retention) } : {}),
+    },
   });
   children.add(child);
   const stdout = child.stdout;

@@ -3,9 +3,10 @@
  * The `redis` section of `npm run bench`: what keeping the messages in Redis (`RedisStore`,
  * dist/redis.mjs) costs, each figure against a baseline measured in the same run.
  *
- * - Push and round trip: one server process on `RedisStore` against one on `MemoryStore` (both with
- *   the default retention), the Node client of the client rows over WebSocket, measured as those rows
- *   are (client-cases.mjs). During the measured push on Redis, `INFO commandstats` and `INFO cpu` of
+ * - Push and round trip: one server process on `RedisStore` against one on `MemoryStore` (the same
+ *   retention on both: {@link PUSH_RETENTION_PUSHES} pushes' worth for the push, the default 10,000
+ *   messages for the round trip), the Node client of the client rows over WebSocket, measured as those
+ *   rows are (client-cases.mjs). During the measured push on Redis, `INFO commandstats` and `INFO cpu` of
  *   the redis-server tell where Redis spent its time.
  * - Fan-out: 1,000 raw WebSocket clients (scale-clients.mjs) in one other process and a broadcast at a
  *   fixed rate from one server process, delivery latency from the wall clock (as the server-scale
@@ -149,17 +150,26 @@ async function withRedis(store, fn) {
 }
 
 /**
- * Starts one unbroken server process on `store`, appends `fill` broadcasts, then starts a Node client
- * host with one open WebSocket connection to it; runs `fn`, then ends both.
+ * Retention of the push case, in pushes: one push is appended in one synchronous loop, faster than
+ * RedisStore's reader hears of it, and with a retention under one push the reader finds the first
+ * messages already evicted (the client is then told of a gap, as PROTOCOL §6.3 says). A deployment
+ * sizes its retention above its largest burst; so does this case.
+ */
+const PUSH_RETENTION_PUSHES = 4;
+
+/**
+ * Starts one unbroken server process on `store` (with `retention` messages when given, else the
+ * default), appends `fill` broadcasts, then starts a Node client host with one open WebSocket
+ * connection to it; runs `fn`, then ends both.
  * @template T
  * @param {StoreKind} store
- * @param {number} fill
+ * @param {{ fill?: number, retention?: number }} options
  * @param {(host: import('./processes.mjs').ClientHost, redis: import('./redis-server.mjs').BenchRedis | null) => Promise<T>} fn
  * @returns {Promise<T>}
  */
-function withClient(store, fill, fn) {
+function withClient(store, { fill = 0, retention }, fn) {
   return withRedis(store, async (redis) => {
-    const server = await startServer('unbroken', redis ? { store: redis.url } : {});
+    const server = await startServer('unbroken', { ...(redis ? { store: redis.url } : {}), ...(retention ? { retention } : {}) });
     /** @type {import('./processes.mjs').ClientHost | null} */
     let host = null;
     try {
@@ -207,7 +217,7 @@ async function commandStats(redis) {
  * @returns {Promise<PushRun>}
  */
 function pushRun(store, w) {
-  return withClient(store, 0, async (host, redis) => {
+  return withClient(store, { retention: PUSH_RETENTION_PUSHES * w.pushMessages }, async (host, redis) => {
     await warmUpPush(host, w.pushMessages, w.pushTimeoutMs);
     if (!redis) return { rate: await pushRate(host, w.pushMessages, w.pushTimeoutMs) };
     await redis.resetStats();
@@ -228,7 +238,7 @@ function pushRun(store, w) {
  * @returns {Promise<RttRun>}
  */
 function rttRun(store, w) {
-  return withClient(store, w.fillMessages, async (host) => {
+  return withClient(store, { fill: w.fillMessages }, async (host) => {
     const samples = await roundTrips(host);
     return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) };
   });
@@ -477,7 +487,8 @@ export function redisHeadings(results) {
   const w = results.workload;
   return {
     client:
-      `push and round trip: one server process on each store (default retention: 10,000 messages, 5 min), a redis-server of its own per case, ` +
+      `push and round trip: one server process on each store (retention: ${num(PUSH_RETENTION_PUSHES * w.pushMessages, 0)} messages for the push, ` +
+      `the default 10,000 for the round trip; 5 min), a redis-server of its own per case, ` +
       `the Node client over WebSocket; push ${num(w.pushMessages, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ` +
       `${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential send → echo (after ${RTT_WARMUP}), once ` +
       `${num(w.fillMessages, 0)} broadcasts were stored; median (lowest–highest) over runs`,

@@ -20,8 +20,9 @@
  * as a running one's).
  *
  * The unbroken server keeps its messages in a `MemoryStore`, or, when `UNBROKEN_BENCH_STORE` is a
- * `redis://` URL, in a `RedisStore` (dist/redis.mjs) there, with the same (default) retention; several
- * server processes given the same URL share one store, as a deployment behind a load balancer does.
+ * `redis://` URL, in a `RedisStore` (dist/redis.mjs) there, with the same retention: the stores' default
+ * (10,000 messages), or `UNBROKEN_BENCH_RETENTION` messages when set. Several server processes given
+ * the same URL share one store, as a deployment behind a load balancer does.
  */
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -163,19 +164,22 @@ let sendTo = () => Promise.reject(new Error(`the ${kind} server has no rooms`));
 
 if (kind === 'unbroken') {
   // The built server, as a user gets it; typed from its source so that type-checking needs no build.
-  const { createServer } = /** @type {typeof import('../../src/server/index.js')} */ (await import(new URL('server.mjs', dist).href));
+  const { createServer, MemoryStore } = /** @type {typeof import('../../src/server/index.js')} */ (await import(new URL('server.mjs', dist).href));
   const storeUrl = process.env.UNBROKEN_BENCH_STORE ?? 'memory';
+  const retention = process.env.UNBROKEN_BENCH_RETENTION ? { maxMessages: Number(process.env.UNBROKEN_BENCH_RETENTION) } : {};
   /** @type {import('../../src/server/index.js').MessageStore | undefined} */
   let store;
   if (storeUrl.startsWith('redis://')) {
     const { RedisStore } = /** @type {typeof import('../../src/server/redis/index.js')} */ (await import(new URL('redis.mjs', dist).href));
-    const redis = new RedisStore({ url: storeUrl });
+    const redis = new RedisStore({ url: storeUrl, ...retention });
     redis.onError((error) => console.error(`redis store (server ${process.pid}): ${error.message}`));
     // Before listening: the first connection must not wait for Redis, nor fail on it.
     await redis.ready();
     store = redis;
   } else if (storeUrl !== 'memory') {
     throw new Error(`UNBROKEN_BENCH_STORE must be "memory" or a redis:// URL, got ${JSON.stringify(storeUrl)}`);
+  } else if (retention.maxMessages) {
+    store = new MemoryStore(retention);
   }
   const realtime = createServer({ path: '/realtime', ...BENCH_LIMITS, ...(store ? { store } : {}) }).attach(httpServer);
   realtime.on('connection', (session) => void session.send({ welcome: true }).catch(() => undefined));
