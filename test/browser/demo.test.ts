@@ -6,74 +6,27 @@
  * A screenshot of the page under each condition goes to test-output/browser/; those taken on a
  * fallback and while reconnecting show the page's countdown to the next upgrade probe or attempt.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startDemo, type Demo } from '../../demo/server.mjs';
-import { INSTALL_HINT, findChromium, launchChromium } from './chromium.js';
-import { DemoPage, FAST, openDemo, type Condition } from './demo-page.js';
-
-/** The server's heartbeat: a frozen link is found within twice that. */
-const HEARTBEAT = 1000;
+import { describe, expect, it } from 'vitest';
+import { INSTALL_HINT, findChromium } from './chromium.js';
+import { FAST, openDemo } from './demo-page.js';
+import { FALLBACKS, HEARTBEAT, useDemoPage, walkFallback } from './demo-walks.js';
 
 it('finds a Chromium to run the browser tests in', () => {
   expect(findChromium(), INSTALL_HINT).toBeDefined();
 });
 
 describe('the demo page', () => {
-  let browser: Browser;
-  let demo: Demo;
-  let page: DemoPage;
+  const context = useDemoPage();
 
-  beforeAll(async () => {
-    browser = await launchChromium();
-    demo = await startDemo({ port: 0, heartbeatInterval: HEARTBEAT, tickInterval: 100 });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await demo?.close();
-  });
-  beforeEach(async () => {
-    demo.network.setCondition('normal');
-    // Sends one message every second throughout, so upstream delivery is checked under every condition.
-    page = await openDemo(browser, demo.url, { ...FAST, autosend: 1 });
-    await page.until('open websocket');
-    await page.flowing(5);
-  });
-  afterEach(async () => {
-    await page?.close();
-  });
-
-  const fallbacks: { name: string; conditions: Condition[]; transport: string }[] = [
-    { name: 'ws-blocked', conditions: ['ws-blocked'], transport: 'sse' },
-    { name: 'ws-hanging', conditions: ['ws-hanging'], transport: 'sse' },
-    { name: 'ws-silent', conditions: ['ws-silent'], transport: 'sse' },
-    { name: 'sse-buffered', conditions: ['ws-blocked', 'sse-buffered'], transport: 'long-polling' },
-  ];
-
-  it.each(fallbacks)(
+  // The other ways of falling back, each on its own, are in demo-walks.long.ts (npm run chaos); the
+  // whole chain below falls back from a refused upgrade and from a buffered stream.
+  it.each([FALLBACKS.hanging])(
     '$conditions: falls back to $transport, returns to websocket when lifted, and loses or repeats nothing',
-    async ({ name, conditions, transport }) => {
-      for (const condition of conditions) await page.toggle(condition);
-      expect(demo.network.active).toEqual(conditions);
-      expect((await page.stats()).conditions).toEqual(conditions);
-
-      await page.until(`open ${transport}`, 30_000);
-      await page.flowing();
-      // On a fallback, the page counts down to the client's next WebSocket probe.
-      await page.screenshotCountdown(`demo-${name}`, 'probe');
-
-      await page.toggle('normal');
-      expect(demo.network.active).toEqual([]);
-      await page.until('open websocket', 30_000);
-      expect((await page.stats()).transports.at(-1)).toMatchObject({ transport: 'websocket', previous: transport, reason: 'upgrade' });
-      await page.flowing();
-      await page.settled();
-      await page.expectNothingLost();
-      await page.screenshot(`demo-${name}-lifted`);
-    },
+    (fallback) => walkFallback(context, fallback),
   );
 
   it('walks down the whole chain and back up: websocket → sse → long-polling → websocket', async () => {
+    const { page } = context;
     await page.toggle('ws-blocked');
     await page.until('open sse', 30_000);
     await page.flowing(5);
@@ -99,6 +52,7 @@ describe('the demo page', () => {
   });
 
   it('slow: stays on websocket, and the round trip shows the added latency', async () => {
+    const { page } = context;
     await page.toggle('slow');
     // A pressed toggle says so: aria-pressed, and an "on" badge; the others read "off".
     const badge = (condition: string) =>
@@ -120,6 +74,7 @@ describe('the demo page', () => {
   });
 
   it('offline: keeps trying, then resumes where it left off once the network is back', async () => {
+    const { page } = context;
     const before = await page.stats();
     await page.toggle('offline');
     await expect.poll(async () => (await page.stats()).state, { timeout: 10_000 }).toBe('reconnecting');
@@ -143,6 +98,7 @@ describe('the demo page', () => {
   });
 
   it('drop connection now: reconnects over websocket and resumes the session', async () => {
+    const { page } = context;
     const { opens, sessionId } = await page.stats();
     await page.page.click('#drop');
     await expect.poll(async () => (await page.stats()).opens, { timeout: 10_000 }).toBe(opens + 1);
@@ -157,6 +113,7 @@ describe('the demo page', () => {
   });
 
   it('freeze connection: the heartbeat deadline finds the dead link, and the client resumes', async () => {
+    const { page } = context;
     const { opens } = await page.stats();
     // The page states the demo server's heartbeat, and the server's default next to it.
     expect(await page.page.textContent('#heartbeat')).toBe(
@@ -182,7 +139,7 @@ describe('the demo page', () => {
   });
 
   it('fits a phone screen without sideways scrolling', async () => {
-    const phone = await openDemo(browser, demo.url, FAST, {
+    const phone = await openDemo(context.browser, context.demo.url, FAST, {
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 2,
       isMobile: true,

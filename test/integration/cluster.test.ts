@@ -29,7 +29,9 @@ async function startCluster(size: number, hb = 1000): Promise<Cluster> {
   const proxies: TcpProxy[] = [];
   const handled: [number, unknown][] = [];
   for (let index = 0; index < size; index++) {
-    const server = await startServer({ store, heartbeatInterval: hb });
+    // A reconnection floor of 50 ms (`hello.retry`, 1 s by default), as the clients' own delay: the
+    // tests reconnect many times, and each would otherwise wait a second.
+    const server = await startServer({ store, heartbeatInterval: hb, retry: 50 });
     server.server.on('message', (data) => handled.push([index, data]));
     servers.push(server);
     proxies.push(await startTcpProxy(server.port));
