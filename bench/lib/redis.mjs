@@ -405,7 +405,7 @@ function pushProfile(runs) {
   }
   return (
     `where Redis spent the measured push on RedisStore (INFO commandstats of the run with the median rate, ${num(run.rate, 0)} msg/s; ` +
-    `Redis CPU ${num(run.redisCpuPercent ?? NaN, 0)} % of one core; every append is one EVALSHA, and the commands its script runs are counted on their own too)\n` +
+    `Redis CPU ${num(run.redisCpuPercent ?? NaN, 0)} % of one core; the appends of one event-loop turn go in one EVALSHA per 128, and the commands its script runs are counted on their own too)\n` +
     table(rows)
   );
 }

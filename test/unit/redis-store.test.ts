@@ -15,6 +15,12 @@ const ALL: Address = { kind: 'all' };
 const PAUSE = Number(process.env.UNBROKEN_REDIS_PAUSE_MS ?? 1_500);
 
 const ids = (messages: readonly StoredMessage[]): string[] => messages.map((message) => message.id);
+/** Orders `<epoch>-<ms>-<seq>` ids of one epoch. */
+const compareIds = (a: string, b: string): number => {
+  const [, msA = 0, seqA = 0] = a.split('-').map(Number);
+  const [, msB = 0, seqB = 0] = b.split('-').map(Number);
+  return msA - msB || seqA - seqB;
+};
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function fill(store: MessageStore, count: number, to: Address = ALL): Promise<string[]> {
@@ -99,6 +105,46 @@ describe('RedisStore ids, epochs and order', () => {
     expect(bob).toHaveLength(60);
     // Alice's stream is exactly what the room got after her join's position.
     expect(alice).toEqual(joined === start ? bob : bob.slice(bob.indexOf(joined) + 1));
+  });
+
+  it('sends the appends of one turn as one script call per batch of 128, each resolved with its own id, in call order', async () => {
+    const { store } = await open(server, { prefix: 'batched' });
+    const redis = inspect(server);
+    await store.head();
+    await redis.config('RESETSTAT');
+    const to = (i: number): Address => (i % 3 === 0 ? { kind: 'session', session: `s${i % 5}` } : i % 3 === 1 ? { kind: 'rooms', rooms: ['a', 'b'] } : ALL);
+    const stored = await Promise.all(Array.from({ length: 300 }, (_, i) => store.append({ to: to(i), data: i, ...(i % 7 === 0 ? { event: 'tick' } : {}) })));
+    // EVALSHA, or EVAL for the script's first call on this connection (after a refused EVALSHA).
+    const stats = await redis.info('commandstats');
+    const calls = (command: string): number => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('evalsha') + calls('eval')).toBe(Math.ceil(300 / 128));
+    expect(stored.map((message) => message.data)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect([...ids(stored)].sort(compareIds)).toEqual(ids(stored));
+    expect(new Set(ids(stored)).size).toBe(300);
+    // Each message is read back where its address puts it, with its event.
+    const s0 = await store.read('s0', (await store.head()).replace(/-\d+-\d+$/, '-0-0'), 1000);
+    expect(s0.messages.map((message) => message.data)).toEqual(Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 3 === 2 || (i % 3 === 0 && i % 5 === 0)));
+    expect(s0.messages.find((message) => message.data === 0)).toMatchObject({ event: 'tick', to: { kind: 'session', session: 's0' } });
+  });
+
+  it('§6.5.interval keeps a join after the appends called before it and before those called after it, in one turn', async () => {
+    const { store } = await open(server, { prefix: 'batched-join' });
+    const start = await store.head();
+    const room: Address = { kind: 'rooms', rooms: ['lobby'] };
+    const before = [store.append({ to: room, data: 'before' }), store.append({ to: room, data: 'before, too' })];
+    const joined = store.join('carol', 'lobby');
+    const after = store.append({ to: room, data: 'after' });
+    await Promise.all([...before, joined, after]);
+    expect((await store.read('carol', start, 10)).messages.map((message) => message.data)).toEqual(['after']);
+  });
+
+  it('evicts within one batch as append by append would: the newest maxMessages stay, and a reader from before is told of the gap', async () => {
+    const { store } = await open(server, { prefix: 'batched-trim', maxMessages: 50 });
+    const start = await store.head();
+    const stored = await Promise.all(Array.from({ length: 120 }, (_, i) => store.append({ to: ALL, data: i })));
+    const page = await store.read('s', start, 1000);
+    expect(page.gap).toBe('expired');
+    expect(ids(page.messages)).toEqual(ids(stored.slice(70)));
   });
 
   it('§6.2 starts a new epoch when Redis lost its data: an old id gets one unknown-epoch gap, then the new epoch', async () => {

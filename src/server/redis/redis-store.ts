@@ -21,7 +21,8 @@ import {
   type StoredMessage,
   type TicketGrant,
 } from '../index.js';
-import { decodeMessage, encodeMessage, storedMessage, type RawEntry } from './codec.js';
+import { AppendBatch } from './append-batch.js';
+import { decodeMessage, type RawEntry } from './codec.js';
 import { items, runScript, scriptLabel, text, type ScriptArg, type ScriptName } from './commands.js';
 import { Connections } from './connections.js';
 import { candidateEpoch, formatId, parseId } from './ids.js';
@@ -131,6 +132,7 @@ export class RedisStore implements MessageStore, SessionState {
   readonly #reader: FeedReader;
   readonly #signals: Signals;
   readonly #sessions: SharedSessions;
+  readonly #appends: AppendBatch;
   readonly #errorListeners = new Set<(error: Error) => void>();
   #closed: Promise<void> | null = null;
 
@@ -164,8 +166,19 @@ export class RedisStore implements MessageStore, SessionState {
       blockTime: BLOCK_TIME,
       slowCommandWarning,
     });
+    this.#appends = new AppendBatch({
+      fixedKeys: [this.#keys.meta, this.#keys.feed, this.#keys.messages],
+      indexKeys: (to) => this.#indexKeys(to),
+      settings: [this.#maxMessages, this.#maxAge, this.#retention],
+      run: (args) => this.#watchdog.track('append', runScript(main, 'unbrokenAppend', args)),
+    });
+    // Every other command goes out after the appends called before it (append-batch.ts).
+    const commands = (): Redis => {
+      this.#appends.flush();
+      return main;
+    };
     this.#signals = new Signals(this.#connections, this.#keys.signals, report);
-    this.#sessions = new SharedSessions(main, this.#keys, this.#watchdog, this.#retention);
+    this.#sessions = new SharedSessions(commands, this.#keys, this.#watchdog, this.#retention);
   }
 
   /**
@@ -213,28 +226,11 @@ export class RedisStore implements MessageStore, SessionState {
 
   async append(message: NewMessage): Promise<StoredMessage> {
     if (this.#closed) throw new UnbrokenServerError('STORE_ERROR', 'RedisStore: append after close()');
-    const encoded = encodeMessage(message);
-    const keys = [this.#keys.meta, this.#keys.feed, this.#keys.messages, ...this.#indexKeys(message.to)];
-    const reply = items(
-      await this.#run('unbrokenAppend', [
-        keys.length,
-        ...keys,
-        candidateEpoch(),
-        this.#maxMessages,
-        this.#maxAge,
-        this.#retention,
-        encoded.to,
-        encoded.event,
-        encoded.kind,
-        encoded.data,
-      ]),
-      2,
-    );
-    return storedMessage(formatId(text(reply[0]), text(reply[1])), message);
+    return this.#appends.add(message);
   }
 
   async head(): Promise<string> {
-    const { epoch, head } = await this.#position(this.#connections.main);
+    const { epoch, head } = await this.#position(this.#commands);
     return formatId(epoch, head);
   }
 
@@ -256,7 +252,7 @@ export class RedisStore implements MessageStore, SessionState {
   }
 
   async roomsOf(sessionId: string): Promise<string[]> {
-    const intervals = await this.#watchdog.track('roomsOf', this.#connections.main.hgetall(this.#keys.rooms(sessionId)));
+    const intervals = await this.#watchdog.track('roomsOf', this.#commands.hgetall(this.#keys.rooms(sessionId)));
     // An odd number of positions: the last membership is open (scripts.ts).
     return Object.entries(intervals)
       .filter(([, positions]) => positions.split(' ').length % 2 === 1)
@@ -380,6 +376,8 @@ export class RedisStore implements MessageStore, SessionState {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      // Appends called before close() are sent, as they were before appends went in batches.
+      this.#appends.flush();
       this.#reader.stop();
       this.#signals.close();
       await this.#connections.close(this.#connectTimeout);
@@ -422,7 +420,13 @@ export class RedisStore implements MessageStore, SessionState {
   }
 
   #run(name: ScriptName, args: readonly ScriptArg[], buffers = false): Promise<unknown> {
-    return this.#watchdog.track(scriptLabel(name), runScript(this.#connections.main, name, args, buffers));
+    return this.#watchdog.track(scriptLabel(name), runScript(this.#commands, name, args, buffers));
+  }
+
+  /** The connection for commands, once the appends called before are on their way (append-batch.ts). */
+  get #commands(): Redis {
+    this.#appends.flush();
+    return this.#connections.main;
   }
 
   /** Warns when Redis may evict keys: an evicted stream or session is lost without a trace. */

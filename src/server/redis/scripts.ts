@@ -183,28 +183,42 @@ return { epoch, position[1], position[2], tail }
 `;
 
 /**
- * KEYS meta, feed, x:messages, index… · ARGV candidate, maxMessages, maxAge, indexTtl, to, event,
- * kind, data → {epoch, id}. Evicts by age first and by count after the add, as MemoryStore does.
+ * KEYS meta, feed, x:messages, index… (each index stream of the batch once) · ARGV candidate,
+ * maxMessages, maxAge, indexTtl, count, then `count` messages, each: n, n positions in KEYS of its
+ * index streams, to, event, kind, data → {epoch, id…}, an id per message in order (append-batch.ts).
+ * Evicts by age first and by count after the adds, as MemoryStore does.
  */
 const APPEND = `
 local epoch = epochOf(KEYS[1], KEYS[2], ARGV[1])
 trimAge(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]))
-local fields = { 'e', epoch, 't', ARGV[5], 'k', ARGV[7], 'd', ARGV[8] }
-if ARGV[6] ~= '' then
-  fields[#fields + 1] = 'n'
-  fields[#fields + 1] = ARGV[6]
+local reply = { epoch }
+local at = 6
+local id
+for _ = 1, tonumber(ARGV[5]) do
+  local indexes = tonumber(ARGV[at])
+  local first = at + 1
+  at = first + indexes
+  local fields = { 'e', epoch, 't', ARGV[at], 'k', ARGV[at + 2], 'd', ARGV[at + 3] }
+  if ARGV[at + 1] ~= '' then
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = ARGV[at + 1]
+  end
+  at = at + 4
+  id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+  redis.call('XADD', KEYS[3], id, 'm', '')
+  for i = first, first + indexes - 1 do
+    redis.call('XADD', KEYS[tonumber(ARGV[i])], id, 'm', '')
+  end
+  reply[#reply + 1] = id
 end
-local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('XADD', KEYS[3], id, 'm', '')
 redis.call('HSET', KEYS[1], 'head', id)
 trimCount(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[2]))
 local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1][1]
 for i = 4, #KEYS do
-  redis.call('XADD', KEYS[i], id, 'm', '')
   redis.call('XTRIM', KEYS[i], 'MINID', oldest)
   redis.call('PEXPIRE', KEYS[i], ARGV[4])
 end
-return { epoch, id }
+return reply
 `;
 
 /**

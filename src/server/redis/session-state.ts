@@ -31,17 +31,22 @@ function userOf(stored: string): Identity | null {
 }
 
 export class SharedSessions {
-  readonly #redis: Redis;
+  /** The connection for commands: the store's, once its pending appends are sent (append-batch.ts). */
+  readonly #connection: () => Redis;
   readonly #keys: Keys;
   readonly #watchdog: Watchdog;
   /** How long a session's closed memberships are kept once it ended: see scripts.ts. */
   readonly #retention: number;
 
-  constructor(redis: Redis, keys: Keys, watchdog: Watchdog, retention: number) {
-    this.#redis = redis;
+  constructor(connection: () => Redis, keys: Keys, watchdog: Watchdog, retention: number) {
+    this.#connection = connection;
     this.#keys = keys;
     this.#watchdog = watchdog;
     this.#retention = retention;
+  }
+
+  get #redis(): Redis {
+    return this.#connection();
   }
 
   async create(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
