@@ -103,7 +103,8 @@ function checkPrefix(prefix: string): string {
  * changes when Redis loses its data (a restart without persistence, `FLUSHALL`), so a client that
  * resumes from before is told `unknown-epoch`. Retention is bounded by count and by age (Redis's
  * clock). Reading a session's stream costs in proportion to the messages addressed to it. Every
- * append, join and leave is one Lua script, so all processes see them in one order.
+ * join and leave is one Lua script, and so is every batch of appends (those called in one microtask
+ * turn, append-batch.ts), so all processes see them in one order.
  *
  * Live delivery is one blocking reader per store, whatever the number of sessions: subscribers hear
  * of a message when the reader sees it, which may be after the `append` that stored it resolved, and

@@ -1,6 +1,6 @@
 /**
- * The Lua scripts of the Redis store. Every write that must be ordered with appends — an append and
- * its index entries, a join, a leave, the end of a session — is one script: Redis runs a script
+ * The Lua scripts of the Redis store. Every write that must be ordered with appends — a batch of
+ * appends and their index entries, a join, a leave, the end of a session — is one script: Redis runs a script
  * alone, so a join's position is the head as of the join for every process (docs/PROTOCOL.md §6.5),
  * and the membership change it writes to the feed lies between the messages before and after it.
  *
