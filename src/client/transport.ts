@@ -8,6 +8,7 @@ import {
   MAX_ID_LENGTH,
   base64ToBytes,
   decodeBinaryFrame,
+  decodeBinaryMessage,
   decodeServerBatch,
   isValidId,
   utf8Length,
@@ -160,11 +161,20 @@ export interface TransportEnvironment {
 }
 
 /**
- * Decodes one text batch for the core: validates it whole, then decodes every base64 `b`. Throws
- * `ProtocolViolation` before any frame is handed over.
+ * Decodes one inbound unit for the core: a text batch, validated whole, with every base64 `b` decoded
+ * into bytes; or a binary WebSocket frame, a message header and its bytes (PROTOCOL.md §4.3). Throws a
+ * `PROTOCOL_ERROR` caused by the `ProtocolViolation` before any frame is handed over.
  */
-export function decodeText(text: string): InboundFrame[] {
-  return decodeServerBatch(text).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+export function decodeUnit(data: string | ArrayBuffer): InboundFrame[] {
+  try {
+    if (typeof data !== 'string') {
+      const { header, payload } = decodeBinaryMessage(new Uint8Array(data), 'server');
+      return [{ ...header, b: payload }];
+    }
+    return decodeServerBatch(data).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+  } catch (cause) {
+    throw new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause);
+  }
 }
 
 /**
