@@ -177,6 +177,19 @@ export function decodeUnit(data: string | ArrayBuffer): InboundFrame[] {
   }
 }
 
+/** The fields of the JSON object in `text`: none when it is no JSON, or not an object. */
+export function readObject(text: string): Record<string, unknown> {
+  try {
+    return Object(JSON.parse(text)) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/** `bytes` random bytes from the platform's cryptographic source, in hex. */
+export const randomHex = (bytes: number): string =>
+  Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+
 /**
  * The id of the last message frame of a text batch, found without parsing the batch: the last string
  * value of an `id` key of a frame (only `msg` frames have one, §4). One pass, no recursion.

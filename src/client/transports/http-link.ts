@@ -15,7 +15,7 @@ import {
   utf8Length,
 } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { decodeUnit, oversize, type FetchLike, type InboundFrame, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
+import { decodeUnit, oversize, readObject, type FetchLike, type InboundFrame, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
 
 /**
  * Close code of a link that failed without a protocol reason (WebSocket's "closed abnormally"): no
@@ -33,10 +33,7 @@ export const UPSTREAM_HEADERS = { 'Content-Type': 'application/json', [UPSTREAM_
  * stop or to ask for credentials (§13.5).
  */
 export function answerError(status: number, text: string): UnbrokenError {
-  let body: { code?: unknown; message?: unknown } = {};
-  try {
-    body = Object(JSON.parse(text)) as typeof body;
-  } catch {}
+  const body = readObject(text);
   const byStatus = codeForStatus(status);
   const code = serverCode(body.code) ?? (byStatus && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
   return new UnbrokenError(code, String(body.message ?? `answered ${status}`));

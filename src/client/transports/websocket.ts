@@ -1,5 +1,6 @@
 import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, encodeBatch } from '../../protocol/index.js';
 import type { UnbrokenError } from '../errors.js';
+import { endpointAt } from '../options.js';
 import { decodeUnit, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
 
 /**
@@ -67,8 +68,7 @@ export type UpgradeProbe = (base: string, timeout: number, timers: ProbeTimers, 
 export const webSocketProbe =
   (WebSocket: WebSocketConstructor): UpgradeProbe =>
   (base, timeout, timers, done) => {
-    const url = new URL(base);
-    url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
+    const url = endpointAt(base, Endpoint.websocket);
     url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
     let probe: WebSocketLike | undefined;
     let running = true;
