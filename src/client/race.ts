@@ -86,7 +86,7 @@ export class Race {
    * in its place). Returns false when `a` races nothing: the client fails as it would without races.
    */
   drop(a: Attempt, error: UnbrokenError): boolean {
-    const { state, selector } = this.#host;
+    const { state } = this.#host;
     const current = state.current;
     const rival = state.rival();
     const primary = state.attempt();

@@ -170,8 +170,7 @@ export class TabGroup {
 
   /** The channel's connection is over: the holder detaches it on the server. */
   detach(carrier: string, channel: string): void {
-    const message: Message = { t: 'leave', id: carrier, channels: [channel] };
-    this.#post(message);
+    this.#post({ t: 'leave', id: carrier, channels: [channel] });
   }
 
   #openInbox(): BroadcastChannelLike {
