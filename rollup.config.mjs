@@ -110,14 +110,14 @@ function serverFromItsBundle(target) {
  */
 const INTERNAL_PROPERTIES = [
   // Attempt
-  'bufferable', 'lastStreamByteAt', 'ifSuperseded', 'reconnectAt', 'linkUpAt', 'ticketAt', 'startedAt', 'stopProbe', 'helloAt', 'streamCheck', 'requests',
+  'named', 'bufferable', 'lastStreamByteAt', 'ifSuperseded', 'reconnectAt', 'linkUpAt', 'ticketAt', 'startedAt', 'stopProbe', 'helloAt', 'streamCheck', 'requests',
   // StateMachine, Liveness, Moves, StreamCheck, Race, TransportSelector and the hosts they are given
-  'openAttempt', 'enter', 'current', 'holds', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
+  'attempt', 'rival', 'openAttempt', 'enter', 'current', 'holds', 'environment', 'heartbeat', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
   'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled',
   // Transports: their handlers, the HTTP link, close info
-  'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver',
+  'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
   // Sharing a connection between tabs: the group, its holder and carrier
-  'announce', 'announcement', 'linkUp', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen',
+  'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch',
 ];
 
 /**
