@@ -9,7 +9,8 @@
 //                              ./server.mjs (one copy of each class for both entry points)
 //   dist/redis.d.ts            its declarations, importing the server's types from ./server.js
 // A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server,
-// and a `ws` type in the server's public declarations.
+// a `ws` type in the server's public declarations, and a name of INTERNAL_PROPERTIES that is public or
+// appears as a string in the client.
 // Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
 // that only named the files would point debuggers at files that are not there.
 import { builtinModules } from 'node:module';
@@ -210,8 +211,9 @@ export default [
             // shortens them all. `toplevel`/`module` must stay off here: they would rename or drop
             // the `var Unbroken` global itself. Properties are shortened only when named in
             // INTERNAL_PROPERTIES: mangling them all would rename the public API and wire keys.
-            // `inline: 1` inlines simple functions only: inlining one with arguments into its single
-            // caller (level 2 and up) leaves `function(e){…}(x)` there, longer than the call it saves.
+            // `inline: 1` inlines simple functions only. Inlining one with arguments (level 2 and up)
+            // turns its parameters into assignments and a hoisted `var` in the caller, whose arrow
+            // then needs a block body: longer here than the call it saves.
             compress: { passes: 2, inline: 1 },
             mangle: { properties: { regex: new RegExp(`^(${INTERNAL_PROPERTIES.join('|')})$`) } },
             format: { comments: false },
