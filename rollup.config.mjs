@@ -9,7 +9,8 @@
 //                              ./server.mjs (one copy of each class for both entry points)
 //   dist/redis.d.ts            its declarations, importing the server's types from ./server.js
 // A type error fails the build (noEmitOnError), and so does a client import of node:, `ws` or src/server,
-// and a `ws` type in the server's public declarations.
+// a `ws` type in the server's public declarations, and a name of INTERNAL_PROPERTIES that is public or
+// appears as a string in the client.
 // Every sourcemap carries its sources (`sourcesContent`): the package ships dist/ without src/, so a map
 // that only named the files would point debuggers at files that are not there.
 import { builtinModules } from 'node:module';
@@ -100,6 +101,66 @@ function serverFromItsBundle(target) {
   };
 }
 
+/**
+ * Property names of the client's own objects — members of its internal classes, its transports'
+ * handlers, the hosts its modules share — that terser shortens in the minified IIFE, as it shortens
+ * local names. A name belongs here only when nothing outside the bundle reads it: not the public
+ * API (the declarations are checked), not a key on the wire, in storage or in a message to another
+ * tab (which may run another build of the client), not a DOM or language name (terser keeps those
+ * anyway). The names stay readable in the sources and in the ESM bundle.
+ */
+const INTERNAL_PROPERTIES = [
+  // Attempt
+  'named', 'bufferable', 'lastStreamByteAt', 'ifSuperseded', 'reconnectAt', 'linkUpAt', 'ticketAt', 'startedAt', 'stopProbe', 'helloAt', 'streamCheck', 'requests',
+  // StateMachine, Liveness, Moves, StreamCheck, Race, TransportSelector and the hosts they are given
+  'attempt', 'rival', 'openAttempt', 'enter', 'current', 'holds', 'environment', 'heartbeat', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
+  'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled',
+  // Transports: their handlers, the HTTP link, close info
+  'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
+  // Sharing a connection between tabs: the group, its holder and carrier
+  'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch',
+];
+
+/**
+ * Fails the build when a name of {@link INTERNAL_PROPERTIES} appears as a string in the client's
+ * code (`'name' in object`, `object['name']`): terser renames properties, not strings.
+ */
+function internalPropertiesAreNotStrings() {
+  const names = new Set(INTERNAL_PROPERTIES);
+  return {
+    name: 'unbroken-internal-properties-are-not-strings',
+    renderChunk(code, chunk) {
+      const visit = (node) => {
+        if (Array.isArray(node)) return node.forEach(visit);
+        if (typeof node !== 'object' || node === null) return;
+        const text = node.type === 'Literal' ? node.value : node.type === 'TemplateElement' ? node.value.cooked : undefined;
+        if (typeof text === 'string' && names.has(text)) {
+          this.error(`${chunk.fileName}: "${text}" is a string in the client's code, so it cannot be in INTERNAL_PROPERTIES`);
+        }
+        for (const key in node) if (key !== 'type') visit(node[key]);
+      };
+      visit(this.parse(code));
+      return null;
+    },
+  };
+}
+
+/** Fails the client's declaration bundle when the public API names one of {@link INTERNAL_PROPERTIES}. */
+function internalPropertiesAreNotPublic() {
+  return {
+    name: 'unbroken-internal-properties-are-not-public',
+    generateBundle(_options, bundle) {
+      for (const chunk of Object.values(bundle)) {
+        if (chunk.type !== 'chunk') continue;
+        const code = chunk.code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+        const words = new Set(code.match(/[A-Za-z_$][\w$]*/g));
+        const found = INTERNAL_PROPERTIES.filter((name) => words.has(name));
+        if (found.length > 0) this.error(`${chunk.fileName} names ${found.join(', ')}: public names cannot be in INTERNAL_PROPERTIES`);
+      }
+    },
+  };
+}
+
 /** TypeScript → JavaScript; declarations come from rollup-plugin-dts instead. */
 const ts = (tsconfig) =>
   typescript({
@@ -143,13 +204,18 @@ export default [
         // No Symbol.toStringTag on the exports object: bytes nobody needs in a <script> global.
         generatedCode: { preset: 'es2015', symbols: false },
         plugins: [
+          internalPropertiesAreNotStrings(),
           terser({
             ecma: 2020,
             // The IIFE wrapper already makes every module-level name local, so the default mangle
             // shortens them all. `toplevel`/`module` must stay off here: they would rename or drop
-            // the `var Unbroken` global itself. Property mangling is not safe (public API, wire keys).
-            compress: { passes: 2 },
-            mangle: true,
+            // the `var Unbroken` global itself. Properties are shortened only when named in
+            // INTERNAL_PROPERTIES: mangling them all would rename the public API and wire keys.
+            // `inline: 1` inlines simple functions only. Inlining one with arguments (level 2 and up)
+            // turns its parameters into assignments and a hoisted `var` in the caller, whose arrow
+            // then needs a block body: longer here than the call it saves.
+            compress: { passes: 2, inline: 1 },
+            mangle: { properties: { regex: new RegExp(`^(${INTERNAL_PROPERTIES.join('|')})$`) } },
             format: { comments: false },
           }),
         ],
@@ -176,7 +242,7 @@ export default [
   // Bundled declarations.
   {
     input: 'src/client/index.ts',
-    plugins: [clientGuard(), dts({ tsconfig: './tsconfig.client.json' })],
+    plugins: [clientGuard(), dts({ tsconfig: './tsconfig.client.json' }), internalPropertiesAreNotPublic()],
     output: { file: `${out}/unbroken-realtime.d.ts`, format: 'es' },
   },
   {

@@ -21,9 +21,11 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * the inbound size limit that skips what it refuses, the bounds on the server's numbers and the
  * spacing of quick polls; from 10 KiB to 13 KiB when the tabs of an origin came to share one
  * connection on SSE and long polling (the election, the carrier, the holder's routing); to 14 KiB
- * when a slow connection attempt came to race the next transport. The aim stays 5 KiB.
+ * when a slow connection attempt came to race the next transport. Lowered to 13.5 KiB when the
+ * minified bundle came to shorten the client's internal property names and to inline less, and the
+ * client lost code it repeated or never used. The aim stays 5 KiB.
  */
-export const GZIP_BUDGET = 14336;
+export const GZIP_BUDGET = 13824;
 
 /** The file the budget applies to, relative to the package root. */
 export const BUDGET_FILE = 'dist/unbroken-realtime.iife.min.js';

@@ -25,37 +25,41 @@ export type AttemptTimer =
   /** The answer to the ping sent when the page came back (§13.4). */
   | 'wake';
 
-/** One connection attempt of a client. */
+/**
+ * One connection attempt of a client. Its fields are `declare`d and set where they become known:
+ * a field declared without `declare` is a class field definition in the ES2022 output, bytes in the
+ * browser bundle that only say "undefined" until the constructor or a handler sets it anyway.
+ */
 export class Attempt {
   /** When it started, on the client's clock. */
-  readonly startedAt: number;
+  declare readonly startedAt: number;
   /** When its ticket arrived and its transport was made (§3.4). */
-  ticketAt: number | undefined;
+  declare ticketAt: number | undefined;
   /** When the link came up (the socket opened, the response headers arrived), before its `hello`. */
-  linkUpAt: number | undefined;
+  declare linkUpAt: number | undefined;
   /** When the `hello` arrived; `undefined` while connecting. */
-  helloAt: number | undefined;
+  declare helloAt: number | undefined;
   /** When the last batch of the server's stream arrived: the liveness deadline runs from it (§11). */
-  lastStreamByteAt: number;
+  declare lastStreamByteAt: number;
   /** When to reconnect, after a `reconnect` frame (§10.2). */
-  reconnectAt: number | undefined;
+  declare reconnectAt: number | undefined;
   /**
    * The session its ticket answer named (§3.4.name-session), or the one it presented: an attempt
    * racing it presents the same, so the two open one session.
    */
-  named: SessionName | undefined;
+  declare named: SessionName | undefined;
   /**
    * Set on the winner of a race (§13.3): where to reconnect, at once, when the server closes it with
    * `SUPERSEDED` soon after its `hello` — the attempt it beat attached after it. `null`: on its own
    * transport.
    */
-  ifSuperseded: Route | null | undefined;
+  declare ifSuperseded: Route | null | undefined;
   /** The link, once made. */
-  transport: Transport | undefined;
+  declare transport: Transport | undefined;
   /** The check that an open stream is not held back by a proxy, on a transport that may be (§13.3). */
-  streamCheck: StreamCheck | undefined;
+  declare streamCheck: StreamCheck | undefined;
   /** Stops the upgrade probe in flight. */
-  stopProbe: (() => void) | undefined;
+  declare stopProbe: (() => void) | undefined;
 
   /** Cancels the attempt's own requests: its ticket request. */
   readonly requests = new AbortController();
@@ -64,8 +68,6 @@ export class Attempt {
   #disposed = false;
 
   constructor(
-    /** Unique per client, increasing: a handler of an attempt that is not current does nothing. */
-    readonly id: number,
     /** The transport it uses. */
     readonly name: TransportName,
     /** Whether a proxy may hold its open stream back, so the stream is checked once open (§13.3). */

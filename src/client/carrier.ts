@@ -4,7 +4,7 @@
  * says once when it ended; reopening is the group's business (tab-group.ts).
  */
 import { CARRIER_HEADER, CARRIER_VERSION, Endpoint, QueryParam, parseCarrierLines, type CarrierLine } from '../protocol/index.js';
-import type { Clock } from './options.js';
+import { endpointAt, type Clock } from './options.js';
 import type { EventSourceConstructor, FetchLike } from './transport.js';
 
 /** What a carrier reports. */
@@ -38,8 +38,7 @@ const FIRST_LINE_MS = 10_000;
 
 /** The URL of a carrier endpoint: the version that has carriers, and nothing else (§7.5). */
 export function carrierUrl(base: string, endpoint: string, answers?: number): string {
-  const url = new URL(base);
-  url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
+  const url = endpointAt(base, endpoint);
   url.searchParams.set(QueryParam.version, `${CARRIER_VERSION}`);
   if (answers !== undefined) url.searchParams.set('n', `${answers}`);
   return url.href;

@@ -19,6 +19,9 @@ export type ClientState =
   | { readonly kind: 'open'; readonly attempt: Attempt }
   | { readonly kind: 'closed'; readonly error: UnbrokenError | null };
 
+/** `a` unless it was disposed: a disposed attempt is nobody's current attempt. */
+const notDisposed = (a: Attempt | undefined): Attempt | undefined => (a?.disposed ? undefined : a);
+
 /** Holds a client's {@link ClientState}. Its queries change nothing; {@link StateMachine.enter} is the only change. */
 export class StateMachine {
   #state: ClientState = { kind: 'connecting', timer: undefined };
@@ -36,16 +39,17 @@ export class StateMachine {
     return this.#state.kind;
   }
 
+  // The two queries below read a field that only some states have, as an optional one: `'attempt' in
+  // state` would narrow the same, but a name written as a string cannot be shortened in the bundle.
+
   /** The current attempt, if one is under way or open and not disposed. */
   attempt(): Attempt | undefined {
-    const state = this.#state;
-    return 'attempt' in state && !state.attempt.disposed ? state.attempt : undefined;
+    return notDisposed((this.#state as { attempt?: Attempt }).attempt);
   }
 
   /** The attempt racing the current one on the next transport (§13.3, "Racing"), if any and not disposed. */
   rival(): Attempt | undefined {
-    const state = this.#state;
-    return 'rival' in state && state.rival && !state.rival.disposed ? state.rival : undefined;
+    return notDisposed((this.#state as { rival?: Attempt }).rival);
   }
 
   /** Whether `a` is the current attempt or its rival: the handlers of any other attempt do nothing. */

@@ -56,8 +56,6 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   readonly #selector: TransportSelector;
   readonly #stopWatching: () => void;
   readonly #state = new StateMachine((event) => this.#events.emit('state', event));
-  /** Id of the last attempt. */
-  #attempts = 0;
   /** Consecutive failed attempts. */
   #failures = 0;
   /** Reconnect delay floor (`hello.retry`, `retry` frames). */
@@ -92,7 +90,6 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       options: this.#options,
       selector: this.#selector,
       state: this.#state,
-      nextId: () => ++this.#attempts,
       begin: (a, make, session) => this.#begin(a, make, session),
       dropped: (error) => this.#events.emit('error', error),
     });
@@ -214,7 +211,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
       const hint = 'every transport needs fetch (for its ticket); in Node, pass the `ws` package as the WebSocket option';
       return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
     }
-    const a = new Attempt(++this.#attempts, found.name, found.bufferable, clock, after);
+    const a = new Attempt(found.name, found.bufferable, clock, after);
     this.#state.enter({ kind: state.kind, attempt: a }, null);
     this.#begin(a, found.make, this.#session);
   }

@@ -265,15 +265,21 @@ export function endpointBase(url: string): string {
   return base.href;
 }
 
+/** The URL of `endpoint` (`/ws`, `/ticket`…) under the endpoint `base`, with the query of `base`. */
+export function endpointAt(base: string, endpoint: string): URL {
+  const url = new URL(base);
+  url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
+  return url;
+}
+
 /**
  * The URL of `endpoint` under `base`, with the query of PROTOCOL.md §3: the version, the cursor on
  * downstream requests, and the single-use ticket when given (§3.4) — nothing that resumes a session
  * without one.
  */
 export function endpointUrl(base: string, endpoint: string, cursor: string | null, ticket?: string): string {
-  const url = new URL(base);
+  const url = endpointAt(base, endpoint);
   const query = url.searchParams;
-  url.pathname = url.pathname.replace(/\/$/, '') + endpoint;
   query.set(QueryParam.version, `${PROTOCOL_VERSION}`);
   if (ticket) query.set(QueryParam.ticket, ticket);
   // The cursor belongs to the stream (§3): upstream requests (`P/send`, `P/ticket`) carry `v` alone.

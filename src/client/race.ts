@@ -40,8 +40,6 @@ export interface RaceHost {
   readonly options: ResolvedOptions;
   readonly selector: TransportSelector;
   readonly state: StateMachine;
-  /** A fresh attempt id. */
-  nextId(): number;
   /** Starts attempt `a`: its connect deadline, its ticket for `session`, then its link made by `make`. */
   begin(a: Attempt, make: TransportFactory, session: SessionName | null): void;
   /** Reports the failure of an attempt that was dropped while the other one carries on. */
@@ -77,7 +75,7 @@ export class Race {
     const current = state.current;
     const next = nextTransport(after.name, selector.available(options.environment()));
     if (!next || current.kind === 'open' || current.kind === 'closed' || state.attempt() !== primary) return;
-    const rival = new Attempt(this.#host.nextId(), next.name, next.bufferable, options.clock, primary.after);
+    const rival = new Attempt(next.name, next.bufferable, options.clock, primary.after);
     state.enter({ kind: current.kind, attempt: primary, rival }, null);
     this.#host.begin(rival, next.make, primary.named ?? null);
   }
@@ -88,7 +86,7 @@ export class Race {
    * in its place). Returns false when `a` races nothing: the client fails as it would without races.
    */
   drop(a: Attempt, error: UnbrokenError): boolean {
-    const { state, selector } = this.#host;
+    const { state } = this.#host;
     const current = state.current;
     const rival = state.rival();
     const primary = state.attempt();

@@ -12,7 +12,7 @@
 import type { Clock } from './options.js';
 import { Holder, inboxName, tabLock, type Announcement, type Delivery } from './holder.js';
 import { watchFreeze } from './page-lifecycle.js';
-import type { BroadcastChannelConstructor, BroadcastChannelLike, EventSourceConstructor, FetchLike, LockManagerLike } from './transport.js';
+import { randomHex, type BroadcastChannelConstructor, type BroadcastChannelLike, type EventSourceConstructor, type FetchLike, type LockManagerLike } from './transport.js';
 
 /**
  * Ms a tab waits to hear of a holder before its attempt connects on its own. Once a holder says it is
@@ -70,11 +70,9 @@ export function groupFor(env: GroupEnvironment, base: string, transport: 'sse' |
   return group;
 }
 
-const randomId = (): string => Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, '0')).join('');
-
 export class TabGroup {
   /** This tab's id, the first part of each of its channel ids. */
-  readonly tab = randomId();
+  readonly tab = randomHex(8);
   readonly #env: GroupEnvironment;
   readonly #name: string;
   readonly #base: string;
@@ -172,8 +170,7 @@ export class TabGroup {
 
   /** The channel's connection is over: the holder detaches it on the server. */
   detach(carrier: string, channel: string): void {
-    const message: Message = { t: 'leave', id: carrier, channels: [channel] };
-    this.#post(message);
+    this.#post({ t: 'leave', id: carrier, channels: [channel] });
   }
 
   #openInbox(): BroadcastChannelLike {

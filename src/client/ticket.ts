@@ -6,7 +6,7 @@
 import type { JsonValue } from '../protocol/index.js';
 import { UnbrokenError } from './errors.js';
 import type { AuthProvider } from './options.js';
-import type { FetchLike } from './transport.js';
+import { readObject, type FetchLike } from './transport.js';
 import { UPSTREAM_HEADERS, answerError } from './transports/http-link.js';
 
 /** What the client knows of its session: from its last `hello`, none before the first. */
@@ -74,11 +74,7 @@ export async function requestTicket(
     throw new UnbrokenError('TRANSPORT_ERROR', `the ticket request failed: ${String(cause)}`, cause);
   }
   if (response.status !== 200) throw answerError(response.status, text);
-  let answer: { ticket?: unknown; sid?: unknown; key?: unknown } = {};
-  try {
-    answer = Object(JSON.parse(text)) as typeof answer;
-  } catch {}
-  const { ticket, sid, key } = answer;
+  const { ticket, sid, key } = readObject(text);
   if (typeof ticket !== 'string' || !TICKET.test(ticket)) {
     throw new UnbrokenError('PROTOCOL_ERROR', 'expects the ticket answer to hold a base64url ticket');
   }

@@ -8,6 +8,7 @@ import {
   MAX_ID_LENGTH,
   base64ToBytes,
   decodeBinaryFrame,
+  decodeBinaryMessage,
   decodeServerBatch,
   isValidId,
   utf8Length,
@@ -160,12 +161,34 @@ export interface TransportEnvironment {
 }
 
 /**
- * Decodes one text batch for the core: validates it whole, then decodes every base64 `b`. Throws
- * `ProtocolViolation` before any frame is handed over.
+ * Decodes one inbound unit for the core: a text batch, validated whole, with every base64 `b` decoded
+ * into bytes; or a binary WebSocket frame, a message header and its bytes (PROTOCOL.md §4.3). Throws a
+ * `PROTOCOL_ERROR` caused by the `ProtocolViolation` before any frame is handed over.
  */
-export function decodeText(text: string): InboundFrame[] {
-  return decodeServerBatch(text).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+export function decodeUnit(data: string | ArrayBuffer): InboundFrame[] {
+  try {
+    if (typeof data !== 'string') {
+      const { header, payload } = decodeBinaryMessage(new Uint8Array(data), 'server');
+      return [{ ...header, b: payload }];
+    }
+    return decodeServerBatch(data).map((f) => (f.t === 'msg' && f.b !== undefined ? { ...f, b: base64ToBytes(f.b) } : f) as InboundFrame);
+  } catch (cause) {
+    throw new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause);
+  }
 }
+
+/** The fields of the JSON object in `text`: none when it is no JSON, or not an object. */
+export function readObject(text: string): Record<string, unknown> {
+  try {
+    return Object(JSON.parse(text)) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/** `bytes` random bytes from the platform's cryptographic source, in hex. */
+export const randomHex = (bytes: number): string =>
+  Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 
 /**
  * The id of the last message frame of a text batch, found without parsing the batch: the last string

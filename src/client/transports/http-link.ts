@@ -15,7 +15,7 @@ import {
   utf8Length,
 } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { decodeText, oversize, type FetchLike, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
+import { decodeUnit, oversize, readObject, type FetchLike, type InboundFrame, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
 
 /**
  * Close code of a link that failed without a protocol reason (WebSocket's "closed abnormally"): no
@@ -33,10 +33,7 @@ export const UPSTREAM_HEADERS = { 'Content-Type': 'application/json', [UPSTREAM_
  * stop or to ask for credentials (§13.5).
  */
 export function answerError(status: number, text: string): UnbrokenError {
-  let body: { code?: unknown; message?: unknown } = {};
-  try {
-    body = Object(JSON.parse(text)) as typeof body;
-  } catch {}
+  const body = readObject(text);
   const byStatus = codeForStatus(status);
   const code = serverCode(body.code) ?? (byStatus && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
   return new UnbrokenError(code, String(body.message ?? `answered ${status}`));
@@ -56,13 +53,14 @@ export interface HttpLink {
    */
   request(url: string, init?: RequestInit, headers?: () => void): Promise<string>;
   /**
-   * Decodes one batch whole and hands it to the core; fails the link with `PROTOCOL_ERROR` when it is
+   * Decodes one unit of the stream (a batch) whole and hands it to the core; fails the link with
+   * `MESSAGE_TOO_LARGE` when it is over `maxMessageSize` (§13.5), with `PROTOCOL_ERROR` when it is
    * malformed, and with `TRANSPORT_ERROR` when it holds a `hello` and `helloEnds` is set.
    */
   deliver(text: string, helloEnds?: boolean): void;
   /**
-   * Closes the link and reports `cause` when it is an {@link UnbrokenError}, else a `TRANSPORT_ERROR`
-   * caused by it; does nothing when closed already.
+   * Closes the link and reports `cause`: as it is when it is a {@link TransportCloseInfo} or an
+   * {@link UnbrokenError}, else as a `TRANSPORT_ERROR` caused by it; does nothing when closed already.
    */
   fail(cause?: unknown): void;
 }
@@ -127,23 +125,30 @@ export function httpLink(
     if (code !== CloseCode.Normal) up.abort();
   };
 
-  /** Closes the link for `cause`: an error, what fetch threw, or the close info of an oversize unit. */
+  /** Closes the link for `cause`: an error, what fetch threw, or a close info (an oversize unit, a handover). */
   const fail = (cause?: unknown): void => {
     if (!live) return;
     end(ABNORMAL);
-    if (cause && typeof cause === 'object' && 'skipTo' in cause) return handlers.onClose(cause as TransportCloseInfo);
+    if ((cause as TransportCloseInfo | undefined)?.error instanceof UnbrokenError) return handlers.onClose(cause as TransportCloseInfo);
     const error = cause instanceof UnbrokenError ? cause : new UnbrokenError('TRANSPORT_ERROR', String(cause ?? 'the link failed'), cause);
     handlers.onClose({ code: closeCodeFor(error.code, ABNORMAL), error });
   };
 
+  /** The frames of `text`; `undefined` when it is malformed, and the link failed. */
+  const decode = (text: string): InboundFrame[] | undefined => {
+    try {
+      return decodeUnit(text);
+    } catch (error) {
+      fail(error);
+    }
+  };
+
   const deliver = (text: string, helloEnds?: boolean): void => {
     if (!live) return;
-    let frames;
-    try {
-      frames = decodeText(text);
-    } catch (cause) {
-      return fail(new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause));
-    }
+    const tooLarge = oversize(text, context.maxMessageSize);
+    if (tooLarge) return fail(tooLarge);
+    const frames = decode(text);
+    if (!frames) return;
     for (const f of frames) {
       if (f.t === 'hello') {
         if (helloEnds) return fail(new UnbrokenError('TRANSPORT_ERROR', 'the server began a new connection'));
@@ -156,22 +161,13 @@ export function httpLink(
 
   /**
    * The answer to a POST is its acknowledgement (§7.3), never stream frames: it goes to `onReply`, so
-   * it cannot count as a sign of the stream's life (§11).
+   * it cannot count as a sign of the stream's life (§11). Returns whether the link is still live.
    */
   const reply = (text: string): boolean => {
-    let frames;
-    try {
-      frames = decodeText(text);
-    } catch (cause) {
-      fail(new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause));
-      return false;
-    }
-    const other = frames.find((f) => f.t !== 'ack');
-    if (other) {
-      fail(new UnbrokenError('PROTOCOL_ERROR', `expects the answer to a POST to hold an ack, got ${other.t}`));
-      return false;
-    }
-    for (const f of frames) if (live && f.t === 'ack') handlers.onReply(f);
+    const frames = decode(text);
+    const other = frames?.find((f) => f.t !== 'ack');
+    if (other) fail(new UnbrokenError('PROTOCOL_ERROR', `expects the answer to a POST to hold an ack, got ${other.t}`));
+    else for (const f of frames ?? []) if (live && f.t === 'ack') handlers.onReply(f);
     return live;
   };
 

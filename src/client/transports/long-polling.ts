@@ -1,5 +1,5 @@
 import { CONNECTION_HEADER, Endpoint } from '../../protocol/index.js';
-import type { FetchLike, TransportFactory } from '../transport.js';
+import { randomHex, type FetchLike, type TransportFactory } from '../transport.js';
 import { httpLink } from './http-link.js';
 
 /**
@@ -30,7 +30,7 @@ export const longPolling =
     let wait: unknown;
     const link = httpLink(fetch, url, handlers, context, () => clock.clearTimeout(wait));
     // A secret: whoever holds it could read this connection's stream (§3.4). 128 random bits.
-    const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
+    const id = randomHex(16);
     const headers = { [CONNECTION_HEADER]: id };
     let quick = 0;
     const poll = (later: boolean): void => {

@@ -1,8 +1,14 @@
 import { CloseCode, Endpoint } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { groupFor, type GroupEnvironment } from '../tab-group.js';
-import { oversize, type Transport, type TransportCloseInfo, type TransportFactory } from '../transport.js';
+import type { Transport, TransportCloseInfo, TransportFactory } from '../transport.js';
 import { UPSTREAM_HEADERS, httpLink } from './http-link.js';
+
+/**
+ * How a link ends when the carrier of its tabs changes hands (§7.5): no fault of the network, so the
+ * client reconnects at once, on the group's next carrier. 1006: closed without a protocol reason.
+ */
+const handover = (message: string): TransportCloseInfo => ({ code: 1006, error: new UnbrokenError('TRANSPORT_ERROR', message), handover: true });
 
 /**
  * An SSE or long-polling link whose downstream is a channel of the carrier its tab group shares
@@ -40,8 +46,7 @@ export const shared =
         if (id === refused || alone !== mine) return;
         stopWatching();
         mine.close(CloseCode.Reconnecting);
-        const error = new UnbrokenError('TRANSPORT_ERROR', 'the tabs share a connection again');
-        handlers.onClose({ code: 1006, error, skipTo: undefined, handover: true });
+        handlers.onClose(handover('the tabs share a connection again'));
       });
       stopAlone = stopWatching;
     };
@@ -52,16 +57,10 @@ export const shared =
       if (id === null) return connectAlone(null);
       carrier = id;
       stopListening = group.listen(channel, id, {
-        deliver: (batch) => {
-          const tooLarge = oversize(batch, context.maxMessageSize);
-          if (tooLarge) link.fail(tooLarge);
-          else link.deliver(batch);
-        },
+        deliver: (batch) => link.deliver(batch),
         gone: () => {
           carrier = null;
-          const error = new UnbrokenError('TRANSPORT_ERROR', 'the tab that held the shared connection went away');
-          const info: TransportCloseInfo = { code: 1006, error, skipTo: undefined, handover: true };
-          link.fail(info);
+          link.fail(handover('the tab that held the shared connection went away'));
         },
       });
       const body = JSON.stringify({ carrier: id, channel });

@@ -1,5 +1,5 @@
 import { Endpoint } from '../../protocol/index.js';
-import { oversize, type EventSourceConstructor, type FetchLike, type TransportFactory } from '../transport.js';
+import type { EventSourceConstructor, FetchLike, TransportFactory } from '../transport.js';
 import { httpLink } from './http-link.js';
 
 /**
@@ -14,11 +14,7 @@ export const sse =
     const link = httpLink(fetch, url, handlers, context, () => source.close());
     // `open` means the response headers arrived: the core tells a buffering proxy by a missing hello.
     source.onopen = () => link.live() && handlers.onOpen();
-    source.onmessage = ({ data }) => {
-      const tooLarge = oversize(data, context.maxMessageSize);
-      if (tooLarge) link.fail(tooLarge);
-      else link.deliver(data);
-    };
+    source.onmessage = ({ data }) => link.deliver(data);
     // A browser's EventSource does not say why (no status): every error is a TRANSPORT_ERROR.
     source.onerror = () => link.fail();
     return link.transport;

@@ -1,12 +1,7 @@
-import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, decodeBinaryMessage, encodeBatch } from '../../protocol/index.js';
-import { UnbrokenError } from '../errors.js';
-import { decodeText, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
-
-/** Decodes one binary WebSocket frame: a message header and its bytes (PROTOCOL.md §4.3). */
-function decodeBinary(data: unknown): InboundFrame[] {
-  const { header, payload } = decodeBinaryMessage(new Uint8Array(data as ArrayBuffer), 'server');
-  return [{ ...header, b: payload }];
-}
+import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, encodeBatch } from '../../protocol/index.js';
+import type { UnbrokenError } from '../errors.js';
+import { endpointAt } from '../options.js';
+import { decodeUnit, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
 
 /**
  * The WebSocket transport (PROTOCOL.md §7.1): text batches and binary message frames on one socket,
@@ -33,21 +28,18 @@ export const webSocket =
     };
     ws.onmessage = ({ data }) => {
       if (!live) return;
-      const tooLarge = oversize(data as string | ArrayBuffer, context.maxMessageSize);
+      const unit = data as string | ArrayBuffer;
+      const tooLarge = oversize(unit, context.maxMessageSize);
       if (tooLarge) {
         close(CloseCode.Reconnecting);
         return handlers.onClose(tooLarge);
       }
       let frames: InboundFrame[];
       try {
-        frames = typeof data === 'string' ? decodeText(data) : decodeBinary(data);
-      } catch (cause) {
+        frames = decodeUnit(unit);
+      } catch (error) {
         close(CloseCode.ProtocolError);
-        handlers.onClose({
-          code: CloseCode.ProtocolError,
-          error: new UnbrokenError('PROTOCOL_ERROR', (cause as Error).message, cause),
-        });
-        return;
+        return handlers.onClose({ code: CloseCode.ProtocolError, error: error as UnbrokenError });
       }
       handlers.onFrames(frames);
     };
@@ -76,8 +68,7 @@ export type UpgradeProbe = (base: string, timeout: number, timers: ProbeTimers, 
 export const webSocketProbe =
   (WebSocket: WebSocketConstructor): UpgradeProbe =>
   (base, timeout, timers, done) => {
-    const url = new URL(base);
-    url.pathname = url.pathname.replace(/\/$/, '') + Endpoint.websocket;
+    const url = endpointAt(base, Endpoint.websocket);
     url.search = `?${QueryParam.version}=${PROTOCOL_VERSION}&${QueryParam.probe}=1`;
     let probe: WebSocketLike | undefined;
     let running = true;
@@ -105,7 +96,7 @@ export const webSocketProbe =
       probe.onmessage = ({ data }) => {
         let worked = false;
         try {
-          worked = decodeText(String(data)).some((f) => f.t === 'pong');
+          worked = decodeUnit(String(data)).some((f) => f.t === 'pong');
         } catch {
           // A garbled answer is a failed probe.
         }
