@@ -137,6 +137,24 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
     expect(polls()).toHaveLength(2);
   });
 
+  it('gives every poll and POST a signal of its own, so that no signal gathers a listener per request', async () => {
+    const transport = await opened();
+    for (let n = 1; n <= 3; n++) {
+      net.last('/poll').frames({ t: 'msg', id: `e1-${n}`, d: n });
+      transport.send(encodeBatch([{ t: 'msg', s: n, d: n }]));
+      await settle();
+      net.last('/send').frames({ t: 'ack', s: n });
+      await settle();
+    }
+    const signals = net.requests.filter((request) => request.url.pathname !== '/realtime/ticket').map((request) => request.init.signal);
+    expect(signals.length).toBeGreaterThanOrEqual(7);
+    expect(new Set(signals).size).toBe(signals.length);
+    // The answered ones are not aborted by a later close(); the ones in flight are.
+    transport.close(CloseCode.Reconnecting);
+    await settle();
+    expect(net.requests.filter((request) => request.aborted).map((request) => request.url.pathname)).toEqual(['/realtime/poll']);
+  });
+
   it('aborts the poll and the POST in flight on close(), and reports nothing after', async () => {
     const transport = await opened();
     transport.send(encodeBatch([{ t: 'ping', n: 1 }]));
