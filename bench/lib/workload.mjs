@@ -20,7 +20,13 @@ export const PUSH_WARMUP_MS = 2_000;
 export const COLD_PUSHES = 6;
 /** Sequential send → echo round trips in the latency case, after {@link RTT_WARMUP} unmeasured ones. */
 export const RTT_ROUND_TRIPS = 2_000;
-export const RTT_WARMUP = 50;
+/**
+ * Unmeasured round trips first, on every row alike: the figure is the latency of warm code, as in a
+ * server and a page that have run for a while (the cold push row shows what a fresh process costs).
+ * After only 50, unbroken's round trip over WebSocket in Node measured 0.17–0.30 ms against 0.07 ms
+ * after 3,000 (raw `ws`: 0.08–0.10 and 0.05 ms): the figure was V8 still compiling the longer path.
+ */
+export const RTT_WARMUP = 3_000;
 /** Client sends issued in one synchronous burst (HTTP upstream cost). */
 export const BURST_SENDS = 1_000;
 /** Connections per connect-time case: the first (cold) is discarded, the others are measured. */
