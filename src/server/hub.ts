@@ -336,7 +336,7 @@ export class SessionHub {
     return this.#closing;
   }
 
-  /** The encodings of a stored message read back from the store, made once per message and kind. */
+  /** The encodings of a stored message read back from the store (see {@link EncodingCache.of}). */
   encodings(message: StoredMessage): MessageEncodings {
     return this.#encodings.of(message);
   }
