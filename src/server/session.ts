@@ -164,9 +164,10 @@ export class ServerSession implements Session {
   lastUsed: number;
   /**
    * Where its stream began: the head when its first connection attached here. A later connection
-   * without `last` starts there (§6.4.no-last). `null` when learnt from a shared store.
+   * without `last` starts there (§6.4.no-last). `null` when learnt from a shared store; the promise
+   * of the head until it settles (see `setOrigin`).
    */
-  origin: Promise<string> | null = null;
+  origin: Promise<string> | string | null = null;
 
   constructor(id: string, key: string, user: Identity | null, hub: SessionHub, address: string) {
     this.id = id;
@@ -176,6 +177,18 @@ export class ServerSession implements Session {
     this.detachedAt = this.lastUsed = hub.options.now();
     this.#user = user;
     if (user?.expiresAt !== undefined) this.#expiryOf().set(user.expiresAt);
+  }
+
+  /** Takes `start` as its `origin`; once known, the id is kept: a settled promise weighs more than the id it holds. */
+  setOrigin(start: Promise<string>): void {
+    this.origin = start;
+    start.then(
+      (id) => {
+        if (this.origin === start) this.origin = id;
+      },
+      // The connection that reads from `start` reports a failure.
+      () => undefined,
+    );
   }
 
   #expiryOf(): IdentityExpiry<Downlink> {
