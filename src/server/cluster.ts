@@ -273,7 +273,6 @@ export class Cluster {
   async #learnRooms(session: ServerSession): Promise<void> {
     const rooms = await this.#hub.options.store.roomsOf(session.id);
     if (session.ended) return;
-    for (const room of rooms) session.rooms.add(room);
     this.#hub.rooms.adopted(session, rooms);
   }
 

@@ -47,8 +47,8 @@ export class Downlink implements ConnectionHandle {
   /** Counts replays of this link (the first and one per unpark); a replay of an older count stops. */
   #replays = 0;
   readonly #queue = new LinkQueue();
-  /** Live messages that arrived while the store was read (§6.3: the live/replay seam), encoded. */
-  #seam: QueuedItem[] = [];
+  /** Live messages that arrived while the store was read (§6.3: the live/replay seam), encoded; null while none did. */
+  #seam: QueuedItem[] | null = null;
   #seamBytes = 0;
   #cursor: string | null = null;
   /** Highest ack this link told its client (hello.ack included). */
@@ -112,7 +112,7 @@ export class Downlink implements ConnectionHandle {
   }
 
   get seamLength(): number {
-    return this.#seam.length;
+    return this.#seam?.length ?? 0;
   }
 
   /** Replay waits for room below this many buffered bytes. */
@@ -167,7 +167,7 @@ export class Downlink implements ConnectionHandle {
     const item = this.#itemOf(encoded);
     if (item === undefined) return;
     if (this.#state !== 'live') {
-      this.#seam.push(item);
+      (this.#seam ??= []).push(item);
       this.#seamBytes += itemBytes(item);
       this.#checkBound();
       return;
@@ -202,22 +202,22 @@ export class Downlink implements ConnectionHandle {
    */
   settle(lastReplayed: string | undefined, mark: number): boolean {
     if (this.#state === 'closed' || this.#state === 'parked') return true;
+    const seam = this.#seam ?? [];
     let keep: QueuedItem[];
     if (lastReplayed !== undefined) {
-      const index = this.#seam.findIndex((item) => item.id === lastReplayed);
+      const index = seam.findIndex((item) => item.id === lastReplayed);
       // Not found: the last replayed message was appended before this link subscribed, so every
       // buffered one came after it.
-      keep = index >= 0 ? this.#seam.slice(index + 1) : this.#seam;
+      keep = index >= 0 ? seam.slice(index + 1) : seam;
     } else {
-      keep = this.#seam.slice(mark);
+      keep = seam.slice(mark);
       if (keep.length > 0) {
         this.#seam = keep;
         this.#seamBytes = this.#sizeOf(keep);
         return false;
       }
     }
-    this.#seam = [];
-    this.#seamBytes = 0;
+    this.#dropSeam();
     this.#state = 'live';
     for (const item of keep) this.#enqueue(item);
     // What was queued during the replay (its pages, an unpark's ack) goes out now, even when the
@@ -353,8 +353,7 @@ export class Downlink implements ConnectionHandle {
     if (this.connection.writable()) return false;
     this.#state = 'parked';
     this.#queue.clear();
-    this.#seam = [];
-    this.#seamBytes = 0;
+    this.#dropSeam();
     // A replay waiting for room stops (it sees a newer replay count once unparked, or the park).
     this.#wakeIfRoom();
     return true;
@@ -407,8 +406,7 @@ export class Downlink implements ConnectionHandle {
   #end(reason: CloseReason): void {
     this.#state = 'closed';
     this.#queue.clear();
-    this.#seam = [];
-    this.#seamBytes = 0;
+    this.#dropSeam();
     this.#detach();
     this.#wakeIfRoom();
     this.connection.close(reason);
@@ -418,14 +416,18 @@ export class Downlink implements ConnectionHandle {
     if (this.#state !== 'closed') {
       this.#state = 'closed';
       this.#queue.clear();
-      this.#seam = [];
-      this.#seamBytes = 0;
+      this.#dropSeam();
       this.#wakeIfRoom();
     }
     if (this.session.link === this) {
       this.session.link = null;
       this.session.detachedAt = this.#hub.options.now();
     }
+  }
+
+  #dropSeam(): void {
+    this.#seam = null;
+    this.#seamBytes = 0;
   }
 
   #sizeOf(items: readonly QueuedItem[]): number {

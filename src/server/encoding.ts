@@ -124,8 +124,13 @@ function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: stri
 export class EncodingCache {
   readonly #encodings = new WeakMap<StoredMessage, MessageEncodings>();
 
-  /** The encodings of a stored message, made once per message. */
+  /**
+   * The encodings of a stored message, made once per message that several sessions read. A message
+   * to one session is read by its own connections only: an entry would keep its encoding for as
+   * long as the store keeps the message, to be reused by nobody.
+   */
   of(message: StoredMessage): MessageEncodings {
+    if (message.to.kind === 'session') return new MessageEncodings(message);
     let encodings = this.#encodings.get(message);
     if (!encodings) this.#encodings.set(message, (encodings = new MessageEncodings(message)));
     return encodings;

@@ -175,8 +175,9 @@ export class SessionHub {
     // message the application sends from its 'connection' listener is part of it.
     // A connection to a held session without `last` (its client never read a hello: the attempts of
     // a race, §13.3) starts where the session's stream began, so nothing sent to it meanwhile is lost.
-    const start = params.last !== null ? Promise.resolve(params.last) : resumed && session.origin ? session.origin : this.options.store.head();
-    if (!resumed) session.origin = start;
+    const origin = resumed ? session.origin : null;
+    const start = params.last !== null ? Promise.resolve(params.last) : origin !== null ? Promise.resolve(origin) : this.options.store.head();
+    if (!resumed) session.setOrigin(start);
     // The read is awaited below; a rejection is handled there, not reported as unhandled meanwhile.
     start.catch(() => undefined);
     if (!resumed) this.emit('connection', session);
@@ -336,7 +337,7 @@ export class SessionHub {
     return this.#closing;
   }
 
-  /** The encodings of a stored message read back from the store, made once per message and kind. */
+  /** The encodings of a stored message read back from the store (see {@link EncodingCache.of}). */
   encodings(message: StoredMessage): MessageEncodings {
     return this.#encodings.of(message);
   }

@@ -14,30 +14,33 @@ export type NextWrite =
   | (QueuedItem & { readonly kind: 'binary' });
 
 export class LinkQueue {
-  /** Queued items are `#items[#head…]`: taking from the front moves `#head`, nothing is copied. */
-  #items: QueuedItem[] = [];
+  /**
+   * Queued items are `#items[#head…]`: taking from the front moves `#head`, nothing is copied. Null
+   * while empty, which an idle connection's queue nearly always is.
+   */
+  #items: QueuedItem[] | null = null;
   #head = 0;
   /** Bytes of the queued items on the wire (§12 bounds bytes). */
   bytes = 0;
 
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#items === null ? 0 : this.#items.length - this.#head;
   }
 
   push(item: QueuedItem): void {
-    this.#items.push(item);
+    (this.#items ??= []).push(item);
     this.bytes += itemBytes(item);
   }
 
   /** Puts `items` ahead of everything queued (the hello, §4). */
   unshift(items: readonly QueuedItem[]): void {
-    this.#items = [...items, ...this.#items.slice(this.#head)];
+    this.#items = this.#items === null ? [...items] : [...items, ...this.#items.slice(this.#head)];
     this.#head = 0;
     for (const item of items) this.bytes += itemBytes(item);
   }
 
   clear(): void {
-    this.#items = [];
+    this.#items = null;
     this.#head = 0;
     this.bytes = 0;
   }
@@ -45,10 +48,11 @@ export class LinkQueue {
   /** Takes the next write off the front; undefined when nothing is queued. */
   take(): NextWrite | undefined {
     const items = this.#items;
+    if (items === null) return undefined;
     const first = items[this.#head];
     if (first === undefined) return undefined;
     if (first.kind === 'binary') {
-      this.#advance(1, first.frame.length);
+      this.#advance(items, 1, first.frame.length);
       return first;
     }
     let index = this.#head;
@@ -65,7 +69,7 @@ export class LinkQueue {
       if (next.id !== undefined) lastMessageId = next.id;
     }
     const count = index - this.#head;
-    this.#advance(count, bytes);
+    this.#advance(items, count, bytes);
     if (count === 1) {
       // Joined from pieces, so that the text is one flat string (see below).
       first.alone ??= ['[', first.text, ']'].join('');
@@ -78,16 +82,17 @@ export class LinkQueue {
     return { kind: 'batch', text: parts.join(','), lastMessageId };
   }
 
-  #advance(count: number, bytes: number): void {
+  /** Moves past `count` items of `items` (the queued ones) that went out as `bytes`. */
+  #advance(items: QueuedItem[], count: number, bytes: number): void {
     this.#head += count;
     this.bytes -= bytes;
-    if (this.#head === this.#items.length) {
+    if (this.#head === items.length) {
       // Emptied: the usual case, since a stream writes all it holds at once.
-      this.#items = [];
+      this.#items = null;
       this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+    } else if (this.#head >= 1024 && this.#head * 2 >= items.length) {
       // Compact now and then instead of shifting on every write: amortised O(1).
-      this.#items = this.#items.slice(this.#head);
+      this.#items = items.slice(this.#head);
       this.#head = 0;
     }
   }

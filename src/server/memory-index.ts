@@ -7,8 +7,16 @@ import type { Address } from './store.js';
 
 /** Message numbers in append order; the retained ones are `items[offset…]`. */
 class NumberList {
-  items: number[] = [];
+  items: number[];
   offset = 0;
+
+  /**
+   * Made with its first number: most sessions are sent few messages of their own, and an array that
+   * starts empty takes room for 16 at its first push.
+   */
+  constructor(first?: number) {
+    this.items = first === undefined ? [] : [first];
+  }
 
   get size(): number {
     return this.items.length - this.offset;
@@ -46,9 +54,9 @@ interface Interval {
 
 /** Lists message `n` under `key` of `lists`. */
 function listIn(lists: Map<string, NumberList>, key: string, n: number): void {
-  let list = lists.get(key);
-  if (!list) lists.set(key, (list = new NumberList()));
-  list.items.push(n);
+  const list = lists.get(key);
+  if (list) list.items.push(n);
+  else lists.set(key, new NumberList(n));
 }
 
 /** Drops message `n`, evicted, from the front of the list under `key`; an emptied list goes. */

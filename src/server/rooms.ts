@@ -61,14 +61,14 @@ export class LiveRooms {
   /** `session.join()`: see {@link Session.join}. */
   join(session: ServerSession, name: string): Promise<void> {
     const room = checkRoom(name);
-    if (session.ended || session.rooms.has(room)) return Promise.resolve();
+    if (session.ended || session.inRoom(room)) return Promise.resolve();
     const max = this.#hub.options.maxRoomsPerSession ?? DEFAULT_MAX_ROOMS;
-    if (session.rooms.size >= max) {
+    if (session.roomCount >= max) {
       throw new UnbrokenTypeError('TOO_MANY_ROOMS', `expects a session to be in at most maxRoomsPerSession (${max}) rooms; leave one first`);
     }
     // The session's own view changes now (its limit and `rooms` must hold for the next call); live
     // delivery follows the store's notification of the change, which comes in append order (§6.5).
-    session.rooms.add(room);
+    session.addRoom(room);
     const expected = this.#expect(session, room, true);
     const recorded = attempt(() => this.#hub.options.store.join(session.id, room));
     this.#hub.emit('join', session, room);
@@ -85,8 +85,8 @@ export class LiveRooms {
   /** `session.leave()`: see {@link Session.leave}. */
   leave(session: ServerSession, name: string): Promise<void> {
     const room = checkRoom(name);
-    if (!session.rooms.has(room)) return Promise.resolve();
-    session.rooms.delete(room);
+    if (!session.inRoom(room)) return Promise.resolve();
+    session.removeRoom(room);
     const expected = this.#expect(session, room, false);
     const recorded = attempt(() => this.#hub.options.store.leave(session.id, room));
     this.#hub.emit('leave', session, room);
@@ -121,17 +121,17 @@ export class LiveRooms {
 
   /** A session ended: it leaves every room (§6.5), each reported on `leave`. */
   ended(session: ServerSession): void {
-    const rooms = [...session.rooms];
+    const rooms = session.roomList();
     this.released(session);
     for (const room of rooms) {
-      session.rooms.add(room);
+      session.addRoom(room);
       this.leave(session, room).catch((error: Error) => this.#hub.fail(error));
     }
   }
 
   /** This server no longer holds the session (it ended, or another process serves it now). */
   released(session: ServerSession): void {
-    for (const room of [...session.rooms]) this.#remove(session, room);
+    for (const room of session.roomList()) this.#remove(session, room);
   }
 
   /** The sessions of this server in any of `rooms`, each once. */
@@ -175,11 +175,11 @@ export class LiveRooms {
   #index(session: ServerSession, room: string, member: boolean, indexOnly: boolean): void {
     let members = this.#members.get(room);
     if (member) {
-      if (!indexOnly) session.rooms.add(room);
+      if (!indexOnly) session.addRoom(room);
       if (!members) this.#members.set(room, (members = new Set()));
       members.add(session);
     } else {
-      if (!indexOnly) session.rooms.delete(room);
+      if (!indexOnly) session.removeRoom(room);
       members?.delete(session);
       if (members?.size === 0) this.#members.delete(room);
     }

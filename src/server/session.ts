@@ -150,8 +150,11 @@ export class ServerSession implements Session {
   readonly #hub: SessionHub;
   /** Inbound message budget (§12.1), made on the first message. */
   #inbound: TokenBucket | null = null;
-  /** The rooms it is in, as this server knows them; the store holds the positions (§6.5). */
-  readonly rooms = new Set<string>();
+  /**
+   * The rooms it is in, as this server knows them; the store holds the positions (§6.5). Made at the
+   * first join (or the first read of `rooms`): most sessions join none, and an empty set is not free.
+   */
+  #rooms: Set<string> | null = null;
   /**
    * With a store shared by several processes (cluster.ts): `owner` when its latest connection
    * attached here, `visitor` when learnt from the store for one request. Always `owner` otherwise.
@@ -161,9 +164,10 @@ export class ServerSession implements Session {
   lastUsed: number;
   /**
    * Where its stream began: the head when its first connection attached here. A later connection
-   * without `last` starts there (§6.4.no-last). `null` when learnt from a shared store.
+   * without `last` starts there (§6.4.no-last). `null` when learnt from a shared store; the promise
+   * of the head until it settles (see `setOrigin`).
    */
-  origin: Promise<string> | null = null;
+  origin: Promise<string> | string | null = null;
 
   constructor(id: string, key: string, user: Identity | null, hub: SessionHub, address: string) {
     this.id = id;
@@ -173,6 +177,18 @@ export class ServerSession implements Session {
     this.detachedAt = this.lastUsed = hub.options.now();
     this.#user = user;
     if (user?.expiresAt !== undefined) this.#expiryOf().set(user.expiresAt);
+  }
+
+  /** Takes `start` as its `origin`; once known, the id is kept: a settled promise weighs more than the id it holds. */
+  setOrigin(start: Promise<string>): void {
+    this.origin = start;
+    start.then(
+      (id) => {
+        if (this.origin === start) this.origin = id;
+      },
+      // The connection that reads from `start` reports a failure.
+      () => undefined,
+    );
   }
 
   #expiryOf(): IdentityExpiry<Downlink> {
@@ -248,6 +264,36 @@ export class ServerSession implements Session {
 
   leave(room: string): Promise<void> {
     return this.#hub.rooms.leave(this, room);
+  }
+
+  /** The same live set from the first read on, as the rooms change. */
+  get rooms(): ReadonlySet<string> {
+    return (this.#rooms ??= new Set());
+  }
+
+  /** Whether it is in `room`; makes no set. */
+  inRoom(room: string): boolean {
+    return this.#rooms?.has(room) ?? false;
+  }
+
+  /** How many rooms it is in; makes no set. */
+  get roomCount(): number {
+    return this.#rooms?.size ?? 0;
+  }
+
+  /** A copy of its rooms, to go over while they change. */
+  roomList(): string[] {
+    return this.#rooms === null ? [] : [...this.#rooms];
+  }
+
+  /** Puts `room` in its own view of its rooms (the hub's rooms keep the delivery index). */
+  addRoom(room: string): void {
+    (this.#rooms ??= new Set()).add(room);
+  }
+
+  /** Takes `room` out of its own view of its rooms. */
+  removeRoom(room: string): void {
+    this.#rooms?.delete(room);
   }
 
   close(): void {

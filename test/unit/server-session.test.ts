@@ -586,6 +586,13 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     const second = t.hub.encodings(message).item(true);
     expect(first.kind === 'binary' && second.kind === 'binary' && first.frame === second.frame).toBe(true);
   });
+
+  it('keeps no encoding of a message to one session once its replay took it', async () => {
+    const t = setup();
+    const message = await t.store.append({ to: { kind: 'session', session: 'only-one-reader' }, data: { n: 1 } });
+    expect(t.hub.encodings(message)).not.toBe(t.hub.encodings(message));
+    expect(t.hub.encodings(message).item(false)).toEqual(t.hub.encodings(message).item(false));
+  });
 });
 
 describe('upstream (§5, §8)', () => {

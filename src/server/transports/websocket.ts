@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type RawData, type Server } from 'ws';
 import {
   CloseCode,
   ProtocolViolation,
@@ -83,9 +83,35 @@ function toBuffer(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
+/**
+ * The sockets `ws` makes for this server: each knows the connection it carries, so that one set of
+ * listeners serves every socket (`ws` calls a listener with its socket as `this`) instead of a set of
+ * closures made per socket — an idle connection should weigh little more than its socket.
+ */
+class SessionSocket extends WebSocket {
+  /** The connection once the upgrade was admitted; null for a probe, or before. */
+  connection: WebSocketConnection | null = null;
+}
+
+/** The connection `socket` carries, if it is one of this server's and was admitted. */
+function connectionOf(socket: WebSocket): WebSocketConnection | null {
+  return socket instanceof SessionSocket ? socket.connection : null;
+}
+
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connectionOf(this)?.received(data, isBinary);
+}
+
+function onSocketPong(this: WebSocket): void {
+  connectionOf(this)?.answered();
+}
+
+function onSocketClose(this: WebSocket, code: number): void {
+  connectionOf(this)?.ended(code);
+}
+
 class WebSocketConnection implements Connection {
-  readonly transport = 'websocket';
-  readonly #ws: WebSocket;
+  readonly #ws: SessionSocket;
   readonly #maxMessageSize: number;
   #handle: ConnectionHandle | null = null;
   /** Ping frames sent since the last pong (§7.1). */
@@ -93,28 +119,23 @@ class WebSocketConnection implements Connection {
   #graceTimer: ReturnType<typeof setTimeout> | null = null;
   /** Set while reading is paused for the session's inbound rate (§12.1). */
   #pauseTimer: ReturnType<typeof setTimeout> | null = null;
-  readonly #afterWrite = (error?: Error): void => {
-    if (!error) this.#handle?.resume();
-  };
 
-  constructor(ws: WebSocket, maxMessageSize: number) {
+  constructor(ws: SessionSocket, maxMessageSize: number) {
     this.#ws = ws;
     this.#maxMessageSize = maxMessageSize;
   }
 
+  get transport(): 'websocket' {
+    return 'websocket';
+  }
+
   bind(handle: ConnectionHandle): void {
     this.#handle = handle;
-    this.#ws.on('message', (data, isBinary) => this.#onMessage(handle, data, isBinary));
-    this.#ws.on('pong', () => {
-      this.#unanswered = 0;
-    });
-    this.#ws.once('close', (code) => {
-      if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
-      // §9: close code 1000 from a client ends its session, as a `bye` does.
-      if (code === CloseCode.Normal) handle.receive([{ t: 'bye' }]);
-      handle.closed();
-    });
+    this.#ws.connection = this;
+    this.#ws.on('message', onSocketMessage);
+    this.#ws.on('pong', onSocketPong);
+    // `ws` emits 'close' once: a plain listener does, without the wrapper `once` makes.
+    this.#ws.on('close', onSocketClose);
   }
 
   writable(): boolean {
@@ -122,12 +143,14 @@ class WebSocketConnection implements Connection {
   }
 
   write(batch: TextBatch): void {
-    if (batch.notify) this.#ws.send(batch.text, this.#afterWrite);
+    // A completion callback only while a replay waits for room (`TextBatch.notify`): made per write
+    // then, rather than kept by every connection for the few writes that ask for one.
+    if (batch.notify) this.#ws.send(batch.text, (error) => this.#written(error));
     else this.#ws.send(batch.text);
   }
 
   writeBinary(frame: Uint8Array, notify?: boolean): void {
-    if (notify) this.#ws.send(frame, BINARY, this.#afterWrite);
+    if (notify) this.#ws.send(frame, BINARY, (error) => this.#written(error));
     else this.#ws.send(frame, BINARY);
   }
 
@@ -175,7 +198,26 @@ class WebSocketConnection implements Connection {
     this.#graceTimer.unref?.();
   }
 
-  #onMessage(handle: ConnectionHandle, data: RawData, isBinary: boolean): void {
+  /** A pong arrived: the link is alive (§7.1). */
+  answered(): void {
+    this.#unanswered = 0;
+  }
+
+  /** The socket closed with `code`. */
+  ended(code: number): void {
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
+    const handle = this.#handle;
+    if (handle === null) return;
+    // §9: close code 1000 from a client ends its session, as a `bye` does.
+    if (code === CloseCode.Normal) handle.receive([{ t: 'bye' }]);
+    handle.closed();
+  }
+
+  /** A frame arrived. */
+  received(data: RawData, isBinary: boolean): void {
+    const handle = this.#handle;
+    if (handle === null) return;
     const bytes = toBuffer(data);
     if (bytes.length > this.#maxMessageSize) {
       handle.abort('MESSAGE_TOO_LARGE', `expects frames of at most ${this.#maxMessageSize} bytes, got ${bytes.length}`);
@@ -189,6 +231,10 @@ class WebSocketConnection implements Connection {
       return;
     }
     handle.receive(frames);
+  }
+
+  #written(error: Error | undefined): void {
+    if (!error) this.#handle?.resume();
   }
 }
 
@@ -220,11 +266,12 @@ function answerProbe(ws: WebSocket, maxMessageSize: number): void {
 /** Serves `P/ws` for one server. */
 export class WebSocketTransport {
   readonly #context: TransportContext;
-  readonly #wss: WebSocketServer;
+  readonly #wss: Server<typeof SessionSocket>;
 
   constructor(context: TransportContext) {
     this.#context = context;
     this.#wss = new WebSocketServer({
+      WebSocket: SessionSocket,
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
@@ -252,7 +299,7 @@ export class WebSocketTransport {
     this.#wss.close();
   }
 
-  #accept(ws: WebSocket, request: http.IncomingMessage, url: URL): void {
+  #accept(ws: SessionSocket, request: http.IncomingMessage, url: URL): void {
     // Failures of the socket end in its 'close' event, which the connection reports. A function made
     // here would keep this call's scope (the request, the URL) alive as long as the socket.
     ws.on('error', ignore);
