@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { playwright } from '@vitest/browser-playwright';
 import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 import { CHROMIUM_ARGS, INSTALL_HINT, findChromium } from './test/browser/chromium.js';
@@ -55,6 +56,9 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
+          // Two files at a time even on 2 cores (vitest's default there is one): these tests mostly
+          // wait on sockets and timers, and the project takes about half as long.
+          maxWorkers: Math.max(2, availableParallelism() - 1),
           include: [
             'test/unit/**/*.test.ts',
             'test/integration/**/*.test.ts',
