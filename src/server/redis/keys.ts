@@ -3,6 +3,8 @@
  * session-scripts.ts). For Redis Cluster, give a prefix with a hash tag (`{unbroken}`): the scripts
  * reach keys they compute (a session's rooms), which must then be in one slot.
  */
+import type { Address } from '../index.js';
+
 export class Keys {
   readonly meta: string;
   readonly feed: string;
@@ -41,6 +43,18 @@ export class Keys {
 
   roomIndex(room: string): string {
     return `${this.roomIndexPrefix}${room}`;
+  }
+
+  /** The index streams a message to `to` is listed in: each room once. */
+  indexesOf(to: Address): string[] {
+    switch (to.kind) {
+      case 'all':
+        return [this.all];
+      case 'session':
+        return [this.sessionIndex(to.session)];
+      case 'rooms':
+        return [...new Set(to.rooms)].map((room) => this.roomIndex(room));
+    }
   }
 
   /** A session's membership intervals, by room. */

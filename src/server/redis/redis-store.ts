@@ -7,7 +7,6 @@ import type { Redis } from 'ioredis';
 import {
   UnbrokenServerError,
   UnbrokenTypeError,
-  type Address,
   type GapReason,
   type Identity,
   type MessageStore,
@@ -169,7 +168,7 @@ export class RedisStore implements MessageStore, SessionState {
     });
     this.#appends = new AppendBatch({
       fixedKeys: [this.#keys.meta, this.#keys.feed, this.#keys.messages],
-      indexKeys: (to) => this.#indexKeys(to),
+      indexKeys: (to) => this.#keys.indexesOf(to),
       settings: [this.#maxMessages, this.#maxAge, this.#retention],
       run: (args) => this.#watchdog.track('append', runScript(main, 'unbrokenAppend', args)),
     });
@@ -385,17 +384,6 @@ export class RedisStore implements MessageStore, SessionState {
       this.#errorListeners.clear();
     })();
     return this.#closed;
-  }
-
-  #indexKeys(to: Address): string[] {
-    switch (to.kind) {
-      case 'all':
-        return [this.#keys.all];
-      case 'session':
-        return [this.#keys.sessionIndex(to.session)];
-      case 'rooms':
-        return [...new Set(to.rooms)].map((room) => this.#keys.roomIndex(room));
-    }
   }
 
   #membershipArgs(sessionId: string, room: string): ScriptArg[] {
