@@ -6,33 +6,18 @@
  */
 import { MapMemory } from '../helpers/memory.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type Client, type ClientOptions, type TransportEvent, type TransportMemory } from '../../src/client/index.js';
-import { startNetworkProxy, type Condition, type NetworkProxy } from '../helpers/network-proxy.js';
+import type { Client, ClientOptions, TransportEvent, TransportMemory } from '../../src/client/index.js';
 import { deferred, nextTurn, when } from '../helpers/signals.js';
-import { startServer } from '../helpers/start-server.js';
-import { nodeEnvironment, type StartedServer } from './fixture.js';
+import { useProxiedServer } from './fixture.js';
 
 /** Short deadlines keep the scenarios fast; the default timings are measured in bench/. */
 const FAST: ClientOptions = { connectTimeout: 1_000, reconnectDelay: 5, maxReconnectDelay: 50, minUptime: 0, storage: null };
 
 describe('fallback through a misbehaving network', () => {
-  let server: StartedServer;
-  let proxy: NetworkProxy;
-  const clients: Client[] = [];
   const requests: string[] = [];
-
-  async function start(condition: Condition) {
-    server = await startServer({ retry: 5, heartbeatInterval: 1_000 });
-    server.http.on('request', (request) => requests.push(`${request.method} ${new URL(request.url ?? '/', 'http://x').pathname}`));
-    proxy = await startNetworkProxy(server.port);
-    proxy.setCondition(condition);
-  }
-
-  function client(options: ClientOptions = {}) {
-    const made = connect(`http://127.0.0.1:${proxy.port}/realtime`, { ...nodeEnvironment, ...FAST, ...options });
-    clients.push(made);
-    return made;
-  }
+  const net = useProxiedServer(FAST, (server) =>
+    server.http.on('request', (request) => requests.push(`${request.method} ${new URL(request.url ?? '/', 'http://x').pathname}`)),
+  );
 
   function transports(made: Client): TransportEvent[] {
     const seen: TransportEvent[] = [];
@@ -58,18 +43,15 @@ describe('fallback through a misbehaving network', () => {
       all.wake();
     });
     for (let n = 1; n <= count; n++) {
-      await server.server.broadcast(n);
+      await net.server.server.broadcast(n);
       await nextTurn();
     }
     await all.promise;
     return got;
   }
 
-  afterEach(async () => {
-    for (const made of clients.splice(0)) made.close();
+  afterEach(() => {
     requests.length = 0;
-    await proxy?.close();
-    await server?.close();
   });
 
   it.each([
@@ -77,8 +59,8 @@ describe('fallback through a misbehaving network', () => {
     ['ws-hanging', 'timeout'],
     ['ws-silent', 'silent'],
   ] as const)('moves from WebSocket to SSE when the upgrade is %s, and says %s', async (condition, reason) => {
-    await start(condition);
-    const made = client();
+    await net.start(condition);
+    const made = net.client();
     const seen = transports(made);
     const event = await reaches(made, 'sse');
     expect(event).toEqual({ transport: 'sse', previous: null, reason });
@@ -87,31 +69,31 @@ describe('fallback through a misbehaving network', () => {
   });
 
   it('moves from SSE to long polling when a proxy buffers the event stream, and says buffered', async () => {
-    await start('normal');
+    await net.start('normal');
     // WebSocket blocked and SSE buffered: the two conditions at once, as behind some corporate proxies.
-    proxy.setCondition('ws-blocked');
-    const made = client({ transports: ['sse', 'long-polling'] });
-    proxy.setCondition('sse-buffered');
+    net.proxy.setCondition('ws-blocked');
+    const made = net.client({ transports: ['sse', 'long-polling'] });
+    net.proxy.setCondition('sse-buffered');
     const event = await reaches(made, 'long-polling');
     expect(event).toEqual({ transport: 'long-polling', previous: null, reason: 'buffered' });
     expect(await pushAndCount(made, 200)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
 
   it('skips SSE when no EventSource exists and goes straight to long polling', async () => {
-    await start('ws-blocked');
-    const made = client({ EventSource: undefined });
+    await net.start('ws-blocked');
+    const made = net.client({ EventSource: undefined });
     const event = await reaches(made, 'long-polling');
     expect(event.reason).toBe('refused');
     expect(requests.filter((line) => line.endsWith('/sse'))).toEqual([]);
   });
 
   it('keeps exactly-once order both ways across a fallback to SSE and an upgrade back to WebSocket', async () => {
-    await start('normal');
+    await net.start('normal');
     const serverSaw: number[] = [];
-    server.server.on('message', (data) => {
+    net.server.server.on('message', (data) => {
       serverSaw.push(data as number);
     });
-    const made = client({ upgradeInterval: 100 });
+    const made = net.client({ upgradeInterval: 100 });
     const seen = transports(made);
     await reaches(made, 'websocket');
     const appSaw: number[] = [];
@@ -125,11 +107,11 @@ describe('fallback through a misbehaving network', () => {
     const backOnWebSocket = deferred<void>();
     for (let n = 1; n <= 600; n++) {
       sends.push(made.send(n));
-      await server.server.broadcast(n);
-      if (n === 150) proxy.setCondition('ws-blocked'); // cuts the open WebSocket; the next upgrade gets 503
+      await net.server.server.broadcast(n);
+      if (n === 150) net.proxy.setCondition('ws-blocked'); // cuts the open WebSocket; the next upgrade gets 503
       if (n === 300) {
         await onSse;
-        proxy.setCondition('normal'); // the next probe succeeds and the client moves back
+        net.proxy.setCondition('normal'); // the next probe succeeds and the client moves back
         made.on('transport', (event) => {
           if (event.transport === 'websocket') backOnWebSocket.resolve();
         });
@@ -149,12 +131,12 @@ describe('fallback through a misbehaving network', () => {
   });
 
   it('remembers the transport that worked, so the next client starts there', async () => {
-    await start('ws-blocked');
+    await net.start('ws-blocked');
     const memory = new MapMemory();
-    const first = client({ storage: memory });
+    const first = net.client({ storage: memory });
     await reaches(first, 'sse');
     first.close();
-    const next = client({ storage: memory, upgradeInterval: 0 });
+    const next = net.client({ storage: memory, upgradeInterval: 0 });
     const event = await reaches(next, 'sse');
     expect(event).toEqual({ transport: 'sse', previous: null, reason: 'remembered' });
     // Only the first client paid for the refused upgrade.

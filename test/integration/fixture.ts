@@ -4,10 +4,12 @@
  * `ws` and `eventsource` packages injected where a browser has them built in.
  */
 import { EventSource } from 'eventsource';
+import { afterEach } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type Client, type ClientOptions, type TransportName } from '../../src/client/index.js';
 import type { ServerOptions } from '../../src/server/index.js';
 import { startServer } from '../helpers/start-server.js';
+import { startNetworkProxy, type Condition, type NetworkProxy } from '../helpers/network-proxy.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Every transport the suites loop over. */
@@ -61,6 +63,56 @@ export async function startFixture(transport: TransportName, serverOptions: Serv
       for (const client of clients) client.close();
       await proxy.close();
       await server.close();
+    },
+  };
+}
+
+/** A reference server behind the misbehaving loopback proxy of test/helpers/network-proxy.ts. */
+export interface ProxiedServer {
+  readonly server: StartedServer;
+  readonly proxy: NetworkProxy;
+  /** Starts the server (retry floor 5 ms, 1 s heartbeat) and its proxy under `condition`. */
+  start(condition: Condition): Promise<void>;
+  /** A client through the proxy, with `defaults` under `options`; closed after the test. */
+  client(options?: ClientOptions): Client;
+}
+
+/**
+ * Registers, for the enclosing describe block, a server behind a network proxy started by each test
+ * and ended after it, with its clients; `started` sees each server as it starts.
+ */
+export function useProxiedServer(defaults: ClientOptions, started?: (server: StartedServer) => void): ProxiedServer {
+  let server: StartedServer | undefined;
+  let proxy: NetworkProxy | undefined;
+  const clients: Client[] = [];
+  afterEach(async () => {
+    for (const made of clients.splice(0)) made.close();
+    await proxy?.close();
+    await server?.close();
+    proxy = undefined;
+    server = undefined;
+  });
+  const running = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`no ${what}: call start() first`);
+    return value;
+  };
+  return {
+    get server() {
+      return running(server, 'server');
+    },
+    get proxy() {
+      return running(proxy, 'proxy');
+    },
+    async start(condition) {
+      server = await startServer({ retry: 5, heartbeatInterval: 1_000 });
+      started?.(server);
+      proxy = await startNetworkProxy(server.port);
+      proxy.setCondition(condition);
+    },
+    client(options = {}) {
+      const made = connect(`http://127.0.0.1:${running(proxy, 'proxy').port}/realtime`, { ...nodeEnvironment, ...defaults, ...options });
+      clients.push(made);
+      return made;
     },
   };
 }

@@ -4,34 +4,18 @@
  * deadline, because the next transport started alongside the first after its head start. Each
  * scenario asserts one session on the server, and no message lost or repeated in either direction.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type Client, type ClientOptions, type TransportEvent } from '../../src/client/index.js';
-import { startNetworkProxy, type Condition, type NetworkProxy } from '../helpers/network-proxy.js';
+import { describe, expect, it } from 'vitest';
+import type { Client, ClientOptions, TransportEvent } from '../../src/client/index.js';
 import { deferred, nextTurn, when } from '../helpers/signals.js';
-import { startServer } from '../helpers/start-server.js';
 import { LockTable } from '../helpers/tab-locks.js';
-import { nodeEnvironment, type StartedServer } from './fixture.js';
+import { useProxiedServer } from './fixture.js';
 
 /** The defaults that matter here (connectTimeout 3 s, raceAfter 500 ms), with no memory and quick retries. */
 const DEFAULTS: ClientOptions = { reconnectDelay: 5, maxReconnectDelay: 50, minUptime: 0, storage: null, upgradeInterval: 0 };
 const CONNECT_TIMEOUT = 3_000;
 
 describe('racing the next transport through a misbehaving network', () => {
-  let server: StartedServer;
-  let proxy: NetworkProxy;
-  const clients: Client[] = [];
-
-  async function start(condition: Condition) {
-    server = await startServer({ retry: 5, heartbeatInterval: 1_000 });
-    proxy = await startNetworkProxy(server.port);
-    proxy.setCondition(condition);
-  }
-
-  function client(options: ClientOptions = {}) {
-    const made = connect(`http://127.0.0.1:${proxy.port}/realtime`, { ...nodeEnvironment, ...DEFAULTS, ...options });
-    clients.push(made);
-    return made;
-  }
+  const net = useProxiedServer(DEFAULTS);
 
   /** Resolves with the first `transport` event, and the ms it took. */
   function firstTransport(made: Client, started: number) {
@@ -49,14 +33,14 @@ describe('racing the next transport through a misbehaving network', () => {
       appSaw.push(data as number);
       all.wake();
     });
-    server.server.on('message', (data) => {
+    net.server.server.on('message', (data) => {
       serverSaw.push(data as number);
       all.wake();
     });
     const sends: Promise<void>[] = [];
     for (let n = 1; n <= count; n++) {
       sends.push(made.send(n));
-      await server.server.broadcast(n);
+      await net.server.server.broadcast(n);
       await nextTurn();
     }
     await Promise.all(sends);
@@ -64,21 +48,15 @@ describe('racing the next transport through a misbehaving network', () => {
     return { appSaw, serverSaw };
   }
 
-  afterEach(async () => {
-    for (const made of clients.splice(0)) made.close();
-    await proxy?.close();
-    await server?.close();
-  });
-
   const upTo = (count: number) => Array.from({ length: count }, (_, i) => i + 1);
 
   it.each([
     ['ws-hanging', 'timeout'],
     ['ws-silent', 'silent'],
   ] as const)('§13.3 reaches SSE well before the connect deadline when the upgrade is %s, says %s, and keeps one session', async (condition, reason) => {
-    await start(condition);
+    await net.start(condition);
     const started = Date.now();
-    const made = client();
+    const made = net.client();
     // Sent before any connection opened: they wait in the outbox and go out once, on the winner.
     const early = [made.send('early-1'), made.send('early-2')];
     const { event, ms } = await firstTransport(made, started);
@@ -88,29 +66,29 @@ describe('racing the next transport through a misbehaving network', () => {
     const { appSaw, serverSaw } = await exchange(made, 100);
     expect(appSaw).toEqual(upTo(100));
     expect(serverSaw).toEqual(upTo(100));
-    expect(server.server.sessions.size).toBe(1);
+    expect(net.server.server.sessions.size).toBe(1);
     expect(made.transport).toBe('sse');
   });
 
   it('§13.3 reaches long polling well before the connect deadline when SSE is buffered, and keeps one session', async () => {
     // This proxy takes one condition at a time: a refused WebSocket costs no deadline anyway.
-    await start('sse-buffered');
+    await net.start('sse-buffered');
     const started = Date.now();
-    const made = client({ transports: ['sse', 'long-polling'] });
+    const made = net.client({ transports: ['sse', 'long-polling'] });
     const { event, ms } = await firstTransport(made, started);
     expect(event).toEqual({ transport: 'long-polling', previous: null, reason: 'buffered' });
     expect(ms).toBeLessThan(CONNECT_TIMEOUT);
     const { appSaw, serverSaw } = await exchange(made, 100);
     expect(appSaw).toEqual(upTo(100));
     expect(serverSaw).toEqual(upTo(100));
-    expect(server.server.sessions.size).toBe(1);
+    expect(net.server.server.sessions.size).toBe(1);
   });
 
   it('§13.3 starts no race on a healthy network: one ticket, one connection, over WebSocket', async () => {
-    await start('normal');
+    await net.start('normal');
     const requests: string[] = [];
-    server.http.on('request', (request) => requests.push(new URL(request.url ?? '/', 'http://x').pathname));
-    const made = client();
+    net.server.http.on('request', (request) => requests.push(new URL(request.url ?? '/', 'http://x').pathname));
+    const made = net.client();
     const { event } = await firstTransport(made, Date.now());
     expect(event.transport).toBe('websocket');
     const { appSaw } = await exchange(made, 10);
@@ -120,15 +98,15 @@ describe('racing the next transport through a misbehaving network', () => {
   });
 
   it('§13.3 races onto the connection the tabs share: two tabs behind a hanging upgrade reach one shared SSE carrier, a session each', async () => {
-    await start('ws-hanging');
+    await net.start('ws-hanging');
     const carriers: string[] = [];
-    server.http.on('request', (request) => {
+    net.server.http.on('request', (request) => {
       const path = new URL(request.url ?? '/', 'http://x').pathname;
       if (path.endsWith('/carrier')) carriers.push(path);
     });
     const table = new LockTable();
     const started = Date.now();
-    const tabs = [0, 1].map(() => client({ locks: table.tab().locks, BroadcastChannel }));
+    const tabs = [0, 1].map(() => net.client({ locks: table.tab().locks, BroadcastChannel }));
     const reached = await Promise.all(tabs.map((made) => firstTransport(made, started)));
     for (const { event, ms } of reached) {
       expect(event).toEqual({ transport: 'sse', previous: null, reason: 'timeout' });
@@ -136,7 +114,7 @@ describe('racing the next transport through a misbehaving network', () => {
     }
     expect(new Set(tabs.map((made) => made.sharing))).toEqual(new Set(['holder', 'follower']));
     expect(carriers).toHaveLength(1);
-    expect(server.server.sessions.size).toBe(2);
+    expect(net.server.server.sessions.size).toBe(2);
     const got = tabs.map(() => [] as unknown[]);
     const all = when(() => got.every((list) => list.length >= 20));
     tabs.forEach((made, i) =>
@@ -145,7 +123,7 @@ describe('racing the next transport through a misbehaving network', () => {
         all.wake();
       }),
     );
-    for (let n = 1; n <= 20; n++) await server.server.broadcast(n);
+    for (let n = 1; n <= 20; n++) await net.server.server.broadcast(n);
     await all.promise;
     for (const list of got) expect(list).toEqual(upTo(20));
   });
