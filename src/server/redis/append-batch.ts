@@ -7,6 +7,10 @@
  * Order: a batch is sent before any other command of the store (`flush()`), so that a join, a leave,
  * a read or a session command called after an `append` reaches Redis after it, as the store's
  * contract says (src/server/store.ts, `join`).
+ *
+ * Failure: a message that cannot be encoded fails its own `append` at once. A failed script call
+ * (Redis unreachable, out of memory) rejects every append of its batch, as it rejected each append
+ * before; as before, a script that fails part-way may have stored the messages before the failure.
  */
 import type { Address, NewMessage, StoredMessage } from '../index.js';
 import { encodeMessage, storedMessage, type EncodedMessage } from './codec.js';
