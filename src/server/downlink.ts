@@ -12,7 +12,7 @@ import type { SessionHub } from './hub.js';
 import type { ServerSession } from './session.js';
 import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
-import { LinkQueue } from './link-queue.js';
+import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
 
 export { MAX_BATCH_CHARS } from './link-queue.js';
 
@@ -299,11 +299,16 @@ export class Downlink implements ConnectionHandle {
 
   /** Writes what is queued, in as few batches as the size limit allows. */
   flush(): void {
+    this.#write(0);
+  }
+
+  /** Writes batches while at least `keep` bytes are queued (0: everything). */
+  #write(keep: number): void {
     if (this.#state === 'opening' || this.#state === 'closed') return;
     let wrote = false;
     // Only a replay waits for room (`room()`): live writes ask for no completion callback.
     const notify = this.#state === 'replaying';
-    while (this.#queue.length > 0 && this.connection.writable()) {
+    while (this.#queue.length > 0 && this.#queue.bytes >= keep && this.connection.writable()) {
       const next = this.#queue.take()!;
       if (next.kind === 'binary') {
         this.#cursor = next.id;
@@ -339,7 +344,14 @@ export class Downlink implements ConnectionHandle {
     if (this.#state === 'closed' || this.#state === 'parked') return;
     this.#queue.push(item);
     if (this.#parkIfIdle()) return;
-    if (!this.#checkBound()) this.#scheduleFlush();
+    if (this.#checkBound()) return;
+    // A full batch does not wait for the end of the turn: a burst sent in one loop (thousands of
+    // sends) then leaves as it is made, instead of every message and its encoding staying queued
+    // until the loop ends — which a fresh process, whose young generation is still small, pays in
+    // garbage collection. A replay writes only as the connection has room (`room()`).
+    // What is left of the queue, less than a batch, goes out at the end of the turn as before.
+    if (this.#state === 'live' && this.#queue.bytes >= MAX_BATCH_CHARS) this.#write(MAX_BATCH_CHARS);
+    if (this.#queue.length > 0) this.#scheduleFlush();
   }
 
   /**

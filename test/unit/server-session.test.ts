@@ -550,6 +550,28 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     expect(connection.messageIds()).toEqual(ids);
   });
 
+  it('writes a full batch at once, and the rest of the turn at its end', async () => {
+    const t = setup();
+    const connection = await t.open();
+    const messageWrites = () => connection.writes.filter((write) => write.frames.some((frame) => frame.t === 'msg'));
+    const chunk = 'x'.repeat(MAX_BATCH_CHARS / 8);
+    const sending: Promise<string>[] = [];
+    for (let i = 0; i < 12; i++) sending.push(t.broadcast(chunk));
+    // Still in the turn of the sends: the first full batch went out, the rest waits for the turn's end.
+    const early = messageWrites();
+    expect(early).toHaveLength(1);
+    const earlyCount = early[0]!.frames.length;
+    expect(earlyCount).toBeGreaterThan(1);
+    expect(earlyCount).toBeLessThan(12);
+    const ids = await Promise.all(sending);
+    await connection.untilMessage(ids.at(-1)!);
+    const batches = messageWrites();
+    expect(batches).toHaveLength(2);
+    expect(batches[0]!.lastMessageId).toBe(ids[earlyCount - 1]);
+    for (const batch of batches) expect(JSON.stringify(batch.frames).length).toBeLessThanOrEqual(MAX_BATCH_CHARS);
+    expect(connection.messageIds()).toEqual(ids);
+  });
+
   it('sends bytes as a binary frame where the connection has them, else as base64 b', async () => {
     const t = setup();
     const binary = await t.open({}, { binary: true });
