@@ -106,7 +106,7 @@ export class SessionHub {
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.#emitter = emitter;
     this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
-    this.#unsubscribe = options.store.subscribe((message) => this.#dispatch(message), {
+    this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
       membership: (change) => this.rooms.changed(change),
       historyLost: () => this.#historyLost(),
       overrun: () => this.#resumeAll('the server fell behind its store; resume'),
@@ -315,7 +315,7 @@ export class SessionHub {
       // A store in this process appends at once: the id is known now, and the one promise is the
       // caller's.
       if (store.appendNow) return Promise.resolve(store.appendNow(message).id);
-      return store.append(message).then(idOf);
+      return store.append(message, text).then(idOf);
     } catch (error) {
       return Promise.reject(error);
     } finally {
@@ -393,9 +393,10 @@ export class SessionHub {
     }
   }
 
-  #dispatch(message: StoredMessage): void {
-    // Encoded once here for every recipient, from the text serialised at the send when there is one.
-    const encoded = new MessageEncodings(message, this.#appendingData === message.data ? this.#appendingText : undefined);
+  #dispatch(message: StoredMessage, dataText?: string): void {
+    // Encoded once here for every recipient, from the data's JSON text when the store has it or the
+    // send serialised it already in this process.
+    const encoded = new MessageEncodings(message, dataText ?? (this.#appendingData === message.data ? this.#appendingText : undefined));
     try {
       const { to } = message;
       switch (to.kind) {

@@ -87,8 +87,11 @@ export interface MessageStore {
    * Appends a message and assigns its id; resolves once the message is stored. Subscribers hear of it
    * in append order, before or after the promise resolves: {@link MemoryStore} calls them during the
    * append, a store shared by several processes when its reader sees the message (see `subscribe`).
+   *
+   * `dataText`, when given, is `JSON.stringify(message.data)`, made by the server as it checked the
+   * message: a store that keeps text may store it rather than serialise the data again.
    */
-  append(message: NewMessage): Promise<StoredMessage>;
+  append(message: NewMessage, dataText?: string): Promise<StoredMessage>;
   /**
    * Optional: `append`, done before it returns, for a store that holds its messages in this process.
    * It tells subscribers during the call, as `append` does, and throws where `append` rejects. The
@@ -136,8 +139,12 @@ export interface MessageStore {
    * A listener may be called after the `append` of its message resolved, but never after a `read`
    * that returned the message resolved: the server places the seam between a replay and the live
    * stream on that (§6.3).
+   *
+   * A store that holds the message's data as JSON text may pass it as `dataText` (never for bytes):
+   * the server then encodes the message around that text instead of serialising the data again. It
+   * must be JSON text whose value is `message.data`.
    */
-  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void;
+  subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void;
   /**
    * Resolves once the store can serve, rejects with an `UnbrokenServerError` (`STORE_ERROR`) that says
    * why when it cannot (a database that does not answer). The server awaits it before it serves; a
@@ -325,7 +332,7 @@ export class MemoryStore implements MessageStore {
     return gap === undefined ? { cursor, messages, more } : { cursor, gap, messages, more };
   }
 
-  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+  subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void {
     // Wrappers per call, so the same function subscribed twice is two subscriptions. An instance's
     // history is never lost while it lives (a new instance is a new epoch), so no `historyLost`.
     const wrapped = (message: StoredMessage) => listener(message);

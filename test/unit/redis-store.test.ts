@@ -138,6 +138,29 @@ describe('RedisStore ids, epochs and order', () => {
     expect((await store.read('carol', start, 10)).messages.map((message) => message.data)).toEqual(['after']);
   });
 
+  it('stores the JSON text an append is given, and hands subscribers the text as stored with each message of JSON data', async () => {
+    const { store } = await open(server, { prefix: 'data-text' });
+    const heard: { data: unknown; dataText: string | undefined }[] = [];
+    let last: () => void = () => undefined;
+    store.subscribe((message, dataText) => {
+      heard.push({ data: message.data, dataText });
+      if (heard.length === 4) last();
+    });
+    const allHeard = new Promise<void>((resolve) => (last = resolve));
+    // Text as the caller serialised it is stored as it is (spaces included), not serialised again.
+    await store.append({ to: ALL, data: { a: 1 } }, '{ "a": 1 }');
+    await store.append({ to: ALL, data: ['é', 2] });
+    await store.append({ to: ALL, data: new Uint8Array([1, 2]) });
+    await store.append({ to: ALL, event: 'tick', data: 'text' }, '"text"');
+    await allHeard;
+    expect(heard).toEqual([
+      { data: { a: 1 }, dataText: '{ "a": 1 }' },
+      { data: ['é', 2], dataText: '["é",2]' },
+      { data: new Uint8Array([1, 2]), dataText: undefined },
+      { data: 'text', dataText: '"text"' },
+    ]);
+  });
+
   it('evicts within one batch as append by append would: the newest maxMessages stay, and a reader from before is told of the gap', async () => {
     const { store } = await open(server, { prefix: 'batched-trim', maxMessages: 50 });
     const start = await store.head();

@@ -53,9 +53,12 @@ export class AppendBatch {
     this.#options = options;
   }
 
-  /** Stores `message` with the next batch. Throws, as `append` rejects, when it cannot be encoded. */
-  add(message: NewMessage): Promise<StoredMessage> {
-    const encoded = encodeMessage(message);
+  /**
+   * Stores `message` with the next batch (`dataText`: its data's JSON text, when the caller has it).
+   * Throws, as `append` rejects, when it cannot be encoded.
+   */
+  add(message: NewMessage, dataText?: string): Promise<StoredMessage> {
+    const encoded = encodeMessage(message, dataText);
     return new Promise((resolve, reject) => {
       this.#pending.push({ message, encoded, resolve, reject });
       // UTF-16 units of JSON text: near enough to its bytes for a bound.

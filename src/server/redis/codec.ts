@@ -21,7 +21,8 @@ import { formatId } from './ids.js';
 
 /** A feed entry decoded: a message, or a change of membership. */
 export type FeedEntry =
-  | { readonly kind: 'message'; readonly epoch: string; readonly message: StoredMessage }
+  /** `dataText`: the JSON text of the message's data as stored (undefined for bytes). */
+  | { readonly kind: 'message'; readonly epoch: string; readonly message: StoredMessage; readonly dataText: string | undefined }
   | { readonly kind: 'membership'; readonly epoch: string; readonly change: MembershipChange }
   | { readonly kind: 'epoch'; readonly epoch: string };
 
@@ -37,16 +38,33 @@ export interface EncodedMessage {
 /** A stream entry as ioredis returns it with Buffer replies: `[id, [field, value, …]]`. */
 export type RawEntry = [id: Buffer, fields: Buffer[]];
 
-export function encodeMessage(message: NewMessage): EncodedMessage {
+/** `dataText`: `JSON.stringify(message.data)` when the caller made it already. */
+export function encodeMessage(message: NewMessage, dataText?: string): EncodedMessage {
   const { data } = message;
   const binary = data instanceof Uint8Array;
   return {
-    to: JSON.stringify(message.to),
+    to: addressText(message.to),
     event: message.event ?? '',
     kind: binary ? 'b' : 'j',
-    data: binary ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : JSON.stringify(data),
+    data: binary ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : (dataText ?? JSON.stringify(data)),
   };
 }
+
+const ALL_TEXT = JSON.stringify({ kind: 'all' } satisfies Address);
+
+function addressText(to: Address): string {
+  return to.kind === 'all' ? ALL_TEXT : JSON.stringify(to);
+}
+
+/**
+ * The address of a stored `t` field. Messages to everyone, the most frequent by far, share one
+ * object (addresses are read-only).
+ */
+function addressOf(field: Buffer): unknown {
+  const text = field.toString('utf8');
+  return text === ALL_TEXT ? ALL : JSON.parse(text);
+}
+const ALL: Address = Object.freeze({ kind: 'all' });
 
 /** The message as `append` returns it: a private copy of bytes, as {@link MemoryStore} keeps. */
 export function storedMessage(id: string, message: NewMessage): StoredMessage {
@@ -69,9 +87,30 @@ function isAddress(value: unknown): value is Address {
   }
 }
 
-function fieldsOf(rawFields: readonly Buffer[]): Map<string, Buffer> {
-  const fields = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < rawFields.length; i += 2) fields.set(rawFields[i]!.toString('latin1'), rawFields[i + 1]!);
+/** The fields of an entry by their one-letter names (above); a field this store does not write is skipped. */
+interface Fields {
+  e?: Buffer;
+  b?: Buffer;
+  t?: Buffer;
+  n?: Buffer;
+  k?: Buffer;
+  d?: Buffer;
+  s?: Buffer;
+  r?: Buffer;
+  m?: Buffer;
+}
+const FIELD_NAMES = new Set<string>(['e', 'b', 't', 'n', 'k', 'd', 's', 'r', 'm']);
+
+function fieldsOf(rawFields: readonly Buffer[]): Fields {
+  // A plain object and one-byte names read by their byte: this runs for every entry the reader sees,
+  // and a Map and a string per field showed in profiles of a push through Redis.
+  const fields: Record<string, Buffer> = {};
+  for (let i = 0; i + 1 < rawFields.length; i += 2) {
+    const name = rawFields[i]!;
+    if (name.length !== 1) continue;
+    const letter = String.fromCharCode(name[0]!);
+    if (FIELD_NAMES.has(letter)) fields[letter] = rawFields[i + 1]!;
+  }
   return fields;
 }
 
@@ -79,25 +118,29 @@ function fieldsOf(rawFields: readonly Buffer[]): Map<string, Buffer> {
 export function decodeEntry(entry: RawEntry): FeedEntry {
   const [rawId, rawFields] = entry;
   const fields = fieldsOf(rawFields);
-  const epoch = fields.get('e')?.toString('utf8');
+  const epoch = fields.e?.toString('utf8');
   const notOurs = (): Error => new Error(`feed entry ${rawId.toString('latin1')} is not an entry of this store`);
   if (epoch === undefined) throw notOurs();
-  if (fields.has('b')) return { kind: 'epoch', epoch };
-  if (!fields.has('t')) {
-    const session = fields.get('s')?.toString('utf8');
-    const room = fields.get('r')?.toString('utf8');
-    const change = fields.get('m')?.toString('latin1');
+  if (fields.b !== undefined) return { kind: 'epoch', epoch };
+  if (fields.t === undefined) {
+    const session = fields.s?.toString('utf8');
+    const room = fields.r?.toString('utf8');
+    const change = fields.m?.toString('latin1');
     if (session === undefined || room === undefined || (change !== 'j' && change !== 'l')) throw notOurs();
     return { kind: 'membership', epoch, change: { session, room, joined: change === 'j' } };
   }
-  const to: unknown = JSON.parse(fields.get('t')!.toString('utf8'));
-  const kind = fields.get('k')?.toString('latin1');
-  const data = fields.get('d');
+  const to = addressOf(fields.t);
+  const kind = fields.k?.toString('latin1');
+  const data = fields.d;
   if (!isAddress(to) || (kind !== 'j' && kind !== 'b') || data === undefined) throw notOurs();
-  const payload: Payload = kind === 'b' ? new Uint8Array(data) : (JSON.parse(data.toString('utf8')) as Payload);
+  const dataText = kind === 'j' ? data.toString('utf8') : undefined;
+  // Parsed even when the text goes out as it is: the parse checks it is JSON, and the message's
+  // data is its value.
+  const payload: Payload = dataText === undefined ? new Uint8Array(data) : (JSON.parse(dataText) as Payload);
   const id = formatId(epoch, rawId.toString('latin1'));
-  const event = fields.get('n')?.toString('utf8');
-  return { kind: 'message', epoch, message: event === undefined ? { id, to, data: payload } : { id, to, event, data: payload } };
+  const event = fields.n?.toString('utf8');
+  const message: StoredMessage = event === undefined ? { id, to, data: payload } : { id, to, event, data: payload };
+  return { kind: 'message', epoch, message, dataText };
 }
 
 /** The message of a feed entry a read returned: reads return messages only (see above). */

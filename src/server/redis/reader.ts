@@ -54,7 +54,7 @@ const MAX_RETRY_DELAY = 5_000;
 
 /** One `subscribe` call: what it is told. */
 interface Subscriber {
-  readonly message: (message: StoredMessage) => void;
+  readonly message: (message: StoredMessage, dataText?: string) => void;
   readonly events: StoreEvents | undefined;
 }
 
@@ -95,7 +95,7 @@ export class FeedReader {
   }
 
   /** Adds a subscriber; the first one starts the reader. */
-  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+  subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void {
     if (this.#state === 'stopped') return () => undefined;
     // An object per call, so the same function subscribed twice is two subscriptions.
     const subscriber: Subscriber = { message: listener, events };
@@ -247,7 +247,7 @@ export class FeedReader {
       try {
         switch (what.kind) {
           case 'message':
-            message(what.message);
+            message(what.message, what.dataText);
             break;
           case 'membership':
             events?.membership?.(what.change);

@@ -224,9 +224,9 @@ export class RedisStore implements MessageStore, SessionState {
     };
   }
 
-  async append(message: NewMessage): Promise<StoredMessage> {
+  async append(message: NewMessage, dataText?: string): Promise<StoredMessage> {
     if (this.#closed) throw new UnbrokenServerError('STORE_ERROR', 'RedisStore: append after close()');
-    return this.#appends.add(message);
+    return this.#appends.add(message, dataText);
   }
 
   async head(): Promise<string> {
@@ -303,9 +303,10 @@ export class RedisStore implements MessageStore, SessionState {
    * reader had not yet delivered. `events.membership` hears of every join and leave that changed a
    * membership, the ends of a session's memberships by `deleteSession` included; memberships that
    * expire with a session whose process crashed are not told. `events.historyLost` hears of each new
-   * epoch the reader finds (Redis restarted without persistence, `FLUSHALL`) once.
+   * epoch the reader finds (Redis restarted without persistence, `FLUSHALL`) once. A message of JSON
+   * data comes with its text as stored (`dataText`), so that the server sends it on as it is.
    */
-  subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
+  subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void {
     if (this.#closed) return () => undefined;
     return this.#reader.subscribe(listener, events);
   }
