@@ -345,12 +345,16 @@ export class Downlink implements ConnectionHandle {
     this.#queue.push(item);
     if (this.#parkIfIdle()) return;
     if (this.#checkBound()) return;
-    // A full batch does not wait for the end of the turn: a burst sent in one loop (thousands of
-    // sends) then leaves as it is made, instead of every message and its encoding staying queued
-    // until the loop ends — which a fresh process, whose young generation is still small, pays in
-    // garbage collection. A replay writes only as the connection has room (`room()`).
-    // What is left of the queue, less than a batch, goes out at the end of the turn as before.
-    if (this.#state === 'live' && this.#queue.bytes >= MAX_BATCH_CHARS) this.#write(MAX_BATCH_CHARS);
+    // On a stream, a full batch does not wait for the end of the turn: a burst sent in one loop
+    // (thousands of sends) then leaves as it is made, and the client reads it meanwhile, instead of
+    // every message and its encoding staying queued until the loop ends (garbage collection pays for
+    // that). What is left, less than a batch, goes out at the end of the turn as before. A replay
+    // writes only as the connection has room (`room()`). A poll takes one answer: written early,
+    // it would leave the rest of the turn to a connection that cannot write, which parks the link
+    // (§12.1) and sends the client to the store for what was queued here.
+    if (this.#state === 'live' && this.#queue.bytes >= MAX_BATCH_CHARS && this.connection.transport !== 'long-polling') {
+      this.#write(MAX_BATCH_CHARS);
+    }
     if (this.#queue.length > 0) this.#scheduleFlush();
   }
 

@@ -793,6 +793,26 @@ describe('connections of a session (§3.3)', () => {
     expect(connection.handle.cursor).toBe(ids[1]);
   });
 
+  it('answers a held poll at the end of the turn, not with the first full batch, and keeps the rest queued for the next poll', async () => {
+    const t = setup();
+    const connection = await t.open({}, { polling: true });
+    connection.poll();
+    const reads = vi.spyOn(t.store, 'read');
+    const chunk = 'x'.repeat(MAX_BATCH_CHARS / 8);
+    const sending: Promise<string>[] = [];
+    for (let i = 0; i < 12; i++) sending.push(t.broadcast(chunk));
+    expect(connection.writes).toHaveLength(1); // the hello alone: a full batch did not answer the poll
+    const ids = await Promise.all(sending);
+    await connection.untilFrame((frame) => frame.t === 'msg');
+    expect(connection.writes).toHaveLength(2);
+    connection.poll();
+    await connection.untilMessage(ids.at(-1)!);
+    expect(connection.writes).toHaveLength(3);
+    expect(connection.messageIds()).toEqual(ids);
+    // Served from the link's queue: the link never parked, so nothing was read back from the store.
+    expect(reads).not.toHaveBeenCalled();
+  });
+
   it('keeps sending to a session after it ended: the store keeps the message for its id', async () => {
     const t = setup();
     const connection = await t.open();
