@@ -29,6 +29,9 @@ describe('nestsDeeperThan', () => {
     ['an escaped quote inside a string', '["\\"[[[["]', 1, false],
     ['an escaped backslash closing a string', '["\\\\",[[1]]]', 2, true],
     ['siblings that are each shallow', '[[1],[2],[3]]', 2, false],
+    ['a quote after three backslashes, which stays inside the string', '["\\\\\\"[[[["]', 1, false],
+    ['strings side by side, brackets between them counted', '["a",["b",["c"]]]', 2, true],
+    ['an unterminated string (not JSON: the parse refuses it)', '["[[[[', 1, false],
   ])('tells %s', (_name, text, max, expected) => {
     expect(nestsDeeperThan(text, max)).toBe(expected);
   });
