@@ -20,9 +20,13 @@ import WebSocket from 'ws';
 /** The Chromium binary (`CHROMIUM_PATH` overrides it, as in the tests). */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/lib/chromium/chromium';
 
-/** Flags for Debian's Chromium here: no sandbox as root, and no traffic beyond loopback. */
+/**
+ * Flags for Debian's Chromium here: no sandbox as root, no traffic beyond loopback, and as little as
+ * possible running beside the page (no startup window, extensions, default apps or crash reporting).
+ */
 const CHROMIUM_ARGS = [
   '--headless',
+  '--no-startup-window',
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -30,10 +34,21 @@ const CHROMIUM_ARGS = [
   '--no-default-browser-check',
   '--disable-background-networking',
   '--disable-component-update',
+  '--disable-component-extensions-with-background-pages',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-breakpad',
   '--disable-sync',
+  '--disable-dev-shm-usage',
+  '--metrics-recording-only',
+  '--password-store=basic',
+  '--mute-audio',
   // A page in a headless window is never in the background, but make sure no timer is throttled.
   '--disable-background-timer-throttling',
   '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+  // Features that reach out to Google's servers or preload pages of browser UI.
+  '--disable-features=AimEnabled,LensOverlay,OptimizationHints,MediaRouter,NetworkTimeServiceQuerying,PreconnectToSearch',
 ];
 
 /** How long Chromium may take to start, and a page to load. */
@@ -113,12 +128,32 @@ async function devtools(endpoint) {
 }
 
 /**
- * Launches headless Chromium; each `open(origin)` is a fresh browser context with one page on the
- * benchmark page, whose `window.bench` methods `call` runs.
+ * Resolves once every page of browser UI open now has loaded (at once when there is none), or after
+ * {@link LOAD_TIMEOUT_MS}.
+ * @param {Awaited<ReturnType<typeof devtools>>} connection
+ */
+async function browserUiLoaded(connection) {
+  const deadline = Date.now() + LOAD_TIMEOUT_MS;
+  /** @type {{ targetInfos: { targetId: string, type: string }[] }} */
+  const { targetInfos } = await connection.send('Target.getTargets');
+  for (const { targetId } of targetInfos.filter((target) => target.type === 'browser_ui')) {
+    const { sessionId } = await connection.send('Target.attachToTarget', { targetId, flatten: true });
+    for (;;) {
+      const reply = await connection.send('Runtime.evaluate', { expression: 'document.readyState', returnByValue: true }, sessionId).catch(() => null);
+      if (reply?.result?.value === 'complete' || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await connection.send('Target.detachFromTarget', { sessionId });
+  }
+}
+
+/**
+ * Launches headless Chromium; each `open(origin)` is a new tab on the benchmark page, whose
+ * `window.bench` methods `call` runs.
  */
 export async function launchBrowser() {
   const profile = mkdtempSync(join(tmpdir(), 'unbroken-bench-chromium-'));
-  const child = spawn(CHROMIUM_PATH, [...CHROMIUM_ARGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'], {
+  const child = spawn(CHROMIUM_PATH, [...CHROMIUM_ARGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
     // A group of its own, so that its helper processes are ended with it (by the group's id).
     detached: true,
@@ -126,6 +161,12 @@ export async function launchBrowser() {
   running.add(child);
   const connection = await devtools(await devtoolsEndpoint(child));
   const { product } = /** @type {{ product: string }} */ (await connection.send('Browser.getVersion'));
+  // One window for every page, opened now: each new window loads pages of browser UI (the omnibox
+  // popup, in a renderer of its own) that keep a core busy for about two seconds, which a window per
+  // page would add to the first cases run in it. Pages are tabs of this window, opened and closed in
+  // turn; each case's server has an origin of its own (a port), so no page sees another's storage.
+  await connection.send('Target.createTarget', { url: 'about:blank' });
+  await browserUiLoaded(connection);
   return {
     version: product.replace(/^[^/]*\//, ''),
     /**
@@ -133,8 +174,7 @@ export async function launchBrowser() {
      * @returns {Promise<import('./processes.mjs').ClientHost>}
      */
     async open(origin) {
-      const { browserContextId } = await connection.send('Target.createBrowserContext');
-      const { targetId } = await connection.send('Target.createTarget', { url: 'about:blank', browserContextId });
+      const { targetId } = await connection.send('Target.createTarget', { url: 'about:blank' });
       const { sessionId } = await connection.send('Target.attachToTarget', { targetId, flatten: true });
       /** @param {string} expression */
       const evaluate = async (expression) => {
@@ -151,7 +191,7 @@ export async function launchBrowser() {
       }
       return {
         call: (method, ...args) => evaluate(`globalThis.bench[${JSON.stringify(method)}](...${JSON.stringify(args)})`),
-        stop: () => connection.send('Target.disposeBrowserContext', { browserContextId }),
+        stop: () => connection.send('Target.closeTarget', { targetId }),
       };
     },
     async close() {
