@@ -40,6 +40,12 @@ export type CloseReason =
 export interface Connection {
   readonly transport: TransportName;
   /**
+   * True when a write answers a request and another write waits for the next one (long polling, a
+   * polled carrier). The core then writes once a turn ends, never as soon as a batch is full: the rest
+   * of the turn would find the connection unwritable and park the link (§12.1).
+   */
+  readonly polled?: boolean;
+  /**
    * Whether a write can go out now. Streams are always writable; long polling only while it holds a
    * poll, and one write answers it. The core keeps frames queued until the adapter calls `resume()`.
    */

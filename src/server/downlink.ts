@@ -351,8 +351,8 @@ export class Downlink implements ConnectionHandle {
     // that). What is left, less than a batch, goes out at the end of the turn as before. A replay
     // writes only as the connection has room (`room()`). A poll takes one answer: written early,
     // it would leave the rest of the turn to a connection that cannot write, which parks the link
-    // (§12.1) and sends the client to the store for what was queued here.
-    if (this.#state === 'live' && this.#queue.bytes >= MAX_BATCH_CHARS && this.connection.transport !== 'long-polling') {
+    // (§12.1) and sends the client to the store for what was queued here (`Connection.polled`).
+    if (this.#state === 'live' && this.#queue.bytes >= MAX_BATCH_CHARS && !this.connection.polled) {
       this.#write(MAX_BATCH_CHARS);
     }
     if (this.#queue.length > 0) this.#scheduleFlush();

@@ -93,6 +93,7 @@ class Carrier {
 /** A session's connection on a carrier. */
 class ChannelConnection implements Connection {
   readonly transport: TransportName;
+  readonly polled: boolean;
   #handle: ConnectionHandle | null = null;
   #closed = false;
 
@@ -101,6 +102,7 @@ class ChannelConnection implements Connection {
     readonly channel: string,
   ) {
     this.transport = carrier.transport;
+    this.polled = carrier.transport === 'long-polling';
   }
 
   bind(handle: ConnectionHandle): void {

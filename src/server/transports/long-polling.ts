@@ -33,6 +33,7 @@ const END_OF_CONNECTION = encodeBatch([{ t: 'hb' }]);
 
 class LongPollConnection implements Connection {
   readonly transport = 'long-polling';
+  readonly polled = true;
   readonly #context: TransportContext;
   /** Called once the connection can continue no poll: it leaves the adapter's registry. */
   readonly #forget: (connection: LongPollConnection) => void;
