@@ -395,8 +395,10 @@ export class SessionHub {
 
   #dispatch(message: StoredMessage, dataText?: string): void {
     // Encoded once here for every recipient, from the data's JSON text when the store has it or the
-    // send serialised it already in this process.
-    const encoded = new MessageEncodings(message, dataText ?? (this.#appendingData === message.data ? this.#appendingText : undefined));
+    // send serialised it already in this process. A store's text with a raw line break is valid JSON
+    // but not as `JSON.stringify` makes it, and would cut a carrier's line in two (§7.5): not used.
+    const stored = dataText !== undefined && !/[\r\n]/.test(dataText) ? dataText : undefined;
+    const encoded = new MessageEncodings(message, stored ?? (this.#appendingData === message.data ? this.#appendingText : undefined));
     try {
       const { to } = message;
       switch (to.kind) {

@@ -142,7 +142,8 @@ export interface MessageStore {
    *
    * A store that holds the message's data as JSON text may pass it as `dataText` (never for bytes):
    * the server then encodes the message around that text instead of serialising the data again. It
-   * must be JSON text whose value is `message.data`.
+   * must be JSON text whose value is `message.data`, as `JSON.stringify` makes it: a text with a raw
+   * line break is not used (it would cut a carrier's line, PROTOCOL §7.5).
    */
   subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void;
   /**

@@ -56,7 +56,10 @@ interface FakeOptions {
 
 class FakeConnection implements Connection {
   readonly transport: TransportName;
+  readonly polled: boolean;
   readonly writes: Written[] = [];
+  /** The text of every batch written, as the adapter got it. */
+  readonly texts: string[] = [];
   writeBinary?: (frame: Uint8Array) => void;
   closedWith: CloseReason | null = null;
   /** Whether the session still had a connection when this one was told to close (§3.3 order). */
@@ -73,6 +76,7 @@ class FakeConnection implements Connection {
   constructor(options: FakeOptions = {}) {
     this.transport = options.transport ?? (options.polling ? 'long-polling' : 'websocket');
     this.#polling = options.polling ?? false;
+    this.polled = this.#polling;
     this.#buffering = options.buffering ?? false;
     this.#reportClose = options.reportClose ?? true;
     if (options.binary) {
@@ -110,6 +114,7 @@ class FakeConnection implements Connection {
   write(batch: TextBatch): void {
     // Every batch the core writes must be a valid server batch (§4.1).
     const frames = decodeServerBatch(batch.text);
+    this.texts.push(batch.text);
     if (this.#buffering) this.buffered += batch.text.length;
     if (this.#polling) this.#open = false;
     this.#record(batch.lastMessageId === undefined ? { frames, binary: false } : { frames, lastMessageId: batch.lastMessageId, binary: false });
@@ -240,6 +245,17 @@ class GatedStore implements MessageStore {
 
   subscribe(listener: (message: StoredMessage) => void, events?: StoreEvents): () => void {
     return this.inner.subscribe(listener, events);
+  }
+}
+
+/** A MemoryStore that hands its subscribers a JSON text of each message's data, made by `textOf`. */
+class TextStore extends MemoryStore {
+  constructor(readonly textOf: (message: StoredMessage) => string) {
+    super({ epoch: 'e' });
+  }
+
+  override subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void {
+    return super.subscribe((message) => listener(message, this.textOf(message)), events);
   }
 }
 
@@ -570,6 +586,24 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     expect(batches[0]!.lastMessageId).toBe(ids[earlyCount - 1]);
     for (const batch of batches) expect(JSON.stringify(batch.frames).length).toBeLessThanOrEqual(MAX_BATCH_CHARS);
     expect(connection.messageIds()).toEqual(ids);
+  });
+
+  it("sends a message's data as the JSON text its store hands over, without serialising it again", async () => {
+    const t = setup({ store: new TextStore(() => '{ "a": 1 }') });
+    const connection = await t.open();
+    const id = await t.broadcast({ a: 1 });
+    await connection.untilMessage(id);
+    expect(connection.texts.at(-1)).toContain('"d":{ "a": 1 }');
+    expect(connection.messageData()).toEqual([{ a: 1 }]);
+  });
+
+  it("serialises the data itself when the store's text holds a line break, which would cut a carrier's line (§7.5)", async () => {
+    const t = setup({ store: new TextStore((message) => JSON.stringify(message.data, null, 1)) });
+    const connection = await t.open();
+    const id = await t.broadcast({ a: [1, 2] });
+    await connection.untilMessage(id);
+    expect(connection.texts.at(-1)).toContain('"d":{"a":[1,2]}');
+    expect(connection.texts.join('')).not.toMatch(/[\r\n]/);
   });
 
   it('sends bytes as a binary frame where the connection has them, else as base64 b', async () => {
