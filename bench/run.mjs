@@ -20,7 +20,8 @@
  * at all: a wrong count is a fault, not a slow figure.
  *
  * Each case starts a fresh server process (bench/lib/server.mjs) and a fresh client host (a Node
- * process, or a new browser context in one Chromium), so no case inherits another's heap or JIT state.
+ * process, or a new tab in one Chromium, its origin cleared of stored data), so no case inherits
+ * another's heap, JIT state or storage.
  * Runs are interleaved (run 1 of every row, then run 2 …, i.e. A, B, C, A, B, C …) so that drift of
  * the machine hits all rows alike, and a ratio can be taken run by run.
  * Set CHROMIUM_PATH to use another Chromium binary (the tests read the same variable).

@@ -10,7 +10,7 @@
  * 115k → 160k, Socket.IO polling unchanged at about 125k). A user's browser pays none of it.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,10 @@ const CHROMIUM_ARGS = [
 /** How long Chromium may take to start, and a page to load. */
 const START_TIMEOUT_MS = 15_000;
 const LOAD_TIMEOUT_MS = 10_000;
+/** How long one call into a page may take, as for a Node client host (bench/lib/processes.mjs). */
+const CALL_TIMEOUT_MS = 180_000;
+/** How long Chromium may take to exit after SIGTERM before its process group is killed. */
+const EXIT_TIMEOUT_MS = 5_000;
 
 /** Browsers still running, ended on exit. */
 /** @type {Set<import('node:child_process').ChildProcess>} */
@@ -61,6 +65,33 @@ const running = new Set();
 process.on('exit', () => {
   for (const child of running) if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
 });
+
+/**
+ * True while a process of group `group` runs (a zombie does not count): Chromium's helpers outlive
+ * its main process by a moment, and write to the profile meanwhile. Linux only (`/proc`); elsewhere
+ * it says none.
+ * @param {number} group
+ */
+function groupRunning(group) {
+  let entries;
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return false;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After the command's closing parenthesis: state, parent, group.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === group && state !== 'Z') return true;
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  return false;
+}
 
 /**
  * Resolves with Chromium's DevTools endpoint, printed on its stderr once it listens.
@@ -80,6 +111,10 @@ function devtoolsEndpoint(child) {
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`Chromium exited (${code}) before it listened`));
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start Chromium at ${CHROMIUM_PATH}: ${error.message}`));
     });
   });
 }
@@ -118,9 +153,15 @@ async function devtools(endpoint) {
      */
     send(method, params = {}, sessionId) {
       return new Promise((resolve, reject) => {
+        // `ws` drops a message sent on a closed socket without a word: refused here instead.
+        if (socket.readyState !== WebSocket.OPEN) return reject(new Error(`the DevTools connection is closed (${method})`));
         const id = ++lastId;
         pending.set(id, { resolve, reject });
-        socket.send(JSON.stringify(sessionId === undefined ? { id, method, params } : { id, method, params, sessionId }));
+        socket.send(JSON.stringify(sessionId === undefined ? { id, method, params } : { id, method, params, sessionId }), (error) => {
+          if (!error) return;
+          pending.delete(id);
+          reject(error);
+        });
       });
     },
     close: () => socket.close(),
@@ -159,53 +200,97 @@ export async function launchBrowser() {
     detached: true,
   });
   running.add(child);
-  const connection = await devtools(await devtoolsEndpoint(child));
-  const { product } = /** @type {{ product: string }} */ (await connection.send('Browser.getVersion'));
-  // One window for every page, opened now: each new window loads pages of browser UI (the omnibox
-  // popup, in a renderer of its own) that keep a core busy for about two seconds, which a window per
-  // page would add to the first cases run in it. Pages are tabs of this window, opened and closed in
-  // turn; each case's server has an origin of its own (a port), so no page sees another's storage.
-  await connection.send('Target.createTarget', { url: 'about:blank' });
-  await browserUiLoaded(connection);
+  /** Ends Chromium (SIGTERM, then SIGKILL to its group) and removes its profile. */
+  const end = async () => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const pid = child.pid;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      process.kill(-pid, 'SIGTERM');
+      const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && process.kill(-pid, 'SIGKILL'), EXIT_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+      for (const deadline = Date.now() + EXIT_TIMEOUT_MS; groupRunning(pid) && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    running.delete(child);
+    // A helper may still be writing its last files: retried (on ENOTEMPTY), and a leftover is only said.
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch((error) =>
+      console.error(`could not remove Chromium's profile ${profile}: ${error}`),
+    );
+  };
+  /** @type {Awaited<ReturnType<typeof devtools>>} */
+  let connection;
+  /** @type {string} */
+  let version;
+  try {
+    connection = await devtools(await devtoolsEndpoint(child));
+    version = /** @type {{ product: string }} */ (await connection.send('Browser.getVersion')).product.replace(/^[^/]*\//, '');
+    // One window for every page, opened now: each new window loads pages of browser UI (the omnibox
+    // popup, in a renderer of its own) that keep a core busy for about two seconds, which a window
+    // per page would add to the first cases run in it. Pages are tabs of this window, opened and
+    // closed in turn; each one's origin is cleared of stored data before it loads (see `open`).
+    await connection.send('Target.createTarget', { url: 'about:blank' });
+    await browserUiLoaded(connection);
+  } catch (error) {
+    await end();
+    throw error;
+  }
   return {
-    version: product.replace(/^[^/]*\//, ''),
+    version,
     /**
      * @param {string} origin the server (or proxy) that serves the page
      * @returns {Promise<import('./processes.mjs').ClientHost>}
      */
     async open(origin) {
       const { targetId } = await connection.send('Target.createTarget', { url: 'about:blank' });
-      const { sessionId } = await connection.send('Target.attachToTarget', { targetId, flatten: true });
-      /** @param {string} expression */
-      const evaluate = async (expression) => {
-        const reply = await connection.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
-        if (reply.exceptionDetails) throw new Error(reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text);
-        return reply.result.value;
-      };
-      await connection.send('Page.navigate', { url: `${origin}/bench/page.html` }, sessionId);
-      const deadline = Date.now() + LOAD_TIMEOUT_MS;
-      // Polled from here: an evaluation that waited in the page would be lost with the navigation.
-      while (!(await evaluate(`location.pathname === '/bench/page.html' && 'bench' in globalThis`).catch(() => false))) {
-        if (Date.now() > deadline) throw new Error(`the benchmark page did not load within ${LOAD_TIMEOUT_MS} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      const closeTab = () => connection.send('Target.closeTarget', { targetId }).catch(() => undefined);
+      try {
+        const { sessionId } = await connection.send('Target.attachToTarget', { targetId, flatten: true });
+        // The tabs share one profile, and a port may come back in a later case: what an earlier page
+        // stored for this origin (a remembered transport) must not steer this one. (Sent to the page:
+        // Chromium 156 answers it sent to the browser with an internal error.)
+        await connection.send('Storage.clearDataForOrigin', { origin, storageTypes: 'all' }, sessionId);
+        /** @param {string} expression @param {number} timeout */
+        const evaluate = async (expression, timeout) => {
+          /** @type {NodeJS.Timeout | undefined} */
+          let timer;
+          const expired = new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`timeout: a call into the page took over ${timeout} ms`)), timeout);
+          });
+          try {
+            const reply = await Promise.race([connection.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId), expired]);
+            if (reply.exceptionDetails) throw new Error(reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text);
+            return reply.result.value;
+          } finally {
+            clearTimeout(timer);
+          }
+        };
+        const { errorText } = await connection.send('Page.navigate', { url: `${origin}/bench/page.html` }, sessionId);
+        if (errorText) throw new Error(`the benchmark page did not load: ${errorText}`);
+        const deadline = Date.now() + LOAD_TIMEOUT_MS;
+        // Polled from here: an evaluation that waited in the page would be lost with the navigation.
+        while (!(await evaluate(`location.pathname === '/bench/page.html' && 'bench' in globalThis`, LOAD_TIMEOUT_MS).catch(() => false))) {
+          if (Date.now() > deadline) throw new Error(`the benchmark page did not load within ${LOAD_TIMEOUT_MS} ms`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return {
+          call: (method, ...args) =>
+            // A call that timed out leaves its page stuck: the tab is closed with it.
+            evaluate(`globalThis.bench[${JSON.stringify(method)}](...${JSON.stringify(args)})`, CALL_TIMEOUT_MS).catch(async (error) => {
+              if (String(error).includes('timeout: a call into the page')) await closeTab();
+              throw error;
+            }),
+          stop: closeTab,
+        };
+      } catch (error) {
+        await closeTab();
+        throw error;
       }
-      return {
-        call: (method, ...args) => evaluate(`globalThis.bench[${JSON.stringify(method)}](...${JSON.stringify(args)})`),
-        stop: () => connection.send('Target.closeTarget', { targetId }),
-      };
     },
     async close() {
       connection.close();
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        process.kill(-child.pid, 'SIGTERM');
-        await exited;
-      }
-      running.delete(child);
-      // A helper may still be writing its last files: retried (on ENOTEMPTY), and a leftover is only said.
-      await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch((error) =>
-        console.error(`could not remove Chromium's profile ${profile}: ${error}`),
-      );
+      await end();
     },
   };
 }
