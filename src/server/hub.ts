@@ -83,13 +83,6 @@ export class SessionHub {
   readonly rooms: LiveRooms = new LiveRooms(this);
   readonly #emitter: Emitter<ServerEvents>;
   readonly #encodings = new EncodingCache();
-  /**
-   * The data of the message being appended and its JSON text. A store that notifies subscribers
-   * during `append` (the in-memory one) lets the encoding reuse the text; the same data object means
-   * the same text, so a mismatch can never give a message another's encoding.
-   */
-  #appendingData: Payload | undefined;
-  #appendingText: string | undefined;
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links: Links;
   readonly #reauthentications: Reauthentications;
@@ -307,19 +300,14 @@ export class SessionHub {
     }
     const message = event === undefined ? { to, data } : { to, event, data };
     const { store } = this.options;
-    if (text !== undefined) {
-      this.#appendingData = data;
-      this.#appendingText = text;
-    }
     try {
       // A store in this process appends at once: the id is known now, and the one promise is the
-      // caller's.
-      if (store.appendNow) return Promise.resolve(store.appendNow(message).id);
+      // caller's. Either way the store gets the JSON text made here, and hands it back with the
+      // message to `#dispatch`, which encodes around it.
+      if (store.appendNow) return Promise.resolve(store.appendNow(message, text).id);
       return store.append(message, text).then(idOf);
     } catch (error) {
       return Promise.reject(error);
-    } finally {
-      this.#appendingData = this.#appendingText = undefined;
     }
   }
 
@@ -394,11 +382,11 @@ export class SessionHub {
   }
 
   #dispatch(message: StoredMessage, dataText?: string): void {
-    // Encoded once here for every recipient, from the data's JSON text when the store has it or the
-    // send serialised it already in this process. A store's text with a raw line break is valid JSON
-    // but not as `JSON.stringify` makes it, and would cut a carrier's line in two (§7.5): not used.
-    const stored = dataText !== undefined && !/[\r\n]/.test(dataText) ? dataText : undefined;
-    const encoded = new MessageEncodings(message, stored ?? (this.#appendingData === message.data ? this.#appendingText : undefined));
+    // Encoded once here for every recipient, around the data's JSON text when the store hands it over
+    // (the text the send made, or the one a shared store kept). A text with a raw line break is valid
+    // JSON but not as `JSON.stringify` makes it, and would cut a carrier's line in two (§7.5): not used.
+    const text = dataText !== undefined && !dataText.includes('\n') && !dataText.includes('\r') ? dataText : undefined;
+    const encoded = new MessageEncodings(message, text);
     try {
       const { to } = message;
       switch (to.kind) {

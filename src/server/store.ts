@@ -96,9 +96,9 @@ export interface MessageStore {
    * Optional: `append`, done before it returns, for a store that holds its messages in this process.
    * It tells subscribers during the call, as `append` does, and throws where `append` rejects. The
    * server then answers a send without waiting on the store, and pays no promise of the store's per
-   * message; a store whose append does I/O leaves it out.
+   * message; a store whose append does I/O leaves it out. `dataText` as for `append`.
    */
-  appendNow?(message: NewMessage): StoredMessage;
+  appendNow?(message: NewMessage, dataText?: string): StoredMessage;
   /** The id of the newest message, or the id a brand-new stream starts after when there is none. */
   head(): Promise<string>;
   /**
@@ -226,7 +226,7 @@ export class MemoryStore implements MessageStore {
   #times: number[] = [];
   #offset = 0;
   #lastN = 0;
-  #listeners = new Set<(message: StoredMessage) => void>();
+  #listeners = new Set<(message: StoredMessage, dataText: string | undefined) => void>();
   #membershipListeners = new Set<(change: MembershipChange) => void>();
   readonly #index = new AddressIndex();
   #closed = false;
@@ -251,11 +251,12 @@ export class MemoryStore implements MessageStore {
     return this.#messages.length - this.#offset;
   }
 
-  async append(message: NewMessage): Promise<StoredMessage> {
-    return this.appendNow(message);
+  async append(message: NewMessage, dataText?: string): Promise<StoredMessage> {
+    return this.appendNow(message, dataText);
   }
 
-  appendNow(message: NewMessage): StoredMessage {
+  /** Subscribers get `dataText` with the message: it is the text of the data the store keeps. */
+  appendNow(message: NewMessage, dataText?: string): StoredMessage {
     if (this.#closed) throw new Error('MemoryStore: append after close()');
     const now = this.#now();
     this.#evictExpired(now);
@@ -268,7 +269,7 @@ export class MemoryStore implements MessageStore {
     this.#lastN++;
     this.#index.add(this.#lastN, stored.to);
     if (this.size > this.#maxMessages) this.#evict(this.size - this.#maxMessages);
-    for (const listener of this.#listeners) listener(stored);
+    for (const listener of this.#listeners) listener(stored, dataText);
     return stored;
   }
 
@@ -336,7 +337,7 @@ export class MemoryStore implements MessageStore {
   subscribe(listener: (message: StoredMessage, dataText?: string) => void, events?: StoreEvents): () => void {
     // Wrappers per call, so the same function subscribed twice is two subscriptions. An instance's
     // history is never lost while it lives (a new instance is a new epoch), so no `historyLost`.
-    const wrapped = (message: StoredMessage) => listener(message);
+    const wrapped = (message: StoredMessage, dataText: string | undefined) => listener(message, dataText);
     const membership = events?.membership;
     const wrappedMemberships = membership && ((change: MembershipChange) => membership.call(events, change));
     this.#listeners.add(wrapped);

@@ -588,6 +588,16 @@ describe('batching and encoding (§4.1, §4.3)', () => {
     expect(connection.messageIds()).toEqual(ids);
   });
 
+  it('serialises the data of a message once, at the send, however many connections it reaches', async () => {
+    const t = setup();
+    const connections = [await t.open(), await t.open(), await t.open()];
+    let serialised = 0;
+    const id = await t.broadcast({ toJSON: () => ++serialised } as unknown as Payload);
+    for (const connection of connections) await connection.untilMessage(id);
+    expect(serialised).toBe(1);
+    for (const connection of connections) expect(connection.messageData()).toEqual([1]);
+  });
+
   it("sends a message's data as the JSON text its store hands over, without serialising it again", async () => {
     const t = setup({ store: new TextStore(() => '{ "a": 1 }') });
     const connection = await t.open();

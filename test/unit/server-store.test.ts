@@ -322,6 +322,16 @@ describe('MemoryStore specifics', () => {
     await appending;
   });
 
+  it("hands its listeners the data's JSON text an append was given, for the server to encode around", async () => {
+    const store = new MemoryStore({ epoch: 'e' });
+    const heard: (string | undefined)[] = [];
+    store.subscribe((_message, dataText) => heard.push(dataText));
+    store.appendNow({ to: ALL, data: { a: 1 } }, '{"a":1}');
+    await store.append({ to: ALL, data: 2 }, '2');
+    await store.append({ to: ALL, data: 3 });
+    expect(heard).toEqual(['{"a":1}', '2', undefined]);
+  });
+
   it('counts what it retains and keeps lookups right across many compactions', async () => {
     const store = new MemoryStore({ epoch: 'e', maxMessages: 10 });
     await fill(store, 5_000);
