@@ -2,6 +2,8 @@
 // named by UNBROKEN_BUILD_DIR and swaps it into dist/; `rollup -c` alone writes to dist/ directly):
 //   dist/unbroken-realtime.mjs          browser client, ESM, readable, with sourcemap
 //   dist/unbroken-realtime.iife.min.js  browser client, minified IIFE exposing the global `Unbroken`
+//                                       (src/client/script.ts: the ESM API less BaseClient and the
+//                                       transport definitions, which only a bundler can use)
 //   dist/unbroken-realtime.d.ts         bundled declarations of the client
 //   dist/server.mjs            Node server, ESM; `ws`, other dependencies and node: builtins external
 //   dist/server.d.ts           bundled declarations of the server
@@ -114,7 +116,7 @@ const INTERNAL_PROPERTIES = [
   'named', 'bufferable', 'lastStreamByteAt', 'ifSuperseded', 'reconnectAt', 'linkUpAt', 'ticketAt', 'startedAt', 'stopProbe', 'helloAt', 'streamCheck', 'requests',
   // StateMachine, Liveness, Moves, StreamCheck, Race, TransportSelector and the hosts they are given
   'attempt', 'rival', 'openAttempt', 'enter', 'current', 'holds', 'environment', 'heartbeat', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
-  'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled',
+  'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled', 'makeProbe', 'leftReason',
   // Transports: their handlers, the HTTP link, close info
   'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
   // Sharing a connection between tabs: the group, its holder and carrier
@@ -182,7 +184,7 @@ const onwarn = (warning, warn) => {
 
 /** @type {import('rollup').RollupOptions[]} */
 export default [
-  // Browser client: ESM + minified IIFE.
+  // Browser client, ESM: the whole API, for bundlers to tree-shake.
   {
     input: 'src/client/index.ts',
     plugins: [clientGuard(), nodeResolve({ browser: true, preferBuiltins: false }), ts('./tsconfig.client.json')],
@@ -194,6 +196,15 @@ export default [
         sourcemap: true,
         generatedCode: 'es2015',
       },
+    ],
+  },
+  // Browser client, minified IIFE for a <script> tag: the same client without what only a bundler
+  // can use (src/client/script.ts).
+  {
+    input: 'src/client/script.ts',
+    plugins: [clientGuard(), nodeResolve({ browser: true, preferBuiltins: false }), ts('./tsconfig.client.json')],
+    onwarn,
+    output: [
       {
         file: `${out}/unbroken-realtime.iife.min.js`,
         format: 'iife',

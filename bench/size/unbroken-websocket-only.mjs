@@ -1,7 +1,7 @@
-// The minimal use of unbroken-minimal.mjs on WebSocket alone: what a bundler keeps of the ESM entry
-// when the application never falls back. Bundled by bench/size.mjs.
-import { connect } from '../../dist/unbroken-realtime.mjs';
+// The minimal use of unbroken on WebSocket alone: connect, listen, send with a BaseClient given only
+// the WebSocket transport, so that a bundler leaves the HTTP transports out. Bundled by bench/size.mjs.
+import { BaseClient, webSocketTransport } from '../../dist/unbroken-realtime.mjs';
 
-const client = connect('/realtime', { transports: ['websocket'] });
+const client = new BaseClient('/realtime', { transports: [webSocketTransport] });
 client.on('message', ({ data }) => console.log(data));
 client.send('hello').then(() => console.log('acknowledged'));

@@ -28,7 +28,7 @@ import {
 } from './events.js';
 import { Liveness } from './liveness.js';
 import { Moves } from './moves.js';
-import { endpointBase, endpointUrl, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { endpointBase, endpointUrl, resolveOptions, type BaseClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
 import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
@@ -43,12 +43,21 @@ const DROP = CloseCode.Reconnecting;
 
 /**
  * A real-time connection that stays unbroken: it reconnects with backoff, resumes the stream where
- * it left off, and resends unacknowledged messages. Made by {@link connect}.
+ * it left off, and resends unacknowledged messages. It uses the transports it is given, and no
+ * other: an application bundled with only `webSocketTransport` ships none of the HTTP transports'
+ * code. {@link Client} (made by {@link connect}) is this with all three, named in its options.
  *
  * @typeParam Incoming - the data of the messages the application receives (not checked at run time)
  * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
+ *
+ * @example
+ * ```ts
+ * import { BaseClient, webSocketTransport } from 'unbroken-realtime';
+ *
+ * const client = new BaseClient('/realtime', { transports: [webSocketTransport] });
+ * ```
  */
-export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
+export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   readonly #events = new Emitter<ClientEvents<Incoming>>();
   readonly #options: ResolvedOptions;
   readonly #url: string;
@@ -69,8 +78,8 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   #cursor: string | null = null;
   #flushing = false;
 
-  /** Same as {@link connect}. */
-  constructor(url: string, options: ClientOptions = {}) {
+  /** Starts connecting to the endpoint at `url`, as {@link connect} does, on `options.transports`. */
+  constructor(url: string, options: BaseClientOptions) {
     this.#options = resolveOptions(options);
     this.#url = endpointBase(url);
     const { transports, storage, rememberFor, clock, outboxLimit, pageLifecycle } = this.#options;
@@ -132,7 +141,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     return this.#events.on(event, listener);
   }
 
-  /** Removes a listener added with {@link Client.on}. */
+  /** Removes a listener added with {@link BaseClient.on}. */
   off<K extends keyof ClientEvents<Incoming>>(event: K, listener: Listener<ClientEvents<Incoming>[K]>): void {
     this.#events.off(event, listener);
   }
@@ -209,7 +218,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> {
     const found = pick(this.#selector.route, this.#selector.available(env));
     if (!found) {
       const hint = 'every transport needs fetch (for its ticket); in Node, pass the `ws` package as the WebSocket option';
-      return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.join(', ')} can run here: ${hint}`));
+      return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.map((t) => t.name).join(', ')} can run here: ${hint}`));
     }
     const a = new Attempt(found.name, found.bufferable, clock, after);
     this.#state.enter({ kind: state.kind, attempt: a }, null);

@@ -1,9 +1,41 @@
 /**
- * The entry point of the client: {@link connect} makes a {@link Client} and starts connecting.
+ * The entry point of the client: {@link connect} makes a {@link Client} — a {@link BaseClient} with
+ * every transport, chosen by name — and starts connecting.
  */
-import { Client } from './client.js';
+import { BaseClient } from './client.js';
 import type { Sendable } from './events.js';
 import type { ClientOptions } from './options.js';
+import type { ClientTransport, TransportDefinition, TransportName } from './transport.js';
+import { longPollingTransport as longPollingDefinition } from './transports/long-polling.js';
+import { sseTransport as sseDefinition } from './transports/sse.js';
+import { webSocketTransport as webSocketDefinition } from './transports/websocket.js';
+
+// What an application gives a `BaseClient`: the transports, with only their names public.
+/** WebSocket (PROTOCOL.md §7.1), for a {@link BaseClient}'s `transports`. */
+export const webSocketTransport: ClientTransport = webSocketDefinition;
+/** Server-Sent Events with `POST` upstream (§7.2), for a {@link BaseClient}'s `transports`. */
+export const sseTransport: ClientTransport = sseDefinition;
+/** HTTP long polling with `POST` upstream (§7.4), for a {@link BaseClient}'s `transports`. */
+export const longPollingTransport: ClientTransport = longPollingDefinition;
+
+/** Every transport, in the default fallback order (PROTOCOL.md §13.3). */
+const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefinition, longPollingDefinition];
+
+/**
+ * A real-time connection that stays unbroken, on every transport: WebSocket first, falling back to
+ * SSE and long polling (or the ones `options.transports` names). Made by {@link connect}.
+ *
+ * @typeParam Incoming - the data of the messages the application receives (not checked at run time)
+ * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
+ */
+export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> extends BaseClient<Incoming, Outgoing> {
+  /** Same as {@link connect}. */
+  constructor(url: string, options: ClientOptions = {}) {
+    // An unknown name stays as it is, for the check of the transports to name it (a TypeError).
+    const named = options.transports?.map((name: TransportName) => BUILT_IN.find((t) => t.name === name) ?? name);
+    super(url, { ...options, transports: (named ?? BUILT_IN) as readonly ClientTransport[] });
+  }
+}
 
 /**
  * Connects to an unbroken server and keeps the connection: WebSocket first, falling back to SSE and

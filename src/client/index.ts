@@ -1,8 +1,8 @@
 /**
  * unbroken: a browser real-time client whose connection stays unbroken (docs/PROTOCOL.md).
  */
-export { Client } from './client.js';
-export { connect } from './connect.js';
+export { BaseClient } from './client.js';
+export { Client, connect, longPollingTransport, sseTransport, webSocketTransport } from './connect.js';
 export {
   TRANSITIONS,
   type ClientEvents,
@@ -18,11 +18,12 @@ export {
   type TransportEvent,
   type UnbrokenMessage,
 } from './events.js';
-export type { ClientOptions, Clock, TransportMemory } from './options.js';
+export type { BaseClientOptions, ClientOptions, Clock, TransportMemory } from './options.js';
 export { UnbrokenError, isUnbrokenError } from './errors.js';
 export type {
   EventSourceConstructor,
   EventSourceLike,
+  ClientTransport,
   FetchLike,
   TransportName,
   WebSocketConstructor,

@@ -7,12 +7,14 @@ import type {
   BroadcastChannelConstructor,
   EventSourceConstructor,
   FetchLike,
+  ClientTransport,
   LockManagerLike,
+  TransportDefinition,
   TransportEnvironment,
   TransportName,
   WebSocketConstructor,
 } from './transport.js';
-import { DEFAULT_TRANSPORTS, checkTransports } from './transport-selector.js';
+import { checkDefinitions } from './transport-selector.js';
 
 /** Where a client remembers the transport that worked, e.g. `localStorage`. */
 export interface TransportMemory {
@@ -176,7 +178,7 @@ export interface ClientOptions {
 export interface ResolvedOptions {
   readonly auth: AuthProvider | undefined;
   readonly maxMessageSize: number;
-  readonly transports: readonly TransportName[];
+  readonly transports: readonly TransportDefinition[];
   readonly reconnectDelay: number;
   readonly maxReconnectDelay: number;
   readonly minUptime: number;
@@ -193,12 +195,25 @@ export interface ResolvedOptions {
   environment(): TransportEnvironment;
 }
 
-/** Applies the defaults; throws a `TypeError` for an unknown transport name. */
-export function resolveOptions(options: ClientOptions): ResolvedOptions {
+/**
+ * The options of a {@link BaseClient}: those of {@link ClientOptions}, with the transports given as
+ * their definitions rather than named, so that a bundler leaves out the ones the application does not
+ * import.
+ */
+export interface BaseClientOptions extends Omit<ClientOptions, 'transports'> {
+  /**
+   * Transports to try, in order (PROTOCOL.md §13.3): `webSocketTransport`, `sseTransport`,
+   * `longPollingTransport`. A transport that cannot run here is skipped.
+   */
+  transports: readonly ClientTransport[];
+}
+
+/** Applies the defaults; throws a `TypeError` for a list of transports that is not one. */
+export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   const {
     auth,
     maxMessageSize = 4_194_304,
-    transports = DEFAULT_TRANSPORTS,
+    transports,
     reconnectDelay = 500,
     maxReconnectDelay = 30_000,
     minUptime = 5_000,
@@ -213,7 +228,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     clock = systemClock,
     random = Math.random,
   } = options;
-  checkTransports(transports);
+  checkDefinitions(transports);
   return {
     auth,
     maxMessageSize,

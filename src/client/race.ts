@@ -16,7 +16,7 @@ import type { ResolvedOptions } from './options.js';
 import type { SessionName, Ticket } from './ticket.js';
 import type { TransportFactory } from './transport.js';
 import type { TransportChangeReason } from './events.js';
-import { leftReason, nextTransport, type FailedConnect, type TransportSelector } from './transport-selector.js';
+import { nextTransport, type FailedConnect, type TransportSelector } from './transport-selector.js';
 
 /**
  * The head start of an attempt, from its ticket's arrival, is at least this many round trips of the
@@ -93,7 +93,7 @@ export class Race {
     if (!rival || !primary || current.kind === 'open' || current.kind === 'closed' || (a !== rival && a !== primary)) return false;
     if (a === primary) {
       // The rival takes over; if it says `hello`, it is there because of how the first one failed.
-      this.#takeOver(primary, rival, leftReason(primary.name, howFailed(primary, error.code)));
+      this.#takeOver(primary, rival, this.#host.selector.leftReason(primary.name, howFailed(primary, error.code)));
       this.#host.dropped(error);
       return true;
     }
@@ -132,10 +132,10 @@ export class Race {
     const primary = state.attempt();
     if (!rival || !primary || current.kind === 'open' || current.kind === 'closed') return true;
     if (a === primary && a.bufferable && a.linkUpAt !== undefined && a.linkUpAt <= rival.startedAt) {
-      this.#takeOver(primary, rival, leftReason(primary.name, { kind: 'timeout', linkUp: true }));
+      this.#takeOver(primary, rival, selector.leftReason(primary.name, { kind: 'timeout', linkUp: true }));
       return false;
     }
-    const reason = leftReason(primary.name, { kind: 'timeout', linkUp: primary.linkUpAt !== undefined });
+    const reason = selector.leftReason(primary.name, { kind: 'timeout', linkUp: primary.linkUpAt !== undefined });
     const loser = a === rival ? primary : rival;
     if (a === rival) selector.follow({ name: a.name, reason });
     // The loser's request may still attach and supersede `a` (a held-back stream is released by

@@ -1,58 +1,24 @@
 /**
- * Which transport the next attempt uses (PROTOCOL.md §13.3), as data: the fallback order, what each
- * transport's stall means, which transport the client upgrades to, and the {@link Route} — the
- * decision itself, a plain value the pure functions below compute and the {@link TransportSelector}
- * keeps (with the memory of the transport that worked).
+ * Which transport the next attempt uses (PROTOCOL.md §13.3), as data: the client's list of transport
+ * definitions is the fallback order and says what each one's stall means; the transport the client
+ * upgrades to is named here; the {@link Route} is the decision itself, a plain value the pure
+ * functions below compute and the {@link TransportSelector} keeps (with the memory of the transport
+ * that worked). Nothing here imports a transport: the client uses only those it is given.
  */
 import type { TransportChangeReason } from './events.js';
-import type { TransportEnvironment, TransportFactory, TransportName } from './transport.js';
-import { longPolling } from './transports/long-polling.js';
-import { shared } from './transports/shared.js';
-import { sse } from './transports/sse.js';
-import { webSocket, webSocketProbe, type UpgradeProbe } from './transports/websocket.js';
-
-/** What the selector knows of one transport. */
-interface TransportEntry {
-  /** Its factory, when it can run in `env`. */
-  make(env: TransportEnvironment): TransportFactory | undefined;
-  /** What it means when its link came up but no `hello` followed in time (§13.3). */
-  stalled: 'silent' | 'buffered' | 'timeout';
-  /**
-   * Whether a proxy may hold its stream back while letting it open: then the client checks an open
-   * stream with pings whose pongs must come down it (§13.3, "Checking an open stream").
-   */
-  bufferable: boolean;
-}
-
-const TRANSPORTS: { readonly [N in TransportName]: TransportEntry } = {
-  // Every attempt starts with its ticket request (§3.4): no transport runs without fetch.
-  websocket: { make: (env) => env.WebSocket && env.fetch && webSocket(env.WebSocket), stalled: 'silent', bufferable: false },
-  sse: { make: (env) => env.EventSource && env.fetch && shareable('sse', env, sse(env.EventSource, env.fetch)), stalled: 'buffered', bufferable: true },
-  // A poll answer is a whole response: a buffering proxy passes it on when it ends.
-  'long-polling': { make: (env) => env.fetch && shareable('long-polling', env, longPolling(env.fetch)), stalled: 'timeout', bufferable: false },
-};
-
-/**
- * The HTTP transports hold one of the browser's six connections per host each: where Web Locks and
- * BroadcastChannel exist, the tabs share one (§7.5), and `own` serves when they cannot. A WebSocket
- * does not count against that limit, so each tab keeps its own.
- */
-function shareable(transport: 'sse' | 'long-polling', env: TransportEnvironment, own: TransportFactory): TransportFactory {
-  const { locks, BroadcastChannel, EventSource, fetch } = env;
-  return locks && BroadcastChannel && fetch ? shared(transport, { locks, BroadcastChannel, EventSource, fetch }, own) : own;
-}
+import type { TransportDefinition, TransportEnvironment, TransportFactory, TransportName, UpgradeProbe } from './transport.js';
 
 /** The transport a client on a fallback probes and moves back to (§7.1.1). */
 const UPGRADE_TO: TransportName = 'websocket';
 
-/** The default fallback order. */
-export const DEFAULT_TRANSPORTS = Object.keys(TRANSPORTS) as TransportName[];
-
-/** Throws a `TypeError` when `names` is empty or names an unknown transport. */
-export function checkTransports(names: readonly string[]): void {
-  const unknown = names.find((name) => !Object.hasOwn(TRANSPORTS, name));
-  if (!names.length || unknown !== undefined) {
-    throw new TypeError(`unbroken: transports expects names among ${DEFAULT_TRANSPORTS.join(', ')}, got ${JSON.stringify(names)}`);
+/**
+ * Throws a `TypeError` unless `transports` is a non-empty list of transport definitions: the client's
+ * fallback order (§13.3). A name that `Client` could not look up arrives here as itself.
+ */
+export function checkDefinitions(transports: readonly unknown[]): asserts transports is readonly TransportDefinition[] {
+  const list = (Array.isArray(transports) ? transports : []) as readonly (Partial<TransportDefinition> | null)[];
+  if (!list.length || list.some((t) => !t?.make)) {
+    throw new TypeError(`unbroken: transports expects websocket, sse or long-polling, got ${JSON.stringify(list.map((t) => t?.name ?? t))}`);
   }
 }
 
@@ -60,16 +26,18 @@ export function checkTransports(names: readonly string[]): void {
 export interface AvailableTransport {
   name: TransportName;
   make: TransportFactory;
-  /** See {@link TransportEntry.bufferable}. */
+  /** See {@link TransportDefinition.bufferable}. */
   bufferable: boolean;
+  /** See {@link TransportDefinition.stalled}. */
+  stalled: TransportDefinition['stalled'];
 }
 
-/** The transports of `names` that can run in `env`, in the order of `names`. */
-export function availableTransports(names: readonly TransportName[], env: TransportEnvironment): AvailableTransport[] {
+/** The transports of `transports` that can run in `env`, in their order. */
+export function availableTransports(transports: readonly TransportDefinition[], env: TransportEnvironment): AvailableTransport[] {
   const found: AvailableTransport[] = [];
-  for (const name of names) {
-    const make = TRANSPORTS[name].make(env);
-    if (make) found.push({ name, make, bufferable: TRANSPORTS[name].bufferable });
+  for (const transport of transports) {
+    const make = transport.make(env);
+    if (make) found.push({ ...transport, make });
   }
   return found;
 }
@@ -105,7 +73,7 @@ export function pick(route: Route, available: readonly AvailableTransport[]): Av
  */
 export function fallbackRoute(failed: TransportName, how: FailedConnect, available: readonly AvailableTransport[]): Route | null {
   const next = nextTransport(failed, available);
-  return next ? { name: next.name, reason: leftReason(failed, how) } : null;
+  return next ? { name: next.name, reason: leftReason(available.find((t) => t.name === failed)?.stalled, how) } : null;
 }
 
 /** The transport listed after `name` among those that can run, if any. */
@@ -113,9 +81,12 @@ export function nextTransport(name: TransportName, available: readonly Available
   return available[available.findIndex((t) => t.name === name) + 1];
 }
 
-/** Why a client leaves `failed` for another transport before its `hello`, from what it saw of it (§13.3). */
-export function leftReason(failed: TransportName, how: FailedConnect): TransportChangeReason {
-  return how.kind === 'refused' ? 'refused' : how.linkUp ? TRANSPORTS[failed].stalled : 'timeout';
+/**
+ * Why a client leaves a transport for another before its `hello`, from what it saw of it (§13.3):
+ * `stalled` is what the failed transport's stall means ({@link TransportDefinition.stalled}).
+ */
+export function leftReason(stalled: TransportDefinition['stalled'] | undefined, how: FailedConnect): TransportChangeReason {
+  return how.kind === 'refused' ? 'refused' : how.linkUp ? (stalled ?? 'timeout') : 'timeout';
 }
 
 /** The route after an open stream of `from` was found held back: the next transport, or `null` when none is left. */
@@ -146,13 +117,13 @@ export interface RouteMemory {
  */
 export class TransportSelector {
   #route: Route;
-  readonly #names: readonly TransportName[];
+  readonly #transports: readonly TransportDefinition[];
   readonly #memory: RouteMemory | null;
   readonly #key: string;
   readonly #rememberFor: number;
 
-  constructor(names: readonly TransportName[], memory: RouteMemory | null, endpoint: string, rememberFor: number, now: number) {
-    this.#names = names;
+  constructor(transports: readonly TransportDefinition[], memory: RouteMemory | null, endpoint: string, rememberFor: number, now: number) {
+    this.#transports = transports;
     this.#memory = memory;
     this.#key = `unbroken:transport:${endpoint}`;
     this.#rememberFor = rememberFor;
@@ -162,7 +133,7 @@ export class TransportSelector {
     } catch {
       // Unreadable memory is no memory.
     }
-    this.#route = firstRoute(names, remembered, now);
+    this.#route = firstRoute(transports.map((t) => t.name), remembered, now);
   }
 
   /** The current route. */
@@ -180,7 +151,7 @@ export class TransportSelector {
   connected(name: TransportName, now: number): void {
     this.#route = { name, reason: this.#route.reason };
     try {
-      if (name === this.#names[0]) this.#memory?.removeItem(this.#key);
+      if (name === this.#transports[0]!.name) this.#memory?.removeItem(this.#key);
       else this.#memory?.setItem(this.#key, JSON.stringify({ name, until: now + this.#rememberFor }));
     } catch {
       // Storage full or forbidden: the client works the same, it only forgets.
@@ -189,11 +160,16 @@ export class TransportSelector {
 
   /** The transports of the list that can run in `env`. */
   available(env: TransportEnvironment): AvailableTransport[] {
-    return availableTransports(this.#names, env);
+    return availableTransports(this.#transports, env);
+  }
+
+  /** Why the client leaves `failed` before its `hello`, from what it saw of it. */
+  leftReason(failed: TransportName, how: FailedConnect): TransportChangeReason {
+    return leftReason(this.#transports.find((t) => t.name === failed)?.stalled, how);
   }
 
   /** The upgrade probe for a client on `current`, when it should probe and can. */
   upgradeProbe(current: TransportName, env: TransportEnvironment): UpgradeProbe | undefined {
-    return upgradesFrom(current, this.#names) && env.WebSocket ? webSocketProbe(env.WebSocket) : undefined;
+    return upgradesFrom(current, this.#transports.map((t) => t.name)) ? this.#transports.find((t) => t.name === UPGRADE_TO)?.makeProbe?.(env) : undefined;
   }
 }

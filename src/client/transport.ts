@@ -19,7 +19,50 @@ import {
 import { UnbrokenError } from './errors.js';
 import type { Clock } from './options.js';
 
+import type { TransportName } from '../protocol/index.js';
+
 export type { TransportName } from '../protocol/index.js';
+
+/**
+ * A transport a `BaseClient` can be given: `webSocketTransport`, `sseTransport` or
+ * `longPollingTransport`. Only its name is public; the rest is the client's own business.
+ */
+export interface ClientTransport {
+  readonly name: TransportName;
+}
+
+/**
+ * A transport as the core knows it: how to make one where it can run, and what its failures mean
+ * (PROTOCOL.md §13.3). The client uses only the definitions it is given, so an application that
+ * imports fewer transports ships less code (`BaseClient`).
+ */
+export interface TransportDefinition extends ClientTransport {
+  /** Its factory, when it can run in `env`. */
+  make(env: TransportEnvironment): TransportFactory | undefined;
+  /** What it means when its link came up but no `hello` followed in time (§13.3). */
+  readonly stalled: 'silent' | 'buffered' | 'timeout';
+  /**
+   * Whether a proxy may hold its stream back while letting it open: then the client checks an open
+   * stream with pings whose pongs must come down it (§13.3, "Checking an open stream").
+   */
+  readonly bufferable: boolean;
+  /** The upgrade probe (§7.1.1), on the transport a client on a fallback moves back to. */
+  makeProbe?(env: TransportEnvironment): UpgradeProbe | undefined;
+}
+
+/** Timers a probe uses: the client's clock. */
+export interface ProbeTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * An upgrade probe (PROTOCOL.md §7.1.1): a session-less WebSocket round trip to the endpoint at
+ * `base` (its http(s) URL). Calls `done(true)` once a `pong` came back, `done(false)` when the socket
+ * fails, closes or answers anything else, or nothing came within `timeout` ms; `done` is called once.
+ * Returns the function that stops the probe without calling `done`.
+ */
+export type UpgradeProbe = (base: string, timeout: number, timers: ProbeTimers, done: (worked: boolean) => void) => () => void;
 
 /**
  * A server frame as a transport hands it over: already validated, and a message's binary data already

@@ -7,7 +7,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
 import { parseAst } from 'rollup/parseAst';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BUDGET_FILE, GZIP_BUDGET, formatReport, measure } from '../../bench/size.mjs';
+import {
+  BUDGET_FILE,
+  GZIP_BUDGET,
+  WEBSOCKET_ONLY_BUDGET,
+  WEBSOCKET_ONLY_ENTRY,
+  bundleMinimal,
+  formatReport,
+  measure,
+  measureBytes,
+} from '../../bench/size.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const abs = (file: string): string => fileURLToPath(new URL(file, pathToFileURL(root)));
@@ -226,7 +235,7 @@ describe(`minified ${CLIENT_IIFE}`, () => {
     expect(code).not.toContain('WebSocketServer');
   });
 
-  it('defines the global Unbroken in a bare browser-like context, with the ESM exports', async () => {
+  it('defines the global Unbroken in a bare browser-like context, with the ESM exports but those for bundlers', async () => {
     // Only what a browser page has at load time; no require, module, process or Buffer.
     const sandbox: Record<string, unknown> = {
       console,
@@ -253,7 +262,11 @@ describe(`minified ${CLIENT_IIFE}`, () => {
     expect(global).not.toBeNull();
 
     const esm: Record<string, unknown> = await import(pathToFileURL(abs(CLIENT_ESM)).href);
-    expect(Object.keys(global as object).sort()).toEqual(Object.keys(esm).sort());
+    // BaseClient and the transport definitions let a bundler leave transports out; a script tag
+    // carries all three, and connect() picks among them by name (src/client/script.ts).
+    const forBundlers = ['BaseClient', 'webSocketTransport', 'sseTransport', 'longPollingTransport'];
+    expect(forBundlers.every((name) => name in esm)).toBe(true);
+    expect(Object.keys(global as object).sort()).toEqual(Object.keys(esm).filter((name) => !forBundlers.includes(name)).sort());
   });
 
   it(`stays within the size budget: gzip -9 ≤ ${GZIP_BUDGET} B`, () => {
@@ -264,6 +277,21 @@ describe(`minified ${CLIENT_IIFE}`, () => {
     console.log(`budget: gzip ${report.gzip} / ${GZIP_BUDGET} B (${((100 * report.gzip) / GZIP_BUDGET).toFixed(1)} %)`);
     expect(report.gzip).toBeLessThanOrEqual(GZIP_BUDGET);
   });
+
+  it(`tree-shakes to WebSocket alone: a BaseClient given only webSocketTransport bundles no HTTP transport, gzip -9 ≤ ${WEBSOCKET_ONLY_BUDGET} B`, async () => {
+    const [alone, all] = await Promise.all([bundleMinimal(WEBSOCKET_ONLY_ENTRY), bundleMinimal('bench/size/unbroken-minimal.mjs')]);
+    const code = new TextDecoder().decode(alone);
+    const everything = new TextDecoder().decode(all);
+    // Marks of what WebSocket does not need: the SSE endpoint, the long-polling connection header,
+    // the shared connection's carrier and its per-tab channels. Each is in the bundle of connect().
+    for (const mark of ['/sse', 'X-Unbroken-Connection', '/carrier', '|to|']) {
+      expect(everything).toContain(mark);
+      expect(code).not.toContain(mark);
+    }
+    const report = measureBytes(WEBSOCKET_ONLY_ENTRY, alone);
+    console.log(`${formatReport(report)} (connect() with every transport: gzip ${measureBytes('all', all).gzip} B)`);
+    expect(report.gzip).toBeLessThanOrEqual(WEBSOCKET_ONLY_BUDGET);
+  }, 60_000);
 });
 
 describe(`declarations ${CLIENT_DTS}`, () => {

@@ -6,8 +6,11 @@ import { WebSocket as MockWebSocket } from 'mock-socket';
 import { expectTypeOf } from 'vitest';
 import NodeWebSocket from 'ws';
 import {
+  BaseClient,
   connect,
   isUnbrokenError,
+  longPollingTransport,
+  webSocketTransport,
   type Client,
   type ClientOptions,
   type ConnectionState,
@@ -107,6 +110,15 @@ const options: ClientOptions[] = [
 void options;
 // @ts-expect-error: unknown transport name
 connect('/realtime', { transports: ['carrier-pigeon'] });
+
+// A BaseClient takes the transports themselves, which it must be given, and is what connect() makes.
+const base = new BaseClient<{ text: string }>('/realtime', { transports: [webSocketTransport, longPollingTransport], WebSocket: NodeWebSocket });
+expectTypeOf(base.state).toEqualTypeOf<ConnectionState>();
+expectTypeOf(connect('/realtime')).toMatchTypeOf<BaseClient>();
+// @ts-expect-error: names are for connect(); a BaseClient takes transport definitions
+new BaseClient('/realtime', { transports: ['websocket'] });
+// @ts-expect-error: a BaseClient has no default transports
+new BaseClient('/realtime', {});
 
 // The guard narrows.
 declare const unknownError: unknown;

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Transport } from '../../src/client/transport.js';
 import { availableTransports } from '../../src/client/transport-selector.js';
-import { longPolling } from '../../src/client/transports/long-polling.js';
+import { longPolling, longPollingTransport } from '../../src/client/transports/long-polling.js';
 import { CONNECTION_HEADER, CloseCode, encodeBatch } from '../../src/protocol/index.js';
 import { CONTEXT, FakeFetch, Recorder, TICKET, hello, settle } from './client-http-fakes.js';
 
@@ -27,8 +27,8 @@ describe('long-polling transport (PROTOCOL.md §7.4)', () => {
   };
 
   it('is available with fetch', () => {
-    expect(availableTransports(['long-polling'], { fetch: net.fetch }).map((t) => t.name)).toEqual(['long-polling']);
-    expect(availableTransports(['long-polling'], {})).toEqual([]);
+    expect(availableTransports([longPollingTransport], { fetch: net.fetch }).map((t) => t.name)).toEqual(['long-polling']);
+    expect(availableTransports([longPollingTransport], {})).toEqual([]);
   });
 
   it('polls /poll at once with the ticket and the query of the moment, its connection id in a header, called as a plain function, uncached (§13.5.no-secret-in-url)', () => {

@@ -15,8 +15,14 @@ import {
 import type { TransportName } from '../../src/client/index.js';
 
 const ALL: TransportName[] = ['websocket', 'sse', 'long-polling'];
+const STALLED = { websocket: 'silent', sse: 'buffered', 'long-polling': 'timeout' } as const;
 const available = (...names: TransportName[]): AvailableTransport[] =>
-  names.map((name) => ({ name, make: () => ({ binary: false, send: () => {}, close: () => {} }), bufferable: name === 'sse' }));
+  names.map((name) => ({
+    name,
+    make: () => ({ binary: false, send: () => {}, close: () => {} }),
+    bufferable: name === 'sse',
+    stalled: STALLED[name],
+  }));
 
 describe('routes (§13.3)', () => {
   it('starts on a remembered transport while its memory is valid and it is listed, else on the first', () => {

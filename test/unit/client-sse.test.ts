@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Transport } from '../../src/client/transport.js';
 import { availableTransports } from '../../src/client/transport-selector.js';
-import { sse } from '../../src/client/transports/sse.js';
+import { sse, sseTransport } from '../../src/client/transports/sse.js';
 import { CloseCode, SESSION_HEADER, UPSTREAM_HEADER, codeForClose, encodeBatch, type ClientFrame, type ErrorCode } from '../../src/protocol/index.js';
 import { CONTEXT, FakeEventSource, FakeEventSourceClass, FakeFetch, Recorder, TICKET, hello, settle } from './client-http-fakes.js';
 
@@ -24,7 +24,7 @@ describe('SSE transport (PROTOCOL.md §7.2)', () => {
   };
 
   it('is available only with both EventSource and fetch', () => {
-    const names = (env: Parameters<typeof availableTransports>[1]) => availableTransports(['sse'], env).map((t) => t.name);
+    const names = (env: Parameters<typeof availableTransports>[1]) => availableTransports([sseTransport], env).map((t) => t.name);
     expect(names({ EventSource: FakeEventSourceClass, fetch: net.fetch })).toEqual(['sse']);
     expect(names({ EventSource: FakeEventSourceClass })).toEqual([]);
     expect(names({ fetch: net.fetch })).toEqual([]);

@@ -1,6 +1,7 @@
 import { CONNECTION_HEADER, Endpoint } from '../../protocol/index.js';
-import { randomHex, type FetchLike, type TransportFactory } from '../transport.js';
+import { randomHex, type FetchLike, type TransportDefinition, type TransportFactory } from '../transport.js';
 import { httpLink } from './http-link.js';
+import { shareable } from './shared.js';
 
 /**
  * Answers in a row that came at once with no message, after which polls are spaced (§13.5): a
@@ -50,3 +51,11 @@ export const longPolling =
     poll(false);
     return link.transport;
   };
+
+/** Long polling (§7.4). A poll answer is a whole response: a buffering proxy passes it on when it ends. */
+export const longPollingTransport: TransportDefinition = {
+  name: 'long-polling',
+  make: (env) => env.fetch && shareable('long-polling', env, longPolling(env.fetch)),
+  stalled: 'timeout',
+  bufferable: false,
+};

@@ -1,7 +1,7 @@
 import { CloseCode, Endpoint } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { groupFor, type GroupEnvironment } from '../tab-group.js';
-import type { Transport, TransportCloseInfo, TransportFactory } from '../transport.js';
+import type { Transport, TransportCloseInfo, TransportEnvironment, TransportFactory } from '../transport.js';
 import { UPSTREAM_HEADERS, httpLink } from './http-link.js';
 
 /**
@@ -84,3 +84,13 @@ export const shared =
       sharing: () => (alone || carrier === null ? null : group.holding ? 'holder' : 'follower'),
     };
   };
+
+/**
+ * The HTTP transports hold one of the browser's six connections per host each: where Web Locks and
+ * BroadcastChannel exist, the tabs share one (§7.5), and `own` serves when they cannot. A WebSocket
+ * does not count against that limit, so each tab keeps its own.
+ */
+export function shareable(transport: 'sse' | 'long-polling', env: TransportEnvironment, own: TransportFactory): TransportFactory {
+  const { locks, BroadcastChannel, EventSource, fetch } = env;
+  return locks && BroadcastChannel && fetch ? shared(transport, { locks, BroadcastChannel, EventSource, fetch }, own) : own;
+}

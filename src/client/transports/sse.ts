@@ -1,6 +1,7 @@
 import { Endpoint } from '../../protocol/index.js';
-import type { EventSourceConstructor, FetchLike, TransportFactory } from '../transport.js';
+import type { EventSourceConstructor, FetchLike, TransportDefinition, TransportFactory } from '../transport.js';
 import { httpLink } from './http-link.js';
+import { shareable } from './shared.js';
 
 /**
  * The SSE transport (PROTOCOL.md §7.2): an EventSource downstream, one batch per event; `POST P/send`
@@ -19,3 +20,11 @@ export const sse =
     source.onerror = () => link.fail();
     return link.transport;
   };
+
+/** SSE (§7.2): a proxy may hold its stream back while letting it open, so an open stream is checked (§13.3). */
+export const sseTransport: TransportDefinition = {
+  name: 'sse',
+  make: (env) => env.EventSource && env.fetch && shareable('sse', env, sse(env.EventSource, env.fetch)),
+  stalled: 'buffered',
+  bufferable: true,
+};

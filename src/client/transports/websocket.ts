@@ -1,7 +1,16 @@
 import { CloseCode, Endpoint, PROTOCOL_VERSION, QueryParam, encodeBatch } from '../../protocol/index.js';
 import type { UnbrokenError } from '../errors.js';
 import { endpointAt } from '../options.js';
-import { decodeUnit, oversize, type InboundFrame, type TransportFactory, type WebSocketConstructor, type WebSocketLike } from '../transport.js';
+import {
+  decodeUnit,
+  oversize,
+  type InboundFrame,
+  type TransportDefinition,
+  type TransportFactory,
+  type UpgradeProbe,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from '../transport.js';
 
 /**
  * The WebSocket transport (PROTOCOL.md §7.1): text batches and binary message frames on one socket,
@@ -50,20 +59,6 @@ export const webSocket =
     };
   };
 
-/** Timers a probe uses: the client's clock. */
-export interface ProbeTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/**
- * An upgrade probe (PROTOCOL.md §7.1.1): a session-less WebSocket round trip to the endpoint at
- * `base` (its http(s) URL). Calls `done(true)` once a `pong` came back, `done(false)` when the socket
- * fails, closes or answers anything else, or nothing came within `timeout` ms; `done` is called once.
- * Returns the function that stops the probe without calling `done`.
- */
-export type UpgradeProbe = (base: string, timeout: number, timers: ProbeTimers, done: (worked: boolean) => void) => () => void;
-
 /** Makes the upgrade probe of a WebSocket implementation. */
 export const webSocketProbe =
   (WebSocket: WebSocketConstructor): UpgradeProbe =>
@@ -108,3 +103,15 @@ export const webSocketProbe =
     }
     return stop;
   };
+
+/**
+ * WebSocket (§7.1), first in the default order; the transport a client on a fallback probes and moves
+ * back to (§7.1.1). Its ticket request needs fetch too (§3.4).
+ */
+export const webSocketTransport: TransportDefinition = {
+  name: 'websocket',
+  make: (env) => env.WebSocket && env.fetch && webSocket(env.WebSocket),
+  stalled: 'silent',
+  bufferable: false,
+  makeProbe: (env) => env.WebSocket && webSocketProbe(env.WebSocket),
+};
