@@ -116,7 +116,7 @@ const INTERNAL_PROPERTIES = [
   'named', 'bufferable', 'lastStreamByteAt', 'ifSuperseded', 'reconnectAt', 'linkUpAt', 'ticketAt', 'startedAt', 'stopProbe', 'helloAt', 'streamCheck', 'requests',
   // StateMachine, Liveness, Moves, StreamCheck, Race, TransportSelector and the hosts they are given
   'attempt', 'rival', 'openAttempt', 'enter', 'current', 'holds', 'environment', 'heartbeat', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
-  'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled', 'makeProbe', 'leftReason',
+  'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled', 'makeProbe', 'leftReason', 'linked',
   // Transports: their handlers, the HTTP link, close info
   'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
   // Sharing a connection between tabs: the group, its holder and carrier

@@ -23,9 +23,12 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * connection on SSE and long polling (the election, the carrier, the holder's routing); to 14 KiB
  * when a slow connection attempt came to race the next transport. Lowered to 13.5 KiB when the
  * minified bundle came to shorten the client's internal property names and to inline less, and the
- * client lost code it repeated or never used. The aim stays 5 KiB.
+ * client lost code it repeated or never used. Raised by 64 B when the client came to take its
+ * transports as definitions (`BaseClient`), which this bundle pays for with about 80 B (`Client` looks
+ * the names up; each definition carries its name) and an application bundled on WebSocket alone
+ * saves a quarter of its client with (see {@link WEBSOCKET_ONLY_BUDGET}). The aim stays 5 KiB.
  */
-export const GZIP_BUDGET = 13824;
+export const GZIP_BUDGET = 13888;
 
 /**
  * Budget for an application on WebSocket alone (`bench/size/unbroken-websocket-only.mjs`: a

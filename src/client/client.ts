@@ -49,13 +49,7 @@ const DROP = CloseCode.Reconnecting;
  *
  * @typeParam Incoming - the data of the messages the application receives (not checked at run time)
  * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
- *
- * @example
- * ```ts
- * import { BaseClient, webSocketTransport } from 'unbroken-realtime';
- *
- * const client = new BaseClient('/realtime', { transports: [webSocketTransport] });
- * ```
+ * @example new BaseClient('/realtime', { transports: [webSocketTransport] })
  */
 export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable> {
   readonly #events = new Emitter<ClientEvents<Incoming>>();
@@ -419,7 +413,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
       // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
       delay = 0;
     } else if (verdict === 'fallback' && a) {
-      const next = fallbackRoute(a.name, howFailed(a, code), this.#selector.available(this.#options.environment()));
+      const next = fallbackRoute(a.name, this.#selector.leftReason(a.name, howFailed(a, code)), this.#selector.available(this.#options.environment()));
       // The list is exhausted (`null`): back off, then start over from its first transport.
       this.#selector.follow(next);
       if (next) delay = 0;

@@ -4,19 +4,20 @@
  */
 import { BaseClient } from './client.js';
 import type { Sendable } from './events.js';
-import type { ClientOptions } from './options.js';
+import type { BaseClientOptions, ClientOptions } from './options.js';
 import type { ClientTransport, TransportDefinition, TransportName } from './transport.js';
 import { longPollingTransport as longPollingDefinition } from './transports/long-polling.js';
 import { sseTransport as sseDefinition } from './transports/sse.js';
 import { webSocketTransport as webSocketDefinition } from './transports/websocket.js';
 
-// What an application gives a `BaseClient`: the transports, with only their names public.
+// What an application gives a `BaseClient`: the transports, as the opaque `ClientTransport` (its
+// brand exists in types only, so that no other object type-checks as one).
 /** WebSocket (PROTOCOL.md §7.1), for a {@link BaseClient}'s `transports`. */
-export const webSocketTransport: ClientTransport = webSocketDefinition;
+export const webSocketTransport = webSocketDefinition as unknown as ClientTransport;
 /** Server-Sent Events with `POST` upstream (§7.2), for a {@link BaseClient}'s `transports`. */
-export const sseTransport: ClientTransport = sseDefinition;
+export const sseTransport = sseDefinition as unknown as ClientTransport;
 /** HTTP long polling with `POST` upstream (§7.4), for a {@link BaseClient}'s `transports`. */
-export const longPollingTransport: ClientTransport = longPollingDefinition;
+export const longPollingTransport = longPollingDefinition as unknown as ClientTransport;
 
 /** Every transport, in the default fallback order (PROTOCOL.md §13.3). */
 const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefinition, longPollingDefinition];
@@ -31,9 +32,12 @@ const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefini
 export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> extends BaseClient<Incoming, Outgoing> {
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
+    const names = options.transports;
     // An unknown name stays as it is, for the check of the transports to name it (a TypeError).
-    const named = options.transports?.map((name: TransportName) => BUILT_IN.find((t) => t.name === name) ?? name);
-    super(url, { ...options, transports: (named ?? BUILT_IN) as readonly ClientTransport[] });
+    const definitions = names === undefined ? BUILT_IN : names.map((name: TransportName) => BUILT_IN.find((t) => t.name === name) ?? name);
+    // The application's object stays the one read, through the prototype: the implementations
+    // (`WebSocket`, `fetch`…) are looked up on it at each attempt, getters and later changes included.
+    super(url, Object.create(options, { transports: { value: definitions } }) as BaseClientOptions);
   }
 }
 

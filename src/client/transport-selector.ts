@@ -18,7 +18,7 @@ const UPGRADE_TO: TransportName = 'websocket';
 export function checkDefinitions(transports: readonly unknown[]): asserts transports is readonly TransportDefinition[] {
   const list = (Array.isArray(transports) ? transports : []) as readonly (Partial<TransportDefinition> | null)[];
   if (!list.length || list.some((t) => !t?.make)) {
-    throw new TypeError(`unbroken: transports expects websocket, sse or long-polling, got ${JSON.stringify(list.map((t) => t?.name ?? t))}`);
+    throw new TypeError(`unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got ${JSON.stringify(list.map((t) => t?.name ?? t))}`);
   }
 }
 
@@ -28,8 +28,6 @@ export interface AvailableTransport {
   make: TransportFactory;
   /** See {@link TransportDefinition.bufferable}. */
   bufferable: boolean;
-  /** See {@link TransportDefinition.stalled}. */
-  stalled: TransportDefinition['stalled'];
 }
 
 /** The transports of `transports` that can run in `env`, in their order. */
@@ -68,12 +66,13 @@ export function pick(route: Route, available: readonly AvailableTransport[]): Av
 }
 
 /**
- * The route after `failed` could not connect: the next transport of the list, named by what the
- * client saw (§13.3); `null` when the list is exhausted (the client backs off, then starts over).
+ * The route after `failed` could not connect: the next transport of the list, with `reason`, what
+ * the client saw of the failed one ({@link TransportSelector.leftReason}, §13.3); `null` when the list
+ * is exhausted (the client backs off, then starts over).
  */
-export function fallbackRoute(failed: TransportName, how: FailedConnect, available: readonly AvailableTransport[]): Route | null {
+export function fallbackRoute(failed: TransportName, reason: TransportChangeReason, available: readonly AvailableTransport[]): Route | null {
   const next = nextTransport(failed, available);
-  return next ? { name: next.name, reason: leftReason(available.find((t) => t.name === failed)?.stalled, how) } : null;
+  return next ? { name: next.name, reason } : null;
 }
 
 /** The transport listed after `name` among those that can run, if any. */
@@ -85,8 +84,8 @@ export function nextTransport(name: TransportName, available: readonly Available
  * Why a client leaves a transport for another before its `hello`, from what it saw of it (§13.3):
  * `stalled` is what the failed transport's stall means ({@link TransportDefinition.stalled}).
  */
-export function leftReason(stalled: TransportDefinition['stalled'] | undefined, how: FailedConnect): TransportChangeReason {
-  return how.kind === 'refused' ? 'refused' : how.linkUp ? (stalled ?? 'timeout') : 'timeout';
+export function leftReason(stalled: TransportDefinition['stalled'], how: FailedConnect): TransportChangeReason {
+  return how.kind === 'refused' ? 'refused' : how.linkUp ? stalled : 'timeout';
 }
 
 /** The route after an open stream of `from` was found held back: the next transport, or `null` when none is left. */
@@ -165,7 +164,8 @@ export class TransportSelector {
 
   /** Why the client leaves `failed` before its `hello`, from what it saw of it. */
   leftReason(failed: TransportName, how: FailedConnect): TransportChangeReason {
-    return leftReason(this.#transports.find((t) => t.name === failed)?.stalled, how);
+    // Every attempt's transport comes from this list.
+    return leftReason(this.#transports.find((t) => t.name === failed)!.stalled, how);
   }
 
   /** The upgrade probe for a client on `current`, when it should probe and can. */

@@ -23,12 +23,16 @@ import type { TransportName } from '../protocol/index.js';
 
 export type { TransportName } from '../protocol/index.js';
 
+declare const clientTransport: unique symbol;
+
 /**
  * A transport a `BaseClient` can be given: `webSocketTransport`, `sseTransport` or
- * `longPollingTransport`. Only its name is public; the rest is the client's own business.
+ * `longPollingTransport`. Only its name is public; the rest is the client's own business, and no
+ * other object type-checks as one.
  */
 export interface ClientTransport {
   readonly name: TransportName;
+  readonly [clientTransport]: true;
 }
 
 /**
@@ -36,7 +40,8 @@ export interface ClientTransport {
  * (PROTOCOL.md §13.3). The client uses only the definitions it is given, so an application that
  * imports fewer transports ships less code (`BaseClient`).
  */
-export interface TransportDefinition extends ClientTransport {
+export interface TransportDefinition {
+  readonly name: TransportName;
   /** Its factory, when it can run in `env`. */
   make(env: TransportEnvironment): TransportFactory | undefined;
   /** What it means when its link came up but no `hello` followed in time (§13.3). */

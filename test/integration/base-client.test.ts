@@ -79,6 +79,23 @@ describe('BaseClient: the transports it is given, and no other', () => {
     expect(requests.filter((line) => others.includes(line))).toEqual([]);
   });
 
+  it('on WebSocket alone, tries WebSocket again when it is refused, and never another transport', async () => {
+    const url = await start();
+    proxy!.setCondition('ws-blocked');
+    const made = client(url, [webSocketTransport]);
+    const failures: string[] = [];
+    const twoFailed = when(() => failures.length >= 2);
+    made.on('error', (error) => {
+      failures.push(error.code);
+      twoFailed.wake();
+    });
+    await twoFailed.promise;
+    expect(made.state).toBe('reconnecting');
+    expect(made.transport).toBeNull();
+    expect(requests.filter((line) => line === 'POST /ticket').length).toBeGreaterThanOrEqual(2);
+    expect(requests.filter((line) => line !== 'POST /ticket')).toEqual([]);
+  });
+
   it('falls back to the next transport of its own list, skipping one it was not given', async () => {
     const url = await start();
     proxy!.setCondition('ws-blocked');
@@ -94,8 +111,8 @@ describe('BaseClient: the transports it is given, and no other', () => {
   it('refuses at once a list that is empty or holds anything but transports of this package', () => {
     const url = 'http://127.0.0.1:9/realtime';
     const make = (transports: unknown) => () => new BaseClient(url, { ...nodeEnvironment, transports: transports as ClientTransport[] });
-    expect(make([])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling, got []'));
-    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling, got ["websocket"]'));
+    expect(make([])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got []'));
+    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got ["websocket"]'));
     expect(make([{ name: 'websocket' }])).toThrow(TypeError);
     expect(make(undefined)).toThrow(TypeError);
   });

@@ -119,6 +119,8 @@ expectTypeOf(connect('/realtime')).toMatchTypeOf<BaseClient>();
 new BaseClient('/realtime', { transports: ['websocket'] });
 // @ts-expect-error: a BaseClient has no default transports
 new BaseClient('/realtime', {});
+// @ts-expect-error: only the transports of this package are transports
+new BaseClient('/realtime', { transports: [{ name: 'websocket' }] });
 
 // The guard narrows.
 declare const unknownError: unknown;

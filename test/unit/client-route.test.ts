@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  TransportSelector,
   UPGRADE_ROUTE,
   bufferedRoute,
   fallbackRoute,
@@ -13,16 +14,13 @@ import {
   type AvailableTransport,
 } from '../../src/client/transport-selector.js';
 import type { TransportName } from '../../src/client/index.js';
+import { longPollingTransport } from '../../src/client/transports/long-polling.js';
+import { sseTransport } from '../../src/client/transports/sse.js';
+import { webSocketTransport } from '../../src/client/transports/websocket.js';
 
 const ALL: TransportName[] = ['websocket', 'sse', 'long-polling'];
-const STALLED = { websocket: 'silent', sse: 'buffered', 'long-polling': 'timeout' } as const;
 const available = (...names: TransportName[]): AvailableTransport[] =>
-  names.map((name) => ({
-    name,
-    make: () => ({ binary: false, send: () => {}, close: () => {} }),
-    bufferable: name === 'sse',
-    stalled: STALLED[name],
-  }));
+  names.map((name) => ({ name, make: () => ({ binary: false, send: () => {}, close: () => {} }), bufferable: name === 'sse' }));
 
 describe('routes (§13.3)', () => {
   it('starts on a remembered transport while its memory is valid and it is listed, else on the first', () => {
@@ -40,17 +38,24 @@ describe('routes (§13.3)', () => {
     expect(pick({ name: null, reason: 'initial' }, [])).toBeUndefined();
   });
 
-  it('falls back to the next transport that can run, named by what the failed one showed', () => {
+  it('falls back to the next transport that can run, or to none when the list is exhausted', () => {
     const all = available(...ALL);
-    expect(fallbackRoute('websocket', { kind: 'refused' }, all)).toEqual({ name: 'sse', reason: 'refused' });
-    expect(fallbackRoute('websocket', { kind: 'timeout', linkUp: false }, all)).toEqual({ name: 'sse', reason: 'timeout' });
-    expect(fallbackRoute('websocket', { kind: 'timeout', linkUp: true }, all)).toEqual({ name: 'sse', reason: 'silent' });
-    expect(fallbackRoute('sse', { kind: 'timeout', linkUp: true }, all)).toEqual({ name: 'long-polling', reason: 'buffered' });
-    expect(fallbackRoute('websocket', { kind: 'refused' }, available('websocket', 'long-polling'))).toEqual({
-      name: 'long-polling',
-      reason: 'refused',
-    });
-    expect(fallbackRoute('long-polling', { kind: 'refused' }, all)).toBeNull();
+    expect(fallbackRoute('websocket', 'refused', all)).toEqual({ name: 'sse', reason: 'refused' });
+    expect(fallbackRoute('sse', 'buffered', all)).toEqual({ name: 'long-polling', reason: 'buffered' });
+    expect(fallbackRoute('websocket', 'silent', available('websocket', 'long-polling'))).toEqual({ name: 'long-polling', reason: 'silent' });
+    expect(fallbackRoute('long-polling', 'refused', all)).toBeNull();
+  });
+
+  it('names why the client left a transport by what its definition says a stall means', () => {
+    const selector = new TransportSelector([webSocketTransport, sseTransport, longPollingTransport], null, 'http://x/realtime', 0, 0);
+    for (const name of ALL) {
+      expect(selector.leftReason(name, { kind: 'refused' })).toBe('refused');
+      expect(selector.leftReason(name, { kind: 'timeout', linkUp: false })).toBe('timeout');
+    }
+    // The link came up and no hello followed: a silent upgrade, a held-back event stream, a poll that never came back.
+    expect(selector.leftReason('websocket', { kind: 'timeout', linkUp: true })).toBe('silent');
+    expect(selector.leftReason('sse', { kind: 'timeout', linkUp: true })).toBe('buffered');
+    expect(selector.leftReason('long-polling', { kind: 'timeout', linkUp: true })).toBe('timeout');
   });
 
   it('leaves a held-back stream for the next transport, or stays when none is left', () => {
