@@ -210,6 +210,7 @@ export interface BaseClientOptions extends Omit<ClientOptions, 'transports'> {
 
 /** Applies the defaults; throws a `TypeError` for a list of transports that is not one. */
 export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
+  // Plain JavaScript may leave the options out: it is told what `transports` takes.
   const {
     auth,
     maxMessageSize = 4_194_304,
@@ -227,7 +228,7 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
     share = true,
     clock = systemClock,
     random = Math.random,
-  } = options;
+  } = options ?? ({} as Partial<BaseClientOptions>);
   checkDefinitions(transports);
   return {
     auth,

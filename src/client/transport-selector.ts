@@ -15,10 +15,12 @@ const UPGRADE_TO: TransportName = 'websocket';
  * Throws a `TypeError` unless `transports` is a non-empty list of transport definitions: the client's
  * fallback order (§13.3). A name that `Client` could not look up arrives here as itself.
  */
-export function checkDefinitions(transports: readonly unknown[]): asserts transports is readonly TransportDefinition[] {
-  const list = (Array.isArray(transports) ? transports : []) as readonly (Partial<TransportDefinition> | null)[];
-  if (!list.length || list.some((t) => !t?.make)) {
-    throw new TypeError(`unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got ${JSON.stringify(list.map((t) => t?.name ?? t))}`);
+export function checkDefinitions(transports: unknown): asserts transports is readonly TransportDefinition[] {
+  const list = transports as readonly (Partial<TransportDefinition> | null)[];
+  if (!Array.isArray(list) || !list.length || list.some((t) => !t?.make)) {
+    const nameOf = (t: Partial<TransportDefinition> | null) => t?.name ?? t;
+    const got = Array.isArray(list) ? list.map(nameOf) : nameOf(list as Partial<TransportDefinition> | null);
+    throw new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ${JSON.stringify(got)}`);
   }
 }
 

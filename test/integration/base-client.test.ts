@@ -111,9 +111,12 @@ describe('BaseClient: the transports it is given, and no other', () => {
   it('refuses at once a list that is empty or holds anything but transports of this package', () => {
     const url = 'http://127.0.0.1:9/realtime';
     const make = (transports: unknown) => () => new BaseClient(url, { ...nodeEnvironment, transports: transports as ClientTransport[] });
-    expect(make([])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got []'));
-    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got ["websocket"]'));
+    expect(make([])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got []'));
+    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ["websocket"]'));
     expect(make([{ name: 'websocket' }])).toThrow(TypeError);
-    expect(make(undefined)).toThrow(TypeError);
+    // One transport instead of a list, and no options at all (plain JavaScript): the same message.
+    expect(make(webSocketTransport)).toThrow(new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got "websocket"`));
+    expect(make(undefined)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got undefined'));
+    expect(() => new (BaseClient as unknown as new (url: string) => BaseClient)(url)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got undefined'));
   });
 });

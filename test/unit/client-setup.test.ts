@@ -83,7 +83,7 @@ describe('client setup', () => {
     it('throws at once on an unknown transport name, naming the known ones', () => {
       const transports = ['websocket', 'smoke-signals'] as unknown as ['websocket'];
       expect(() => connect(ENDPOINT, { transports })).toThrow(
-        new TypeError('unbroken: transports expects websocket, sse or long-polling (BaseClient: webSocketTransport…), got ["websocket","smoke-signals"]'),
+        new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ["websocket","smoke-signals"]'),
       );
     });
 
