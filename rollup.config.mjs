@@ -121,6 +121,7 @@ const INTERNAL_PROPERTIES = [
   'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
   // Sharing a connection between tabs: the group, its holder and carrier
   'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch',
+  'available', 'dispose', 'cancel', 'opened', 'selector', 'watch', 'detach', 'channels',
 ];
 
 /**

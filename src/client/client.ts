@@ -211,7 +211,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     const env = this.#options.environment();
     const found = pick(this.#selector.route, this.#selector.available(env));
     if (!found) {
-      const hint = 'every transport needs fetch (for its ticket); in Node, pass the `ws` package as the WebSocket option';
+      const hint = 'each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option';
       return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.map((t) => t.name).join(', ')} can run here: ${hint}`));
     }
     const a = new Attempt(found.name, found.bufferable, clock, after);

@@ -32,9 +32,10 @@ const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefini
 export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> extends BaseClient<Incoming, Outgoing> {
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
-    const names = options.transports;
-    // An unknown name stays as it is, for the check of the transports to name it (a TypeError).
-    const definitions = names === undefined ? BUILT_IN : names.map((name: TransportName) => BUILT_IN.find((t) => t.name === name) ?? name);
+    const listed = options.transports;
+    // A name becomes its definition; an imported transport is one already. What is neither (an
+    // unknown name) stays as it is, for the check of the transports to name it (a TypeError).
+    const definitions = listed === undefined ? BUILT_IN : listed.map((entry) => BUILT_IN.find((t) => t.name === entry) ?? entry);
     // The application's object stays the one read, through the prototype: the implementations
     // (`WebSocket`, `fetch`…) are looked up on it at each attempt, getters and later changes included.
     super(url, Object.create(options, { transports: { value: definitions } }) as BaseClientOptions);

@@ -62,11 +62,12 @@ export interface ClientOptions {
    */
   maxMessageSize?: number;
   /**
-   * Transports to try, in order (PROTOCOL.md §13.3). An unknown name throws at once; a transport that
+   * Transports to try, in order (PROTOCOL.md §13.3), by name or as the imported transports a
+   * {@link BaseClient} takes (`webSocketTransport`…). An unknown name throws at once; a transport that
    * cannot run here (e.g. no WebSocket implementation) is skipped.
    * @default ['websocket', 'sse', 'long-polling']
    */
-  transports?: TransportName[];
+  transports?: readonly (TransportName | ClientTransport)[];
   /**
    * The WebSocket implementation. In Node, pass the `ws` package's default export.
    * @default globalThis.WebSocket, looked up when each attempt starts

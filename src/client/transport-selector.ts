@@ -20,7 +20,7 @@ export function checkDefinitions(transports: unknown): asserts transports is rea
   if (!Array.isArray(list) || !list.length || list.some((t) => !t?.make)) {
     const nameOf = (t: Partial<TransportDefinition> | null) => t?.name ?? t;
     const got = Array.isArray(list) ? list.map(nameOf) : nameOf(list as Partial<TransportDefinition> | null);
-    throw new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ${JSON.stringify(got)}`);
+    throw new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got ${JSON.stringify(got)}`);
   }
 }
 

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   BaseClient,
+  connect,
   longPollingTransport,
   sseTransport,
   webSocketTransport,
@@ -108,15 +109,28 @@ describe('BaseClient: the transports it is given, and no other', () => {
     expect(requests.filter((line) => line === 'GET /sse' || line === 'GET /carrier')).toEqual([]);
   });
 
+  it('connect() takes the imported transports too, mixed with names, and uses only those', async () => {
+    const url = await start();
+    proxy!.setCondition('ws-blocked');
+    const made = connect(url, { ...nodeEnvironment, ...FAST, transports: [webSocketTransport, 'long-polling'] });
+    clients.push(made);
+    const reached = deferred<TransportEvent>();
+    made.on('transport', (event) => reached.resolve(event));
+    const exchanged = exchange(made);
+    expect(await reached.promise).toEqual({ transport: 'long-polling', previous: null, reason: 'refused' });
+    expect(await exchanged).toEqual(['world', { echo: 'hello' }]);
+    expect(requests.filter((line) => line === 'GET /sse' || line === 'GET /carrier')).toEqual([]);
+  });
+
   it('refuses at once a list that is empty or holds anything but transports of this package', () => {
     const url = 'http://127.0.0.1:9/realtime';
     const make = (transports: unknown) => () => new BaseClient(url, { ...nodeEnvironment, transports: transports as ClientTransport[] });
-    expect(make([])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got []'));
-    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ["websocket"]'));
+    expect(make([])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got []'));
+    expect(make(['websocket'])).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got ["websocket"]'));
     expect(make([{ name: 'websocket' }])).toThrow(TypeError);
     // One transport instead of a list, and no options at all (plain JavaScript): the same message.
-    expect(make(webSocketTransport)).toThrow(new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got "websocket"`));
-    expect(make(undefined)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got undefined'));
-    expect(() => new (BaseClient as unknown as new (url: string) => BaseClient)(url)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got undefined'));
+    expect(make(webSocketTransport)).toThrow(new TypeError(`unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got "websocket"`));
+    expect(make(undefined)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got undefined'));
+    expect(() => new (BaseClient as unknown as new (url: string) => BaseClient)(url)).toThrow(new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got undefined'));
   });
 });

@@ -121,6 +121,11 @@ new BaseClient('/realtime', { transports: ['websocket'] });
 new BaseClient('/realtime', {});
 // @ts-expect-error: only the transports of this package are transports
 new BaseClient('/realtime', { transports: [{ name: 'websocket' }] });
+// connect() takes the imported transports as well as names, mixed, and a constant list.
+connect('/realtime', { transports: [webSocketTransport, 'long-polling'] });
+connect('/realtime', { transports: ['websocket', 'sse'] as const });
+// @ts-expect-error: only the transports of this package are transports, for connect() too
+connect('/realtime', { transports: [{ name: 'websocket' }] });
 
 // The guard narrows.
 declare const unknownError: unknown;

@@ -122,7 +122,7 @@ describe('client authentication (§3.4, §3.5)', () => {
       const errors: UnbrokenError[] = [];
       client.on('error', (error) => errors.push(error));
       await settle();
-      expect(errors).toMatchObject([{ code: 'NO_TRANSPORT', message: expect.stringMatching(/every transport needs fetch/) }]);
+      expect(errors).toMatchObject([{ code: 'NO_TRANSPORT', message: expect.stringMatching(/each needs fetch \(for its ticket\)/) }]);
       expect(client.state).toBe('closed');
     } finally {
       vi.unstubAllGlobals();

@@ -83,7 +83,7 @@ describe('client setup', () => {
     it('throws at once on an unknown transport name, naming the known ones', () => {
       const transports = ['websocket', 'smoke-signals'] as unknown as ['websocket'];
       expect(() => connect(ENDPOINT, { transports })).toThrow(
-        new TypeError('unbroken: transports expects a list of websocket, sse, long-polling (connect) or of webSocketTransport… (BaseClient), got ["websocket","smoke-signals"]'),
+        new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got ["websocket","smoke-signals"]'),
       );
     });
 
@@ -105,6 +105,17 @@ describe('client setup', () => {
       await settle(60_000);
       expect(log).toEqual(['error NO_TRANSPORT', 'state connecting>closed NO_TRANSPORT', 'close NO_TRANSPORT']);
       expect(client.state).toBe('closed');
+    });
+
+    it('says what WebSocket alone lacks where fetch runs but no WebSocket does (Node 20 without ws)', async () => {
+      vi.stubGlobal('WebSocket', undefined);
+      const client = make(ENDPOINT, { transports: ['websocket'] });
+      const messages: string[] = [];
+      client.on('error', (error) => messages.push(`${error.code}: ${error.message}`));
+      await settle(0);
+      expect(messages).toEqual([
+        'NO_TRANSPORT: none of websocket can run here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option',
+      ]);
     });
 
     it('skips transports that cannot run here and closes with NO_TRANSPORT when none is left', async () => {
