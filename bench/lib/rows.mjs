@@ -55,6 +55,8 @@ export const ROWS = [
     spec: (url) => ({ kind: 'ws', url }),
     http: false,
     resumes: false,
+    // The baselines of the cold push: what a fresh process of a plain server, and of its client, costs.
+    coldWarm: true,
   },
   {
     // Not a target baseline: the ceiling of batching, i.e. what a plain server that joins the messages
@@ -65,7 +67,8 @@ export const ROWS = [
     spec: (url) => ({ kind: 'ws-batch', url }),
     http: false,
     resumes: false,
-    only: ['throughput'],
+    only: ['throughput', 'cold'],
+    coldWarm: true,
   },
   {
     id: 'sse',

@@ -96,6 +96,16 @@ export function clientChecks(results, env) {
         baselineLabel: 'warm push (the sixth)',
         headline: true,
       });
+      // The cold push beside the baselines' own first push to a fresh process: what a fresh process
+      // of a plain server and its client reach, JIT warm-up included.
+      add('unbroken-ws', 'pushCold', 'cold push (the first, fresh server)', 'msg/s', 'ws-batch', null, {
+        baselineMetric: 'pushCold',
+        baselineLabel: 'raw ws, batched per tick, cold',
+      });
+      add('unbroken-ws', 'pushCold', 'cold push (the first, fresh server)', 'msg/s', 'ws', null, {
+        baselineMetric: 'pushCold',
+        baselineLabel: 'raw ws, cold',
+      });
     }
     add('unbroken-ws', 'rttP50', 'round trip p50', 'ms', 'ws', atMost(1.1), headline);
     add('unbroken-ws', 'rttP99', 'round trip p99', 'ms', 'ws', null);
