@@ -55,7 +55,7 @@ export class Attempt {
    */
   declare ifSuperseded: Route | null | undefined;
   /** The link, once made. */
-  declare transport: Transport | undefined;
+  declare link: Transport | undefined;
   /** The check that an open stream is not held back by a proxy, on a transport that may be (§13.3). */
   declare streamCheck: StreamCheck | undefined;
   /** Stops the upgrade probe in flight. */
@@ -122,6 +122,6 @@ export class Attempt {
     this.stopProbe?.();
     this.stopProbe = undefined;
     this.streamCheck?.stop();
-    this.transport?.close(code);
+    this.link?.close(code);
   }
 }

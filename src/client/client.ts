@@ -117,7 +117,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
    * own (WebSocket, `share: false`, no Web Locks) and while not open.
    */
   get sharing(): 'holder' | 'follower' | null {
-    return this.#state.openAttempt()?.transport?.sharing?.() ?? null;
+    return this.#state.openAttempt()?.link?.sharing?.() ?? null;
   }
 
   /** The cursor: the id of the last message delivered, or where the stream starts (PROTOCOL.md §6.4). */
@@ -188,7 +188,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
    */
   close(): void {
     if (this.#state.kind === 'closed') return;
-    this.#state.attempt()?.transport?.send(encodeBatch([{ t: 'bye' }]));
+    this.#state.attempt()?.link?.send(encodeBatch([{ t: 'bye' }]));
     this.#end(null, 'close-called');
   }
 
@@ -240,7 +240,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     const live = (): boolean => this.#state.holds(a);
     a.ticketAt = clock.now();
     try {
-      a.transport = make(this.#endpoint, {
+      a.link = make(this.#endpoint, {
         onOpen: () => {
           if (live()) a.linkUpAt = clock.now();
         },
@@ -336,7 +336,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     this.#floor = serverDelay(f.retry);
     this.#liveness.heartbeat = heartbeatOf(f.hb);
     this.#cursor = f.cursor;
-    this.#outbox.hello(f.ack, f.resumed, f.max, a.transport?.binary === true);
+    this.#outbox.hello(f.ack, f.resumed, f.max, a.link?.binary === true);
     this.#liveness.watch(a);
     this.#flushSoon();
     this.#state.enter({ kind: 'open', attempt: a }, 'connected');
@@ -356,7 +356,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
    */
   #refresh(a: Attempt): void {
     credentialsOf(this.#options.auth).then(
-      (c) => this.#state.openAttempt() === a && a.transport?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
+      (c) => this.#state.openAttempt() === a && a.link?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
       (error: UnbrokenError) => this.#state.attempt() === a && this.#fail(error),
     );
   }
@@ -379,7 +379,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     queueMicrotask(() => {
       this.#flushing = false;
       const a = this.#state.openAttempt();
-      if (a && this.#liveness.failIfDead(a)) for (const unit of this.#outbox.take()) a.transport?.send(unit);
+      if (a && this.#liveness.failIfDead(a)) for (const unit of this.#outbox.take()) a.link?.send(unit);
     });
   }
 

@@ -27,7 +27,7 @@ export class Liveness {
 
   /** Ms left before the stream of `a` counts as dead: 2 × `hb` after its last byte (§11). */
   #left(a: Attempt): number {
-    return this.heartbeat ? a.lastStreamByteAt + 2 * this.heartbeat - this.#clock.now() : Number.POSITIVE_INFINITY;
+    return this.heartbeat ? a.lastStreamByteAt + 2 * this.heartbeat - this.#clock.now() : Infinity;
   }
 
   /**
@@ -49,7 +49,7 @@ export class Liveness {
   sendPing(a: Attempt, pong: (at: number) => void, reject: (error: UnbrokenError) => void, answered?: () => void): number {
     const n = ++this.#pingId;
     this.#pings.set(n, [pong, reject]);
-    a.transport?.send(encodeBatch([{ t: 'ping', n }]), answered);
+    a.link?.send(encodeBatch([{ t: 'ping', n }]), answered);
     return n;
   }
 

@@ -269,6 +269,22 @@ describe(`minified ${CLIENT_IIFE}`, () => {
     expect(Object.keys(global as object).sort()).toEqual(Object.keys(esm).filter((name) => !forBundlers.includes(name)).sort());
   });
 
+  it('keeps every key that another tab or the server reads: only the client’s own names are shortened', () => {
+    // Announcements and the leave message cross a BroadcastChannel to tabs that may run the ESM
+    // build (PROTOCOL.md §7.5); the ticket, attach and detach bodies go to the server (§3.4, §7.5).
+    // rollup.config.mjs shortens the names in INTERNAL_PROPERTIES, which must leave these alone.
+    const crossing = [
+      /\{t:"opening",linked:/,
+      /\{t:"up",id:/,
+      /\{t:"gone",id:/,
+      /\{t:"leave",id:[\w$#.]+,channels:/,
+      /JSON\.stringify\(\{carrier:[\w$#.]+,channels:/,
+      /JSON\.stringify\(\{carrier:[\w$#.]+,channel:/,
+      /JSON\.stringify\(\{\.\.\.[\w$#.]+,credentials:/,
+    ];
+    for (const literal of crossing) expect(code).toMatch(literal);
+  });
+
   it(`stays within the size budget: gzip -9 ≤ ${GZIP_BUDGET} B`, () => {
     expect(BUDGET_FILE).toBe(CLIENT_IIFE);
     const report = measure(CLIENT_IIFE);
