@@ -31,7 +31,7 @@ import { Moves } from './moves.js';
 import { endpointBase, endpointUrl, resolveOptions, type BaseClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
 import { watchPage } from './page-lifecycle.js';
-import { backoff, classify, heartbeatOf, serverDelay } from './reconnect-policy.js';
+import { backoff, classify, heartbeatOf, nextStart, serverDelay } from './reconnect-policy.js';
 import { Race, howFailed } from './race.js';
 import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
 import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
@@ -402,24 +402,9 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     if (this.#state.kind === 'closed') return;
     const verdict = classify(code, { opened: a?.opened === true, linked: a?.ticketAt !== undefined, after: a?.after });
     if (verdict === 'fatal') return this.#end(error, code);
-    let delay: number | undefined;
-    if (a?.reconnectAt !== undefined) {
-      delay = Math.max(0, a.reconnectAt - now);
-    } else if (code === 'SUPERSEDED' && a?.ifSuperseded !== undefined && now - (a.helloAt ?? now) < this.#options.connectTimeout) {
-      // The attempt `a` beat in a race attached after it (§13.3): at once, where that one got through.
-      if (a.ifSuperseded) this.#selector.follow(a.ifSuperseded);
-      delay = 0;
-    } else if (verdict === 'reauthenticate' && a?.after !== code) {
-      // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
-      delay = 0;
-    } else if (verdict === 'fallback' && a) {
-      const next = fallbackRoute(a.name, this.#selector.leftReason(a.name, howFailed(a, code)), this.#selector.available(this.#options.environment()));
-      // The list is exhausted (`null`): back off, then start over from its first transport.
-      this.#selector.follow(next);
-      if (next) delay = 0;
-    } else if (a?.helloAt !== undefined && now - a.helloAt >= this.#options.minUptime) {
-      this.#failures = 0;
-    }
+    const fallback = (): Route | null =>
+      a ? fallbackRoute(a.name, this.#selector.leftReason(a.name, howFailed(a, code)), this.#selector.available(this.#options.environment())) : null;
+    const delay = nextStart(code, verdict, a, now, this.#options, fallback, (route) => this.#selector.follow(route), () => (this.#failures = 0));
     const wait = delay ?? backoff(this.#failures++, this.#floor, this.#options, this.#options.random);
     const timer = this.#options.clock.setTimeout(() => this.#start(), Math.min(wait, 2 ** 31 - 1));
     // Moving on to the next transport at once is still the same (re)connection, not a new state.

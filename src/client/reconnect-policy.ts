@@ -3,6 +3,7 @@
  * the client waits on (§13.5): pure functions, tested with a seeded random.
  */
 import { ERROR_CODES, type ErrorCode, type FailureAction } from '../protocol/index.js';
+import type { Route } from './transport-selector.js';
 
 /** The options {@link backoff} reads. */
 export interface BackoffOptions {
@@ -61,4 +62,50 @@ export function classify(code: ErrorCode, failed: FailedAttempt = { opened: true
   return action === 'retry' && !failed.opened && failed.linked !== false && (code === 'TRANSPORT_ERROR' || code === 'CONNECT_TIMEOUT')
     ? 'fallback'
     : action;
+}
+
+/** What {@link nextStart} knows of the attempt that failed, past what {@link classify} knows. */
+export interface EndedAttempt {
+  /** When the next attempt starts at the latest: the server's `reconnect` (§10.2), a shared connection's handover (§7.5). */
+  readonly reconnectAt?: number | undefined;
+  /** When its `hello` arrived, if it did. */
+  readonly helloAt?: number | undefined;
+  /** Where to go if a newer connection supersedes it soon after its `hello`: the rival it beat (§13.3). */
+  readonly ifSuperseded?: Route | null | undefined;
+  /** The code of the failure the attempt was started after, if any. */
+  readonly after?: ErrorCode | undefined;
+}
+
+/**
+ * When the attempt after a failed one starts, given the failure's `verdict` ({@link classify}, not
+ * `fatal`): at once (0), after an exact number of ms, or after a backoff (`undefined`). Where it goes
+ * changes only on a race lost to a newer connection and on a fallback, through `follow` (`null`: the
+ * list is exhausted, start over from its first); `steady` is told when `a` had stayed open
+ * `minUptime`, so that the count of failures starts over. `fallbackRoute` is asked only on a fallback.
+ */
+export function nextStart(
+  code: ErrorCode,
+  verdict: FailureAction | 'fallback',
+  a: EndedAttempt | undefined,
+  now: number,
+  timing: { readonly connectTimeout: number; readonly minUptime: number },
+  fallbackRoute: () => Route | null,
+  follow: (route: Route | null) => void,
+  steady: () => void,
+): number | undefined {
+  if (a?.reconnectAt !== undefined) return Math.max(0, a.reconnectAt - now);
+  if (code === 'SUPERSEDED' && a?.ifSuperseded !== undefined && now - (a.helloAt ?? now) < timing.connectTimeout) {
+    // The attempt `a` beat in a race attached after it (§13.3): at once, where that one got through.
+    if (a.ifSuperseded) follow(a.ifSuperseded);
+    return 0;
+  }
+  // At once, with fresh credentials; a second time in a row only after a backoff (§3.5).
+  if (verdict === 'reauthenticate' && a?.after !== code) return 0;
+  if (verdict === 'fallback' && a) {
+    const route = fallbackRoute();
+    follow(route);
+    return route ? 0 : undefined;
+  }
+  if (a?.helloAt !== undefined && now - a.helloAt >= timing.minUptime) steady();
+  return undefined;
 }

@@ -1,9 +1,64 @@
 import { describe, expect, it, vi } from 'vitest';
-import { backoff, classify } from '../../src/client/reconnect-policy.js';
+import { backoff, classify, nextStart, type EndedAttempt } from '../../src/client/reconnect-policy.js';
+import type { Route } from '../../src/client/transport-selector.js';
 import { CloseCode, ERROR_CODES, type ErrorCode } from '../../src/protocol/index.js';
 import { record, seededRandom, settle, useMockServer, type MockServer } from './client-harness.js';
 
 const OPTIONS = { reconnectDelay: 500, maxReconnectDelay: 30_000 };
+
+describe('nextStart(): when and where the attempt after a failure starts', () => {
+  const TIMING = { connectTimeout: 3_000, minUptime: 5_000 };
+  const NEXT: Route = { name: 'sse', reason: 'refused' };
+  /** Calls nextStart at t = 10,000 and says what it returned, followed and reset. */
+  function start(code: ErrorCode, verdict: ReturnType<typeof classify>, a: EndedAttempt | undefined, fallback: Route | null = NEXT) {
+    const followed: (Route | null)[] = [];
+    let steady = false;
+    let asked = false;
+    const delay = nextStart(
+      code,
+      verdict,
+      a,
+      10_000,
+      TIMING,
+      () => {
+        asked = true;
+        return fallback;
+      },
+      (route) => followed.push(route),
+      () => (steady = true),
+    );
+    return { delay, followed, steady, asked };
+  }
+
+  it('keeps the time the server or a handover set (§10.2, §7.5), and never a negative one', () => {
+    expect(start('SERVER_RESTART', 'retry', { reconnectAt: 12_500, helloAt: 0 })).toEqual({ delay: 2_500, followed: [], steady: false, asked: false });
+    expect(start('TRANSPORT_ERROR', 'fallback', { reconnectAt: 9_000 }).delay).toBe(0);
+  });
+
+  it('goes at once where the newer connection got through when a race it won is superseded soon after (§13.3)', () => {
+    expect(start('SUPERSEDED', 'retry', { helloAt: 9_000, ifSuperseded: NEXT })).toEqual({ delay: 0, followed: [NEXT], steady: false, asked: false });
+    expect(start('SUPERSEDED', 'retry', { helloAt: 9_000, ifSuperseded: null })).toMatchObject({ delay: 0, followed: [] });
+    // Past the connect deadline, a SUPERSEDED is an ordinary retry with backoff.
+    expect(start('SUPERSEDED', 'retry', { helloAt: 6_000, ifSuperseded: NEXT })).toMatchObject({ delay: undefined, followed: [], steady: false });
+  });
+
+  it('reauthenticates at once, but only once in a row (§3.5)', () => {
+    expect(start('UNAUTHORIZED', 'reauthenticate', { helloAt: 9_000 }).delay).toBe(0);
+    expect(start('UNAUTHORIZED', 'reauthenticate', { after: 'UNAUTHORIZED' }).delay).toBeUndefined();
+  });
+
+  it('falls back at once to the route the selector gives, and backs off to start over when there is none (§13.3)', () => {
+    expect(start('CONNECT_TIMEOUT', 'fallback', {})).toEqual({ delay: 0, followed: [NEXT], steady: false, asked: true });
+    expect(start('CONNECT_TIMEOUT', 'fallback', {}, null)).toEqual({ delay: undefined, followed: [null], steady: false, asked: true });
+    expect(start('CONNECT_TIMEOUT', 'fallback', undefined)).toMatchObject({ delay: undefined, asked: false });
+  });
+
+  it('backs off otherwise, and starts the count of failures over after minUptime open (§10.1)', () => {
+    expect(start('HEARTBEAT_TIMEOUT', 'retry', { helloAt: 5_000 })).toEqual({ delay: undefined, followed: [], steady: true, asked: false });
+    expect(start('HEARTBEAT_TIMEOUT', 'retry', { helloAt: 5_001 }).steady).toBe(false);
+    expect(start('TRANSPORT_ERROR', 'retry', {}).steady).toBe(false);
+  });
+});
 
 describe('backoff()', () => {
   it('is the floor plus full jitter over initialDelay × 2^attempt (§10.1.jitter)', () => {
