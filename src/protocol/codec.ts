@@ -321,10 +321,10 @@ export function utf8Length(text: string): number {
     const code = text.charCodeAt(i);
     if (code < 0x80) length += 1;
     else if (code < 0x800) length += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      length += 4;
+    else if (code >= 0xd800 && code <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      length += 4; // a surrogate pair: one code point
       i++;
-    } else length += 3;
+    } else length += 3; // the rest of the BMP, and a lone surrogate (sent as U+FFFD)
   }
   return length;
 }

@@ -56,6 +56,12 @@ export interface Connection {
    * frames omit it: bytes then travel as base64.
    */
   writeBinary?(frame: Uint8Array, notify?: boolean): void;
+  /**
+   * Writes a text batch of several frames given as its UTF-8 bytes (a WebSocket text frame), `notify`
+   * as for a text batch. An adapter that has it gets every batch of more than one frame so: the core
+   * encodes the frames into one buffer instead of joining them into a string the socket encodes again.
+   */
+  writeTextBytes?(batch: Uint8Array, notify?: boolean): void;
   /** Bytes written but not yet handed to the network. */
   bufferedBytes(): number;
   /**

@@ -308,11 +308,15 @@ export class Downlink implements ConnectionHandle {
     let wrote = false;
     // Only a replay waits for room (`room()`): live writes ask for no completion callback.
     const notify = this.#state === 'replaying';
+    const asBytes = this.connection.writeTextBytes !== undefined;
     while (this.#queue.length > 0 && this.#queue.bytes >= keep && this.connection.writable()) {
-      const next = this.#queue.take()!;
+      const next = this.#queue.take(asBytes)!;
       if (next.kind === 'binary') {
         this.#cursor = next.id;
         this.connection.writeBinary!(next.frame, notify);
+      } else if (next.kind === 'batch-bytes') {
+        if (next.lastMessageId !== undefined) this.#cursor = next.lastMessageId;
+        this.connection.writeTextBytes!(next.bytes, notify);
       } else {
         const { text, lastMessageId } = next;
         if (lastMessageId !== undefined) this.#cursor = lastMessageId;

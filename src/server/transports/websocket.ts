@@ -26,6 +26,8 @@ function ignore(): void {}
 
 /** `ws`'s send options for a binary frame, made once. */
 const BINARY = { binary: true } as const;
+/** Options of a text frame sent as its UTF-8 bytes (a batch the core encoded, `writeTextBytes`). */
+const TEXT = { binary: false } as const;
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
@@ -147,6 +149,11 @@ class WebSocketConnection implements Connection {
     // then, rather than kept by every connection for the few writes that ask for one.
     if (batch.notify) this.#ws.send(batch.text, (error) => this.#written(error));
     else this.#ws.send(batch.text);
+  }
+
+  writeTextBytes(batch: Uint8Array, notify?: boolean): void {
+    if (notify) this.#ws.send(batch, TEXT, (error) => this.#written(error));
+    else this.#ws.send(batch, TEXT);
   }
 
   writeBinary(frame: Uint8Array, notify?: boolean): void {
