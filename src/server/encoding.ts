@@ -113,7 +113,8 @@ function textItem(message: StoredMessage, dataText: string, binary = false): Que
   const text = messageFrameText(message, dataText, binary);
   // Counted over the parts, not the frame: the frame is a string joined from them, which a count
   // would first copy into one. JSON escapes only into ASCII, so the parts' bytes past their length
-  // are the frame's, exactly: the link queue encodes a batch to bytes by these counts (`link-queue.ts`).
+  // are the frame's: exact, or high where JSON escaped a lone surrogate, never low — the link queue
+  // encodes a batch to bytes by these counts (`link-queue.ts`).
   const { id, event } = message;
   const bytes = text.length + extraUtf8(dataText) + extraUtf8(id) + (event === undefined ? 0 : extraUtf8(event));
   return { kind: 'text', text, bytes, id, alone: undefined };

@@ -64,30 +64,32 @@ export class LinkQueue {
       this.#advance(items, 1, first.frame.length);
       return first;
     }
-    let index = this.#head;
+    const from = this.#head;
+    let index = from;
     let chars = 2;
     let bytes = 0;
     let lastMessageId: string | undefined;
-    const parts: string[] = [];
     for (; index < items.length; index++) {
       const next = items[index]!;
-      if (next.kind !== 'text' || (parts.length > 0 && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
-      parts.push(next.text);
+      if (next.kind !== 'text' || (index > from && chars + next.text.length + 1 > MAX_BATCH_CHARS)) break;
       chars += next.text.length + 1;
       bytes += next.bytes;
       if (next.id !== undefined) lastMessageId = next.id;
     }
-    const count = index - this.#head;
+    const count = index - from;
     this.#advance(items, count, bytes);
     if (count === 1) {
       // Joined from pieces, so that the text is one flat string (see below).
       first.alone ??= ['[', first.text, ']'].join('');
       return { kind: 'batch', text: first.alone, lastMessageId };
     }
+    // The loop took text items only.
+    const batch = items.slice(from, index) as TextItem[];
     if (asBytes) {
-      const encoded = encodeBatchBytes(items as readonly TextItem[], index - count, count, bytes);
+      const encoded = encodeBatchBytes(batch, bytes);
       if (encoded) return { kind: 'batch-bytes', bytes: encoded, lastMessageId };
     }
+    const parts = batch.map((item) => item.text);
     // The brackets join the first and last frames rather than the joined text: `[` + text + `]` would
     // be a string of three pieces that every later reader (the byte count, the socket) copies into one.
     parts[0] = `[${parts[0]!}`;
@@ -115,18 +117,18 @@ export class LinkQueue {
 type TextItem = QueuedItem & { readonly kind: 'text' };
 
 /**
- * The text items `items[from…from + count)` as the UTF-8 bytes of a JSON array, `[a,b,…]`, given
- * `bytes`, the sum of their counted UTF-8 lengths. A count is exact or high, never low (`utf8Length`
- * is exact, and JSON escapes only into ASCII, `encoding.ts`), so every item fits; one counted high
- * (a lone surrogate that JSON escaped) leaves the batch to the string join (undefined).
+ * The text items of `batch` as the UTF-8 bytes of a JSON array, `[a,b,…]`, given `bytes`, the sum of
+ * their counted UTF-8 lengths. A count is exact or high, never low (`utf8Length` is exact, and JSON
+ * escapes only into ASCII, `encoding.ts`), so every item fits; one counted high (a lone surrogate
+ * that JSON escaped) leaves the batch to the string join (undefined).
  */
-function encodeBatchBytes(items: readonly TextItem[], from: number, count: number, bytes: number): Uint8Array | undefined {
-  const frame = Buffer.allocUnsafe(bytes + count + 1);
+function encodeBatchBytes(batch: readonly TextItem[], bytes: number): Uint8Array | undefined {
+  const frame = Buffer.allocUnsafe(bytes + batch.length + 1);
   let at = 0;
   frame[at++] = 0x5b; // [
-  for (let index = from; index < from + count; index++) {
-    if (index > from) frame[at++] = 0x2c; // ,
-    const item = items[index]!;
+  for (let index = 0; index < batch.length; index++) {
+    if (index > 0) frame[at++] = 0x2c; // ,
+    const item = batch[index]!;
     const written = frame.write(item.text, at);
     if (written !== item.bytes) return undefined;
     at += written;

@@ -97,16 +97,21 @@ describe('BaseClient: the transports it is given, and no other', () => {
     expect(requests.filter((line) => line !== 'POST /ticket')).toEqual([]);
   });
 
-  it('falls back to the next transport of its own list, skipping one it was not given', async () => {
-    const url = await start();
-    proxy!.setCondition('ws-blocked');
-    const made = client(url, [webSocketTransport, longPollingTransport]);
+  /** With WebSocket refused, `made` falls back to long polling and exchanges there, never asking for SSE. */
+  async function expectLongPollingAlone(made: BaseClient): Promise<void> {
     const reached = deferred<TransportEvent>();
     made.on('transport', (event) => reached.resolve(event));
     const exchanged = exchange(made);
     expect(await reached.promise).toEqual({ transport: 'long-polling', previous: null, reason: 'refused' });
     expect(await exchanged).toEqual(['world', { echo: 'hello' }]);
     expect(requests.filter((line) => line === 'GET /sse' || line === 'GET /carrier')).toEqual([]);
+  }
+
+  it('falls back to the next transport of its own list, skipping one it was not given', async () => {
+    const url = await start();
+    proxy!.setCondition('ws-blocked');
+    const made = client(url, [webSocketTransport, longPollingTransport]);
+    await expectLongPollingAlone(made);
   });
 
   it('connect() takes the imported transports too, mixed with names, and uses only those', async () => {
@@ -114,12 +119,7 @@ describe('BaseClient: the transports it is given, and no other', () => {
     proxy!.setCondition('ws-blocked');
     const made = connect(url, { ...nodeEnvironment, ...FAST, transports: [webSocketTransport, 'long-polling'] });
     clients.push(made);
-    const reached = deferred<TransportEvent>();
-    made.on('transport', (event) => reached.resolve(event));
-    const exchanged = exchange(made);
-    expect(await reached.promise).toEqual({ transport: 'long-polling', previous: null, reason: 'refused' });
-    expect(await exchanged).toEqual(['world', { echo: 'hello' }]);
-    expect(requests.filter((line) => line === 'GET /sse' || line === 'GET /carrier')).toEqual([]);
+    await expectLongPollingAlone(made);
   });
 
   it('refuses at once a list that is empty or holds anything but transports of this package', () => {
