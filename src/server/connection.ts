@@ -23,6 +23,11 @@ export interface TextBatch {
   readonly notify?: boolean;
 }
 
+/** A text batch as its UTF-8 bytes (`Connection.writeTextBytes`); the rest as in {@link TextBatch}. */
+export interface TextBytes extends Omit<TextBatch, 'text'> {
+  readonly bytes: Uint8Array;
+}
+
 /** How the core ends a connection. */
 export type CloseReason =
   /** Tell the client why (an `error` frame then the close code, or the HTTP status and error body). */
@@ -57,11 +62,11 @@ export interface Connection {
    */
   writeBinary?(frame: Uint8Array, notify?: boolean): void;
   /**
-   * Writes a text batch of several frames given as its UTF-8 bytes (a WebSocket text frame), `notify`
-   * as for a text batch. An adapter that has it gets every batch of more than one frame so: the core
-   * encodes the frames into one buffer instead of joining them into a string the socket encodes again.
+   * Writes a text batch of several frames given as its UTF-8 bytes. An adapter that has it gets every
+   * batch of more than one frame so: the core encodes the frames into one buffer instead of joining
+   * them into a string that the socket or the response then counts and encodes again.
    */
-  writeTextBytes?(batch: Uint8Array, notify?: boolean): void;
+  writeTextBytes?(batch: TextBytes): void;
   /** Bytes written but not yet handed to the network. */
   bufferedBytes(): number;
   /**

@@ -315,8 +315,9 @@ export class Downlink implements ConnectionHandle {
         this.#cursor = next.id;
         this.connection.writeBinary!(next.frame, notify);
       } else if (next.kind === 'batch-bytes') {
-        if (next.lastMessageId !== undefined) this.#cursor = next.lastMessageId;
-        this.connection.writeTextBytes!(next.bytes, notify);
+        const { bytes, lastMessageId } = next;
+        if (lastMessageId !== undefined) this.#cursor = lastMessageId;
+        this.connection.writeTextBytes!(lastMessageId === undefined ? { bytes, notify } : { bytes, lastMessageId, notify });
       } else {
         const { text, lastMessageId } = next;
         if (lastMessageId !== undefined) this.#cursor = lastMessageId;

@@ -189,20 +189,20 @@ export function answerError(
   response.end(body);
 }
 
-/** Answers 200 with one batch. */
-export function answerBatch(request: http.IncomingMessage, response: http.ServerResponse, text: string): void {
-  answerJson(request, response, text);
+/** Answers 200 with one batch, as text or as its UTF-8 bytes. */
+export function answerBatch(request: http.IncomingMessage, response: http.ServerResponse, batch: string | Uint8Array): void {
+  answerJson(request, response, batch);
 }
 
-/** Answers 200 with JSON `text`: a batch, or the ticket of `POST P/ticket` (§3.4). */
-export function answerJson(request: http.IncomingMessage, response: http.ServerResponse, text: string): void {
+/** Answers 200 with JSON, as text or as its UTF-8 bytes: a batch, or the ticket of `POST P/ticket` (§3.4). */
+export function answerJson(request: http.IncomingMessage, response: http.ServerResponse, body: string | Uint8Array): void {
   response.writeHead(200, {
     ...corsHeaders(request),
     'Content-Type': 'application/json; charset=utf-8',
     'Cache-Control': 'no-store',
-    'Content-Length': String(Buffer.byteLength(text)),
+    'Content-Length': String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength),
   });
-  response.end(text);
+  response.end(body);
 }
 
 /**

@@ -84,6 +84,20 @@ describe('§7.4 long polling', () => {
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
   });
 
+  it('§7.4 answers a held poll with the messages of one turn in one batch, whatever characters they hold, its Content-Length in bytes', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const { hello } = await firstPoll(h);
+    const arrived = h.handled('/poll');
+    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
+    await arrived;
+    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    // No await between the sends: the server queues them in one turn and answers the poll with them all.
+    const ids = await Promise.all(texts.map((text) => h.server.broadcast(text)));
+    const reply = await held;
+    expect(framesOf(reply, 'the held poll')).toEqual(texts.map((text, i) => ({ t: 'msg', id: ids[i], d: text })));
+    expect(reply.headers.get('content-length')).toBe(String(Buffer.byteLength(reply.text)));
+  });
+
   it('§7.4.open opens a new connection, with a hello at once, for a poll with a ticket even when c and last continue', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello } = await firstPoll(h, {});

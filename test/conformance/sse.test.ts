@@ -125,6 +125,19 @@ describe('§7.2 Server-Sent Events', () => {
     expect(received.frame).toMatchObject({ e: 'multi', d: tricky });
   });
 
+  it('§7.2 carries several messages sent in one turn as one event, whatever characters they hold, with the id of the last', async () => {
+    const h = await harnesses.start();
+    const sse = await openSse(h);
+    await sse.hello();
+    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    // No await between the sends: the server queues them in one turn and writes them as one batch.
+    const ids = await Promise.all(texts.map((text) => h.server.broadcast(text)));
+    const received = await sse.take('msg', texts.length);
+    expect(received.map((r) => r.frame)).toEqual(texts.map((text, i) => ({ t: 'msg', id: ids[i], d: text })));
+    expect(new Set(received.map((r) => r.batch)).size).toBe(1);
+    expect(sse.eventOf(received[0]!.batch).id).toBe(ids[ids.length - 1]);
+  });
+
   it('§7.2 resumes from the last query parameter when there is no Last-Event-ID header', async () => {
     const h = await harnesses.start();
     const hello = await droppedSession(h);

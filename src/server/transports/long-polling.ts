@@ -14,7 +14,7 @@
  */
 import type http from 'node:http';
 import { CONNECTION_HEADER, QueryParam, encodeBatch } from '../../protocol/index.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { admit, admitRequest, answerBatch, answerError, queryValue } from '../http.js';
 import type { ServerSession } from '../session.js';
 import { SECRET_PATTERN, type TicketGrant } from '../tickets.js';
@@ -108,6 +108,11 @@ class LongPollConnection implements Connection {
   write(batch: TextBatch): void {
     const poll = this.#take();
     if (poll) answerBatch(poll.request, poll.response, batch.text);
+  }
+
+  writeTextBytes(batch: TextBytes): void {
+    const poll = this.#take();
+    if (poll) answerBatch(poll.request, poll.response, batch.bytes);
   }
 
   bufferedBytes(): number {

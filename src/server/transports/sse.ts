@@ -5,22 +5,33 @@
 import type http from 'node:http';
 import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../protocol/index.js';
 import { admitRequest, corsHeaders, queryValue } from '../http.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
 
 const LINE_BREAK = /\r\n|\r|\n/;
+const CR = 0x0d;
+const LF = 0x0a;
 
 /**
- * One event: `retry:` on the first, `id:` when it carries messages, the batch on `data:` lines. In
- * pieces, written one after the other: a batch is up to 256 KiB, and a string concatenated around it
- * would be copied whole before the response could count its bytes.
+ * One event, from a batch as text or as its UTF-8 bytes: `retry:` on the first, `id:` when it
+ * carries messages, the batch on `data:` lines. In pieces, written one after the other: a batch is
+ * up to 256 KiB, and a string concatenated around it would be copied whole before the response could
+ * count its bytes.
  */
-function formatEvent(text: string, id: string | undefined, retry: number | undefined): string[] {
+export function formatEvent(batch: string, id: string | undefined, retry: number | undefined): string[];
+export function formatEvent(batch: string | Uint8Array, id: string | undefined, retry: number | undefined): (string | Uint8Array)[];
+export function formatEvent(batch: string | Uint8Array, id: string | undefined, retry: number | undefined): (string | Uint8Array)[] {
   const head = (retry === undefined ? '' : `retry: ${retry}\n`) + (id === undefined ? '' : `id: ${id}\n`);
   // JSON text holds no raw CR or LF, but the event format requires splitting on them should it ever.
-  if (LINE_BREAK.test(text)) return [`${head}${text.split(LINE_BREAK).map((line) => `data: ${line}\n`).join('')}\n`];
-  return [`${head}data: `, text, '\n\n'];
+  let lines: string | undefined;
+  if (typeof batch === 'string') {
+    if (LINE_BREAK.test(batch)) lines = batch;
+  } else if (batch.includes(LF) || batch.includes(CR)) {
+    lines = Buffer.from(batch.buffer, batch.byteOffset, batch.byteLength).toString('utf8');
+  }
+  if (lines !== undefined) return [`${head}${lines.split(LINE_BREAK).map((line) => `data: ${line}\n`).join('')}\n`];
+  return [`${head}data: `, batch, '\n\n'];
 }
 
 class SseConnection implements Connection {
@@ -51,6 +62,11 @@ class SseConnection implements Connection {
     this.#retry = undefined;
   }
 
+  writeTextBytes(batch: TextBytes): void {
+    this.#send(formatEvent(batch.bytes, batch.lastMessageId, this.#retry));
+    this.#retry = undefined;
+  }
+
   bufferedBytes(): number {
     return this.#response.writableLength;
   }
@@ -64,7 +80,7 @@ class SseConnection implements Connection {
     this.#response.end();
   }
 
-  #send(pieces: readonly string[]): void {
+  #send(pieces: readonly (string | Uint8Array)[]): void {
     const response = this.#response;
     // Corked, so that the pieces of the event leave in one write to the socket.
     response.cork();

@@ -17,7 +17,7 @@ import {
   type ErrorFrame,
 } from '../../protocol/index.js';
 import { admitRequest, originAdmitted, queryValue } from '../http.js';
-import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type UpstreamFrame } from '../connection.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
 
@@ -151,9 +151,9 @@ class WebSocketConnection implements Connection {
     else this.#ws.send(batch.text);
   }
 
-  writeTextBytes(batch: Uint8Array, notify?: boolean): void {
-    if (notify) this.#ws.send(batch, TEXT, (error) => this.#written(error));
-    else this.#ws.send(batch, TEXT);
+  writeTextBytes(batch: TextBytes): void {
+    if (batch.notify) this.#ws.send(batch.bytes, TEXT, (error) => this.#written(error));
+    else this.#ws.send(batch.bytes, TEXT);
   }
 
   writeBinary(frame: Uint8Array, notify?: boolean): void {
