@@ -287,6 +287,9 @@ describe('RedisStore live delivery', () => {
       const { store: b } = await open(own, { prefix: 'restart' });
       const heard: string[] = [];
       a.subscribe((message) => heard.push(message.id));
+      // The reader starts where the feed stood when its first command reached Redis, sent on a's
+      // connection: a's next answer comes after it, so b's appends from then on are after it too.
+      await a.head();
       const before = await fill(b, 3);
       await vi.waitFor(() => expect(heard).toEqual(before));
       await own.restart();
