@@ -7,12 +7,13 @@ import { encodeBatch, type ErrorCode, type GapFrame, type HelloFrame, type Serve
 import type http from 'node:http';
 import type { CloseReason, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
 import { UnbrokenServerError } from './errors.js';
-import { itemBytes, textQueueItem, type MessageEncodings, type QueuedItem } from './encoding.js';
+import { textQueueItem, type MessageEncodings, type QueuedItem } from './encoding.js';
 import type { SessionHub } from './hub.js';
 import type { ServerSession } from './session.js';
 import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
 import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
+import { ReplaySeam } from './replay-seam.js';
 
 export { MAX_BATCH_CHARS } from './link-queue.js';
 
@@ -47,9 +48,8 @@ export class Downlink implements ConnectionHandle {
   /** Counts replays of this link (the first and one per unpark); a replay of an older count stops. */
   #replays = 0;
   readonly #queue = new LinkQueue();
-  /** Live messages that arrived while the store was read (§6.3: the live/replay seam), encoded; null while none did. */
-  #seam: QueuedItem[] | null = null;
-  #seamBytes = 0;
+  /** Live messages that arrived while the store was read (§6.3); null while none did, as on an idle link. */
+  #seam: ReplaySeam | null = null;
   #cursor: string | null = null;
   /** Highest ack this link told its client (hello.ack included). */
   #acked = 0;
@@ -122,7 +122,7 @@ export class Downlink implements ConnectionHandle {
 
   /** Bytes this connection holds: queued, in the seam buffer, and in the link's own buffer. */
   pressure(): number {
-    return this.#queue.bytes + this.#seamBytes + this.connection.bufferedBytes();
+    return this.#queue.bytes + (this.#seam?.bytes ?? 0) + this.connection.bufferedBytes();
   }
 
   // -- ConnectionHandle -------------------------------------------------------------------------
@@ -167,8 +167,7 @@ export class Downlink implements ConnectionHandle {
     const item = this.#itemOf(encoded);
     if (item === undefined) return;
     if (this.#state !== 'live') {
-      (this.#seam ??= []).push(item);
-      this.#seamBytes += itemBytes(item);
+      (this.#seam ??= new ReplaySeam()).add(item);
       this.#checkBound();
       return;
     }
@@ -194,32 +193,16 @@ export class Downlink implements ConnectionHandle {
   }
 
   /**
-   * Ends the replay if the seam can be placed (§6.3). Every message of the stream that the last read
-   * could see was returned by it, so: a buffered message up to the last replayed one is a repeat, and
-   * one that was buffered before the last read began but not returned lies at or before where the
-   * stream continues. Messages buffered while that read ran, with nothing replayed, cannot be placed:
-   * returns false and the caller reads once more.
+   * Ends the replay if the seam can be placed (§6.3, `ReplaySeam.place`); returns false when the
+   * caller must read once more.
    */
   settle(lastReplayed: string | undefined, mark: number): boolean {
     if (this.#state === 'closed' || this.#state === 'parked') return true;
-    const seam = this.#seam ?? [];
-    let keep: QueuedItem[];
-    if (lastReplayed !== undefined) {
-      const index = seam.findIndex((item) => item.id === lastReplayed);
-      // Not found: the last replayed message was appended before this link subscribed, so every
-      // buffered one came after it.
-      keep = index >= 0 ? seam.slice(index + 1) : seam;
-    } else {
-      keep = seam.slice(mark);
-      if (keep.length > 0) {
-        this.#seam = keep;
-        this.#seamBytes = this.#sizeOf(keep);
-        return false;
-      }
-    }
-    this.#dropSeam();
+    const after = this.#seam === null ? [] : this.#seam.place(lastReplayed, mark);
+    if (after === null) return false;
+    this.#seam = null;
     this.#state = 'live';
-    for (const item of keep) this.#enqueue(item);
+    for (const item of after) this.#enqueue(item);
     // What was queued during the replay (its pages, an unpark's ack) goes out now, even when the
     // seam added nothing.
     if (this.#queue.length > 0) this.#scheduleFlush();
@@ -374,7 +357,7 @@ export class Downlink implements ConnectionHandle {
     if (this.connection.writable()) return false;
     this.#state = 'parked';
     this.#queue.clear();
-    this.#dropSeam();
+    this.#seam = null;
     // A replay waiting for room stops (it sees a newer replay count once unparked, or the park).
     this.#wakeIfRoom();
     return true;
@@ -427,7 +410,7 @@ export class Downlink implements ConnectionHandle {
   #end(reason: CloseReason): void {
     this.#state = 'closed';
     this.#queue.clear();
-    this.#dropSeam();
+    this.#seam = null;
     this.#detach();
     this.#wakeIfRoom();
     this.connection.close(reason);
@@ -437,24 +420,13 @@ export class Downlink implements ConnectionHandle {
     if (this.#state !== 'closed') {
       this.#state = 'closed';
       this.#queue.clear();
-      this.#dropSeam();
+      this.#seam = null;
       this.#wakeIfRoom();
     }
     if (this.session.link === this) {
       this.session.link = null;
       this.session.detachedAt = this.#hub.options.now();
     }
-  }
-
-  #dropSeam(): void {
-    this.#seam = null;
-    this.#seamBytes = 0;
-  }
-
-  #sizeOf(items: readonly QueuedItem[]): number {
-    let bytes = 0;
-    for (const item of items) bytes += itemBytes(item);
-    return bytes;
   }
 
   /** The message as this link queues it; undefined (reported) when it cannot be encoded. */
