@@ -36,7 +36,7 @@ import { Race, howFailed } from './race.js';
 import { credentialsOf, requestTicket, type SessionName } from './ticket.js';
 import type { InboundFrame, LinkContext, TransportFactory, TransportName } from './transport.js';
 export { TRANSITIONS, type ConnectionState, type StateCause } from './events.js';
-import { TransportSelector, fallbackRoute, pick, type Route } from './transport-selector.js';
+import { TransportSelector, fallbackRoute, noTransport, pick, type Route } from './transport-selector.js';
 
 /** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
 const DROP = CloseCode.Reconnecting;
@@ -142,11 +142,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
 
   /** Adds a listener for the next event only; returns the function that removes it. */
   once<K extends keyof ClientEvents<Incoming>>(event: K, listener: Listener<ClientEvents<Incoming>[K]>): () => void {
-    const off = this.on(event, (payload) => {
-      off();
-      listener(payload);
-    });
-    return off;
+    return this.#events.once(event, listener);
   }
 
   /**
@@ -210,10 +206,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     const { transports, clock } = this.#options;
     const env = this.#options.environment();
     const found = pick(this.#selector.route, this.#selector.available(env));
-    if (!found) {
-      const hint = 'each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option';
-      return this.#fail(new UnbrokenError('NO_TRANSPORT', `none of ${transports.map((t) => t.name).join(', ')} can run here: ${hint}`));
-    }
+    if (!found) return this.#fail(noTransport(transports));
     const a = new Attempt(found.name, found.bufferable, clock, after);
     this.#state.enter({ kind: state.kind, attempt: a }, null);
     this.#begin(a, found.make, this.#session);
@@ -306,7 +299,11 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
           break;
         }
         case 'auth':
-          this.#refresh(a);
+          // Fresh credentials on the link of `a`, after what it sent before (§3.5); `a` fails if `auth` does.
+          credentialsOf(this.#options.auth).then(
+            (c) => this.#state.openAttempt() === a && a.link?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
+            (error: UnbrokenError) => this.#state.attempt() === a && this.#fail(error),
+          );
           break;
         case 'pong':
           this.#liveness.pong(f.n, a.lastStreamByteAt);
@@ -348,17 +345,6 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable
     if (this.#state.attempt() !== a) return;
     this.#moves.scheduleProbe(a);
     if (a.bufferable) this.#moves.checkStream(a);
-  }
-
-  /**
-   * Answers the server's `auth` frame on the link of `a`: fresh credentials, after what it sent before
-   * (§3.5). When `auth` fails, so does `a`, with `UNAUTHORIZED`.
-   */
-  #refresh(a: Attempt): void {
-    credentialsOf(this.#options.auth).then(
-      (c) => this.#state.openAttempt() === a && a.link?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
-      (error: UnbrokenError) => this.#state.attempt() === a && this.#fail(error),
-    );
   }
 
   /**

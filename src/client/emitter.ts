@@ -17,6 +17,15 @@ export class Emitter<E> {
     return () => this.off(event, listener);
   }
 
+  /** Adds a listener for the next event only; returns the function that removes it. */
+  once<K extends keyof E>(event: K, listener: Listener<E[K]>): () => void {
+    const off = this.on(event, (payload) => {
+      off();
+      listener(payload);
+    });
+    return off;
+  }
+
   /** Removes a listener added with {@link Emitter.on}. */
   off<K extends keyof E>(event: K, listener: Listener<E[K]>): void {
     this.#l.set(event, this.#get(event).filter((l) => l !== listener));

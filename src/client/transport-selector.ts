@@ -5,6 +5,7 @@
  * functions below compute and the {@link TransportSelector} keeps (with the memory of the transport
  * that worked). Nothing here imports a transport: the client uses only those it is given.
  */
+import { UnbrokenError } from './errors.js';
 import type { TransportChangeReason } from './events.js';
 import type { TransportDefinition, TransportEnvironment, TransportFactory, TransportName, UpgradeProbe } from './transport.js';
 
@@ -65,6 +66,12 @@ export function firstRoute(names: readonly TransportName[], remembered: { name?:
 /** The transport a route picks among those that can run: its own, else the first. */
 export function pick(route: Route, available: readonly AvailableTransport[]): AvailableTransport | undefined {
   return available.find(({ name }) => name === route.name) ?? available[0];
+}
+
+/** `NO_TRANSPORT`: none of `transports` can run here, and what each needs. */
+export function noTransport(transports: readonly TransportDefinition[]): UnbrokenError {
+  const hint = 'each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option';
+  return new UnbrokenError('NO_TRANSPORT', `none of ${transports.map((t) => t.name).join(', ')} can run here: ${hint}`);
 }
 
 /**
