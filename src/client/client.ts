@@ -51,7 +51,7 @@ const DROP = CloseCode.Reconnecting;
  * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
  * @example new BaseClient('/realtime', { transports: [webSocketTransport] })
  */
-export class BaseClient<Incoming = unknown, Outgoing extends Sendable = Sendable> {
+export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> = Sendable> {
   readonly #events = new Emitter<ClientEvents<Incoming>>();
   readonly #options: ResolvedOptions;
   readonly #url: string;

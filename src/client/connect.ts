@@ -29,7 +29,7 @@ const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefini
  * @typeParam Incoming - the data of the messages the application receives (not checked at run time)
  * @typeParam Outgoing - what `send()` accepts: JSON values or bytes, or a narrower type of them
  */
-export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> extends BaseClient<Incoming, Outgoing> {
+export class Client<Incoming = unknown, Outgoing extends Sendable<Outgoing> = Sendable> extends BaseClient<Incoming, Outgoing> {
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
     const listed = options.transports;
@@ -61,7 +61,7 @@ export class Client<Incoming = unknown, Outgoing extends Sendable = Sendable> ex
  * await client.send({ text: 'hello' }); // resolves once the server processed it
  * ```
  */
-export function connect<Incoming = unknown, Outgoing extends Sendable = Sendable>(
+export function connect<Incoming = unknown, Outgoing extends Sendable<Outgoing> = Sendable>(
   url: string,
   options?: ClientOptions,
 ): Client<Incoming, Outgoing> {

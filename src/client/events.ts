@@ -2,7 +2,7 @@
  * The client's public vocabulary: its states and the legal moves between them (PROTOCOL.md §13.1),
  * and every event with its payload.
  */
-import type { ErrorCode, GapReason, JsonValue, TransportName } from '../protocol/index.js';
+import type { CheckedData, ErrorCode, GapReason, JsonValue, TransportName } from '../protocol/index.js';
 import type { UnbrokenError } from './errors.js';
 
 /** The state of a client (PROTOCOL.md §13.1). `closed` is final. */
@@ -37,8 +37,17 @@ export const TRANSITIONS: { readonly [S in ConnectionState]: readonly Connection
   closed: [],
 };
 
-/** What `send()` takes: a JSON value, or bytes. */
-export type Sendable = JsonValue | ArrayBuffer | ArrayBufferView;
+/** Bytes `send()` takes. */
+type SendableBytes = ArrayBuffer | ArrayBufferView;
+
+/**
+ * What `send()` takes. `Sendable` alone is a JSON value or bytes; `Sendable<T>` holds `T` exactly when
+ * every value of `T` can be sent, `interface` types included (`interface Chat { text: string }`,
+ * which has no index signature), and rejects at any depth what JSON cannot carry: functions (so
+ * `Date`, `Map` and instances with methods), `symbol`, `bigint`, `undefined` but as an object
+ * property. Use it as `T extends Sendable<T>`, as `connect<Incoming, Outgoing>()` does.
+ */
+export type Sendable<T = JsonValue | SendableBytes> = CheckedData<T, JsonValue | SendableBytes, SendableBytes>;
 
 /** A message of the stream, as the application receives it. */
 export interface UnbrokenMessage<T = unknown> {

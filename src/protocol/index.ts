@@ -3,3 +3,4 @@ export * from './frames.js';
 export * from './codes.js';
 export * from './codec.js';
 export * from './carrier.js';
+export type * from './sendable.js';

@@ -17,6 +17,7 @@ import {
   type ErrorCode,
   type GapEvent,
   type ScheduleEvent,
+  type Sendable,
   type StateCause,
   type TransportName,
   type UnbrokenError,
@@ -93,6 +94,34 @@ chat.send({ say: 'hi' });
 chat.send({ text: 'hi' });
 // @ts-expect-error: Outgoing must be something send() can carry
 connect<Chat, { handler: () => void }>('/realtime');
+
+// An interface is a valid Outgoing, as on the server (it has no index signature, so it is no
+// JsonValue); what JSON cannot carry is not, at any depth.
+interface Say {
+  say: string;
+  to?: string;
+  mentions: { who: string; at: number }[];
+}
+interface SayWhen {
+  say: string;
+  when: Date;
+}
+const interfaced = connect<Chat, Say>('/realtime');
+expectTypeOf(interfaced.send({ say: 'hi', mentions: [] })).toEqualTypeOf<Promise<void>>();
+// @ts-expect-error: a Date would arrive as a string
+connect<Chat, SayWhen>('/realtime');
+// @ts-expect-error: an undefined array element would arrive as null
+connect<Chat, { scores: (number | undefined)[] }>('/realtime');
+// @ts-expect-error: a bigint has no JSON form
+connect<Chat, { count: bigint }>('/realtime');
+// Bytes of every kind, alone or as the whole of the data.
+connect<Chat, Uint8Array | ArrayBuffer | DataView>('/realtime');
+// `Sendable` alone is a JSON value or bytes; a generic helper carries `Sendable<T>` along.
+expectTypeOf<Sendable>().toEqualTypeOf<import('../../src/protocol/index.js').JsonValue | ArrayBuffer | ArrayBufferView>();
+function sendAll<I, T extends Sendable<T>>(client: Client<I, T>, items: readonly T[]): Promise<void[]> {
+  return Promise.all(items.map((item) => client.send(item)));
+}
+expectTypeOf(sendAll(interfaced, [{ say: 'a', mentions: [] }])).toEqualTypeOf<Promise<void[]>>();
 
 // connect() infers the data type from its type argument; unknown by default.
 expectTypeOf(connect('/realtime')).toEqualTypeOf<Client<unknown>>();
