@@ -180,6 +180,42 @@ describe('§7.5 carriers', () => {
     expect(after.status).toBe(404);
   });
 
+  it('§7.5.isolation carries the messages of one turn to a channel in one line, whatever characters they hold, streamed or polled', async () => {
+    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    const msgs = (frames: readonly ServerFrame[]) => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.d] : []));
+    const h = await harnesses.start(FAST);
+    const streamed = await RawCarrier.open(h);
+    expect((await attach(h, streamed.id, 'u.1')).status).toBe(200);
+    await waitUntil('the hello', () => helloOf(streamed, 'u.1') !== undefined);
+    // No await between the sends: the server queues them in one turn and writes them as one batch.
+    await Promise.all(texts.map((text) => h.server.broadcast(text)));
+    await waitUntil('the messages', () => msgs(streamed.frames('u.1')).length === texts.length);
+    expect(msgs(streamed.frames('u.1'))).toEqual(texts);
+    const withMessages = streamed.lines.filter((line) => 'batch' in line && line.channel === 'u.1' && line.batch.includes('"t":"msg"'));
+    expect(withMessages).toHaveLength(1);
+
+    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
+    const [open] = parseCarrierLines(await first.text());
+    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
+    const id = open.notice.id;
+    expect((await attach(h, id, 'p.1')).status).toBe(200);
+    const poll = (n: number) => fetch(`${h.httpBase}/carrier-poll?v=2&n=${n}`, { headers: { [CARRIER_HEADER]: id } });
+    expect(parseCarrierLines(await (await poll(1)).text()).some((line) => line.channel === 'p.1')).toBe(true);
+    const arrived = h.handled('/carrier-poll');
+    const held = poll(2);
+    await arrived;
+    await Promise.all(texts.map((text) => h.server.broadcast(text)));
+    const answer = await held;
+    const body = await answer.text();
+    expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength(body)));
+    const lines = parseCarrierLines(body);
+    expect(lines).toHaveLength(1);
+    const [line] = lines;
+    if (!line || !('batch' in line)) throw new Error(`expects one batch line, got ${body}`);
+    expect(line.channel).toBe('p.1');
+    expect(msgs(decodeServerBatch(line.batch))).toEqual(texts);
+  });
+
   it('§7.5.no-secret-in-url never puts the carrier id in a URL', async () => {
     const h = await harnesses.start(FAST);
     const carrier = await RawCarrier.open(h);

@@ -19,11 +19,12 @@ import {
   type ErrorCode,
   type TransportName,
 } from '../../protocol/index.js';
-import type { CloseReason, Connection, ConnectionHandle, TextBatch } from '../connection.js';
+import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { readJsonBody } from '../body.js';
 import { admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
+import { PollOutlet, sseOutlet, type Outlet } from './carrier-outlets.js';
 import { admitByTicket } from './ticket.js';
 
 /** The bounds of a carrier (§7.5, §12.1). */
@@ -35,15 +36,6 @@ export const CARRIER_LIMITS = {
   /** Largest body of `POST P/attach` and `POST P/detach`, in bytes. */
   maxBodyBytes: 8_192,
 } as const;
-
-/** Where a carrier's lines go: an SSE response, or the poll it holds. */
-interface Outlet {
-  /** Whether a line written now goes out at once (long polling: only while a poll is held). */
-  writable(): boolean;
-  push(line: string): void;
-  buffered(): number;
-  end(notice: string | null): void;
-}
 
 /** One carrier and its channels. */
 class Carrier {
@@ -117,6 +109,10 @@ class ChannelConnection implements Connection {
     if (!this.#closed) this.carrier.outlet?.push(carrierLine(this.channel, batch.text));
   }
 
+  writeTextBytes(batch: TextBytes): void {
+    if (!this.#closed) this.carrier.outlet?.push(carrierLine(this.channel, ''), batch.bytes);
+  }
+
   bufferedBytes(): number {
     return this.carrier.outlet?.buffered() ?? 0;
   }
@@ -140,124 +136,6 @@ class ChannelConnection implements Connection {
     this.carrier.detach(this);
     // On the next microtask: `close` may run while the hub is still connecting this link.
     queueMicrotask(() => this.#handle?.closed());
-  }
-}
-
-/** The SSE outlet: one event per line, on a response that stays open. */
-function sseOutlet(carrier: Carrier, response: http.ServerResponse): Outlet {
-  let awaitingDrain = false;
-  const writable = (): boolean => !response.writableEnded && !response.destroyed;
-  return {
-    writable,
-    push(line) {
-      if (!writable() || response.write(`data: ${line}\n\n`) || awaitingDrain) return;
-      awaitingDrain = true;
-      response.once('drain', () => {
-        awaitingDrain = false;
-        carrier.resume();
-      });
-    },
-    buffered: () => response.writableLength,
-    end(notice) {
-      if (!writable()) return;
-      response.end(notice === null ? undefined : `data: ${notice}\n\n`);
-    },
-  };
-}
-
-/**
- * The long-polling outlet: lines wait for the poll the carrier holds, and the answer goes out at the
- * end of the tick, so the lines of every channel written meanwhile share it. Between two polls lines
- * wait here, up to `maxMessageSize` bytes: a channel is writable while they fit, so a session's
- * `hello` goes out at once even when the holder's next poll is a round trip away. Each poll names the
- * number of answers its client received (`n`): a lost answer ends the carrier, and every session on
- * it resumes from its own cursor on the next one.
- */
-class PollOutlet implements Outlet {
-  #held: http.ServerResponse | null = null;
-  #lines: string[] = [];
-  #bytes = 0;
-  #answering = false;
-  #answered = 0;
-  #lastSeen: number;
-  #notice: string | null = null;
-
-  constructor(
-    readonly carrier: Carrier,
-    readonly context: TransportContext,
-  ) {
-    this.#lastSeen = context.now();
-  }
-
-  /** Holds `response`, the poll after `answers` answers; false when the carrier cannot go on (an answer was lost, or two polls overlap). */
-  hold(response: http.ServerResponse, answers: number): boolean {
-    if (this.#held !== null || answers !== this.#answered) return false;
-    this.#held = response;
-    this.#lastSeen = this.context.now();
-    response.once('close', () => {
-      // The client gave up on its poll: the holder tab went away, or its carrier is being replaced.
-      if (this.#held === response) this.carrier.end(null);
-    });
-    // Every channel flushes what waited for a poll first: a line written now must not pass it.
-    this.carrier.resume();
-    if (this.#lines.length > 0) this.#answerSoon();
-    return true;
-  }
-
-  writable(): boolean {
-    return this.#bytes < this.context.maxMessageSize;
-  }
-
-  push(line: string): void {
-    this.#lines.push(line);
-    this.#bytes += line.length + 1;
-    this.#answerSoon();
-  }
-
-  buffered(): number {
-    // Bounded by `writable()` itself: past the bound the channels stop writing and park (§12.1.idle-poll).
-    return 0;
-  }
-
-  /** Answers the held poll with a heartbeat when it waited `hb`; true when no poll came for 2 × `hb` (§11). */
-  heartbeat(now: number): boolean {
-    if (this.#held === null) return now - this.#lastSeen >= 2 * this.context.heartbeatInterval;
-    if (now - this.#lastSeen >= this.context.heartbeatInterval && this.#lines.length === 0) this.push(noticeLine({ kind: 'hb' }));
-    return false;
-  }
-
-  end(notice: string | null): void {
-    this.#notice = notice;
-    if (this.#held !== null) this.#answer();
-  }
-
-  #answerSoon(): void {
-    if (this.#answering || this.#held === null) return;
-    this.#answering = true;
-    setImmediate(() => this.#answer());
-  }
-
-  #answer(): void {
-    this.#answering = false;
-    const response = this.#held;
-    if (response === null) return;
-    this.#held = null;
-    this.#lastSeen = this.context.now();
-    if (this.#notice !== null) this.#lines.push(this.#notice);
-    const body = this.#lines.join('\n');
-    this.#lines = [];
-    this.#bytes = 0;
-    this.#answered++;
-    // Room again: what the channels held back for want of it goes out with the next poll.
-    this.carrier.resume();
-    if (response.destroyed) return;
-    response.writeHead(200, {
-      ...corsHeaders(response.req),
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'Content-Length': String(Buffer.byteLength(body)),
-    });
-    response.end(body);
   }
 }
 
