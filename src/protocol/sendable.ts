@@ -7,14 +7,10 @@
 type Unsendable = undefined | void | symbol | bigint | ((...args: never) => unknown);
 
 /**
- * A type that holds `T` exactly when every value of `T` is `Base` (the data one side takes as it is:
- * JSON values and its kinds of `Bytes`), or can be sent as it. Used as `T extends CheckedData<T, …>`.
- *
- * Unlike `Base`, it takes `interface` types, which have no index signature: `interface Chat { text:
- * string }` is sendable. It rejects, at any depth, functions (and so class instances with methods,
- * `Date`, `Map`), `symbol`, `bigint`, and `undefined` where JSON would not leave it out: at the top
- * level and as an array element (where it would arrive as `null`). An optional or `undefined` object
- * property is fine: JSON leaves the key out, and the receiver reads `undefined` all the same.
+ * A type that holds `T` exactly when every value of `T` can be sent: `Base` as it is (JSON values and
+ * the side's kinds of `Bytes`), or an `interface` or object type whose members all can, at any depth.
+ * What it rejects, and why, the public types that use it say: the client's and the server's
+ * `Sendable`. Used as `T extends CheckedData<T, …>`.
  */
 // Written so that `T extends CheckedData<T, …>` is a legal constraint: no conditional type here has
 // `T` itself as a branch, which would make the constraint circular (TS2313). Members are checked by a

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CARRIER_HEADER, decodeServerBatch, parseCarrierLines, type CarrierLine, type ServerFrame } from '../../src/protocol/index.js';
 import { CARRIER_LIMITS } from '../../src/server/transports/carrier.js';
-import { waitUntil } from '../helpers/raw-frames.js';
+import { MIXED_TEXTS, waitUntil } from '../helpers/raw-frames.js';
 import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
 import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { rememberKeys, requestTicket } from '../helpers/raw-ticket.js';
@@ -181,7 +181,7 @@ describe('§7.5 carriers', () => {
   });
 
   it('§7.5.isolation carries the messages of one turn to a channel in one line, whatever characters they hold, streamed or polled', async () => {
-    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    const texts = MIXED_TEXTS;
     const msgs = (frames: readonly ServerFrame[]) => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.d] : []));
     const h = await harnesses.start(FAST);
     const streamed = await RawCarrier.open(h);

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/server/index.js';
-import { waitUntil, within } from '../helpers/raw-frames.js';
+import { MIXED_TEXTS, waitUntil, within } from '../helpers/raw-frames.js';
 import { framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { randomToken } from '../helpers/raw-ticket.js';
@@ -39,6 +39,15 @@ async function firstPoll(h: Harness, options: { sid?: string; last?: string } = 
   const [hello, ...rest] = frames;
   expect(hello?.t, JSON.stringify(frames)).toBe('hello');
   return { hello: hello as HelloFrame, rest };
+}
+
+/** A new connection's hello, and its next poll once the server holds it. */
+async function heldPoll(h: Harness): Promise<{ hello: HelloFrame; held: Promise<HttpAnswer> }> {
+  const { hello } = await firstPoll(h);
+  const arrived = h.handled('/poll');
+  const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
+  await arrived;
+  return { hello, held };
 }
 
 /** The cursor after a batch: the id of its last message, else `cursor`. */
@@ -75,10 +84,7 @@ describe('§7.4 long polling', () => {
 
   it('§7.4 holds a later poll until a message arrives, then answers with it', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
-    const { hello } = await firstPoll(h);
-    const arrived = h.handled('/poll');
-    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    await arrived;
+    const { held } = await heldPoll(h);
     const id = await h.server.broadcast('news');
     const frames = framesOf(await held, 'the held poll');
     expect(frames).toEqual([{ t: 'msg', id, d: 'news' }]);
@@ -86,11 +92,8 @@ describe('§7.4 long polling', () => {
 
   it('§7.4 answers a held poll with the messages of one turn in one batch, whatever characters they hold, its Content-Length in bytes', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
-    const { hello } = await firstPoll(h);
-    const arrived = h.handled('/poll');
-    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    await arrived;
-    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    const { held } = await heldPoll(h);
+    const texts = MIXED_TEXTS;
     // No await between the sends: the server queues them in one turn and answers the poll with them all.
     const ids = await Promise.all(texts.map((text) => h.server.broadcast(text)));
     const reply = await held;
@@ -132,10 +135,7 @@ describe('§7.4 long polling', () => {
 
   it('§7.4 a newer poll of the session answers the older one at once with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
-    const { hello } = await firstPoll(h);
-    const arrived = h.handled('/poll');
-    const older = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    await arrived;
+    const { hello, held: older } = await heldPoll(h);
     const newer = startPoll(h, { sid: hello.sid, last: hello.cursor });
     expectErrorAnswer(await within('the older poll to be answered', older, 2_000), 'SUPERSEDED');
     const id = await h.server.broadcast('for the newer poll');
@@ -202,10 +202,7 @@ describe('§3, §6, §10, §11 over long polling', () => {
 
   it('§3.3 a WebSocket connection of the session supersedes its long-polling one: the held poll is answered with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
-    const { hello } = await firstPoll(h);
-    const arrived = h.handled('/poll');
-    const held = startPoll(h, { sid: hello.sid, last: hello.cursor });
-    await arrived;
+    const { hello, held } = await heldPoll(h);
     const ws = await h.connect({ sid: hello.sid, last: hello.cursor });
     expect(await ws.hello()).toMatchObject({ sid: hello.sid, resumed: true });
     expectErrorAnswer(await within('the held poll to be answered', held), 'SUPERSEDED');

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeServerBatch, httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/server/index.js';
-import { waitUntil, within } from '../helpers/raw-frames.js';
+import { MIXED_TEXTS, waitUntil, within } from '../helpers/raw-frames.js';
 import {
   RawSse,
   UPSTREAM_HEADERS,
@@ -129,7 +129,7 @@ describe('§7.2 Server-Sent Events', () => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     await sse.hello();
-    const texts = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+    const texts = MIXED_TEXTS;
     // No await between the sends: the server queues them in one turn and writes them as one batch.
     const ids = await Promise.all(texts.map((text) => h.server.broadcast(text)));
     const received = await sse.take('msg', texts.length);

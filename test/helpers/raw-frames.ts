@@ -36,6 +36,13 @@ export interface Received<F extends ServerFrame = ServerFrame> {
 }
 
 /** Default deadline of a wait, in ms: long enough for a loaded CI machine, short enough to read. */
+/**
+ * Message data whose UTF-8 is more than its length, and that JSON escapes: accents, CJK, an emoji
+ * (a surrogate pair), the line and paragraph separators, quotes and a backslash. Sent in one turn, it
+ * makes a batch of several frames, which the server writes as its UTF-8 bytes.
+ */
+export const MIXED_TEXTS: readonly string[] = ['plain', 'déjà vu, 日本語, 🎉', 'separators \u2028\u2029 and "quotes" \\'];
+
 export const DEFAULT_DEADLINE = 4_000;
 
 interface Waiter {
