@@ -69,6 +69,27 @@ describe('§3.6 several server processes', () => {
     expect(b.processedFor(hello.sid)).toEqual(['twice']);
   });
 
+  it('§7.3.answer-after begins the answer to a POST only once its batch was processed, also while the store takes its time', async () => {
+    // The claim of §3.6.exactly-once waits for the store: here a real 150 ms, which an answer sent
+    // before the processing would beat.
+    class SlowStore extends SharedMemoryStore {
+      override async advance(...args: Parameters<SharedMemoryStore['advance']>): ReturnType<SharedMemoryStore['advance']> {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return super.advance(...args);
+      }
+    }
+    const [a] = await twoServers(new SlowStore());
+    const frames = framesOf(await poll(a.httpBase, { open: true, c: randomToken() }), 'the first poll');
+    const hello = frames[0] as Extract<ServerFrame, { t: 'hello' }>;
+    let processedAtHeaders: unknown[] | undefined;
+    const answer = await postSend(a.httpBase, [{ t: 'msg', s: 1, d: 'first' }], {
+      sid: hello.sid,
+      onHeaders: () => (processedAtHeaders = [...a.processedFor(hello.sid)]),
+    });
+    expect(framesOf(answer, 'the POST')).toEqual([{ t: 'ack', s: 1 }]);
+    expect(processedAtHeaders).toEqual(['first']);
+  });
+
   it('§3.6.supersede closes the connection at one server with SUPERSEDED when the session attaches at another', async () => {
     const [a, b] = await twoServers();
     const first = await RawWs.open(a.wsBase);

@@ -324,6 +324,8 @@ export interface SendOptions {
   origin?: string;
   /** Headers to send; replaces the conforming defaults (`Content-Type: application/json`, `X-Unbroken: 1`). */
   headers?: Readonly<Record<string, string>>;
+  /** Called when the answer's status and headers arrived, before its body is read. */
+  onHeaders?: () => void;
 }
 
 /** The headers a conforming upstream request carries (§7.3). */
@@ -339,7 +341,11 @@ export async function postSend(base: string, body: readonly object[] | string, o
   if (options.sid !== undefined) headers['X-Unbroken-Session'] = `${options.sid}.${options.key ?? keyFor(options.sid)}`;
   const url = httpEndpoint(base, '/send', { v: options.v });
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
-  if (!options.chunked) return answer(await fetch(url, { method: 'POST', headers, body: payload }));
+  if (!options.chunked) {
+    const response = await fetch(url, { method: 'POST', headers, body: payload });
+    options.onHeaders?.();
+    return answer(response);
+  }
   const bytes = new TextEncoder().encode(payload);
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {

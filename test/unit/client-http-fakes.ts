@@ -40,6 +40,8 @@ export interface FakeRequest {
   answer(status: number, body: string): void;
   /** Answers 200 with frames as one batch. */
   frames(...frames: ServerFrame[]): void;
+  /** Answers 200 with headers only; the returned function sends the body, `frames` as one batch, and ends it. */
+  headers(): (...frames: ServerFrame[]) => void;
   /** Fails as a network error does. */
   fail(): void;
 }
@@ -75,6 +77,14 @@ export class FakeFetch {
           },
           answer: (status, body) => resolve(new Response(body, { status })),
           frames: (...frames) => resolve(new Response(JSON.stringify(frames), { status: 200 })),
+          headers: () => {
+            let body: ReadableStreamDefaultController<Uint8Array> | undefined;
+            resolve(new Response(new ReadableStream<Uint8Array>({ start: (controller) => void (body = controller) }), { status: 200 }));
+            return (...frames) => {
+              body?.enqueue(new TextEncoder().encode(JSON.stringify(frames)));
+              body?.close();
+            };
+          },
           fail: () => reject(new TypeError('fetch failed')),
         });
       });

@@ -136,6 +136,39 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     expect(net.to('/send')).toHaveLength(3);
   });
 
+  it('starts the next POST once the answer to the last one began, before its body arrived (§7.3.one-request)', async () => {
+    const { transport } = opened();
+    transport.send(batch(msg(1)));
+    transport.send(batch(msg(2)));
+    expect(net.to('/send')).toHaveLength(1);
+    const body = net.last('/send').headers();
+    await settle();
+    // The server answers once it processed the batch (§7.3.answer-after): the next one cannot overtake it.
+    expect(net.to('/send').map((request) => request.body)).toEqual([batch(msg(1)), batch(msg(2))]);
+    expect(rec.log.filter((entry) => entry.startsWith('reply'))).toEqual([]);
+    transport.send(batch(msg(3)));
+    expect(net.to('/send')).toHaveLength(2);
+    // The second answer's body comes first: acks are cumulative, so the older one changes nothing.
+    net.last('/send').frames({ t: 'ack', s: 2 });
+    await settle();
+    expect(net.to('/send')).toHaveLength(3);
+    body({ t: 'ack', s: 1 });
+    await settle();
+    expect(rec.log.filter((entry) => entry.startsWith('reply'))).toEqual(['reply ack 2', 'reply ack 1']);
+    expect(net.last('/send').body).toBe(batch(msg(3)));
+    expect(rec.closes).toEqual([]);
+  });
+
+  it('starts no further POST on an answer that is not 200: the link fails instead', async () => {
+    const { transport } = opened();
+    transport.send(batch(msg(1)));
+    transport.send(batch(msg(2)));
+    net.last('/send').answer(503, '{"code":"SERVER_RESTART","message":"restarting"}');
+    await settle();
+    expect(net.to('/send')).toHaveLength(1);
+    expect(rec.closes.map((close) => close.error?.code)).toEqual(['SERVER_RESTART']);
+  });
+
   it('merges no further than hello.max bytes, counted in UTF-8 (§4.1.size)', async () => {
     // Each batch `[{"t":"msg","s":N,"d":"ééé"}]` is 32 bytes (é is two): two merge into 63, three into 94.
     const { transport } = opened({ max: 93 });

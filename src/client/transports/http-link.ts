@@ -13,6 +13,7 @@ import {
   codeForStatus,
   serverCode,
   utf8Length,
+  type AckFrame,
 } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
 import { decodeUnit, oversize, readObject, type FetchLike, type InboundFrame, type LinkContext, type Transport, type TransportCloseInfo, type TransportHandlers } from '../transport.js';
@@ -95,10 +96,10 @@ export interface HttpLink {
 /**
  * Makes the shared half. `stop` ends the downstream (closes the EventSource, aborts the poll).
  *
- * Upstream: `POST P/send` with one batch (§7.3), at most one request in flight. Batches written
- * meanwhile wait, and go out merged into one request: the arrays are joined by their text, without
- * parsing them again, up to `hello.max` bytes. The transport reads `max` from the `hello` it hands
- * over; before it, nothing is merged.
+ * Upstream: `POST P/send` with one batch (§7.3), the next one only once the answer to the last
+ * began. Batches written meanwhile wait, and go out merged into one request: the arrays are joined by
+ * their text, without parsing them again, up to `hello.max` bytes. The transport reads `max` from the
+ * `hello` it hands over; before it, nothing is merged.
  */
 export function httpLink(
   fetch: FetchLike,
@@ -139,7 +140,7 @@ export function httpLink(
       .finally(() => lane.done(controller));
   };
 
-  const send = (body: string, init?: RequestInit): Promise<string> =>
+  const send = (body: string, init?: RequestInit, headers?: () => void): Promise<string> =>
     request(
       url(Endpoint.send),
       {
@@ -148,7 +149,7 @@ export function httpLink(
         body,
         ...init,
       },
-      undefined,
+      headers,
       up,
     );
 
@@ -201,7 +202,8 @@ export function httpLink(
     const frames = decode(text);
     const other = frames?.find((f) => f.t !== 'ack');
     if (other) fail(new UnbrokenError('PROTOCOL_ERROR', `expects the answer to a POST to hold an ack, got ${other.t}`));
-    else for (const f of frames ?? []) if (live && f.t === 'ack') handlers.onReply(f);
+    // Every frame is an ack: any other failed the link above.
+    else for (const f of frames ?? []) if (live) handlers.onReply(f as AckFrame);
     return live;
   };
 
@@ -219,12 +221,16 @@ export function httpLink(
       queue.shift();
     }
     posting = true;
-    send(body)
+    // The next batch goes once this answer's headers arrived (`request` calls back only for a 200):
+    // the server answers after it processed the batch (§7.3.answer-after), so no request overtakes
+    // it. Waiting for the body as well would hold a send back behind the echo it caused, which a
+    // browser often hands over first.
+    send(body, {}, () => {
+      posting = false;
+      post();
+    })
       .then((text) => {
-        posting = false;
-        if (!live || !reply(text)) return;
-        for (const call of answered) if (live) call?.();
-        post();
+        if (live && reply(text)) for (const call of answered) if (live) call?.();
       })
       .catch(fail);
   };

@@ -106,7 +106,7 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
   request.on('error', () => undefined);
   // §12.1: a session past its inbound rate is slowed, not refused. Its body stays unread (in the
   // socket's buffers, where TCP flow control holds the rest) until the budget is back; the client
-  // has one upstream request in flight (§7.3), so its outbox waits meanwhile.
+  // starts no further request before this one's answer began (§7.3), so its outbox waits meanwhile.
   const wait = hub.inboundWait(sid);
   if (wait === 0) {
     readBody();
