@@ -129,12 +129,9 @@ async function expectOnlyShared(pages: Page[], from: Map<Page, number>): Promise
   }
 }
 
-async function countsOf(pages: Page[]): Promise<Map<Page, number>> {
-  return new Map(await Promise.all(pages.map(async (page) => [page, (await stateOf(page)).received.length] as const)));
-}
-
-async function opensOf(pages: Page[]): Promise<Map<Page, number>> {
-  return new Map(await Promise.all(pages.map(async (page) => [page, (await stateOf(page)).opens.length] as const)));
+/** How many messages (or opens) each of `pages` has had so far. */
+async function countsOf(pages: Page[], of: 'received' | 'opens' = 'received'): Promise<Map<Page, number>> {
+  return new Map(await Promise.all(pages.map(async (page) => [page, (await stateOf(page))[of].length] as const)));
 }
 
 describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
@@ -162,7 +159,7 @@ describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
     const holder = await holderOf(pages);
     pages = pages.filter((page) => page !== holder);
     const from = await countsOf(pages);
-    const opened = await opensOf(pages);
+    const opened = await countsOf(pages, 'opens');
     let tookOver: Promise<void> | undefined;
     const sent = await broadcast(server, 300, 200, async (n) => {
       if (n !== 100) return;
@@ -180,7 +177,7 @@ describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
     const holder = await holderOf(pages);
     const others = pages.filter((page) => page !== holder);
     const from = await countsOf(pages);
-    const opened = await opensOf(others);
+    const opened = await countsOf(others, 'opens');
     // A background tab is frozen the way Chromium does it: the document's `freeze` event, then no task
     // of the page runs until its `resume` event. Headless Chromium never hides a page and freezes only
     // hidden ones, so the page is held here by one task that runs for a second.

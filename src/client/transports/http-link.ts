@@ -202,7 +202,7 @@ export function httpLink(
     const frames = decode(text);
     const other = frames?.find((f) => f.t !== 'ack');
     if (other) fail(new UnbrokenError('PROTOCOL_ERROR', `expects the answer to a POST to hold an ack, got ${other.t}`));
-    // Every frame is an ack: any other failed the link above.
+    // Every frame is an ack here: a frame of another kind failed the link above.
     else for (const f of frames ?? []) if (live) handlers.onReply(f as AckFrame);
     return live;
   };
