@@ -341,11 +341,13 @@ export async function postSend(base: string, body: readonly object[] | string, o
   if (options.sid !== undefined) headers['X-Unbroken-Session'] = `${options.sid}.${options.key ?? keyFor(options.sid)}`;
   const url = httpEndpoint(base, '/send', { v: options.v });
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
-  if (!options.chunked) {
-    const response = await fetch(url, { method: 'POST', headers, body: payload });
-    options.onHeaders?.();
-    return answer(response);
-  }
+  const response = await fetch(url, options.chunked ? chunkedInit(headers, payload) : { method: 'POST', headers, body: payload });
+  options.onHeaders?.();
+  return answer(response);
+}
+
+/** A POST whose body goes in 512-byte chunks (chunked transfer encoding). */
+function chunkedInit(headers: Record<string, string>, payload: string): RequestInit & { duplex: 'half' } {
   const bytes = new TextEncoder().encode(payload);
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -354,6 +356,5 @@ export async function postSend(base: string, body: readonly object[] | string, o
     },
   });
   // Node's fetch streams a ReadableStream body with chunked transfer encoding; it needs `duplex`.
-  const init: RequestInit & { duplex: 'half' } = { method: 'POST', headers, body: stream, duplex: 'half' };
-  return answer(await fetch(url, init));
+  return { method: 'POST', headers, body: stream, duplex: 'half' };
 }
