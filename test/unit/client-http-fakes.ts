@@ -162,7 +162,8 @@ export class Recorder {
     const url = new URL(`${BASE}${endpoint}`);
     url.searchParams.set('v', '1');
     if (ticket) url.searchParams.set('ticket', ticket);
-    if (this.cursor) url.searchParams.set('last', this.cursor);
+    // The cursor belongs to the stream (§3): upstream requests carry `v` alone, as the core builds them.
+    if (this.cursor && endpoint !== '/send' && endpoint !== '/ticket') url.searchParams.set('last', this.cursor);
     return url.href;
   };
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connect, isUnbrokenError, type Client, type WebSocketLike } from '../../src/client/index.js';
-import { CloseCode } from '../../src/protocol/index.js';
+import { endpointUrl } from '../../src/client/options.js';
+import { CloseCode, Endpoint } from '../../src/protocol/index.js';
 import { ENDPOINT, MockServer, record, settle } from './client-harness.js';
 
 /** A WebSocket that records the URLs it is opened with and never connects. */
@@ -67,6 +68,15 @@ describe('client setup', () => {
       make(url, { WebSocket: UrlRecorder });
       await settle(0);
       expect(withoutTicket()).toEqual([expected]);
+    });
+
+    it('puts the cursor on the stream requests only: upstream requests carry v alone, and a link may build their URL once (§3)', () => {
+      const base = 'http://example.com/realtime?token=t';
+      const query = (endpoint: string, ticket?: string) => [...new URL(endpointUrl(base, endpoint, 'cursor-7', ticket)).searchParams];
+      expect(query(Endpoint.send)).toEqual([['token', 't'], ['v', '1']]);
+      expect(query(Endpoint.ticket)).toEqual([['token', 't'], ['v', '1']]);
+      expect(query(Endpoint.sse, 'tk')).toEqual([['token', 't'], ['v', '1'], ['ticket', 'tk'], ['last', 'cursor-7']]);
+      expect(query(Endpoint.poll)).toEqual([['token', 't'], ['v', '1'], ['last', 'cursor-7']]);
     });
 
     it('throws a TypeError for a relative URL without a page location', () => {

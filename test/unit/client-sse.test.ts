@@ -111,7 +111,7 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
       [SESSION_HEADER]: 'session-abcdefghijkl.key-of-session-000000001',
     });
     expect(post.init.cache).toBe('no-store');
-    expect([...post.url.searchParams.keys()]).toEqual(['v', 'last']);
+    expect([...post.url.searchParams.keys()]).toEqual(['v']);
     expect(post.body).toBe('[{"t":"msg","s":1,"d":"hello"}]');
     post.frames({ t: 'ack', s: 1 });
     await settle();

@@ -118,6 +118,9 @@ export function httpLink(
   /** `<sid>.<key>` of the hello: names the session on `POST P/send` (§3.4). */
   let session = '';
   let posting = false;
+  // Built once: every POST of the link goes to the same URL (§7.3: `v` alone), and building a URL
+  // was a measurable part of a round trip.
+  const sendUrl = url(Endpoint.send);
 
   // Cookies go only to the page's own origin (fetch's default, and EventSource's without
   // `withCredentials`): the server grants no credentialed CORS. Nothing may come from a cache.
@@ -142,7 +145,7 @@ export function httpLink(
 
   const send = (body: string, init?: RequestInit, headers?: () => void): Promise<string> =>
     request(
-      url(Endpoint.send),
+      sendUrl,
       {
         method: 'POST',
         headers: { ...UPSTREAM_HEADERS, [SESSION_HEADER]: session },

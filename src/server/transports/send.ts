@@ -190,7 +190,11 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
       answerProtocolError(error);
       return;
     }
-    answerBatch(request, response, encodeBatch(replies));
+    // The answer goes out after the downstream writes this batch caused (they flush in a microtask
+    // queued meanwhile, links.ts): a client reads what reaches it first first, and an echo that
+    // waited behind its POST's answer cost a round trip that much more.
+    const answer = encodeBatch(replies);
+    queueMicrotask(() => answerBatch(request, response, answer));
   }
 
   function answerProtocolError(error: unknown): void {
