@@ -13,6 +13,7 @@ import type {
   TransportCloseInfo,
   TransportHandlers,
 } from '../../src/client/transport.js';
+import { endpointUrl } from '../../src/client/options.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { helloFrame } from './client-harness.js';
 
@@ -148,7 +149,7 @@ export class FakeEventSource implements EventSourceLike {
 }
 export const FakeEventSourceClass: EventSourceConstructor = FakeEventSource;
 
-/** What a transport reported, in order, plus a `url()` whose query carries `cursor` as the core's does. */
+/** What a transport reported, in order, plus the core's `url()` with a `cursor` the test moves. */
 export class Recorder {
   readonly log: string[] = [];
   readonly batches: InboundFrame[][] = [];
@@ -158,14 +159,8 @@ export class Recorder {
   /** Called after a batch was recorded, e.g. to move the cursor as the core does. */
   afterFrames: (frames: InboundFrame[]) => void = () => {};
 
-  readonly url = (endpoint: string, ticket?: string): string => {
-    const url = new URL(`${BASE}${endpoint}`);
-    url.searchParams.set('v', '1');
-    if (ticket) url.searchParams.set('ticket', ticket);
-    // The cursor belongs to the stream (§3): upstream requests carry `v` alone, as the core builds them.
-    if (this.cursor && endpoint !== '/send' && endpoint !== '/ticket') url.searchParams.set('last', this.cursor);
-    return url.href;
-  };
+  /** The core's own URL builder (§3), with the cursor the test moves. */
+  readonly url = (endpoint: string, ticket?: string): string => endpointUrl(BASE, endpoint, this.cursor ?? null, ticket);
 
   readonly handlers: TransportHandlers = {
     onOpen: () => this.log.push('open'),
