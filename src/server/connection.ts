@@ -8,6 +8,7 @@ import type http from 'node:http';
 import { base64ToBytes, type ClientFrame, type ErrorCode, type JsonValue, type Payload, type TransportName } from '../protocol/index.js';
 import type { Identity } from './identity.js';
 import type { Session } from './session.js';
+import type { TicketIssue } from './tickets.js';
 
 /** One downstream text batch: a JSON array of frames (§4.1). */
 export interface TextBatch {
@@ -131,6 +132,8 @@ export interface ConnectParams {
   readonly last: string | null;
   /** The client address the connection (and a session it creates) counts against (§12.1). @default 'local' */
   readonly address?: string;
+  /** The place of the ticket that admitted it among those its server issued (§3.3.stale). */
+  readonly issue?: TicketIssue;
 }
 
 /** Decodes what a client batch carries into frames ready to process. Throws {@link ProtocolViolation}. */

@@ -14,6 +14,7 @@ import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
 import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
 import { ReplaySeam } from './replay-seam.js';
+import type { TicketIssue } from './tickets.js';
 
 export { MAX_BATCH_CHARS } from './link-queue.js';
 
@@ -63,9 +64,19 @@ export class Downlink implements ConnectionHandle {
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
+  /** The place of the ticket that admitted it (§3.3.stale); null for a connection continued from another process. */
+  readonly issue: TicketIssue | null;
 
-  constructor(session: ServerSession, connection: Connection, hub: SessionHub, address: string, request: http.IncomingMessage | null) {
+  constructor(
+    session: ServerSession,
+    connection: Connection,
+    hub: SessionHub,
+    address: string,
+    request: http.IncomingMessage | null,
+    issue: TicketIssue | null = null,
+  ) {
     this.session = session;
+    this.issue = issue;
     this.#address = address;
     this.connection = connection;
     this.request = hub.options.authenticate === null ? null : request;

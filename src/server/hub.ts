@@ -17,7 +17,7 @@ import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { openStream, replayFrom } from './replay.js';
 import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session, type SessionEndReason } from './session.js';
-import { SECRET_PATTERN, randomToken, sameSecret } from './tickets.js';
+import { SECRET_PATTERN, issuedBefore, randomToken, sameSecret } from './tickets.js';
 import { LiveRooms } from './rooms.js';
 import { Links } from './links.js';
 import { Cluster, type PreparedSession } from './cluster.js';
@@ -147,7 +147,7 @@ export class SessionHub {
     const resumed = existing !== undefined;
     const address = params.address ?? 'local';
     const session = existing ?? prepared?.session ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this, address);
-    const link = new Downlink(session, connection, this, address, params.request ?? null);
+    const link = new Downlink(session, connection, this, address, params.request ?? null, params.issue ?? null);
     this.#links.add(link);
     if (!this.accepting) {
       link.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });
@@ -157,6 +157,13 @@ export class SessionHub {
     // created meanwhile, by another ticket with the same id and another key.
     if (existing && (key === null || !sameSecret(key, existing.key) || identityId(params.user) !== identityId(existing.user))) {
       link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'this ticket does not open this session' });
+      return link;
+    }
+    // §3.3.stale: a ticket issued before the one of the session's connection belongs to an attempt its
+    // client gave up on (its connect deadline passed while the request was under way, e.g. queued on a
+    // busy server); letting it attach would end the connection the client has now.
+    if (existing && issuedBefore(params.issue, existing.link?.issue)) {
+      link.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session holds it' });
       return link;
     }
     if (!resumed) {

@@ -11,6 +11,22 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Identity } from './identity.js';
 
+/**
+ * Where a ticket stands among those its server issued (§3.3.stale): of two tickets with the same
+ * `issuer`, the one with the smaller `seq` was issued first. Tickets of two servers do not compare.
+ */
+export interface TicketIssue {
+  /** The server that issued it: random, one per server. */
+  readonly issuer: string;
+  /** Counts the tickets that server issued, from 1. */
+  readonly seq: number;
+}
+
+/** Whether ticket `issue` was issued before `other` by the same server; false when either is unknown. */
+export function issuedBefore(issue: TicketIssue | undefined | null, other: TicketIssue | undefined | null): boolean {
+  return issue != null && other != null && issue.issuer === other.issuer && issue.seq < other.seq;
+}
+
 /** What a ticket was issued for: a held session, or a session to create at connect (§3.4). */
 export interface TicketGrant {
   /** The session to resume or to create with this id; `null`: a new session with a fresh id. */
@@ -25,6 +41,8 @@ export interface TicketGrant {
    * fresh id (§12.1.rate), whichever of its tickets is used first.
    */
   readonly fresh?: boolean;
+  /** Its place among the tickets its server issued (§3.3.stale); absent from a grant of an older server. */
+  readonly issue?: TicketIssue;
 }
 
 /** A session named in a ticket answer and not yet created: its key and identity, and its outstanding tickets. */
@@ -72,6 +90,8 @@ export class TicketStore {
   readonly #perAddress = new Map<string, number>();
   /** Sessions named by outstanding fresh tickets (§3.4.one-session), by id. */
   readonly #reserved = new Map<string, Reservation>();
+  readonly #issuer = randomToken();
+  #issued = 0;
 
   constructor(limits: TicketLimits, now: () => number) {
     this.#limits = limits;
@@ -85,6 +105,11 @@ export class TicketStore {
   /** Tickets issued and neither used nor expired (expired ones count until the next purge). */
   get size(): number {
     return this.#tickets.size;
+  }
+
+  /** The place of the next ticket among those this store issues (§3.3.stale), for its grant. */
+  next(): TicketIssue {
+    return { issuer: this.#issuer, seq: ++this.#issued };
   }
 
   /** Issues a ticket for `grant`; `null` when a limit is reached (the caller answers RATE_LIMITED). */

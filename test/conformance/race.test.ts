@@ -49,8 +49,13 @@ describe('§3.4 tickets that name their session', () => {
     // The second ticket is used first: it creates the session, as one with a fresh id.
     const created = framesOf(await poll(h.httpBase, { ticket: second.ticket, c: randomToken() }))[0] as HelloFrame;
     expect(created).toMatchObject({ t: 'hello', sid: first.sid, resumed: false });
-    // The first attaches to it: still one session.
-    const attached = framesOf(await poll(h.httpBase, { ticket: first.ticket, c: randomToken() }))[0] as HelloFrame;
+    // The first, issued before the ticket of the session's connection, may not replace it (§3.3.stale);
+    // a ticket issued since attaches to the session: still one session.
+    const late = await poll(h.httpBase, { ticket: first.ticket, c: randomToken() });
+    expect(late.status).toBe(409);
+    expect(JSON.parse(late.text)).toMatchObject({ code: 'SUPERSEDED' });
+    const again = named((await requestTicket(h.httpBase, { sid: first.sid, key: first.key })).text);
+    const attached = framesOf(await poll(h.httpBase, { ticket: again.ticket, c: randomToken() }))[0] as HelloFrame;
     expect(attached).toMatchObject({ t: 'hello', sid: first.sid, resumed: true });
     expect(h.server.sessions.size).toBe(1);
     // The budget of one new session per second is spent by that one session, not bypassed.

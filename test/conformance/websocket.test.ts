@@ -20,6 +20,7 @@ import { MemoryStore, type Payload, type Session } from '../../src/server/index.
 import { waitUntil, within, type Received } from '../helpers/raw-frames.js';
 import { GatedStore, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { rawUpgrade } from '../helpers/raw-upgrade.js';
+import { ticketFor } from '../helpers/raw-ticket.js';
 import type { RawWs } from '../helpers/raw-ws.js';
 
 const harnesses = new Harnesses();
@@ -265,6 +266,28 @@ describe('§3.3 sessions', () => {
     // The newer connection carries the session on, and the session never ended.
     const id = await h.server.broadcast('after the switch');
     await newer.next('msg', (msg) => msg.id === id);
+    expect(h.ended).toEqual([]);
+  });
+
+  it('§3.3.stale refuses a connection whose ticket was issued before the one of the session\'s connection, and leaves that connection alone', async () => {
+    const h = await harnesses.start();
+    const first = await h.connect();
+    const hello = await first.hello();
+    // Two attempts of one client: the first gave up on its ticket's request (still under way), the
+    // second connected with a ticket issued after it.
+    const abandoned = await ticketFor(h.httpBase, { sid: hello.sid });
+    const newer = await h.connect({ ticket: await ticketFor(h.httpBase, { sid: hello.sid }), last: hello.cursor });
+    expect(await newer.hello()).toMatchObject({ sid: hello.sid, resumed: true });
+    await expectRefusal(first, 'SUPERSEDED');
+    // The abandoned attempt's request arrives late: refused, with no hello.
+    const late = await h.connect({ ticket: abandoned, last: hello.cursor });
+    await expectRefusal(late, 'SUPERSEDED');
+    expect(late.frames.map(({ frame }) => frame.t)).toEqual(['error']);
+    // The newer connection still carries the session: it answers, and gets what is sent after.
+    await newer.sync();
+    const id = await h.server.broadcast('after the late request');
+    await newer.next('msg', (msg) => msg.id === id);
+    expect(newer.closeInfo).toBeUndefined();
     expect(h.ended).toEqual([]);
   });
 

@@ -93,8 +93,9 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   }
   // A new session is named now, so that every ticket of the attempts racing to open it names the
   // same one (§3.4.name-session); it is created by the first connection that uses one of them.
+  const issue = tickets.next();
   const grant: TicketGrant =
-    sid === null ? { sid: randomToken(), key: randomToken(), user, fresh: true } : { sid, key, user, ...(reserved ? { fresh: true } : {}) };
+    sid === null ? { sid: randomToken(), key: randomToken(), user, fresh: true, issue } : { sid, key, user, ...(reserved ? { fresh: true } : {}), issue };
   const ticket = tickets.issue(grant, addressOf(context, request));
   if (ticket === null) {
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
