@@ -122,7 +122,7 @@ const INTERNAL_PROPERTIES = [
   'attempt', 'rival', 'openAttempt', 'enter', 'current', 'holds', 'environment', 'heartbeat', 'failIfDead', 'sendPing', 'rejectPings', 'checkAwake', 'scheduleProbe', 'checkStream', 'sawMessage',
   'heldBack', 'scheduled', 'begin', 'dropped', 'settle', 'arm', 'follow', 'upgradeProbe', 'route', 'make', 'stalled', 'makeProbe', 'leftReason',
   // Transports: their handlers, the HTTP link, close info
-  'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header',
+  'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header', 'settled', 'messagesOnly',
   // Sharing a connection between tabs: the group, its holder and carrier
   'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch',
   'available', 'dispose', 'cancel', 'opened', 'selector', 'watch', 'detach',

@@ -286,7 +286,8 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
           this.#events.emit('gap', { reason: f.reason, lastEventId: f.after, resumeEventId: f.cursor });
           break;
         case 'ack':
-          this.#outbox.ack(f.s);
+          // An ack on the stream came after the batches it covers were processed (§7.3.one-request).
+          if (this.#outbox.ack(f.s)) a.link?.settled?.();
           break;
         case 'retry':
           this.#floor = serverDelay(f.ms);

@@ -86,13 +86,17 @@ export class Outbox {
     });
   }
 
-  /** Resolves every message with a sequence number ≤ `s` (cumulative acknowledgement). */
-  ack(s: number): void {
+  /**
+   * Resolves every message with a sequence number ≤ `s` (cumulative acknowledgement). Returns whether
+   * every message written on the current link is acknowledged now.
+   */
+  ack(s: number): boolean {
     for (let e = this.#queue[0]; e && e.s <= s; e = this.#queue[0]) {
       this.#queue.shift();
       e.resolve();
       if (this.#written) this.#written--;
     }
+    return !this.#written;
   }
 
   /**

@@ -123,6 +123,11 @@ export interface Transport {
    * upstream has answers (§7.3); never on WebSocket.
    */
   send(data: string | ArrayBuffer, answered?: () => void): void;
+  /**
+   * The stream acknowledged every message written on this link (§7.3.one-request): an upstream
+   * request that carries messages only was processed, and no longer holds the next one back.
+   */
+  settled?(): void;
   /** Closes the link with a WebSocket close code (1000 ends the session, PROTOCOL.md §9). */
   close(code: number): void;
   /** On a carrier the tabs share (§7.5): whether this tab holds it. Absent on a link of its own. */

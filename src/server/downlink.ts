@@ -148,6 +148,11 @@ export class Downlink implements ConnectionHandle {
     this.#enqueueAck(true);
   }
 
+  /** §7.3.one-request: an ack of what an upstream request carried, when a write of this link is pending anyway. */
+  acknowledgeAlong(): void {
+    if (this.#flushScheduled) this.#enqueueAck();
+  }
+
   abort(code: ErrorCode, message: string): void {
     this.close({ kind: 'error', code, message });
   }

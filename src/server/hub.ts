@@ -248,12 +248,15 @@ export class SessionHub {
   processUpstream(session: ServerSession, frames: readonly UpstreamFrame[], request?: http.IncomingMessage): ServerFrame[] {
     const link = session.link;
     session.lastUsed = this.options.now();
-    const { bye } = session.process(
+    const { messages, bye } = session.process(
       frames,
       (frame) => (this.cluster ? this.cluster.reply(session, frame) : link?.reply(frame)),
       () => false,
       (credentials) => request && this.reauthenticate(session, { link, request, credentials }),
     );
+    // §7.3.one-request: the stream says it too, when the batch caused a write to it anyway (an echo),
+    // so that the client may send its next batch without waiting for this request's answer.
+    if (messages) link?.acknowledgeAlong();
     const replies: ServerFrame[] = [{ t: 'ack', s: session.processed }];
     if (bye) session.end('bye');
     else session.takeInbound(countMessages(frames), this.options.now());

@@ -239,6 +239,26 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     expect((await sse.next('pong')).frame).toEqual({ t: 'pong', n: 5 });
   });
 
+  it('§7.3 puts an ack of a batch on the stream after the frames its processing wrote there, and none when it wrote nothing', async () => {
+    const h = await harnesses.start();
+    h.onProcessed = (message, session) => {
+      if (message.data === 'echo me') void session.send({ echo: message.data });
+    };
+    const sse = await openSse(h);
+    const hello = await sse.hello();
+    expect(framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'echo me' }], { sid: hello.sid }))).toEqual(ackOnly(1));
+    const echo = await sse.next('msg');
+    const ack = await sse.next('ack');
+    expect(echo.frame).toMatchObject({ d: { echo: 'echo me' } });
+    expect(ack.frame).toEqual({ t: 'ack', s: 1 });
+    expect([ack.batch, ack.index]).toEqual([echo.batch, echo.index + 1]);
+    // A batch that wrote nothing to the stream adds nothing to it: the next frame there is a broadcast's.
+    expect(framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 2, d: 'quiet' }], { sid: hello.sid }))).toEqual(ackOnly(2));
+    const id = await h.server.broadcast('after');
+    await sse.next('msg', (frame) => frame.id === id);
+    expect(sse.frames.map(({ frame }) => frame.t)).toEqual(['hello', 'msg', 'ack', 'msg']);
+  });
+
   it.each([
     ['without Content-Type', { 'X-Unbroken': '1' }],
     ['with Content-Type text/plain', { 'Content-Type': 'text/plain', 'X-Unbroken': '1' }],

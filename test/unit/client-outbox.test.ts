@@ -50,6 +50,20 @@ describe('Outbox', () => {
     expect(sent.map(({ state }) => state)).toEqual(['resolved', 'resolved', 'pending']);
   });
 
+  it('says whether an ack covers every message written on the link (§7.3.one-request)', () => {
+    const outbox = new Outbox(100);
+    outbox.hello(0, false, 1_000, false);
+    for (const n of [1, 2]) void outbox.add(n);
+    outbox.take();
+    void outbox.add(3);
+    expect(outbox.ack(1)).toBe(false);
+    // Message 3 is not written yet: an ack of what was written covers the request in flight.
+    expect(outbox.ack(2)).toBe(true);
+    outbox.take();
+    expect(outbox.ack(2)).toBe(false);
+    expect(outbox.ack(3)).toBe(true);
+  });
+
   it('writes again, keeping their numbers, what hello.ack does not cover after a resumed hello (§8.resend)', async () => {
     const outbox = new Outbox(100);
     outbox.hello(0, false, 1_000, true);

@@ -159,6 +159,48 @@ describe('HTTP upstream (PROTOCOL.md §7.3)', () => {
     expect(rec.closes).toEqual([]);
   });
 
+  it('starts the next POST when the stream acknowledged every message, before the last one was answered (§7.3.one-request)', async () => {
+    const { transport } = opened();
+    transport.send(batch(msg(1)));
+    transport.send(batch(msg(2)));
+    expect(net.to('/send')).toHaveLength(1);
+    // The core read an ack of every message it wrote on the stream: the batch in flight was processed.
+    transport.settled!();
+    expect(net.to('/send').map((request) => request.body)).toEqual([batch(msg(1)), batch(msg(2))]);
+    // The first answer, when it comes, starts nothing more: the second POST is the one in flight.
+    transport.send(batch(msg(3)));
+    net.to('/send')[0]!.frames({ t: 'ack', s: 1 });
+    await settle();
+    expect(net.to('/send')).toHaveLength(2);
+    net.last('/send').frames({ t: 'ack', s: 2 });
+    await settle();
+    expect(net.last('/send').body).toBe(batch(msg(3)));
+    expect(rec.closes).toEqual([]);
+  });
+
+  it('holds the next POST behind one carrying a ping or auth until its answer began, whatever the stream acknowledged (§7.3.one-request)', async () => {
+    const { transport } = opened();
+    transport.send(encodeBatch([{ t: 'ping', n: 1 }]));
+    transport.send(batch(msg(1)));
+    transport.settled!();
+    expect(net.to('/send')).toHaveLength(1);
+    net.last('/send').headers();
+    await settle();
+    expect(net.to('/send')).toHaveLength(2);
+    // Merged with messages, `auth` holds the request back all the same.
+    transport.send(batch(msg(2)));
+    transport.send(encodeBatch([{ t: 'auth' }]));
+    net.last('/send').headers();
+    await settle();
+    expect(JSON.parse(net.last('/send').body!)).toEqual([msg(2), { t: 'auth' }]);
+    transport.send(batch(msg(3)));
+    transport.settled!();
+    expect(net.to('/send')).toHaveLength(3);
+    net.last('/send').headers();
+    await settle();
+    expect(net.last('/send').body).toBe(batch(msg(3)));
+  });
+
   it('starts no further POST on an answer that is not 200: the link fails instead', async () => {
     const { transport } = opened();
     transport.send(batch(msg(1)));

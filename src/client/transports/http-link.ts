@@ -51,6 +51,12 @@ function cancelTogether() {
   };
 }
 
+/**
+ * How an upstream batch of messages only begins: the outbox writes its messages in batches of their
+ * own (§8), apart from pings, `auth` and `bye`.
+ */
+const MESSAGES = '[{"t":"msg"';
+
 /** Headers of every request the client makes upstream (§7.3, §3.4). */
 export const UPSTREAM_HEADERS = { 'Content-Type': 'application/json', [UPSTREAM_HEADER]: '1' };
 
@@ -117,7 +123,12 @@ export function httpLink(
   let max = 0;
   /** `<sid>.<key>` of the hello: names the session on `POST P/send` (§3.4). */
   let session = '';
-  let posting = false;
+  /**
+   * The POST in flight that the next one waits for (§7.3.one-request), and whether it carries
+   * messages only: then an `ack` of every message on the stream says it was processed, as its
+   * answer's headers would.
+   */
+  let posting: { messagesOnly: boolean } | null = null;
   // Built once: every POST of the link goes to the same URL (§7.3: `v` alone), and building a URL
   // was a measurable part of a round trip.
   const sendUrl = url(Endpoint.send);
@@ -197,6 +208,13 @@ export function httpLink(
     handlers.onFrames(frames);
   };
 
+  /** The POST `sent` no longer holds the next one back: its answer began, or the stream acknowledged it. */
+  const release = (sent: { messagesOnly: boolean }): void => {
+    if (posting !== sent) return;
+    posting = null;
+    post();
+  };
+
   /**
    * The answer to a POST is its acknowledgement (§7.3), never stream frames: it goes to `onReply`, so
    * it cannot count as a sign of the stream's life (§11). Returns whether the link is still live.
@@ -216,22 +234,22 @@ export function httpLink(
     let body = first.body;
     const answered = [first.answered];
     let size = utf8Length(body);
+    let messagesOnly = body.startsWith(MESSAGES);
     // `[a]` and `[b]` make `[a,b]`: one byte less than both. `max` is 0 before the hello: no merging.
     for (let next = queue[0]; next && size + utf8Length(next.body) - 1 <= max; next = queue[0]) {
       size += utf8Length(next.body) - 1;
       body = `${body.slice(0, -1)},${next.body.slice(1)}`;
+      messagesOnly &&= next.body.startsWith(MESSAGES);
       answered.push(next.answered);
       queue.shift();
     }
-    posting = true;
+    const sent = (posting = { messagesOnly });
     // The next batch goes once this answer's headers arrived (`request` calls back only for a 200):
     // the server answers after it processed the batch (§7.3.answer-after), so no request overtakes
     // it. Waiting for the body as well would hold a send back behind the echo it caused, which a
-    // browser often hands over first.
-    send(body, {}, () => {
-      posting = false;
-      post();
-    })
+    // browser often hands over first; and the echo itself may come with an ack of the batch, which
+    // the server also writes only after processing it.
+    send(body, {}, () => release(sent))
       .then((text) => {
         if (live && reply(text)) for (const call of answered) if (live) call?.();
       })
@@ -251,6 +269,7 @@ export function httpLink(
           post();
         }
       },
+      settled: () => posting?.messagesOnly && release(posting),
       close: (code) => {
         if (!live) return;
         end(code);
