@@ -11,9 +11,19 @@ export type Listener<Args extends unknown[]> = (...args: Args) => void;
 /** How listeners are stored: each is only ever called with the arguments of its own event. */
 type Stored = (...args: never[]) => void;
 
+/** One listener of an event, and whether it is a `once` listener. */
+interface Entry {
+  readonly listener: Stored;
+  readonly once: boolean;
+}
+
 export class Emitter<Events extends EventMap> {
-  /** Per event: listener → whether it is a `once` listener. Adding a listener twice keeps one. */
-  readonly #listeners = new Map<keyof Events, Map<Stored, boolean>>();
+  /**
+   * Per event, its listeners in the order they were first added. A list is replaced, never changed in
+   * place: an emit in progress goes on with the list it started with, and an emit copies nothing (it
+   * runs for every message a client sends).
+   */
+  readonly #listeners = new Map<keyof Events, readonly Entry[]>();
   readonly #onListenerError: (error: unknown, event: keyof Events) => void;
 
   constructor(onListenerError: (error: unknown, event: keyof Events) => void) {
@@ -29,19 +39,20 @@ export class Emitter<Events extends EventMap> {
   }
 
   off<E extends keyof Events>(event: E, listener: Listener<Events[E]>): void {
-    this.#listeners.get(event)?.delete(listener as unknown as Stored);
+    this.#remove(event, listener as unknown as Stored);
   }
 
   listenerCount(event: keyof Events): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this.#listeners.get(event)?.length ?? 0;
   }
 
   /** Calls every listener of `event` in the order they were added. */
   emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
-    const listeners = this.#listeners.get(event);
-    if (!listeners) return;
-    for (const [listener, once] of [...listeners]) {
-      if (once) listeners.delete(listener);
+    const entries = this.#listeners.get(event);
+    if (entries === undefined) return;
+    for (const { listener, once } of entries) {
+      // Removed before it runs, as a `once` listener that throws or emits again must not run twice.
+      if (once) this.#remove(event, listener);
       try {
         (listener as unknown as Listener<Events[E]>)(...args);
       } catch (error) {
@@ -51,10 +62,21 @@ export class Emitter<Events extends EventMap> {
   }
 
   #add<E extends keyof Events>(event: E, listener: Listener<Events[E]>, once: boolean): () => void {
-    let listeners = this.#listeners.get(event);
-    if (!listeners) this.#listeners.set(event, (listeners = new Map()));
     // Stored under a wider type; `emit` only ever calls it with Events[E].
-    listeners.set(listener as unknown as Stored, once);
+    const stored = listener as unknown as Stored;
+    const entries = this.#listeners.get(event) ?? [];
+    const at = entries.findIndex((entry) => entry.listener === stored);
+    // Adding a listener twice keeps one, in its first place, with the last call's `once`.
+    const next = at < 0 ? [...entries, { listener: stored, once }] : entries.map((entry, index) => (index === at ? { listener: stored, once } : entry));
+    this.#listeners.set(event, next);
     return () => this.off(event, listener);
+  }
+
+  #remove(event: keyof Events, listener: Stored): void {
+    const entries = this.#listeners.get(event);
+    if (entries === undefined) return;
+    const next = entries.filter((entry) => entry.listener !== listener);
+    if (next.length === 0) this.#listeners.delete(event);
+    else if (next.length !== entries.length) this.#listeners.set(event, next);
   }
 }
