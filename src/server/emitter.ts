@@ -64,10 +64,10 @@ export class Emitter<Events extends EventMap> {
   #add<E extends keyof Events>(event: E, listener: Listener<Events[E]>, once: boolean): () => void {
     // Stored under a wider type; `emit` only ever calls it with Events[E].
     const stored = listener as unknown as Stored;
-    const entries = this.#listeners.get(event) ?? [];
-    const at = entries.findIndex((entry) => entry.listener === stored);
+    const next = [...(this.#listeners.get(event) ?? [])];
+    const at = next.findIndex((entry) => entry.listener === stored);
     // Adding a listener twice keeps one, in its first place, with the last call's `once`.
-    const next = at < 0 ? [...entries, { listener: stored, once }] : entries.map((entry, index) => (index === at ? { listener: stored, once } : entry));
+    next[at < 0 ? next.length : at] = { listener: stored, once };
     this.#listeners.set(event, next);
     return () => this.off(event, listener);
   }
