@@ -22,6 +22,11 @@ interface Entry {
   b?: Uint8Array;
   /** Base64 of `b`, made once when a text transport needs it. */
   x?: string;
+  /**
+   * UTF-8 bytes of `j` past its UTF-16 units, counted once: the rest of a message frame is ASCII, so
+   * its bytes are its length plus these (base64 has none).
+   */
+  extraBytes: number;
   resolve(): void;
   reject(error: UnbrokenError): void;
 }
@@ -58,12 +63,13 @@ export class Outbox {
    */
   add(data: unknown): Promise<void> {
     const view = ArrayBuffer.isView(data) ? data : data instanceof ArrayBuffer ? new DataView(data) : undefined;
-    const e = { s: this.#seq + 1 } as Entry;
+    const e = { s: this.#seq + 1, extraBytes: 0 } as Entry;
     let cause: unknown;
     if (view) e.b = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
     else {
       try {
         e.j = JSON.stringify(data);
+        if (e.j !== undefined) e.extraBytes = utf8Length(e.j) - e.j.length;
       } catch (error) {
         cause = error;
       }
@@ -140,7 +146,7 @@ export class Outbox {
       } else {
         const text = this.#text(e);
         // Each frame adds itself and one separator (`,` or the closing `]`) to the batch.
-        const add = utf8Length(text) + 1;
+        const add = text.length + e.extraBytes + 1;
         if (length + add > this.#max) cut();
         batch.push(text);
         length += add;
@@ -165,7 +171,7 @@ export class Outbox {
   #tooLarge(e: Entry): UnbrokenError | undefined {
     if (!this.#max) return undefined;
     // A binary frame: 4 length bytes, an ASCII header, the bytes; a text batch: the frame in `[` `]`.
-    const size = e.b && this.#binary ? 4 + `{"t":"msg","s":${e.s}}`.length + e.b.length : utf8Length(this.#text(e)) + 2;
+    const size = e.b && this.#binary ? 4 + `{"t":"msg","s":${e.s}}`.length + e.b.length : this.#text(e).length + e.extraBytes + 2;
     return size > this.#max
       ? new UnbrokenError('MESSAGE_TOO_LARGE', `a message of ${size} bytes exceeds hello.max, ${this.#max}`)
       : undefined;

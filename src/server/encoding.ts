@@ -99,9 +99,7 @@ export function encodeData(data: Payload): string | undefined {
   if (text === undefined) {
     throw new UnbrokenTypeError('INVALID_DATA', `expects data to be JSON-serialisable or a Uint8Array/Buffer, got ${typeof data}`);
   }
-  // Each level takes an opening and a closing bracket: a shorter text cannot nest too deep, and
-  // most messages skip the scan.
-  if (text.length > 2 * MAX_DATA_DEPTH && nestsDeeperThan(text, MAX_DATA_DEPTH)) {
+  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) {
     // A client refuses such a batch (§4.4): it would reconnect and be refused again, forever.
     throw new UnbrokenTypeError('INVALID_DATA', `expects data nested at most ${MAX_DATA_DEPTH} levels deep`);
   }

@@ -110,6 +110,17 @@ describe('Outbox', () => {
     expect(unpack(units).flat().map((frame) => (frame as ClientFrame & { s: number }).s)).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('splits batches by UTF-8 bytes, not by characters (§4.1.size)', () => {
+    const outbox = new Outbox(100);
+    // {"t":"msg","s":N,"d":"ééééé"}: 29 characters, 34 bytes; two in brackets are 71 bytes.
+    outbox.hello(0, false, 71, true);
+    for (let n = 0; n < 3; n++) void outbox.add('é'.repeat(5));
+    const units = outbox.take();
+    expect(units.map((unit) => (typeof unit === 'string' ? Buffer.byteLength(unit) : -1))).toEqual([71, 36]);
+    outbox.hello(0, false, 70, true);
+    expect(outbox.take().map((unit) => (typeof unit === 'string' ? Buffer.byteLength(unit) : -1))).toEqual([36, 36, 36]);
+  });
+
   it('sends bytes as binary frames when the link takes them, and as base64 when it does not', () => {
     const outbox = new Outbox(100);
     outbox.hello(0, false, 1_000, true);

@@ -32,6 +32,13 @@ describe('nestsDeeperThan', () => {
     ['a quote after three backslashes, which stays inside the string', '["\\\\\\"[[[["]', 1, false],
     ['strings side by side, brackets between them counted', '["a",["b",["c"]]]', 2, true],
     ['an unterminated string (not JSON: the parse refuses it)', '["[[[[', 1, false],
+    // Texts of more than 2 × max characters: fewer opening brackets than the limit answer at once,
+    // more of them take the pass over the characters.
+    ['a long text with as many opening brackets as the limit', `{"body":"${'x'.repeat(300)}"}`, 1, false],
+    ['a long text with one opening bracket too many', `{"body":["${'x'.repeat(300)}"]}`, 1, true],
+    ['more shallow siblings than the limit', `[${'[1],'.repeat(20)}[1]]`, 2, false],
+    ['brackets in a long string, over the limit in count but not in depth', `["${'[{'.repeat(100)}"]`, 2, false],
+    ['nesting too deep after a long string', `{"pad":"${'x'.repeat(300)}","d":${nested(5)}}`, 5, true],
   ])('tells %s', (_name, text, max, expected) => {
     expect(nestsDeeperThan(text, max)).toBe(expected);
   });
