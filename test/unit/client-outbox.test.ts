@@ -121,6 +121,32 @@ describe('Outbox', () => {
     expect(outbox.take().map((unit) => (typeof unit === 'string' ? Buffer.byteLength(unit) : -1))).toEqual([36, 36, 36]);
   });
 
+  it('counts bytes exactly once messages are numbered again, a number growing a digit (§8, §12.client-size)', () => {
+    const outbox = new Outbox(100);
+    outbox.hello(0, false, 1_000, true);
+    for (let n = 0; n < 10; n++) void outbox.add('é');
+    outbox.take();
+    // Numbered again from 1: frames 9 and 10 ({"t":"msg","s":9,"d":"é"} and one digit more) in
+    // brackets are 56 bytes, exactly this max; with 55 they go apart.
+    outbox.hello(0, false, 56, true);
+    const sizes = outbox.take().map((unit) => Buffer.byteLength(unit as string));
+    expect(sizes.at(-1)).toBe(56);
+    expect(sizes.every((size) => size <= 56)).toBe(true);
+    outbox.hello(0, false, 55, true);
+    expect(outbox.take().map((unit) => Buffer.byteLength(unit as string)).slice(-2)).toEqual([28, 29]);
+  });
+
+  it('counts a lone surrogate as the ASCII escape JSON writes for it', async () => {
+    const [roomy, tight] = [new Outbox(10), new Outbox(10)];
+    // {"t":"msg","s":1,"d":"\ud800"} in brackets: 32 bytes.
+    roomy.hello(0, false, 32, true);
+    tight.hello(0, false, 31, true);
+    const fits = watch(roomy.add('\ud800'));
+    const tooLarge = watch(tight.add('\ud800'));
+    await flush();
+    expect([fits.state, tooLarge.state]).toEqual(['pending', 'MESSAGE_TOO_LARGE']);
+  });
+
   it('sends bytes as binary frames when the link takes them, and as base64 when it does not', () => {
     const outbox = new Outbox(100);
     outbox.hello(0, false, 1_000, true);

@@ -39,6 +39,10 @@ describe('nestsDeeperThan', () => {
     ['more shallow siblings than the limit', `[${'[1],'.repeat(20)}[1]]`, 2, false],
     ['brackets in a long string, over the limit in count but not in depth', `["${'[{'.repeat(100)}"]`, 2, false],
     ['nesting too deep after a long string', `{"pad":"${'x'.repeat(300)}","d":${nested(5)}}`, 5, true],
+    // The shortest texts that nest one level too deep: 2 × (max + 1) characters.
+    ['two empty arrays at a limit of 1', '[[]]', 1, true],
+    ['an empty object in an array at a limit of 1', '[{}]', 1, true],
+    [`empty arrays ${MAX_DATA_DEPTH + 1} deep`, '['.repeat(MAX_DATA_DEPTH + 1) + ']'.repeat(MAX_DATA_DEPTH + 1), MAX_DATA_DEPTH, true],
   ])('tells %s', (_name, text, max, expected) => {
     expect(nestsDeeperThan(text, max)).toBe(expected);
   });
@@ -59,6 +63,11 @@ describe('§4.4 decoding', () => {
 
   it('§4.4.refuse refuses a client batch one level deeper, before parsing it', () => {
     expect(() => decodeClientBatch(batch(MAX_DATA_DEPTH + 1))).toThrow(ProtocolViolation);
+  });
+
+  it('refuses short unbalanced brackets, which no JSON parse accepts', () => {
+    expect(() => decodeClientBatch('['.repeat(100))).toThrow(ProtocolViolation);
+    expect(() => decodeServerBatch('{'.repeat(100))).toThrow(ProtocolViolation);
   });
 
   it('§4.4.refuse refuses a server batch nested too deep, and a hostile megabyte of it', () => {

@@ -52,7 +52,7 @@ describe('LinkQueue batches as bytes', () => {
   });
 
   it('counts UTF-8 bytes exactly, lone surrogates (sent as U+FFFD) and pairs included', () => {
-    for (const text of ['', 'ascii', 'é', '日本', '🎉', '\ud800', '\udc00', '\ud800é', '\ud800\ud800\udc00', 'a\ud83c', '\ud83c\udf89x', 'x'.repeat(300), `${'x'.repeat(300)}é`, `é${'x'.repeat(300)}`]) {
+    for (const text of ['', 'ascii', 'é', '日本', '🎉', '\ud800', '\udc00', '\ud800é', '\ud800\ud800\udc00', 'a\ud83c', '\ud83c\udf89x', 'x'.repeat(300), `${'x'.repeat(300)}é`, `é${'x'.repeat(300)}`, '\0', '\x7f', '\x80', '\u07ff', '\u0800', `${'x'.repeat(300)}\x80`]) {
       expect(utf8Length(text), JSON.stringify(text)).toBe(Buffer.byteLength(text, 'utf8'));
     }
   });
