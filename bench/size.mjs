@@ -32,7 +32,7 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * at an ack on the stream as well as at the last POST's answer (§7.3.one-request; about 75 B), which
  * took 15 % off a round trip over SSE and long polling in Node. Raised by 128 B when the nesting check
  * came to count opening brackets before it reads every character, the UTF-8 count to take ASCII at
- * once and the outbox to count a message's bytes once (about 105 B), which took about a fifth off the
+ * once and the outbox to count a message's bytes once (about 105 B), which took about a sixth off the
  * client's JavaScript per round trip (docs/PERFORMANCE.md, "Fewer passes over a message"). The aim
  * stays 5 KiB.
  */
