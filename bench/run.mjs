@@ -31,7 +31,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chartSvg } from './lib/chart.mjs';
 import { checkJson, checksTable, targetFailures } from './lib/checks.mjs';
-import { pushRate, roundTrips, warmUpPush } from './lib/client-cases.mjs';
+import { pushRate, roundTrips, steadyRoundTrips, warmUpPush } from './lib/client-cases.mjs';
 import { writeDocs } from './lib/docs.mjs';
 import { runFallbackCases } from './lib/fallback-cases.mjs';
 import { machine, machineLine } from './lib/machine.mjs';
@@ -58,6 +58,7 @@ import {
   PUSH_WARMUP_MS,
   QUICK,
   RTT_ROUND_TRIPS,
+  RTT_STEADY_AFTER,
   RTT_WARMUP,
 } from './lib/workload.mjs';
 import { BUDGET_FILE, GZIP_BUDGET, MINIFY_SETTING, measureBytes, measureMinimal } from './size.mjs';
@@ -188,6 +189,7 @@ async function runCase(env, browser, row, kind) {
         record(results, env, row.id, 'rttP50', quantile(samples, 0.5));
         record(results, env, row.id, 'rttP99', quantile(samples, 0.99));
         if (row.http) record(results, env, row.id, 'rttRequests', requestsBetween(before, after));
+        else record(results, env, row.id, 'rttSteadyP50', quantile(await steadyRoundTrips(host), 0.5));
         break;
       }
       case 'burst': {
@@ -342,7 +344,7 @@ async function main() {
   if (['node', 'browser', 'fallback', 'scale'].some((section) => SECTIONS.has(section))) {
     out.push(
       `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
-        `send → echo (after ${RTT_WARMUP}); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
+        `send → echo (after ${RTT_WARMUP}; over WebSocket also round trips ${num(RTT_STEADY_AFTER + 1, 0)}–${num(RTT_STEADY_AFTER + RTT_ROUND_TRIPS, 0)} of the same connection, steady); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
         `to a fresh server; cold/warm = the first and the ${COLD_PUSHES}th of ${COLD_PUSHES} pushes in a row to a fresh server process, none unmeasured; ` +
         `resume = kill the TCP connection → first message sent while away; loopback only.`,
     );
@@ -408,7 +410,7 @@ async function main() {
     runs: RUNS,
     minutes,
     machine: { ...host, loadAverageAtEnd: os.loadavg() },
-    workload: { PUSH_MESSAGES, PUSH_WARMUPS, COLD_PUSHES, PUSH_WARMUP_MS, RTT_ROUND_TRIPS, RTT_WARMUP, BURST_SENDS, CONNECTS, IDLE_CONNECTIONS: IDLE_N, FANOUT_CLIENTS, FANOUT_RATE, FANOUT_SECONDS: FANOUT_S },
+    workload: { PUSH_MESSAGES, PUSH_WARMUPS, COLD_PUSHES, PUSH_WARMUP_MS, RTT_ROUND_TRIPS, RTT_WARMUP, RTT_STEADY_AFTER, BURST_SENDS, CONNECTS, IDLE_CONNECTIONS: IDLE_N, FANOUT_CLIENTS, FANOUT_RATE, FANOUT_SECONDS: FANOUT_S },
     figures,
     unavailable,
     failures,

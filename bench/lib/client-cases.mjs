@@ -4,7 +4,7 @@
  * by the client rows (bench/run.mjs) and the Redis rows (bench/lib/redis.mjs) so that both measure the
  * same way.
  */
-import { PUSH_MESSAGES, PUSH_WARMUPS, PUSH_WARMUP_MS, RTT_ROUND_TRIPS, RTT_WARMUP } from './workload.mjs';
+import { PUSH_MESSAGES, PUSH_WARMUPS, PUSH_WARMUP_MS, RTT_ROUND_TRIPS, RTT_STEADY_AFTER, RTT_WARMUP } from './workload.mjs';
 
 /** @typedef {import('./processes.mjs').ClientHost} ClientHost */
 
@@ -46,4 +46,15 @@ export async function pushRate(host, messages = PUSH_MESSAGES, timeout) {
  */
 export async function roundTrips(host) {
   return /** @type {number[]} */ (await host.call('rtt', RTT_ROUND_TRIPS, RTT_WARMUP));
+}
+
+/**
+ * After {@link roundTrips} on the same connection: unmeasured round trips up to {@link RTT_STEADY_AFTER}
+ * in all, then {@link RTT_ROUND_TRIPS} measured (round trips 10,001–12,000 of the connection).
+ * @param {ClientHost} host with an open connection that ran {@link roundTrips}
+ * @returns {Promise<number[]>} ms of each measured round trip
+ */
+export async function steadyRoundTrips(host) {
+  const warmup = RTT_STEADY_AFTER - RTT_WARMUP - RTT_ROUND_TRIPS;
+  return /** @type {number[]} */ (await host.call('rtt', RTT_ROUND_TRIPS, warmup));
 }

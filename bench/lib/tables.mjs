@@ -39,6 +39,7 @@ export function figuresTable(results, env) {
       '>push msg/s',
       '>RTT p50 ms',
       '>RTT p99 ms',
+      '>RTT p50 steady',
       `>req/${num(PUSH_MESSAGES / 1000, 0)}k push`,
       `>req/${num(RTT_ROUND_TRIPS / 1000, 0)}k RTT`,
       `>POSTs/${num(BURST_SENDS / 1000, 0)}k sends`,
@@ -48,7 +49,7 @@ export function figuresTable(results, env) {
   for (const row of ROWS) {
     const why = unavailable[env]?.[row.id];
     if (why) {
-      rows.push([row.label[env], `unavailable: ${why}`, '', '', '', '', '', '', '']);
+      rows.push([row.label[env], `unavailable: ${why}`, '', '', '', '', '', '', '', '']);
       continue;
     }
     const cell = (/** @type {string} */ metric, digits = 2) => {
@@ -63,6 +64,7 @@ export function figuresTable(results, env) {
       cell('throughput', 0),
       cell('rttP50', 3),
       cell('rttP99', 3),
+      row.http ? '' : cell('rttSteadyP50', 3),
       row.http ? cell('pushRequests', 0) : '',
       row.http ? cell('rttRequests', 0) : '',
       row.http ? cell('burstPosts', 0) : '',

@@ -27,6 +27,16 @@ export const RTT_ROUND_TRIPS = 2_000;
  * after 3,000 (raw `ws`: 0.08–0.10 and 0.05 ms): the figure was V8 still compiling the longer path.
  */
 export const RTT_WARMUP = 3_000;
+/**
+ * The steady-state round trip, on the rows whose upstream is a WebSocket: after the measured ones, on
+ * the same connection, more unmeasured round trips until {@link RTT_STEADY_AFTER} in all, then
+ * {@link RTT_ROUND_TRIPS} measured again. V8 optimises a function once it has run often enough, so a
+ * longer path reaches its floor later: over 20,000 round trips in Node, raw `ws` was at its floor by
+ * the 4,000th and unbroken by about the 7,000th (docs/PERFORMANCE.md, "Where a WebSocket round trip
+ * goes in Node"), inside the window above. Shown beside the window's figure, without a target; HTTP
+ * rows are left out, at 0.4–5 ms a round trip the extra ones would cost minutes.
+ */
+export const RTT_STEADY_AFTER = 10_000;
 /** Client sends issued in one synchronous burst (HTTP upstream cost). */
 export const BURST_SENDS = 1_000;
 /** Connections per connect-time case: the first (cold) is discarded, the others are measured. */
