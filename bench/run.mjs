@@ -41,7 +41,7 @@ import { REDIS_SERVER } from './lib/redis-server.mjs';
 import { createResults, fail, record } from './lib/results.mjs';
 import { roomsHeadings, roomsTables, runRoomsCases } from './lib/rooms.mjs';
 import { runScaleCases } from './lib/scale-cases.mjs';
-import { ROWS } from './lib/rows.mjs';
+import { ROWS, measuresSteadyRtt } from './lib/rows.mjs';
 import { median, num, quantile } from './lib/stats.mjs';
 import { figuresTable, scaleTables, sizeTable } from './lib/tables.mjs';
 import { clientChecks, redisChecks, roomsChecks, scaleChecks, sizeChecks } from './lib/targets.mjs';
@@ -189,7 +189,7 @@ async function runCase(env, browser, row, kind) {
         record(results, env, row.id, 'rttP50', quantile(samples, 0.5));
         record(results, env, row.id, 'rttP99', quantile(samples, 0.99));
         if (row.http) record(results, env, row.id, 'rttRequests', requestsBetween(before, after));
-        else record(results, env, row.id, 'rttSteadyP50', quantile(await steadyRoundTrips(host), 0.5));
+        if (measuresSteadyRtt(row)) record(results, env, row.id, 'rttSteadyP50', quantile(await steadyRoundTrips(host), 0.5));
         break;
       }
       case 'burst': {

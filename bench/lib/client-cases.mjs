@@ -50,7 +50,8 @@ export async function roundTrips(host) {
 
 /**
  * After {@link roundTrips} on the same connection: unmeasured round trips up to {@link RTT_STEADY_AFTER}
- * in all, then {@link RTT_ROUND_TRIPS} measured (round trips 10,001–12,000 of the connection).
+ * in all, then {@link RTT_ROUND_TRIPS} measured (round trips 10,001–12,000 of the connection, with the
+ * values of workload.mjs).
  * @param {ClientHost} host with an open connection that ran {@link roundTrips}
  * @returns {Promise<number[]>} ms of each measured round trip
  */

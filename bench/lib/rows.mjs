@@ -109,6 +109,14 @@ export const ROWS = [
 export const rowById = (/** @type {string} */ id) => /** @type {Row} */ (ROWS.find((row) => row.id === id));
 
 /**
+ * Whether a row also measures the steady-state round trip (`RTT_STEADY_AFTER`, workload.mjs): the rows
+ * whose upstream is a WebSocket. Over HTTP a round trip takes 0.4–5 ms, and the extra ones would add
+ * minutes to every run.
+ * @param {Row} row
+ */
+export const measuresSteadyRtt = (row) => !row.http;
+
+/**
  * The fallback cases: the client with its default transports behind the loopback proxy of
  * demo/network-conditions.mjs, time from construction to the first message. The baseline is the same
  * client through the same proxy, without the condition, told to use the fallback transport at once.

@@ -1,7 +1,7 @@
 // @ts-check
 /** The tables of measured figures the runner prints: client rows, server scale, bundle sizes. */
 import { BUDGET_FILE } from '../size.mjs';
-import { ROWS, SCALE_ROWS, metricCase } from './rows.mjs';
+import { ROWS, SCALE_ROWS, measuresSteadyRtt, metricCase } from './rows.mjs';
 import { runsOf } from './results.mjs';
 import { median, num, table } from './stats.mjs';
 import { BURST_SENDS, PUSH_MESSAGES, RTT_ROUND_TRIPS } from './workload.mjs';
@@ -64,7 +64,7 @@ export function figuresTable(results, env) {
       cell('throughput', 0),
       cell('rttP50', 3),
       cell('rttP99', 3),
-      row.http ? '' : cell('rttSteadyP50', 3),
+      measuresSteadyRtt(row) ? cell('rttSteadyP50', 3) : '',
       row.http ? cell('pushRequests', 0) : '',
       row.http ? cell('rttRequests', 0) : '',
       row.http ? cell('burstPosts', 0) : '',

@@ -33,8 +33,8 @@ export const RTT_WARMUP = 3_000;
  * {@link RTT_ROUND_TRIPS} measured again. V8 optimises a function once it has run often enough, so a
  * longer path reaches its floor later: over 20,000 round trips in Node, raw `ws` was at its floor by
  * the 4,000th and unbroken by about the 7,000th (docs/PERFORMANCE.md, "Where a WebSocket round trip
- * goes in Node"), inside the window above. Shown beside the window's figure, without a target; HTTP
- * rows are left out, at 0.4–5 ms a round trip the extra ones would cost minutes.
+ * goes in Node"), inside the window above. Shown beside the window's figure, without a target, for
+ * the rows `measuresSteadyRtt` (rows.mjs) selects.
  */
 export const RTT_STEADY_AFTER = 10_000;
 /** Client sends issued in one synchronous burst (HTTP upstream cost). */
