@@ -103,7 +103,8 @@ export interface HttpLink {
  * Makes the shared half. `stop` ends the downstream (closes the EventSource, aborts the poll).
  *
  * Upstream: `POST P/send` with one batch (§7.3), the next one only once the answer to the last
- * began. Batches written meanwhile wait, and go out merged into one request: the arrays are joined by
+ * began, or once an `ack` on the stream covered everything it carried (§7.3.one-request). Batches
+ * written meanwhile wait, and go out merged into one request: the arrays are joined by
  * their text, without parsing them again, up to `hello.max` bytes. The transport reads `max` from the
  * `hello` it hands over; before it, nothing is merged.
  */
