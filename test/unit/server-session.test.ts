@@ -638,7 +638,14 @@ describe('batching and encoding (§4.1, §4.3)', () => {
   it('answers a send at once from a store that appends synchronously, and rejects what it refuses', async () => {
     const t = setup();
     const connection = await t.open();
-    const id = await t.hub.append({ kind: 'all' }, { n: 1 });
+    // "At once": the send's promise is settled by the first microtask after the call. A store that
+    // appends asynchronously settles it a turn of the microtask queue later.
+    const sent = t.hub.append({ kind: 'all' }, { n: 1 });
+    let settled = false;
+    void sent.then(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(true);
+    const id = await sent;
     await connection.untilMessage(id);
     await t.store.close?.();
     await expect(t.hub.append({ kind: 'all' }, { n: 2 })).rejects.toThrow(/after close/);
