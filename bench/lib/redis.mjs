@@ -31,6 +31,7 @@ import {
   FANOUT_RATE,
   FANOUT_SECONDS,
   PUSH_MESSAGES,
+  PUSH_RETENTION_PUSHES,
   PUSH_WARMUPS,
   PUSH_WARMUP_MS,
   QUICK,
@@ -148,14 +149,6 @@ async function withRedis(store, fn) {
     await redis?.stop();
   }
 }
-
-/**
- * Retention of the push case, in pushes: one push is appended in one synchronous loop, faster than
- * RedisStore's reader hears of it, and with a retention under one push the reader finds the first
- * messages already evicted (the client is then told of a gap, as PROTOCOL §6.3 says). A deployment
- * sizes its retention above its largest burst; so does this case.
- */
-const PUSH_RETENTION_PUSHES = 4;
 
 /**
  * Starts one unbroken server process on `store` (with `retention` messages when given, else the
