@@ -4,6 +4,7 @@
  * by the client rows (bench/run.mjs) and the Redis rows (bench/lib/redis.mjs) so that both measure the
  * same way.
  */
+import { whileAwake } from './awake.mjs';
 import { PUSH_MESSAGES, PUSH_WARMUPS, PUSH_WARMUP_MS, RTT_ROUND_TRIPS, RTT_STEADY_AFTER, RTT_WARMUP } from './workload.mjs';
 
 /** @typedef {import('./processes.mjs').ClientHost} ClientHost */
@@ -40,12 +41,13 @@ export async function pushRate(host, messages = PUSH_MESSAGES, timeout) {
 }
 
 /**
- * {@link RTT_ROUND_TRIPS} sequential send → echo round trips after {@link RTT_WARMUP} unmeasured ones.
+ * {@link RTT_ROUND_TRIPS} sequential send → echo round trips after {@link RTT_WARMUP} unmeasured ones,
+ * every CPU kept awake meanwhile (awake.mjs), as in {@link steadyRoundTrips}.
  * @param {ClientHost} host with an open connection
  * @returns {Promise<number[]>} ms of each measured round trip
  */
 export async function roundTrips(host) {
-  return /** @type {number[]} */ (await host.call('rtt', RTT_ROUND_TRIPS, RTT_WARMUP));
+  return /** @type {number[]} */ (await whileAwake(() => host.call('rtt', RTT_ROUND_TRIPS, RTT_WARMUP)));
 }
 
 /**
@@ -57,5 +59,5 @@ export async function roundTrips(host) {
  */
 export async function steadyRoundTrips(host) {
   const warmup = RTT_STEADY_AFTER - RTT_WARMUP - RTT_ROUND_TRIPS;
-  return /** @type {number[]} */ (await host.call('rtt', RTT_ROUND_TRIPS, warmup));
+  return /** @type {number[]} */ (await whileAwake(() => host.call('rtt', RTT_ROUND_TRIPS, warmup)));
 }
