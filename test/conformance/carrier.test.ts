@@ -1,21 +1,29 @@
 /**
  * Conformance of carriers (docs/PROTOCOL.md §7.5): a raw client in Node — fetch, a hand-written
  * reader of the carrier's lines, no SDK — opens a carrier, attaches sessions to it with their own
- * tickets, and checks what each channel carries.
+ * tickets, and checks what each channel carries. The one rule that binds the client's requests,
+ * §7.5.no-secret-in-url, is checked on the reference client, since a raw client's URLs are the test's own.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Client, type FetchLike } from '../../src/client/index.js';
 import { CARRIER_HEADER, decodeServerBatch, parseCarrierLines, type CarrierLine, type ServerFrame } from '../../src/protocol/index.js';
 import { CARRIER_LIMITS } from '../../src/server/transports/carrier.js';
 import { MIXED_TEXTS, waitUntil } from '../helpers/raw-frames.js';
 import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
 import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { rememberKeys, requestTicket } from '../helpers/raw-ticket.js';
+import { when } from '../helpers/signals.js';
+import { LockTable } from '../helpers/tab-locks.js';
+import { nodeEnvironment } from '../integration/fixture.js';
 
 const harnesses = new Harnesses();
 const carriers = new Set<RawCarrier>();
+const clients = new Set<Client>();
 afterEach(async () => {
   for (const carrier of carriers) carrier.close();
   carriers.clear();
+  for (const client of clients) client.close();
+  clients.clear();
   await harnesses.closeAll();
 });
 
@@ -84,6 +92,79 @@ async function attach(h: Harness, carrier: string, channel: string, options: { s
 }
 
 const helloOf = (carrier: RawCarrier, channel: string) => carrier.frames(channel).find((frame) => frame.t === 'hello');
+
+/** One request the reference client made: what it sent, and the status of its answer (0: none came). */
+interface SentRequest {
+  readonly path: string;
+  readonly carrierHeader: string | null;
+  readonly body: string;
+  readonly status: Promise<number>;
+}
+
+/** The string field `name` of a JSON request body, or undefined. */
+function bodyField(body: string, name: string): unknown {
+  const parsed: unknown = JSON.parse(body);
+  return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)[name] : undefined;
+}
+
+/**
+ * The whole life of one carrier, as the reference client lives it: two simulated tabs (their own Web
+ * Locks views of one table, Node's BroadcastChannel) share it, each opens its session on it and sends
+ * once; then the follower tab goes away, so the holder detaches its channel; then the holder goes
+ * away and the carrier ends. Returns every request the client made through fetch (an SSE carrier is
+ * an EventSource: the server's record of request lines has it).
+ */
+async function shareOneCarrier(h: Harness, transport: 'sse' | 'long-polling'): Promise<{ sent: SentRequest[] }> {
+  const sent: SentRequest[] = [];
+  const fetch: FetchLike = (input, init = {}) => {
+    const answer = globalThis.fetch(input, init);
+    sent.push({
+      path: new URL(String(input)).pathname,
+      carrierHeader: new Headers(init.headers).get(CARRIER_HEADER),
+      body: typeof init.body === 'string' ? init.body : '',
+      status: answer.then((response) => response.status, () => 0),
+    });
+    return answer;
+  };
+  // The carrier's requests the server is answering now, so the test knows when the carrier ended.
+  let carrierRequests = 0;
+  let holderGone = false;
+  const ended = when(() => holderGone && carrierRequests === 0);
+  h.started.http.prependListener('request', (request, response) => {
+    if (!/\/carrier(-poll)?\?/.test(request.url ?? '')) return;
+    carrierRequests++;
+    response.once('close', () => {
+      carrierRequests--;
+      ended.wake();
+    });
+  });
+
+  const table = new LockTable();
+  const tabs = [table.tab(), table.tab()].map((tab) => {
+    const client = connect(h.httpBase, { ...nodeEnvironment, fetch, transports: [transport], locks: tab.locks, BroadcastChannel, reconnectDelay: 20 });
+    clients.add(client);
+    return { tab, client };
+  });
+  const bothOpen = when(() => tabs.every(({ client }) => client.state === 'open'));
+  for (const { client } of tabs) client.on('open', bothOpen.wake);
+  await bothOpen.promise;
+  // Both sessions ride the one carrier: one tab holds it, the other follows.
+  expect(tabs.map(({ client }) => client.sharing).sort()).toEqual(['follower', 'holder']);
+  await Promise.all(tabs.map(({ client }) => client.send('upstream, on the session\'s own requests')));
+
+  const follower = tabs.find(({ client }) => client.sharing === 'follower')!;
+  const holder = tabs.find(({ client }) => client.sharing === 'holder')!;
+  const detached = h.handled('/detach');
+  follower.client.close();
+  follower.tab.crash();
+  await detached;
+  holder.client.close();
+  holder.tab.crash();
+  holderGone = true;
+  ended.wake();
+  await ended.promise;
+  return { sent };
+}
 
 describe('§7.5 carriers', () => {
   it('§7.5.version refuses a carrier whose v does not name 2, and opens one that does with its id and heartbeat', async () => {
@@ -216,12 +297,39 @@ describe('§7.5 carriers', () => {
     expect(msgs(decodeServerBatch(line.batch))).toEqual(texts);
   });
 
-  it('§7.5.no-secret-in-url never puts the carrier id in a URL', async () => {
-    const h = await harnesses.start(FAST);
-    const carrier = await RawCarrier.open(h);
-    await attach(h, carrier.id, 's.1');
-    await post(`${h.httpBase}/detach?v=2`, { carrier: carrier.id, channels: ['s.1'] });
-    expect(h.requestLines.length).toBeGreaterThan(0);
-    for (const line of h.requestLines) expect(line).not.toContain(carrier.id);
+  it('§7.5.no-secret-in-url never puts the carrier id in a URL: the reference client sends it only in headers and bodies, over a carrier\'s whole life', async () => {
+    // The rule binds whoever sends the id. The raw client above writes its URLs by hand, so checking
+    // its requests would check the test; these are the reference client's, which builds them itself.
+    for (const transport of ['sse', 'long-polling'] as const) {
+      const h = await harnesses.start(FAST);
+      const life = await shareOneCarrier(h, transport);
+      const where = `${transport}: ${JSON.stringify(h.requestLines)}`;
+
+      // The id was in use: both attaches named it and were admitted (an attach naming no open carrier
+      // is refused, §7.5.unknown-carrier), the detach named it, and every later carrier poll carried it.
+      const attaches = life.sent.filter((request) => request.path.endsWith('/attach'));
+      expect(await Promise.all(attaches.map((request) => request.status)), where).toEqual([200, 200]);
+      const carrierId = bodyField(attaches[0]!.body, 'carrier');
+      if (typeof carrierId !== 'string') throw new Error(`expects the attach to name its carrier: ${attaches[0]!.body}`);
+      expect(carrierId).toMatch(/^[A-Za-z0-9_-]{16,64}$/);
+      expect(attaches.map((request) => bodyField(request.body, 'carrier'))).toEqual([carrierId, carrierId]);
+      const detaches = life.sent.filter((request) => request.path.endsWith('/detach'));
+      expect(detaches.length, where).toBeGreaterThan(0);
+      expect(detaches.every((request) => bodyField(request.body, 'carrier') === carrierId)).toBe(true);
+      if (transport === 'long-polling') {
+        const polls = life.sent.filter((request) => request.path.endsWith('/carrier-poll'));
+        expect(polls.length, where).toBeGreaterThan(1);
+        expect(polls.slice(1).every((request) => request.carrierHeader === carrierId), where).toBe(true);
+      }
+
+      // Every request the server received over the carrier's life — the carrier itself, tickets,
+      // attaches, sends, the detach — and none has the id in its URL, plain or percent-encoded.
+      const endpoints = ['/ticket?', transport === 'sse' ? '/carrier?' : '/carrier-poll?', '/attach?', '/send?', '/detach?'];
+      for (const endpoint of endpoints) expect(h.requestLines.some((line) => line.includes(endpoint)), `${endpoint} in ${where}`).toBe(true);
+      for (const line of h.requestLines) {
+        expect(line, `a URL holds the carrier id (${transport})`).not.toContain(carrierId);
+        expect(decodeURIComponent(line), `a URL holds the carrier id (${transport})`).not.toContain(carrierId);
+      }
+    }
   });
 });

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { HEARTBEAT_RANGE, SERVER_DELAY_RANGE, heartbeatOf, serverDelay } from '../../src/client/reconnect-policy.js';
-import { POLL_GAP, QUICK_ANSWERS, longPolling } from '../../src/client/transports/long-polling.js';
-import { lastMessageId } from '../../src/client/transport.js';
+import { longPolling } from '../../src/client/transports/long-polling.js';
+import { lastMessageId, type FetchLike } from '../../src/client/transport.js';
 import { CloseCode, decodeServerBatch, encodeBinaryFrame } from '../../src/protocol/index.js';
 import { record, settle, useMockServer } from './client-harness.js';
 import { CONTEXT, FakeFetch, Recorder } from './client-http-fakes.js';
@@ -104,28 +104,45 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
 });
 
 describe('spaced polls (§13.5)', () => {
-  it(`waits ${POLL_GAP} ms between polls after ${QUICK_ANSWERS} quick answers in a row with no message (§13.5.poll-gap)`, async () => {
+  it('waits 1000 ms between polls after 3 quick answers in a row with no message (§13.5.poll-gap)', async () => {
+    // docs/PROTOCOL.md §13.5.poll-gap: after 3 poll answers in a row that arrived within 100 ms of their
+    // poll and held no msg frame, polls start at least 1 000 ms apart. The spec's numbers, not the
+    // module's constants, so that changing a constant fails here.
+    const quickAnswersInARow = 3;
+    const pollGapMs = 1_000;
     vi.useFakeTimers();
     try {
       const net = new FakeFetch();
+      const pollStartedAt: number[] = [];
+      const fakeFetch = net.fetch;
+      // Called as a plain function, as the transport calls fetch.
+      const fetch: FetchLike = (input, init) => {
+        if (new URL(String(input)).pathname.endsWith('/poll')) pollStartedAt.push(Date.now());
+        return fakeFetch(input, init);
+      };
       const rec = new Recorder();
-      const transport = longPolling(net.fetch)(rec.url, rec.handlers, CONTEXT);
-      const startedAt: number[] = [];
+      const transport = longPolling(fetch)(rec.url, rec.handlers, CONTEXT);
       const answer = async (body: string): Promise<void> => {
-        startedAt.push(Date.now());
         net.last('/poll').answer(200, body);
         for (let i = 0; i < 5; i++) await vi.advanceTimersByTimeAsync(0);
       };
       await answer(JSON.stringify([{ t: 'hello', v: 1, sid: 'session-abcdefghijkl', key: 'key-abcdefghijklmnop', resumed: false, ack: 0, hb: 15_000, retry: 0, max: 1_000, cursor: 'e-0' }]));
-      for (let i = 0; i < 5; i++) {
+      // The hello's answer counts: it carried no message either. So does every heartbeat-only answer.
+      for (let quick = 2; quick <= quickAnswersInARow + 3; quick++) {
         const polls = net.to('/poll').length;
         await answer('[{"t":"hb"}]');
-        if (net.to('/poll').length === polls) await vi.advanceTimersByTimeAsync(POLL_GAP);
+        if (quick < quickAnswersInARow) {
+          expect(net.to('/poll').length, `poll after quick answer ${quick}`).toBe(polls + 1);
+          continue;
+        }
+        // Spaced: no poll a millisecond before the gap is up, one when it is.
+        await vi.advanceTimersByTimeAsync(pollGapMs - 1 - (Date.now() - pollStartedAt.at(-1)!));
+        expect(net.to('/poll').length, `poll ${pollGapMs - 1} ms after the one before, at quick answer ${quick}`).toBe(polls);
+        await vi.advanceTimersByTimeAsync(1);
+        expect(net.to('/poll').length, `poll ${pollGapMs} ms after the one before, at quick answer ${quick}`).toBe(polls + 1);
       }
-      const gaps = startedAt.slice(1).map((at, i) => at - startedAt[i]!);
-      // The hello's answer counts: it carried no message either.
-      expect(gaps.slice(0, QUICK_ANSWERS - 1)).toEqual([0, 0]);
-      expect(gaps.slice(QUICK_ANSWERS - 1)).toEqual([POLL_GAP, POLL_GAP, POLL_GAP]);
+      const gaps = pollStartedAt.slice(1).map((at, i) => at - pollStartedAt[i]!);
+      expect(gaps).toEqual([0, 0, pollGapMs, pollGapMs, pollGapMs, pollGapMs]);
       // An answer with a message resets the count: backlog is fetched at full speed.
       const polls = net.to('/poll').length;
       await answer('[{"t":"msg","id":"e-1","d":1}]');

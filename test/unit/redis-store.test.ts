@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { UnbrokenTypeError, type Address, type MessageStore, type StoredMessage } from '../../src/server/index.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/server/redis/index.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { deferred } from '../helpers/signals.js';
 
 const ALL: Address = { kind: 'all' };
 /** How long the stall test keeps Redis stopped: `UNBROKEN_REDIS_PAUSE_MS=5000` for the full-length run. */
@@ -96,15 +97,29 @@ describe('RedisStore ids, epochs and order', () => {
     const { store: b } = await open(server, { prefix: 'join-order' });
     const start = await a.head();
     await a.join('bob', 'lobby');
-    const sending = Promise.all(Array.from({ length: 60 }, (_, i) => b.append({ to: { kind: 'rooms', rooms: ['lobby'] }, data: i })));
-    await sleep(2);
+    // b appends one message after another (each its own script call); a joins once the first half
+    // is stored, while b goes on with the second: the join lands amid the appends by construction.
+    const stored: string[] = [];
+    const halfStored = deferred();
+    const sending = (async () => {
+      for (let i = 0; i < 60; i++) {
+        stored.push((await b.append({ to: { kind: 'rooms', rooms: ['lobby'] }, data: i })).id);
+        if (stored.length === 30) halfStored.resolve();
+      }
+    })();
+    // An append that fails before the half would otherwise leave the test waiting.
+    sending.catch((error: unknown) => halfStored.reject(error));
+    await halfStored.promise;
+    const storedBeforeJoin = stored.length;
     const joined = await a.join('alice', 'lobby');
     await sending;
     const bob = ids((await a.read('bob', start, 1000)).messages);
     const alice = ids((await b.read('alice', start, 1000)).messages);
-    expect(bob).toHaveLength(60);
+    expect(bob).toEqual(stored);
+    // The head as of the join: at or after every append that had resolved before it was called.
+    expect(bob.indexOf(joined)).toBeGreaterThanOrEqual(storedBeforeJoin - 1);
     // Alice's stream is exactly what the room got after her join's position.
-    expect(alice).toEqual(joined === start ? bob : bob.slice(bob.indexOf(joined) + 1));
+    expect(alice).toEqual(bob.slice(bob.indexOf(joined) + 1));
   });
 
   it('sends the appends of one turn as one script call per batch of 128, each resolved with its own id, in call order', async () => {

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type Address, type MessageStore, type StoredMessage } from '../../src/server/index.js';
+import { when } from '../helpers/signals.js';
 import { storeHarnesses, useHarness } from '../helpers/store-harness.js';
 
 const ALL: Address = { kind: 'all' };
@@ -259,13 +260,35 @@ describe.each(storeHarnesses())('$name', (harness) => {
       }
     });
 
-    it('rejects appends after close and forgets its listeners', async () => {
+    it('rejects appends after close and forgets its listeners: nothing done on it after close reaches a listener subscribed before', async () => {
       const store = await harness.create();
       const heard: string[] = [];
-      store.subscribe((message) => heard.push(message.id));
+      const heardSoFar = when(() => heard.length === 2);
+      store.subscribe(
+        (message) => {
+          heard.push(`message ${String(message.data)}`);
+          heardSoFar.wake();
+        },
+        {
+          membership: ({ session, room, joined }) => {
+            heard.push(`${joined ? 'join' : 'leave'} ${session} ${room}`);
+            heardSoFar.wake();
+          },
+        },
+      );
+      // While open, the listener hears a message and a membership change: the check after close is not vacuous.
+      await store.append({ to: ALL, data: 'before close' });
+      await store.join('s', 'lobby');
+      await heardSoFar.promise;
+      expect(heard).toEqual(['message before close', 'join s lobby']);
+
       await store.close?.();
-      await expect(store.append({ to: ALL, data: 1 })).rejects.toThrow(/after close/);
-      expect(heard).toEqual([]);
+      await expect(store.append({ to: ALL, data: 'after close' })).rejects.toThrow(/after close/);
+      if (store.appendNow) expect(() => store.appendNow!({ to: ALL, data: 'after close, now' })).toThrow(/after close/);
+      // A closed store may refuse these or not; either way, the listeners it had are gone. A store that
+      // tells its listeners does so during the call (MemoryStore) or through its reader, stopped by close.
+      await Promise.allSettled([store.leave('s', 'lobby'), store.join('t', 'lobby')]);
+      expect(heard).toEqual(['message before close', 'join s lobby']);
     });
   });
 });
