@@ -31,6 +31,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { chartSvg } from './lib/chart.mjs';
 import { checkJson, checksTable, targetFailures } from './lib/checks.mjs';
+import { idleStateNote } from './lib/awake.mjs';
 import { pushRate, roundTrips, steadyRoundTrips, warmUpPush } from './lib/client-cases.mjs';
 import { writeDocs } from './lib/docs.mjs';
 import { runFallbackCases } from './lib/fallback-cases.mjs';
@@ -353,7 +354,7 @@ async function main() {
       `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them; unbroken's store retaining ${num(PUSH_RETENTION_PUSHES * PUSH_MESSAGES, 0)} messages in the push cases, the default 10,000 in the others); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
         `send → echo (after ${RTT_WARMUP}; over WebSocket also round trips ${num(RTT_STEADY_AFTER + 1, 0)}–${num(RTT_STEADY_AFTER + RTT_ROUND_TRIPS, 0)} of the same connection, steady); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
         `to a fresh server; cold/warm = the first and the ${COLD_PUSHES}th of ${COLD_PUSHES} pushes in a row to a fresh server process, none unmeasured; ` +
-        `resume = kill the TCP connection → first message sent while away; loopback only.`,
+        `resume = kill the TCP connection → first message sent while away; ${idleStateNote()}; loopback only.`,
     );
   }
   for (const env of /** @type {Env[]} */ (['node', 'browser'])) {

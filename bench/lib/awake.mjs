@@ -1,65 +1,62 @@
 // @ts-check
 /**
- * Round trips measured with every CPU kept awake. On a virtual machine a CPU with nothing to run
- * halts, and the host may take it off its core; the next wake-up then costs far more than a round
- * trip over loopback. On the 2-CPU machine of docs/PERFORMANCE.md ("Round trips and idle CPUs"), the
- * p50 of 2,000 WebSocket round trips was either about 20 µs or about 100 µs for raw `ws` and unbroken
- * alike, and which one changed from one window of the same connection to the next: the ratio of the
- * two then measured the host more than the code. One busy loop per CPU at the lowest priority (nice
- * 19) keeps every CPU from halting and yields to the processes measured whenever they can run.
+ * Round trips measured with the CPUs held out of their idle states. On a virtual machine a CPU with
+ * nothing to run halts, and waking it costs far more than a round trip over loopback. On the 2-CPU
+ * machine of docs/PERFORMANCE.md ("Round trips and idle CPUs"), the p50 of 2,000 WebSocket round
+ * trips was either about 20 µs or about 100 µs for raw `ws` and unbroken alike, and which one changed
+ * from one window of the same connection to the next: the ratio of the two measured the host more
+ * than the code.
+ *
+ * Linux's CPU latency request (`/dev/cpu_dma_latency`, Documentation/power/pm_qos_interface.rst): while
+ * a process holds the device open with a 32-bit 0 written to it, no CPU may take an idle state that
+ * takes time to leave, so an idle CPU polls instead of halting. The request ends when the device is
+ * closed, or when the process ends. Busy loops at the lowest priority did the same less well: they
+ * made the scheduler preempt them for each wake-up, which cost unbroken's SSE round trip (whose
+ * client goes on running after it wrote) more than the raw one's.
+ *
+ * Holding the device needs root. Without it the round trips run as the machine is, and the report
+ * says so ({@link idleStateNote}).
  */
-import { spawn } from 'node:child_process';
-import os from 'node:os';
+import fs from 'node:fs';
 
-/** The lowest scheduling priority (nice 19). */
-const LOWEST_PRIORITY = 19;
+const LATENCY_DEVICE = '/dev/cpu_dma_latency';
 
-/** ms between the loops' start and the measurement. */
-const SETTLE_MS = 200;
-
-/** @type {Set<import('node:child_process').ChildProcess>} */
-const loops = new Set();
-// A run that ends early ends its loops too: they never outlive the runner.
-process.on('exit', () => {
-  for (const loop of loops) if (loop.pid !== undefined && loop.exitCode === null) process.kill(loop.pid, 'SIGKILL');
-});
+/** Measurements made so far with the CPUs held awake, without, and why not. */
+const holds = { held: 0, notHeld: 0, reason: '' };
 
 /**
- * Runs `measure` with one lowest-priority busy loop per CPU, and ends the loops after it.
+ * Runs `measure` with every CPU held out of its idle states, where this process may ask for it.
  * @template T
  * @param {() => Promise<T>} measure
  * @returns {Promise<T>}
  */
 export async function whileAwake(measure) {
-  const started = Array.from({ length: os.availableParallelism() }, () => {
-    // It says when it spins: a node process takes tens of ms to start.
-    const loop = spawn(process.execPath, ['-e', 'process.stdout.write("spinning"); for (;;) {}'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    loops.add(loop);
-    if (loop.pid !== undefined) os.setPriority(loop.pid, LOWEST_PRIORITY);
-    return loop;
-  });
-  await Promise.all(
-    started.map(
-      (loop) =>
-        new Promise((resolve) => {
-          loop.stdout?.once('data', resolve);
-          loop.once('exit', resolve);
-        }),
-    ),
-  );
-  // A pause, so that the first round trips do not find a CPU still in the state it idled in.
-  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  /** @type {number | null} */
+  let device = null;
+  try {
+    device = fs.openSync(LATENCY_DEVICE, 'r+');
+    // The latency allowed to wake a CPU, in µs, as a 32-bit integer: none.
+    fs.writeSync(device, Buffer.alloc(4));
+    holds.held++;
+  } catch (error) {
+    if (device !== null) fs.closeSync(device);
+    device = null;
+    holds.notHeld++;
+    holds.reason = error instanceof Error && 'code' in error ? String(error.code) : String(error);
+  }
   try {
     return await measure();
   } finally {
-    await Promise.all(
-      started.map(async (loop) => {
-        loops.delete(loop);
-        if (loop.pid === undefined || loop.exitCode !== null || loop.signalCode !== null) return;
-        const gone = new Promise((resolve) => loop.once('exit', resolve));
-        process.kill(loop.pid, 'SIGKILL');
-        await gone;
-      }),
-    );
+    if (device !== null) fs.closeSync(device);
   }
+}
+
+/** How the round trips of this run were measured, for the report's workload line. */
+export function idleStateNote() {
+  if (holds.held + holds.notHeld === 0) return 'no round trips measured';
+  if (holds.notHeld === 0) return `round trips measured with the CPUs held out of idle states (${LATENCY_DEVICE})`;
+  return (
+    `round trips NOT held out of idle states in ${holds.notHeld} of ${holds.held + holds.notHeld} cases ` +
+    `(${LATENCY_DEVICE}: ${holds.reason}; needs root): their figures depend on how fast an idle CPU wakes`
+  );
 }

@@ -42,7 +42,7 @@ export async function pushRate(host, messages = PUSH_MESSAGES, timeout) {
 
 /**
  * {@link RTT_ROUND_TRIPS} sequential send → echo round trips after {@link RTT_WARMUP} unmeasured ones,
- * every CPU kept awake meanwhile (awake.mjs), as in {@link steadyRoundTrips}.
+ * the CPUs held awake meanwhile (awake.mjs), as in {@link steadyRoundTrips}.
  * @param {ClientHost} host with an open connection
  * @returns {Promise<number[]>} ms of each measured round trip
  */

@@ -21,6 +21,7 @@
  * then run 2 …); figures are medians over runs, with the lowest and highest run beside them.
  */
 import { performance } from 'node:perf_hooks';
+import { idleStateNote } from './awake.mjs';
 import { pushRate, roundTrips, warmUpPush } from './client-cases.mjs';
 import { runRedisMemory, startNodeClient, startScaleClients, startServer } from './processes.mjs';
 import { startRedisServer } from './redis-server.mjs';
@@ -484,7 +485,7 @@ export function redisHeadings(results) {
       `the default 10,000 for the round trip; 5 min), a redis-server of its own per case, ` +
       `the Node client over WebSocket; push ${num(w.pushMessages, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ` +
       `${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential send → echo (after ${RTT_WARMUP}), once ` +
-      `${num(w.fillMessages, 0)} broadcasts were stored; median (lowest–highest) over runs`,
+      `${num(w.fillMessages, 0)} broadcasts were stored; ${idleStateNote()}; median (lowest–highest) over runs`,
     fanout:
       `broadcast fan-out: ${w.fanoutRate} msg/s for ${w.fanoutSeconds} s from one server process to ${num(w.fanoutClients, 0)} clients ` +
       `(raw protocol clients on WebSocket in one other process, from ${num(CLIENT_ADDRESSES, 0)} loopback addresses), spread evenly over ` +
