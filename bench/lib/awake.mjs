@@ -3,7 +3,7 @@
  * Round trips measured with the CPUs held out of their idle states. On a virtual machine a CPU with
  * nothing to run halts, and waking it costs far more than a round trip over loopback. On the 2-CPU
  * machine of docs/PERFORMANCE.md ("Round trips and idle CPUs"), the p50 of 2,000 WebSocket round
- * trips was either about 20 µs or about 100 µs for raw `ws` and unbroken alike, and which one changed
+ * trips was either about 20–30 µs or about 100 µs for raw `ws` and unbroken alike, and which one changed
  * from one window of the same connection to the next: the ratio of the two measured the host more
  * than the code.
  *
@@ -21,7 +21,7 @@ import fs from 'node:fs';
 
 const LATENCY_DEVICE = '/dev/cpu_dma_latency';
 
-/** Measurements made so far with the CPUs held awake, without, and why not. */
+/** Round-trip measurements (calls of {@link whileAwake}) so far with the CPUs held awake, without, and why not. */
 const holds = { held: 0, notHeld: 0, reason: '' };
 
 /**
@@ -56,7 +56,7 @@ export function idleStateNote() {
   if (holds.held + holds.notHeld === 0) return 'no round trips measured';
   if (holds.notHeld === 0) return `round trips measured with the CPUs held out of idle states (${LATENCY_DEVICE})`;
   return (
-    `round trips NOT held out of idle states in ${holds.notHeld} of ${holds.held + holds.notHeld} cases ` +
+    `round trips NOT held out of idle states in ${holds.notHeld} of ${holds.held + holds.notHeld} measurements ` +
     `(${LATENCY_DEVICE}: ${holds.reason}; needs root): their figures depend on how fast an idle CPU wakes`
   );
 }
