@@ -11,6 +11,11 @@ import { RedisStore } from '../../src/server/redis/index.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 
 const TTL = 60_000;
+/**
+ * A ttl meant to run out during a test: it need only outlast the few round trips between writing a
+ * key and touching it, a wide margin, and it keeps the test quick. Expiry is waited for, never slept on.
+ */
+const EXPIRING = 500;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let server: RedisServer;
@@ -28,6 +33,11 @@ async function processes(): Promise<[RedisStore, RedisStore, Error[]]> {
     await store.ready();
   }
   return [pair[0], pair[1], reports];
+}
+
+/** Resolves once `read()` finds nothing: an expiry seen, not a sleep hoping it happened. */
+async function gone(read: () => Promise<unknown>): Promise<void> {
+  await vi.waitFor(async () => expect(await read()).toBeNull(), { timeout: 10_000, interval: 25 });
 }
 
 const session = (id: string, key = 'key-aaaaaaaaaaaaaaaa', user: { id: string; role?: string } | null = null) => ({ id, key, user });
@@ -61,13 +71,14 @@ describe('RedisStore sessions', () => {
 
   it('expires a session after its ttl unless touched, and deleteSession ends it at once', async () => {
     const [a, b] = await processes();
-    await a.createSession(session('short'), 150);
-    await a.createSession(session('touched'), 150);
+    // 'touched' is created before 'short' with the same ttl, so untouched it would expire no later
+    // than 'short' (Redis keeps each deadline as an absolute time): once 'short' is gone, only the
+    // touch can have kept 'touched'. No fixed sleep; EXPIRING need only outlast three round trips.
+    await a.createSession(session('touched'), EXPIRING);
+    await a.createSession(session('short'), EXPIRING);
     await a.createSession(session('deleted'), TTL);
-    await sleep(100);
-    await b.touchSessions(['touched', 'nobody'], 400);
-    await sleep(100);
-    expect(await b.getSession('short')).toBeNull();
+    await b.touchSessions(['touched', 'nobody'], TTL);
+    await gone(() => b.getSession('short'));
     expect(await b.getSession('touched')).not.toBeNull();
     await b.deleteSession('deleted');
     expect(await a.getSession('deleted')).toBeNull();
@@ -164,12 +175,14 @@ describe('RedisStore tickets and long-polling connections', () => {
 
   it('§7.4 finds a long-polling connection from any process while its session is touched, and forgets it with the session', async () => {
     const [a, b] = await processes();
-    await a.createSession(session('s1'), 150);
-    await a.putConnection('connection-1', 's1', 150);
+    await a.createSession(session('s1'), EXPIRING);
+    await a.putConnection('connection-1', 's1', EXPIRING);
     expect(await b.getConnection('connection-1')).toBe('s1');
-    await sleep(100);
-    await b.touchSessions(['s1'], 400);
-    await sleep(100);
+    await b.touchSessions(['s1'], TTL);
+    // A connection of another session, put after connection-1 with the same ttl and never touched:
+    // once it is gone, connection-1 would be gone too, unless touching its session kept it.
+    await a.putConnection('witness', 'another-session', EXPIRING);
+    await gone(() => b.getConnection('witness'));
     expect(await a.getConnection('connection-1')).toBe('s1');
     await a.deleteSession('s1');
     expect(await b.getConnection('connection-1')).toBeNull();
