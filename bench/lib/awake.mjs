@@ -14,7 +14,7 @@
  * made the scheduler preempt them for each wake-up, which cost unbroken's SSE round trip (whose
  * client goes on running after it wrote) more than the raw one's.
  *
- * Holding the device needs root. Without it the round trips run as the machine is, and the report
+ * Holding the device takes Linux and root. Without them the round trips run as the machine is, and the report
  * says so ({@link idleStateNote}).
  */
 import fs from 'node:fs';
@@ -57,6 +57,6 @@ export function idleStateNote() {
   if (holds.notHeld === 0) return `round trips measured with the CPUs held out of idle states (${LATENCY_DEVICE})`;
   return (
     `round trips NOT held out of idle states in ${holds.notHeld} of ${holds.held + holds.notHeld} measurements ` +
-    `(${LATENCY_DEVICE}: ${holds.reason}; needs root): their figures depend on how fast an idle CPU wakes`
+    `(${LATENCY_DEVICE}: ${holds.reason}; it takes Linux and root): their figures depend on how fast an idle CPU wakes`
   );
 }
