@@ -11,11 +11,11 @@
  * a process holds the device open with a 32-bit 0 written to it, no CPU may take an idle state that
  * takes time to leave, so an idle CPU polls instead of halting. The request ends when the device is
  * closed, or when the process ends. Busy loops at the lowest priority did the same less well: they
- * made the scheduler preempt them for each wake-up, which cost unbroken's SSE round trip (whose
- * client goes on running after it wrote) more than the raw one's.
+ * made the scheduler preempt them for each wake-up, which cost unbroken's SSE round trip more than
+ * the raw one's.
  *
- * Holding the device takes Linux and root. Without them the round trips run as the machine is, and the report
- * says so ({@link idleStateNote}).
+ * Holding the device takes Linux and root. Without them the round trips run as the machine is, and
+ * the report says so ({@link idleStateNote}).
  */
 import fs from 'node:fs';
 
