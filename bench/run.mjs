@@ -55,13 +55,13 @@ import {
   FANOUT_SECONDS,
   IDLE_CONNECTIONS,
   PUSH_MESSAGES,
-  PUSH_RETENTION_PUSHES,
   PUSH_WARMUPS,
   PUSH_WARMUP_MS,
   QUICK,
   RTT_ROUND_TRIPS,
   RTT_STEADY_AFTER,
   RTT_WARMUP,
+  pushRetention,
 } from './lib/workload.mjs';
 import { BUDGET_FILE, GZIP_BUDGET, MINIFY_SETTING, measureBytes, measureMinimal } from './size.mjs';
 
@@ -150,7 +150,7 @@ async function runCase(env, browser, row, kind) {
   const pushes = kind === 'throughput' || kind === 'cold';
   const server = await startServer(row.server, {
     ...(row.serverTransport ? { transport: row.serverTransport } : {}),
-    ...(pushes ? { retention: PUSH_RETENTION_PUSHES * PUSH_MESSAGES } : {}),
+    ...(pushes ? { retention: pushRetention() } : {}),
   });
   /** @type {ClientHost | null} */
   let host = null;
@@ -351,7 +351,7 @@ async function main() {
   // The client and scale cases' workload; the rooms and Redis sections print their own.
   if (['node', 'browser', 'fallback', 'scale'].some((section) => SECTIONS.has(section))) {
     out.push(
-      `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them; unbroken's store retaining ${num(PUSH_RETENTION_PUSHES * PUSH_MESSAGES, 0)} messages in the push cases, the default 10,000 in the others); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
+      `workload: push ${num(PUSH_MESSAGES, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ${num(PUSH_WARMUP_MS / 1000, 0)} s of them; unbroken's store retaining ${num(pushRetention(), 0)} messages in the push cases, the default 10,000 in the others); ${num(RTT_ROUND_TRIPS, 0)} sequential ` +
         `send → echo (after ${RTT_WARMUP}; over WebSocket also round trips ${num(RTT_STEADY_AFTER + 1, 0)}–${num(RTT_STEADY_AFTER + RTT_ROUND_TRIPS, 0)} of the same connection, steady); burst of ${num(BURST_SENDS, 0)} sends; connect = median of connections 2–${CONNECTS} ` +
         `to a fresh server; cold/warm = the first and the ${COLD_PUSHES}th of ${COLD_PUSHES} pushes in a row to a fresh server process, none unmeasured; ` +
         `resume = kill the TCP connection → first message sent while away; ${idleStateNote()}; loopback only.`,

@@ -4,7 +4,7 @@
  * dist/redis.mjs) costs, each figure against a baseline measured in the same run.
  *
  * - Push and round trip: one server process on `RedisStore` against one on `MemoryStore` (the same
- *   retention on both: {@link PUSH_RETENTION_PUSHES} pushes' worth for the push, the default 10,000
+ *   retention on both: {@link pushRetention} for the push, the default 10,000
  *   messages for the round trip), the Node client of the client rows over WebSocket, measured as those
  *   rows are (client-cases.mjs). During the measured push on Redis, `INFO commandstats` and `INFO cpu` of
  *   the redis-server tell where Redis spent its time.
@@ -32,13 +32,13 @@ import {
   FANOUT_RATE,
   FANOUT_SECONDS,
   PUSH_MESSAGES,
-  PUSH_RETENTION_PUSHES,
   PUSH_WARMUPS,
   PUSH_WARMUP_MS,
   QUICK,
   REDIS,
   RTT_ROUND_TRIPS,
   RTT_WARMUP,
+  pushRetention,
 } from './workload.mjs';
 
 /** @typedef {'memory' | 'redis'} StoreKind */
@@ -211,7 +211,7 @@ async function commandStats(redis) {
  * @returns {Promise<PushRun>}
  */
 function pushRun(store, w) {
-  return withClient(store, { retention: PUSH_RETENTION_PUSHES * w.pushMessages }, async (host, redis) => {
+  return withClient(store, { retention: pushRetention(w.pushMessages) }, async (host, redis) => {
     await warmUpPush(host, w.pushMessages, w.pushTimeoutMs);
     if (!redis) return { rate: await pushRate(host, w.pushMessages, w.pushTimeoutMs) };
     await redis.resetStats();
@@ -481,7 +481,7 @@ export function redisHeadings(results) {
   const w = results.workload;
   return {
     client:
-      `push and round trip: one server process on each store (retention: ${num(PUSH_RETENTION_PUSHES * w.pushMessages, 0)} messages for the push, ` +
+      `push and round trip: one server process on each store (retention: ${num(pushRetention(w.pushMessages), 0)} messages for the push, ` +
       `the default 10,000 for the round trip; 5 min), a redis-server of its own per case, ` +
       `the Node client over WebSocket; push ${num(w.pushMessages, 0)} × ~100 B JSON (after up to ${PUSH_WARMUPS} unmeasured ones, at most ` +
       `${num(PUSH_WARMUP_MS / 1000, 0)} s of them); ${num(RTT_ROUND_TRIPS, 0)} sequential send → echo (after ${RTT_WARMUP}), once ` +

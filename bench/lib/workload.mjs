@@ -27,7 +27,13 @@ export const COLD_PUSHES = 6;
  * and both stores alike (the Redis section's RedisStore lags its appends further, hence more than
  * one push's worth).
  */
-export const PUSH_RETENTION_PUSHES = 4;
+const PUSH_RETENTION_PUSHES = 4;
+/**
+ * Messages unbroken's store retains in a push case whose pushes are `messagesPerPush` long
+ * ({@link PUSH_RETENTION_PUSHES} pushes' worth).
+ * @param {number} [messagesPerPush]
+ */
+export const pushRetention = (messagesPerPush = PUSH_MESSAGES) => PUSH_RETENTION_PUSHES * messagesPerPush;
 /** Sequential send → echo round trips in the latency case, after {@link RTT_WARMUP} unmeasured ones. */
 export const RTT_ROUND_TRIPS = 2_000;
 /**
