@@ -17,7 +17,9 @@
  * - {"event":"message","session","data"} for each client message handed to it, written to the
  *   pipe before the message is echoed, so that the line survives a SIGKILL that comes right after;
  * - {"event":"error","source":"server"|"store",code,message} for each report on the server's `error`
- *   event, and each report of the store's `onError`, which is what a stalled or lost Redis says.
+ *   event, and each report of the store's `onError`, which is what a stalled or lost Redis says;
+ * - {"event":"history-lost"} each time the store tells it the history was lost (a Redis restarted
+ *   without its data, §6.2), once the server closed its connections for that.
  *
  * What it does:
  * - every client message is echoed to its session as event `echo`: {echo, node, pid};
@@ -160,6 +162,9 @@ realtime.on('message', (data, session) => {
   session.send({ echo: data, node: name, pid: process.pid }, { event: 'echo' }).catch((error) => console.error(`[${name}] echo: ${error}`));
 });
 realtime.on('error', (error) => reportError('server', error));
+// Subscribed after the server's own subscription, so reported once the server closed its connections
+// for the lost history (§6.2): from then on nothing of this process closes one for it.
+store.subscribe(() => undefined, { historyLost: () => report('history-lost', {}) });
 
 await new Promise((resolve, reject) => {
   httpServer.once('error', reject);

@@ -57,6 +57,8 @@ export type NodeReport = ReportOrigin &
     | { readonly event: 'message'; readonly session: string; readonly data: unknown }
     /** A report on the server's `error` event (`server`) or of the store's `onError` (`store`). */
     | { readonly event: 'error'; readonly source: 'server' | 'store'; readonly code: string | null; readonly message: string }
+    /** The store told the process its history was lost (§6.2), after the server closed its connections for it. */
+    | { readonly event: 'history-lost' }
   );
 
 export interface ClusterNode {

@@ -175,6 +175,11 @@ function echoed(observed: Observed, field: Field = 'up'): number[] {
   });
 }
 
+/** The processes that told of a lost history (§6.2) in their reports from `since` on. */
+function adoptedBy(since: number): Set<string> {
+  return new Set(cluster.reports.slice(since).flatMap((report) => (report.event === 'history-lost' ? [report.node] : [])));
+}
+
 /** What was seen so far, for a failure's message. */
 function progress(all: readonly Observed[]): unknown {
   return all.map((observed) => ({
@@ -408,10 +413,23 @@ describe('three processes on one Redis: faults', () => {
     await Promise.all(sends);
     await delivered(all, [base + RUN.messages], RUN.messages, 'after');
     // One reconnection is the gap's. A second may follow: each process's reader sees the new epoch on
-    // its own, and the process a client reconnected to may close its stream only after that. A loop
-    // of connections refused or closed at once comes back every 250 ms at most (CLIENT_OPTIONS), so
-    // from the restart through the messages and the quiet window it shows as many more opens. A loop
-    // paced by the heartbeat (15 s) would not show within this window.
+    // its own, and the process a client reconnected to may close its stream only after that. Once
+    // every process has said so (after closing its connections for it), nothing closes one for the
+    // lost history any more: the window below starts there, so a process that adopts the new epoch
+    // late cannot close a connection inside it. A loop of connections refused or closed at once
+    // comes back every 250 ms at most (CLIENT_OPTIONS), so from the restart through the messages and
+    // the quiet window it shows as many more opens. A loop paced by the heartbeat (15 s) would not
+    // show within this window.
+    await until(
+      'every process to tell of the lost history',
+      () => adoptedBy(reportsBefore).size === cluster.nodes.length,
+      () => [...adoptedBy(reportsBefore)],
+    );
+    await until(
+      'every client open on the new epoch',
+      () => all.every((observed) => observed.client.state === 'open'),
+      () => progress(all),
+    );
     const opensSettled = all.map((observed) => observed.opens.length);
     await elapse(RUN.quiet);
 
