@@ -99,9 +99,11 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // that is open carries its id in a header; the opening one does not).
     const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
     let leftAt = 0;
+    let carriersOpened = 0;
     const nextCarrier = deferred<number>();
     fixture.server.http.prependListener('request', (request) => {
       if (leftAt === 0 || !request.url?.startsWith(carrierPath) || request.headers['x-unbroken-carrier'] !== undefined) return;
+      carriersOpened++;
       nextCarrier.resolve(performance.now());
     });
     // Every other tab's session opens again once the holder left: on the next carrier, resumed.
@@ -145,9 +147,64 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     for (const { received } of others) expect(received).toEqual(sent);
     expect([...reopened.values()].flat().every((resumed) => resumed)).toBe(true);
     // Taking over is a lock grant and one carrier request: well within the 1 s a tab waits to hear of a
-    // holder before it connects on its own (PROTOCOL.md §13.6) — and none did.
+    // holder before it connects on its own (PROTOCOL.md §13.6) — and none did. One request: the tabs
+    // whose links the handover ended keep their places, so the lock does not pass from tab to tab,
+    // each opening a carrier it gives up at once.
     expect(tookOverAt - leftAt).toBeLessThan(1_000);
+    expect(carriersOpened).toBe(1);
     expect(requests.seen.get(transport === 'sse' ? '/sse' : '/poll') ?? 0).toBe(0);
+  });
+
+  it('gives the carrier to the next tab once the tab that kept it through a handover has no client left', async () => {
+    fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 2_000 });
+    const open = tabs(3);
+    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
+    for (const { client } of open) client.on('open', allOpen.wake);
+    await allOpen.promise;
+    const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
+
+    // Each opening request of a carrier (a poll of one that is open carries its id in a header).
+    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
+    const carriers: number[] = [];
+    let opened: { wake(): void } = { wake: () => undefined };
+    fixture.server.http.prependListener('request', (request) => {
+      if (!request.url?.startsWith(carrierPath) || request.headers['x-unbroken-carrier'] !== undefined) return;
+      carriers.push(performance.now());
+      opened.wake();
+    });
+    const nextCarrier = (count: number): Promise<void> => {
+      const wait = when(() => carriers.length >= count);
+      opened = wait;
+      return wait.promise;
+    };
+
+    // The holder goes away; the next tab in line holds the next carrier, and every session is back on it.
+    const first = open.find(holds)!;
+    const rest = open.filter((tab) => tab !== first);
+    const backOnNext = when(() => rest.every(({ client }) => client.state === 'open') && rest.some(holds));
+    for (const { client } of rest) client.on('open', backOnNext.wake);
+    const taken = nextCarrier(1);
+    first.client.close();
+    first.tab.crash();
+    await taken;
+    await backOnNext.promise;
+    const second = rest.find(holds)!;
+    const last = rest.find((tab) => tab !== second)!;
+
+    // Its client closes, its tab stays: the place it kept for the handover ends too, and the carrier
+    // passes to the last tab, whose session resumes on it and goes on.
+    const resumed = deferred<boolean>();
+    last.client.on('open', ({ resumed: was }) => resumed.resolve(was));
+    const passed = nextCarrier(2);
+    second.client.close();
+    await passed;
+    expect(await resumed.promise).toBe(true);
+    expect([holds(second), holds(last)]).toEqual([false, true]);
+    const received = when(() => last.received.includes('after'));
+    last.client.on('message', received.wake);
+    await fixture.server.server.broadcast('after');
+    await received.promise;
+    expect(carriers).toHaveLength(2);
   });
 
   it('connects a tab on its own when sharing is off', async () => {

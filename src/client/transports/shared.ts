@@ -1,6 +1,6 @@
 import { CloseCode, Endpoint } from '../../protocol/index.js';
 import { UnbrokenError } from '../errors.js';
-import { groupFor, type GroupEnvironment } from '../tab-group.js';
+import { CARRIER_WAIT, groupFor, type GroupEnvironment } from '../tab-group.js';
 import type { Transport, TransportCloseInfo, TransportEnvironment, TransportFactory } from '../transport.js';
 import { UPSTREAM_HEADERS, httpLink } from './http-link.js';
 
@@ -23,7 +23,16 @@ export const shared =
   (url, handlers, context) => {
     const group = groupFor({ ...env, clock: context.clock }, url('').split('?')[0]!, transport);
     const channel = group.channel();
-    const leave = group.join();
+    const stop = group.join();
+    /** Set when the link ends because the carrier changed hands (§7.5). */
+    let handedOver = false;
+    /**
+     * Ends this attempt's use of the group; after a handover only CARRIER_WAIT ms later. Its client
+     * comes back at once, and its tab keeps its place meanwhile — its turn in line, or the carrier
+     * it holds: leaving at once made the holder's lock pass from tab to tab as their links ended and
+     * came back, each new holder opening a carrier it gave up at once.
+     */
+    const leave = (): unknown => (handedOver ? context.clock.setTimeout(stop, CARRIER_WAIT) : stop());
     let carrier: string | null = null;
     let stopListening = (): void => {};
     let alone: Transport | undefined;
@@ -46,6 +55,7 @@ export const shared =
         if (id === refused || alone !== mine) return;
         stopWatching();
         mine.close(CloseCode.Reconnecting);
+        handedOver = true;
         handlers.onClose(handover('the tabs share a connection again'));
       });
       stopAlone = stopWatching;
@@ -60,6 +70,7 @@ export const shared =
         deliver: (batch) => link.deliver(batch),
         gone: () => {
           carrier = null;
+          handedOver = true;
           link.fail(handover('the tab that held the shared connection went away'));
         },
       });
