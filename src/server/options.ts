@@ -12,7 +12,8 @@ import type { MessageStore } from './store.js';
 
 export interface ServerOptions {
   /**
-   * Path the server serves: `P/ws`, `P/sse`, `P/poll` and `P/send` (§3).
+   * Path the server serves: `P/ws`, `P/sse`, `P/poll`, `P/send` and `P/ticket` (§3), and the
+   * carriers the tabs share, `P/carrier`, `P/carrier-poll`, `P/attach` and `P/detach` (§7.5).
    * @default '/realtime'
    */
   path?: string;
@@ -40,10 +41,13 @@ export interface ServerOptions {
   /**
    * Origins allowed besides the server's own: a list, or a predicate. Same-origin requests (an
    * `Origin` whose host is the request's `Host`) and requests without an `Origin` header (not from a
-   * browser) are always allowed; this adds to them, it does not replace them (§3.2).
+   * browser) are always allowed; this adds to them, it does not replace them (§3.2). Each entry of a
+   * list is an origin as a browser sends it — `https://app.example`, `http://localhost:3000`: lower
+   * case, no path, no trailing slash, no default port — and anything else is refused with
+   * `INVALID_OPTION`, since it would never match.
    * @default none: same-origin only
    */
-  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  allowedOrigins?: readonly string[] | ReadonlySet<string> | ((origin: string) => boolean);
   /**
    * How long a session survives without a connection, in ms (§3.3).
    * @default 300_000
@@ -177,14 +181,50 @@ export type ResolvedServerOptions = Required<Omit<ServerOptions, 'store' | 'allo
   readonly authenticate: Authenticate | null;
 };
 
+/** A value as an error message names it: a string in quotes, so that `"1000"` is not read as a number. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}
+
 function checkInteger(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new UnbrokenTypeError('INVALID_OPTION', `expects ${name} to be an integer ≥ ${min}, got ${value}`);
+    throw new UnbrokenTypeError('INVALID_OPTION', `expects ${name} to be an integer ≥ ${min}, got ${shown(value)}`);
   }
   return value;
 }
 
+function checkFunction<F>(name: string, value: F): F {
+  if (typeof value !== 'function') throw new UnbrokenTypeError('INVALID_OPTION', `expects ${name} to be a function, got ${shown(value)}`);
+  return value;
+}
+
+/** The methods of every {@link MessageStore}, and those a store may leave out. */
+const STORE_METHODS = ['append', 'head', 'join', 'leave', 'members', 'roomsOf', 'read', 'subscribe'] as const;
+const OPTIONAL_STORE_METHODS = ['appendNow', 'ready', 'onError', 'close'] as const;
+
+/** A store given in plain JavaScript is checked for its methods here, not at its first use. */
+function checkStore(store: MessageStore | undefined): MessageStore | undefined {
+  if (store === undefined) return undefined;
+  const methods = store as unknown as Record<string, unknown> | null;
+  const wrong =
+    typeof methods !== 'object' || methods === null
+      ? []
+      : [
+          ...STORE_METHODS.filter((name) => typeof methods[name] !== 'function'),
+          ...OPTIONAL_STORE_METHODS.filter((name) => methods[name] !== undefined && typeof methods[name] !== 'function'),
+        ];
+  if (typeof methods !== 'object' || methods === null || wrong.length > 0) {
+    const what = wrong.length > 0 ? `an object whose ${wrong.join(', ')} ${wrong.length > 1 ? 'are' : 'is'} not a function` : shown(store);
+    throw new UnbrokenTypeError('INVALID_OPTION', `expects store to be a MessageStore (a MemoryStore, a RedisStore or one of their kind), got ${what}`);
+  }
+  return store;
+}
+
 function normalisePath(path: string): string {
+  if (typeof path !== 'string') throw new UnbrokenTypeError('INVALID_OPTION', `expects path to be a string, got ${shown(path)}`);
   const trimmed = path.replace(/\/+$/, '');
   if (!trimmed.startsWith('/') || /[?#]/.test(trimmed)) {
     throw new UnbrokenTypeError('INVALID_OPTION', `expects path to start with / and hold no ? or #, got ${JSON.stringify(path)}`);
@@ -192,10 +232,32 @@ function normalisePath(path: string): string {
   return trimmed;
 }
 
+/** An origin as a browser sends it in `Origin` (RFC 6454): scheme, host and a port other than the default, nothing else. */
+function isOrigin(text: string): boolean {
+  try {
+    return new URL(text).origin === text;
+  } catch {
+    return false;
+  }
+}
+
 function originCheck(allowed: ServerOptions['allowedOrigins']): OriginCheck {
   if (allowed === undefined) return () => false;
   if (typeof allowed === 'function') return allowed;
-  const set = new Set(allowed);
+  // A string is iterable too: it would allow no origin at all, one character at a time.
+  if (typeof allowed !== 'object' || allowed === null || typeof (allowed as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+    throw new UnbrokenTypeError('INVALID_OPTION', `expects allowedOrigins to be a list of origins or a function, got ${shown(allowed)}`);
+  }
+  const set = new Set<unknown>(allowed);
+  for (const origin of set) {
+    // An entry no browser sends (a path, a trailing slash, upper case, a default port) would never match.
+    if (typeof origin !== 'string' || !isOrigin(origin)) {
+      throw new UnbrokenTypeError(
+        'INVALID_OPTION',
+        `expects each of allowedOrigins to be an origin as browsers send it (scheme://host[:port], lower case, no path or trailing /), got ${shown(origin)}`,
+      );
+    }
+  }
   return (origin) => set.has(origin);
 }
 
@@ -241,7 +303,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxConnectionsPerAddress: checkInteger('maxConnectionsPerAddress', maxConnectionsPerAddress, 1),
     sessionsPerSecondPerAddress: checkInteger('sessionsPerSecondPerAddress', sessionsPerSecondPerAddress, 1),
     messagesPerSecond: checkInteger('messagesPerSecond', messagesPerSecond, 1),
-    clientAddress,
+    clientAddress: checkFunction('clientAddress', clientAddress),
   };
   if (authenticate !== undefined && typeof authenticate !== 'function') {
     throw new UnbrokenTypeError('INVALID_OPTION', `expects authenticate to be a function, got ${typeof authenticate}`);
@@ -252,7 +314,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxTickets: checkInteger('maxTickets', maxTickets, 1),
     maxTicketsPerAddress: checkInteger('maxTicketsPerAddress', maxTicketsPerAddress, 1),
     path: normalisePath(path),
-    store,
+    store: checkStore(store),
     heartbeatInterval: checkInteger('heartbeatInterval', heartbeatInterval, 1),
     retry: checkInteger('retry', retry, 0),
     maxMessageSize: checkInteger('maxMessageSize', maxMessageSize, 64),
@@ -263,8 +325,8 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     maxRoomsPerSession: checkInteger('maxRoomsPerSession', maxRoomsPerSession, 1),
     originAllowed: originCheck(allowedOrigins),
     bodyTimeout: checkInteger('bodyTimeout', bodyTimeout, 1),
-    now,
-    random,
+    now: checkFunction('now', now),
+    random: checkFunction('random', random),
     authenticate: authenticate ?? null,
   };
 }

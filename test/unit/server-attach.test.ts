@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeServerBatch } from '../../src/protocol/index.js';
-import { createServer, UnbrokenTypeError, type ServerOptions } from '../../src/server/index.js';
+import { createServer, MemoryStore, UnbrokenTypeError, type MessageStore, type ServerOptions } from '../../src/server/index.js';
 import { deferred } from '../helpers/signals.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 import { ticketFor } from '../helpers/raw-ticket.js';
@@ -194,9 +194,47 @@ describe('createServer options', () => {
     ['a fractional retry', { retry: 1.5 }],
     ['a negative session timeout', { sessionTimeout: -1 }],
     ['a tiny maxMessageSize', { maxMessageSize: 10 }],
+    ['a path that is not a string', { path: 42 as unknown as string }],
+    ['allowedOrigins as one string', { allowedOrigins: 'https://app.example' as unknown as string[] }],
+    ['an allowed origin with a trailing slash', { allowedOrigins: ['https://app.example/'] }],
+    ['an allowed origin with a path', { allowedOrigins: ['https://app.example/app'] }],
+    ['an allowed origin in upper case', { allowedOrigins: ['https://App.example'] }],
+    ['an allowed origin with its default port', { allowedOrigins: ['https://app.example:443'] }],
+    ['an allowed origin that is not a string', { allowedOrigins: [42] as unknown as string[] }],
+    ['a store without the methods of one', { store: {} as unknown as MessageStore }],
+    ['a store whose optional method is not a function', { store: Object.assign(new MemoryStore(), { close: 1 }) as unknown as MessageStore }],
+    ['a clock that is not a function', { now: 5 as unknown as () => number }],
+    ['a random source that is not a function', { random: 0.5 as unknown as () => number }],
+    ['a clientAddress that is not a function', { clientAddress: 'x' as unknown as () => string }],
   ])('refuses %s with INVALID_OPTION', (_name, options) => {
     expect(() => createServer(options)).toThrow(UnbrokenTypeError);
     expect(() => createServer(options)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+
+  it('says what was wrong: a number given as a string shows its quotes, a store the methods it lacks, an origin the form it takes', () => {
+    const messageOf = (options: ServerOptions): string => {
+      try {
+        createServer(options);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(messageOf({ retry: '1000' as unknown as number })).toBe('expects retry to be an integer ≥ 0, got "1000"');
+    expect(messageOf({ store: { append: () => undefined } as unknown as MessageStore })).toContain(
+      'got an object whose head, join, leave, members, roomsOf, read, subscribe are not a function',
+    );
+    expect(messageOf({ allowedOrigins: ['https://app.example/'] })).toContain('scheme://host[:port], lower case, no path or trailing /), got "https://app.example/"');
+  });
+
+  it('takes a list of origins as an array or a Set, and a predicate', async () => {
+    for (const allowedOrigins of [['https://app.example', 'http://localhost:3000'], new Set(['https://app.example']), (origin: string) => origin === 'https://app.example']) {
+      const server = await start({ allowedOrigins });
+      const answer = await fetch(`${server.baseUrl}/ticket?v=1`, { method: 'POST', headers: { Origin: 'https://app.example', 'Content-Type': 'application/json', 'X-Unbroken': '1' }, body: '{}' });
+      expect(answer.status).toBe(200);
+      const refused = await fetch(`${server.baseUrl}/ticket?v=1`, { method: 'POST', headers: { Origin: 'https://evil.example', 'Content-Type': 'application/json', 'X-Unbroken': '1' }, body: '{}' });
+      expect(refused.status).toBe(403);
+    }
   });
 
   it('refuses to attach once closed', async () => {
