@@ -193,6 +193,7 @@ const options: ServerOptions[] = [
   {},
   { path: '/realtime', heartbeatInterval: 15_000, retry: 1_000, maxMessageSize: 1 << 20 },
   { allowedOrigins: ['https://app.example'] },
+  { allowedOrigins: new Set(['https://app.example']) },
   { allowedOrigins: (origin) => origin.endsWith('.example') },
   { store: new MemoryStore({ maxMessages: 10_000, maxAge: 300_000 }) },
   { now: () => 0, random: () => 0.5 },
@@ -200,6 +201,8 @@ const options: ServerOptions[] = [
 void options;
 // @ts-expect-error: durations are numbers of ms
 createServer({ heartbeatInterval: '15s' });
+// @ts-expect-error: a list of origins, not one origin (a string would match no origin at all)
+createServer({ allowedOrigins: 'https://app.example' });
 // @ts-expect-error: the server attaches to an http server; it does not listen itself
 createServer({ port: 8080 });
 
