@@ -4,9 +4,7 @@
  */
 import type http from 'node:http';
 import { nestsDeeperThan } from '../protocol/index.js';
-
-/** How long a body may take to arrive once the request head is in. */
-export const BODY_DEADLINE_MS = 10_000;
+import { answerError } from './http.js';
 
 export type BodyResult =
   | { readonly ok: true; readonly value: unknown }
@@ -14,10 +12,11 @@ export type BodyResult =
 
 /**
  * Reads the body of `request` as JSON: at most `maxBytes`, at most `maxDepth` levels of arrays and
- * objects. A body over the limit (declared or counted) is not read further: the caller answers it and
- * the connection closes.
+ * objects, all of it within `timeoutMs` (the server's `bodyTimeout`, §12.1.body-timeout). A body over
+ * the limit (declared or counted), or late, is not read further: the caller answers it and the
+ * connection closes.
  */
-export function readJsonBody(request: http.IncomingMessage, maxBytes: number, maxDepth: number): Promise<BodyResult> {
+export function readJsonBody(request: http.IncomingMessage, maxBytes: number, maxDepth: number, timeoutMs: number): Promise<BodyResult> {
   return new Promise((resolve) => {
     const tooLarge = (size: number): BodyResult => ({ ok: false, reason: 'too-large', message: `expects a body of at most ${maxBytes} bytes, got ${size}` });
     const declared = Number(request.headers['content-length']);
@@ -36,7 +35,7 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
       if (!result.ok) request.pause();
       resolve(result);
     };
-    const deadline = setTimeout(() => finish({ ok: false, reason: 'too-slow', message: `expects the body within ${BODY_DEADLINE_MS} ms` }), BODY_DEADLINE_MS);
+    const deadline = setTimeout(() => finish({ ok: false, reason: 'too-slow', message: `expects the body within ${timeoutMs} ms` }), timeoutMs);
     deadline.unref?.();
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
@@ -63,4 +62,23 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
       }
     });
   });
+}
+
+/**
+ * Answers a body {@link readJsonBody} refused. The rest of a body too large or too late is not read
+ * (§12.1.no-read): the connection closes after the answer. A malformed body was read whole, and the
+ * connection may serve the next request.
+ */
+export function refuseBody(request: http.IncomingMessage, response: http.ServerResponse, refused: BodyResult & { readonly ok: false }): void {
+  const close = { Connection: 'close' };
+  switch (refused.reason) {
+    case 'too-large':
+      return answerError(request, response, 'MESSAGE_TOO_LARGE', refused.message, undefined, close);
+    case 'too-slow':
+      return answerError(request, response, 'REQUEST_TIMEOUT', refused.message, undefined, close);
+    case 'malformed':
+      return answerError(request, response, 'PROTOCOL_ERROR', refused.message);
+    case 'aborted':
+      response.destroy();
+  }
 }

@@ -115,8 +115,8 @@ export interface ServerOptions {
    */
   messagesPerSecond?: number;
   /**
-   * How long the body of an upstream request (`POST P/send`) may take to arrive, in ms; a slower
-   * one is answered `REQUEST_TIMEOUT` and its connection closed (§12.1).
+   * How long the body of an upstream request (`POST P/send`, `P/ticket`, `P/attach`, `P/detach`) may
+   * take to arrive, in ms; a slower one is answered `REQUEST_TIMEOUT` and its connection closed (§12.1).
    * @default 8_000
    */
   bodyTimeout?: number;

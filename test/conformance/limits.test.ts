@@ -227,6 +227,23 @@ describe('§12.1 request bodies', () => {
     expect(h.processed).toEqual([]);
   });
 
+  it.each(['/realtime/ticket?v=1', '/realtime/attach?v=1', '/realtime/detach?v=1'])(
+    '§12.1.body-timeout holds for every upstream request: a body of %s that trickles in gets REQUEST_TIMEOUT (408) within the body timeout',
+    async (path) => {
+      const h = await harnesses.start({ bodyTimeout: 300 });
+      const post = rawPost(h.port, path, { 'Content-Length': '100' });
+      const trickle = setInterval(() => post.send(' '), 50);
+      try {
+        const answer = await post.answer;
+        expect(answer.status).toBe(408);
+        expect(JSON.parse(answer.body)).toMatchObject({ code: 'REQUEST_TIMEOUT', message: 'expects the body within 300 ms' });
+        await post.closed;
+      } finally {
+        clearInterval(trickle);
+      }
+    },
+  );
+
   it('§12.1.no-read answers a declared oversize body with MESSAGE_TOO_LARGE (413) and closes without reading it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Content-Length': String(64 * 1024 * 1024) });

@@ -20,7 +20,7 @@ import {
   type TransportName,
 } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
-import { readJsonBody } from '../body.js';
+import { readJsonBody, refuseBody } from '../body.js';
 import { admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
@@ -289,10 +289,9 @@ export class CarrierRegistry {
       answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
       return null;
     }
-    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2);
+    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout);
     if (!read.ok) {
-      if (read.reason === 'aborted') response.destroy();
-      else answerError(request, response, read.reason === 'too-large' ? 'MESSAGE_TOO_LARGE' : 'PROTOCOL_ERROR', read.message, undefined, { Connection: 'close' });
+      refuseBody(request, response, read);
       return null;
     }
     const body = (typeof read.value === 'object' && read.value !== null ? read.value : {}) as Record<string, unknown>;

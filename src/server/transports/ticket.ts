@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
-import { readJsonBody } from '../body.js';
+import { readJsonBody, refuseBody } from '../body.js';
 import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
@@ -42,14 +42,9 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
-  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH);
+  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout);
   if (!read.ok) {
-    // The rest of a refused body is not read: the connection closes after the answer.
-    const close = { Connection: 'close' };
-    if (read.reason === 'too-large') answerError(request, response, 'MESSAGE_TOO_LARGE', read.message, undefined, close);
-    else if (read.reason === 'malformed') answerError(request, response, 'PROTOCOL_ERROR', read.message);
-    else if (read.reason === 'too-slow') answerError(request, response, 'PROTOCOL_ERROR', read.message, undefined, close);
-    else response.destroy();
+    refuseBody(request, response, read);
     return;
   }
   const body = read.value;
