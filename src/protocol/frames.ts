@@ -180,13 +180,9 @@ export const QueryParam = {
    * names a session, and worthless once used or expired.
    */
   ticket: 'ticket',
-  /** No longer read by the server: a session is named by its ticket (§3.4). Kept for the client until it moves to tickets. */
-  sessionId: 'sid',
   lastEventId: 'last',
   /** `1` on a WebSocket upgrade probe: no session, only ping → pong (PROTOCOL.md §7.1.1). */
   probe: 'probe',
-  /** No longer read by the server: the connection id travels in {@link CONNECTION_HEADER} (§3.4, §7.4). Kept for the client until it moves. */
-  connection: 'c',
 } as const;
 
 /** Sub-paths under the server's `path` (PROTOCOL.md §3). */

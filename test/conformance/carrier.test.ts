@@ -177,6 +177,26 @@ describe('§7.5 carriers', () => {
     const carrier = await RawCarrier.open(h, '1,2');
     expect(carrier.lines[0]).toEqual({ channel: '*', notice: { kind: 'open', id: expect.stringMatching(/^[A-Za-z0-9_-]{16,64}$/), hb: FAST.heartbeatInterval } });
     expect(h.started.http.listenerCount('request')).toBeGreaterThan(0);
+    // A refusal streams at once through a buffering proxy, as a stream's own does (§7.2).
+    expect(refused.headers.get('x-accel-buffering')).toBe('no');
+  });
+
+  it('§7.5.version checks the version of every poll of a polled carrier, not only the first', async () => {
+    const h = await harnesses.start(FAST);
+    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
+    const [open] = parseCarrierLines(await first.text());
+    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
+    const id = open.notice.id;
+    for (const v of ['1', '9', '']) {
+      const refused = await fetch(`${h.httpBase}/carrier-poll?v=${v}&n=1`, { headers: { [CARRIER_HEADER]: id } });
+      expect(refused.status, `v=${v}`).toBe(426);
+      expect(JSON.parse(await refused.text())).toMatchObject({ code: 'UNSUPPORTED_VERSION' });
+    }
+    // The refusals took no answer of the carrier: the next poll with v=2 counts one answer, as before.
+    expect((await attach(h, id, 'p.1')).status).toBe(200);
+    const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
+    expect(next.status).toBe(200);
+    expect(parseCarrierLines(await next.text()).some((line) => line.channel === 'p.1')).toBe(true);
   });
 
   it('§7.5.attach §7.5.isolation carries each session on its own channel, exactly what a stream of its own would', async () => {

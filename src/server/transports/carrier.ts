@@ -21,7 +21,7 @@ import {
 } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { readJsonBody, refuseBody } from '../body.js';
-import { admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
+import { admit, admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
 import { PollOutlet, sseOutlet, type Outlet } from './carrier-outlets.js';
@@ -168,7 +168,13 @@ export class CarrierRegistry {
   /** Serves `GET P/carrier`: an SSE stream whose first event names the carrier. */
   openStream(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
     const carrier = this.#open(request, url, 'sse', (code, message) => {
-      response.writeHead(200, { ...corsHeaders(request), 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
+      // As a stream's refusal (§7.2): a proxy must pass it on at once, not hold it in a buffer.
+      response.writeHead(200, {
+        ...corsHeaders(request),
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache',
+        'X-Accel-Buffering': 'no',
+      });
       response.end(`data: ${noticeLine({ kind: 'end', code, message })}\n\n`);
     });
     if (!carrier) return;
@@ -195,6 +201,15 @@ export class CarrierRegistry {
       carrier.outlet = outlet;
       outlet.push(noticeLine({ kind: 'open', id: carrier.id, hb: this.context.heartbeatInterval }));
       outlet.hold(response, 0);
+      return;
+    }
+    // A poll of an open carrier creates nothing, and goes on during a shutdown (the sessions'
+    // notices leave on it); its version is checked as the opening poll's was (§3.1), as the next
+    // poll of a connection of its own is (long-polling.ts).
+    const admission = admit(request, url, this.context.originAllowed);
+    if (!admission.ok || admission.version < CARRIER_VERSION) {
+      const [code, message] = admission.ok ? (['UNSUPPORTED_VERSION', `a carrier expects v to name ${CARRIER_VERSION}`] as const) : [admission.code, admission.message];
+      answerError(request, response, code, message);
       return;
     }
     const carrier = this.#find(header);
