@@ -11,6 +11,7 @@ import { closeCodeFor, type ErrorCode, type HelloFrame, type ServerFrame } from 
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses } from '../helpers/raw-server.js';
 import { waitUntil } from '../helpers/raw-frames.js';
+import { when } from '../helpers/signals.js';
 import { keyFor, randomToken, requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 import type { RawWs } from '../helpers/raw-ws.js';
 
@@ -278,6 +279,67 @@ describe('§12.1 request bodies', () => {
     expect((await answered).status).toBe(413);
     await post.closed;
     expect(sent).toBeLessThan(4096);
+  });
+});
+
+describe('§12.1 bodies refused before they were read', () => {
+  /** A session header that names no session: refused before the body is read (UNKNOWN_SESSION). */
+  const NO_SESSION = { 'X-Unbroken-Session': `${'A'.repeat(22)}.${'B'.repeat(22)}` };
+
+  it('§12.1.drain reads a small refused body and drops it, so that the connection serves the next request', async () => {
+    const h = await harnesses.start();
+    const socket = net.connect(h.port, '127.0.0.1');
+    let received = '';
+    const answers = when(() => (received.match(/HTTP\/1\.1 /g) ?? []).length >= 2 && /\{"ticket"/.test(received));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('utf8');
+      answers.wake();
+    });
+    const body = '[{"t":"msg","s":1,"d":"x"}]';
+    const head = `Host: 127.0.0.1:${h.port}\r\nContent-Type: application/json\r\nX-Unbroken: 1\r\n`;
+    // Both requests in one write: the second is read only if the first one's body was.
+    socket.write(
+      `POST /realtime/send?v=1 HTTP/1.1\r\n${head}X-Unbroken-Session: ${NO_SESSION['X-Unbroken-Session']}\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+        `POST /realtime/ticket?v=1 HTTP/1.1\r\n${head}Content-Length: 2\r\n\r\n{}`,
+    );
+    await answers.promise;
+    socket.destroy();
+    const [first, second] = received.split(/(?=HTTP\/1\.1 )/);
+    expect(first).toMatch(/^HTTP\/1\.1 404 /);
+    expect(first).toContain('"code":"UNKNOWN_SESSION"');
+    expect(second).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('§12.1.drain stops reading a refused body at the size limit and closes the connection', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const post = rawPost(h.port, '/realtime/send?v=1', { ...NO_SESSION, 'Content-Length': String(64 * 1024 * 1024) });
+    const answer = await post.answer;
+    expect(answer.status).toBe(404);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    let more = true;
+    const closed = post.closed.then(() => (more = false));
+    while (more && post.written < 64 * 1024 * 1024) {
+      if (!post.send(chunk)) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await closed;
+    expect(post.written).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('§12.1.drain stops waiting for a refused body at the body timeout and closes the connection', async () => {
+    const h = await harnesses.start({ bodyTimeout: 300 });
+    const post = rawPost(h.port, '/realtime/send?v=1', { ...NO_SESSION, 'Content-Length': '100' });
+    const trickle = setInterval(() => post.send(' '), 50);
+    try {
+      const answer = await post.answer;
+      expect(answer.status).toBe(404);
+      // Closed before the 100 bytes (5 s at this pace) were all sent.
+      await post.closed;
+      expect(post.written).toBeLessThan(100);
+    } finally {
+      clearInterval(trickle);
+    }
   });
 });
 

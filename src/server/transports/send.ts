@@ -23,8 +23,9 @@ function answerAndStopReading(request: http.IncomingMessage, response: http.Serv
 
 /**
  * Answers a refusal that came before the body was read, keeping the connection for the client's
- * next request: the body is read and dropped, but only up to `maxBytes` and within `timeout` ms —
- * past either the connection is cut (§12.1: a refused body is never read to its end).
+ * next request: the body is read and dropped, but only up to `maxMessageSize` and within
+ * `bodyTimeout` ms — past either the connection is cut (§12.1.drain). Closing at once instead would
+ * leave unread bytes in the socket, and the reset that sends can reach the client before the answer.
  */
 function refuseBeforeBody(
   request: http.IncomingMessage,
