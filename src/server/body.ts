@@ -3,7 +3,7 @@
  * time it may take, and its nesting depth (checked without recursion before it is parsed).
  */
 import type http from 'node:http';
-import { nestsDeeperThan } from '../protocol/index.js';
+import { nestsDeeperThan, type ErrorCode } from '../protocol/index.js';
 import { answerError } from './http.js';
 
 export type BodyResult =
@@ -81,4 +81,37 @@ export function refuseBody(request: http.IncomingMessage, response: http.ServerR
     case 'aborted':
       response.destroy();
   }
+}
+
+/**
+ * Answers a refusal that came before the body was read, keeping the connection for the client's
+ * next request: the body is read and dropped, but only up to `maxBytes` and within `timeoutMs` —
+ * past either the connection is cut (§12.1.drain). Closing at once instead would leave unread bytes
+ * in the socket, and the reset that sends can reach the client before the answer; leaving the body
+ * to Node would read it to its end, however large.
+ */
+export function refuseBeforeBody(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  maxBytes: number,
+  timeoutMs: number,
+  code: ErrorCode,
+  message: string,
+): void {
+  answerError(request, response, code, message);
+  if (request.complete) return;
+  let size = 0;
+  const cut = (): void => {
+    clearTimeout(timer);
+    request.socket.destroy();
+  };
+  const timer = setTimeout(cut, timeoutMs);
+  timer.unref?.();
+  request.on('error', () => undefined);
+  request.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBytes) cut();
+  });
+  request.once('end', () => clearTimeout(timer));
+  request.once('close', () => clearTimeout(timer));
 }

@@ -310,12 +310,18 @@ describe('§12.1 bodies refused before they were read', () => {
     expect(second).toMatch(/^HTTP\/1\.1 200 /);
   });
 
-  it('§12.1.drain stops reading a refused body at the size limit and closes the connection', async () => {
+  it.each([
+    ['/realtime/send?v=1', 404, 'UNKNOWN_SESSION'],
+    ['/realtime/send?v=9', 426, 'UNSUPPORTED_VERSION'],
+    ['/realtime/ticket?v=9', 426, 'UNSUPPORTED_VERSION'],
+    ['/realtime/attach?v=9', 426, 'UNSUPPORTED_VERSION'],
+    ['/realtime/detach?v=9', 426, 'UNSUPPORTED_VERSION'],
+  ] as const)('§12.1.drain stops reading a body of %s refused before it was read at the size limit, and closes the connection', async (path, status, code) => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
-    const post = rawPost(h.port, '/realtime/send?v=1', { ...NO_SESSION, 'Content-Length': String(64 * 1024 * 1024) });
+    const post = rawPost(h.port, path, { ...NO_SESSION, 'Content-Length': String(64 * 1024 * 1024) });
     const answer = await post.answer;
-    expect(answer.status).toBe(404);
-    expect(JSON.parse(answer.body)).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    expect(answer.status).toBe(status);
+    expect(JSON.parse(answer.body)).toMatchObject({ code });
     const chunk = Buffer.alloc(16 * 1024, 0x20);
     let more = true;
     const closed = post.closed.then(() => (more = false));

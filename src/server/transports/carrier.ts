@@ -20,7 +20,7 @@ import {
   type TransportName,
 } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
-import { readJsonBody, refuseBody } from '../body.js';
+import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
 import { admit, admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
@@ -227,7 +227,7 @@ export class CarrierRegistry {
   /** Serves `POST P/attach`: opens the connection of the session its ticket names on a channel. */
   attach(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
     const admission = admitRequest(this.context, request, url, 'connection');
-    if (!admission.ok) return answerError(request, response, admission.code, admission.message);
+    if (!admission.ok) return this.#refuseBeforeBody(request, response, admission.code, admission.message);
     void this.#readTarget(request, response, 'channel').then((target) => {
       if (!target) return;
       const { carrier, channel } = target;
@@ -265,7 +265,7 @@ export class CarrierRegistry {
   /** Serves `POST P/detach`: the channels named go away, as a stream of their own would when closed. */
   detach(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
     const admission = admitRequest(this.context, request, url, 'upstream');
-    if (!admission.ok) return answerError(request, response, admission.code, admission.message);
+    if (!admission.ok) return this.#refuseBeforeBody(request, response, admission.code, admission.message);
     void this.#readTarget(request, response, 'channels').then((target) => {
       if (!target) return;
       for (const channel of target.channels) target.carrier.channels.get(channel)?.drop();
@@ -294,6 +294,10 @@ export class CarrierRegistry {
     return typeof id === 'string' && CARRIER_ID_PATTERN.test(id) ? this.#carriers.get(id) : undefined;
   }
 
+  #refuseBeforeBody(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
+    refuseBeforeBody(request, response, CARRIER_LIMITS.maxBodyBytes, this.context.bodyTimeout, code, message);
+  }
+
   /** Reads the body of attach or detach: `{carrier, channel}` or `{carrier, channels}`; answers a refusal itself. */
   async #readTarget<K extends 'channel' | 'channels'>(
     request: http.IncomingMessage,
@@ -301,7 +305,7 @@ export class CarrierRegistry {
     field: K,
   ): Promise<(K extends 'channel' ? { carrier: Carrier; channel: string } : { carrier: Carrier; channels: string[] }) | null> {
     if (!hasUpstreamHeaders(request)) {
-      answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+      this.#refuseBeforeBody(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
       return null;
     }
     const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout);

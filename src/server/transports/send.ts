@@ -9,6 +9,7 @@ import { toUpstream, type UpstreamFrame } from '../connection.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { ServerSession } from '../session.js';
 import type { TransportContext } from './context.js';
+import { refuseBeforeBody } from '../body.js';
 import { sessionOfHeader } from './ticket.js';
 
 /**
@@ -21,47 +22,16 @@ function answerAndStopReading(request: http.IncomingMessage, response: http.Serv
   else response.once('finish', () => request.socket.destroy());
 }
 
-/**
- * Answers a refusal that came before the body was read, keeping the connection for the client's
- * next request: the body is read and dropped, but only up to `maxMessageSize` and within
- * `bodyTimeout` ms — past either the connection is cut (§12.1.drain). Closing at once instead would
- * leave unread bytes in the socket, and the reset that sends can reach the client before the answer.
- */
-function refuseBeforeBody(
-  request: http.IncomingMessage,
-  response: http.ServerResponse,
-  context: TransportContext,
-  code: ErrorCode,
-  message: string,
-): void {
-  answerError(request, response, code, message);
-  if (request.complete) return;
-  let size = 0;
-  const cut = (): void => {
-    clearTimeout(timer);
-    request.socket.destroy();
-  };
-  const timer = setTimeout(cut, context.bodyTimeout);
-  timer.unref?.();
-  request.on('error', () => undefined);
-  request.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > context.maxMessageSize) cut();
-  });
-  request.once('end', () => clearTimeout(timer));
-  request.once('close', () => clearTimeout(timer));
-}
-
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    refuseBeforeBody(request, response, context, admission.code, admission.message);
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    refuseBeforeBody(request, response, context, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
   // §3.4: the session is named by X-Unbroken-Session: <sid>.<key>; a wrong key is no session at all.
@@ -75,7 +45,7 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
       },
       (error: unknown) => {
         hub.fail(new UnbrokenServerError('STORE_ERROR', 'a request could not be served: the store failed', { cause: error }));
-        refuseBeforeBody(request, response, context, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+        refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
       },
     );
     return;
@@ -87,14 +57,14 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
 function serveSession(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, found: ServerSession | null): void {
   const { hub, maxMessageSize, bodyTimeout } = context;
   if (found === null) {
-    refuseBeforeBody(request, response, context, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
     return;
   }
   const session: ServerSession = found;
   const sid = session.id;
   if (session.expired) {
     // §3.5: past expiry nothing more is taken from this identity until it authenticates again.
-    refuseBeforeBody(request, response, context, 'UNAUTHORIZED', 'the identity expired; authenticate again');
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'UNAUTHORIZED', 'the identity expired; authenticate again');
     return;
   }
   const tooLarge = (size: number) =>

@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
-import { readJsonBody, refuseBody } from '../body.js';
+import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
 import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
@@ -35,11 +35,11 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   const { hub, tickets, authenticate, now } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    answerError(request, response, admission.code, admission.message);
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    answerError(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
   const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout);
