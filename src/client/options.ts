@@ -209,41 +209,38 @@ export interface BaseClientOptions extends Omit<ClientOptions, 'transports'> {
   transports: readonly ClientTransport[];
 }
 
-/** Applies the defaults; throws a `TypeError` for a list of transports that is not one. */
+/** The options that are amounts (ms, bytes, messages), with their defaults. */
+const AMOUNTS = {
+  maxMessageSize: 4_194_304,
+  reconnectDelay: 500,
+  maxReconnectDelay: 30_000,
+  minUptime: 5_000,
+  connectTimeout: 3_000,
+  raceAfter: 500,
+  outboxLimit: 10_000,
+  upgradeInterval: 30_000,
+  rememberFor: 86_400_000,
+};
+
+/** Applies the defaults; throws a `TypeError` for a list of transports that is not one, or an amount that is not a number ≥ 0. */
 export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   // Plain JavaScript may leave the options out: it is told what `transports` takes.
-  const {
-    auth,
-    maxMessageSize = 4_194_304,
-    transports,
-    reconnectDelay = 500,
-    maxReconnectDelay = 30_000,
-    minUptime = 5_000,
-    connectTimeout = 3_000,
-    raceAfter = 500,
-    outboxLimit = 10_000,
-    upgradeInterval = 30_000,
-    storage = defaultMemory(),
-    rememberFor = 86_400_000,
-    pageLifecycle = true,
-    share = true,
-    clock = systemClock,
-    random = Math.random,
-  } = options ?? ({} as Partial<BaseClientOptions>);
+  const given = options ?? ({} as Partial<BaseClientOptions>);
+  const { auth, transports, storage = defaultMemory(), pageLifecycle = true, share = true, clock = systemClock, random = Math.random } = given;
   checkDefinitions(transports);
+  const amounts = { ...AMOUNTS };
+  for (const name of Object.keys(amounts) as (keyof typeof AMOUNTS)[]) {
+    const value = given[name] ?? amounts[name];
+    // A string, NaN or a negative would not fail anywhere: timers would fire at once, and the client
+    // would time out and reconnect for ever without saying why.
+    if (!(Number.isFinite(value) && value >= 0)) throw new TypeError(`unbroken: expects ${name} ≥ 0, got ${JSON.stringify(value)}`);
+    amounts[name] = value;
+  }
   return {
+    ...amounts,
     auth,
-    maxMessageSize,
     transports,
-    reconnectDelay,
-    maxReconnectDelay,
-    minUptime,
-    connectTimeout,
-    raceAfter,
-    outboxLimit,
-    upgradeInterval,
     storage,
-    rememberFor,
     pageLifecycle,
     clock,
     random,

@@ -89,6 +89,29 @@ describe('client setup', () => {
     });
   });
 
+  describe('amounts (ms, bytes, messages)', () => {
+    it.each([
+      ['connectTimeout', 'abc', '"abc"'],
+      ['connectTimeout', -1, '-1'],
+      ['reconnectDelay', Number.NaN, 'null'],
+      ['maxReconnectDelay', Number.POSITIVE_INFINITY, 'null'],
+      ['maxMessageSize', '4096', '"4096"'],
+      ['outboxLimit', -5, '-5'],
+      ['raceAfter', true, 'true'],
+    ])('throws at once on %s: %s, naming the option and the value', (name, value, shown) => {
+      expect(() => connect(ENDPOINT, { [name]: value } as unknown as Parameters<typeof connect>[1])).toThrow(
+        new TypeError(`unbroken: expects ${name} ≥ 0, got ${shown}`),
+      );
+    });
+
+    it('takes 0 where it turns something off, and a number given as undefined or null as the default', () => {
+      const options = { raceAfter: 0, upgradeInterval: 0, connectTimeout: undefined, reconnectDelay: null } as unknown as Parameters<typeof connect>[1];
+      const client = connect(ENDPOINT, { storage: null, ...options });
+      expect(client.state).toBe('connecting');
+      client.close();
+    });
+  });
+
   describe('transports option', () => {
     it('throws at once on an unknown transport name, naming the known ones', () => {
       const transports = ['websocket', 'smoke-signals'] as unknown as ['websocket'];
