@@ -112,6 +112,17 @@ describe('client setup', () => {
     });
   });
 
+  describe('a ticket request that fails', () => {
+    it('says why, from the cause Node\'s fetch keeps its reason in', async () => {
+      const refused = Object.assign(new TypeError('fetch failed'), { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+      const fetch = (): Promise<Response> => Promise.reject(refused);
+      const client = connect(ENDPOINT, { fetch, WebSocket: UrlRecorder, transports: ['websocket'], storage: null });
+      const error = await new Promise<Error>((resolve) => client.once('error', resolve));
+      client.close();
+      expect(error).toMatchObject({ code: 'TRANSPORT_ERROR', message: 'the ticket request failed: TypeError: fetch failed (Error: connect ECONNREFUSED 127.0.0.1:9)' });
+    });
+  });
+
   describe('transports option', () => {
     it('throws at once on an unknown transport name, naming the known ones', () => {
       const transports = ['websocket', 'smoke-signals'] as unknown as ['websocket'];
@@ -147,7 +158,7 @@ describe('client setup', () => {
       client.on('error', (error) => messages.push(`${error.code}: ${error.message}`));
       await settle(0);
       expect(messages).toEqual([
-        'NO_TRANSPORT: none of websocket can run here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option',
+        'NO_TRANSPORT: cannot run websocket here: each needs fetch, websocket a WebSocket too and sse an EventSource; in Node, pass the `ws` package as the WebSocket option',
       ]);
     });
 
