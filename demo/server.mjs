@@ -27,7 +27,7 @@ const DEFAULT_HEARTBEAT_INTERVAL = 15_000;
 const root = new URL('..', import.meta.url);
 
 // The built server, typed from its source; loaded by URL so that type-checking needs no build.
-const { createServer } = /** @type {typeof import('../src/server/index.js')} */ (
+const { createServer, UnbrokenServerError } = /** @type {typeof import('../src/server/index.js')} */ (
   await import(new URL('dist/server.mjs', root).href).catch((error) => {
     throw new Error(`the demo runs the built server: run npm run build first (${error.message})`);
   })
@@ -100,6 +100,9 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
   });
 
   const realtime = createServer({ path: '/realtime', heartbeatInterval, ...(store ? { store } : {}) });
+  // A store's report (a Redis that went away, came back, is slow) in one line, from the start: the
+  // reports made while the store connects come before `ready()` settles. Anything else with its stack.
+  realtime.on('error', (error) => console.error('realtime:', error instanceof UnbrokenServerError && error.code === 'STORE_ERROR' ? error.message : error));
   // Redis unreachable: say so and stop, rather than serve a page that cannot connect.
   await realtime.ready().catch(async (error) => {
     await store?.close();
@@ -116,7 +119,6 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
     const echo = data instanceof Uint8Array ? { bytes: data.byteLength } : data;
     session.send({ echo, reply: 'server: reply' }, { event: 'echo' }).catch(() => {});
   });
-  realtime.on('error', (error) => console.error('realtime:', error));
 
   // A numbered ticker: the page counts lost and duplicated messages from these numbers.
   let tick = 0;
