@@ -187,7 +187,7 @@ describe('the packed tarball', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('holds dist/ built by prepack, LICENSE, README.md, package.json and docs/*.md, nothing else', () => {
+  it('holds dist/ built by prepack, LICENSE, README.md, package.json, docs/*.md, the nginx configuration and the chat example, nothing else', () => {
     const files = listFiles(path.join(unpacked, 'package'));
     for (const file of [
       'dist/unbroken-realtime.mjs',
@@ -203,8 +203,27 @@ describe('the packed tarball', () => {
     ]) {
       expect(files, file).toContain(file);
     }
-    expect(files.filter((file) => !/^dist\/|^docs\/[^/]+\.md$|^(LICENSE|README\.md|package\.json)$/.test(file))).toEqual([]);
+    expect(files.filter((file) => !/^dist\/|^docs\/[^/]+\.md$|^docs\/deploy\/nginx\.conf$|^examples\/chat\/[^/]+$|^(LICENSE|README\.md|package\.json)$/.test(file))).toEqual([]);
     expect(files.filter((file) => /\.(png|jpe?g|gif|webp|svg)$/i.test(file))).toEqual([]);
+  });
+
+  it('holds every file the README and docs/*.md link to, images excepted', () => {
+    const files = new Set(listFiles(path.join(unpacked, 'package')));
+    const documents = [...files].filter((file) => /^README\.md$|^docs\/[^/]+\.md$/.test(file));
+    const missing: string[] = [];
+    for (const document of documents) {
+      const text = readFileSync(path.join(unpacked, 'package', document), 'utf8');
+      // Markdown links `[text](target)`; an image `![…](…)` is left to the repository's rendering.
+      for (const match of text.matchAll(/(?<!!)\[[^\]]*\]\(([^)\s#]+)(?:#[^)]*)?\)/g)) {
+        const target = match[1]!;
+        if (/^[a-z]+:/i.test(target) || /\.(png|jpe?g|gif|webp|svg)$/i.test(target)) continue;
+        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(document), target));
+        // A link to a folder (`examples/chat/`) holds if a file of the package is in it.
+        const found = target.endsWith('/') ? [...files].some((file) => file.startsWith(resolved)) : files.has(resolved);
+        if (!found) missing.push(`${document} → ${target}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('carries the MIT licence', () => {
