@@ -119,7 +119,9 @@
   const options = {};
   for (const name of NUMERIC_OPTIONS) {
     const value = query.get(name);
-    if (value !== null && value !== '' && Number.isFinite(Number(value))) options[name] = Number(value);
+    // What the client takes (a number ≥ 0, ≥ 1 for connectTimeout); anything else keeps the default.
+    const least = name === 'connectTimeout' ? 1 : 0;
+    if (value !== null && value !== '' && Number.isFinite(Number(value)) && Number(value) >= least) options[name] = Number(value);
   }
   const transportList = query.get('transports');
   if (transportList) options.transports = transportList.split(',').map((name) => name.trim()).filter(Boolean);

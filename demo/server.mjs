@@ -102,7 +102,11 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
   const realtime = createServer({ path: '/realtime', heartbeatInterval, ...(store ? { store } : {}) });
   // A store's report (a Redis that went away, came back, is slow) in one line, from the start: the
   // reports made while the store connects come before `ready()` settles. Anything else with its stack.
-  realtime.on('error', (error) => console.error('realtime:', error instanceof UnbrokenServerError && error.code === 'STORE_ERROR' ? error.message : error));
+  realtime.on('error', (error) => {
+    if (!(error instanceof UnbrokenServerError && error.code === 'STORE_ERROR')) return console.error('realtime:', error);
+    const cause = error.cause instanceof Error && !error.message.includes(error.cause.message) ? ` (${error.cause.message})` : '';
+    console.error(`realtime: ${error.message}${cause}`);
+  });
   // Redis unreachable: say so and stop, rather than serve a page that cannot connect.
   await realtime.ready().catch(async (error) => {
     await store?.close();

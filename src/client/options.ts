@@ -222,7 +222,11 @@ const AMOUNTS = {
   rememberFor: 86_400_000,
 };
 
-/** Applies the defaults; throws a `TypeError` for a list of transports that is not one, or an amount that is not a number ≥ 0. */
+/**
+ * Applies the defaults (also to an amount given as `null`); throws a `TypeError` for a list of
+ * transports that is not one, or an amount that is not a number ≥ 0 (≥ 1 for `connectTimeout` and
+ * `maxMessageSize`).
+ */
 export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   // Plain JavaScript may leave the options out: it is told what `transports` takes.
   const given = options ?? ({} as Partial<BaseClientOptions>);
@@ -233,7 +237,9 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
     const value = given[name] ?? amounts[name];
     // A string, NaN or a negative would not fail anywhere: timers would fire at once, and the client
     // would time out and reconnect for ever without saying why.
-    if (!(Number.isFinite(value) && value >= 0)) throw new TypeError(`unbroken: expects ${name} ≥ 0, got ${JSON.stringify(value)}`);
+    // A timeout of 0 times out at once, and a link takes no message in 0 bytes: those two take 1 and up.
+    const least = +(name == 'connectTimeout' || name == 'maxMessageSize');
+    if (!(Number.isFinite(value) && value >= least)) throw new TypeError(`unbroken: expects ${name} ≥ ${least}, got ${typeof value} ${String(value)}`);
     amounts[name] = value;
   }
   return {

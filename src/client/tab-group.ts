@@ -5,7 +5,9 @@
  * own lines. Each tab's client keeps its own session — id, cursor, outbox, identity — and only its
  * downstream travels through the holder; its ticket and upstream requests are short and its own.
  *
- * A tab takes part while one of its clients has an attempt on the group's transport. When the holder
+ * A tab takes part while one of its clients has an attempt on the group's transport, and for up to
+ * CARRIER_WAIT ms after its last one ended because the carrier changed hands (its client comes back
+ * at once, transports/shared.ts), so that it keeps its place in line meanwhile. When the holder
  * leaves, closes, crashes or freezes, its lock comes free and the next tab in line opens a carrier at
  * once; the sessions on the old one resume on the new one from their own cursors.
  */
@@ -119,7 +121,10 @@ export class TabGroup {
     return `${this.tab}.${++this.#channels}`;
   }
 
-  /** One more attempt of this tab uses the group; the function returned ends that use. */
+  /**
+   * One more attempt of this tab uses the group; the function returned ends that use (after a
+   * handover, the attempt calls it CARRIER_WAIT ms late, transports/shared.ts).
+   */
   join(): () => void {
     if (++this.#users === 1 && this.#role.kind === 'idle') this.#enter();
     let joined = true;

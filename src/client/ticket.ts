@@ -71,9 +71,10 @@ export async function requestTicket(
     response = await fetch(url, { method: 'POST', headers: UPSTREAM_HEADERS, body, cache: 'no-store', signal });
     text = await response.text();
   } catch (cause) {
-    // Node's fetch says only "fetch failed": what failed (a refused connection, a name not found) is its cause.
-    const reason = (cause as { cause?: unknown } | null)?.cause;
-    throw new UnbrokenError('TRANSPORT_ERROR', `the ticket request failed: ${String(cause)}${reason ? ` (${String(reason)})` : ''}`, cause);
+    // Node's fetch says only "fetch failed": what failed is its cause's code (ECONNREFUSED, ENOTFOUND;
+    // an AggregateError of both addresses of a host says no more than its code).
+    const reason = (cause as { cause?: { code?: unknown } } | null)?.cause;
+    throw new UnbrokenError('TRANSPORT_ERROR', `the ticket request failed: ${String(cause)}${reason ? ` (${String(reason.code ?? reason)})` : ''}`, cause);
   }
   if (response.status !== 200) throw answerError(response.status, text);
   const { ticket, sid, key } = readObject(text);

@@ -103,7 +103,9 @@ export function refuseBeforeBody(
   let size = 0;
   const cut = (): void => {
     clearTimeout(timer);
-    request.socket.destroy();
+    // After the answer went out: destroying the socket drops what it has not written yet.
+    if (response.writableFinished) request.socket.destroy();
+    else response.once('finish', () => request.socket.destroy());
   };
   const timer = setTimeout(cut, timeoutMs);
   timer.unref?.();

@@ -43,8 +43,9 @@ export interface ServerOptions {
    * `Origin` whose host is the request's `Host`) and requests without an `Origin` header (not from a
    * browser) are always allowed; this adds to them, it does not replace them (§3.2). Each entry of a
    * list is an origin as a browser sends it — `https://app.example`, `http://localhost:3000`: lower
-   * case, no path, no trailing slash, no default port — and anything else is refused with
-   * `INVALID_OPTION`, since it would never match.
+   * case, no path, no trailing slash, no default port; other schemes (`chrome-extension://…`) as
+   * written — and anything else is refused with `INVALID_OPTION`, since it would never match. An
+   * empty entry allows nothing.
    * @default none: same-origin only
    */
   allowedOrigins?: readonly string[] | ReadonlySet<string> | ((origin: string) => boolean);
@@ -232,23 +233,32 @@ function normalisePath(path: string): string {
   return trimmed;
 }
 
-/** An origin as a browser sends it in `Origin` (RFC 6454): scheme, host and a port other than the default, nothing else. */
+/**
+ * An origin as a browser sends it in `Origin` (RFC 6454): a lower-case scheme, `://`, a host and a
+ * port, nothing else — for http(s) exactly what the URL's origin is (no default port, no upper case).
+ * Other schemes (`chrome-extension://…`, `capacitor://localhost`) have no origin of their own in the
+ * URL standard, and are taken as written.
+ */
 function isOrigin(text: string): boolean {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#\sA-Z]+$/.test(text)) return false;
   try {
-    return new URL(text).origin === text;
+    const { origin } = new URL(text);
+    return origin === text || origin === 'null';
   } catch {
     return false;
   }
 }
 
-function originCheck(allowed: ServerOptions['allowedOrigins']): OriginCheck {
-  if (allowed === undefined) return () => false;
+function originCheck(allowed: ServerOptions['allowedOrigins'] | null): OriginCheck {
+  if (allowed === undefined || allowed === null) return () => false;
   if (typeof allowed === 'function') return allowed;
   // A string is iterable too: it would allow no origin at all, one character at a time.
   if (typeof allowed !== 'object' || allowed === null || typeof (allowed as Iterable<unknown>)[Symbol.iterator] !== 'function') {
     throw new UnbrokenTypeError('INVALID_OPTION', `expects allowedOrigins to be a list of origins or a function, got ${shown(allowed)}`);
   }
+  // An empty entry matches nothing: a list read from an empty setting (`''.split(',')`) allows none.
   const set = new Set<unknown>(allowed);
+  set.delete('');
   for (const origin of set) {
     // An entry no browser sends (a path, a trailing slash, upper case, a default port) would never match.
     if (typeof origin !== 'string' || !isOrigin(origin)) {

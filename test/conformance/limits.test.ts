@@ -333,13 +333,18 @@ describe('§12.1 bodies refused before they were read', () => {
     expect(post.written).toBeLessThan(64 * 1024 * 1024);
   });
 
-  it('§12.1.drain stops waiting for a refused body at the body timeout and closes the connection', async () => {
+  it.each([
+    ['/realtime/send?v=1', 404],
+    ['/realtime/ticket?v=9', 426],
+    ['/realtime/attach?v=9', 426],
+    ['/realtime/detach?v=9', 426],
+  ] as const)('§12.1.drain stops waiting for a body of %s refused before it was read at the body timeout, and closes the connection', async (path, status) => {
     const h = await harnesses.start({ bodyTimeout: 300 });
-    const post = rawPost(h.port, '/realtime/send?v=1', { ...NO_SESSION, 'Content-Length': '100' });
+    const post = rawPost(h.port, path, { ...NO_SESSION, 'Content-Length': '100' });
     const trickle = setInterval(() => post.send(' '), 50);
     try {
       const answer = await post.answer;
-      expect(answer.status).toBe(404);
+      expect(answer.status).toBe(status);
       // Closed before the 100 bytes (5 s at this pace) were all sent.
       await post.closed;
       expect(post.written).toBeLessThan(100);

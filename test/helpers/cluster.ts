@@ -252,3 +252,8 @@ export async function startCluster(n: number, options: ClusterOptions = {}): Pro
     },
   };
 }
+
+/** The names of the processes of `cluster` that reported `event` in their reports from index `since` on. */
+export function nodesReporting(cluster: Cluster, event: NodeReport['event'], since: number): Set<string> {
+  return new Set(cluster.reports.slice(since).flatMap((report) => (report.event === event ? [report.node] : [])));
+}

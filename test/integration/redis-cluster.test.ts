@@ -2,8 +2,9 @@
  * Three server processes sharing one Redis (RedisStore), behind nginx running the documented
  * round-robin configuration, with a loopback proxy between the clients and nginx that resets their
  * connections: no sticky sessions across real processes (docs/PROTOCOL.md §3.3, §6.2, §8), and what
- * each fault does — a process killed mid-stream, Redis stalled, Redis restarted without its data,
- * Redis unreachable when a process starts. cluster.test.ts runs the first rules in one process.
+ * each fault does — a process killed mid-stream, Redis stalled, Redis restarted without its data
+ * (Redis unreachable when a process starts: redis-unreachable.test.ts). cluster.test.ts runs the
+ * first rules in one process.
  *
  * Upstream, delivery is checked on what the processes report they handed to the application (a line
  * each process writes before anything else happens to the message, so a killed process's lines count
@@ -14,9 +15,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Client } from '../../src/client/index.js';
 import type { GapEvent, OpenEvent } from '../../src/client/events.js';
 import type { TransportName } from '../../src/protocol/index.js';
-import { startCluster, type Cluster, type NodeReport } from '../helpers/cluster.js';
+import { nodesReporting, startCluster, type Cluster, type NodeReport } from '../helpers/cluster.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { when } from '../helpers/signals.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { TRANSPORTS, nodeEnvironment } from './fixture.js';
@@ -173,11 +174,6 @@ function echoed(observed: Observed, field: Field = 'up'): number[] {
     const n = numberIn(echo.data, field);
     return n === undefined ? [] : [n];
   });
-}
-
-/** The processes that told of a lost history (§6.2) in their reports from `since` on. */
-function adoptedBy(since: number): Set<string> {
-  return new Set(cluster.reports.slice(since).flatMap((report) => (report.event === 'history-lost' ? [report.node] : [])));
 }
 
 /** What was seen so far, for a failure's message. */
@@ -422,8 +418,8 @@ describe('three processes on one Redis: faults', () => {
     // show within this window.
     await until(
       'every process to tell of the lost history',
-      () => adoptedBy(reportsBefore).size === cluster.nodes.length,
-      () => [...adoptedBy(reportsBefore)],
+      () => nodesReporting(cluster, 'history-lost', reportsBefore).size === cluster.nodes.length,
+      () => [...nodesReporting(cluster, 'history-lost', reportsBefore)],
     );
     await until(
       'every client open on the new epoch',
@@ -449,21 +445,4 @@ describe('three processes on one Redis: faults', () => {
     });
     for (const node of cluster.nodes) expect(cluster.running(node.index)).toBe(true);
   }, TEST_TIMEOUT);
-});
-
-describe('a process whose Redis is unreachable at start', () => {
-  it('exits at once with a clear STORE_ERROR instead of listening and hanging', async () => {
-    const nobody = await freePort();
-    const started = Date.now();
-    const failure = await startCluster(1, { storeUrl: `redis://127.0.0.1:${nobody}`, storeOptions: { connectTimeout: 1_000 } }).then(
-      () => new Error('the process started'),
-      (error: Error) => error,
-    );
-
-    expect(failure.message).toMatch(/node-0 exited before listening \(1\)/);
-    expect(failure.message).toContain(`cannot start: cannot reach Redis at redis://127.0.0.1:${nobody}`);
-    expect(failure.message).toMatch(/ECONNREFUSED/);
-    // Within connectTimeout (1 s here), with room for starting Node: not the harness's own 10 s deadline.
-    expect(Date.now() - started).toBeLessThan(5_000);
-  });
 });

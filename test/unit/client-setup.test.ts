@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connect, isUnbrokenError, type Client, type WebSocketLike } from '../../src/client/index.js';
-import { endpointUrl } from '../../src/client/options.js';
+import { connect, isUnbrokenError, webSocketTransport, type Client, type WebSocketLike } from '../../src/client/index.js';
+import { endpointUrl, resolveOptions } from '../../src/client/options.js';
 import { CloseCode, Endpoint } from '../../src/protocol/index.js';
 import { ENDPOINT, MockServer, record, settle } from './client-harness.js';
 
@@ -91,35 +91,34 @@ describe('client setup', () => {
 
   describe('amounts (ms, bytes, messages)', () => {
     it.each([
-      ['connectTimeout', 'abc', '"abc"'],
-      ['connectTimeout', -1, '-1'],
-      ['reconnectDelay', Number.NaN, 'null'],
-      ['maxReconnectDelay', Number.POSITIVE_INFINITY, 'null'],
-      ['maxMessageSize', '4096', '"4096"'],
-      ['outboxLimit', -5, '-5'],
-      ['raceAfter', true, 'true'],
+      ['connectTimeout', 'abc', '≥ 1, got string abc'],
+      ['connectTimeout', 0, '≥ 1, got number 0'],
+      ['maxMessageSize', 0, '≥ 1, got number 0'],
+      ['maxMessageSize', '4096', '≥ 1, got string 4096'],
+      ['reconnectDelay', Number.NaN, '≥ 0, got number NaN'],
+      ['maxReconnectDelay', Number.POSITIVE_INFINITY, '≥ 0, got number Infinity'],
+      ['outboxLimit', -5, '≥ 0, got number -5'],
+      ['raceAfter', true, '≥ 0, got boolean true'],
+      ['rememberFor', 10n, '≥ 0, got bigint 10'],
     ])('throws at once on %s: %s, naming the option and the value', (name, value, shown) => {
-      expect(() => connect(ENDPOINT, { [name]: value } as unknown as Parameters<typeof connect>[1])).toThrow(
-        new TypeError(`unbroken: expects ${name} ≥ 0, got ${shown}`),
-      );
+      expect(() => connect(ENDPOINT, { [name]: value } as unknown as Parameters<typeof connect>[1])).toThrow(new TypeError(`unbroken: expects ${name} ${shown}`));
     });
 
-    it('takes 0 where it turns something off, and a number given as undefined or null as the default', () => {
-      const options = { raceAfter: 0, upgradeInterval: 0, connectTimeout: undefined, reconnectDelay: null } as unknown as Parameters<typeof connect>[1];
-      const client = connect(ENDPOINT, { storage: null, ...options });
-      expect(client.state).toBe('connecting');
-      client.close();
+    it('takes 0 where it turns something off, and an amount given as undefined or null as its default', () => {
+      const options = { transports: [webSocketTransport], raceAfter: 0, upgradeInterval: 0, connectTimeout: undefined, reconnectDelay: null };
+      const resolved = resolveOptions(options as unknown as Parameters<typeof resolveOptions>[0]);
+      expect(resolved).toMatchObject({ raceAfter: 0, upgradeInterval: 0, connectTimeout: 3_000, reconnectDelay: 500, maxMessageSize: 4_194_304, outboxLimit: 10_000 });
     });
   });
 
   describe('a ticket request that fails', () => {
     it('says why, from the cause Node\'s fetch keeps its reason in', async () => {
-      const refused = Object.assign(new TypeError('fetch failed'), { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+      const refused = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' }) });
       const fetch = (): Promise<Response> => Promise.reject(refused);
       const client = connect(ENDPOINT, { fetch, WebSocket: UrlRecorder, transports: ['websocket'], storage: null });
       const error = await new Promise<Error>((resolve) => client.once('error', resolve));
       client.close();
-      expect(error).toMatchObject({ code: 'TRANSPORT_ERROR', message: 'the ticket request failed: TypeError: fetch failed (Error: connect ECONNREFUSED 127.0.0.1:9)' });
+      expect(error).toMatchObject({ code: 'TRANSPORT_ERROR', message: 'the ticket request failed: TypeError: fetch failed (ECONNREFUSED)' });
     });
   });
 
@@ -158,7 +157,7 @@ describe('client setup', () => {
       client.on('error', (error) => messages.push(`${error.code}: ${error.message}`));
       await settle(0);
       expect(messages).toEqual([
-        'NO_TRANSPORT: cannot run websocket here: each needs fetch, websocket a WebSocket too and sse an EventSource; in Node, pass the `ws` package as the WebSocket option',
+        'NO_TRANSPORT: cannot run websocket here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option',
       ]);
     });
 

@@ -227,6 +227,13 @@ describe('createServer options', () => {
     expect(messageOf({ allowedOrigins: ['https://app.example/'] })).toContain('scheme://host[:port], lower case, no path or trailing /), got "https://app.example/"');
   });
 
+  it('takes origins of other schemes as written, and an empty entry as none', () => {
+    for (const allowedOrigins of [['chrome-extension://abcdefghijklmnop'], ['capacitor://localhost', 'tauri://localhost'], [''], ''.split(',')]) {
+      expect(() => createServer({ allowedOrigins })).not.toThrow();
+    }
+    expect(() => createServer({ allowedOrigins: null as unknown as string[] })).not.toThrow();
+  });
+
   it('takes a list of origins as an array or a Set, and a predicate', async () => {
     for (const allowedOrigins of [['https://app.example', 'http://localhost:3000'], new Set(['https://app.example']), (origin: string) => origin === 'https://app.example']) {
       const server = await start({ allowedOrigins });

@@ -204,8 +204,8 @@ export class CarrierRegistry {
       return;
     }
     // A poll of an open carrier creates nothing, and goes on during a shutdown (the sessions'
-    // notices leave on it); its version is checked as the opening poll's was (§3.1), as the next
-    // poll of a connection of its own is (long-polling.ts).
+    // notices leave on it); its origin and version are checked as the opening poll's were (§3.2,
+    // §7.5.version), as the next poll of a connection of its own is (long-polling.ts).
     const admission = admit(request, url, this.context.originAllowed);
     if (!admission.ok || admission.version < CARRIER_VERSION) {
       const [code, message] = admission.ok ? (['UNSUPPORTED_VERSION', `a carrier expects v to name ${CARRIER_VERSION}`] as const) : [admission.code, admission.message];

@@ -22,16 +22,21 @@ function answerAndStopReading(request: http.IncomingMessage, response: http.Serv
   else response.once('finish', () => request.socket.destroy());
 }
 
+/** A refusal before the body was read (§12.1.drain), within this server's size limit and body timeout. */
+function refuse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
+  refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, code, message);
+}
+
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, admission.code, admission.message);
+    refuse(context, request, response, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuse(context, request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
     return;
   }
   // §3.4: the session is named by X-Unbroken-Session: <sid>.<key>; a wrong key is no session at all.
@@ -45,7 +50,7 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
       },
       (error: unknown) => {
         hub.fail(new UnbrokenServerError('STORE_ERROR', 'a request could not be served: the store failed', { cause: error }));
-        refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+        refuse(context, request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
       },
     );
     return;
@@ -57,14 +62,14 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
 function serveSession(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, found: ServerSession | null): void {
   const { hub, maxMessageSize, bodyTimeout } = context;
   if (found === null) {
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    refuse(context, request, response, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
     return;
   }
   const session: ServerSession = found;
   const sid = session.id;
   if (session.expired) {
     // §3.5: past expiry nothing more is taken from this identity until it authenticates again.
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'UNAUTHORIZED', 'the identity expired; authenticate again');
+    refuse(context, request, response, 'UNAUTHORIZED', 'the identity expired; authenticate again');
     return;
   }
   const tooLarge = (size: number) =>
