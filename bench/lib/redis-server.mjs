@@ -6,7 +6,7 @@
  * its PID, also when the runner exits early. `REDIS_SERVER` names another binary (as in the tests).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,13 +96,19 @@ function command(port, args) {
   });
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
 /**
  * Starts a redis-server on `port` and resolves once it answers.
  * @param {number} port
  * @param {string} dir
  */
 async function launch(port, dir) {
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  // Through util-linux's setpriv, with the parent-death signal set: a runner killed outright takes its
+  // redis-servers with it (test/helpers/redis-server.ts says why). The pid stays the server's.
+  const guarded = existsSync(SETPRIV) && existsSync(REDIS_SERVER);
+  const child = spawn(guarded ? SETPRIV : REDIS_SERVER, guarded ? ['--pdeathsig', 'KILL', REDIS_SERVER, ...args] : args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

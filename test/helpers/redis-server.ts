@@ -6,7 +6,7 @@
  * the process it started, by its PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,8 +59,18 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
+/**
+ * util-linux's `setpriv`, which starts a program with the kernel's parent-death signal set: a test
+ * process killed outright (a worker the runner ends) then takes its redis-server with it, which the
+ * `exit` handler below cannot do. It replaces itself with the program, so the pid is the server's.
+ */
+const SETPRIV = '/usr/bin/setpriv';
+
 async function launch(port: number, dir: string): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  // Without redis-server, spawn it alone: its failure then says what is missing.
+  const guarded = existsSync(SETPRIV) && existsSync(REDIS_SERVER);
+  const child = spawn(guarded ? SETPRIV : REDIS_SERVER, guarded ? ['--pdeathsig', 'KILL', REDIS_SERVER, ...args] : args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
