@@ -236,8 +236,8 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   for (const name of Object.keys(amounts) as (keyof typeof AMOUNTS)[]) {
     const value = given[name] ?? amounts[name];
     // A string, NaN or a negative would not fail anywhere: timers would fire at once, and the client
-    // would time out and reconnect for ever without saying why.
-    // A timeout of 0 times out at once, and a link takes no message in 0 bytes: those two take 1 and up.
+    // would time out and reconnect for ever without saying why. A timeout of 0 times out at once, and
+    // a link takes no message in 0 bytes: those two take 1 and up.
     const least = +(name == 'connectTimeout' || name == 'maxMessageSize');
     if (!(Number.isFinite(value) && value >= least)) throw new TypeError(`unbroken: expects ${name} ≥ ${least}, got ${typeof value} ${String(value)}`);
     amounts[name] = value;

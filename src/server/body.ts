@@ -64,18 +64,31 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
   });
 }
 
+/** Destroys the request's socket once the answer went out: destroying it sooner drops what it has not written yet. */
+function destroyAfterAnswer(request: http.IncomingMessage, response: http.ServerResponse): void {
+  if (response.writableFinished) request.socket.destroy();
+  else response.once('finish', () => request.socket.destroy());
+}
+
+/**
+ * Answers with `code` and stops reading the request: `Connection: close`, and the socket is destroyed
+ * once the answer went out, so a body the server refused is never read to its end (§12.1.no-read).
+ */
+export function answerAndStopReading(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
+  answerError(request, response, code, message, undefined, { Connection: 'close' });
+  destroyAfterAnswer(request, response);
+}
+
 /**
  * Answers a body {@link readJsonBody} refused. The rest of a body too large or too late is not read
- * (§12.1.no-read): the connection closes after the answer. A malformed body was read whole, and the
- * connection may serve the next request.
+ * (§12.1.no-read). A malformed body was read whole, and the connection may serve the next request.
  */
 export function refuseBody(request: http.IncomingMessage, response: http.ServerResponse, refused: BodyResult & { readonly ok: false }): void {
-  const close = { Connection: 'close' };
   switch (refused.reason) {
     case 'too-large':
-      return answerError(request, response, 'MESSAGE_TOO_LARGE', refused.message, undefined, close);
+      return answerAndStopReading(request, response, 'MESSAGE_TOO_LARGE', refused.message);
     case 'too-slow':
-      return answerError(request, response, 'REQUEST_TIMEOUT', refused.message, undefined, close);
+      return answerAndStopReading(request, response, 'REQUEST_TIMEOUT', refused.message);
     case 'malformed':
       return answerError(request, response, 'PROTOCOL_ERROR', refused.message);
     case 'aborted':
@@ -103,9 +116,7 @@ export function refuseBeforeBody(
   let size = 0;
   const cut = (): void => {
     clearTimeout(timer);
-    // After the answer went out: destroying the socket drops what it has not written yet.
-    if (response.writableFinished) request.socket.destroy();
-    else response.once('finish', () => request.socket.destroy());
+    destroyAfterAnswer(request, response);
   };
   const timer = setTimeout(cut, timeoutMs);
   timer.unref?.();

@@ -209,18 +209,16 @@ const OPTIONAL_STORE_METHODS = ['appendNow', 'ready', 'onError', 'close'] as con
 /** A store given in plain JavaScript is checked for its methods here, not at its first use. */
 function checkStore(store: MessageStore | undefined): MessageStore | undefined {
   if (store === undefined) return undefined;
-  const methods = store as unknown as Record<string, unknown> | null;
-  const wrong =
-    typeof methods !== 'object' || methods === null
-      ? []
-      : [
-          ...STORE_METHODS.filter((name) => typeof methods[name] !== 'function'),
-          ...OPTIONAL_STORE_METHODS.filter((name) => methods[name] !== undefined && typeof methods[name] !== 'function'),
-        ];
-  if (typeof methods !== 'object' || methods === null || wrong.length > 0) {
-    const what = wrong.length > 0 ? `an object whose ${wrong.join(', ')} ${wrong.length > 1 ? 'are' : 'is'} not a function` : shown(store);
+  const refuse = (what: string): never => {
     throw new UnbrokenTypeError('INVALID_OPTION', `expects store to be a MessageStore (a MemoryStore, a RedisStore or one of their kind), got ${what}`);
-  }
+  };
+  if (typeof store !== 'object' || store === null) return refuse(shown(store));
+  const methods = store as unknown as Record<string, unknown>;
+  const wrong = [
+    ...STORE_METHODS.filter((name) => typeof methods[name] !== 'function'),
+    ...OPTIONAL_STORE_METHODS.filter((name) => methods[name] !== undefined && typeof methods[name] !== 'function'),
+  ];
+  if (wrong.length > 0) refuse(`an object whose ${wrong.join(', ')} ${wrong.length > 1 ? 'are' : 'is'} not a function`);
   return store;
 }
 
@@ -253,7 +251,7 @@ function originCheck(allowed: ServerOptions['allowedOrigins'] | null): OriginChe
   if (allowed === undefined || allowed === null) return () => false;
   if (typeof allowed === 'function') return allowed;
   // A string is iterable too: it would allow no origin at all, one character at a time.
-  if (typeof allowed !== 'object' || allowed === null || typeof (allowed as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+  if (typeof allowed !== 'object' || typeof (allowed as Iterable<unknown>)[Symbol.iterator] !== 'function') {
     throw new UnbrokenTypeError('INVALID_OPTION', `expects allowedOrigins to be a list of origins or a function, got ${shown(allowed)}`);
   }
   // An empty entry matches nothing: a list read from an empty setting (`''.split(',')`) allows none.

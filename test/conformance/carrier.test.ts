@@ -166,6 +166,14 @@ async function shareOneCarrier(h: Harness, transport: 'sse' | 'long-polling'): P
   return { sent };
 }
 
+/** Opens a polled carrier with its first poll (`v=2`); resolves with the id its open notice names. */
+async function openPolledCarrier(h: Harness): Promise<string> {
+  const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
+  const [open] = parseCarrierLines(await first.text());
+  if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
+  return open.notice.id;
+}
+
 describe('§7.5 carriers', () => {
   it('§7.5.version refuses a carrier whose v does not name 2, and opens one that does with its id and heartbeat', async () => {
     const h = await harnesses.start(FAST);
@@ -183,10 +191,7 @@ describe('§7.5 carriers', () => {
 
   it('§7.5.version checks the version of every poll of a polled carrier, not only the first', async () => {
     const h = await harnesses.start(FAST);
-    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
-    const [open] = parseCarrierLines(await first.text());
-    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
-    const id = open.notice.id;
+    const id = await openPolledCarrier(h);
     for (const v of ['1', '9', '']) {
       const refused = await fetch(`${h.httpBase}/carrier-poll?v=${v}&n=1`, { headers: { [CARRIER_HEADER]: id } });
       expect(refused.status, `v=${v}`).toBe(426);
@@ -265,10 +270,7 @@ describe('§7.5 carriers', () => {
 
   it('§7.5.lost-answer ends a polled carrier whose poll counts a different number of answers, and its sessions with it', async () => {
     const h = await harnesses.start(FAST);
-    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
-    const [open] = parseCarrierLines(await first.text());
-    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
-    const id = open.notice.id;
+    const id = await openPolledCarrier(h);
     expect((await attach(h, id, 'p.1')).status).toBe(200);
     const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
     const lines = parseCarrierLines(await next.text());
@@ -295,10 +297,7 @@ describe('§7.5 carriers', () => {
     const withMessages = streamed.lines.filter((line) => 'batch' in line && line.channel === 'u.1' && line.batch.includes('"t":"msg"'));
     expect(withMessages).toHaveLength(1);
 
-    const first = await fetch(`${h.httpBase}/carrier-poll?v=2`);
-    const [open] = parseCarrierLines(await first.text());
-    if (!open || !('notice' in open) || open.notice.kind !== 'open') throw new Error('expects the open notice');
-    const id = open.notice.id;
+    const id = await openPolledCarrier(h);
     expect((await attach(h, id, 'p.1')).status).toBe(200);
     const poll = (n: number) => fetch(`${h.httpBase}/carrier-poll?v=2&n=${n}`, { headers: { [CARRIER_HEADER]: id } });
     expect(parseCarrierLines(await (await poll(1)).text()).some((line) => line.channel === 'p.1')).toBe(true);

@@ -37,6 +37,9 @@ export const CARRIER_LIMITS = {
   maxBodyBytes: 8_192,
 } as const;
 
+/** Why a carrier request whose `v` does not name the carriers' version is refused (§7.5.version). */
+const BELOW_CARRIER_VERSION = `a carrier expects v to name ${CARRIER_VERSION}`;
+
 /** One carrier and its channels. */
 class Carrier {
   readonly id = randomToken();
@@ -207,11 +210,8 @@ export class CarrierRegistry {
     // notices leave on it); its origin and version are checked as the opening poll's were (§3.2,
     // §7.5.version), as the next poll of a connection of its own is (long-polling.ts).
     const admission = admit(request, url, this.context.originAllowed);
-    if (!admission.ok || admission.version < CARRIER_VERSION) {
-      const [code, message] = admission.ok ? (['UNSUPPORTED_VERSION', `a carrier expects v to name ${CARRIER_VERSION}`] as const) : [admission.code, admission.message];
-      answerError(request, response, code, message);
-      return;
-    }
+    if (!admission.ok) return answerError(request, response, admission.code, admission.message);
+    if (admission.version < CARRIER_VERSION) return answerError(request, response, 'UNSUPPORTED_VERSION', BELOW_CARRIER_VERSION);
     const carrier = this.#find(header);
     const answers = Number(queryValue(url, 'n'));
     if (!carrier || !(carrier.outlet instanceof PollOutlet)) {
@@ -280,7 +280,7 @@ export class CarrierRegistry {
       return null;
     }
     if (admission.version < CARRIER_VERSION) {
-      refuse('UNSUPPORTED_VERSION', `a carrier expects v to name ${CARRIER_VERSION}`);
+      refuse('UNSUPPORTED_VERSION', BELOW_CARRIER_VERSION);
       return null;
     }
     // A carrier holds a request open: it counts as a connection of its address (§12.1).

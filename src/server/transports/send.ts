@@ -9,18 +9,8 @@ import { toUpstream, type UpstreamFrame } from '../connection.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { ServerSession } from '../session.js';
 import type { TransportContext } from './context.js';
-import { refuseBeforeBody } from '../body.js';
+import { answerAndStopReading, refuseBeforeBody } from '../body.js';
 import { sessionOfHeader } from './ticket.js';
-
-/**
- * Answers with `code` and stops reading the request: `Connection: close`, and the socket is destroyed
- * once the answer went out, so a body the server refused is never read to its end (§12.1).
- */
-function answerAndStopReading(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
-  answerError(request, response, code, message, undefined, { Connection: 'close' });
-  if (response.writableFinished) request.socket.destroy();
-  else response.once('finish', () => request.socket.destroy());
-}
 
 /** A refusal before the body was read (§12.1.drain), within this server's size limit and body timeout. */
 function refuse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
