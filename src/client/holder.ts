@@ -12,9 +12,10 @@ import { UPSTREAM_HEADERS } from './transports/http-link.js';
 /**
  * What the group announces to every tab of it, the holder's own included: a holder is opening a
  * carrier (`linked` once its response began), the carrier is up with its id, it could not be opened,
- * or it ended.
+ * or it ended. `term` orders holders: a tab heeds no holder older than the newest it heard of, so a
+ * holder whose lock was taken from it while its page hung is not heard when it runs again.
  */
-export type Announcement = { t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string };
+export type Announcement = ({ t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string }) & { term?: number };
 
 /** One line for a tab: its channel and the batch. */
 export type Delivery = { c: string; b: string };

@@ -9,7 +9,9 @@
  * CARRIER_WAIT ms after its last one ended because the carrier changed hands (its client comes back
  * at once, transports/shared.ts), so that it keeps its place in line meanwhile. When the holder
  * leaves, closes, crashes or freezes, its lock comes free and the next tab in line opens a carrier at
- * once; the sessions on the old one resume on the new one from their own cursors.
+ * once; the sessions on the old one resume on the new one from their own cursors. A holder whose page
+ * hangs keeps its lock: a tab that stops hearing from it takes the lock (`suspect`), and the holders'
+ * terms keep what the hung one says when it runs again from moving any tab.
  */
 import type { Clock } from './options.js';
 import { Holder, inboxName, tabLock, type Announcement, type Delivery } from './holder.js';
@@ -40,7 +42,8 @@ export interface ChannelListener {
   gone(): void;
 }
 
-type Message = Announcement | { t: 'ask' } | { t: 'leave'; id: string; channels: string[] };
+/** `ask`: where is the carrier? `by` a tab that suspects its holder hung (see `suspect`). */
+type Message = Announcement | { t: 'ask'; by?: string } | { t: 'leave'; id: string; channels: string[] };
 
 /** An attempt waiting to hear of the group's carrier. */
 interface Waiter {
@@ -55,7 +58,8 @@ type Role =
   | { kind: 'idle' }
   /** In line for the holder's lock. */
   | { kind: 'waiting'; readonly line: AbortController }
-  | { kind: 'holding'; readonly holder: Holder; readonly release: () => void }
+  /** `term`: when it took the lock, newer than any holder it heard of (see {@link Announcement}). */
+  | { kind: 'holding'; readonly holder: Holder; readonly term: number; readonly release: () => void }
   /** The page is frozen: it holds nothing and waits in no line until it resumes. */
   | { kind: 'frozen' };
 
@@ -90,6 +94,10 @@ export class TabGroup {
   #role: Role = { kind: 'idle' };
   #users = 0;
   #channels = 0;
+  /** The term of the newest holder heard of. */
+  #term = 0;
+  /** When a tab whose id sorts before this one's last said it suspects the holder (see `suspect`). */
+  #outranked = -Infinity;
   /** Releases this tab's own lock, which the holder watches. */
   #releaseTab: (() => void) | null = null;
 
@@ -173,6 +181,26 @@ export class TabGroup {
     return () => this.#listeners.delete(channel);
   }
 
+  /**
+   * A channel of this tab was attached to carrier `id` and heard nothing for CARRIER_WAIT ms, though
+   * the holder relays its first batch at once: the holder's page may hang (a long task, or a tab the
+   * browser suspended without a `freeze` event). Unless the holder answers within CARRIER_WAIT ms,
+   * this tab takes its lock (Web Locks `steal`) and opens the next carrier, on which every session
+   * resumes; otherwise each would wait out its heartbeat deadline and connect on its own. Of the tabs
+   * that suspect it within CARRIER_WAIT ms of one another, the one whose id sorts first takes the
+   * lock, so one new carrier opens, not one per tab.
+   */
+  suspect(id: string): void {
+    const { clock } = this.#env;
+    const role = this.#role;
+    const carrier = this.#carrier;
+    const since = clock.now() - CARRIER_WAIT;
+    if (role.kind !== 'waiting' || carrier.kind !== 'up' || carrier.id !== id) return;
+    this.#post({ t: 'ask', by: this.tab });
+    // Any announcement heeded meanwhile replaces `#carrier`: a holder answered.
+    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && this.#outranked < since && this.#take(true), CARRIER_WAIT);
+  }
+
   /** The channel's connection is over: the holder detaches it on the server. */
   detach(carrier: string, channel: string): void {
     this.#post({ t: 'leave', id: carrier, channels: [channel] });
@@ -197,10 +225,21 @@ export class TabGroup {
 
   #hear(message: Message): void {
     const role = this.#role;
+    if (message.t === 'ask') {
+      if (role.kind === 'holding') this.#post({ ...role.holder.announcement, term: role.term });
+      if (typeof message.by === 'string' && message.by < this.tab) this.#outranked = this.#env.clock.now();
+      return;
+    }
+    if (message.t === 'leave') {
+      if (role.kind === 'holding' && Array.isArray(message.channels)) role.holder.detach(message.id, message.channels.filter((c) => typeof c === 'string'));
+      return;
+    }
+    // A holder older than the newest heard of lost its lock while its page hung: it is not heeded.
+    const term = Number(message.term) || 0;
+    if (term < this.#term) return;
+    this.#term = term;
+    if (role.kind === 'holding' && term > role.term) this.#stepDown();
     switch (message.t) {
-      case 'ask':
-        if (role.kind === 'holding') this.#post(role.holder.announcement);
-        return;
       case 'opening':
         this.#carrier = { kind: 'opening', linked: message.linked === true };
         for (const waiter of this.#waiting) {
@@ -208,9 +247,6 @@ export class TabGroup {
           this.#env.clock.clearTimeout(waiter.timer);
           if (message.linked === true) waiter.linkUp();
         }
-        return;
-      case 'leave':
-        if (role.kind === 'holding' && Array.isArray(message.channels)) role.holder.detach(message.id, message.channels.filter((c) => typeof c === 'string'));
         return;
       case 'up':
         if (typeof message.id !== 'string') return;
@@ -243,30 +279,48 @@ export class TabGroup {
 
   /** Takes part: holds this tab's own lock, and waits in line for the holder's. */
   #enter(): void {
-    const { locks } = this.#env;
     if (this.#releaseTab === null) {
       // Released when the tab leaves the group, or by the browser when the tab closes or crashes.
-      locks.request(tabLock(this.#name, this.tab), {}, () => new Promise<void>((resolve) => (this.#releaseTab = resolve))).catch(() => undefined);
+      this.#env.locks.request(tabLock(this.#name, this.tab), {}, () => new Promise<void>((resolve) => (this.#releaseTab = resolve))).catch(() => undefined);
     }
+    this.#take(false);
+  }
+
+  /**
+   * Waits in line for the holder's lock, or with `steal` takes it from the tab that holds it, at once.
+   * A request that steals may not have a signal (Web Locks); the callback lets go of a lock granted to
+   * a line this tab left meanwhile.
+   */
+  #take(steal: boolean): void {
+    if (this.#role.kind === 'waiting') this.#role.line.abort();
     const line = new AbortController();
     this.#role = { kind: 'waiting', line };
-    locks
-      .request(this.#name, { signal: line.signal }, () => {
+    let mine: Holder | undefined;
+    this.#env.locks
+      .request(this.#name, steal ? { steal } : { signal: line.signal }, () => {
         if (this.#role.kind !== 'waiting' || this.#role.line !== line) return Promise.resolve();
         return new Promise<void>((release) => {
-          const holder = new Holder({
+          const term = (this.#term = Math.max(this.#env.clock.now(), this.#term + 1));
+          mine = new Holder({
             ...this.#env,
             name: this.#name,
             base: this.#base,
             transport: this.#transport,
             tab: this.tab,
-            announce: (message) => this.#post(message),
+            announce: (message) => this.#post({ ...message, term }),
             deliver: (delivery) => this.#deliver(delivery),
           });
-          this.#role = { kind: 'holding', holder, release };
+          this.#role = { kind: 'holding', holder: mine, term, release };
         });
       })
-      .catch(() => undefined);
+      // Rejected when a tab took the lock from this one, whose page had hung; or the line was left.
+      .catch(() => this.#role.kind === 'holding' && this.#role.holder === mine && this.#stepDown());
+  }
+
+  /** A newer holder took the lock from this tab while its page hung: this tab waits in line again. */
+  #stepDown(): void {
+    this.#stand({ kind: 'idle' });
+    if (this.#users > 0) this.#take(false);
   }
 
   /** Takes no part any more: gives up the carrier or the place in line, and this tab's lock. */

@@ -189,7 +189,7 @@ export type FetchLike = typeof fetch;
 
 /** The part of the Web Locks API (`navigator.locks`) that sharing a connection between tabs uses. */
 export interface LockManagerLike {
-  request(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
+  request(name: string, options: { signal?: AbortSignal; steal?: boolean }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
 }
 
 /** The part of the WHATWG BroadcastChannel that sharing a connection between tabs uses. */

@@ -3,8 +3,9 @@
  * HTTP/1.1 connection pool holds six connections per host. On SSE and on long polling, 8 tabs of one
  * origin all open, and the application's own request from the last tab still gets through at once;
  * then the holder tab closing, and the next one freezing in the background, under 200 messages a
- * second loses and repeats nothing in any tab. The same with 20 tabs runs in `npm run chaos`
- * (shared-tabs.long.ts), which reuses this file's page and checks.
+ * second loses and repeats nothing in any tab; with 3 tabs, a holder tab stopped in the debugger (no
+ * `freeze` event) is replaced, and steps down when it runs again. The same with 20 tabs runs in
+ * `npm run chaos` (shared-tabs.long.ts), which reuses this file's page and checks.
  */
 import { readFile } from 'node:fs/promises';
 import type http from 'node:http';
@@ -200,5 +201,52 @@ describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
     await expectReceived(pages, sent, from);
     await expectOnlyShared(others, opened);
     await holderOf(pages);
+  });
+});
+
+describe.each(['sse', 'long-polling'] as const)('3 tabs on %s, the holder hangs', (transport) => {
+  let browser: Browser;
+  let server: StartedServer;
+  let context: BrowserContext;
+  let pages: Page[];
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+    // A heartbeat deadline of 2 s: a tab whose carrier nobody relays notices it within that (§11).
+    server = await startServer({ httpHandler: (request, response) => void serve(request, response), retry: 50, heartbeatInterval: 1_000 });
+    ({ context, pages } = await openTabs(browser, server.port, transport, 3));
+    await Promise.all(pages.map((page) => page.waitForFunction(() => (window as unknown as { tab: TabState }).tab.opens.length > 0, null, { timeout: 10_000 })));
+  });
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('takes the carrier from a holder tab stopped in the debugger, and that tab steps down with everything when it runs again', async () => {
+    const holder = await holderOf(pages);
+    const others = pages.filter((page) => page !== holder);
+    const from = await countsOf(pages);
+    const opened = await countsOf(others, 'opens');
+    // A page whose script stops without a `freeze` event: paused in the debugger at its next statement,
+    // as a long task or a tab the browser suspended without telling it would hold it.
+    const debug = await context.newCDPSession(holder);
+    await debug.send('Debugger.enable');
+    await debug.send('Debugger.pause');
+    const tookOver = takeover(others);
+    const sent = await broadcast(server, 200, 50, async () => undefined);
+    await tookOver;
+    await expectReceived(others, sent, from);
+    // Every other tab came back on the carrier the tabs share, not on one of its own.
+    await expectOnlyShared(others, opened);
+
+    const reopened = await countsOf(others, 'opens');
+    await debug.send('Debugger.resume');
+    await holder.waitForFunction(() => (window as unknown as { client: { sharing: string | null } }).client.sharing === 'follower', null, { timeout: 10_000 });
+    const more = await broadcast(server, 20, 50, async () => undefined);
+    await expectReceived(pages, [...sent, ...more], from);
+    await holderOf(pages);
+    // What the hung tab still said of its old carrier when it ran again moved no other tab.
+    expect(await countsOf(others, 'opens')).toEqual(reopened);
   });
 });

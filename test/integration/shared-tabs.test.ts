@@ -36,7 +36,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
   function tabs(count: number, table = new LockTable()): { tab: SimulatedTab; client: Client; received: unknown[] }[] {
     return Array.from({ length: count }, () => {
       const tab = table.tab();
-      const client = fixture.client({ locks: tab.locks, BroadcastChannel, reconnectDelay: 20, maxReconnectDelay: 200 });
+      const client = fixture.client({ locks: tab.locks, BroadcastChannel: tab.BroadcastChannel, reconnectDelay: 20, maxReconnectDelay: 200 });
       const received: unknown[] = [];
       client.on('message', ({ data }) => received.push(data));
       return { tab, client, received };
@@ -205,6 +205,68 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     await fixture.server.server.broadcast('after');
     await received.promise;
     expect(carriers).toHaveLength(2);
+  });
+
+  it('takes the carrier from a holder whose page hangs, and the hung tab steps down when it runs again', async () => {
+    // A heartbeat deadline of 1 s: a session on a carrier nobody relays notices within it (§11).
+    fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 500 });
+    const open = tabs(3);
+    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
+    for (const { client } of open) client.on('open', allOpen.wake);
+    await allOpen.promise;
+    const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
+    const hung = open.find(holds)!;
+    const others = open.filter((tab) => tab !== hung);
+    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
+    let carriersOpened = 0;
+    fixture.server.http.prependListener('request', (request) => {
+      if (request.url?.startsWith(carrierPath) && request.headers['x-unbroken-carrier'] === undefined) carriersOpened++;
+    });
+    /** How each other tab's client opened after the hang: on the carrier the tabs share, or on its own. */
+    const opensAfter: (string | null)[] = [];
+    for (const { client } of others) client.on('open', () => opensAfter.push(client.sharing));
+    const sent: number[] = [];
+    const broadcast = async (from: number, to: number): Promise<void> => {
+      for (let n = from; n <= to; n++) {
+        await fixture.server.server.broadcast(n);
+        sent.push(n);
+      }
+    };
+    const allReceived = (tabs: typeof open, n: number): Promise<void> => {
+      const all = when(() => tabs.every(({ received }) => received.includes(n)));
+      for (const { client } of tabs) client.on('message', all.wake);
+      return all.promise;
+    };
+
+    await broadcast(1, 20);
+    await allReceived(open, 20);
+    hung.tab.hang();
+    await broadcast(21, 60);
+    // Another tab took the lock and holds the next carrier; every other session is back, on it.
+    const tookOver = when(() => others.some(holds) && others.every(({ client }) => client.state === 'open' && client.sharing !== null));
+    for (const { client } of others) client.on('open', tookOver.wake);
+    await tookOver.promise;
+    await broadcast(61, 80);
+    await allReceived(others, 80);
+    for (const { received } of others) expect(received).toEqual(sent);
+    expect(opensAfter.length).toBeGreaterThanOrEqual(2);
+    expect(opensAfter).not.toContain(null);
+    expect(carriersOpened).toBe(1);
+
+    // The hung tab runs again: it hears of the newer holder, gives up its carrier, and its session
+    // resumes on the new one with nothing lost or repeated; no third carrier opens. What it says of
+    // its old carrier first (it answers the question it missed) is older news: no other tab moves.
+    const opensBeforeWake = opensAfter.length;
+    const back = when(() => hung.client.state === 'open' && hung.client.sharing === 'follower');
+    hung.client.on('open', back.wake);
+    hung.tab.wake();
+    await back.promise;
+    await broadcast(81, 100);
+    await allReceived(open, 100);
+    for (const { received } of open) expect(received).toEqual(sent);
+    expect(holds(hung)).toBe(false);
+    expect(carriersOpened).toBe(1);
+    expect(opensAfter).toHaveLength(opensBeforeWake);
   });
 
   it('connects a tab on its own when sharing is off', async () => {

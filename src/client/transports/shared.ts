@@ -66,8 +66,12 @@ export const shared =
       if (!link.live()) return;
       if (id === null) return connectAlone(null);
       carrier = id;
+      let heard = false;
       stopListening = group.listen(channel, id, {
-        deliver: (batch) => link.deliver(batch),
+        deliver: (batch) => {
+          heard = true;
+          link.deliver(batch);
+        },
         gone: () => {
           carrier = null;
           handedOver = true;
@@ -75,7 +79,12 @@ export const shared =
         },
       });
       const body = JSON.stringify({ carrier: id, channel });
-      link.request(url(Endpoint.attach, context.ticket), { method: 'POST', headers: UPSTREAM_HEADERS, body }, () => handlers.onOpen()).catch((error: unknown) => {
+      const attached = (): void => {
+        handlers.onOpen();
+        // The holder relays the session's hello at once: silence may be a hung holder (§13.6).
+        context.clock.setTimeout(() => heard || carrier !== id || !link.live() || group.suspect(id), CARRIER_WAIT);
+      };
+      link.request(url(Endpoint.attach, context.ticket), { method: 'POST', headers: UPSTREAM_HEADERS, body }, attached).catch((error: unknown) => {
         // The carrier ended meanwhile, or lives on another server process: the ticket was not used.
         if (error instanceof UnbrokenError && error.code === 'UNKNOWN_SESSION' && link.live()) {
           carrier = null;
