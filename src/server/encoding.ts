@@ -20,9 +20,10 @@ export type QueuedItem =
   /**
    * `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). `alone`:
    * the item as a batch of its own (`[text]`), made by the first connection that writes it so and
-   * shared by the others — a broadcast sent one per tick reaches every connection that way.
+   * shared by the others — a broadcast sent one per tick reaches every connection that way;
+   * `aloneBytes`: the same as UTF-8 bytes, made by the second connection that takes it (`link-queue.ts`).
    */
-  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined }
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined; aloneBytes: Uint8Array | undefined }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
 
 /**
@@ -36,7 +37,7 @@ function utf8Length(text: string): number {
 /** A text item of a control frame. */
 export function textQueueItem(text: string): QueuedItem & { readonly kind: 'text' } {
   // Every text item has the same fields, `id` included, so the code that reads them sees one shape.
-  return { kind: 'text', text, bytes: utf8Length(text), id: undefined, alone: undefined };
+  return { kind: 'text', text, bytes: utf8Length(text), id: undefined, alone: undefined, aloneBytes: undefined };
 }
 
 /** The UTF-8 bytes of `text` past one per UTF-16 unit. */
@@ -115,7 +116,7 @@ function textItem(message: StoredMessage, dataText: string, binary = false): Que
   // encodes a batch to bytes by these counts (`link-queue.ts`).
   const { id, event } = message;
   const bytes = text.length + extraUtf8(dataText) + extraUtf8(id) + (event === undefined ? 0 : extraUtf8(event));
-  return { kind: 'text', text, bytes, id, alone: undefined };
+  return { kind: 'text', text, bytes, id, alone: undefined, aloneBytes: undefined };
 }
 
 function messageHeader(message: StoredMessage): { t: 'msg'; id: string; e?: string } {

@@ -57,9 +57,16 @@ describe('LinkQueue batches as bytes', () => {
     }
   });
 
-  it('keeps a batch of one as text, shared by every connection, and joins text when a count is high', () => {
-    const [alone] = drain([message('e-5', 'one')], true);
-    expect(alone?.kind).toBe('batch');
+  it('writes a batch of one as text to the first connection and as one buffer shared by the others, and joins text when a count is high', () => {
+    // A broadcast's item reaches every connection's queue: the first writes the text, and the ones
+    // after it share one buffer of the same bytes rather than each socket encoding the string.
+    const broadcast = message('e-5', 'one');
+    const [first, second, third] = [drain([broadcast], true)[0]!, drain([broadcast], true)[0]!, drain([broadcast], true)[0]!];
+    expect([first.kind, second.kind, third.kind]).toEqual(['batch', 'batch-bytes', 'batch-bytes']);
+    expect(second.kind === 'batch-bytes' && third.kind === 'batch-bytes' && second.bytes === third.bytes).toBe(true);
+    expect(textOf(second)).toBe(textOf(first));
+    expect(second.kind === 'batch-bytes' && second.lastMessageId).toBe('e-5');
+    expect(drain([message('e-5', 'one')], false)[0]?.kind).toBe('batch');
     // JSON escapes a lone surrogate of an event name into ASCII, so its frame counts high: the batch
     // goes out as the text join, unchanged.
     const items = [message('e-5', 'lone', 'x\ud800é'), message('e-6', 'next')];
