@@ -217,7 +217,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
     const { connectTimeout, clock, auth, maxMessageSize } = this.#options;
     const live = (): boolean => this.#state.holds(a);
     a.schedule('connect', () => this.#failAttempt(a, new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
-    requestTicket(this.#options.environment().fetch!, this.#endpoint(Endpoint.ticket), auth, session, a.requests.signal, clock.now).then(
+    requestTicket(this.#options.environment().fetch!, this.#endpoint(Endpoint.ticket), auth, session, a.requests.signal, clock.now, maxMessageSize).then(
       (ticket) => {
         if (!live()) return;
         this.#link(a, make, { ticket: ticket.ticket, maxMessageSize, clock });

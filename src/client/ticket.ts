@@ -61,12 +61,14 @@ export async function requestTicket(
   session: SessionName | null,
   signal: AbortSignal,
   now: () => number,
+  max: number,
 ): Promise<Ticket> {
   const credentials = await credentialsOf(auth);
   const sentAt = now();
   let response: Response;
   let text: string;
-  const body = JSON.stringify({ ...session, credentials });
+  // `max`: the largest batch this client reads, which the server then never exceeds (§4.1.size).
+  const body = JSON.stringify({ ...session, credentials, max });
   try {
     response = await fetch(url, { method: 'POST', headers: UPSTREAM_HEADERS, body, cache: 'no-store', signal });
     text = await response.text();

@@ -134,6 +134,8 @@ export interface ConnectParams {
   readonly address?: string;
   /** The place of the ticket that admitted it among those its server issued (§3.3.stale). */
   readonly issue?: TicketIssue;
+  /** The largest batch its client reads, in bytes (§4.1.size); absent: the server's own bound. */
+  readonly max?: number;
 }
 
 /** Decodes what a client batch carries into frames ready to process. Throws {@link ProtocolViolation}. */

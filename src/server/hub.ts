@@ -147,7 +147,7 @@ export class SessionHub {
     const resumed = existing !== undefined;
     const address = params.address ?? 'local';
     const session = existing ?? prepared?.session ?? new ServerSession(sid ?? randomToken(), key ?? randomToken(), params.user, this, address);
-    const link = new Downlink(session, connection, this, address, params.request ?? null, params.issue ?? null);
+    const link = new Downlink(session, connection, this, address, params.request ?? null, params.issue ?? null, params.max);
     this.#links.add(link);
     if (!this.accepting) {
       link.close({ kind: 'error', code: 'SERVER_RESTART', message: 'the server is shutting down' });

@@ -43,6 +43,8 @@ export interface TicketGrant {
   readonly fresh?: boolean;
   /** Its place among the tickets its server issued (§3.3.stale); absent from a grant of an older server. */
   readonly issue?: TicketIssue;
+  /** The largest batch its client reads, in bytes (§3.4 `max`, §4.1.size); absent when it said none. */
+  readonly max?: number;
 }
 
 /** A session named in a ticket answer and not yet created: its key and identity, and its outstanding tickets. */

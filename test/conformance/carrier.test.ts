@@ -85,8 +85,8 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
 }
 
 /** Attaches a session to `carrier` on `channel` with a fresh ticket (for `sid` when given). */
-async function attach(h: Harness, carrier: string, channel: string, options: { sid?: string; last?: string } = {}): Promise<{ status: number; text: string }> {
-  const { ticket } = await requestTicket(h.httpBase, options.sid === undefined ? {} : { sid: options.sid });
+async function attach(h: Harness, carrier: string, channel: string, options: { sid?: string; last?: string; max?: number } = {}): Promise<{ status: number; text: string }> {
+  const { ticket } = await requestTicket(h.httpBase, { ...(options.sid === undefined ? {} : { sid: options.sid }), ...(options.max === undefined ? {} : { max: options.max }) });
   const last = options.last === undefined ? '' : `&last=${encodeURIComponent(options.last)}`;
   return post(`${h.httpBase}/attach?v=2&ticket=${ticket}${last}`, { carrier, channel });
 }
@@ -314,6 +314,22 @@ describe('§7.5 carriers', () => {
     if (!line || !('batch' in line)) throw new Error(`expects one batch line, got ${body}`);
     expect(line.channel).toBe('p.1');
     expect(msgs(decodeServerBatch(line.batch))).toEqual(texts);
+  });
+
+  it('§4.1.size fits each batch of a channel to the max its ticket request named', async () => {
+    const h = await harnesses.start(FAST);
+    const carrier = await RawCarrier.open(h);
+    expect((await attach(h, carrier.id, 'm.1', { max: 1_024 })).status).toBe(200);
+    await waitUntil('the hello', () => helloOf(carrier, 'm.1') !== undefined);
+    const values = Array.from({ length: 40 }, (_, n) => ({ n, body: 'x'.repeat(100) }));
+    await Promise.all(values.map((value) => h.server.broadcast(value)));
+    const msgs = () => carrier.frames('m.1').flatMap((frame) => (frame.t === 'msg' ? [frame.d] : []));
+    await waitUntil('the messages', () => msgs().length === values.length);
+    expect(msgs()).toEqual(values);
+    const batches = carrier.lines.flatMap((line) => ('batch' in line && line.channel === 'm.1' ? [Buffer.byteLength(line.batch)] : []));
+    // About 5,600 B of messages: at least 6 batches of at most 1,024 B, the hello's own included.
+    expect(batches.length).toBeGreaterThanOrEqual(6);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(1_024);
   });
 
   it('§7.5.no-secret-in-url never puts the carrier id in a URL: the reference client sends it only in headers and bodies, over a carrier\'s whole life', async () => {

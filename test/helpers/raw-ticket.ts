@@ -40,6 +40,8 @@ export interface TicketRequest {
   key?: string | null;
   /** The `credentials` field; left out when undefined. */
   credentials?: unknown;
+  /** The `max` field: the largest batch the client reads (§4.1.size); left out when undefined. */
+  max?: unknown;
   origin?: string;
   /**
    * The local address to send from (`127.0.0.x`): tickets are counted per client address (§3.4), so a
@@ -77,6 +79,7 @@ export async function requestTicket(httpBase: string, request: TicketRequest = {
     if (key !== null) fields.key = key;
   } else if (typeof request.key === 'string') fields.key = request.key;
   if (request.credentials !== undefined) fields.credentials = request.credentials;
+  if (request.max !== undefined) fields.max = request.max;
   const { status, headers: answerHeaders, text } = await post(url, headers, request.body ?? JSON.stringify(fields), request.localAddress);
   let ticket: string | undefined;
   let ttl: number | undefined;

@@ -116,6 +116,32 @@ describe.each(TRANSPORTS)('delivery over %s', (transport) => {
     ]);
   });
 
+  it('splits a burst to fit the client\'s maxMessageSize: 300 small messages in one tick, none skipped (§4.1.size)', async () => {
+    fixture = await startFixture(transport);
+    // About 40 KB in one tick: one batch without the client's limit, which would be skipped whole.
+    const client = fixture.client({ maxMessageSize: 4_096 });
+    const gaps: unknown[] = [];
+    const errors: string[] = [];
+    const received: number[] = [];
+    // Every message, or a skipped batch (the client says so with a gap).
+    const all = when(() => received.length >= 300 || gaps.length > 0);
+    client.on('gap', (gap) => {
+      gaps.push(gap);
+      all.wake();
+    });
+    client.on('error', (error) => errors.push(error.code));
+    client.on('message', ({ data }) => {
+      received.push((data as { n: number }).n);
+      all.wake();
+    });
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+    await Promise.all(range(1, 300).map((n) => fixture.server.server.broadcast({ n, body: 'x'.repeat(100) })));
+    await all.promise;
+    expect(received).toEqual(range(1, 300));
+    expect(gaps).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
   it('receives named events by name without colliding with lifecycle events', async () => {
     fixture = await startFixture(transport);
     const client = fixture.client();

@@ -19,9 +19,10 @@ describe('client authentication (§3.4, §3.5)', () => {
     const peer = await server.accept({ sid: 'session-abcdefghijkl', key: 'key-abcdefghijklmnop' });
     peer.close(CloseCode.InternalError);
     const second = await server.accept();
+    // `max`: the client's maxMessageSize, the largest batch it reads (§4.1.size).
     expect(server.tickets.map(({ body }) => body)).toEqual([
-      { credentials: { token: 't1' } },
-      { sid: 'session-abcdefghijkl', key: 'key-abcdefghijklmnop', credentials: { token: 't2' } },
+      { credentials: { token: 't1' }, max: 4_194_304 },
+      { sid: 'session-abcdefghijkl', key: 'key-abcdefghijklmnop', credentials: { token: 't2' }, max: 4_194_304 },
     ]);
     expect(server.tickets[0]!.url.pathname).toBe('/realtime/ticket');
     expect(Object.fromEntries(server.tickets[0]!.url.searchParams)).toEqual({ v: '1' });

@@ -66,6 +66,8 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
     const gaps: unknown[] = [];
     client.on('gap', (gap) => gaps.push(gap));
     const peer = await server.accept({ cursor: 'e1-0' });
+    // The client states its limit in every ticket request, for the server to fit its batches (§4.1.size).
+    expect(server.tickets.map(({ body }) => body)).toEqual([{ max: 1_000 }]);
     peer.send({ t: 'msg', id: 'e1-1', d: 'small' }, { t: 'msg', id: 'e1-2', d: 'x'.repeat(2_000) });
     const next = await server.nextPeer();
     expect(log).toEqual(['gap', 'error MESSAGE_TOO_LARGE']);

@@ -108,7 +108,7 @@ describe('racing the next transport (§13.3)', () => {
     await vi.advanceTimersByTimeAsync(1);
     const source = FakeEventSource.latest();
     // One session: the rival presents what the first ticket answer named.
-    expect(tickets).toEqual([{}, { sid: SID, key: KEY }]);
+    expect(tickets).toEqual([{ max: 4_194_304 }, { sid: SID, key: KEY, max: 4_194_304 }]);
     source.open();
     sseFrames(source, hello(), { t: 'msg', id: 'e1-1', d: 'first' });
     expect(made.transport).toBe('sse');
@@ -150,7 +150,7 @@ describe('racing the next transport (§13.3)', () => {
     const resumed = FakeEventSource.latest();
     expect(resumed).not.toBe(rival);
     expect(resumed.url.searchParams.get('last')).toBe('e1-1');
-    expect(tickets.at(-1)).toEqual({ sid: SID, key: KEY });
+    expect(tickets.at(-1)).toEqual({ sid: SID, key: KEY, max: 4_194_304 });
     resumed.open();
     sseFrames(resumed, hello({ resumed: true, cursor: 'e1-1' }), { t: 'msg', id: 'e1-2', d: 'b' });
     expect(got).toEqual(['a', 'b']);

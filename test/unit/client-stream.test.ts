@@ -40,7 +40,10 @@ describe('client stream', () => {
     peer = await server.nextPeer();
     expect(peer.url.pathname).toBe('/realtime/ws');
     expect(Object.fromEntries(peer.url.searchParams)).toEqual({ v: '1', ticket: expect.stringMatching(/^ticket-/), last: 'e1-6' });
-    expect(server.tickets.map(({ body }) => body)).toEqual([{}, { sid: 'session-abcdefghijkl', key: 'key-of-session-000000001' }]);
+    expect(server.tickets.map(({ body }) => body)).toEqual([
+      { max: 4_194_304 },
+      { sid: 'session-abcdefghijkl', key: 'key-of-session-000000001', max: 4_194_304 },
+    ]);
     client.close();
   });
 

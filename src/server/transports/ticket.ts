@@ -24,6 +24,15 @@ function secretField(body: Record<string, unknown>, name: string): string | null
   return typeof value === 'string' && SECRET_PATTERN.test(value) ? value : null;
 }
 
+/**
+ * The ticket body's `max`, the largest batch the client reads (§3.4, §4.1.size), when it is a whole
+ * number of bytes ≥ 1; anything else counts as absent, and the server's own bound applies.
+ */
+function maxField(body: Record<string, unknown>): { max: number } | undefined {
+  const value = Object.hasOwn(body, 'max') ? body.max : undefined;
+  return Number.isSafeInteger(value) && (value as number) >= 1 ? { max: value as number } : undefined;
+}
+
 /** The address tickets are counted against. */
 function addressOf(context: TransportContext, request: http.IncomingMessage): string {
   // The same address the limits of §12.1 count (behind a proxy, what `clientAddress` reads).
@@ -89,8 +98,11 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   // A new session is named now, so that every ticket of the attempts racing to open it names the
   // same one (§3.4.name-session); it is created by the first connection that uses one of them.
   const issue = tickets.next();
+  const max = maxField(fields);
   const grant: TicketGrant =
-    sid === null ? { sid: randomToken(), key: randomToken(), user, fresh: true, issue } : { sid, key, user, ...(reserved ? { fresh: true } : {}), issue };
+    sid === null
+      ? { sid: randomToken(), key: randomToken(), user, fresh: true, issue, ...max }
+      : { sid, key, user, ...(reserved ? { fresh: true } : {}), issue, ...max };
   const ticket = tickets.issue(grant, addressOf(context, request));
   if (ticket === null) {
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
