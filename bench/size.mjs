@@ -39,7 +39,7 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * (the cause Node's fetch keeps its reason in) and to keep a tab's place in its group through a
  * handover (about 105 B in all). Raised by 256 B when the tabs that share a connection came to take
  * it from a holder tab whose page hangs without a `freeze` event (PROTOCOL.md §13.6: the question to
- * the holder, the lock taken with `steal`, the holders' terms; about 255 B), which had left every
+ * the holder, the lock taken with `steal`, the holders' terms; about 270 B), which had left every
  * other tab waiting out its heartbeat deadline and its connect deadline, then falling back to the
  * next transport. The WebSocket-only entry does not carry it. The aim stays 5 KiB.
  */

@@ -160,7 +160,8 @@ export class TabGroup {
           this.#waiting.delete(waiter);
           resolve(id);
         },
-        timer: carrier.kind === 'unknown' ? clock.setTimeout(() => waiter.answer(null), CARRIER_WAIT) : undefined,
+        // Alone for now; and a holder that did not answer may hang (see `suspect`).
+        timer: carrier.kind === 'unknown' ? clock.setTimeout(() => (waiter.answer(null), this.suspect(null)), CARRIER_WAIT) : undefined,
       };
       this.#waiting.add(waiter);
       if (carrier.kind === 'opening' && carrier.linked) linkUp();
@@ -183,19 +184,20 @@ export class TabGroup {
 
   /**
    * A channel of this tab was attached to carrier `id` and heard nothing for CARRIER_WAIT ms, though
-   * the holder relays its first batch at once: the holder's page may hang (a long task, or a tab the
+   * the holder relays its first batch at once, or the server no longer knows `id`, or (`id` null) no
+   * holder answered where the carrier stands: the holder's page may hang (a long task, or a tab the
    * browser suspended without a `freeze` event). Unless the holder answers within CARRIER_WAIT ms,
    * this tab takes its lock (Web Locks `steal`) and opens the next carrier, on which every session
    * resumes; otherwise each would wait out its heartbeat deadline and connect on its own. Of the tabs
    * that suspect it within CARRIER_WAIT ms of one another, the one whose id sorts first takes the
    * lock, so one new carrier opens, not one per tab.
    */
-  suspect(id: string): void {
+  suspect(id: string | null): void {
     const { clock } = this.#env;
     const role = this.#role;
     const carrier = this.#carrier;
     const since = clock.now() - CARRIER_WAIT;
-    if (role.kind !== 'waiting' || carrier.kind !== 'up' || carrier.id !== id) return;
+    if (role.kind !== 'waiting' || (id === null ? carrier.kind !== 'unknown' : carrier.kind !== 'up' || carrier.id !== id)) return;
     this.#post({ t: 'ask', by: this.tab });
     // Any announcement heeded meanwhile replaces `#carrier`: a holder answered.
     clock.setTimeout(() => this.#role === role && this.#carrier === carrier && this.#outranked < since && this.#take(true), CARRIER_WAIT);
@@ -297,7 +299,7 @@ export class TabGroup {
     this.#role = { kind: 'waiting', line };
     let mine: Holder | undefined;
     this.#env.locks
-      .request(this.#name, steal ? { steal } : { signal: line.signal }, () => {
+      .request(this.#name, steal ? { steal: true } : { signal: line.signal }, () => {
         if (this.#role.kind !== 'waiting' || this.#role.line !== line) return Promise.resolve();
         return new Promise<void>((release) => {
           const term = (this.#term = Math.max(this.#env.clock.now(), this.#term + 1));

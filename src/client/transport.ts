@@ -189,7 +189,8 @@ export type FetchLike = typeof fetch;
 
 /** The part of the Web Locks API (`navigator.locks`) that sharing a connection between tabs uses. */
 export interface LockManagerLike {
-  request(name: string, options: { signal?: AbortSignal; steal?: boolean }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
+  /** Web Locks forbid a `signal` with `steal` (https://w3c.github.io/web-locks/#dom-lockmanager-request). */
+  request(name: string, options: { signal?: AbortSignal; steal?: never } | { steal: true; signal?: never }, callback: (lock: unknown) => Promise<void>): Promise<unknown>;
 }
 
 /** The part of the WHATWG BroadcastChannel that sharing a connection between tabs uses. */

@@ -21,9 +21,10 @@ export type QueuedItem =
    * `bytes`: the UTF-8 length of `text`, counted once (§12 bounds bytes, not UTF-16 units). `alone`:
    * the item as a batch of its own (`[text]`), made by the first connection that writes it so and
    * shared by the others — a broadcast sent one per tick reaches every connection that way;
-   * `aloneBytes`: the same as UTF-8 bytes, made by the second connection that takes it (`link-queue.ts`).
+   * `aloneBytes`: the same as UTF-8 bytes, made by the second connection that takes it (`link-queue.ts`),
+   * `null` when its byte count is high and the text serves.
    */
-  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined; aloneBytes: Uint8Array | undefined }
+  | { readonly kind: 'text'; readonly text: string; readonly bytes: number; readonly id: string | undefined; alone: string | undefined; aloneBytes: Uint8Array | null | undefined }
   | { readonly kind: 'binary'; readonly frame: Uint8Array; readonly id: string };
 
 /**

@@ -88,8 +88,10 @@ export class LinkQueue {
     if (count === 1) {
       if (asBytes && first.alone !== undefined) {
         // A second connection writes this item alone (a broadcast, sent one per tick): it and the
-        // ones after it share one buffer, rather than each socket encoding the string again.
-        first.aloneBytes ??= encodeBatchBytes([first], bytes);
+        // ones after it share one buffer, rather than each socket encoding the string again. Not
+        // from Node's pool: an item a replay cache keeps would keep a whole pool chunk alive. `null`:
+        // its count is high, the text serves (below).
+        if (first.aloneBytes === undefined) first.aloneBytes = encodeBatchBytes([first], bytes, Buffer.allocUnsafeSlow) ?? null;
         if (first.aloneBytes) return { kind: 'batch-bytes', bytes: first.aloneBytes, lastMessageId };
       }
       // Joined from pieces, so that the text is one flat string (see below).
@@ -135,8 +137,8 @@ type TextItem = QueuedItem & { readonly kind: 'text' };
  * escapes only into ASCII, `encoding.ts`), so every item fits; one counted high (a lone surrogate
  * that JSON escaped) leaves the batch to the string join (undefined).
  */
-function encodeBatchBytes(batch: readonly TextItem[], bytes: number): Uint8Array | undefined {
-  const frame = Buffer.allocUnsafe(bytes + batch.length + 1);
+function encodeBatchBytes(batch: readonly TextItem[], bytes: number, allocate = Buffer.allocUnsafe): Uint8Array | undefined {
+  const frame = allocate(bytes + batch.length + 1);
   let at = 0;
   frame[at++] = 0x5b; // [
   for (let index = 0; index < batch.length; index++) {

@@ -109,5 +109,17 @@ describe('§4.1.size a batch never exceeds the limit the client stated', () => {
       for (const frame of await answer(await poll(h.httpBase, { sid: hello.sid, last }))) if (frame.t === 'msg') last = frame.id;
     }
     expectFitted(batches);
+
+    // An answer lost on the way: a poll from before it opens a new connection of the session, which
+    // replays everything since — in batches that fit the limit the first ticket named (§7.4).
+    const replayed: Batches = [];
+    last = hello.cursor;
+    while (messagesOf(replayed).length <= BURST) {
+      const reply = await poll(h.httpBase, { sid: hello.sid, last });
+      const frames = framesOf(reply);
+      replayed.push({ bytes: Buffer.byteLength(reply.text), frames });
+      for (const frame of frames) if (frame.t === 'msg') last = frame.id;
+    }
+    expectFitted(replayed);
   });
 });

@@ -269,6 +269,30 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     expect(opensAfter).toHaveLength(opensBeforeWake);
   });
 
+  it('takes the carrier from a holder that hangs before a new tab opens: the tab connects on its own, then holds the next carrier', async () => {
+    fixture = await startFixture(transport, { retry: 10 });
+    const table = new LockTable();
+    const [first] = tabs(1, table);
+    await new Promise<void>((resolve) => first!.client.once('open', () => resolve()));
+    first!.tab.hang();
+    const [late] = tabs(1, table);
+    // Nobody answers where the carrier stands: the tab connects on its own at once (§13.6), asks once
+    // more, and takes the lock; its session then moves to the carrier it opened.
+    const opens: (string | null)[] = [];
+    const shared = when(() => opens.at(-1) === 'holder');
+    late!.client.on('open', () => {
+      opens.push(late!.client.sharing);
+      shared.wake();
+    });
+    await shared.promise;
+    expect(opens).toEqual([null, 'holder']);
+    const received = when(() => late!.received.includes('after'));
+    late!.client.on('message', received.wake);
+    await fixture.server.server.broadcast('after');
+    await received.promise;
+    first!.tab.wake();
+  });
+
   it('connects a tab on its own when sharing is off', async () => {
     fixture = await startFixture(transport);
     const requests = watchRequests();

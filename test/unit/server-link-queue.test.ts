@@ -89,3 +89,34 @@ describe('LinkQueue batches as bytes', () => {
     }
   });
 });
+
+describe('LinkQueue batches within the client\'s limit (§4.1.size)', () => {
+  const items = [message('e-1', { text: 'déjà' }), message('e-2', 'two'), message('e-3', ['three', 3])];
+  /** The UTF-8 size of the three as one batch: their bytes, two commas and the brackets. */
+  const whole = Buffer.byteLength(`[${items.map((item) => (item.kind === 'text' ? item.text : '')).join(',')}]`);
+
+  it('§4.1.size puts the items in one batch of exactly the limit, and splits it one byte below', () => {
+    for (const asBytes of [true, false]) {
+      const at = (limit: number): number[] => {
+        const queue = queueOf(items);
+        const sizes: number[] = [];
+        for (let next = queue.take(asBytes, limit); next; next = queue.take(asBytes, limit)) sizes.push(Buffer.byteLength(textOf(next)));
+        return sizes;
+      };
+      expect(at(whole)).toEqual([whole]);
+      const split = at(whole - 1);
+      expect(split).toHaveLength(2);
+      expect(Math.max(...split)).toBeLessThanOrEqual(whole - 1);
+    }
+  });
+
+  it('§4.1.size sends a frame larger than the limit alone, and the frames after it in batches that fit', () => {
+    const large = message('e-0', 'x'.repeat(500));
+    const queue = queueOf([large, ...items]);
+    const sizes: number[] = [];
+    for (let next = queue.take(true, 100); next; next = queue.take(true, 100)) sizes.push(Buffer.byteLength(textOf(next)));
+    expect(sizes[0]).toBeGreaterThan(500);
+    expect(sizes.slice(1).every((size) => size <= 100)).toBe(true);
+    expect(sizes.length).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -89,6 +89,8 @@ export const shared =
         if (error instanceof UnbrokenError && error.code === 'UNKNOWN_SESSION' && link.live()) {
           carrier = null;
           connectAlone(id);
+          // It may also have ended because its holder hung and stopped polling it (§13.6).
+          group.suspect(id);
         } else link.fail(error);
       });
     });

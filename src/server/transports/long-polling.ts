@@ -39,6 +39,7 @@ class LongPollConnection implements Connection {
   readonly #forget: (connection: LongPollConnection) => void;
   #held: Poll | null = null;
   #handle: ConnectionHandle | null = null;
+  #max: number | undefined;
   #closed = false;
   /**
    * §10.2: the `[ack, reconnect]` batch of a shutdown that found no poll held. The connection's next
@@ -55,8 +56,10 @@ class LongPollConnection implements Connection {
     this.#lastSeen = context.now();
   }
 
-  bind(handle: ConnectionHandle): void {
+  /** `max`: the largest batch its client reads, from the ticket that opened it (§4.1.size), kept for `grant()`. */
+  bind(handle: ConnectionHandle, max?: number): void {
     this.#handle = handle;
+    this.#max = max;
   }
 
   get isClosed(): boolean {
@@ -71,7 +74,7 @@ class LongPollConnection implements Connection {
   /** What a poll that proved it is this connection's client may open: a new connection of the same session, as the same user. */
   grant(): TicketGrant | null {
     const session = this.#handle?.session as ServerSession | undefined;
-    return session ? { sid: session.id, key: session.key, user: session.user } : null;
+    return session ? { sid: session.id, key: session.key, user: session.user, ...(this.#max === undefined ? {} : { max: this.#max }) } : null;
   }
 
   /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
@@ -210,7 +213,7 @@ export class LongPollingTransport {
       const connection = this.#connection(id);
       connection.hold(request, response);
       const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: opening.address }, prepared);
-      connection.bind(handle);
+      connection.bind(handle, grant.max);
       this.#register(id, connection, handle.session.id);
     };
     if (ticket !== null) {

@@ -30,7 +30,7 @@ function secretField(body: Record<string, unknown>, name: string): string | null
  */
 function maxField(body: Record<string, unknown>): { max: number } | undefined {
   const value = Object.hasOwn(body, 'max') ? body.max : undefined;
-  return Number.isSafeInteger(value) && (value as number) >= 1 ? { max: value as number } : undefined;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 ? { max: value } : undefined;
 }
 
 /** The address tickets are counted against. */
