@@ -200,7 +200,8 @@ export class TabGroup {
     if (role.kind !== 'waiting' || (id === null ? carrier.kind !== 'unknown' : carrier.kind !== 'up' || carrier.id !== id)) return;
     this.#post({ t: 'ask', by: this.tab });
     // Any announcement heeded meanwhile replaces `#carrier`: a holder answered.
-    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && this.#outranked < since && this.#take(true), CARRIER_WAIT);
+    // A tab that deferred to one with a smaller id asks again: that one may have left meanwhile.
+    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && (this.#outranked < since ? this.#take(true) : this.suspect(id)), CARRIER_WAIT);
   }
 
   /** The channel's connection is over: the holder detaches it on the server. */

@@ -1,0 +1,97 @@
+/**
+ * The tab group's takeover from a holder whose page hangs (PROTOCOL.md §13.6), on a fake clock: tabs
+ * of one origin simulated with the test lock table and an in-memory BroadcastChannel. The integration
+ * suite (test/integration/shared-tabs.test.ts) and Chromium (test/browser/shared-tabs.test.ts) prove
+ * the takeover end to end; this pins the rule between tabs that suspect the holder together.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
+import type { BroadcastChannelLike } from '../../src/client/transport.js';
+import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
+
+/** BroadcastChannels in memory: a post reaches every other open channel of its name, a microtask later. */
+class Bus implements BroadcastChannelLike {
+  static readonly open = new Set<Bus>();
+  onmessage: BroadcastChannelLike['onmessage'] = null;
+  readonly name: string;
+  constructor(name: string) {
+    this.name = name;
+    Bus.open.add(this);
+  }
+  postMessage(data: unknown): void {
+    for (const other of Bus.open) if (other !== this && other.name === this.name) queueMicrotask(() => other.onmessage?.({ data }));
+  }
+  close(): void {
+    Bus.open.delete(this);
+  }
+}
+
+const BASE = 'http://tabs.test/realtime';
+const NAME = `unbroken|${BASE}|long-polling`;
+
+function environment(tab: SimulatedTab): GroupEnvironment {
+  return {
+    locks: tab.locks,
+    BroadcastChannel: Bus,
+    // A carrier a new holder opens never answers: what it opens is not under test here.
+    fetch: () => new Promise<Response>(() => {}),
+    clock: { now: () => Date.now(), setTimeout: (run, ms) => setTimeout(run, ms), clearTimeout: (timer) => clearTimeout(timer as ReturnType<typeof setTimeout>) },
+  };
+}
+
+/** A tab that holds the group's lock and never lets go: the hung holder. Its request rejects when a tab steals the lock. */
+function hangingHolder(table: LockTable): void {
+  table
+    .tab()
+    .locks.request(NAME, {}, () => new Promise<void>(() => {}))
+    .catch(() => undefined);
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+  Bus.open.clear();
+});
+
+describe('tabs that suspect a hung holder (§13.6)', () => {
+  it('a tab that deferred to one with a smaller id asks again, and takes the lock once that one went away', async () => {
+    vi.useFakeTimers();
+    const table = new LockTable();
+    // The hung holder holds the group's lock, said its carrier was up, and says nothing more.
+    hangingHolder(table);
+    const tabs = [table.tab(), table.tab()].map((tab) => ({ tab, group: groupFor(environment(tab), BASE, 'long-polling') }));
+    for (const { group } of tabs) group.join();
+    const [smaller, larger] = tabs.sort((a, b) => (a.group.tab < b.group.tab ? -1 : 1));
+    new Bus(NAME).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Both suspect it at once: the larger id defers to the smaller, which closes before it steals.
+    smaller!.group.suspect('carrier-1');
+    larger!.group.suspect('carrier-1');
+    await vi.advanceTimersByTimeAsync(0);
+    smaller!.tab.crash();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(larger!.group.holding).toBe(false);
+    // It asks again; the smaller id's question is now over a second old, and nobody answered.
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(larger!.group.holding).toBe(true);
+    expect(table.holder(NAME)).toBe(larger!.tab);
+  });
+
+  it('only the smaller of two tabs that suspect the holder at once takes the lock', async () => {
+    vi.useFakeTimers();
+    const table = new LockTable();
+    hangingHolder(table);
+    const tabs = [table.tab(), table.tab()].map((tab) => ({ tab, group: groupFor(environment(tab), BASE, 'long-polling') }));
+    for (const { group } of tabs) group.join();
+    const [smaller, larger] = tabs.sort((a, b) => (a.group.tab < b.group.tab ? -1 : 1));
+    new Bus(NAME).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
+    await vi.advanceTimersByTimeAsync(0);
+    larger!.group.suspect('carrier-1');
+    smaller!.group.suspect('carrier-1');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([smaller!.group.holding, larger!.group.holding]).toEqual([true, false]);
+    // The new holder's announcement reached the other: it does not steal later either.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(table.holder(NAME)).toBe(smaller!.tab);
+  });
+});
