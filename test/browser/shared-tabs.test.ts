@@ -135,55 +135,63 @@ async function countsOf(pages: Page[], of: 'received' | 'opens' = 'received'): P
   return new Map(await Promise.all(pages.map(async (page) => [page, (await stateOf(page))[of].length] as const)));
 }
 
-describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
-  let browser: Browser;
-  let server: StartedServer;
-  let context: BrowserContext;
-  let pages: Page[];
-
+/**
+ * Registers, for the enclosing describe block, a browser and a server with `count` tabs of the tab
+ * page open on `transport`, each open once; a test may narrow `pages` for the tests after it.
+ */
+function useTabs(transport: string, count: number, heartbeatInterval: number): { server: StartedServer; pages: Page[] } {
+  const tabs = {} as { server: StartedServer; pages: Page[] };
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
   beforeAll(async () => {
     browser = await launchChromium();
-    server = await startServer({ httpHandler: (request, response) => void serve(request, response), retry: 50, heartbeatInterval: 5_000 });
-    ({ context, pages } = await openTabs(browser, server.port, transport, 8));
+    tabs.server = await startServer({ httpHandler: (request, response) => void serve(request, response), retry: 50, heartbeatInterval });
+    ({ context, pages: tabs.pages } = await openTabs(browser, tabs.server.port, transport, count));
+    await Promise.all(tabs.pages.map((page) => page.waitForFunction(() => (window as unknown as { tab: TabState }).tab.opens.length > 0, null, { timeout: 10_000 })));
   });
   afterAll(async () => {
     await context?.close();
     await browser?.close();
-    await server?.close();
+    await tabs.server?.close();
   });
+  return tabs;
+}
+
+describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
+  const tabs = useTabs(transport, 8, 5_000);
 
   it('opens all 8 tabs within 10 s, and a plain fetch from the last one answers within 1 s', async () => {
-    await expectAllOpen(pages, transport);
+    await expectAllOpen(tabs.pages, transport);
   });
 
   it('loses and repeats nothing in any tab when the holder tab closes under 200 messages a second', async () => {
-    const holder = await holderOf(pages);
-    pages = pages.filter((page) => page !== holder);
-    const from = await countsOf(pages);
-    const opened = await countsOf(pages, 'opens');
+    const holder = await holderOf(tabs.pages);
+    tabs.pages = tabs.pages.filter((page) => page !== holder);
+    const from = await countsOf(tabs.pages);
+    const opened = await countsOf(tabs.pages, 'opens');
     let tookOver: Promise<void> | undefined;
-    const sent = await broadcast(server, 300, 200, async (n) => {
+    const sent = await broadcast(tabs.server, 300, 200, async (n) => {
       if (n !== 100) return;
       await holder.close({ runBeforeUnload: false });
-      tookOver = takeover(pages);
+      tookOver = takeover(tabs.pages);
     });
-    await expectReceived(pages, sent, from);
+    await expectReceived(tabs.pages, sent, from);
     await tookOver;
     // The deadline a tab waits for a carrier is the one a new holder must meet.
-    await expectOnlyShared(pages, opened);
-    await holderOf(pages);
+    await expectOnlyShared(tabs.pages, opened);
+    await holderOf(tabs.pages);
   });
 
   it('hands over when the holder tab freezes, and the frozen tab rejoins with everything when it resumes', async () => {
-    const holder = await holderOf(pages);
-    const others = pages.filter((page) => page !== holder);
-    const from = await countsOf(pages);
+    const holder = await holderOf(tabs.pages);
+    const others = tabs.pages.filter((page) => page !== holder);
+    const from = await countsOf(tabs.pages);
     const opened = await countsOf(others, 'opens');
     // A background tab is frozen the way Chromium does it: the document's `freeze` event, then no task
     // of the page runs until its `resume` event. Headless Chromium never hides a page and freezes only
     // hidden ones, so the page is held here by one task that runs for a second.
     let tookOver: Promise<void> | undefined;
-    const sent = await broadcast(server, 400, 200, async (n) => {
+    const sent = await broadcast(tabs.server, 400, 200, async (n) => {
       if (n === 100) {
         tookOver = takeover(others);
         await holder.evaluate(() => {
@@ -198,43 +206,28 @@ describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
     });
     // While it was frozen (1 s), another tab took over, before any of them connected on its own.
     await tookOver;
-    await expectReceived(pages, sent, from);
+    await expectReceived(tabs.pages, sent, from);
     await expectOnlyShared(others, opened);
-    await holderOf(pages);
+    await holderOf(tabs.pages);
   });
 });
 
 describe.each(['sse', 'long-polling'] as const)('3 tabs on %s, the holder hangs', (transport) => {
-  let browser: Browser;
-  let server: StartedServer;
-  let context: BrowserContext;
-  let pages: Page[];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    // A heartbeat deadline of 2 s: a tab whose carrier nobody relays notices it within that (§11).
-    server = await startServer({ httpHandler: (request, response) => void serve(request, response), retry: 50, heartbeatInterval: 1_000 });
-    ({ context, pages } = await openTabs(browser, server.port, transport, 3));
-    await Promise.all(pages.map((page) => page.waitForFunction(() => (window as unknown as { tab: TabState }).tab.opens.length > 0, null, { timeout: 10_000 })));
-  });
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.close();
-  });
+  // A heartbeat deadline of 2 s: a tab whose carrier nobody relays notices it within that (§11).
+  const tabs = useTabs(transport, 3, 1_000);
 
   it('takes the carrier from a holder tab stopped in the debugger, and that tab steps down with everything when it runs again', async () => {
-    const holder = await holderOf(pages);
-    const others = pages.filter((page) => page !== holder);
-    const from = await countsOf(pages);
+    const holder = await holderOf(tabs.pages);
+    const others = tabs.pages.filter((page) => page !== holder);
+    const from = await countsOf(tabs.pages);
     const opened = await countsOf(others, 'opens');
     // A page whose script stops without a `freeze` event: paused in the debugger at its next statement,
     // as a long task or a tab the browser suspended without telling it would hold it.
-    const debug = await context.newCDPSession(holder);
+    const debug = await holder.context().newCDPSession(holder);
     await debug.send('Debugger.enable');
     await debug.send('Debugger.pause');
     const tookOver = takeover(others);
-    const sent = await broadcast(server, 200, 50, async () => undefined);
+    const sent = await broadcast(tabs.server, 200, 50, async () => undefined);
     await tookOver;
     await expectReceived(others, sent, from);
     // Every other tab came back on the carrier the tabs share, not on one of its own.
@@ -243,9 +236,9 @@ describe.each(['sse', 'long-polling'] as const)('3 tabs on %s, the holder hangs'
     const reopened = await countsOf(others, 'opens');
     await debug.send('Debugger.resume');
     await holder.waitForFunction(() => (window as unknown as { client: { sharing: string | null } }).client.sharing === 'follower', null, { timeout: 10_000 });
-    const more = await broadcast(server, 20, 50, async () => undefined);
-    await expectReceived(pages, [...sent, ...more], from);
-    await holderOf(pages);
+    const more = await broadcast(tabs.server, 20, 50, async () => undefined);
+    await expectReceived(tabs.pages, [...sent, ...more], from);
+    await holderOf(tabs.pages);
     // What the hung tab still said of its old carrier when it ran again moved no other tab.
     expect(await countsOf(others, 'opens')).toEqual(reopened);
   });

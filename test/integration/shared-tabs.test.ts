@@ -12,6 +12,9 @@ import { startFixture, type Fixture } from './fixture.js';
 
 const SHARED = ['sse', 'long-polling'] as const;
 
+/** Whether the tab holds its group's lock: the carrier (the other lock a tab holds is its own, `…|tab|…`). */
+const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
+
 describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
   let fixture: Fixture;
   afterEach(async () => {
@@ -43,6 +46,38 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     });
   }
 
+  /** `count` tabs, once every one of them is open. */
+  async function openTabs(count: number): Promise<ReturnType<typeof tabs>> {
+    const open = tabs(count);
+    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
+    for (const { client } of open) client.on('open', allOpen.wake);
+    await allOpen.promise;
+    return open;
+  }
+
+  /**
+   * When each carrier opened, as the server saw its opening request (a poll of a carrier that is open
+   * carries its id in a header; the opening one does not); `next(n)` resolves once `n` have.
+   */
+  function watchCarrierOpenings(): { times: number[]; next(count: number): Promise<void> } {
+    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
+    const times: number[] = [];
+    const waits = new Set<{ wake(): void }>();
+    fixture.server.http.prependListener('request', (request) => {
+      if (!request.url?.startsWith(carrierPath) || request.headers['x-unbroken-carrier'] !== undefined) return;
+      times.push(performance.now());
+      for (const wait of waits) wait.wake();
+    });
+    return {
+      times,
+      next(count) {
+        const wait = when(() => times.length >= count);
+        waits.add(wait);
+        return wait.promise;
+      },
+    };
+  }
+
   it('opens every tab on one carrier, each with its own session, messages and acknowledgements', async () => {
     fixture = await startFixture(transport, { retry: 10 });
     const requests = watchRequests();
@@ -51,10 +86,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
       byTab.set(session.id, [...(byTab.get(session.id) ?? []), data]);
       void session.send({ echo: data as string });
     });
-    const open = tabs(4);
-    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
-    for (const { client } of open) client.on('open', allOpen.wake);
-    await allOpen.promise;
+    const open = await openTabs(4);
 
     expect(new Set(open.map(({ client }) => client.sessionId)).size).toBe(4);
     expect(open.every(({ client }) => client.transport === transport)).toBe(true);
@@ -78,12 +110,10 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
   it('hands the carrier to another tab when the holder leaves, and no tab loses or repeats a message', async () => {
     fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 2_000 });
     const requests = watchRequests();
-    const open = tabs(3);
-    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
-    for (const { client } of open) client.on('open', allOpen.wake);
-    await allOpen.promise;
+    const open = await openTabs(3);
+    const carriers = watchCarrierOpenings();
 
-    const holderIndex = open.findIndex(({ tab }) => tab.held().some((name) => !name.includes('|tab|')));
+    const holderIndex = open.findIndex(holds);
     expect(holderIndex).toBeGreaterThanOrEqual(0);
     const holder = open[holderIndex]!;
     const others = open.filter((_, index) => index !== holderIndex);
@@ -95,17 +125,8 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
       }
     };
 
-    // The takeover, as the server sees it: the next carrier's opening request (a poll of a carrier
-    // that is open carries its id in a header; the opening one does not).
-    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
+    // The takeover, as the server sees it: the next carrier's opening request.
     let leftAt = 0;
-    let carriersOpened = 0;
-    const nextCarrier = deferred<number>();
-    fixture.server.http.prependListener('request', (request) => {
-      if (leftAt === 0 || !request.url?.startsWith(carrierPath) || request.headers['x-unbroken-carrier'] !== undefined) return;
-      carriersOpened++;
-      nextCarrier.resolve(performance.now());
-    });
     // Every other tab's session opens again once the holder left: on the next carrier, resumed.
     const reopened = new Map<Client, boolean[]>();
     const allReopened = when(() => reopened.size === others.length);
@@ -138,7 +159,8 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // Messages while there is no carrier: the next carrier's request needs I/O, so all of these are
     // stored before any tab can read again.
     await broadcast(61, 120);
-    const tookOverAt = await nextCarrier.promise;
+    await carriers.next(1);
+    const tookOverAt = carriers.times[0]!;
     await allReopened.promise;
     // Messages on the next carrier.
     await broadcast(121, 200);
@@ -151,39 +173,21 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // whose links the handover ended keep their places, so the lock does not pass from tab to tab,
     // each opening a carrier it gives up at once.
     expect(tookOverAt - leftAt).toBeLessThan(1_000);
-    expect(carriersOpened).toBe(1);
+    expect(carriers.times).toHaveLength(1);
     expect(requests.seen.get(transport === 'sse' ? '/sse' : '/poll') ?? 0).toBe(0);
   });
 
   it('gives the carrier to the next tab once the tab that kept it through a handover has no client left', async () => {
     fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 2_000 });
-    const open = tabs(3);
-    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
-    for (const { client } of open) client.on('open', allOpen.wake);
-    await allOpen.promise;
-    const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
-
-    // Each opening request of a carrier (a poll of one that is open carries its id in a header).
-    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
-    const carriers: number[] = [];
-    let opened: { wake(): void } = { wake: () => undefined };
-    fixture.server.http.prependListener('request', (request) => {
-      if (!request.url?.startsWith(carrierPath) || request.headers['x-unbroken-carrier'] !== undefined) return;
-      carriers.push(performance.now());
-      opened.wake();
-    });
-    const nextCarrier = (count: number): Promise<void> => {
-      const wait = when(() => carriers.length >= count);
-      opened = wait;
-      return wait.promise;
-    };
+    const open = await openTabs(3);
+    const carriers = watchCarrierOpenings();
 
     // The holder goes away; the next tab in line holds the next carrier, and every session is back on it.
     const first = open.find(holds)!;
     const rest = open.filter((tab) => tab !== first);
     const backOnNext = when(() => rest.every(({ client }) => client.state === 'open') && rest.some(holds));
     for (const { client } of rest) client.on('open', backOnNext.wake);
-    const taken = nextCarrier(1);
+    const taken = carriers.next(1);
     first.client.close();
     first.tab.crash();
     await taken;
@@ -195,7 +199,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // passes to the last tab, whose session resumes on it and goes on.
     const resumed = deferred<boolean>();
     last.client.on('open', ({ resumed: was }) => resumed.resolve(was));
-    const passed = nextCarrier(2);
+    const passed = carriers.next(2);
     second.client.close();
     await passed;
     expect(await resumed.promise).toBe(true);
@@ -204,24 +208,16 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     last.client.on('message', received.wake);
     await fixture.server.server.broadcast('after');
     await received.promise;
-    expect(carriers).toHaveLength(2);
+    expect(carriers.times).toHaveLength(2);
   });
 
   it('takes the carrier from a holder whose page hangs, and the hung tab steps down when it runs again', async () => {
     // A heartbeat deadline of 1 s: a session on a carrier nobody relays notices within it (§11).
     fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 500 });
-    const open = tabs(3);
-    const allOpen = when(() => open.every(({ client }) => client.state === 'open'));
-    for (const { client } of open) client.on('open', allOpen.wake);
-    await allOpen.promise;
-    const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
+    const open = await openTabs(3);
+    const carriers = watchCarrierOpenings();
     const hung = open.find(holds)!;
     const others = open.filter((tab) => tab !== hung);
-    const carrierPath = transport === 'sse' ? '/realtime/carrier?' : '/realtime/carrier-poll?';
-    let carriersOpened = 0;
-    fixture.server.http.prependListener('request', (request) => {
-      if (request.url?.startsWith(carrierPath) && request.headers['x-unbroken-carrier'] === undefined) carriersOpened++;
-    });
     /** How each other tab's client opened after the hang: on the carrier the tabs share, or on its own. */
     const opensAfter: (string | null)[] = [];
     for (const { client } of others) client.on('open', () => opensAfter.push(client.sharing));
@@ -251,7 +247,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     for (const { received } of others) expect(received).toEqual(sent);
     expect(opensAfter.length).toBeGreaterThanOrEqual(2);
     expect(opensAfter).not.toContain(null);
-    expect(carriersOpened).toBe(1);
+    expect(carriers.times).toHaveLength(1);
 
     // The hung tab runs again: it hears of the newer holder, gives up its carrier, and its session
     // resumes on the new one with nothing lost or repeated; no third carrier opens. What it says of
@@ -265,7 +261,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     await allReceived(open, 100);
     for (const { received } of open) expect(received).toEqual(sent);
     expect(holds(hung)).toBe(false);
-    expect(carriersOpened).toBe(1);
+    expect(carriers.times).toHaveLength(1);
     expect(opensAfter).toHaveLength(opensBeforeWake);
   });
 
@@ -276,7 +272,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     await new Promise<void>((resolve) => first!.client.once('open', () => resolve()));
     first!.tab.hang();
     const [late] = tabs(1, table);
-    // Nobody answers where the carrier stands: the tab connects on its own at once (§13.6), asks once
+    // Nobody answers where the carrier stands: the tab connects on its own after 1 s (§13.6), asks once
     // more, and takes the lock; its session then moves to the carrier it opened.
     const opens: (string | null)[] = [];
     const shared = when(() => opens.at(-1) === 'holder');

@@ -47,6 +47,24 @@ function hangingHolder(table: LockTable): void {
     .catch(() => undefined);
 }
 
+/**
+ * A hung holder, which said its carrier `carrier-1` was up, and two tabs in line behind it, by the
+ * order of their ids.
+ */
+async function twoTabsBehindAHungHolder(): Promise<{ table: LockTable; smaller: TabOf; larger: TabOf }> {
+  vi.useFakeTimers();
+  const table = new LockTable();
+  hangingHolder(table);
+  const tabs = [table.tab(), table.tab()].map((tab) => ({ tab, group: groupFor(environment(tab), BASE, 'long-polling') }));
+  for (const { group } of tabs) group.join();
+  const [smaller, larger] = tabs.sort((a, b) => (a.group.tab < b.group.tab ? -1 : 1));
+  new Bus(NAME).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
+  await vi.advanceTimersByTimeAsync(0);
+  return { table, smaller: smaller!, larger: larger! };
+}
+
+type TabOf = { tab: SimulatedTab; group: ReturnType<typeof groupFor> };
+
 afterEach(() => {
   vi.useRealTimers();
   Bus.open.clear();
@@ -54,44 +72,28 @@ afterEach(() => {
 
 describe('tabs that suspect a hung holder (§13.6)', () => {
   it('a tab that deferred to one with a smaller id asks again, and takes the lock once that one went away', async () => {
-    vi.useFakeTimers();
-    const table = new LockTable();
-    // The hung holder holds the group's lock, said its carrier was up, and says nothing more.
-    hangingHolder(table);
-    const tabs = [table.tab(), table.tab()].map((tab) => ({ tab, group: groupFor(environment(tab), BASE, 'long-polling') }));
-    for (const { group } of tabs) group.join();
-    const [smaller, larger] = tabs.sort((a, b) => (a.group.tab < b.group.tab ? -1 : 1));
-    new Bus(NAME).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
-    await vi.advanceTimersByTimeAsync(0);
-
+    const { table, smaller, larger } = await twoTabsBehindAHungHolder();
     // Both suspect it at once: the larger id defers to the smaller, which closes before it steals.
-    smaller!.group.suspect('carrier-1');
-    larger!.group.suspect('carrier-1');
+    smaller.group.suspect('carrier-1');
+    larger.group.suspect('carrier-1');
     await vi.advanceTimersByTimeAsync(0);
-    smaller!.tab.crash();
+    smaller.tab.crash();
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(larger!.group.holding).toBe(false);
+    expect(larger.group.holding).toBe(false);
     // It asks again; the smaller id's question is now over a second old, and nobody answered.
     await vi.advanceTimersByTimeAsync(2_000);
-    expect(larger!.group.holding).toBe(true);
-    expect(table.holder(NAME)).toBe(larger!.tab);
+    expect(larger.group.holding).toBe(true);
+    expect(table.holder(NAME)).toBe(larger.tab);
   });
 
   it('only the smaller of two tabs that suspect the holder at once takes the lock', async () => {
-    vi.useFakeTimers();
-    const table = new LockTable();
-    hangingHolder(table);
-    const tabs = [table.tab(), table.tab()].map((tab) => ({ tab, group: groupFor(environment(tab), BASE, 'long-polling') }));
-    for (const { group } of tabs) group.join();
-    const [smaller, larger] = tabs.sort((a, b) => (a.group.tab < b.group.tab ? -1 : 1));
-    new Bus(NAME).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
-    await vi.advanceTimersByTimeAsync(0);
-    larger!.group.suspect('carrier-1');
-    smaller!.group.suspect('carrier-1');
+    const { table, smaller, larger } = await twoTabsBehindAHungHolder();
+    larger.group.suspect('carrier-1');
+    smaller.group.suspect('carrier-1');
     await vi.advanceTimersByTimeAsync(1_000);
-    expect([smaller!.group.holding, larger!.group.holding]).toEqual([true, false]);
+    expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     // The new holder's announcement reached the other: it does not steal later either.
     await vi.advanceTimersByTimeAsync(5_000);
-    expect(table.holder(NAME)).toBe(smaller!.tab);
+    expect(table.holder(NAME)).toBe(smaller.tab);
   });
 });
