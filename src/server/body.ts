@@ -96,18 +96,23 @@ export function refuseBody(request: http.IncomingMessage, response: http.ServerR
   }
 }
 
+/** How much of a body the server reads, and for how long: the server's options, or an endpoint's own size. */
+export interface BodyBounds {
+  readonly maxMessageSize: number;
+  readonly bodyTimeout: number;
+}
+
 /**
  * Answers a refusal that came before the body was read, keeping the connection for the client's
- * next request: the body is read and dropped, but only up to `maxBytes` and within `timeoutMs` —
- * past either the connection is cut (§12.1.drain). Closing at once instead would leave unread bytes
+ * next request: the body is read and dropped, but only up to `bounds.maxMessageSize` bytes and within
+ * `bounds.bodyTimeout` ms — past either the connection is cut (§12.1.drain). Closing at once instead would leave unread bytes
  * in the socket, and the reset that sends can reach the client before the answer; leaving the body
  * to Node would read it to its end, however large.
  */
 export function refuseBeforeBody(
   request: http.IncomingMessage,
   response: http.ServerResponse,
-  maxBytes: number,
-  timeoutMs: number,
+  bounds: BodyBounds,
   code: ErrorCode,
   message: string,
 ): void {
@@ -118,12 +123,12 @@ export function refuseBeforeBody(
     clearTimeout(timer);
     destroyAfterAnswer(request, response);
   };
-  const timer = setTimeout(cut, timeoutMs);
+  const timer = setTimeout(cut, bounds.bodyTimeout);
   timer.unref?.();
   request.on('error', () => undefined);
   request.on('data', (chunk: Buffer) => {
     size += chunk.length;
-    if (size > maxBytes) cut();
+    if (size > bounds.maxMessageSize) cut();
   });
   request.once('end', () => clearTimeout(timer));
   request.once('close', () => clearTimeout(timer));

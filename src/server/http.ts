@@ -128,6 +128,9 @@ export function admitRequest(context: AdmissionContext, request: http.IncomingMe
   return { ok: true, version: admission.version, address };
 }
 
+/** Why a request without the headers {@link hasUpstreamHeaders} checks is refused (`FORBIDDEN`). */
+export const UPSTREAM_HEADERS_MISSING = 'expects Content-Type: application/json and X-Unbroken: 1';
+
 /** §7.3: `Content-Type: application/json` (parameters allowed) and `X-Unbroken: 1`. */
 export function hasUpstreamHeaders(request: http.IncomingMessage): boolean {
   const type = request.headers['content-type'];

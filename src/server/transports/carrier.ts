@@ -21,7 +21,7 @@ import {
 } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
-import { admit, admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
+import { UPSTREAM_HEADERS_MISSING, admit, admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
 import { PollOutlet, sseOutlet, type Outlet } from './carrier-outlets.js';
@@ -295,7 +295,7 @@ export class CarrierRegistry {
   }
 
   #refuseBeforeBody(request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
-    refuseBeforeBody(request, response, CARRIER_LIMITS.maxBodyBytes, this.context.bodyTimeout, code, message);
+    refuseBeforeBody(request, response, { maxMessageSize: CARRIER_LIMITS.maxBodyBytes, bodyTimeout: this.context.bodyTimeout }, code, message);
   }
 
   /** Reads the body of attach or detach: `{carrier, channel}` or `{carrier, channels}`; answers a refusal itself. */
@@ -305,7 +305,7 @@ export class CarrierRegistry {
     field: K,
   ): Promise<(K extends 'channel' ? { carrier: Carrier; channel: string } : { carrier: Carrier; channels: string[] }) | null> {
     if (!hasUpstreamHeaders(request)) {
-      this.#refuseBeforeBody(request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+      this.#refuseBeforeBody(request, response, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
       return null;
     }
     const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout);

@@ -3,8 +3,8 @@
  * and long-polling transports, and answers with the frames it produced (acks, pongs).
  */
 import type http from 'node:http';
-import { ProtocolViolation, decodeClientBatch, encodeBatch, type ErrorCode, type ServerFrame } from '../../protocol/index.js';
-import { admitRequest, answerBatch, answerError, hasUpstreamHeaders } from '../http.js';
+import { ProtocolViolation, decodeClientBatch, encodeBatch, type ServerFrame } from '../../protocol/index.js';
+import { UPSTREAM_HEADERS_MISSING, admitRequest, answerBatch, answerError, hasUpstreamHeaders } from '../http.js';
 import { toUpstream, type UpstreamFrame } from '../connection.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { ServerSession } from '../session.js';
@@ -12,21 +12,16 @@ import type { TransportContext } from './context.js';
 import { answerAndStopReading, refuseBeforeBody } from '../body.js';
 import { sessionOfHeader } from './ticket.js';
 
-/** A refusal before the body was read (§12.1.drain), within this server's size limit and body timeout. */
-function refuse(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, code: ErrorCode, message: string): void {
-  refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, code, message);
-}
-
 /** Serves `POST P/send`. */
 export function handleSend(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
   const { hub } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    refuse(context, request, response, admission.code, admission.message);
+    refuseBeforeBody(request, response, context, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    refuse(context, request, response, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuseBeforeBody(request, response, context, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
     return;
   }
   // §3.4: the session is named by X-Unbroken-Session: <sid>.<key>; a wrong key is no session at all.
@@ -40,7 +35,7 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
       },
       (error: unknown) => {
         hub.fail(new UnbrokenServerError('STORE_ERROR', 'a request could not be served: the store failed', { cause: error }));
-        refuse(context, request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+        refuseBeforeBody(request, response, context, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
       },
     );
     return;
@@ -52,14 +47,14 @@ export function handleSend(context: TransportContext, request: http.IncomingMess
 function serveSession(context: TransportContext, request: http.IncomingMessage, response: http.ServerResponse, found: ServerSession | null): void {
   const { hub, maxMessageSize, bodyTimeout } = context;
   if (found === null) {
-    refuse(context, request, response, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
+    refuseBeforeBody(request, response, context, 'UNKNOWN_SESSION', 'no such session: connect downstream first');
     return;
   }
   const session: ServerSession = found;
   const sid = session.id;
   if (session.expired) {
     // §3.5: past expiry nothing more is taken from this identity until it authenticates again.
-    refuse(context, request, response, 'UNAUTHORIZED', 'the identity expired; authenticate again');
+    refuseBeforeBody(request, response, context, 'UNAUTHORIZED', 'the identity expired; authenticate again');
     return;
   }
   const tooLarge = (size: number) =>

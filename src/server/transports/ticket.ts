@@ -7,7 +7,7 @@
 import type http from 'node:http';
 import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
 import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
-import { admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
+import { UPSTREAM_HEADERS_MISSING, admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import type { ServerSession } from '../session.js';
 import { SECRET_PATTERN, TICKET_PATTERN, randomToken, sameSecret, type TicketGrant } from '../tickets.js';
@@ -44,11 +44,11 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   const { hub, tickets, authenticate, now } = context;
   const admission = admitRequest(context, request, url, 'upstream');
   if (!admission.ok) {
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, admission.code, admission.message);
+    refuseBeforeBody(request, response, context, admission.code, admission.message);
     return;
   }
   if (!hasUpstreamHeaders(request)) {
-    refuseBeforeBody(request, response, context.maxMessageSize, context.bodyTimeout, 'FORBIDDEN', 'expects Content-Type: application/json and X-Unbroken: 1');
+    refuseBeforeBody(request, response, context, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
     return;
   }
   const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout);
