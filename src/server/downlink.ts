@@ -12,7 +12,7 @@ import type { SessionHub } from './hub.js';
 import type { ServerSession } from './session.js';
 import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
-import { LinkQueue, MAX_BATCH_CHARS, NO_BYTE_BOUND } from './link-queue.js';
+import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
 import { ReplaySeam } from './replay-seam.js';
 import type { TicketIssue } from './tickets.js';
 
@@ -48,7 +48,7 @@ export class Downlink implements ConnectionHandle {
   #state: 'opening' | 'replaying' | 'live' | 'parked' | 'closed' = 'opening';
   /** Counts replays of this link (the first and one per unpark); a replay of an older count stops. */
   #replays = 0;
-  readonly #queue = new LinkQueue();
+  readonly #queue: LinkQueue;
   /** Live messages that arrived while the store was read (§6.3); null while none did, as on an idle link. */
   #seam: ReplaySeam | null = null;
   #cursor: string | null = null;
@@ -66,8 +66,6 @@ export class Downlink implements ConnectionHandle {
   readonly attachedAt: number;
   /** The place of the ticket that admitted it (§3.3.stale); null for a connection continued from another process. */
   readonly issue: TicketIssue | null;
-  /** The largest batch its client reads, in bytes (§4.1.size); a batch is split before it grows past it. */
-  readonly #maxBatchBytes: number;
 
   constructor(
     session: ServerSession,
@@ -76,11 +74,11 @@ export class Downlink implements ConnectionHandle {
     address: string,
     request: http.IncomingMessage | null,
     issue: TicketIssue | null = null,
-    maxBatchBytes = NO_BYTE_BOUND,
+    maxBatchBytes?: number,
   ) {
     this.session = session;
     this.issue = issue;
-    this.#maxBatchBytes = maxBatchBytes;
+    this.#queue = new LinkQueue(maxBatchBytes);
     this.#address = address;
     this.connection = connection;
     this.request = hub.options.authenticate === null ? null : request;
@@ -313,7 +311,7 @@ export class Downlink implements ConnectionHandle {
     const notify = this.#state === 'replaying';
     const asBytes = this.connection.writeTextBytes !== undefined;
     while (this.#queue.length > 0 && this.#queue.bytes >= keep && this.connection.writable()) {
-      const next = this.#queue.take(asBytes, this.#maxBatchBytes)!;
+      const next = this.#queue.take(asBytes)!;
       if (next.kind === 'binary') {
         this.#cursor = next.id;
         this.connection.writeBinary!(next.frame, notify);

@@ -9,7 +9,7 @@ import { itemBytes, type QueuedItem } from './encoding.js';
 export const MAX_BATCH_CHARS = 256 * 1024;
 
 /** No bound on a batch's bytes past {@link MAX_BATCH_CHARS} (a client that stated none, §3.4), as a small integer. */
-export const NO_BYTE_BOUND = 2 ** 30;
+const NO_BYTE_BOUND = 2 ** 30;
 
 /**
  * The next write: a text batch (with the id of its last message, if any), the same as its UTF-8
@@ -29,6 +29,12 @@ export class LinkQueue {
   #head = 0;
   /** Bytes of the queued items on the wire (§12 bounds bytes). */
   bytes = 0;
+  /** The largest batch its client reads, in bytes (§4.1.size): a batch stops before it grows past it. */
+  readonly #maxBytes: number;
+
+  constructor(maxBytes = NO_BYTE_BOUND) {
+    this.#maxBytes = maxBytes;
+  }
 
   get length(): number {
     return this.#items === null ? 0 : this.#items.length - this.#head;
@@ -58,10 +64,10 @@ export class LinkQueue {
    * than joining a string of them that the socket then encodes (about 0.3 against 0.7–1.1 µs per
    * frame of ~130 B in a batch of 1,500, measured in Node 20). A batch of one comes as text the first
    * time its item is taken, and as bytes shared by every queue that takes it after (a broadcast). A
-   * batch stops before it grows past `maxBytes`, the client's limit (§4.1.size); a frame larger than
-   * that goes alone, for the client to skip.
+   * batch stops before it grows past the client's limit (§4.1.size); a frame larger than that goes
+   * alone, for the client to skip.
    */
-  take(asBytes = false, maxBytes = NO_BYTE_BOUND): NextWrite | undefined {
+  take(asBytes = false): NextWrite | undefined {
     const items = this.#items;
     if (items === null) return undefined;
     const first = items[this.#head];
@@ -78,7 +84,7 @@ export class LinkQueue {
     for (; index < items.length; index++) {
       const next = items[index]!;
       // `bytes` and the brackets and commas so far, and this item with its comma: the batch's size if it joins.
-      if (next.kind !== 'text' || (index > from && (chars + next.text.length + 1 > MAX_BATCH_CHARS || bytes + next.bytes + (index - from) + 2 > maxBytes))) break;
+      if (next.kind !== 'text' || (index > from && (chars + next.text.length + 1 > MAX_BATCH_CHARS || bytes + next.bytes + (index - from) + 2 > this.#maxBytes))) break;
       chars += next.text.length + 1;
       bytes += next.bytes;
       if (next.id !== undefined) lastMessageId = next.id;

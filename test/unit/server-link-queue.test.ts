@@ -12,8 +12,9 @@ import type { StoredMessage } from '../../src/server/store.js';
 const message = (id: string, data: StoredMessage['data'], event?: string): QueuedItem =>
   new MessageEncodings(event === undefined ? { id, to: { kind: 'all' }, data } : { id, to: { kind: 'all' }, event, data }).item(true);
 
-function queueOf(items: readonly QueuedItem[]): LinkQueue {
-  const queue = new LinkQueue();
+/** A queue holding `items`, for a client that reads batches of at most `maxBytes` (§4.1.size) when given. */
+function queueOf(items: readonly QueuedItem[], maxBytes?: number): LinkQueue {
+  const queue = new LinkQueue(maxBytes);
   for (const item of items) queue.push(item);
   return queue;
 }
@@ -98,9 +99,9 @@ describe('LinkQueue batches within the client\'s limit (§4.1.size)', () => {
   it('§4.1.size puts the items in one batch of exactly the limit, and splits it one byte below', () => {
     for (const asBytes of [true, false]) {
       const at = (limit: number): number[] => {
-        const queue = queueOf(items);
+        const queue = queueOf(items, limit);
         const sizes: number[] = [];
-        for (let next = queue.take(asBytes, limit); next; next = queue.take(asBytes, limit)) sizes.push(Buffer.byteLength(textOf(next)));
+        for (let next = queue.take(asBytes); next; next = queue.take(asBytes)) sizes.push(Buffer.byteLength(textOf(next)));
         return sizes;
       };
       expect(at(whole)).toEqual([whole]);
@@ -112,9 +113,9 @@ describe('LinkQueue batches within the client\'s limit (§4.1.size)', () => {
 
   it('§4.1.size sends a frame larger than the limit alone, and the frames after it in batches that fit', () => {
     const large = message('e-0', 'x'.repeat(500));
-    const queue = queueOf([large, ...items]);
+    const queue = queueOf([large, ...items], 100);
     const sizes: number[] = [];
-    for (let next = queue.take(true, 100); next; next = queue.take(true, 100)) sizes.push(Buffer.byteLength(textOf(next)));
+    for (let next = queue.take(true); next; next = queue.take(true)) sizes.push(Buffer.byteLength(textOf(next)));
     expect(sizes[0]).toBeGreaterThan(500);
     expect(sizes.slice(1).every((size) => size <= 100)).toBe(true);
     expect(sizes.length).toBeGreaterThanOrEqual(2);
