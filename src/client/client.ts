@@ -12,7 +12,6 @@ import {
   codeForClose,
   encodeBatch,
   serverCode,
-  type ErrorCode,
   type HelloFrame,
 } from '../protocol/index.js';
 import { Attempt } from './attempt.js';

@@ -5,7 +5,7 @@
 import { BaseClient } from './client.js';
 import type { Sendable } from './events.js';
 import type { BaseClientOptions, ClientOptions } from './options.js';
-import type { ClientTransport, TransportDefinition, TransportName } from './transport.js';
+import type { ClientTransport, TransportDefinition } from './transport.js';
 import { longPollingTransport as longPollingDefinition } from './transports/long-polling.js';
 import { sseTransport as sseDefinition } from './transports/sse.js';
 import { webSocketTransport as webSocketDefinition } from './transports/websocket.js';
