@@ -138,6 +138,18 @@ export interface ConnectParams {
   readonly max?: number;
 }
 
+/** A long-polling connection another process served until now, continued at this one (§3.6.continue). */
+export interface ContinueParams {
+  /** Where its client stands: the `last` of the poll. */
+  readonly last: string;
+  /** The client address the connection counts against (§12.1). */
+  readonly address: string;
+  /** The poll that continues it. */
+  readonly request: http.IncomingMessage;
+  /** The largest batch its client reads, as the shared store recorded it (§4.1.size). */
+  readonly max?: number;
+}
+
 /** Decodes what a client batch carries into frames ready to process. Throws {@link ProtocolViolation}. */
 export function toUpstream(frames: readonly ClientFrame[]): UpstreamFrame[] {
   // Built by `push`, not `map`: the array keeps one elements kind before and after V8 optimises

@@ -7,7 +7,7 @@
  */
 import type http from 'node:http';
 import type { Payload, ServerFrame } from '../protocol/index.js';
-import type { ConnectParams, Connection, ConnectionHandle, UpstreamFrame } from './connection.js';
+import type { ConnectParams, Connection, ConnectionHandle, ContinueParams, UpstreamFrame } from './connection.js';
 import { Downlink } from './downlink.js';
 import { EncodingCache, MessageEncodings, checkOutgoing } from './encoding.js';
 import type { Emitter } from './emitter.js';
@@ -188,10 +188,12 @@ export class SessionHub {
   /**
    * Continues, on this process, a long-polling connection another process served until now (§7.4,
    * cluster.ts): no new `hello`; the link starts parked at `last`, where the client stands, so the
-   * poll it holds reads the stream from the store as a parked link's does (§12.1).
+   * poll it holds reads the stream from the store as a parked link's does (§12.1). `max` is the
+   * batch limit its client named when it opened (§4.1.size), as the shared store recorded it.
    */
-  continueConnection(connection: Connection, session: ServerSession, last: string, address: string, request: http.IncomingMessage): ConnectionHandle {
-    const link = new Downlink(session, connection, this, address, request);
+  continueConnection(connection: Connection, session: ServerSession, params: ContinueParams): ConnectionHandle {
+    const { last, address, request, max } = params;
+    const link = new Downlink(session, connection, this, address, request, null, max);
     this.#links.add(link);
     link.continueFrom(last);
     this.#attach(session, link);

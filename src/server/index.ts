@@ -10,6 +10,6 @@ export type { Authenticate, Identity } from './identity.js';
 export { MemoryStore, type MemoryStoreOptions, type Address, type MembershipChange, type MessageStore, type StoreEvents, type NewMessage, type ReadResult, type StoredMessage } from './store.js';
 export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type ServerErrorCode } from './errors.js';
 export type { Listener } from './emitter.js';
-export type { SessionState, SharedSession, SharedStore, Signal } from './shared-state.js';
+export type { PollConnectionRecord, SessionState, SharedSession, SharedStore, Signal } from './shared-state.js';
 export type { TicketGrant } from './tickets.js';
 export * from '../protocol/index.js';

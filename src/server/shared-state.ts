@@ -26,6 +26,14 @@ export interface SharedSession {
   readonly processed: number;
 }
 
+/** A long-polling connection (§7.4) as every process sees it. */
+export interface PollConnectionRecord {
+  /** The id of the session it belongs to. */
+  readonly session: string;
+  /** The largest batch its client reads, in UTF-8 bytes, when its ticket named one (§3.4, §4.1.size). */
+  readonly max?: number;
+}
+
 /** What one process tells the others about a session. */
 export type Signal =
   /**
@@ -79,10 +87,14 @@ export interface SessionState {
   putTicket(ticket: string, grant: TicketGrant, ttl: number): Promise<void>;
   /** Takes a ticket: its grant if stored and unexpired, else `null`; either way it is gone (single use). */
   takeTicket(ticket: string): Promise<TicketGrant | null>;
-  /** Records that long-polling connection `connection` belongs to `session` (§7.4), for `ttl`. */
-  putConnection(connection: string, session: string, ttl: number): Promise<void>;
-  /** The session of long-polling connection `connection`, or `null`. */
-  getConnection(connection: string): Promise<string | null>;
+  /**
+   * Records long-polling connection `connection` (§7.4) for `ttl`: its session, and the largest
+   * batch its client reads when its ticket named one (§4.1.size), so that another process continues
+   * it as this one would (§3.6.continue).
+   */
+  putConnection(connection: string, record: PollConnectionRecord, ttl: number): Promise<void>;
+  /** What {@link putConnection} recorded for long-polling connection `connection`, or `null`. */
+  getConnection(connection: string): Promise<PollConnectionRecord | null>;
   /** Sends a signal to every process sharing the state, this one included. */
   publish(signal: Signal): Promise<void>;
   /** Calls `listener` with every signal published by any process. Returns the unsubscribe function. */

@@ -11,8 +11,9 @@ import { decodeServerBatch, type ServerFrame } from '../../src/protocol/index.js
 import { waitUntil } from '../helpers/raw-frames.js';
 import { framesOf, poll, RawSse } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
-import { ticketFor } from '../helpers/raw-ticket.js';
+import { randomToken, ticketFor } from '../helpers/raw-ticket.js';
 import { wsEndpoint } from '../helpers/raw-ws.js';
+import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
 
 const harnesses = new Harnesses();
 const closers = new Set<() => void>();
@@ -121,5 +122,28 @@ describe('§4.1.size a batch never exceeds the limit the client stated', () => {
       for (const frame of frames) if (frame.t === 'msg') last = frame.id;
     }
     expectFitted(replayed);
+  });
+
+  it('§4.1.size over long polling continued at another server process (§3.6.continue): each answer there fits too', async () => {
+    const store = new SharedMemoryStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const batches: Batches = [];
+    const answer = async (reply: Awaited<ReturnType<typeof poll>>): Promise<ServerFrame[]> => {
+      const frames = framesOf(reply);
+      batches.push({ bytes: Buffer.byteLength(reply.text), frames });
+      return frames;
+    };
+    const c = randomToken();
+    const [hello] = await answer(await poll(a.httpBase, { c, ticket: await ticketFor(a.httpBase, { max: MAX }) }));
+    if (hello?.t !== 'hello') throw new Error(`expects a hello first, got ${JSON.stringify(hello)}`);
+    // The burst is stored while the client has no poll held; its next polls all go to server B.
+    await sendBurst(a, () => batches);
+    batches.splice(0);
+    let last = hello.cursor;
+    while (messagesOf(batches).length <= BURST) {
+      for (const frame of await answer(await poll(b.httpBase, { c, last }))) if (frame.t === 'msg') last = frame.id;
+    }
+    expect(batches.flatMap(({ frames }) => frames).some((frame) => frame.t === 'hello')).toBe(false);
+    expectFitted(batches);
   });
 });

@@ -4,7 +4,7 @@
  * delivered asynchronously (as pub/sub delivers them). It lets the suites run the multi-process
  * rules — no sticky sessions, exactly once across processes — fast and without Redis.
  */
-import { MemoryStore, type MemoryStoreOptions, type SessionState, type SharedSession, type Signal, type TicketGrant } from '../../src/server/index.js';
+import { MemoryStore, type MemoryStoreOptions, type PollConnectionRecord, type SessionState, type SharedSession, type Signal, type TicketGrant } from '../../src/server/index.js';
 import type { Identity } from '../../src/server/identity.js';
 
 interface Expiring<T> {
@@ -15,7 +15,7 @@ interface Expiring<T> {
 export class SharedMemoryStore extends MemoryStore implements SessionState {
   readonly #sessions = new Map<string, Expiring<{ id: string; key: string; user: Identity | null; processed: number; claim?: { upTo: number; node: string; until: number } }>>();
   readonly #tickets = new Map<string, Expiring<TicketGrant>>();
-  readonly #connections = new Map<string, Expiring<string>>();
+  readonly #connections = new Map<string, Expiring<PollConnectionRecord>>();
   readonly #signalListeners = new Set<(signal: Signal) => void>();
   readonly #clock: () => number;
   /** Every signal published, for tests that check what the servers told each other. */
@@ -84,11 +84,11 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
     return grant ?? null;
   }
 
-  async putConnection(connection: string, session: string, ttl: number): Promise<void> {
-    this.#connections.set(connection, { value: session, expiresAt: this.#clock() + ttl });
+  async putConnection(connection: string, record: PollConnectionRecord, ttl: number): Promise<void> {
+    this.#connections.set(connection, { value: record, expiresAt: this.#clock() + ttl });
   }
 
-  async getConnection(connection: string): Promise<string | null> {
+  async getConnection(connection: string): Promise<PollConnectionRecord | null> {
     return this.#live(this.#connections, connection) ?? null;
   }
 

@@ -176,14 +176,14 @@ describe('RedisStore tickets and long-polling connections', () => {
   it('§7.4 finds a long-polling connection from any process while its session is touched, and forgets it with the session', async () => {
     const [a, b] = await processes();
     await a.createSession(session('s1'), EXPIRING);
-    await a.putConnection('connection-1', 's1', EXPIRING);
-    expect(await b.getConnection('connection-1')).toBe('s1');
+    await a.putConnection('connection-1', { session: 's1' }, EXPIRING);
+    expect(await b.getConnection('connection-1')).toEqual({ session: 's1' });
     await b.touchSessions(['s1'], TTL);
     // A connection of another session, put after connection-1 with the same ttl and never touched:
     // once it is gone, connection-1 would be gone too, unless touching its session kept it.
-    await a.putConnection('witness', 'another-session', EXPIRING);
+    await a.putConnection('witness', { session: 'another-session' }, EXPIRING);
     await gone(() => b.getConnection('witness'));
-    expect(await a.getConnection('connection-1')).toBe('s1');
+    expect(await a.getConnection('connection-1')).toEqual({ session: 's1' });
     await a.deleteSession('s1');
     expect(await b.getConnection('connection-1')).toBeNull();
     expect(await b.getConnection('unknown')).toBeNull();
@@ -251,6 +251,24 @@ describe('RedisStore signals', () => {
     for (const signal of signals) await a.publish(signal);
     await vi.waitFor(() => expect(heardB).toEqual(signals));
     await vi.waitFor(() => expect(heardA).toEqual(signals));
+  });
+
+  it('§4.1.size keeps a long-polling connection\'s batch limit for every process, and reads a value that is no record as no connection', async () => {
+    const [a, b] = await processes();
+    await a.createSession(session('s1'), TTL);
+    await a.putConnection('connection-1', { session: 's1', max: 4096 }, TTL);
+    expect(await b.getConnection('connection-1')).toEqual({ session: 's1', max: 4096 });
+    // Keys someone else wrote under the store's prefix.
+    const raw = new Redis(server.url);
+    const values = ['s1', 'not json', 'null', '{"max":4096}', '{"session":7}'];
+    try {
+      for (const [index, value] of values.entries()) await raw.set(`state${prefixes}:poll:odd-${index}`, value);
+      await raw.set(`state${prefixes}:poll:odd-max`, '{"session":"s1","max":-1}');
+    } finally {
+      raw.disconnect();
+    }
+    for (const index of values.keys()) expect(await b.getConnection(`odd-${index}`), values[index]).toBeNull();
+    expect(await b.getConnection('odd-max')).toEqual({ session: 's1' });
   });
 
   it('reports and drops a message on the channel that is not a signal', async () => {

@@ -80,7 +80,7 @@ export class Keys {
     return `${this.#p}tickets:${session}`;
   }
 
-  /** A long-polling connection → its session. */
+  /** A long-polling connection → its record: its session and its client's batch limit (§4.1.size). */
   poll(connection: string): string {
     return `${this.pollPrefix}${connection}`;
   }

@@ -11,6 +11,7 @@ import {
   type Identity,
   type MessageStore,
   type NewMessage,
+  type PollConnectionRecord,
   type ReadResult,
   type ServerErrorCode,
   type SessionState,
@@ -355,11 +356,11 @@ export class RedisStore implements MessageStore, SessionState {
     return this.#sessions.takeTicket(ticket);
   }
 
-  putConnection(connection: string, session: string, ttl: number): Promise<void> {
-    return this.#sessions.putConnection(connection, session, ttl);
+  putConnection(connection: string, record: PollConnectionRecord, ttl: number): Promise<void> {
+    return this.#sessions.putConnection(connection, record, ttl);
   }
 
-  getConnection(connection: string): Promise<string | null> {
+  getConnection(connection: string): Promise<PollConnectionRecord | null> {
     return this.#sessions.getConnection(connection);
   }
 

@@ -115,7 +115,7 @@ if KEYS[2] then remember(KEYS[2], ARGV[3], ARGV[2]) end
 return 0
 `;
 
-/** KEYS poll, polls of its session · ARGV session, ttl, connection. */
+/** KEYS poll, polls of its session · ARGV record (JSON: session, max), ttl, connection. */
 const PUT_POLL = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 remember(KEYS[2], ARGV[3], ARGV[2])

@@ -4,7 +4,7 @@
  * themselves (see session-scripts.ts), so that a process that crashed leaks nothing.
  */
 import type { Redis } from 'ioredis';
-import { UnbrokenTypeError, type Identity, type SharedSession, type TicketGrant } from '../index.js';
+import { UnbrokenTypeError, type Identity, type PollConnectionRecord, type SharedSession, type TicketGrant } from '../index.js';
 import { items, runScript, scriptLabel, text, type ScriptArg, type ScriptName } from './commands.js';
 import { candidateEpoch } from './ids.js';
 import type { Keys } from './keys.js';
@@ -24,6 +24,24 @@ function checkSequence(first: number, last: number): void {
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first < 1 || last < first) {
     throw new UnbrokenTypeError('INVALID_OPTION', `RedisStore.advance: expects integers 1 ≤ first ≤ last, got ${first} and ${last}`);
   }
+}
+
+/**
+ * A long-polling connection's record as stored: `{"session", "max"?}` in JSON. A value that is not one
+ * (a key another program wrote) reads as no connection, as an expired one does.
+ */
+function pollRecordOf(stored: string | null): PollConnectionRecord | null {
+  if (stored === null) return null;
+  let record: unknown;
+  try {
+    record = JSON.parse(stored);
+  } catch {
+    return null;
+  }
+  if (typeof record !== 'object' || record === null) return null;
+  const { session, max } = record as { session?: unknown; max?: unknown };
+  if (typeof session !== 'string') return null;
+  return Number.isSafeInteger(max) && (max as number) >= 1 ? { session, max: max as number } : { session };
 }
 
 function userOf(stored: string): Identity | null {
@@ -130,13 +148,14 @@ export class SharedSessions {
     return grant === null ? null : (JSON.parse(grant) as TicketGrant);
   }
 
-  async putConnection(connection: string, session: string, ttl: number): Promise<void> {
+  async putConnection(connection: string, record: PollConnectionRecord, ttl: number): Promise<void> {
     checkTtl('putConnection', ttl);
-    await this.#run('unbrokenPutPoll', [this.#keys.poll(connection), this.#keys.pollsOf(session), session, ttl, connection]);
+    const stored = JSON.stringify(record.max === undefined ? { session: record.session } : { session: record.session, max: record.max });
+    await this.#run('unbrokenPutPoll', [this.#keys.poll(connection), this.#keys.pollsOf(record.session), stored, ttl, connection]);
   }
 
-  async getConnection(connection: string): Promise<string | null> {
-    return this.#watchdog.track('getConnection', this.#redis.get(this.#keys.poll(connection)));
+  async getConnection(connection: string): Promise<PollConnectionRecord | null> {
+    return pollRecordOf(await this.#watchdog.track('getConnection', this.#redis.get(this.#keys.poll(connection))));
   }
 
   #run(name: ScriptName, args: readonly ScriptArg[]): Promise<unknown> {

@@ -21,6 +21,7 @@ import { SECRET_PATTERN, type TicketGrant } from '../tickets.js';
 import type { TransportContext } from './context.js';
 import { NO_TICKET, admitByTicket } from './ticket.js';
 import type { Cluster, PreparedSession } from '../cluster.js';
+import type { PollConnectionRecord } from '../shared-state.js';
 import { UnbrokenServerError } from '../errors.js';
 
 interface Poll {
@@ -214,7 +215,7 @@ export class LongPollingTransport {
       connection.hold(request, response);
       const handle = hub.connect(connection, { version: admission.version, ...grant, last, request, address: opening.address }, prepared);
       connection.bind(handle, grant.max);
-      this.#register(id, connection, handle.session.id);
+      this.#register(id, connection, { session: handle.session.id, ...(grant.max === undefined ? {} : { max: grant.max }) });
     };
     if (ticket !== null) {
       admitByTicket(
@@ -249,16 +250,17 @@ export class LongPollingTransport {
     const { hub } = this.#context;
     void (async () => {
       let session: ServerSession | null = null;
+      let record: PollConnectionRecord | null = null;
       try {
-        const sid = await cluster.state.getConnection(id);
-        session = sid === null ? null : await cluster.find(sid, address);
+        record = await cluster.state.getConnection(id);
+        session = record === null ? null : await cluster.find(record.session, address);
       } catch (error) {
         hub.fail(new UnbrokenServerError('STORE_ERROR', 'a poll could not be served: the store failed', { cause: error }));
         answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
         return;
       }
       if (response.destroyed) return;
-      if (session === null || session.ended) {
+      if (record === null || session === null || session.ended) {
         answerError(request, response, NO_TICKET.code, NO_TICKET.message);
         return;
       }
@@ -270,9 +272,10 @@ export class LongPollingTransport {
       }
       const connection = this.#connection(id);
       connection.hold(request, response);
-      const handle = hub.continueConnection(connection, session, last, address, request);
-      connection.bind(handle);
-      this.#register(id, connection, session.id);
+      // §4.1.size: held to the limit its client named when the connection opened, wherever it did.
+      const handle = hub.continueConnection(connection, session, { last, address, request, max: record.max });
+      connection.bind(handle, record.max);
+      this.#register(id, connection, record);
       handle.resume();
     })();
   }
@@ -284,11 +287,11 @@ export class LongPollingTransport {
   }
 
   /** Lists an open connection under its id; with a shared store, the other processes learn it too. */
-  #register(id: string | null, connection: LongPollConnection, sid: string): void {
+  #register(id: string | null, connection: LongPollConnection, record: PollConnectionRecord): void {
     if (id === null || connection.isClosed) return;
     this.#connections.set(id, connection);
     const cluster = this.#context.hub.cluster;
-    cluster?.state.putConnection(id, sid, cluster.ttl).catch((error: unknown) => {
+    cluster?.state.putConnection(id, record, cluster.ttl).catch((error: unknown) => {
       this.#context.hub.fail(new UnbrokenServerError('STORE_ERROR', 'recording a long-polling connection failed', { cause: error }));
     });
   }
