@@ -265,7 +265,7 @@ export class Cluster {
     session.residency = 'visitor';
     this.#hub.sessions.set(id, session);
     this.#hub.limits.sessionOpened(address);
-    this.#hub.startSweep();
+    this.#hub.sweep.start();
     await this.#learnRooms(session);
     return session;
   }

@@ -253,7 +253,7 @@ export class Downlink implements ConnectionHandle {
   tick(now: number): void {
     if (this.#state === 'closed') return;
     const { heartbeatInterval } = this.#hub.options;
-    const due = heartbeatInterval - this.#hub.sweepInterval;
+    const due = heartbeatInterval - this.#hub.sweep.interval;
     if (
       this.#state !== 'opening' &&
       this.#queue.length === 0 &&
@@ -426,14 +426,11 @@ export class Downlink implements ConnectionHandle {
   }
 
   #end(reason: CloseReason): void {
-    this.#state = 'closed';
-    this.#queue.clear();
-    this.#seam = null;
     this.#detach();
-    this.#wakeIfRoom();
     this.connection.close(reason);
   }
 
+  /** Closed from now on: nothing queued, a replay waiting for room stops, the session has no link. */
   #detach(): void {
     if (this.#state !== 'closed') {
       this.#state = 'closed';

@@ -20,6 +20,7 @@ import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type 
 import { SECRET_PATTERN, issuedBefore, randomToken, sameSecret } from './tickets.js';
 import { LiveRooms } from './rooms.js';
 import { Links } from './links.js';
+import { SessionSweep } from './sweep.js';
 import { Cluster, type PreparedSession } from './cluster.js';
 import { sharesState } from './shared-state.js';
 import type { Address, MessageStore, StoredMessage } from './store.js';
@@ -87,7 +88,8 @@ export class SessionHub {
   readonly #links: Links;
   readonly #reauthentications: Reauthentications;
   #unsubscribe: (() => void) | null;
-  #sweep: ReturnType<typeof setInterval> | null = null;
+  /** Heartbeats, probes and session timeouts, while the hub holds sessions (sweep.ts). */
+  readonly sweep: SessionSweep;
   #state: 'running' | 'closing' | 'closed' = 'running';
   /** The other processes sharing the store, when it shares session state (cluster.ts); else null. */
   readonly cluster: Cluster | null;
@@ -97,6 +99,7 @@ export class SessionHub {
     this.options = options;
     this.limits = options.limits ?? Limits.unlimited(options.now);
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
+    this.sweep = new SessionSweep(this, () => this.#links.enforce());
     this.#emitter = emitter;
     this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
@@ -110,14 +113,6 @@ export class SessionHub {
   /** False once `close()` began: adapters refuse new connections with `SERVER_RESTART`. */
   get accepting(): boolean {
     return this.#state === 'running';
-  }
-
-  /**
-   * How often the sweep runs: an eighth of the shorter of `hb` and the session timeout (a link idle
-   * for `hb` minus one sweep gets an `hb` frame, so none waits longer than `hb`), at least 5 ms.
-   */
-  get sweepInterval(): number {
-    return Math.max(5, Math.floor(Math.min(this.options.heartbeatInterval, this.options.sessionTimeout) / 8));
   }
 
   /**
@@ -209,7 +204,7 @@ export class SessionHub {
     session.attached();
     previous?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
     this.cluster?.attached(session, link);
-    this.#startSweep();
+    this.sweep.start();
   }
 
   /** The session takes a fresh identity of its user (§3.5); with a shared store every process learns it. */
@@ -228,7 +223,7 @@ export class SessionHub {
     this.limits.sessionClosed(session.address);
     this.rooms.released(session);
     session.released();
-    if (this.sessions.size === 0) this.#stopSweep();
+    if (this.sessions.size === 0) this.sweep.stop();
   }
 
   /**
@@ -373,7 +368,7 @@ export class SessionHub {
       this.sessions.delete(session.id);
       this.limits.sessionClosed(session.address);
     }
-    if (this.sessions.size === 0) this.#stopSweep();
+    if (this.sessions.size === 0) this.sweep.stop();
   }
 
   /** Every connection closes; its client resumes from its cursor and the store says what it kept. */
@@ -428,36 +423,8 @@ export class SessionHub {
       session.link?.shutdown(Math.floor(random() * shutdownJitter));
       session.end('shutdown');
     }
-    this.#stopSweep();
+    this.sweep.stop();
     await this.#links.empty();
     this.#state = 'closed';
-  }
-
-  /** @internal the sweep runs while the server holds sessions (cluster.ts adds some without a link). */
-  startSweep(): void {
-    this.#startSweep();
-  }
-
-  #startSweep(): void {
-    if (this.#sweep) return;
-    this.#sweep = setInterval(() => this.#runSweep(), this.sweepInterval);
-    this.#sweep.unref?.();
-  }
-
-  #stopSweep(): void {
-    if (this.#sweep) clearInterval(this.#sweep);
-    this.#sweep = null;
-  }
-
-  /** One pass over every session: heartbeats, liveness probes, session timeouts (§3.3, §7.1, §11). */
-  #runSweep(): void {
-    const now = this.options.now();
-    for (const session of [...this.sessions.values()]) {
-      if (session.link) session.link.tick(now);
-      else if (session.residency === 'visitor') this.cluster?.sweep(session, now);
-      else if (now - session.detachedAt >= this.options.sessionTimeout) session.end('timeout');
-    }
-    this.limits.prune();
-    this.#links.enforce();
   }
 }
