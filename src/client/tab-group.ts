@@ -24,6 +24,8 @@ import { randomHex, type BroadcastChannelConstructor, type BroadcastChannelLike,
  * stream of its own: tabs that gave up on a slow holder would take the very connections it needs.
  */
 export const CARRIER_WAIT = 1_000;
+/** A tab on the carrier that heard nothing from its holder for this long asks after it (see `watchHolder`). */
+export const QUIET_WAIT = 5_000;
 
 /** What forming a group takes from the tab. */
 export interface GroupEnvironment {
@@ -96,6 +98,8 @@ export class TabGroup {
   #channels = 0;
   /** The term of the newest holder heard of. */
   #term = 0;
+  /** How many times this tab heard from a holder: a batch relayed to it, or an announcement (see `watchHolder`). */
+  heard = 0;
   /** When a tab whose id sorts before this one's last said it suspects the holder (see `suspect`). */
   #outranked = -Infinity;
   /** Releases this tab's own lock, which the holder watches. */
@@ -183,10 +187,9 @@ export class TabGroup {
   }
 
   /**
-   * A channel of this tab was attached to carrier `id` and heard nothing for CARRIER_WAIT ms, though
-   * the holder relays its first batch at once, or the server no longer knows `id`, or (`id` null) no
-   * holder answered where the carrier stands: the holder's page may hang (a long task, or a tab the
-   * browser suspended without a `freeze` event). Unless the holder answers within CARRIER_WAIT ms,
+   * A channel of this tab on carrier `id` heard nothing from the holder for a while (`watchHolder`),
+   * or the server no longer knows `id`, or (`id` null) no holder answered where the carrier stands:
+   * the holder's page may hang (a long task, or a tab the browser suspended without a `freeze` event). Unless the holder answers within CARRIER_WAIT ms,
    * this tab takes its lock (Web Locks `steal`) and opens the next carrier, on which every session
    * resumes; otherwise each would wait out its heartbeat deadline and connect on its own. Of the tabs
    * that suspect it within CARRIER_WAIT ms of one another, the one whose id sorts first takes the
@@ -204,6 +207,22 @@ export class TabGroup {
     clock.setTimeout(() => this.#role === role && this.#carrier === carrier && (this.#outranked < since ? this.#take(true) : this.suspect(id)), CARRIER_WAIT);
   }
 
+  /**
+   * Watches the holder of carrier `id` for a channel of this tab, attached when the tab had heard
+   * `since` times from a holder, while `live()`. The holder relays the session's hello at once, so
+   * silence for CARRIER_WAIT ms after the attach may be a hung holder; so may silence for QUIET_WAIT
+   * ms later on, as a quiet stream and a hung holder look alike and the heartbeat deadline (2 × `hb`,
+   * 30 s by default) is long to wait. Either way the tab asks (`suspect`), and the holder's answer
+   * to one tab's question reassures every tab for a while.
+   */
+  watchHolder(id: string, since: number, live: () => boolean, wait = CARRIER_WAIT): void {
+    this.#env.clock.setTimeout(() => {
+      if (!live()) return;
+      if (this.heard === since) this.suspect(id);
+      this.watchHolder(id, this.heard, live, QUIET_WAIT);
+    }, wait);
+  }
+
   /** The channel's connection is over: the holder detaches it on the server. */
   detach(carrier: string, channel: string): void {
     this.#post({ t: 'leave', id: carrier, channels: [channel] });
@@ -217,7 +236,9 @@ export class TabGroup {
 
   #deliver(delivery: Delivery | null): void {
     const { c, b } = delivery ?? {};
-    if (typeof c === 'string' && typeof b === 'string') this.#listeners.get(c)?.listener.deliver(b);
+    if (typeof c !== 'string' || typeof b !== 'string') return;
+    this.heard++;
+    this.#listeners.get(c)?.listener.deliver(b);
   }
 
   /** Sends to every other tab, and hears it here too (a BroadcastChannel does not echo). */
@@ -241,6 +262,7 @@ export class TabGroup {
     const term = Number(message.term) || 0;
     if (term < this.#term) return;
     this.#term = term;
+    this.heard++;
     if (role.kind === 'holding' && term > role.term) this.#stepDown();
     switch (message.t) {
       case 'opening':

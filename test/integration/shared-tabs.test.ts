@@ -265,6 +265,38 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     expect(opensAfter).toHaveLength(opensBeforeWake);
   });
 
+  it('takes the carrier from a holder that hangs while the stream is quiet, long before the heartbeat deadline', async () => {
+    // A heartbeat deadline of 60 s, past the test's limit of 40 s: only a tab that asks after its
+    // holder once it heard nothing for QUIET_WAIT finds it hung in time (§13.6). A batch heard just
+    // before the hang puts that off by one quiet spell at most: about 12 s in all.
+    fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 30_000 });
+    const open = await openTabs(3);
+    const carriers = watchCarrierOpenings();
+    const hung = open.find(holds)!;
+    const others = open.filter((tab) => tab !== hung);
+    const allReceived = (tabs: typeof open, data: string): Promise<void> => {
+      const all = when(() => tabs.every(({ received }) => received.includes(data)));
+      for (const { client } of tabs) client.on('message', all.wake);
+      return all.promise;
+    };
+    await fixture.server.server.broadcast('before');
+    await allReceived(open, 'before');
+    hung.tab.hang();
+    const tookOver = when(() => others.some(holds) && others.every(({ client }) => client.state === 'open' && client.sharing !== null));
+    for (const { client } of others) client.on('open', tookOver.wake);
+    await tookOver.promise;
+    expect(carriers.times).toHaveLength(1);
+    await fixture.server.server.broadcast('after');
+    await allReceived(others, 'after');
+    for (const { received } of others) expect(received).toEqual(['before', 'after']);
+    // The hung tab runs again and follows the new holder.
+    const back = when(() => hung.client.state === 'open' && hung.client.sharing === 'follower');
+    hung.client.on('open', back.wake);
+    hung.tab.wake();
+    await back.promise;
+    expect(carriers.times).toHaveLength(1);
+  }, 40_000);
+
   it('takes the carrier from a holder that hangs before a new tab opens: the tab connects on its own, then holds the next carrier', async () => {
     fixture = await startFixture(transport, { retry: 10 });
     const table = new LockTable();

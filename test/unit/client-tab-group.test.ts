@@ -5,7 +5,7 @@
  * the takeover end to end; this pins the rule between tabs that suspect the holder together.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
+import { CARRIER_WAIT, QUIET_WAIT, groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
 import type { BroadcastChannelLike } from '../../src/client/transport.js';
 import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
 
@@ -48,8 +48,9 @@ function hangingHolder(table: LockTable): void {
 }
 
 /**
- * A hung holder, which said its carrier `carrier-1` was up, and two tabs in line behind it, by the
- * order of their ids.
+ * A holder, which said its carrier `carrier-1` was up, and two tabs in line behind it, by the order
+ * of their ids. The holder hangs from the start: it never lets go of its lock, and answers no question
+ * unless the test answers for it.
  */
 async function twoTabsBehindAHungHolder(): Promise<{ table: LockTable; smaller: TabOf; larger: TabOf }> {
   vi.useFakeTimers();
@@ -94,6 +95,31 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
     expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     // The new holder's announcement reached the other: it does not steal later either.
     await vi.advanceTimersByTimeAsync(5_000);
+    expect(table.holder(NAME)).toBe(smaller.tab);
+  });
+
+  it('a tab on a quiet carrier asks after its holder: a holder that answers keeps the lock, one that stops answering loses it within two quiet spells', async () => {
+    const { table, smaller, larger } = await twoTabsBehindAHungHolder();
+    const asks: unknown[] = [];
+    let answering = true;
+    const holderBus = new Bus(NAME);
+    holderBus.onmessage = ({ data }) => {
+      if ((data as { t?: string }).t !== 'ask') return;
+      asks.push(data);
+      if (answering) holderBus.postMessage({ t: 'up', id: 'carrier-1', term: 1 });
+    };
+    // Each tab's channel attached to the carrier, which then stays quiet: no batch is relayed.
+    for (const { group } of [smaller, larger]) group.watchHolder('carrier-1', group.heard, () => true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect([smaller.group.holding, larger.group.holding]).toEqual([false, false]);
+    // One question at the attach (no hello came), then one per tab at most every other quiet spell:
+    // the answer to a question reassures the tabs for the next one.
+    expect(asks.length).toBeGreaterThan(2);
+    expect(asks.length).toBeLessThanOrEqual(2 * (1 + Math.ceil(60_000 / (2 * QUIET_WAIT))));
+
+    answering = false;
+    await vi.advanceTimersByTimeAsync(2 * QUIET_WAIT + 2 * CARRIER_WAIT);
+    expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     expect(table.holder(NAME)).toBe(smaller.tab);
   });
 });

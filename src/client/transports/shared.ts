@@ -66,12 +66,8 @@ export const shared =
       if (!link.live()) return;
       if (id === null) return connectAlone(null);
       carrier = id;
-      let heard = false;
       stopListening = group.listen(channel, id, {
-        deliver: (batch) => {
-          heard = true;
-          link.deliver(batch);
-        },
+        deliver: link.deliver,
         gone: () => {
           carrier = null;
           handedOver = true;
@@ -79,10 +75,10 @@ export const shared =
         },
       });
       const body = JSON.stringify({ carrier: id, channel });
+      const heard = group.heard;
       const attached = (): void => {
         handlers.onOpen();
-        // The holder relays the session's hello at once: silence may be a hung holder (§13.6).
-        context.clock.setTimeout(() => heard || carrier !== id || !link.live() || group.suspect(id), CARRIER_WAIT);
+        group.watchHolder(id, heard, () => carrier === id && link.live());
       };
       link.request(url(Endpoint.attach, context.ticket), { method: 'POST', headers: UPSTREAM_HEADERS, body }, attached).catch((error: unknown) => {
         // The carrier ended meanwhile, or lives on another server process: the ticket was not used.
