@@ -145,5 +145,14 @@ describe('§4.1.size a batch never exceeds the limit the client stated', () => {
     }
     expect(batches.flatMap(({ frames }) => frames).some((frame) => frame.t === 'hello')).toBe(false);
     expectFitted(batches);
+
+    // An answer of server B lost on the way: a poll from before it reopens the connection there, in
+    // batches that still fit the limit the first ticket, at server A, named (§7.4).
+    batches.splice(0);
+    last = hello.cursor;
+    while (messagesOf(batches).length <= BURST) {
+      for (const frame of await answer(await poll(b.httpBase, { c, last }))) if (frame.t === 'msg') last = frame.id;
+    }
+    expectFitted(batches);
   });
 });

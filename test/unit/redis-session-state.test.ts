@@ -188,6 +188,32 @@ describe('RedisStore tickets and long-polling connections', () => {
     expect(await b.getConnection('connection-1')).toBeNull();
     expect(await b.getConnection('unknown')).toBeNull();
   });
+
+  it('§4.1.size keeps a long-polling connection\'s batch limit for every process; a value that is no record reads as no connection', async () => {
+    const [a, b] = await processes();
+    await a.createSession(session('s1'), TTL);
+    await a.putConnection('connection-1', { session: 's1', max: 4096 }, TTL);
+    expect(await b.getConnection('connection-1')).toEqual({ session: 's1', max: 4096 });
+    // Keys written under the store's prefix by an older process (the session id alone), or by someone else.
+    const foreign = [
+      'not an id',
+      '{broken',
+      '{"max":4096}',
+      '{"session":7}',
+      '{"session":""}',
+      `{"session":"${'x'.repeat(65)}"}`,
+      ...[-1, 0, 1.5, 2 ** 60, '"4096"', '[]', 'null'].map((max) => `{"session":"s1","max":${max}}`),
+    ];
+    const raw = new Redis(server.url);
+    try {
+      await raw.set(`state${prefixes}:poll:older`, 's1');
+      for (const [index, value] of foreign.entries()) await raw.set(`state${prefixes}:poll:foreign-${index}`, value);
+    } finally {
+      raw.disconnect();
+    }
+    expect(await b.getConnection('older')).toEqual({ session: 's1' });
+    for (const [index, value] of foreign.entries()) expect(await b.getConnection(`foreign-${index}`), value).toBeNull();
+  });
 });
 
 describe('RedisStore memberships and the end of a session (§6.5.session)', () => {
@@ -251,24 +277,6 @@ describe('RedisStore signals', () => {
     for (const signal of signals) await a.publish(signal);
     await vi.waitFor(() => expect(heardB).toEqual(signals));
     await vi.waitFor(() => expect(heardA).toEqual(signals));
-  });
-
-  it('§4.1.size keeps a long-polling connection\'s batch limit for every process, and reads a value that is no record as no connection', async () => {
-    const [a, b] = await processes();
-    await a.createSession(session('s1'), TTL);
-    await a.putConnection('connection-1', { session: 's1', max: 4096 }, TTL);
-    expect(await b.getConnection('connection-1')).toEqual({ session: 's1', max: 4096 });
-    // Keys someone else wrote under the store's prefix.
-    const raw = new Redis(server.url);
-    const values = ['s1', 'not json', 'null', '{"max":4096}', '{"session":7}'];
-    try {
-      for (const [index, value] of values.entries()) await raw.set(`state${prefixes}:poll:odd-${index}`, value);
-      await raw.set(`state${prefixes}:poll:odd-max`, '{"session":"s1","max":-1}');
-    } finally {
-      raw.disconnect();
-    }
-    for (const index of values.keys()) expect(await b.getConnection(`odd-${index}`), values[index]).toBeNull();
-    expect(await b.getConnection('odd-max')).toEqual({ session: 's1' });
   });
 
   it('reports and drops a message on the channel that is not a signal', async () => {

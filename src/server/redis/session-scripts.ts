@@ -5,7 +5,8 @@
  *   Expires after its ttl unless touched.
  * - `P:ticket:<ticket>` string: the grant as JSON, `PX` its ttl; taken with `GETDEL` (single use).
  * - `P:tickets:<session>` set: the tickets issued for a session, so that ending it voids them.
- * - `P:poll:<connection>` string: the session of a long-polling connection, `PX` its ttl.
+ * - `P:poll:<connection>` string: a long-polling connection's record as JSON, its session and its
+ *   client's batch limit (`{"session", "max"?}`, §4.1.size), `PX` its ttl.
  * - `P:polls:<session>` set: a session's long-polling connections, so that touching it keeps them.
  *
  * Numbers that Redis keeps (`processed`, ttls) are passed and returned as strings: Lua numbers are

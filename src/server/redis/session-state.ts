@@ -26,22 +26,28 @@ function checkSequence(first: number, last: number): void {
   }
 }
 
+/** A session id as read back from the store: base64url, at most as long as the server makes them. */
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
- * A long-polling connection's record as stored: `{"session", "max"?}` in JSON. A value that is not one
- * (a key another program wrote) reads as no connection, as an expired one does.
+ * A long-polling connection's record as stored: `{"session", "max"?}` in JSON, or the session id
+ * alone as a process of an older version wrote it (before §4.1.size's `max` was kept). A value that
+ * is neither (a key another program wrote) reads as no connection, as an expired one does: its poll
+ * then opens a connection of its own with its ticket.
  */
 function pollRecordOf(stored: string | null): PollConnectionRecord | null {
   if (stored === null) return null;
+  if (!stored.startsWith('{')) return SESSION_ID.test(stored) ? { session: stored } : null;
   let record: unknown;
   try {
     record = JSON.parse(stored);
   } catch {
     return null;
   }
-  if (typeof record !== 'object' || record === null) return null;
   const { session, max } = record as { session?: unknown; max?: unknown };
-  if (typeof session !== 'string') return null;
-  return Number.isSafeInteger(max) && (max as number) >= 1 ? { session, max: max as number } : { session };
+  if (typeof session !== 'string' || !SESSION_ID.test(session)) return null;
+  if (max === undefined) return { session };
+  return Number.isSafeInteger(max) && (max as number) >= 1 ? { session, max: max as number } : null;
 }
 
 function userOf(stored: string): Identity | null {
