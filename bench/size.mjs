@@ -14,37 +14,38 @@ import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
 /**
- * Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. Raised from 8 KiB to 9 KiB
- * when the client gained the stream check (buffering proxies found while connected), liveness from
- * the stream alone, the `schedule` event and the nesting-depth guard; from 9 KiB to 10 KiB when every
- * attempt gained its ticket request and credentials (the `auth` option, answers to `auth` frames),
- * the inbound size limit that skips what it refuses, the bounds on the server's numbers and the
- * spacing of quick polls; from 10 KiB to 13 KiB when the tabs of an origin came to share one
- * connection on SSE and long polling (the election, the carrier, the holder's routing); to 14 KiB
- * when a slow connection attempt came to race the next transport. Lowered to 13.5 KiB when the
- * minified bundle came to shorten the client's internal property names and to inline less, and the
- * client lost code it repeated or never used. Raised by 64 B when the client came to take its
- * transports as definitions (`BaseClient`), which this bundle pays for with about 80 B (`Client` looks
- * the names up; each definition carries its name) and an application bundled on WebSocket alone
- * saves a quarter of its client with (see {@link WEBSOCKET_ONLY_BUDGET}). Lowered by 64 B again when
- * terser came to shorten the listed names the DOM also has, and more of them, and to write arrows
- * as methods (about 120 B). Raised by 128 B when the HTTP transports came to start their next POST
- * at an ack on the stream as well as at the last POST's answer (§7.3.one-request; about 75 B), which
- * took 15 % off a round trip over SSE and long polling in Node. Raised by 128 B when the nesting check
- * came to count opening brackets before it reads every character, the UTF-8 count to take ASCII at
- * once and the outbox to count a message's bytes once (about 105 B), which took about a sixth off the
- * client's JavaScript per round trip (docs/PERFORMANCE.md, "Fewer passes over a message"). Raised by
- * 64 B when the client came to check the options that are amounts (a string, NaN or a negative had
- * left it timing out and reconnecting for ever without a word), to say why a ticket request failed
- * (the cause Node's fetch keeps its reason in) and to keep a tab's place in its group through a
- * handover (about 105 B in all). Raised by 256 B when the tabs that share a connection came to take
- * it from a holder tab whose page hangs without a `freeze` event (PROTOCOL.md §13.6: the question to
- * the holder, the lock taken with `steal`, the holders' terms; about 270 B), which had left every
- * other tab waiting out its heartbeat deadline and its connect deadline, then falling back to the
- * next transport. Raised by 64 B when those tabs came to ask after their holder whenever they heard
- * nothing from it for 5 s (about 45 B), which had left them without their messages until their
- * heartbeat deadline (30 s by default) when the holder hung while the stream was quiet. The
- * WebSocket-only entry carries neither. The aim stays 5 KiB.
+ * Budget for `dist/unbroken-realtime.iife.min.js` after gzip -9, in bytes. Raised from 8 KiB to 9
+ * KiB when the client gained the stream check (buffering proxies found while connected), liveness
+ * from the stream alone, the `schedule` event and the nesting-depth guard; from 9 KiB to 10 KiB
+ * when every attempt gained its ticket request and credentials (the `auth` option, answers to
+ * `auth` frames), the inbound size limit that skips what it refuses, the bounds on the server's
+ * numbers and the spacing of quick polls; from 10 KiB to 13 KiB when the tabs of an origin came to
+ * share one connection on SSE and long polling (the election, the carrier, the holder's routing);
+ * to 14 KiB when a slow connection attempt came to race the next transport. Lowered to 13.5 KiB
+ * when the minified bundle came to shorten the client's internal property names and to inline less,
+ * and the client lost code it repeated or never used. Raised by 64 B when the client came to take
+ * its transports as definitions (`BaseClient`), which this bundle pays for with about 80 B
+ * (`Client` looks the names up; each definition carries its name) and an application bundled on
+ * WebSocket alone saves a quarter of its client with (see {@link WEBSOCKET_ONLY_BUDGET}). Lowered
+ * by 64 B again when terser came to shorten the listed names the DOM also has, and more of them,
+ * and to write arrows as methods (about 120 B). Raised by 128 B when the HTTP transports came to
+ * start their next POST at an ack on the stream as well as at the last POST's answer
+ * (§7.3.one-request; about 75 B), which took 15 % off a round trip over SSE and long polling in
+ * Node. Raised by 128 B when the nesting check came to count opening brackets before it reads every
+ * character, the UTF-8 count to take ASCII at once and the outbox to count a message's bytes once
+ * (about 105 B), which took about a sixth off the client's JavaScript per round trip
+ * (docs/PERFORMANCE.md, "Fewer passes over a message"). Raised by 64 B when the client came to
+ * check the options that are amounts (a string, NaN or a negative had left it timing out and
+ * reconnecting for ever without a word), to say why a ticket request failed (the cause Node's fetch
+ * keeps its reason in) and to keep a tab's place in its group through a handover (about 105 B in
+ * all). Raised by 256 B when the tabs that share a connection came to take it from a holder tab
+ * whose page hangs without a `freeze` event (PROTOCOL.md §13.6: the question to the holder, the
+ * lock taken with `steal`, the holders' terms; about 270 B), which had left every other tab waiting
+ * out its heartbeat deadline and its connect deadline, then falling back to the next transport.
+ * Raised by 64 B when those tabs came to ask after their holder whenever they heard nothing from it
+ * for 5 s (about 60 B with the longer wait for their answer), which had left them without their
+ * messages until their heartbeat deadline (30 s by default) when the holder hung while the stream
+ * was quiet. The WebSocket-only entry carries neither. The aim stays 5 KiB.
  */
 export const GZIP_BUDGET = 14464;
 

@@ -26,6 +26,12 @@ import { randomHex, type BroadcastChannelConstructor, type BroadcastChannelLike,
 export const CARRIER_WAIT = 1_000;
 /** A tab on the carrier that heard nothing from its holder for this long asks after it (see `watchHolder`). */
 export const QUIET_WAIT = 5_000;
+/**
+ * How long a holder has to answer a tab that asks after a quiet spell: longer than after an attach,
+ * so that a holder page busy for a moment (a long task, a dialog) is not taken for a hung one.
+ */
+const QUIET_PATIENCE = 3_000;
+
 
 /** What forming a group takes from the tab. */
 export interface GroupEnvironment {
@@ -98,7 +104,7 @@ export class TabGroup {
   #channels = 0;
   /** The term of the newest holder heard of. */
   #term = 0;
-  /** How many times this tab heard from a holder: a batch relayed to it, or an announcement (see `watchHolder`). */
+  /** How many times this tab heard from a holder: a batch for one of its channels, or the carrier up (see `watchHolder`). */
   heard = 0;
   /** When a tab whose id sorts before this one's last said it suspects the holder (see `suspect`). */
   #outranked = -Infinity;
@@ -189,13 +195,14 @@ export class TabGroup {
   /**
    * A channel of this tab on carrier `id` heard nothing from the holder for a while (`watchHolder`),
    * or the server no longer knows `id`, or (`id` null) no holder answered where the carrier stands:
-   * the holder's page may hang (a long task, or a tab the browser suspended without a `freeze` event). Unless the holder answers within CARRIER_WAIT ms,
-   * this tab takes its lock (Web Locks `steal`) and opens the next carrier, on which every session
-   * resumes; otherwise each would wait out its heartbeat deadline and connect on its own. Of the tabs
-   * that suspect it within CARRIER_WAIT ms of one another, the one whose id sorts first takes the
-   * lock, so one new carrier opens, not one per tab.
+   * the holder's page may hang (a long task, or a tab the browser suspended without a `freeze`
+   * event). Unless the holder answers within `patience` ms, this tab takes its lock (Web Locks
+   * `steal`) and opens the next carrier, on which every session resumes; otherwise each would wait
+   * out its heartbeat deadline and connect on its own. Of the tabs that suspect it within
+   * CARRIER_WAIT ms of one another, the one whose id sorts first takes the lock, so one new carrier
+   * opens, not one per tab.
    */
-  suspect(id: string | null): void {
+  suspect(id: string | null, patience = CARRIER_WAIT): void {
     const { clock } = this.#env;
     const role = this.#role;
     const carrier = this.#carrier;
@@ -204,7 +211,7 @@ export class TabGroup {
     this.#post({ t: 'ask', by: this.tab });
     // Any announcement heeded meanwhile replaces `#carrier`: a holder answered.
     // A tab that deferred to one with a smaller id asks again: that one may have left meanwhile.
-    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && (this.#outranked < since ? this.#take(true) : this.suspect(id)), CARRIER_WAIT);
+    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && (this.#outranked < since ? this.#take(true) : this.suspect(id, patience)), patience);
   }
 
   /**
@@ -212,13 +219,14 @@ export class TabGroup {
    * `since` times from a holder, while `live()`. The holder relays the session's hello at once, so
    * silence for CARRIER_WAIT ms after the attach may be a hung holder; so may silence for QUIET_WAIT
    * ms later on, as a quiet stream and a hung holder look alike and the heartbeat deadline (2 × `hb`,
-   * 30 s by default) is long to wait. Either way the tab asks (`suspect`), and the holder's answer
-   * to one tab's question reassures every tab for a while.
+   * 30 s by default) is long to wait. Either way the tab asks (`suspect`) — after a quiet spell with
+   * QUIET_PATIENCE for the answer — and the holder's answer to one tab's question reassures every tab
+   * whose next check comes after it.
    */
   watchHolder(id: string, since: number, live: () => boolean, wait = CARRIER_WAIT): void {
     this.#env.clock.setTimeout(() => {
       if (!live()) return;
-      if (this.heard === since) this.suspect(id);
+      if (this.heard === since) this.suspect(id, wait < QUIET_WAIT ? CARRIER_WAIT : QUIET_PATIENCE);
       this.watchHolder(id, this.heard, live, QUIET_WAIT);
     }, wait);
   }
@@ -236,9 +244,12 @@ export class TabGroup {
 
   #deliver(delivery: Delivery | null): void {
     const { c, b } = delivery ?? {};
-    if (typeof c !== 'string' || typeof b !== 'string') return;
+    // Its keys are strings: anything else finds no channel. Only a batch for a channel this tab
+    // listens to is news from its holder (a stepped-down holder may still relay old ones).
+    const entry = this.#listeners.get(c as string);
+    if (!entry || typeof b !== 'string') return;
     this.heard++;
-    this.#listeners.get(c)?.listener.deliver(b);
+    entry.listener.deliver(b);
   }
 
   /** Sends to every other tab, and hears it here too (a BroadcastChannel does not echo). */
@@ -262,7 +273,6 @@ export class TabGroup {
     const term = Number(message.term) || 0;
     if (term < this.#term) return;
     this.#term = term;
-    this.heard++;
     if (role.kind === 'holding' && term > role.term) this.#stepDown();
     switch (message.t) {
       case 'opening':
@@ -275,6 +285,8 @@ export class TabGroup {
         return;
       case 'up':
         if (typeof message.id !== 'string') return;
+        // What a holder answers to a question (see `watchHolder`).
+        this.heard++;
         this.#carrier = { kind: 'up', id: message.id };
         // A new carrier means the old one is gone, whether or not its holder could say so (a crash).
         this.#ended((carrier) => carrier !== message.id);

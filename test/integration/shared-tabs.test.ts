@@ -268,7 +268,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
   it('takes the carrier from a holder that hangs while the stream is quiet, long before the heartbeat deadline', async () => {
     // A heartbeat deadline of 60 s, past the test's limit of 40 s: only a tab that asks after its
     // holder once it heard nothing for QUIET_WAIT finds it hung in time (§13.6). A batch heard just
-    // before the hang puts that off by one quiet spell at most: about 12 s in all.
+    // before the hang puts that off by one quiet spell at most: about 14 s in all.
     fixture = await startFixture(transport, { retry: 10, heartbeatInterval: 30_000 });
     const open = await openTabs(3);
     const carriers = watchCarrierOpenings();

@@ -118,8 +118,26 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
     expect(asks.length).toBeLessThanOrEqual(2 * (1 + Math.ceil(60_000 / (2 * QUIET_WAIT))));
 
     answering = false;
-    await vi.advanceTimersByTimeAsync(2 * QUIET_WAIT + 2 * CARRIER_WAIT);
+    // At most two quiet spells, then 3 s for the answer (a holder busy for a moment keeps the lock).
+    await vi.advanceTimersByTimeAsync(2 * QUIET_WAIT + 3_000);
     expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     expect(table.holder(NAME)).toBe(smaller.tab);
+  });
+
+  it('a holder that answers a quiet spell\'s question 2.5 s late, as a page busy for a moment does, keeps the lock', async () => {
+    const { table, smaller, larger } = await twoTabsBehindAHungHolder();
+    const holderBus = new Bus(NAME);
+    let asks = 0;
+    holderBus.onmessage = ({ data }) => {
+      if ((data as { t?: string }).t !== 'ask') return;
+      asks++;
+      setTimeout(() => holderBus.postMessage({ t: 'up', id: 'carrier-1', term: 1 }), asks === 1 ? 0 : 2_500);
+    };
+    for (const { group } of [smaller, larger]) group.watchHolder('carrier-1', group.heard, () => true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(asks).toBeGreaterThan(2);
+    expect([smaller.group.holding, larger.group.holding]).toEqual([false, false]);
+    expect(table.holder(NAME)).not.toBe(smaller.tab);
+    expect(table.holder(NAME)).not.toBe(larger.tab);
   });
 });
