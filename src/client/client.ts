@@ -40,6 +40,9 @@ import { TransportSelector, fallbackRoute, noTransport, pick, type Route } from 
 /** Close code of a link the client drops to reconnect: anything but 1000, which ends the session (§9). */
 const DROP = CloseCode.Reconnecting;
 
+/** What ends a connection whose server said it restarts (§10.2), however its stream then ends. */
+const restart = (): UnbrokenError => new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect');
+
 /**
  * A real-time connection that stays unbroken: it reconnects with backoff, resumes the stream where
  * it left off, and resends unacknowledged messages. It uses the transports it is given, and no
@@ -246,6 +249,8 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
         onClose: ({ code, error, skipTo, handover }) => {
           if (!live()) return;
           if (skipTo !== undefined) this.#skipTo(skipTo);
+          // After the server's notice (§10.2) the end of any transport's stream is the restart it announced.
+          if (a.reconnectAt !== undefined) error = restart();
           // The tab holding the shared connection went away: no fault of the network, so at once (§7.5).
           if (handover) a.reconnectAt = clock.now();
           this.#failAttempt(a, error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
@@ -295,7 +300,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
           // Not a failure: reconnect after exactly `ms` (§10.2), when the server closed or at the latest then.
           const ms = serverDelay(f.ms);
           a.reconnectAt = a.lastStreamByteAt + ms;
-          a.schedule('reconnect', () => this.#fail(new UnbrokenError('SERVER_RESTART', 'the server asked to reconnect')), ms);
+          a.schedule('reconnect', () => this.#fail(restart()), ms);
           break;
         }
         case 'auth':

@@ -183,6 +183,8 @@ describe.each(TRANSPORTS)('graceful restart over %s', (transport) => {
       const waits = w.waits.slice(waitsBefore[client]);
       expect(waits.length, `client ${client}`).toBeGreaterThan(0);
       expect(Math.max(...waits), `client ${client}: ${waits.join(', ')} ms`).toBeLessThanOrEqual(LONGEST_WAIT);
+      // The server's notice, whether the stream then ended with a close frame, an error or a failed poll.
+      expect(errors[0], `client ${client}: ${errors.join(' ')}`).toBe('SERVER_RESTART');
       expect(errors, `client ${client}`).not.toContain('CONNECT_TIMEOUT');
       expect(w.received, `client ${client}`).toEqual(['before', 'after']);
       expect(upstream.get(client), `client ${client}`).toEqual([1, 2, 3]);
