@@ -34,8 +34,9 @@ export class Client<Incoming = unknown, Outgoing extends Sendable<Outgoing> = Se
   constructor(url: string, options: ClientOptions = {}) {
     const listed = options.transports;
     // A name becomes its definition; an imported transport is one already. What is neither (an
-    // unknown name) stays as it is, for the check of the transports to name it (a TypeError).
-    const definitions = listed === undefined ? BUILT_IN : listed.map((entry) => BUILT_IN.find((t) => t.name === entry) ?? entry);
+    // unknown name) stays as it is, for the check of the transports to name it (a TypeError), as
+    // does what is not a list (a single name).
+    const definitions = listed === undefined ? BUILT_IN : Array.isArray(listed) ? listed.map((entry) => BUILT_IN.find((t) => t.name === entry) ?? entry) : listed;
     // The application's object stays the one read, through the prototype: the implementations
     // (`WebSocket`, `fetch`…) are looked up on it at each attempt, getters and later changes included.
     super(url, Object.create(options, { transports: { value: definitions } }) as BaseClientOptions);

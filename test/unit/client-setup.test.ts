@@ -130,6 +130,13 @@ describe('client setup', () => {
       );
     });
 
+    it('throws at once on a single name instead of a list, naming what it got', () => {
+      const transports = 'websocket' as unknown as ['websocket'];
+      expect(() => connect(ENDPOINT, { transports })).toThrow(
+        new TypeError('unbroken: transports expects a list of websocket, sse, long-polling or of webSocketTransport…, got "websocket"'),
+      );
+    });
+
     it('throws at once on an empty list', () => {
       expect(() => connect(ENDPOINT, { transports: [] })).toThrow(TypeError);
     });
