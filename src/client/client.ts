@@ -249,10 +249,11 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
         onClose: ({ code, error, skipTo, handover }) => {
           if (!live()) return;
           if (skipTo !== undefined) this.#skipTo(skipTo);
-          // After the server's notice (§10.2) the end of any transport's stream is the restart it announced.
+          // After the server's notice (§10.2) the end of any transport's stream is the restart it
+          // announced, with the delay it gave — also when the tabs' carrier ended with it (§7.5).
           if (a.reconnectAt !== undefined) error = restart();
-          // The tab holding the shared connection went away: no fault of the network, so at once (§7.5).
-          if (handover) a.reconnectAt = clock.now();
+          // The tab holding the shared connection went away: no fault of the network, so at once.
+          else if (handover) a.reconnectAt = clock.now();
           this.#failAttempt(a, error ?? new UnbrokenError(codeForClose(code) ?? 'TRANSPORT_ERROR', `closed with ${code}`));
         },
       }, context);

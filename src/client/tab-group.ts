@@ -30,8 +30,7 @@ export const QUIET_WAIT = 5_000;
  * How long a holder has to answer a tab that asks after a quiet spell: longer than after an attach,
  * so that a holder page busy for a moment (a long task, a dialog) is not taken for a hung one.
  */
-const QUIET_PATIENCE = 3_000;
-
+export const QUIET_PATIENCE = 3_000;
 
 /** What forming a group takes from the tab. */
 export interface GroupEnvironment {
@@ -106,7 +105,7 @@ export class TabGroup {
   #term = 0;
   /** How many times this tab heard from a holder: a batch for one of its channels, or the carrier up (see `watchHolder`). */
   heard = 0;
-  /** When a tab whose id sorts before this one's last said it suspects the holder (see `suspect`). */
+  /** When the wait of a tab whose id sorts before this one's, and which asked after the holder, ends at the latest (see `suspect`). */
   #outranked = -Infinity;
   /** Releases this tab's own lock, which the holder watches. */
   #releaseTab: (() => void) | null = null;
@@ -198,20 +197,24 @@ export class TabGroup {
    * the holder's page may hang (a long task, or a tab the browser suspended without a `freeze`
    * event). Unless the holder answers within `patience` ms, this tab takes its lock (Web Locks
    * `steal`) and opens the next carrier, on which every session resumes; otherwise each would wait
-   * out its heartbeat deadline and connect on its own. Of the tabs that suspect it within
-   * CARRIER_WAIT ms of one another, the one whose id sorts first takes the lock, so one new carrier
-   * opens, not one per tab.
+   * out its heartbeat deadline and connect on its own. A tab whose wait ends while a tab whose id
+   * sorts first may still wait for its own answer (it asked less than QUIET_PATIENCE ms ago), or
+   * waited until less than CARRIER_WAIT ms ago (its announcement may be on its way), asks again
+   * instead: of the tabs that suspect the holder
+   * together, whatever their waits, the one whose id sorts first takes the lock, so one new carrier
+   * opens, not one per tab; and one that deferred takes it when that tab went away meanwhile.
    */
   suspect(id: string | null, patience = CARRIER_WAIT): void {
     const { clock } = this.#env;
     const role = this.#role;
     const carrier = this.#carrier;
-    const since = clock.now() - CARRIER_WAIT;
     if (role.kind !== 'waiting' || (id === null ? carrier.kind !== 'unknown' : carrier.kind !== 'up' || carrier.id !== id)) return;
     this.#post({ t: 'ask', by: this.tab });
     // Any announcement heeded meanwhile replaces `#carrier`: a holder answered.
-    // A tab that deferred to one with a smaller id asks again: that one may have left meanwhile.
-    clock.setTimeout(() => this.#role === role && this.#carrier === carrier && (this.#outranked < since ? this.#take(true) : this.suspect(id, patience)), patience);
+    clock.setTimeout(
+      () => this.#role === role && this.#carrier === carrier && (this.#outranked < clock.now() - CARRIER_WAIT ? this.#take(true) : this.suspect(id, patience)),
+      patience,
+    );
   }
 
   /**
@@ -262,7 +265,8 @@ export class TabGroup {
     const role = this.#role;
     if (message.t === 'ask') {
       if (role.kind === 'holding') this.#post({ ...role.holder.announcement, term: role.term });
-      if (typeof message.by === 'string' && message.by < this.tab) this.#outranked = this.#env.clock.now();
+      // Its wait is 1 s or QUIET_PATIENCE: counted as the longer, a tab that asked 1 s after it still defers.
+      if (typeof message.by === 'string' && message.by < this.tab) this.#outranked = this.#env.clock.now() + QUIET_PATIENCE;
       return;
     }
     if (message.t === 'leave') {

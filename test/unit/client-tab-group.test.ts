@@ -5,7 +5,7 @@
  * the takeover end to end; this pins the rule between tabs that suspect the holder together.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CARRIER_WAIT, QUIET_WAIT, groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
+import { CARRIER_WAIT, QUIET_PATIENCE, QUIET_WAIT, groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
 import type { BroadcastChannelLike } from '../../src/client/transport.js';
 import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
 
@@ -81,8 +81,11 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
     smaller.tab.crash();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(larger.group.holding).toBe(false);
-    // It asks again; the smaller id's question is now over a second old, and nobody answered.
-    await vi.advanceTimersByTimeAsync(2_000);
+    // It asks again each second; once the smaller id's wait (up to QUIET_PATIENCE) is over a second
+    // past and nobody answered, it takes the lock.
+    await vi.advanceTimersByTimeAsync(QUIET_PATIENCE);
+    expect(larger.group.holding).toBe(false);
+    await vi.advanceTimersByTimeAsync(CARRIER_WAIT);
     expect(larger.group.holding).toBe(true);
     expect(table.holder(NAME)).toBe(larger.tab);
   });
@@ -94,6 +97,20 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     // The new holder's announcement reached the other: it does not steal later either.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(table.holder(NAME)).toBe(smaller.tab);
+  });
+
+  it.each([
+    ['both at once', 0],
+    ['the larger id 990 ms later', 990],
+  ])('only the smaller of two tabs takes the lock when it waits 3 s for its answer and the larger 1 s (%s)', async (_, larger1s) => {
+    const { table, smaller, larger } = await twoTabsBehindAHungHolder();
+    smaller.group.suspect('carrier-1', QUIET_PATIENCE);
+    await vi.advanceTimersByTimeAsync(larger1s);
+    larger.group.suspect('carrier-1', CARRIER_WAIT);
+    await vi.advanceTimersByTimeAsync(QUIET_PATIENCE);
+    expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     await vi.advanceTimersByTimeAsync(5_000);
     expect(table.holder(NAME)).toBe(smaller.tab);
   });
@@ -119,7 +136,7 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
 
     answering = false;
     // At most two quiet spells, then 3 s for the answer (a holder busy for a moment keeps the lock).
-    await vi.advanceTimersByTimeAsync(2 * QUIET_WAIT + 3_000);
+    await vi.advanceTimersByTimeAsync(2 * QUIET_WAIT + QUIET_PATIENCE);
     expect([smaller.group.holding, larger.group.holding]).toEqual([true, false]);
     expect(table.holder(NAME)).toBe(smaller.tab);
   });
