@@ -12,6 +12,9 @@ import { startFixture, type Fixture } from './fixture.js';
 
 const SHARED = ['sse', 'long-polling'] as const;
 
+/** A simulated tab with its client and the messages it received. */
+type Tab = { tab: SimulatedTab; client: Client; received: unknown[] };
+
 /** Whether the tab holds its group's lock: the carrier (the other lock a tab holds is its own, `…|tab|…`). */
 const holds = ({ tab }: { tab: SimulatedTab }): boolean => tab.held().some((name) => !name.includes('|tab|'));
 
@@ -36,7 +39,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     return { seen, peak };
   }
 
-  function tabs(count: number, table = new LockTable()): { tab: SimulatedTab; client: Client; received: unknown[] }[] {
+  function tabs(count: number, table = new LockTable()): Tab[] {
     return Array.from({ length: count }, () => {
       const tab = table.tab();
       const client = fixture.client({ locks: tab.locks, BroadcastChannel: tab.BroadcastChannel, reconnectDelay: 20, maxReconnectDelay: 200 });
@@ -53,6 +56,30 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     for (const { client } of open) client.on('open', allOpen.wake);
     await allOpen.promise;
     return open;
+  }
+
+  /**
+   * Resolves once every tab of `tabs` received `data` itself, not a count: a tab that lost some still
+   * gets there, and the comparison after shows what it lost.
+   */
+  function allReceived(some: readonly Tab[], data: unknown): Promise<void> {
+    const all = when(() => some.every(({ received }) => received.includes(data)));
+    for (const { client } of some) client.on('message', all.wake);
+    return all.promise;
+  }
+
+  /** Resolves once one of `others` holds the next carrier and every one of them is back on it. */
+  function takeover(others: readonly Tab[]): Promise<void> {
+    const tookOver = when(() => others.some(holds) && others.every(({ client }) => client.state === 'open' && client.sharing !== null));
+    for (const { client } of others) client.on('open', tookOver.wake);
+    return tookOver.promise;
+  }
+
+  /** Resolves once the tab that hung is open again, as a follower of the new holder. */
+  function backAsFollower({ client }: Tab): Promise<void> {
+    const back = when(() => client.state === 'open' && client.sharing === 'follower');
+    client.on('open', back.wake);
+    return back.promise;
   }
 
   /**
@@ -138,18 +165,10 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
       });
     }
 
-    // Waits for message `n` itself, not for a count: a tab that lost some still gets here, and the
-    // comparison below shows what it lost.
-    const allReceived = (n: number): Promise<void> => {
-      const all = when(() => others.every(({ received }) => received.includes(n)));
-      for (const { client } of others) client.on('message', all.wake);
-      return all.promise;
-    };
-
     // Messages the old carrier delivered, then more still on their way when its holder goes away: a
     // broadcast settles without I/O, and a tab reads only with some, so none of 31–60 has arrived yet.
     await broadcast(1, 30);
-    await allReceived(30);
+    await allReceived(others, 30);
     await broadcast(31, 60);
     expect(others.map(({ received }) => received.length)).toEqual([30, 30]);
     // The holder tab goes away, as a closed tab would.
@@ -165,7 +184,7 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // Messages on the next carrier.
     await broadcast(121, 200);
 
-    await allReceived(200);
+    await allReceived(others, 200);
     for (const { received } of others) expect(received).toEqual(sent);
     expect([...reopened.values()].flat().every((resumed) => resumed)).toBe(true);
     // Taking over is a lock grant and one carrier request: well within the 1 s a tab waits to hear of a
@@ -228,20 +247,14 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
         sent.push(n);
       }
     };
-    const allReceived = (tabs: typeof open, n: number): Promise<void> => {
-      const all = when(() => tabs.every(({ received }) => received.includes(n)));
-      for (const { client } of tabs) client.on('message', all.wake);
-      return all.promise;
-    };
 
     await broadcast(1, 20);
     await allReceived(open, 20);
     hung.tab.hang();
     await broadcast(21, 60);
     // Another tab took the lock and holds the next carrier; every other session is back, on it.
-    const tookOver = when(() => others.some(holds) && others.every(({ client }) => client.state === 'open' && client.sharing !== null));
-    for (const { client } of others) client.on('open', tookOver.wake);
-    await tookOver.promise;
+    const tookOver = takeover(others);
+    await tookOver;
     await broadcast(61, 80);
     await allReceived(others, 80);
     for (const { received } of others) expect(received).toEqual(sent);
@@ -253,10 +266,9 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     // resumes on the new one with nothing lost or repeated; no third carrier opens. What it says of
     // its old carrier first (it answers the question it missed) is older news: no other tab moves.
     const opensBeforeWake = opensAfter.length;
-    const back = when(() => hung.client.state === 'open' && hung.client.sharing === 'follower');
-    hung.client.on('open', back.wake);
+    const back = backAsFollower(hung);
     hung.tab.wake();
-    await back.promise;
+    await back;
     await broadcast(81, 100);
     await allReceived(open, 100);
     for (const { received } of open) expect(received).toEqual(sent);
@@ -274,26 +286,19 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     const carriers = watchCarrierOpenings();
     const hung = open.find(holds)!;
     const others = open.filter((tab) => tab !== hung);
-    const allReceived = (tabs: typeof open, data: string): Promise<void> => {
-      const all = when(() => tabs.every(({ received }) => received.includes(data)));
-      for (const { client } of tabs) client.on('message', all.wake);
-      return all.promise;
-    };
     await fixture.server.server.broadcast('before');
     await allReceived(open, 'before');
     hung.tab.hang();
-    const tookOver = when(() => others.some(holds) && others.every(({ client }) => client.state === 'open' && client.sharing !== null));
-    for (const { client } of others) client.on('open', tookOver.wake);
-    await tookOver.promise;
+    const tookOver = takeover(others);
+    await tookOver;
     expect(carriers.times).toHaveLength(1);
     await fixture.server.server.broadcast('after');
     await allReceived(others, 'after');
     for (const { received } of others) expect(received).toEqual(['before', 'after']);
     // The hung tab runs again and follows the new holder.
-    const back = when(() => hung.client.state === 'open' && hung.client.sharing === 'follower');
-    hung.client.on('open', back.wake);
+    const back = backAsFollower(hung);
     hung.tab.wake();
-    await back.promise;
+    await back;
     expect(carriers.times).toHaveLength(1);
   }, 40_000);
 
