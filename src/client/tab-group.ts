@@ -200,9 +200,9 @@ export class TabGroup {
    * out its heartbeat deadline and connect on its own. A tab whose wait ends while a tab whose id
    * sorts first may still wait for its own answer (it asked less than QUIET_PATIENCE ms ago), or
    * waited until less than CARRIER_WAIT ms ago (its announcement may be on its way), asks again
-   * instead: of the tabs that suspect the holder
-   * together, whatever their waits, the one whose id sorts first takes the lock, so one new carrier
-   * opens, not one per tab; and one that deferred takes it when that tab went away meanwhile.
+   * instead: of the tabs that suspect the holder together, whatever their waits, the one whose id
+   * sorts first takes the lock, so one new carrier opens, not one per tab; and one that deferred
+   * takes it when that tab went away meanwhile.
    */
   suspect(id: string | null, patience = CARRIER_WAIT): void {
     const { clock } = this.#env;
