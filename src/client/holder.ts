@@ -17,8 +17,13 @@ import { UPSTREAM_HEADERS } from './transports/http-link.js';
  */
 export type Announcement = ({ t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string }) & { term?: number };
 
-/** One line for a tab: its channel and the batch. */
-export type Delivery = { c: string; b: string };
+/**
+ * What a tab's own BroadcastChannel carries: one line for a channel of the tab (the channel and the
+ * batch), or the end of carrier `g` after its last lines. The group's channel says so too (`gone`),
+ * but BroadcastChannel orders the messages of one channel only: a tab that took the group's word
+ * would end a channel whose last lines, a restart notice among them (§10.2), were still on their way.
+ */
+export type Delivery = { c: string; b: string } | { g: string };
 
 /** What a holder needs from its tab. */
 export interface HolderContext extends CarrierEnvironment {
@@ -135,7 +140,11 @@ export class Holder {
     this.#link = null;
     const id = this.#id;
     this.#id = null;
-    for (const follower of this.#followers.values()) this.#forget(follower);
+    if (id !== null) this.#context.deliver({ g: id });
+    for (const follower of this.#followers.values()) {
+      if (id !== null) follower.inbox.postMessage({ g: id });
+      this.#forget(follower);
+    }
     this.#followers.clear();
     if (this.#stopped) {
       if (id !== null) this.#context.announce({ t: 'gone', id });

@@ -97,7 +97,8 @@ export class TabGroup {
   readonly #waiting = new Set<Waiter>();
   /** Called with each new carrier's id. */
   readonly #watchers = new Set<(id: string) => void>();
-  readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener }>();
+  /** `told`: the holder relayed a line to the channel, so it also says on the channel when the carrier ends. */
+  readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener; told?: boolean }>();
   #role: Role = { kind: 'idle' };
   #users = 0;
   #channels = 0;
@@ -246,12 +247,15 @@ export class TabGroup {
   }
 
   #deliver(delivery: Delivery | null): void {
-    const { c, b } = delivery ?? {};
+    const { c, b, g } = (delivery ?? {}) as { c?: unknown; b?: unknown; g?: unknown };
+    // The end of carrier `g` (anything but a carrier's id ends nothing).
+    if (g) return this.#ended((carrier) => carrier === g);
     // Its keys are strings: anything else finds no channel. Only a batch for a channel this tab
     // listens to is news from its holder (a stepped-down holder may still relay old ones).
     const entry = this.#listeners.get(c as string);
     if (!entry || typeof b !== 'string') return;
     this.heard++;
+    entry.told = true;
     entry.listener.deliver(b);
   }
 
@@ -301,7 +305,8 @@ export class TabGroup {
         return this.#answer(null);
       case 'gone':
         if (this.#carrier.kind === 'up' && this.#carrier.id === message.id) this.#carrier = { kind: 'unknown' };
-        this.#ended((carrier) => carrier === message.id);
+        // A channel the holder relayed lines to hears of the end after them, on the tab's own channel.
+        this.#ended((carrier, told) => carrier === message.id && !told);
     }
   }
 
@@ -310,9 +315,9 @@ export class TabGroup {
   }
 
   /** Tells each listener on a carrier that `over` says ended. */
-  #ended(over: (carrier: string) => boolean): void {
+  #ended(over: (carrier: string, told?: boolean) => boolean): void {
     for (const [channel, entry] of [...this.#listeners]) {
-      if (!over(entry.carrier)) continue;
+      if (!over(entry.carrier, entry.told)) continue;
       this.#listeners.delete(channel);
       entry.listener.gone();
     }

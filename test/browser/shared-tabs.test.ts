@@ -4,8 +4,8 @@
  * origin all open, and the application's own request from the last tab still gets through at once;
  * then the holder tab closing, and the next one freezing in the background, under 200 messages a
  * second loses and repeats nothing in any tab; with 3 tabs, a holder tab stopped in the debugger (no
- * `freeze` event) is replaced long before the heartbeat deadline, and steps down when it runs again.
- * The same with 20 tabs runs in
+ * `freeze` event) is replaced long before the heartbeat deadline, and steps down when it runs again;
+ * and a graceful restart reaches every tab as `SERVER_RESTART`. The same with 20 tabs runs in
  * `npm run chaos` (shared-tabs.long.ts), which reuses this file's page and checks.
  */
 import { readFile } from 'node:fs/promises';
@@ -132,7 +132,7 @@ async function expectOnlyShared(pages: Page[], from: Map<Page, number>): Promise
 }
 
 /** How many messages (or opens) each of `pages` has had so far. */
-async function countsOf(pages: Page[], of: 'received' | 'opens' = 'received'): Promise<Map<Page, number>> {
+async function countsOf(pages: Page[], of: 'received' | 'opens' | 'errors' = 'received'): Promise<Map<Page, number>> {
   return new Map(await Promise.all(pages.map(async (page) => [page, (await stateOf(page))[of].length] as const)));
 }
 
@@ -210,6 +210,17 @@ describe.each(['sse', 'long-polling'] as const)('8 tabs on %s', (transport) => {
     await expectReceived(tabs.pages, sent, from);
     await expectOnlyShared(others, opened);
     await holderOf(tabs.pages);
+  });
+
+  it('tells every tab of a graceful restart (§10.2) with SERVER_RESTART, whichever BroadcastChannel brings the end first', async () => {
+    const before = await countsOf(tabs.pages, 'errors');
+    await tabs.server.server.close();
+    for (const page of tabs.pages) {
+      const seen = before.get(page)!;
+      await page.waitForFunction((count) => (window as unknown as { tab: TabState }).tab.errors.length > count, seen, { timeout: 10_000 });
+      // The notice's delay, not at once: the end of the carrier the tabs share came after it.
+      expect((await stateOf(page)).errors[seen]).toMatch(/^SERVER_RESTART /);
+    }
   });
 });
 

@@ -283,6 +283,30 @@ describe('§7.5 carriers', () => {
     expect(after.status).toBe(404);
   });
 
+  it('§10.2.notice §10.2.missed-notice gives each channel its shutdown notice once, streamed or polled, also to a polled carrier that held no poll at shutdown', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: 400, random: () => 0.5 });
+    const streamed = await RawCarrier.open(h);
+    expect((await attach(h, streamed.id, 's.1')).status).toBe(200);
+    const polled = await openPolledCarrier(h);
+    expect((await attach(h, polled, 'p.1')).status).toBe(200);
+    const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: polled } });
+    expect(parseCarrierLines(await next.text()).map(({ channel }) => channel)).toEqual(['p.1']);
+    await waitUntil('the streamed hello', () => helloOf(streamed, 's.1') !== undefined);
+    // No poll of the polled carrier is held: its holder is between two polls when the server closes.
+    await h.server.close();
+    await waitUntil('the streamed carrier ends', () => streamed.ended);
+    expect(streamed.frames('s.1').slice(1)).toEqual([{ t: 'reconnect', ms: 200 }]);
+    expect(streamed.lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
+    // The polled carrier's next poll takes its channels' notices and its end, then it is gone.
+    const last = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: polled } });
+    expect(last.status).toBe(200);
+    const lines = parseCarrierLines(await last.text());
+    expect(lines.flatMap((line) => ('batch' in line ? decodeServerBatch(line.batch) : []))).toEqual([{ t: 'reconnect', ms: 200 }]);
+    expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
+    const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
+    expect(parseErrorBody(await after.text())).toMatchObject({ code: 'UNKNOWN_SESSION' });
+  });
+
   it('§7.5.isolation carries the messages of one turn to a channel in one line, whatever characters they hold, streamed or polled', async () => {
     const texts = MIXED_TEXTS;
     const msgs = (frames: readonly ServerFrame[]) => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.d] : []));

@@ -326,6 +326,27 @@ describe.each(SHARED)('tabs sharing one %s connection', (transport) => {
     first!.tab.wake();
   });
 
+  it('tells every tab of a graceful restart (§10.2) with SERVER_RESTART, and each waits the delay the server gave', async () => {
+    // Every notice says 1 s: a tab that heard of its carrier's end before its notice reconnects at once.
+    fixture = await startFixture(transport, { retry: 10, shutdownJitter: 2_000, random: () => 0.5 });
+    const open = await openTabs(4);
+    const seen = open.map(({ client }) => {
+      const heard = { errors: [] as string[], messages: [] as string[], waits: [] as number[] };
+      client.on('error', ({ code, message }) => heard.errors.push(code) && heard.messages.push(message));
+      client.on('schedule', ({ kind, delay }) => kind === 'reconnect' && heard.waits.push(delay));
+      return heard;
+    });
+    const scheduled = when(() => seen.every(({ waits }) => waits.length > 0));
+    for (const { client } of open) client.on('schedule', scheduled.wake);
+    await fixture.server.server.close();
+    await scheduled.promise;
+    for (const [index, { errors, messages, waits }] of seen.entries()) {
+      const role = holds(open[index]!) ? 'holder' : 'follower';
+      expect(errors[0], `tab ${index} (${role}): ${messages.join('; ')}`).toBe('SERVER_RESTART');
+      expect(waits[0], `tab ${index} (${role})`).toBeGreaterThan(500);
+    }
+  });
+
   it('connects a tab on its own when sharing is off', async () => {
     fixture = await startFixture(transport);
     const requests = watchRequests();

@@ -2,9 +2,11 @@
  * The tab group's takeover from a holder whose page hangs (PROTOCOL.md §13.6), on a fake clock: tabs
  * of one origin simulated with the test lock table and an in-memory BroadcastChannel. The integration
  * suite (test/integration/shared-tabs.test.ts) and Chromium (test/browser/shared-tabs.test.ts) prove
- * the takeover end to end; this pins the rule between tabs that suspect the holder together.
+ * the takeover end to end; this pins the rule between tabs that suspect the holder together, and the
+ * order in which a tab hears of its carrier's end.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { inboxName } from '../../src/client/holder.js';
 import { CARRIER_WAIT, QUIET_PATIENCE, QUIET_WAIT, groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
 import type { BroadcastChannelLike } from '../../src/client/transport.js';
 import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
@@ -156,5 +158,30 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
     expect([smaller.group.holding, larger.group.holding]).toEqual([false, false]);
     expect(table.holder(NAME)).not.toBe(smaller.tab);
     expect(table.holder(NAME)).not.toBe(larger.tab);
+  });
+});
+
+describe('the end of a carrier, as a tab hears it (§13.6)', () => {
+  it('ends a channel its holder relayed lines to only after those lines, whichever BroadcastChannel delivers first', async () => {
+    const { smaller: follower } = await twoTabsBehindAHungHolder();
+    const { group } = follower;
+    const heard: string[] = [];
+    const [relayed, silent] = [group.channel(), group.channel()];
+    for (const channel of [relayed, silent]) {
+      group.listen(channel, 'carrier-1', { deliver: (batch) => heard.push(`${channel} ${batch}`), gone: () => heard.push(`${channel} gone`) });
+    }
+    const groupBus = new Bus(NAME);
+    const inbox = new Bus(inboxName(NAME, group.tab));
+    inbox.postMessage({ c: relayed, b: 'hello' });
+    await vi.advanceTimersByTimeAsync(0);
+    // The group hears that the carrier is gone before this tab's own channel brought its last line (a
+    // restart notice, §10.2): the channel the holder relayed to waits for its word; the other ends.
+    groupBus.postMessage({ t: 'gone', id: 'carrier-1', term: 1 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(heard).toEqual([`${relayed} hello`, `${silent} gone`]);
+    inbox.postMessage({ c: relayed, b: 'notice' });
+    inbox.postMessage({ g: 'carrier-1' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(heard).toEqual([`${relayed} hello`, `${silent} gone`, `${relayed} notice`, `${relayed} gone`]);
   });
 });

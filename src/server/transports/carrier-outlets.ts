@@ -13,6 +13,8 @@ export interface OutletOwner {
   resume(): void;
   /** The outlet is gone (the response closed, or no poll came): the carrier ends without a word. */
   end(why: null): void;
+  /** The last answer of an ended carrier went out: nothing of it is left to find. */
+  answeredLast(): void;
 }
 
 /** Where a carrier's lines go: an SSE response, or the poll it holds. */
@@ -25,7 +27,12 @@ export interface Outlet {
    */
   push(line: string, batch?: Uint8Array): void;
   buffered(): number;
-  end(notice: string | null): void;
+  /**
+   * Ends the outlet, with `notice` as its last line. True when what it has left to say waits for a
+   * poll (long polling between two polls): the carrier must stay findable by that poll, which takes
+   * the sessions' shutdown notices (§10.2.missed-notice); `answeredLast` tells when it came.
+   */
+  end(notice: string | null): boolean;
 }
 
 /** The SSE outlet: one event per line, on a response that stays open. */
@@ -55,8 +62,8 @@ export function sseOutlet(carrier: OutletOwner, response: http.ServerResponse): 
     },
     buffered: () => response.writableLength,
     end(notice) {
-      if (!writable()) return;
-      response.end(notice === null ? undefined : `data: ${notice}\n\n`);
+      if (writable()) response.end(notice === null ? undefined : `data: ${notice}\n\n`);
+      return false;
     },
   };
 }
@@ -79,7 +86,7 @@ export class PollOutlet implements Outlet {
   #answering = false;
   #answered = 0;
   #lastSeen: number;
-  #notice: string | null = null;
+  #ended = false;
 
   constructor(
     readonly carrier: OutletOwner,
@@ -131,9 +138,13 @@ export class PollOutlet implements Outlet {
     return false;
   }
 
-  end(notice: string | null): void {
-    this.#notice = notice;
-    if (this.#held !== null) this.#answer();
+  end(notice: string | null): boolean {
+    this.#ended = true;
+    if (notice !== null) this.push(notice);
+    // Ended without a word (no poll came, an answer was lost): nothing is left for a poll to take.
+    if (this.#held === null) return notice !== null;
+    this.#answer();
+    return false;
   }
 
   #answerSoon(): void {
@@ -148,7 +159,6 @@ export class PollOutlet implements Outlet {
     if (response === null) return;
     this.#held = null;
     this.#lastSeen = this.context.now();
-    if (this.#notice !== null) this.push(this.#notice);
     const pieces = this.#pieces;
     const body = this.#hasBytes ? Buffer.concat(pieces.map((piece) => (typeof piece === 'string' ? Buffer.from(piece) : piece))) : pieces.join('');
     this.#pieces = [];
@@ -156,7 +166,8 @@ export class PollOutlet implements Outlet {
     this.#bytes = 0;
     this.#answered++;
     // Room again: what the channels held back for want of it goes out with the next poll.
-    this.carrier.resume();
+    if (this.#ended) this.carrier.answeredLast();
+    else this.carrier.resume();
     if (response.destroyed) return;
     response.writeHead(200, {
       ...corsHeaders(response.req),

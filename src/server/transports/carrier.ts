@@ -65,7 +65,11 @@ class Carrier {
     if (this.#ended) return;
     this.#ended = true;
     for (const channel of [...this.channels.values()]) channel.drop();
-    this.outlet?.end(why && noticeLine({ kind: 'end', ...why }));
+    if (this.outlet?.end(why && noticeLine({ kind: 'end', ...why }))) this.registry.forgetLater(this);
+    else this.registry.forget(this);
+  }
+
+  answeredLast(): void {
     this.registry.forget(this);
   }
 
@@ -126,9 +130,10 @@ class ChannelConnection implements Connection {
 
   close(reason: CloseReason): void {
     if (this.#closed) return;
-    // What a stream of its own would have said last: the error frame, or the shutdown notice.
+    // What a stream of its own would have said last: the error frame, or the shutdown notice when the
+    // core could not write it (a carrier that takes no more now); once is enough.
     if (reason.kind === 'error') this.write({ text: encodeBatch([{ t: 'error', code: reason.code, message: reason.message }]) });
-    else if (reason.kind === 'restart') this.write({ text: reason.notice });
+    else if (reason.kind === 'restart' && !this.writable()) this.write({ text: reason.notice });
     this.drop();
   }
 
@@ -154,6 +159,15 @@ export class CarrierRegistry {
 
   get size(): number {
     return this.#carriers.size;
+  }
+
+  /**
+   * Forgets an ended carrier once its client took its last answer, or after the `2 × hb` ms in which
+   * a live one would have polled (§7.5): until then that poll finds it, and it counts as a connection
+   * of its address.
+   */
+  forgetLater(carrier: Carrier): void {
+    setTimeout(() => this.forget(carrier), 2 * this.context.heartbeatInterval).unref();
   }
 
   forget(carrier: Carrier): void {
@@ -323,7 +337,8 @@ export class CarrierRegistry {
       return null;
     }
     const carrier = this.#find(body.carrier);
-    if (!carrier) {
+    // An ended carrier stays findable for its last poll only (`forgetLater`).
+    if (!carrier || carrier.ended) {
       answerError(request, response, 'UNKNOWN_SESSION', 'no such carrier');
       return null;
     }
