@@ -283,7 +283,7 @@ describe('§7.5 carriers', () => {
     expect(after.status).toBe(404);
   });
 
-  it('§10.2.notice §10.2.missed-notice gives each channel its shutdown notice once, streamed or polled, also to a polled carrier that held no poll at shutdown', async () => {
+  it('§10.2.notice §10.2.missed-carrier-notice gives each channel its shutdown notice once, streamed or polled, also to a polled carrier that held no poll at shutdown', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: 400, random: () => 0.5 });
     const streamed = await RawCarrier.open(h);
     expect((await attach(h, streamed.id, 's.1')).status).toBe(200);
