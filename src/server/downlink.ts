@@ -16,16 +16,6 @@ import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
 import { ReplaySeam } from './replay-seam.js';
 import type { TicketIssue } from './tickets.js';
 
-export { MAX_BATCH_CHARS } from './link-queue.js';
-
-/**
- * §12.1: a link that cannot write (long polling between two polls) keeps at most this much queued.
- * Past it the queue is dropped and the link parks: its next poll reads the stream from the store
- * again, from where the client stands. So an idle client costs the same whatever is broadcast.
- */
-export const PARK_AFTER_BYTES = 32 * 1024;
-/** …or this many queued items (each a reference to a shared broadcast encoding). */
-export const PARK_AFTER_ITEMS = 64;
 /** Answers a parked link keeps for its unpark. */
 const MAX_PARKED_REPLIES = 8;
 
@@ -371,8 +361,7 @@ export class Downlink implements ConnectionHandle {
    */
   #parkIfIdle(): boolean {
     if (this.#state !== 'live' && this.#state !== 'replaying') return false;
-    if (this.#queue.length <= PARK_AFTER_ITEMS && this.#queue.bytes <= PARK_AFTER_BYTES) return false;
-    if (this.connection.writable()) return false;
+    if (!this.#queue.pastIdleBound || this.connection.writable()) return false;
     this.#state = 'parked';
     this.#queue.clear();
     this.#seam = null;

@@ -1,12 +1,22 @@
 /**
  * What one connection has queued and not yet written, and how it is cut into writes
  * (docs/PROTOCOL.md §4.1): consecutive text items join into one batch up to {@link MAX_BATCH_CHARS};
- * a binary message frame goes alone.
+ * a binary message frame goes alone. It also says when it holds more than a link that cannot write
+ * may keep (§12.1).
  */
 import { itemBytes, type QueuedItem } from './encoding.js';
 
 /** A batch is split before it grows past this many characters (§4.1: never past the receiver's limit). */
 export const MAX_BATCH_CHARS = 256 * 1024;
+
+/**
+ * §12.1: a link that cannot write (long polling between two polls) keeps at most this much queued.
+ * Past it the queue is dropped and the link parks: its next poll reads the stream from the store
+ * again, from where the client stands. So an idle client costs the same whatever is broadcast.
+ */
+export const PARK_AFTER_BYTES = 32 * 1024;
+/** …or this many queued items (each a reference to a shared broadcast encoding). */
+export const PARK_AFTER_ITEMS = 64;
 
 /** No bound on a batch's bytes past {@link MAX_BATCH_CHARS} (a client that stated none, §3.4), as a small integer. */
 const NO_BYTE_BOUND = 2 ** 30;
@@ -38,6 +48,11 @@ export class LinkQueue {
 
   get length(): number {
     return this.#items === null ? 0 : this.#items.length - this.#head;
+  }
+
+  /** Whether it holds more than a link that cannot write may keep (see {@link PARK_AFTER_BYTES}). */
+  get pastIdleBound(): boolean {
+    return this.length > PARK_AFTER_ITEMS || this.bytes > PARK_AFTER_BYTES;
   }
 
   push(item: QueuedItem): void {

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HelloFrame } from '../../src/protocol/index.js';
-import { PARK_AFTER_ITEMS } from '../../src/server/downlink.js';
+import { PARK_AFTER_ITEMS } from '../../src/server/link-queue.js';
 import { randomToken, requestTicket } from '../helpers/raw-ticket.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 

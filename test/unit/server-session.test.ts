@@ -27,7 +27,7 @@ import {
   type StoreEvents,
 } from '../../src/server/index.js';
 import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
-import { MAX_BATCH_CHARS } from '../../src/server/downlink.js';
+import { MAX_BATCH_CHARS } from '../../src/server/link-queue.js';
 import { SessionHub, type HubOptions } from '../../src/server/hub.js';
 import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
