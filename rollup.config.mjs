@@ -124,7 +124,7 @@ const INTERNAL_PROPERTIES = [
   // Transports: their handlers, the HTTP link, close info
   'onOpen', 'onClose', 'onFrames', 'onReply', 'answered', 'handover', 'skipTo', 'roundTrip', 'live', 'fail', 'deliver', 'header', 'settled', 'messagesOnly',
   // Sharing a connection between tabs: the group, its holder and carrier
-  'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch', 'suspect', 'watchHolder', 'heard', 'told',
+  'announce', 'announcement', 'linkUp', 'answer', 'onLinkUp', 'onEnd', 'inbox', 'minLife', 'listen', 'batch', 'suspect', 'watchHolder', 'heard',
   'available', 'dispose', 'cancel', 'opened', 'selector', 'watch', 'detach',
   // Names the DOM has too, on the client's own objects only (see `builtins` below)
   'emit', 'start', 'stop', 'take', 'drop', 'done', 'disposed', 'session', 'isOpen', 'moveTo', 'onLine', 'base', 'tab', 'line', 'release', 'first',

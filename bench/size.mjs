@@ -49,7 +49,7 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
  * server's restart notice (§10.2) ended came to report `SERVER_RESTART` on every transport (about
  * 20 B): over SSE and long polling it said `TRANSPORT_ERROR`, as its stream's end did. Raised by
  * 48 B when the holder tab came to say that its carrier ended on each tab's own BroadcastChannel,
- * after the last lines it relayed there (about 50 B): a tab that heard it first on the group's
+ * after the last lines it relayed there (about 60 B): a tab that heard it first on the group's
  * channel reconnected at once with `TRANSPORT_ERROR`, before the server's restart notice reached it,
  * so a restart brought every tab back at once instead of spread over the server's jitter (§10.2).
  * The aim stays 5 KiB.

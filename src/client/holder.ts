@@ -15,13 +15,16 @@ import { UPSTREAM_HEADERS } from './transports/http-link.js';
  * or it ended. `term` orders holders: a tab heeds no holder older than the newest it heard of, so a
  * holder whose lock was taken from it while its page hung is not heard when it runs again.
  */
-export type Announcement = ({ t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string }) & { term?: number };
+export type Announcement = ({ t: 'opening'; linked: boolean } | { t: 'up'; id: string } | { t: 'down' } | { t: 'gone'; id: string; told?: string[] }) & {
+  term?: number;
+};
 
 /**
  * What a tab's own BroadcastChannel carries: one line for a channel of the tab (the channel and the
- * batch), or the end of carrier `g` after its last lines. The group's channel says so too (`gone`),
- * but BroadcastChannel orders the messages of one channel only: a tab that took the group's word
- * would end a channel whose last lines, a restart notice among them (§10.2), were still on their way.
+ * batch), or the end of carrier `g` after its last lines. The group's channel says so too (`gone`,
+ * naming the tabs `told` this way), but BroadcastChannel orders the messages of one channel only: a
+ * tab that took the group's word would end a channel whose last lines, a restart notice among them
+ * (§10.2), were still on their way.
  */
 export type Delivery = { c: string; b: string } | { g: string };
 
@@ -140,19 +143,17 @@ export class Holder {
     this.#link = null;
     const id = this.#id;
     this.#id = null;
-    if (id !== null) this.#context.deliver({ g: id });
-    for (const follower of this.#followers.values()) {
-      if (id !== null) follower.inbox.postMessage({ g: id });
-      this.#forget(follower);
+    const told = [...this.#followers.keys()];
+    if (id !== null) {
+      this.#context.deliver({ g: id });
+      for (const follower of this.#followers.values()) follower.inbox.postMessage({ g: id });
+      this.#context.announce({ t: 'gone', id, told });
     }
+    for (const follower of this.#followers.values()) this.#forget(follower);
     this.#followers.clear();
-    if (this.#stopped) {
-      if (id !== null) this.#context.announce({ t: 'gone', id });
-      return;
-    }
+    if (this.#stopped) return;
     const failed = !opened || this.#context.clock.now() - this.#openedAt < REOPEN_DELAY.minLife;
     this.#failures = failed ? this.#failures + 1 : 0;
-    if (id !== null) this.#context.announce({ t: 'gone', id });
     if (failed) this.#context.announce({ t: 'down' });
     const { first, max } = REOPEN_DELAY;
     const delay = this.#failures === 0 ? 0 : Math.min(max, first * 2 ** (this.#failures - 1));

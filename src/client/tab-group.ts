@@ -97,8 +97,7 @@ export class TabGroup {
   readonly #waiting = new Set<Waiter>();
   /** Called with each new carrier's id. */
   readonly #watchers = new Set<(id: string) => void>();
-  /** `told`: the holder relayed a line to the channel, so it also says on the channel when the carrier ends. */
-  readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener; told?: boolean }>();
+  readonly #listeners = new Map<string, { carrier: string; listener: ChannelListener }>();
   #role: Role = { kind: 'idle' };
   #users = 0;
   #channels = 0;
@@ -255,7 +254,6 @@ export class TabGroup {
     const entry = this.#listeners.get(c as string);
     if (!entry || typeof b !== 'string') return;
     this.heard++;
-    entry.told = true;
     entry.listener.deliver(b);
   }
 
@@ -305,8 +303,8 @@ export class TabGroup {
         return this.#answer(null);
       case 'gone':
         if (this.#carrier.kind === 'up' && this.#carrier.id === message.id) this.#carrier = { kind: 'unknown' };
-        // A channel the holder relayed lines to hears of the end after them, on the tab's own channel.
-        this.#ended((carrier, told) => carrier === message.id && !told);
+        // A tab the holder relayed lines to hears of the end after them, on its own channel (`g`).
+        if (!(Array.isArray(message.told) && message.told.includes(this.tab))) this.#ended((carrier) => carrier === message.id);
     }
   }
 
@@ -315,9 +313,9 @@ export class TabGroup {
   }
 
   /** Tells each listener on a carrier that `over` says ended. */
-  #ended(over: (carrier: string, told?: boolean) => boolean): void {
+  #ended(over: (carrier: string) => boolean): void {
     for (const [channel, entry] of [...this.#listeners]) {
-      if (!over(entry.carrier, entry.told)) continue;
+      if (!over(entry.carrier)) continue;
       this.#listeners.delete(channel);
       entry.listener.gone();
     }

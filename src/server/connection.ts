@@ -34,11 +34,11 @@ export type CloseReason =
   /** Tell the client why (an `error` frame then the close code, or the HTTP status and error body). */
   | { readonly kind: 'error'; readonly code: ErrorCode; readonly message: string }
   /**
-   * Shutdown: the `ack` and `reconnect` frames were queued and written if the link could take them;
-   * close with `SERVER_RESTART` (§10.2). `notice` is that batch, for a link that could not write it
-   * now (long polling without a held poll) to give the client's next request.
+   * Shutdown: the `ack` and `reconnect` frames were queued and written if the link could take them
+   * (`written`); close with `SERVER_RESTART` (§10.2). `notice` is that batch, for a link that could
+   * not write it now (long polling without a held poll) to give the client's next request.
    */
-  | { readonly kind: 'restart'; readonly notice: string }
+  | { readonly kind: 'restart'; readonly notice: string; readonly written: boolean }
   /** The session ended; close normally. */
   | { readonly kind: 'end' };
 

@@ -270,7 +270,10 @@ export class Downlink implements ConnectionHandle {
     this.#enqueueAck();
     const reconnect: ServerFrame = { t: 'reconnect', ms };
     this.#enqueueFrame(reconnect);
-    this.close({ kind: 'restart', notice: encodeBatch([{ t: 'ack', s: this.session.processed }, reconnect]) });
+    this.flush();
+    if (this.isClosed) return; // the flush hit the buffer bound and closed already
+    const notice = encodeBatch([{ t: 'ack', s: this.session.processed }, reconnect]);
+    this.close({ kind: 'restart', notice, written: this.#queue.length === 0 });
   }
 
   /**

@@ -270,13 +270,14 @@ describe(`minified ${CLIENT_IIFE}`, () => {
   });
 
   it('keeps every key that another tab or the server reads: only the client’s own names are shortened', () => {
-    // Announcements and the leave message cross a BroadcastChannel to tabs that may run the ESM
-    // build (PROTOCOL.md §7.5); the ticket, attach and detach bodies go to the server (§3.4, §7.5).
+    // Announcements, the leave message and a carrier's end on a tab's own channel cross a
+    // BroadcastChannel to tabs that may run the ESM build (PROTOCOL.md §7.5); the ticket, attach and detach bodies go to the server (§3.4, §7.5).
     // rollup.config.mjs shortens the names in INTERNAL_PROPERTIES, which must leave these alone.
     const crossing = [
       /\{t:"opening",linked:/,
       /\{t:"up",id:/,
-      /\{t:"gone",id:/,
+      /\{t:"gone",id:[\w$#.]+,told:/,
+      /\{g:[\w$#.]+\}/,
       /\{t:"leave",id:[\w$#.]+,channels:/,
       /JSON\.stringify\(\{carrier:[\w$#.]+,channels:/,
       /JSON\.stringify\(\{carrier:[\w$#.]+,channel:/,

@@ -6,7 +6,7 @@
  * order in which a tab hears of its carrier's end.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { inboxName } from '../../src/client/holder.js';
+import { inboxName, tabLock } from '../../src/client/holder.js';
 import { CARRIER_WAIT, QUIET_PATIENCE, QUIET_WAIT, groupFor, type GroupEnvironment } from '../../src/client/tab-group.js';
 import type { BroadcastChannelLike } from '../../src/client/transport.js';
 import { LockTable, type SimulatedTab } from '../helpers/tab-locks.js';
@@ -162,7 +162,37 @@ describe('tabs that suspect a hung holder (§13.6)', () => {
 });
 
 describe('the end of a carrier, as a tab hears it (§13.6)', () => {
-  it('ends a channel its holder relayed lines to only after those lines, whichever BroadcastChannel delivers first', async () => {
+  const CARRIER = 'c'.repeat(22);
+
+  it('a holder says it on each tab\'s own channel after the last lines it relayed there, and names those tabs to the group', async () => {
+    vi.useFakeTimers();
+    const table = new LockTable();
+    // A follower tab that holds its own lock, as a tab taking part does: the holder watches it.
+    const follower = 'f0110e4';
+    table
+      .tab()
+      .locks.request(tabLock(NAME, follower), {}, () => new Promise<void>(() => {}))
+      .catch(() => undefined);
+    const answers = [`* {"k":"${CARRIER}","hb":15000}`, `${follower}.1 [{"t":"hb"}]`];
+    const tab = table.tab();
+    const env = environment(tab);
+    const group = groupFor({ ...env, fetch: () => (answers.length ? Promise.resolve(new Response(answers.shift())) : new Promise<Response>(() => {})) }, BASE, 'long-polling');
+    const heard: unknown[] = [];
+    new Bus(NAME).onmessage = ({ data }) => heard.push(data);
+    new Bus(inboxName(NAME, follower)).onmessage = ({ data }) => heard.push(data);
+    const leave = group.join();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(group.holding).toBe(true);
+    leave();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(heard.filter((message) => !('t' in (message as object)) || (message as { t: string }).t === 'gone')).toEqual([
+      { c: `${follower}.1`, b: '[{"t":"hb"}]' },
+      { g: CARRIER },
+      { t: 'gone', id: CARRIER, told: [follower], term: expect.any(Number) },
+    ]);
+  });
+
+  it('ends the channels of a tab the holder named only on the word on its own channel, after their last lines', async () => {
     const { smaller: follower } = await twoTabsBehindAHungHolder();
     const { group } = follower;
     const heard: string[] = [];
@@ -175,13 +205,24 @@ describe('the end of a carrier, as a tab hears it (§13.6)', () => {
     inbox.postMessage({ c: relayed, b: 'hello' });
     await vi.advanceTimersByTimeAsync(0);
     // The group hears that the carrier is gone before this tab's own channel brought its last line (a
-    // restart notice, §10.2): the channel the holder relayed to waits for its word; the other ends.
-    groupBus.postMessage({ t: 'gone', id: 'carrier-1', term: 1 });
+    // restart notice, §10.2): its channels wait for the word on that channel.
+    groupBus.postMessage({ t: 'gone', id: 'carrier-1', told: [group.tab], term: 1 });
     await vi.advanceTimersByTimeAsync(0);
-    expect(heard).toEqual([`${relayed} hello`, `${silent} gone`]);
+    expect(heard).toEqual([`${relayed} hello`]);
     inbox.postMessage({ c: relayed, b: 'notice' });
     inbox.postMessage({ g: 'carrier-1' });
     await vi.advanceTimersByTimeAsync(0);
-    expect(heard).toEqual([`${relayed} hello`, `${silent} gone`, `${relayed} notice`, `${relayed} gone`]);
+    expect(heard).toEqual([`${relayed} hello`, `${relayed} notice`, `${relayed} gone`, `${silent} gone`]);
+  });
+
+  it('ends the channels of a tab the holder did not name (or a holder of an older version) on the group\'s word', async () => {
+    const { smaller: follower } = await twoTabsBehindAHungHolder();
+    const { group } = follower;
+    const heard: string[] = [];
+    const channel = group.channel();
+    group.listen(channel, 'carrier-1', { deliver: (batch) => heard.push(batch), gone: () => heard.push('gone') });
+    new Bus(NAME).postMessage({ t: 'gone', id: 'carrier-1', told: ['another-tab'], term: 1 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(heard).toEqual(['gone']);
   });
 });

@@ -1015,6 +1015,15 @@ describe('heartbeats, liveness and session timeout (§3.3, §7.1, §11)', () => 
 });
 
 describe('graceful shutdown (§10.2)', () => {
+  it('tells the adapter whether the notice went out: a link that cannot write now gives it with its close', async () => {
+    const t = setup({ shutdownJitter: 1_000, random: () => 0.5 });
+    // Long polling that answered its hello: nothing more goes out until the next poll.
+    const connection = await t.open({}, { polling: true });
+    await t.hub.close();
+    expect(connection.frames.map(({ t: type }) => type)).toEqual(['hello']);
+    expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":0},{"t":"reconnect","ms":500}]', written: false });
+  });
+
   it('acks what was processed, sends reconnect with a jittered ms, then closes, and processes nothing after', async () => {
     const t = setup({ shutdownJitter: 1_000, random: () => 0.25 });
     const connection = await t.open();
@@ -1032,7 +1041,7 @@ describe('graceful shutdown (§10.2)', () => {
       { t: 'ack', s: 2 },
       { t: 'reconnect', ms: 250 },
     ]);
-    expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":2},{"t":"reconnect","ms":250}]' });
+    expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":2},{"t":"reconnect","ms":250}]', written: true });
     connection.handle.receive([{ t: 'msg', s: 3, data: 'three' }]);
     await closing;
     expect(dataOf(t)).toEqual(['one', 'two']);

@@ -133,7 +133,7 @@ class ChannelConnection implements Connection {
     // What a stream of its own would have said last: the error frame, or the shutdown notice when the
     // core could not write it (a carrier that takes no more now); once is enough.
     if (reason.kind === 'error') this.write({ text: encodeBatch([{ t: 'error', code: reason.code, message: reason.message }]) });
-    else if (reason.kind === 'restart' && !this.writable()) this.write({ text: reason.notice });
+    else if (reason.kind === 'restart' && !reason.written) this.write({ text: reason.notice });
     this.drop();
   }
 
