@@ -242,6 +242,9 @@ describe('§3, §6, §10, §11 over long polling', () => {
       expect(reconnect.ms).toBeLessThan(jitter);
     }
     await within('server.close() to settle', closing);
+    // The notice went out with the held poll: a poll that continues the connection is not given it
+    // again (its wait would start over) but refused at once.
+    expectErrorAnswer(await within('a continuing poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })), 'SERVER_RESTART');
   });
 });
 

@@ -149,7 +149,9 @@ class LongPollConnection implements Connection {
           break;
       }
     }
-    if (reason.kind === 'restart' && poll === null) this.#notice = reason.notice;
+    // A notice the core could not write (no poll held) waits for the next poll; once written, a
+    // continuing poll is refused like any other once the server closed (§10.2).
+    if (reason.kind === 'restart' && !reason.written && poll === null) this.#notice = reason.notice;
     else this.#forget(this);
     // Reported on the next microtask: `close` may run while the hub is still connecting this link.
     queueMicrotask(() => this.#handle?.closed());
