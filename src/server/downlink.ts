@@ -12,7 +12,7 @@ import type { SessionHub } from './hub.js';
 import type { ServerSession } from './session.js';
 import { receiveUpstream } from './upstream.js';
 import type { StoredMessage } from './store.js';
-import { LinkQueue, MAX_BATCH_CHARS } from './link-queue.js';
+import { LinkQueue, MAX_BATCH_CHARS, MAX_POLL_BATCH_CHARS } from './link-queue.js';
 import { ReplaySeam } from './replay-seam.js';
 import type { TicketIssue } from './tickets.js';
 
@@ -288,7 +288,8 @@ export class Downlink implements ConnectionHandle {
       this.flush();
       if (this.isClosed) return; // the flush hit the buffer bound and closed already
     }
-    this.#end(reason);
+    this.#detach();
+    this.connection.close(reason);
   }
 
   /** Writes what is queued, in as few batches as the size limit allows. */
@@ -303,8 +304,10 @@ export class Downlink implements ConnectionHandle {
     // Only a replay waits for room (`room()`): live writes ask for no completion callback.
     const notify = this.#state === 'replaying';
     const asBytes = this.connection.writeTextBytes !== undefined;
+    // A poll's answer may be larger than a stream's batch (see MAX_POLL_BATCH_CHARS).
+    const maxChars = this.connection.polled ? MAX_POLL_BATCH_CHARS : MAX_BATCH_CHARS;
     while (this.#queue.length > 0 && this.#queue.bytes >= keep && this.connection.writable()) {
-      const next = this.#queue.take(asBytes)!;
+      const next = this.#queue.take(asBytes, maxChars)!;
       if (next.kind === 'binary') {
         this.#cursor = next.id;
         this.connection.writeBinary!(next.frame, notify);
@@ -415,11 +418,6 @@ export class Downlink implements ConnectionHandle {
       this.#roomWaiter = null;
       wake();
     }
-  }
-
-  #end(reason: CloseReason): void {
-    this.#detach();
-    this.connection.close(reason);
   }
 
   /** Closed from now on: nothing queued, a replay waiting for room stops, the session has no link. */

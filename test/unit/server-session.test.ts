@@ -27,7 +27,7 @@ import {
   type StoreEvents,
 } from '../../src/server/index.js';
 import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
-import { MAX_BATCH_CHARS } from '../../src/server/link-queue.js';
+import { MAX_BATCH_CHARS, MAX_POLL_BATCH_CHARS } from '../../src/server/link-queue.js';
 import { SessionHub, type HubOptions } from '../../src/server/hub.js';
 import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
@@ -845,11 +845,12 @@ describe('connections of a session (§3.3)', () => {
   });
 
   it('answers a held poll at the end of the turn, not with the first full batch, and keeps the rest queued for the next poll', async () => {
-    const t = setup();
+    // Room for the whole turn (1.5 MiB): a held poll takes its answer only at the end of the turn.
+    const t = setup({ maxBufferedBytes: 4 * 1024 * 1024 });
     const connection = await t.open({}, { polling: true });
     connection.poll();
     const reads = vi.spyOn(t.store, 'read');
-    const chunk = 'x'.repeat(MAX_BATCH_CHARS / 8);
+    const chunk = 'x'.repeat(MAX_POLL_BATCH_CHARS / 8);
     const sending: Promise<string>[] = [];
     for (let i = 0; i < 12; i++) sending.push(t.broadcast(chunk));
     expect(connection.writes).toHaveLength(1); // the hello alone: a full batch did not answer the poll
@@ -860,6 +861,10 @@ describe('connections of a session (§3.3)', () => {
     await connection.untilMessage(ids.at(-1)!);
     expect(connection.writes).toHaveLength(3);
     expect(connection.messageIds()).toEqual(ids);
+    // A poll's answer is larger than a stream's batch (a request per answer), and still bounded.
+    const answer = JSON.stringify(connection.writes[1]!.frames).length;
+    expect(answer).toBeGreaterThan(MAX_BATCH_CHARS);
+    expect(answer).toBeLessThanOrEqual(MAX_POLL_BATCH_CHARS);
     // Served from the link's queue: the link never parked, so nothing was read back from the store.
     expect(reads).not.toHaveBeenCalled();
   });
