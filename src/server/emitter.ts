@@ -1,6 +1,8 @@
 /**
  * A typed event emitter. `on()` returns its own unsubscribe function, and a listener that throws
- * never stops the others: its exception goes to `onListenerError`.
+ * never stops the others: its exception goes to `onListenerError`, as does the rejection of an
+ * `async` listener's promise, which Node would otherwise take as an unhandled rejection that ends
+ * the process.
  */
 
 /** Event name → the arguments its listeners receive. */
@@ -54,7 +56,10 @@ export class Emitter<Events extends EventMap> {
       // Removed before it runs, as a `once` listener that throws or emits again must not run twice.
       if (once) this.#remove(event, listener);
       try {
-        (listener as unknown as Listener<Events[E]>)(...args);
+        const result: unknown = (listener as unknown as Listener<Events[E]>)(...args);
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+          (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#onListenerError(error, event));
+        }
       } catch (error) {
         this.#onListenerError(error, event);
       }

@@ -152,7 +152,7 @@ class Server implements UnbrokenServer {
     this.store = store ?? new MemoryStore();
     this.#ownsStore = store === undefined;
     this.#emitter = new Emitter<ServerEvents>((error, event) => {
-      const wrapped = new UnbrokenServerError('LISTENER_ERROR', `a '${String(event)}' listener threw: ${String(error)}`, { cause: error });
+      const wrapped = new UnbrokenServerError('LISTENER_ERROR', `a '${String(event)}' listener failed: ${String(error)}`, { cause: error });
       // A throwing 'error' listener has nowhere left to report to.
       if (event === 'error') console.error(wrapped);
       else this.#hub.fail(wrapped);

@@ -161,6 +161,19 @@ describe('events', () => {
     expect(error).toMatchObject({ name: 'UnbrokenServerError', code: 'LISTENER_ERROR', cause: expect.objectContaining({ message: 'application bug' }) });
   });
 
+  it('reports an async listener whose promise rejects as LISTENER_ERROR, and keeps serving', async () => {
+    const server = await start();
+    const reported = deferred<Error>();
+    server.server.on('error', (error) => reported.resolve(error));
+    server.server.on('connection', async () => {
+      await Promise.resolve();
+      throw new Error('database down');
+    });
+    const first = await fetch(await withTicket(`${server.baseUrl}/poll?v=1`, server.baseUrl));
+    expect(first.status).toBe(200);
+    expect(await reported.promise).toMatchObject({ code: 'LISTENER_ERROR', cause: expect.objectContaining({ message: 'database down' }) });
+  });
+
   it('writes to the console when nobody listens for errors, and keeps serving', async () => {
     const server = await start();
     const logged = deferred<unknown>();

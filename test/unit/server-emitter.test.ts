@@ -3,7 +3,7 @@
  * a `once` listener only for the next emit, and a throwing listener neither stops the others nor the
  * caller. Changes made while an emit runs apply from the next emit on.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Emitter } from '../../src/server/emitter.js';
 
 type Events = { tick: [n: number]; other: [] };
@@ -94,5 +94,21 @@ describe('server emitter', () => {
     expect(() => emitter.emit('tick', 1)).not.toThrow();
     expect(errors).toEqual([failure]);
     expect(calls).toEqual(['after']);
+  });
+
+  it('hands over the rejection of an async listener, which would otherwise end the process as an unhandled rejection', async () => {
+    const { emitter, errors } = make();
+    const failure = new Error('database down');
+    const handled = Promise.reject(failure);
+    handled.catch(() => undefined);
+    const calls: number[] = [];
+    emitter.on('tick', async () => {
+      await handled;
+    });
+    emitter.on('tick', (n) => calls.push(n));
+    emitter.emit('tick', 1);
+    expect(calls).toEqual([1]);
+    expect(errors).toEqual([]);
+    await vi.waitFor(() => expect(errors).toEqual([failure]));
   });
 });
