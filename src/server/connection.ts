@@ -159,10 +159,19 @@ export function toUpstream(frames: readonly ClientFrame[]): UpstreamFrame[] {
   return upstream;
 }
 
+/**
+ * Bytes as a `Buffer` (a `Uint8Array`), without a copy: what a binary WebSocket message gives the
+ * application, so that its `message` listener gets the same type whichever transport the client
+ * fell back to (`String(data)` decodes a Buffer, and lists the numbers of a plain Uint8Array).
+ */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function upstreamFrame(frame: ClientFrame): UpstreamFrame {
   switch (frame.t) {
     case 'msg':
-      return { t: 'msg', s: frame.s, data: frame.b === undefined ? (frame.d ?? null) : base64ToBytes(frame.b) };
+      return { t: 'msg', s: frame.s, data: frame.b === undefined ? (frame.d ?? null) : asBuffer(base64ToBytes(frame.b)) };
     case 'ping':
       return { t: 'ping', n: frame.n };
     case 'auth':
