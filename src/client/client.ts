@@ -22,6 +22,7 @@ import {
   type ClientEvents,
   type ConnectionState,
   type Sendable,
+  type SendArgument,
   type StateCause,
   type UnbrokenMessage,
 } from './events.js';
@@ -155,7 +156,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
    * `OUTBOX_FULL`, `MESSAGE_TOO_LARGE`, `INVALID_DATA` or `CLIENT_CLOSED` (PROTOCOL.md §13.2). A
    * message rejected with `CLIENT_CLOSED` may have been processed without its acknowledgement arriving.
    */
-  send(data: Outgoing): Promise<void> {
+  send<T = Outgoing>(data: SendArgument<Outgoing, T>): Promise<void> {
     if (this.#state.kind === 'closed') return Promise.reject(new UnbrokenError('CLIENT_CLOSED', 'the client is closed'));
     this.#flushSoon();
     return this.#outbox.add(data);

@@ -49,6 +49,13 @@ type SendableBytes = ArrayBuffer | ArrayBufferView;
  */
 export type Sendable<T = JsonValue | SendableBytes> = CheckedData<T, JsonValue | SendableBytes, SendableBytes>;
 
+/**
+ * What `send()` of a client whose messages are `Outgoing` takes: an `Outgoing`; and, while `Outgoing`
+ * is the default (any JSON value or bytes), any `T` that {@link Sendable} holds — `interface` types
+ * included, which the default's index signature would refuse; `undefined` is no JSON value.
+ */
+export type SendArgument<Outgoing, T> = [JsonValue | SendableBytes] extends [Outgoing] ? T & Sendable<T> & ({} | null) : Outgoing;
+
 /** A message of the stream, as the application receives it. */
 export interface UnbrokenMessage<T = unknown> {
   /** The parsed JSON data, or the bytes (`Uint8Array`) of a binary message. */

@@ -2,6 +2,7 @@
  * Room names (docs/PROTOCOL.md §6.5). A room is named by the application only — clients never send
  * one on the wire — but a name often comes from user input, so it is checked like an event name.
  */
+import type { Payload } from '../protocol/index.js';
 import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { RoomTarget, ServerSession, Session } from './session.js';
@@ -147,7 +148,8 @@ export class LiveRooms {
     const rooms = checkRooms(names);
     const hub = this.#hub;
     return {
-      send: (data, options) => hub.append({ kind: 'rooms', rooms }, data, options),
+      // `unknown` as in `ServerSession.send`: the public signature says what the types allow.
+      send: (data: unknown, options?: { event?: string }) => hub.append({ kind: 'rooms', rooms }, data as Payload, options),
       async sessions() {
         const lists = await Promise.all(rooms.map((room) => hub.options.store.members(room)));
         const ids = new Set(lists.flat());

@@ -24,3 +24,10 @@ import type { CheckedData, Payload } from '../protocol/index.js';
  * }
  */
 export type Sendable<T> = CheckedData<T, Payload, Uint8Array>;
+
+/**
+ * What `broadcast()` and `send()` of a server whose messages are `Outgoing` take: an `Outgoing`; and,
+ * while `Outgoing` is the default ({@link Payload}), any `T` that {@link Sendable} holds — `interface`
+ * types included, which the default's index signature would refuse.
+ */
+export type SendArgument<Outgoing, T> = [Payload] extends [Outgoing] ? T & Sendable<T> & ({} | null) : Outgoing;

@@ -11,7 +11,7 @@ import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted } f
 import { SessionHub, type ServerStats } from './hub.js';
 import { Limits } from './limits.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
-import type { Sendable } from './sendable.js';
+import type { SendArgument, Sendable } from './sendable.js';
 import type { RoomTarget, ServerEvents, Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
 import { TicketStore } from './tickets.js';
@@ -58,7 +58,7 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
    * is sent then.
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after `close()`, or with the store's error.
    */
-  broadcast(data: Outgoing, options?: SendOptions): Promise<string>;
+  broadcast<T = Outgoing>(data: SendArgument<Outgoing, T>, options?: SendOptions): Promise<string>;
   /**
    * Addresses the sessions in a room, or in any of several rooms (§6.5).
    *
@@ -266,8 +266,9 @@ class Server implements UnbrokenServer {
     this.#emitter.off(event, listener);
   }
 
-  broadcast(data: Payload, options?: SendOptions): Promise<string> {
-    return this.#hub.append({ kind: 'all' }, data, options);
+  // `unknown` as in `ServerSession.send`: the public signature says what the types allow.
+  broadcast(data: unknown, options?: SendOptions): Promise<string> {
+    return this.#hub.append({ kind: 'all' }, data as Payload, options);
   }
 
   to(rooms: string | readonly string[]): RoomTarget {
@@ -384,5 +385,5 @@ export function createServer<Incoming = Payload, Outgoing extends Sendable<Outgo
 ): UnbrokenServer<Incoming, Outgoing> {
   // The one place the types are attached: Outgoing values are Payload values at run time (the
   // constraint above, and the check in every send); Incoming is the application's word (see above).
-  return new Server(options) as UnbrokenServer<Incoming, Outgoing>;
+  return new Server(options) as unknown as UnbrokenServer<Incoming, Outgoing>;
 }

@@ -9,7 +9,7 @@ import { IdentityExpiry } from './expiry.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
-import type { Sendable } from './sendable.js';
+import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
@@ -58,7 +58,7 @@ export interface Session<Incoming = Payload, Outgoing extends Sendable<Outgoing>
    * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` or `INVALID_DATA`.
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
    */
-  send(data: Outgoing, options?: { event?: string }): Promise<string>;
+  send<T = Outgoing>(data: SendArgument<Outgoing, T>, options?: { event?: string }): Promise<string>;
   /** Ends the session now: its connection closes, and `close` is emitted with reason `closed`. */
   close(): void;
   /**
@@ -98,7 +98,7 @@ export interface RoomTarget<Incoming = Payload, Outgoing extends Sendable<Outgoi
    * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` or `INVALID_DATA`.
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
    */
-  send(data: Outgoing, options?: { event?: string }): Promise<string>;
+  send<T = Outgoing>(data: SendArgument<Outgoing, T>, options?: { event?: string }): Promise<string>;
   /**
    * The sessions in any of the rooms now, each once, with their `user`. Asynchronous because the
    * store holds membership; with a store shared by several processes, the sessions other processes
@@ -253,9 +253,11 @@ export class ServerSession implements Session {
     return this.#ended;
   }
 
-  send(data: Payload, options?: { event?: string }): Promise<string> {
+  // `unknown`: the public signature (`Session.send`) takes what the types allow; what reaches here is
+  // checked when it is encoded (`INVALID_DATA`).
+  send(data: unknown, options?: { event?: string }): Promise<string> {
     this.#address ??= { kind: 'session', session: this.id };
-    return this.#hub.append(this.#address, data, options);
+    return this.#hub.append(this.#address, data as Payload, options);
   }
 
   join(room: string): Promise<void> {

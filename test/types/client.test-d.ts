@@ -81,8 +81,11 @@ anyClient.send(new DataView(new ArrayBuffer(2)));
 anyClient.send(() => 1);
 // @ts-expect-error: undefined is not JSON
 anyClient.send(undefined);
-// @ts-expect-error: nor is a nested undefined
+// An object property may be undefined: JSON leaves the key out (as for a typed client's Outgoing);
+// an array element may not (it would arrive as null).
 anyClient.send({ a: undefined as undefined | number });
+// @ts-expect-error: an undefined array element
+anyClient.send([1, undefined as undefined | number]);
 // @ts-expect-error: a Date serialises to a string, not to itself: send the string
 anyClient.send(new Date());
 
@@ -122,6 +125,17 @@ function sendAll<I, T extends Sendable<T>>(client: Client<I, T>, items: readonly
   return Promise.all(items.map((item) => client.send(item)));
 }
 expectTypeOf(sendAll(interfaced, [{ say: 'a', mentions: [] }])).toEqualTypeOf<Promise<void[]>>();
+// The default client takes a value typed with an interface too (it has no index signature), checked
+// the same way at any depth, and a generic helper needs nothing but `T extends Sendable<T>`.
+declare const said: Say;
+declare const saidWhen: SayWhen;
+expectTypeOf(anyClient.send(said)).toEqualTypeOf<Promise<void>>();
+// @ts-expect-error: a Date would arrive as a string
+anyClient.send(saidWhen);
+function sendOne<T extends Sendable<T>>(item: T): Promise<void> {
+  return anyClient.send(item);
+}
+expectTypeOf(sendOne(said)).toEqualTypeOf<Promise<void>>();
 
 // connect() infers the data type from its type argument; unknown by default.
 expectTypeOf(connect('/realtime')).toEqualTypeOf<Client<unknown>>();

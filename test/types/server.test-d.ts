@@ -96,7 +96,26 @@ expectTypeOf<UnbrokenServer>().toEqualTypeOf<UnbrokenServer<Payload, Payload>>()
 expectTypeOf<Session>().toEqualTypeOf<Session<Payload, Payload>>();
 expectTypeOf<ServerEvents['message']>().toEqualTypeOf<[data: Payload, session: Session]>();
 realtime.on('message', (data) => expectTypeOf(data).toEqualTypeOf<Payload>());
-expectTypeOf(realtime.broadcast).parameter(0).toEqualTypeOf<Payload>();
+// The default takes every Payload, and a value typed with an interface (no index signature) as well,
+// checked at any depth as a typed server's Outgoing is.
+declare const anyPayload: Payload;
+expectTypeOf(realtime.broadcast(anyPayload)).toEqualTypeOf<Promise<string>>();
+interface Notice {
+  text: string;
+  tags: string[];
+}
+interface Dated {
+  at: Date;
+}
+declare const notice: Notice;
+declare const dated: Dated;
+expectTypeOf(realtime.broadcast(notice)).toEqualTypeOf<Promise<string>>();
+realtime.on('connection', (session) => void session.send(notice));
+void realtime.to('lobby').send(notice);
+// @ts-expect-error: a Date would arrive as a string
+void realtime.broadcast(dated);
+// @ts-expect-error: undefined has no JSON form
+void realtime.broadcast(undefined);
 
 // Typed messages: `Incoming` types message data, `Outgoing` what broadcast() and session.send() take.
 // Interfaces (no index signature, so no Payload) are sendable when their fields are JSON or bytes.
