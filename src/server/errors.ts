@@ -28,7 +28,13 @@ export type ServerErrorCode =
    * A stored message could not be encoded for the wire (its data was changed into something that is
    * not JSON after it was sent) and was skipped; `cause` is the encoder's error.
    */
-  | 'ENCODE_ERROR';
+  | 'ENCODE_ERROR'
+  /**
+   * Thrown by the application's `authenticate` when it cannot check a client now (its user database
+   * is down): the client is answered `INTERNAL_ERROR` and tries again with its backoff, instead of
+   * being refused, and the server reports the error on its `error` event. Any other throw refuses.
+   */
+  | 'AUTH_UNAVAILABLE';
 
 /** Thrown synchronously by a call given an invalid argument (a programmer error). */
 export class UnbrokenTypeError extends TypeError {

@@ -101,7 +101,12 @@ export class SessionHub {
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.sweep = new SessionSweep(this, () => this.#links.enforce());
     this.#emitter = emitter;
-    this.#reauthentications = new Reauthentications(options.authenticate, options.now, (session, user) => this.adopt(session, user));
+    this.#reauthentications = new Reauthentications(
+      options.authenticate,
+      options.now,
+      (session, user) => this.adopt(session, user),
+      (error) => this.fail(error),
+    );
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
       membership: (change) => this.rooms.changed(change),
       historyLost: () => this.#historyLost(),

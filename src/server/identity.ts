@@ -4,6 +4,7 @@
  */
 import type http from 'node:http';
 import type { JsonValue } from '../protocol/index.js';
+import { UnbrokenServerError } from './errors.js';
 
 /**
  * What `authenticate` returns for an accepted client. `id` names the user: every connection of a
@@ -38,6 +39,8 @@ const MAX_IDENTITY_ID = 256;
 /**
  * Runs `authenticate` and returns the identity it accepted, or `null` for every kind of refusal —
  * including a return value that is not a usable identity, and one that expired already (`now`).
+ * Throws what `authenticate` threw when it is an `AUTH_UNAVAILABLE` error: the check could not be
+ * made, which is no refusal (a throw is also how `jwt.verify` refuses, so any other throw refuses).
  */
 export async function authenticateRequest(
   authenticate: Authenticate,
@@ -48,7 +51,8 @@ export async function authenticateRequest(
   let identity: unknown;
   try {
     identity = await authenticate(request, credentials);
-  } catch {
+  } catch (error) {
+    if (error instanceof UnbrokenServerError && error.code === 'AUTH_UNAVAILABLE') throw error;
     return null;
   }
   if (typeof identity !== 'object' || identity === null) return null;

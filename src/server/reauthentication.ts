@@ -5,6 +5,7 @@
 import type http from 'node:http';
 import type { JsonValue } from '../protocol/index.js';
 import type { Downlink } from './downlink.js';
+import type { UnbrokenServerError } from './errors.js';
 import { authenticateRequest, identityId, type Authenticate, type Identity } from './identity.js';
 import type { ServerSession } from './session.js';
 
@@ -24,11 +25,19 @@ export class Reauthentications {
   readonly #now: () => number;
   /** Takes a fresh identity for the session (the hub's, which also tells other processes). */
   readonly #adopt: (session: ServerSession, identity: Identity) => void;
+  /** Reports an `AUTH_UNAVAILABLE` error (the server's `error` event). */
+  readonly #fail: (error: UnbrokenServerError) => void;
 
-  constructor(authenticate: Authenticate | null, now: () => number, adopt: (session: ServerSession, identity: Identity) => void) {
+  constructor(
+    authenticate: Authenticate | null,
+    now: () => number,
+    adopt: (session: ServerSession, identity: Identity) => void,
+    fail: (error: UnbrokenServerError) => void,
+  ) {
     this.#authenticate = authenticate;
     this.#now = now;
     this.#adopt = adopt;
+    this.#fail = fail;
   }
 
   /**
@@ -50,7 +59,16 @@ export class Reauthentications {
     this.#running.set(session, state);
     void (async () => {
       for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
-        const identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
+        let identity: Identity | null;
+        try {
+          identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
+        } catch (error) {
+          // AUTH_UNAVAILABLE: no refusal. The connection goes on with the identity it has; at that
+          // identity's expiry it closes as an unanswered refresh does, and the client reconnects,
+          // its ticket request checked again (and answered INTERNAL_ERROR while the check fails).
+          this.#fail(error as UnbrokenServerError);
+          continue;
+        }
         if (session.ended) break;
         if (identity !== null && identity.id === identityId(session.user)) this.#adopt(session, identity);
         else if (current.link !== null && session.link === current.link) {

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Client, ClientOptions, ClosedEvent, OpenEvent, TransportName } from '../../src/client/index.js';
 import type { JsonValue } from '../../src/protocol/index.js';
-import type { Identity, Session } from '../../src/server/index.js';
+import { UnbrokenServerError, type Identity, type Session } from '../../src/server/index.js';
 import { deferred, when } from '../helpers/signals.js';
 import { TRANSPORTS, startFixture, type Fixture } from './fixture.js';
 
@@ -241,6 +241,50 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
     expect(authority.calls.map((call) => call.credentials)).toEqual([{ token: 'wrong' }, { token: 'wrong' }]);
     expect(seen.opens).toEqual([]);
     expect(fixture.server.server.sessions.size).toBe(0);
+  });
+
+  it('an authenticate that cannot check now (AUTH_UNAVAILABLE) refuses nobody: the client tries again with its backoff and opens once it can; the server reports each', async () => {
+    let unavailable = 2;
+    fixture = await startFixture(transport, {
+      authenticate: () => {
+        if (unavailable === 0) return { id: 'erin' };
+        unavailable--;
+        throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+      },
+    });
+    const reported: string[] = [];
+    fixture.server.server.on('error', (error) => reported.push(`${error.code}: ${error.message}`));
+    const c = client({ auth: () => ({ token: 'erin-token' }), reconnectDelay: 20, maxReconnectDelay: 50 });
+    const errors: string[] = [];
+    c.on('error', ({ code }) => errors.push(code));
+    const seen = watch(c);
+    await seen.opened(1);
+    expect(errors).toEqual(['INTERNAL_ERROR', 'INTERNAL_ERROR']);
+    expect(reported).toEqual(['AUTH_UNAVAILABLE: the users database is down', 'AUTH_UNAVAILABLE: the users database is down']);
+    expect(c.state).toBe('open');
+  });
+
+  it('an AUTH_UNAVAILABLE on fresh credentials keeps the connection until its identity expires; then the client authenticates again', async () => {
+    // The identity lives 1.5 s: the server asks for fresh credentials 0.75 s before its end.
+    let refreshes = 0;
+    fixture = await startFixture(transport, {
+      authenticate: (request) => {
+        if (!pathOf(request).endsWith('/ticket') && ++refreshes === 1) throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+        return { id: 'erin', expiresAt: Date.now() + 1_500 };
+      },
+    });
+    const reported: string[] = [];
+    fixture.server.server.on('error', (error) => reported.push(error.code));
+    const c = client({ auth: () => ({ token: 'erin-token' }), reconnectDelay: 5 });
+    const errors: string[] = [];
+    c.on('error', ({ code, message }) => errors.push(`${code}: ${message}`));
+    const seen = watch(c);
+    await seen.opened(2);
+    expect(refreshes).toBeGreaterThanOrEqual(1);
+    expect(reported).toEqual(['AUTH_UNAVAILABLE']);
+    // Not refused when the check failed: closed only at the identity's expiry.
+    expect(errors[0]).toBe('UNAUTHORIZED: the identity expired; authenticate again');
+    expect(seen.opens[1]!.resumed).toBe(true);
   });
 
   it('§3.5.refresh before expiry: the fresh identity is adopted on the live connection, nothing lost or repeated', async () => {

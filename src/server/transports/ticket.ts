@@ -65,7 +65,14 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   const credentials = Object.hasOwn(fields, 'credentials') ? (fields.credentials as JsonValue) : undefined;
   let user: Identity | null = null;
   if (authenticate !== null) {
-    user = await authenticateRequest(authenticate, request, credentials, now);
+    try {
+      user = await authenticateRequest(authenticate, request, credentials, now);
+    } catch (error) {
+      // AUTH_UNAVAILABLE: no refusal, the client tries again with its backoff.
+      context.hub.fail(error as UnbrokenServerError);
+      answerError(request, response, 'INTERNAL_ERROR', 'the server could not check the credentials now; retry later');
+      return;
+    }
     if (user === null) {
       answerError(request, response, 'UNAUTHORIZED', 'the credentials were refused');
       return;
