@@ -253,7 +253,7 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
       },
     });
     const reported: string[] = [];
-    fixture.server.server.on('error', (error) => reported.push(`${error.code}: ${error.message}`));
+    fixture.server.server.on('error', (error) => reported.push(`${(error as UnbrokenServerError).code}: ${error.message}`));
     const c = client({ auth: () => ({ token: 'erin-token' }), reconnectDelay: 20, maxReconnectDelay: 50 });
     const errors: string[] = [];
     c.on('error', ({ code }) => errors.push(code));
@@ -274,7 +274,7 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
       },
     });
     const reported: string[] = [];
-    fixture.server.server.on('error', (error) => reported.push(error.code));
+    fixture.server.server.on('error', (error) => reported.push((error as UnbrokenServerError).code));
     const c = client({ auth: () => ({ token: 'erin-token' }), reconnectDelay: 5 });
     const errors: string[] = [];
     c.on('error', ({ code, message }) => errors.push(`${code}: ${message}`));
