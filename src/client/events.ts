@@ -54,7 +54,7 @@ export type Sendable<T = JsonValue | SendableBytes> = CheckedData<T, JsonValue |
  * is the default (any JSON value or bytes), any `T` that {@link Sendable} holds — `interface` types
  * included, which the default's index signature would refuse; `undefined` is no JSON value.
  */
-export type SendArgument<Outgoing, T> = [JsonValue | SendableBytes] extends [Outgoing] ? T & Sendable<T> & ({} | null) : Outgoing;
+export type SendArgument<Outgoing, T> = [JsonValue | SendableBytes] extends [Outgoing] ? Outgoing | (T & Sendable<T> & ({} | null)) : Outgoing;
 
 /** A message of the stream, as the application receives it. */
 export interface UnbrokenMessage<T = unknown> {

@@ -273,7 +273,8 @@ export class Downlink implements ConnectionHandle {
     this.flush();
     if (this.isClosed) return; // the flush hit the buffer bound and closed already
     const notice = encodeBatch([{ t: 'ack', s: this.session.processed }, reconnect]);
-    this.close({ kind: 'restart', notice, written: this.#queue.length === 0 });
+    // A link that could not write parks when these frames pass its bound, and drops them: not written.
+    this.close({ kind: 'restart', notice, written: !this.isParked && this.#queue.length === 0 });
   }
 
   /**

@@ -57,9 +57,9 @@ export class Emitter<Events extends EventMap> {
       if (once) this.#remove(event, listener);
       try {
         const result: unknown = (listener as unknown as Listener<Events[E]>)(...args);
-        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
-          (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#onListenerError(error, event));
-        }
+        // A native promise only (what an `async` listener returns): calling `then` on another
+        // thenable may start it (a query builder runs its query when awaited).
+        if (result instanceof Promise) result.catch((error: unknown) => this.#onListenerError(error, event));
       } catch (error) {
         this.#onListenerError(error, event);
       }

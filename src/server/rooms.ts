@@ -148,8 +148,7 @@ export class LiveRooms {
     const rooms = checkRooms(names);
     const hub = this.#hub;
     return {
-      // `unknown` as in `ServerSession.send`: the public signature says what the types allow.
-      send: (data: unknown, options?: { event?: string }) => hub.append({ kind: 'rooms', rooms }, data as Payload, options),
+      send: (data: Payload, options?: { event?: string }) => hub.append({ kind: 'rooms', rooms }, data, options),
       async sessions() {
         const lists = await Promise.all(rooms.map((room) => hub.options.store.members(room)));
         const ids = new Set(lists.flat());

@@ -30,4 +30,4 @@ export type Sendable<T> = CheckedData<T, Payload, Uint8Array>;
  * while `Outgoing` is the default ({@link Payload}), any `T` that {@link Sendable} holds — `interface`
  * types included, which the default's index signature would refuse.
  */
-export type SendArgument<Outgoing, T> = [Payload] extends [Outgoing] ? T & Sendable<T> & ({} | null) : Outgoing;
+export type SendArgument<Outgoing, T> = [Payload] extends [Outgoing] ? Outgoing | (T & Sendable<T> & ({} | null)) : Outgoing;

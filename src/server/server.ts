@@ -152,7 +152,7 @@ class Server implements UnbrokenServer {
     this.store = store ?? new MemoryStore();
     this.#ownsStore = store === undefined;
     this.#emitter = new Emitter<ServerEvents>((error, event) => {
-      const wrapped = new UnbrokenServerError('LISTENER_ERROR', `a '${String(event)}' listener failed: ${String(error)}`, { cause: error });
+      const wrapped = new UnbrokenServerError('LISTENER_ERROR', `a '${String(event)}' listener failed: ${describeThrown(error)}`, { cause: error });
       // A throwing 'error' listener has nowhere left to report to.
       if (event === 'error') console.error(wrapped);
       else this.#hub.fail(wrapped);
@@ -266,9 +266,8 @@ class Server implements UnbrokenServer {
     this.#emitter.off(event, listener);
   }
 
-  // `unknown` as in `ServerSession.send`: the public signature says what the types allow.
-  broadcast(data: unknown, options?: SendOptions): Promise<string> {
-    return this.#hub.append({ kind: 'all' }, data as Payload, options);
+  broadcast(data: Payload, options?: SendOptions): Promise<string> {
+    return this.#hub.append({ kind: 'all' }, data, options);
   }
 
   to(rooms: string | readonly string[]): RoomTarget {
@@ -354,6 +353,15 @@ class Server implements UnbrokenServer {
   }
 }
 
+/** What a listener threw or rejected with, as text: `String()` itself throws on some values (`Object.create(null)`). */
+function describeThrown(error: unknown): string {
+  try {
+    return String(error);
+  } catch {
+    return Object.prototype.toString.call(error);
+  }
+}
+
 /**
  * Creates the reference server. Attach it to an http server to serve clients.
  *
@@ -385,5 +393,7 @@ export function createServer<Incoming = Payload, Outgoing extends Sendable<Outgo
 ): UnbrokenServer<Incoming, Outgoing> {
   // The one place the types are attached: Outgoing values are Payload values at run time (the
   // constraint above, and the check in every send); Incoming is the application's word (see above).
+  // Through `unknown`: TypeScript cannot relate a generic Outgoing to the default the methods'
+  // conditional parameter types (`SendArgument`) compare it with.
   return new Server(options) as unknown as UnbrokenServer<Incoming, Outgoing>;
 }

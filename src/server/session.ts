@@ -253,11 +253,9 @@ export class ServerSession implements Session {
     return this.#ended;
   }
 
-  // `unknown`: the public signature (`Session.send`) takes what the types allow; what reaches here is
-  // checked when it is encoded (`INVALID_DATA`).
-  send(data: unknown, options?: { event?: string }): Promise<string> {
+  send(data: Payload, options?: { event?: string }): Promise<string> {
     this.#address ??= { kind: 'session', session: this.id };
-    return this.#hub.append(this.#address, data as Payload, options);
+    return this.#hub.append(this.#address, data, options);
   }
 
   join(room: string): Promise<void> {

@@ -136,6 +136,14 @@ function sendOne<T extends Sendable<T>>(item: T): Promise<void> {
   return anyClient.send(item);
 }
 expectTypeOf(sendOne(said)).toEqualTypeOf<Promise<void>>();
+// What compiled against the default before still does: helpers over JSON values, and the parameter
+// type read back (it still takes null).
+function sendJson<T extends import('../../src/protocol/index.js').JsonValue>(item: T): Promise<void> {
+  return anyClient.send(item);
+}
+void sendJson;
+const readBack: Parameters<Client['send']>[0] = null;
+void readBack;
 
 // connect() infers the data type from its type argument; unknown by default.
 expectTypeOf(connect('/realtime')).toEqualTypeOf<Client<unknown>>();

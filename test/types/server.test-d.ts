@@ -116,6 +116,13 @@ void realtime.to('lobby').send(notice);
 void realtime.broadcast(dated);
 // @ts-expect-error: undefined has no JSON form
 void realtime.broadcast(undefined);
+// What compiled against the default before still does: a helper over Payload, and a test double.
+function broadcastAny<T extends Payload>(data: T): Promise<string> {
+  return realtime.broadcast(data);
+}
+void broadcastAny;
+const double: Pick<Session, 'send'> = { send: (_data: Payload) => Promise.resolve('id') };
+void double;
 
 // Typed messages: `Incoming` types message data, `Outgoing` what broadcast() and session.send() take.
 // Interfaces (no index signature, so no Payload) are sendable when their fields are JSON or bytes.

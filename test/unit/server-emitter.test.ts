@@ -111,4 +111,14 @@ describe('server emitter', () => {
     expect(errors).toEqual([]);
     await vi.waitFor(() => expect(errors).toEqual([failure]));
   });
+
+  it('leaves a thenable a listener returns alone: awaiting some (a query builder) runs them', () => {
+    const { emitter, errors } = make();
+    let started = 0;
+    const lazy = { then: () => void started++ };
+    emitter.on('tick', () => lazy as unknown as void);
+    emitter.emit('tick', 1);
+    expect(started).toBe(0);
+    expect(errors).toEqual([]);
+  });
 });

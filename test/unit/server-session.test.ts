@@ -27,7 +27,7 @@ import {
   type StoreEvents,
 } from '../../src/server/index.js';
 import type { CloseReason, ConnectParams, Connection, ConnectionHandle, TextBatch } from '../../src/server/connection.js';
-import { MAX_BATCH_CHARS, MAX_POLL_BATCH_CHARS } from '../../src/server/link-queue.js';
+import { MAX_BATCH_CHARS, MAX_POLL_BATCH_CHARS, PARK_AFTER_ITEMS } from '../../src/server/link-queue.js';
 import { SessionHub, type HubOptions } from '../../src/server/hub.js';
 import type { TransportName } from '../../src/protocol/index.js';
 import { deferred, type Deferred } from '../helpers/signals.js';
@@ -1027,6 +1027,16 @@ describe('graceful shutdown (§10.2)', () => {
     await t.hub.close();
     expect(connection.frames.map(({ t: type }) => type)).toEqual(['hello']);
     expect(connection.closedWith).toEqual({ kind: 'restart', notice: '[{"t":"ack","s":0},{"t":"reconnect","ms":500}]', written: false });
+  });
+
+  it('says the notice did not go out when queueing it parked a link that cannot write (§12.1)', async () => {
+    const t = setup({ shutdownJitter: 1_000, random: () => 0.5 });
+    const connection = await t.open({}, { polling: true });
+    // The bound's worth of messages waits for the next poll; the notice is one item past it.
+    await Promise.all(Array.from({ length: PARK_AFTER_ITEMS }, (_, n) => t.broadcast(n)));
+    await t.hub.close();
+    expect(connection.frames.map(({ t: type }) => type)).toEqual(['hello']);
+    expect(connection.closedWith).toMatchObject({ kind: 'restart', written: false });
   });
 
   it('acks what was processed, sends reconnect with a jittered ms, then closes, and processes nothing after', async () => {

@@ -71,7 +71,8 @@ export function sseOutlet(carrier: OutletOwner, response: http.ServerResponse): 
 /**
  * The long-polling outlet: lines wait for the poll the carrier holds, and the answer goes out at the
  * end of the tick, so the lines of every channel written meanwhile share it. Between two polls lines
- * wait here, up to `maxMessageSize` bytes: a channel is writable while they fit, so a session's
+ * wait here, up to `maxMessageSize` bytes and one channel's batch past it (a channel is writable while
+ * they fit; a poll's batch holds up to `MAX_POLL_BATCH_CHARS`), so a session's
  * `hello` goes out at once even when the holder's next poll is a round trip away. Each poll names the
  * number of answers its client received (`n`): a lost answer ends the carrier, and every session on
  * it resumes from its own cursor on the next one.
