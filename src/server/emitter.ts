@@ -5,6 +5,11 @@
  * the process.
  */
 
+import { types } from 'node:util';
+
+/** A native promise, also of another realm (`vm`): `instanceof Promise` misses those. */
+const isPromise = (value: unknown): value is Promise<unknown> => types.isPromise(value);
+
 /** Event name → the arguments its listeners receive. */
 export type EventMap = { [event: string]: unknown[] };
 
@@ -59,7 +64,7 @@ export class Emitter<Events extends EventMap> {
         const result: unknown = (listener as unknown as Listener<Events[E]>)(...args);
         // A native promise only (what an `async` listener returns): calling `then` on another
         // thenable may start it (a query builder runs its query when awaited).
-        if (result instanceof Promise) result.catch((error: unknown) => this.#onListenerError(error, event));
+        if (isPromise(result)) result.catch((error: unknown) => this.#onListenerError(error, event));
       } catch (error) {
         this.#onListenerError(error, event);
       }

@@ -12,7 +12,7 @@ import { Downlink } from './downlink.js';
 import { EncodingCache, MessageEncodings, checkOutgoing } from './encoding.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError } from './errors.js';
-import { identityId, type Authenticate, type Identity } from './identity.js';
+import { UnavailableReports, identityId, type Authenticate, type Identity } from './identity.js';
 import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { openStream, replayFrom } from './replay.js';
@@ -87,6 +87,8 @@ export class SessionHub {
   /** Connections whose adapter has not yet reported them closed. */
   readonly #links: Links;
   readonly #reauthentications: Reauthentications;
+  /** @internal Reports `authenticate`'s AUTH_UNAVAILABLE errors, a few at most (identity.ts). */
+  readonly authUnavailable: UnavailableReports;
   #unsubscribe: (() => void) | null;
   /** Heartbeats, probes and session timeouts, while the hub holds sessions (sweep.ts). */
   readonly sweep: SessionSweep;
@@ -101,11 +103,12 @@ export class SessionHub {
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.sweep = new SessionSweep(this, () => this.#links.enforce());
     this.#emitter = emitter;
+    this.authUnavailable = new UnavailableReports(options.now, (error) => this.fail(error));
     this.#reauthentications = new Reauthentications(
       options.authenticate,
       options.now,
       (session, user) => this.adopt(session, user),
-      (error) => this.fail(error),
+      (error) => this.authUnavailable.add(error),
     );
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
       membership: (change) => this.rooms.changed(change),

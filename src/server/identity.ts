@@ -52,7 +52,7 @@ export async function authenticateRequest(
   try {
     identity = await authenticate(request, credentials);
   } catch (error) {
-    if (error instanceof UnbrokenServerError && error.code === 'AUTH_UNAVAILABLE') throw error;
+    if (isAuthUnavailable(error)) throw error;
     return null;
   }
   if (typeof identity !== 'object' || identity === null) return null;
@@ -65,4 +65,45 @@ export async function authenticateRequest(
 /** The id a session and a connection compare (§3.4): the identity's, or null without `authenticate`. */
 export function identityId(identity: Identity | null): string | null {
   return identity === null ? null : identity.id;
+}
+
+/**
+ * Whether `authenticate` threw AUTH_UNAVAILABLE. Also by name, for an error made by another copy of
+ * the package (two installed versions), whose class is not this one.
+ */
+function isAuthUnavailable(error: unknown): error is UnbrokenServerError {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== 'AUTH_UNAVAILABLE') return false;
+  return error instanceof UnbrokenServerError || error.name === 'UnbrokenServerError';
+}
+
+/** The longest a run of AUTH_UNAVAILABLE errors goes without a report, in ms. */
+export const AUTH_UNAVAILABLE_REPORT_EVERY = 10_000;
+
+/**
+ * Reports AUTH_UNAVAILABLE errors: the first at once, then at most one every
+ * {@link AUTH_UNAVAILABLE_REPORT_EVERY} ms, counting the ones held back. During an outage every
+ * client retries, and anyone can send ticket requests: one report each would flood the log.
+ */
+export class UnavailableReports {
+  readonly #now: () => number;
+  readonly #report: (error: UnbrokenServerError) => void;
+  #lastAt = -Infinity;
+  #held = 0;
+
+  constructor(now: () => number, report: (error: UnbrokenServerError) => void) {
+    this.#now = now;
+    this.#report = report;
+  }
+
+  add(error: UnbrokenServerError): void {
+    const now = this.#now();
+    if (now - this.#lastAt < AUTH_UNAVAILABLE_REPORT_EVERY) {
+      this.#held++;
+      return;
+    }
+    const held = this.#held;
+    this.#lastAt = now;
+    this.#held = 0;
+    this.#report(held === 0 ? error : new UnbrokenServerError('AUTH_UNAVAILABLE', `${error.message} (and ${held} more since the last report)`, { cause: error }));
+  }
 }

@@ -25,7 +25,7 @@ export class Reauthentications {
   readonly #now: () => number;
   /** Takes a fresh identity for the session (the hub's, which also tells other processes). */
   readonly #adopt: (session: ServerSession, identity: Identity) => void;
-  /** Reports an `AUTH_UNAVAILABLE` error (the server's `error` event). */
+  /** Reports an `AUTH_UNAVAILABLE` error (the server's `error` event, a few at most). */
   readonly #fail: (error: UnbrokenServerError) => void;
 
   constructor(
@@ -67,6 +67,7 @@ export class Reauthentications {
           // identity's expiry it closes as an unanswered refresh does, and the client reconnects,
           // its ticket request checked again (and answered INTERNAL_ERROR while the check fails).
           this.#fail(error as UnbrokenServerError);
+          if (session.ended) break;
           continue;
         }
         if (session.ended) break;

@@ -243,7 +243,7 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
     expect(fixture.server.server.sessions.size).toBe(0);
   });
 
-  it('an authenticate that cannot check now (AUTH_UNAVAILABLE) refuses nobody: the client tries again with its backoff and opens once it can; the server reports each', async () => {
+  it('an authenticate that cannot check now (AUTH_UNAVAILABLE) refuses nobody: the client tries again with its backoff and opens once it can; the server reports the first at once', async () => {
     let unavailable = 2;
     fixture = await startFixture(transport, {
       authenticate: () => {
@@ -260,7 +260,8 @@ describe.each(TRANSPORTS)('authentication over %s', (transport) => {
     const seen = watch(c);
     await seen.opened(1);
     expect(errors).toEqual(['INTERNAL_ERROR', 'INTERNAL_ERROR']);
-    expect(reported).toEqual(['AUTH_UNAVAILABLE: the users database is down', 'AUTH_UNAVAILABLE: the users database is down']);
+    // The second, within the report interval, is held back and counted in the next report (unit-tested).
+    expect(reported).toEqual(['AUTH_UNAVAILABLE: the users database is down']);
     expect(c.state).toBe('open');
   });
 

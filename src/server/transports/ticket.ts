@@ -69,7 +69,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
       user = await authenticateRequest(authenticate, request, credentials, now);
     } catch (error) {
       // AUTH_UNAVAILABLE: no refusal, the client tries again with its backoff.
-      context.hub.fail(error as UnbrokenServerError);
+      context.hub.authUnavailable.add(error as UnbrokenServerError);
       answerError(request, response, 'INTERNAL_ERROR', 'the server could not check the credentials now; retry later');
       return;
     }

@@ -1,0 +1,49 @@
+/**
+ * The application's `authenticate` hook as the server runs it (PROTOCOL.md §3.5): what counts as a
+ * refusal, what says the check cannot be made now (AUTH_UNAVAILABLE), and how often that is reported.
+ * End to end over every transport: test/integration/auth.test.ts.
+ */
+import type http from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { UnbrokenServerError } from '../../src/server/errors.js';
+import { AUTH_UNAVAILABLE_REPORT_EVERY, UnavailableReports, authenticateRequest } from '../../src/server/identity.js';
+
+const request = {} as http.IncomingMessage;
+const now = () => 1_000;
+
+describe('authenticateRequest', () => {
+  it('refuses on a throw of any other error, as jwt.verify refuses a bad token', async () => {
+    const verify = (): null => {
+      throw new Error('invalid signature');
+    };
+    expect(await authenticateRequest(verify, request, undefined, now)).toBeNull();
+  });
+
+  it('passes AUTH_UNAVAILABLE on, also from another copy of the package (by name)', async () => {
+    const ours = new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+    await expect(authenticateRequest(() => Promise.reject(ours), request, undefined, now)).rejects.toBe(ours);
+    const theirs = Object.assign(new Error('down'), { name: 'UnbrokenServerError', code: 'AUTH_UNAVAILABLE' });
+    const otherCopy = (): null => {
+      throw theirs;
+    };
+    await expect(authenticateRequest(otherCopy, request, undefined, now)).rejects.toBe(theirs);
+  });
+});
+
+describe('AUTH_UNAVAILABLE reports', () => {
+  it('reports the first at once, then at most one per interval, counting the ones held back', () => {
+    let clock = 0;
+    const reported: string[] = [];
+    const reports = new UnavailableReports(() => clock, (error) => reported.push(error.message));
+    const error = new UnbrokenServerError('AUTH_UNAVAILABLE', 'down');
+    reports.add(error);
+    for (let n = 0; n < 1_000; n++) reports.add(error);
+    expect(reported).toEqual(['down']);
+    clock += AUTH_UNAVAILABLE_REPORT_EVERY - 1;
+    reports.add(error);
+    expect(reported).toHaveLength(1);
+    clock += 1;
+    reports.add(error);
+    expect(reported).toEqual(['down', 'down (and 1001 more since the last report)']);
+  });
+});
