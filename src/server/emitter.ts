@@ -7,9 +7,6 @@
 
 import { types } from 'node:util';
 
-/** A native promise, also of another realm (`vm`): `instanceof Promise` misses those. */
-const isPromise = (value: unknown): value is Promise<unknown> => types.isPromise(value);
-
 /** Event name → the arguments its listeners receive. */
 export type EventMap = { [event: string]: unknown[] };
 
@@ -62,9 +59,10 @@ export class Emitter<Events extends EventMap> {
       if (once) this.#remove(event, listener);
       try {
         const result: unknown = (listener as unknown as Listener<Events[E]>)(...args);
-        // A native promise only (what an `async` listener returns): calling `then` on another
-        // thenable may start it (a query builder runs its query when awaited).
-        if (isPromise(result)) result.catch((error: unknown) => this.#onListenerError(error, event));
+        // A native promise only (what an `async` listener returns), also of another realm (`vm`),
+        // which `instanceof Promise` misses: calling `then` on another thenable may start it (a
+        // query builder runs its query when awaited).
+        if (types.isPromise(result)) result.catch((error: unknown) => this.#onListenerError(error, event));
       } catch (error) {
         this.#onListenerError(error, event);
       }

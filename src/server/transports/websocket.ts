@@ -17,7 +17,7 @@ import {
   type ErrorFrame,
 } from '../../protocol/index.js';
 import { admitRequest, originAdmitted, queryValue } from '../http.js';
-import { asBuffer, toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
+import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
 
@@ -64,9 +64,10 @@ function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, message:
 }
 
 /** A binary frame from a client: one message (§4.3). */
-function decodeBinaryClientMessage(bytes: Uint8Array): UpstreamFrame {
+function decodeBinaryClientMessage(bytes: Buffer): UpstreamFrame {
+  // A view of the frame's Buffer, so a Buffer itself, as bytes are on the other transports (`asBuffer`).
   const { header, payload } = decodeBinaryMessage(bytes, 'client');
-  return { t: 'msg', s: header.s, data: asBuffer(payload) };
+  return { t: 'msg', s: header.s, data: payload };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
