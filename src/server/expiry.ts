@@ -11,6 +11,15 @@ const MAX_TIMER_DELAY = 2 ** 31 - 1;
 /** The most warning an expiry gets (§3.5). */
 export const MAX_AUTH_NOTICE_MS = 60_000;
 
+/**
+ * Most ms before a connection is asked again for fresh credentials that could not be checked
+ * (`AUTH_UNAVAILABLE`, §3.5): the check is retried while the identity lasts, as the client's backoff
+ * retries a ticket request, so a short outage of the application's user database closes nothing.
+ */
+export const AUTH_ASK_AGAIN_MS = 5_000;
+/** No ask again later than half the time left, nor when that is under this many ms: each ask costs the client a call of its `auth`. */
+export const MIN_AUTH_ASK_AGAIN_MS = 250;
+
 /** What the clock acts on: the session's current connection, whichever it is when the time comes. */
 export interface ExpiryTarget<Link> {
   /** The session's current connection, or null while the client is away. */
@@ -68,6 +77,23 @@ export class IdentityExpiry<Link> {
     const next = now >= this.#askAt ? expiresAt : this.#askAt;
     this.#timer = setTimeout(() => this.check(), Math.min(MAX_TIMER_DELAY, Math.max(0, next - now)));
     this.#timer.unref?.();
+  }
+
+  /**
+   * The fresh credentials could not be checked (`AUTH_UNAVAILABLE`): the connection is asked again
+   * after half the time left, at most {@link AUTH_ASK_AGAIN_MS}, never sooner than the ask was due,
+   * and not at all under {@link MIN_AUTH_ASK_AGAIN_MS}. At most about a dozen asks per identity.
+   */
+  askAgain(): void {
+    const expiresAt = this.#expiresAt;
+    if (expiresAt === undefined) return;
+    const now = this.#now();
+    const delay = Math.min(AUTH_ASK_AGAIN_MS, Math.floor((expiresAt - now) / 2));
+    if (delay < MIN_AUTH_ASK_AGAIN_MS) return;
+    this.#askAt = Math.max(this.#askAt, now + delay);
+    this.#asked = null;
+    // With no connection now, the one that attaches is asked when due (`check` on attach).
+    if (this.#target.link() !== null) this.check();
   }
 
   /** True once the identity expired with nothing fresh adopted. */

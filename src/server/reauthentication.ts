@@ -63,11 +63,12 @@ export class Reauthentications {
         try {
           identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
         } catch (error) {
-          // AUTH_UNAVAILABLE: no refusal. The connection goes on with the identity it has; at that
-          // identity's expiry it closes as an unanswered refresh does, and the client reconnects,
-          // its ticket request checked again (and answered INTERNAL_ERROR while the check fails).
+          // AUTH_UNAVAILABLE: no refusal. The connection goes on with the identity it has and is asked
+          // again while it lasts; at its expiry it closes as an unanswered refresh does, and the client
+          // reconnects, its ticket request checked again (answered INTERNAL_ERROR while the check fails).
           this.#fail(error as UnbrokenServerError);
           if (session.ended) break;
+          if (state.next === undefined) session.uncheckedCredentials();
           continue;
         }
         if (session.ended) break;

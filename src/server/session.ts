@@ -219,6 +219,11 @@ export class ServerSession implements Session {
     if (this.#expiry || user.expiresAt !== undefined) this.#expiryOf().adopt(user.expiresAt);
   }
 
+  /** Fresh credentials could not be checked now (`AUTH_UNAVAILABLE`): the connection is asked again before expiry (§3.5). */
+  uncheckedCredentials(): void {
+    if (!this.#ended) this.#expiry?.askAgain();
+  }
+
   /** This process no longer serves the session (another does): its timers stop; it is not ended. */
   released(): void {
     this.#expiry?.stop();
