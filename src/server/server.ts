@@ -117,6 +117,21 @@ interface Attachment {
 }
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => void;
+interface Route {
+  readonly method: string;
+  readonly handle: Handler;
+  readonly holds?: (request: http.IncomingMessage, url: URL) => boolean;
+}
+
+/**
+ * Marks a server's request listener with the question "is this a poll of a connection you hold?",
+ * so that a server attached later to the same http server (one that replaces a closed one) passes
+ * such a poll on to it: the closed one holds the restart notice of a connection that held no poll
+ * when it closed (§10.2.missed-notice). `Symbol.for`: another installed copy of the package is
+ * asked too.
+ */
+const HOLDS_POLL = Symbol.for('unbroken-realtime.holdsPoll');
+type RequestListener = http.RequestListener & { readonly [HOLDS_POLL]?: (request: http.IncomingMessage) => boolean };
 
 
 class Server implements UnbrokenServer {
@@ -129,8 +144,11 @@ class Server implements UnbrokenServer {
   readonly #context: TransportContext;
   readonly #websocket: WebSocketTransport;
   readonly #carriers: CarrierRegistry;
-  /** The endpoints answered over plain HTTP, by path under the server's path. */
-  readonly #routes: ReadonlyMap<string, { readonly method: string; readonly handle: Handler }>;
+  /**
+   * The endpoints answered over plain HTTP, by path under the server's path; `holds` says whether a
+   * request continues a connection of this server's, for the polls of §10.2.missed-notice.
+   */
+  readonly #routes: ReadonlyMap<string, Route>;
   readonly #attachments: Attachment[] = [];
   #closing: Promise<void> | null = null;
   readonly #headersTimeout: number;
@@ -185,14 +203,17 @@ class Server implements UnbrokenServer {
     const context = this.#context;
     const longPolling = new LongPollingTransport(context);
     const carriers = (this.#carriers = new CarrierRegistry(context));
-    this.#routes = new Map<string, { readonly method: string; readonly handle: Handler }>([
+    this.#routes = new Map<string, Route>([
       [Endpoint.sse, { method: 'GET', handle: (request, response, url) => handleSse(context, request, response, url) }],
-      [Endpoint.poll, { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url) }],
+      [
+        Endpoint.poll,
+        { method: 'GET', handle: (request, response, url) => longPolling.handle(request, response, url), holds: (request, url) => longPolling.continues(request, url) },
+      ],
       [Endpoint.send, { method: 'POST', handle: (request, response, url) => handleSend(context, request, response, url) }],
       [Endpoint.ticket, { method: 'POST', handle: (request, response, url) => void handleTicket(context, request, response, url).catch(() => response.destroy()) }],
       // §7.5: carriers, which the tabs of one browser share.
       [Endpoint.carrier, { method: 'GET', handle: (request, response, url) => carriers.openStream(request, response, url) }],
-      [Endpoint.carrierPoll, { method: 'GET', handle: (request, response, url) => carriers.poll(request, response, url) }],
+      [Endpoint.carrierPoll, { method: 'GET', handle: (request, response, url) => carriers.poll(request, response, url), holds: (request) => carriers.continues(request) }],
       [Endpoint.attach, { method: 'POST', handle: (request, response, url) => carriers.attach(request, response, url) }],
       [Endpoint.detach, { method: 'POST', handle: (request, response, url) => carriers.detach(request, response, url) }],
       // §7.1: `P/ws` without an Upgrade header (a proxy that strips it) is answered here, not by the application.
@@ -224,14 +245,22 @@ class Server implements UnbrokenServer {
       httpServer.headersTimeout = this.#headersTimeout;
       if (httpServer.requestTimeout > 0 && httpServer.requestTimeout < this.#headersTimeout) httpServer.requestTimeout = this.#headersTimeout;
     }
-    const onRequest: http.RequestListener = (request, response) => {
+    // A poll that continues a connection of a server attached before this one (one this server
+    // replaces) collects what that server holds for it: its restart notice (§10.2).
+    const olderHolder = (request: http.IncomingMessage) => previous.find((listener: RequestListener) => listener[HOLDS_POLL]?.(request) === true);
+    const onRequest: RequestListener = Object.assign((request: http.IncomingMessage, response: http.ServerResponse) => {
+      const holder = olderHolder(request);
+      if (holder) {
+        holder.call(httpServer, request, response);
+        return;
+      }
       if (this.#handleRequest(request, response)) return;
       if (previous.length === 0 && httpServer.listenerCount('request') === 1) {
         response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
         return;
       }
       for (const listener of previous) listener.call(httpServer, request, response);
-    };
+    }, { [HOLDS_POLL]: (request: http.IncomingMessage) => this.#holdsPoll(request) || olderHolder(request) !== undefined });
     const onUpgrade: UpgradeListener = (request, socket, head) => {
       const url = this.#ownUrl(request);
       if (url?.pathname === this.#path + Endpoint.websocket) {
@@ -332,6 +361,13 @@ class Server implements UnbrokenServer {
   }
 
   /** Answers a request under the server's path; returns false for any other request. */
+  /** True when `request` is a poll that continues a connection or carrier this server holds. */
+  #holdsPoll(request: http.IncomingMessage): boolean {
+    if (request.method !== 'GET') return false;
+    const url = this.#ownUrl(request);
+    return url !== null && this.#routes.get(url.pathname.slice(this.#path.length))?.holds?.(request, url) === true;
+  }
+
   #handleRequest(request: http.IncomingMessage, response: http.ServerResponse): boolean {
     const url = this.#ownUrl(request);
     if (!url) return false;

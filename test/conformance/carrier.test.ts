@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Client, type FetchLike } from '../../src/client/index.js';
 import { CARRIER_HEADER, decodeServerBatch, parseCarrierLines, type CarrierLine, type ServerFrame } from '../../src/protocol/index.js';
+import { createServer } from '../../src/server/index.js';
 import { CARRIER_LIMITS } from '../../src/server/transports/carrier.js';
 import { MIXED_TEXTS, waitUntil } from '../helpers/raw-frames.js';
 import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
@@ -305,6 +306,31 @@ describe('§7.5 carriers', () => {
     expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
     const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
     expect(parseErrorBody(await after.text())).toMatchObject({ code: 'UNKNOWN_SESSION' });
+  });
+
+  it('§10.2.missed-carrier-notice gives a polled carrier its notices from the closed server also when a new server was attached to the same http server at once', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: 400, random: () => 0.5 });
+    const polled = await openPolledCarrier(h);
+    expect((await attach(h, polled, 'p.1')).status).toBe(200);
+    const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: polled } });
+    expect(parseCarrierLines(await next.text()).map(({ channel }) => channel)).toEqual(['p.1']);
+    await h.server.close();
+    // The README's restart on one http server: the closed server replaced at once.
+    const successor = createServer(FAST).attach(h.started.http);
+    try {
+      const last = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: polled } });
+      expect(last.status).toBe(200);
+      const lines = parseCarrierLines(await last.text());
+      expect(lines.flatMap((line) => ('batch' in line ? decodeServerBatch(line.batch) : []))).toEqual([{ t: 'reconnect', ms: 200 }]);
+      expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
+      // Then the carrier is gone, and its polls are the new server's, which never knew it.
+      const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
+      expect(parseErrorBody(await after.text())).toMatchObject({ code: 'UNKNOWN_SESSION', message: 'no such carrier: open a new one' });
+      // A new carrier is the new server's (the closed one refuses it with SERVER_RESTART).
+      expect(await openPolledCarrier(h)).toMatch(/./);
+    } finally {
+      await successor.close();
+    }
   });
 
   it('§7.5.isolation carries the messages of one turn to a channel in one line, whatever characters they hold, streamed or polled', async () => {

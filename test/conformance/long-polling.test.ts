@@ -7,10 +7,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
-import { MemoryStore } from '../../src/server/index.js';
+import { MemoryStore, createServer } from '../../src/server/index.js';
 import { MIXED_TEXTS, waitUntil, within } from '../helpers/raw-frames.js';
 import { framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
-import { Harnesses, type Harness } from '../helpers/raw-server.js';
+import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { randomToken } from '../helpers/raw-ticket.js';
 
 const harnesses = new Harnesses();
@@ -263,6 +263,30 @@ describe('§10.2 a closed server over long polling', () => {
     ]);
     // The notice is given once; any other poll is refused at once.
     expectErrorAnswer(await within('a later poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })), 'SERVER_RESTART');
+  });
+
+  it('§10.2.missed-notice gives that poll its notice from the closed server also when a new server was attached to the same http server at once; every other request is the new one\'s', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000, shutdownJitter: 400, random: () => 0.5 });
+    const { hello } = await firstPoll(h);
+    framesOf(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }));
+    await h.server.close();
+    // The README's restart on one http server: the closed server replaced at once.
+    const successor = createServer(FAST).attach(h.started.http);
+    try {
+      const frames = framesOf(await within('the continuing poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })));
+      expect(frames).toEqual([
+        { t: 'ack', s: 1 },
+        { t: 'reconnect', ms: 200 },
+      ]);
+      // A poll that opens a connection is the new server's.
+      const [opened] = framesOf(await within('a new connection', poll(h.httpBase, { open: true, c: 'raw-successor-connection' })));
+      expect(opened?.t).toBe('hello');
+      expect(successor.sessions.size).toBe(1);
+      // The notice was given once: the old connection's next poll goes to the new server, which holds no such connection.
+      expectErrorAnswer(await within('a later poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor })), 'UNAUTHORIZED');
+    } finally {
+      await successor.close();
+    }
   });
 
   it('§10.2.answer-after-close refuses at once with 503 SERVER_RESTART a poll that continues nothing and an upstream request, once closed', async () => {

@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Client } from '../../src/client/index.js';
-import { MemoryStore, type Payload } from '../../src/server/index.js';
+import { MemoryStore, createServer, type Payload } from '../../src/server/index.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 import { when } from '../helpers/signals.js';
 import { TRANSPORTS, nodeEnvironment } from './fixture.js';
@@ -192,4 +192,54 @@ describe.each(TRANSPORTS)('graceful restart over %s', (transport) => {
       expect(w.opens, `client ${client}`).toBe(2);
     }
   }, 40_000);
+
+  it('a server replaced at once on the same http server (the README\'s restart): every client is told SERVER_RESTART and waits its notice, none refused for a connection the new server never knew', async () => {
+    const store = new MemoryStore();
+    const options = { store, heartbeatInterval: 1_000, retry: 50, shutdownJitter: JITTER };
+    const first = await startServer({ ...options, httpHandler: null });
+    servers.push(first);
+    const wake = new Set<() => void>();
+    const changed = (): void => {
+      for (const signal of wake) signal();
+    };
+    const watched = Array.from({ length: 12 }, () => {
+      const client = connect(first.baseUrl, { ...nodeEnvironment, transports: [transport], reconnectDelay: 50, maxReconnectDelay: MAX_RECONNECT_DELAY });
+      clients.push(client);
+      const entry = { client, errors: [] as string[], waits: [] as number[], opens: 0, received: [] as unknown[] };
+      client.on('schedule', ({ kind, delay }) => kind === 'reconnect' && entry.waits.push(delay));
+      client.on('open', () => {
+        entry.opens++;
+        changed();
+      });
+      client.on('message', ({ data }) => {
+        entry.received.push(data);
+        changed();
+      });
+      client.on('error', ({ code }) => entry.errors.push(code));
+      return entry;
+    });
+    const stuck = () => watched.map((w) => `${w.client.state}/${w.opens}/${w.errors.join(' ')}`).join('; ');
+    await eventually('every client open', () => watched.every((w) => w.opens === 1), wake, 5_000, stuck);
+    const errorsBefore = watched.map((w) => w.errors.length);
+    // Answers every held poll: over long polling, most clients are between two polls at the close.
+    await first.server.broadcast('before');
+    const closing = first.server.close();
+    const second = createServer(options).attach(first.http);
+    try {
+      await closing;
+      await eventually('every client open again', () => watched.every((w) => w.opens >= 2 && w.client.state === 'open'), wake, BACK_WITHIN, stuck);
+      await second.broadcast('after');
+      await eventually('every client to receive "after"', () => watched.every((w) => w.received.includes('after')), wake, 5_000, stuck);
+      for (const [client, w] of watched.entries()) {
+        const errors = w.errors.slice(errorsBefore[client]);
+        expect(errors[0], `client ${client}: ${errors.join(' ')}`).toBe('SERVER_RESTART');
+        expect(errors, `client ${client}`).not.toContain('UNAUTHORIZED');
+        expect(Math.max(...w.waits), `client ${client}: ${w.waits.join(', ')} ms`).toBeLessThanOrEqual(LONGEST_WAIT);
+        expect(w.received, `client ${client}`).toEqual(['before', 'after']);
+        expect(w.opens, `client ${client}`).toBe(2);
+      }
+    } finally {
+      await second.close();
+    }
+  }, 20_000);
 });

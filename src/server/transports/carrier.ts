@@ -208,6 +208,11 @@ export class CarrierRegistry {
     carrier.outlet.push(noticeLine({ kind: 'open', id: carrier.id, hb: this.context.heartbeatInterval }));
   }
 
+  /** True when `request` is a poll of one of this server's polled carriers, an ended one's last included (§7.5, §10.2). */
+  continues(request: http.IncomingMessage): boolean {
+    return this.#find(request.headers[CARRIER_HEADER.toLowerCase()])?.outlet instanceof PollOutlet;
+  }
+
   /** Serves `GET P/carrier-poll`: the first poll opens a carrier and is answered at once with its id. */
   poll(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
     const header = request.headers[CARRIER_HEADER.toLowerCase()];

@@ -178,6 +178,23 @@ export class LongPollingTransport {
     this.#context = context;
   }
 
+  /** True when `request` is a poll that continues one of this server's connections, or collects its shutdown notice (§7.4, §10.2). */
+  continues(request: http.IncomingMessage, url: URL): boolean {
+    const { last, current } = this.#read(request, url);
+    return current !== undefined && last !== null && current.continuedBy(last);
+  }
+
+  /** What a poll names: its connection id, cursor and ticket, and the connection it would continue. */
+  #read(request: http.IncomingMessage, url: URL) {
+    const last = queryValue(url, QueryParam.lastEventId);
+    const header = request.headers[CONNECTION_HEADER.toLowerCase()];
+    // A malformed connection id counts as none: it continues nothing, and nothing can continue it.
+    const id = typeof header === 'string' && SECRET_PATTERN.test(header) ? header : null;
+    const ticket = queryValue(url, QueryParam.ticket);
+    const current = ticket !== null || id === null ? undefined : this.#connections.get(id);
+    return { id, last, ticket, current };
+  }
+
   /** Serves `GET P/poll`. */
   handle(request: http.IncomingMessage, response: http.ServerResponse, url: URL): void {
     const { hub } = this.#context;
@@ -186,12 +203,7 @@ export class LongPollingTransport {
       answerError(request, response, admission.code, admission.message);
       return;
     }
-    const last = queryValue(url, QueryParam.lastEventId);
-    const header = request.headers[CONNECTION_HEADER.toLowerCase()];
-    // A malformed connection id counts as none: it continues nothing, and nothing can continue it.
-    const id = typeof header === 'string' && SECRET_PATTERN.test(header) ? header : null;
-    const ticket = queryValue(url, QueryParam.ticket);
-    const current = ticket !== null || id === null ? undefined : this.#connections.get(id);
+    const { id, last, ticket, current } = this.#read(request, url);
     // Before the shutdown check: a continuing poll collects the notice of a shutdown (§10.2).
     if (current && last !== null && current.continuedBy(last)) {
       current.hold(request, response);
