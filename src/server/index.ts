@@ -12,4 +12,6 @@ export { UnbrokenServerError, UnbrokenTypeError, type ArgumentErrorCode, type Se
 export type { Listener } from './emitter.js';
 export type { PollConnectionRecord, SessionState, SharedSession, SharedStore, Signal } from './shared-state.js';
 export type { TicketGrant } from './tickets.js';
-export * from '../protocol/index.js';
+// Only the protocol's types a server's user meets; the wire format's helpers are the package's own
+// (docs/PROTOCOL.md describes the format for anyone who writes another implementation).
+export type { ErrorCode, GapReason, JsonValue, Payload, TransportName } from '../protocol/index.js';

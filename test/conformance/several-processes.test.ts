@@ -3,7 +3,8 @@
  * different servers. The servers share a store in this process (test/helpers/shared-memory-store.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerFrame, StoreEvents, StoredMessage } from '../../src/server/index.js';
+import type { ServerFrame } from '../../src/protocol/index.js';
+import type { StoreEvents, StoredMessage } from '../../src/server/index.js';
 import { waitUntil } from '../helpers/raw-frames.js';
 import { framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
