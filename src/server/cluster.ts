@@ -13,7 +13,7 @@
 import { ProtocolViolation, type ServerFrame } from '../protocol/index.js';
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
-import { UnbrokenServerError } from './errors.js';
+import { UnbrokenServerError, asServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { ServerSession } from './session.js';
@@ -45,10 +45,6 @@ const VISITOR_IDLE = 30_000;
 const FRAME_WAIT = 5000;
 const MAX_WAITING_FRAMES = 4;
 const MAX_WAITING_SESSIONS = 10_000;
-
-function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
-}
 
 export class Cluster {
   /** This process, as signals name it. */
@@ -306,7 +302,7 @@ export class Cluster {
           return;
       }
     } catch (error) {
-      this.#hub.fail(toError(error));
+      this.#hub.fail(asServerError('INTERNAL_ERROR', `a signal of another process (${signal.kind}) could not be handled`, error));
     }
   }
 

@@ -34,7 +34,9 @@ export type ServerErrorCode =
    * is down): the client is answered `INTERNAL_ERROR` and tries again with its backoff, instead of
    * being refused, and the server reports the error on its `error` event. Any other throw refuses.
    */
-  | 'AUTH_UNAVAILABLE';
+  | 'AUTH_UNAVAILABLE'
+  /** The server failed on its own while it delivered a message or handled a signal of another process (a defect); `cause` is what was thrown. */
+  | 'INTERNAL_ERROR';
 
 /** Thrown synchronously by a call given an invalid argument (a programmer error). */
 export class UnbrokenTypeError extends TypeError {
@@ -56,4 +58,21 @@ export class UnbrokenServerError extends Error {
     super(message, options);
     this.code = code;
   }
+}
+
+/** What was thrown or rejected with, as text: `String()` itself throws on some values (`Object.create(null)`). */
+export function describeThrown(thrown: unknown): string {
+  try {
+    return String(thrown);
+  } catch {
+    return Object.prototype.toString.call(thrown);
+  }
+}
+
+/**
+ * `thrown` as the server's `error` event reports it: itself when it is an {@link UnbrokenServerError},
+ * else an error with `code` whose message ends with what was thrown and whose `cause` it is.
+ */
+export function asServerError(code: ServerErrorCode, what: string, thrown: unknown): UnbrokenServerError {
+  return thrown instanceof UnbrokenServerError ? thrown : new UnbrokenServerError(code, `${what}: ${describeThrown(thrown)}`, { cause: thrown });
 }

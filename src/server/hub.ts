@@ -11,7 +11,7 @@ import type { ConnectParams, Connection, ConnectionHandle, ContinueParams, Upstr
 import { Downlink } from './downlink.js';
 import { EncodingCache, MessageEncodings, checkOutgoing } from './encoding.js';
 import type { Emitter } from './emitter.js';
-import { UnbrokenServerError } from './errors.js';
+import { UnbrokenServerError, asServerError } from './errors.js';
 import { UnavailableReports, identityId, type Authenticate, type Identity } from './identity.js';
 import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
@@ -67,10 +67,6 @@ export interface ServerStats {
 }
 
 const idOf = (stored: StoredMessage): string => stored.id;
-
-function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
-}
 
 /**
  * Every session of one server, and the store subscription that feeds them. The server creates one;
@@ -350,7 +346,7 @@ export class SessionHub {
   }
 
   /** Reports a failure on the `error` event, or on the console when nobody listens. */
-  fail(error: Error): void {
+  fail(error: UnbrokenServerError): void {
     if (this.#emitter.listenerCount('error') > 0) this.#emitter.emit('error', error);
     else console.error(error);
   }
@@ -416,7 +412,7 @@ export class SessionHub {
           break;
       }
     } catch (error) {
-      this.fail(toError(error));
+      this.fail(asServerError('INTERNAL_ERROR', 'a message could not be delivered', error));
     }
     this.#links.scheduleCheck();
   }

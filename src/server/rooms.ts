@@ -3,7 +3,7 @@
  * one on the wire — but a name often comes from user input, so it is checked like an event name.
  */
 import type { Payload } from '../protocol/index.js';
-import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
+import { UnbrokenServerError, UnbrokenTypeError, asServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { RoomTarget, ServerSession, Session } from './session.js';
 import type { MembershipChange } from './store.js';
@@ -126,7 +126,7 @@ export class LiveRooms {
     this.released(session);
     for (const room of rooms) {
       session.addRoom(room);
-      this.leave(session, room).catch((error: Error) => this.#hub.fail(error));
+      this.leave(session, room).catch((error: unknown) => this.#hub.fail(asServerError('STORE_ERROR', `session ${session.id} could not leave room ${room}`, error)));
     }
   }
 

@@ -6,7 +6,7 @@ import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { Endpoint, type Payload } from '../protocol/index.js';
 import { Emitter, type Listener } from './emitter.js';
-import { UnbrokenServerError, UnbrokenTypeError } from './errors.js';
+import { UnbrokenServerError, UnbrokenTypeError, asServerError, describeThrown } from './errors.js';
 import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted } from './http.js';
 import { SessionHub, type ServerStats } from './hub.js';
 import { Limits } from './limits.js';
@@ -194,10 +194,10 @@ class Server implements UnbrokenServer {
     };
     // A store's own troubles (a lost connection, a stalled database) have no caller to reject: they
     // are the server's `error` events.
-    this.#stopStoreReports = this.store.onError?.((error) => this.#hub.fail(error));
+    this.#stopStoreReports = this.store.onError?.((error) => this.#hub.fail(asServerError('STORE_ERROR', 'the store failed', error)));
     this.#ready = Promise.resolve(this.store.ready?.());
     this.#ready.catch((error: unknown) => {
-      this.#hub.fail(error instanceof Error ? error : new UnbrokenServerError('STORE_ERROR', String(error)));
+      this.#hub.fail(asServerError('STORE_ERROR', 'the store is not ready', error));
     });
     this.#websocket = new WebSocketTransport(this.#context);
     const context = this.#context;
@@ -386,15 +386,6 @@ class Server implements UnbrokenServer {
       route.handle(request, response, url);
     }
     return true;
-  }
-}
-
-/** What a listener threw or rejected with, as text: `String()` itself throws on some values (`Object.create(null)`). */
-function describeThrown(error: unknown): string {
-  try {
-    return String(error);
-  } catch {
-    return Object.prototype.toString.call(error);
   }
 }
 

@@ -11,6 +11,7 @@ import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
+import type { UnbrokenServerError } from './errors.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
 export function countMessages(frames: readonly UpstreamFrame[]): number {
@@ -126,7 +127,7 @@ export type ServerEvents<Incoming = Payload, Outgoing extends Sendable<Outgoing>
   /** A session left a room, by `leave()` or because it ended (then before `close`). */
   leave: [session: Session<Incoming, Outgoing>, room: string];
   /** Something failed that no caller could be told about, e.g. a listener threw. */
-  error: [error: Error];
+  error: [error: UnbrokenServerError];
 };
 
 /** The server's state of one client: its id, what it processed, its current connection. */

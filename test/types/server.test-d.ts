@@ -52,6 +52,10 @@ realtime.on('close', (session, reason) => {
   expectTypeOf(reason).toEqualTypeOf<SessionEndReason>();
 });
 realtime.on('error', (error) => expectTypeOf(error).toExtend<Error>());
+// Always the server's error: its code is read without a check.
+realtime.on('error', (error) => expectTypeOf(error.code).toEqualTypeOf<ServerErrorCode>());
+// A listener written for any Error still fits.
+realtime.on('error', (error: Error) => error.message);
 expectTypeOf<SessionEndReason>().toEqualTypeOf<'bye' | 'timeout' | 'closed' | 'shutdown' | 'disconnected'>();
 expectTypeOf(realtime.on('connection', () => {})).toEqualTypeOf<() => void>();
 expectTypeOf(realtime.once('close', () => {})).toEqualTypeOf<() => void>();
