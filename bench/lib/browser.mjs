@@ -282,6 +282,12 @@ export async function launchBrowser() {
               throw error;
             }),
           stop: closeTab,
+          /**
+           * Sends a DevTools command to the page (e.g. `Profiler.start`), for profiling a case by hand.
+           * @param {string} method
+           * @param {Record<string, unknown>} [params]
+           */
+          devtools: (method, params = {}) => connection.send(method, params, sessionId),
         };
       } catch (error) {
         await closeTab();
