@@ -23,11 +23,7 @@ const MAX_PARKED_REPLIES = 8;
 export class Downlink implements ConnectionHandle {
   readonly session: ServerSession;
   readonly connection: Connection;
-  /**
-   * The request that opened the link: `authenticate` gets it for `auth` frames on a WebSocket (§3.5).
-   * Null without `authenticate`: nothing reads it then, and a request with its headers weighs more
-   * than the rest of an idle link.
-   */
+  /** The request that opened the link, for `authenticate` on a WebSocket's `auth` frames (§3.5); null without `authenticate` (it weighs more than an idle link). */
   readonly request: http.IncomingMessage | null;
   readonly #hub: SessionHub;
   readonly #binaryFrames: boolean;
@@ -51,6 +47,8 @@ export class Downlink implements ConnectionHandle {
   #gone = false;
   /** Answers that came while parked (see `reply`); made when the first comes. */
   #parkedReplies: ServerFrame[] | null = null;
+  /** True while the queue holds nothing but an unpark's ack, which answers no poll alone. */
+  #onlyAck = false;
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
@@ -79,7 +77,7 @@ export class Downlink implements ConnectionHandle {
 
   /**
    * Continues a long-polling connection another process served (cluster.ts): parked at `cursor`,
-   * where the client stands, so its poll reads the stream from the store (§12.1), after an ack.
+   * where the client stands, so its poll reads the stream from the store (§12.1), with an ack.
    */
   continueFrom(cursor: string): void {
     this.#cursor = cursor;
@@ -200,10 +198,7 @@ export class Downlink implements ConnectionHandle {
     if (item !== undefined) this.#enqueue(item);
   }
 
-  /**
-   * Ends the replay if the seam can be placed (§6.3, `ReplaySeam.place`); returns false when the
-   * caller must read once more.
-   */
+  /** Ends the replay if the seam can be placed (§6.3, `ReplaySeam.place`); false when the caller must read once more. */
   settle(lastReplayed: string | undefined, mark: number): boolean {
     if (this.#state === 'closed' || this.#state === 'parked') return true;
     const after = this.#seam === null ? [] : this.#seam.place(lastReplayed, mark);
@@ -211,9 +206,11 @@ export class Downlink implements ConnectionHandle {
     this.#seam = null;
     this.#state = 'live';
     for (const item of after) this.#enqueue(item);
-    // What was queued during the replay (its pages, an unpark's ack) goes out now, even when the
-    // seam added nothing.
-    if (this.#queue.length > 0) this.#scheduleFlush();
+    // What was queued during the replay goes out now, even when the seam added nothing; an unpark's
+    // ack alone waits for the next thing to send (`#unpark`).
+    const onlyAck = this.#onlyAck && this.#queue.length === 1;
+    this.#onlyAck = false;
+    if (this.#queue.length > 0 && !onlyAck) this.#scheduleFlush();
     return true;
   }
 
@@ -382,10 +379,12 @@ export class Downlink implements ConnectionHandle {
     this.#state = 'replaying';
     this.#replays++;
     // What the dropped queue may have held: the ack of everything processed (a duplicate is harmless),
-    // and the answers that came meanwhile. Queued, not flushed: they go out with the replay's first
-    // batch, so the held poll is not answered before the replay had a chance to fill it.
+    // and the answers that came meanwhile, sent with the replay's first batch. The ack alone answers
+    // no poll (`settle`): the POSTs' answers gave it (§7.3), and polls a balancer moves between
+    // processes (§3.6) would each come back at once, until the client spaced them out (§13.5).
     const frames: ServerFrame[] = this.session.processed > 0 ? [{ t: 'ack', s: this.session.processed }] : [];
     if (this.session.processed > 0) this.#acked = this.session.processed;
+    this.#onlyAck = frames.length === 1 && this.#parkedReplies === null;
     if (this.#parkedReplies) frames.push(...this.#parkedReplies);
     this.#parkedReplies = null;
     for (const frame of frames) this.#queue.push(textQueueItem(JSON.stringify(frame)));

@@ -82,7 +82,8 @@ export class IdentityExpiry<Link> {
   /**
    * The fresh credentials could not be checked (`AUTH_UNAVAILABLE`): the connection is asked again
    * after half the time left, at most {@link AUTH_ASK_AGAIN_MS}, never sooner than the ask was due,
-   * and not at all under {@link MIN_AUTH_ASK_AGAIN_MS}. At most about a dozen asks per identity.
+   * and not at all under {@link MIN_AUTH_ASK_AGAIN_MS}: at most 17 asks per identity, for the longest
+   * notice (60 s), when no check can be made.
    */
   askAgain(): void {
     const expiresAt = this.#expiresAt;

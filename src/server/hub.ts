@@ -105,6 +105,11 @@ export class SessionHub {
       options.now,
       (session, user) => this.adopt(session, user),
       (error) => this.authUnavailable.add(error),
+      (session) => {
+        session.uncheckedCredentials();
+        // Checked for a POST that reached this process: another one may hold the connection.
+        if (session.link === null) this.cluster?.unchecked(session);
+      },
     );
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
       membership: (change) => this.rooms.changed(change),

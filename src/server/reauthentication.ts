@@ -27,17 +27,21 @@ export class Reauthentications {
   readonly #adopt: (session: ServerSession, identity: Identity) => void;
   /** Reports an `AUTH_UNAVAILABLE` error (the server's `error` event, a few at most). */
   readonly #fail: (error: UnbrokenServerError) => void;
+  /** Has the session's connection asked again for fresh credentials, here or at the process that holds it. */
+  readonly #askAgain: (session: ServerSession) => void;
 
   constructor(
     authenticate: Authenticate | null,
     now: () => number,
     adopt: (session: ServerSession, identity: Identity) => void,
     fail: (error: UnbrokenServerError) => void,
+    askAgain: (session: ServerSession) => void,
   ) {
     this.#authenticate = authenticate;
     this.#now = now;
     this.#adopt = adopt;
     this.#fail = fail;
+    this.#askAgain = askAgain;
   }
 
   /**
@@ -68,7 +72,7 @@ export class Reauthentications {
           // reconnects, its ticket request checked again (answered INTERNAL_ERROR while the check fails).
           this.#fail(error as UnbrokenServerError);
           if (session.ended) break;
-          if (state.next === undefined) session.uncheckedCredentials();
+          if (state.next === undefined) this.#askAgain(session);
           continue;
         }
         if (session.ended) break;

@@ -4,9 +4,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
-import type { StoreEvents, StoredMessage } from '../../src/server/index.js';
+import { UnbrokenServerError, type ServerOptions, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
 import { waitUntil } from '../helpers/raw-frames.js';
-import { framesOf, poll, postSend } from '../helpers/raw-http.js';
+import { nextTurn } from '../helpers/signals.js';
+import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { randomToken } from '../helpers/raw-ticket.js';
 import { RawWs } from '../helpers/raw-ws.js';
@@ -121,6 +122,52 @@ describe('§3.6 several server processes', () => {
     const back = framesOf(await poll(a.httpBase, { c, last: second }), 'the poll back at A');
     expect(back.some((frame) => frame.t === 'hello')).toBe(false);
     expect(messageIds(back)).toEqual([third]);
+  });
+
+  it('§3.6.continue holds a poll that continues at another server while there is nothing new: an ack the client has does not answer it at once', async () => {
+    const [a, b] = await twoServers();
+    const c = randomToken();
+    const opened = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll');
+    const hello = opened[0] as Extract<ServerFrame, { t: 'hello' }>;
+    // A processed message: the POST's answer acks it.
+    expect(framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }), 'the POST')).toEqual([{ t: 'ack', s: 1 }]);
+    const arrived = b.handled('/poll');
+    const held = poll(b.httpBase, { c, last: hello.cursor });
+    await arrived;
+    await waitUntil('the connection taken over at B', () => b.server.sessions.get(hello.sid)?.connected === true);
+    // B read the stream from the store (found nothing) within this turn's I/O; then a message comes.
+    await nextTurn();
+    const later = await b.server.broadcast('two');
+    const continued = framesOf(await held, 'the poll at B');
+    expect(messageIds(continued)).toEqual([later]);
+    expect(continued.filter((frame) => frame.t === 'ack')).toEqual([{ t: 'ack', s: 1 }]);
+  });
+
+  it('§3.5 asks the connection again at the process that holds it when fresh credentials sent to another process could not be checked (AUTH_UNAVAILABLE)', async () => {
+    // Credentials `{ user, ttl }`; user `down` cannot be checked now.
+    const authenticate: NonNullable<ServerOptions['authenticate']> = (_request, credentials) => {
+      const { user, ttl } = (credentials ?? {}) as { user?: string; ttl?: number };
+      if (user === 'down') throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+      return typeof user === 'string' ? { id: user, expiresAt: Date.now() + (ttl ?? 60_000) } : null;
+    };
+    const store = new SharedMemoryStore();
+    const a = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    const b = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    const reported: string[] = [];
+    b.server.on('error', (error) => reported.push(error.code));
+    // Lives 2 s: asked 1 s before its end; the check at B fails, so A asks again half the time left later.
+    const sse = await RawSse.connect(a.httpBase, { credentials: { user: 'bob', ttl: 2_000 } });
+    const hello = await sse.hello();
+    const first = await sse.next('auth');
+    framesOf(await postSend(b.httpBase, [{ t: 'auth', c: { user: 'down' } }], { sid: hello.sid }), 'the POST at B');
+    const again = await sse.next('auth');
+    expect(again.frame.ms).toBeLessThan(first.frame.ms);
+    expect(reported).toEqual(['AUTH_UNAVAILABLE']);
+    // Checked at B this time: A's session takes the fresh identity, and the connection goes on.
+    framesOf(await postSend(b.httpBase, [{ t: 'auth', c: { user: 'bob' } }], { sid: hello.sid }), 'the second POST at B');
+    const session = a.server.sessions.get(hello.sid)!;
+    await waitUntil('the fresh identity taken at A', () => (session.user?.expiresAt ?? 0) > Date.now() + 10_000);
+    expect(sse.ended).toBe(false);
   });
 
   it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {

@@ -158,6 +158,37 @@ describe.each(TRANSPORTS)('three servers, one shared store, no sticky sessions, 
 });
 
 
+describe('long polling through a round-robin balancer', () => {
+  it('§3.6 §13.5 answers each poll that moves to another server only with something new: no answer of acks alone, so the client never spaces its polls out', async () => {
+    // Three servers: with two, a poll and a POST per echo would bring every poll back to the same one.
+    cluster = await startCluster(3);
+    for (const server of cluster.servers) server.server.on('message', (data, session) => void session.send(data));
+    const balancer = roundRobin(cluster.proxies.map((proxy) => proxy.port));
+    // What each poll was answered, read from a copy of the answer.
+    const answers: string[] = [];
+    const recording: typeof fetch = async (input, init) => {
+      const response = await balancer.environment.fetch!(input, init);
+      const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
+      if (new URL(url).pathname.endsWith('/poll') && response.ok) answers.push(await response.clone().text());
+      return response;
+    };
+    const client = connect(balancer.url, { ...balancer.environment, fetch: recording, transports: ['long-polling'], reconnectDelay: 50 });
+    clients.push(client);
+    const received: unknown[] = [];
+    client.on('message', (message) => received.push(message.data));
+    await new Promise<void>((resolve) => client.once('open', () => resolve()));
+    for (let n = 1; n <= 8; n++) {
+      await client.send({ echo: n });
+      await waitFor(() => received.some((data) => (data as { echo?: number }).echo === n), `echo ${n}`);
+    }
+    // Before, each poll that moved to the other server was answered at once with the ack of what the
+    // client had sent, and after three such answers the client waited a second before each poll.
+    const acksAlone = answers.filter((text) => /^\[(\{"t":"ack","s":\d+\},?)+\]$/.test(text));
+    expect(acksAlone).toEqual([]);
+    expect(received.filter((data) => (data as { echo?: number }).echo !== undefined)).toHaveLength(8);
+  }, 30_000);
+});
+
 describe.each(TRANSPORTS)('a session served by several servers over %s', (transport) => {
   async function openClient(size: number): Promise<{ client: Client; received: unknown[]; balancer: ReturnType<typeof roundRobin> }> {
     cluster = await startCluster(size);
