@@ -36,9 +36,10 @@ export type SessionEndReason =
 /**
  * A session: one client across its connections (§1). `Outgoing` is what `send()` takes; `Incoming`,
  * which no member uses, is there so that a session is typed as its server: `Session<Incoming,
- * Outgoing>` beside `UnbrokenServer<Incoming, Outgoing>`.
+ * Outgoing>` beside `UnbrokenServer<Incoming, Outgoing>`. `Outgoing` is only taken (`in`): a helper
+ * for the sessions of any server takes `Session<unknown, never>`, which sends nothing.
  */
-export interface Session<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
+export interface Session<Incoming = Payload, in Outgoing extends Sendable<Outgoing> = Payload> {
   /** The session's name (`sid`); no secret: what resumes a session is its key (§3.4). */
   readonly id: string;
   /**

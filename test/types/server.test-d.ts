@@ -155,6 +155,18 @@ chat.on('message', (data, session) => {
 chat.on('connection', (session) => expectTypeOf(session.send).parameter(0).toEqualTypeOf<ChatOut>());
 chat.once('close', (session) => expectTypeOf(session).toEqualTypeOf<Session<ChatIn, ChatOut>>());
 expectTypeOf(chat.sessions).toEqualTypeOf<ReadonlyMap<string, Session<ChatIn, ChatOut>>>();
+// A helper for the sessions of any server takes Session<unknown, never>: it reads, joins and closes; it cannot send.
+function roomsOf(session: Session<unknown, never>): ReadonlySet<string> {
+  // @ts-expect-error: what the session takes is not known here
+  void session.send('hello');
+  return session.rooms;
+}
+chat.on('connection', (session) => roomsOf(session));
+realtime.on('connection', (session) => roomsOf(session));
+// A helper for default sessions may send any Payload, which a ChatOut session does not take.
+declare function greet(session: Session): void;
+// @ts-expect-error: a Session<ChatIn, ChatOut> is no Session<Payload, Payload>
+chat.on('connection', (session) => greet(session));
 void chat.broadcast({ text: 'hi', from: 'server', at: Date.now(), mentions: ['ada'] }, { event: 'chat' });
 // @ts-expect-error: `at` is a number
 void chat.broadcast({ text: 'hi', from: 'server', at: '12:00', mentions: [] });
