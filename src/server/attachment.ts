@@ -2,7 +2,8 @@
  * One server's hold on one Node http(s) server (`attach()`): it takes over the `request` and
  * `upgrade` listeners the http server had (as engine.io does), answers what lies under its path, and
  * passes everything else on to them. A server attached later to the same http server (one that
- * replaces a closed one, README "Restarts") takes over this one's listeners the same way.
+ * replaces a closed one, README "Restarts") takes over this one's listeners the same way, so the
+ * listeners form layers: the newest server's outside, the application's innermost.
  */
 import type http from 'node:http';
 import type https from 'node:https';
@@ -10,14 +11,32 @@ import type { Duplex } from 'node:stream';
 
 type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** What a server's listener says of itself to a server attached after it (see {@link LAYER}). */
+interface Layer<L> {
+  /** True when `request` is a poll of a connection this server, or one beneath it, must answer though it closed. */
+  holdsPoll(request: http.IncomingMessage): boolean;
+  /** True when what this layer passes on reaches a listener of the application's. */
+  reachesApplication(): boolean;
+  /** Once its http server closed: the listeners it passes everything to, which stand in its place. */
+  passesTo(): readonly Layered<L>[] | null;
+}
+
 /**
- * Marks a server's request listener with the question "is this a poll of a connection you hold?",
- * so that a server attached later passes such a poll on to it: a closed server holds the restart
- * notice of a connection that held no poll when it closed (§10.2.missed-notice). `Symbol.for`:
- * another installed copy of the package is asked too.
+ * Marks a server's listeners with their {@link Layer}, so that a server attached later passes a poll
+ * owed a restart notice to the closed server that holds it (§10.2.missed-notice), answers 404 only
+ * when no application listener lies beneath, and unwraps the layers of servers that are gone.
+ * `Symbol.for`: a listener of another installed copy of the package is recognised too.
  */
-const HOLDS_POLL = Symbol.for('unbroken-realtime.holdsPoll');
-type RequestListener = http.RequestListener & { readonly [HOLDS_POLL]?: (request: http.IncomingMessage) => boolean };
+const LAYER = Symbol.for('unbroken-realtime.layer');
+type Layered<L> = L & { readonly [LAYER]?: Layer<L> };
+
+/** `listeners` with the layers of servers that are gone replaced by what they passed to. */
+function unwrap<L>(listeners: readonly Layered<L>[]): Layered<L>[] {
+  return listeners.flatMap((listener) => {
+    const to = listener[LAYER]?.passesTo();
+    return to ? unwrap(to) : [listener];
+  });
+}
 
 /** What an attachment asks of its server. */
 export interface AttachedServer {
@@ -31,49 +50,60 @@ export interface AttachedServer {
 
 export class Attachment {
   readonly httpServer: http.Server | https.Server;
-  readonly #previous: readonly RequestListener[];
-  readonly #previousUpgrade: readonly UpgradeListener[];
-  /** Set once the http server closed: from then on, this one's listeners only pass requests on. */
-  #detached = false;
-  readonly #onRequest: RequestListener;
-  readonly #onUpgrade: UpgradeListener;
+  /** Null once the http server closed: the server is let go, its listeners only pass requests on. */
+  #server: AttachedServer | null;
+  readonly #previous: readonly Layered<http.RequestListener>[];
+  readonly #previousUpgrade: readonly Layered<UpgradeListener>[];
+  readonly #onRequest: Layered<http.RequestListener>;
+  readonly #onUpgrade: Layered<UpgradeListener>;
   readonly #onClose: () => void;
 
   /** Takes over `httpServer`'s listeners for `server`; `closed` is called when the http server closes. */
   constructor(httpServer: http.Server | https.Server, server: AttachedServer, closed: (attachment: Attachment) => void) {
     this.httpServer = httpServer;
-    const previous: RequestListener[] = httpServer.listeners('request') as http.RequestListener[];
+    this.#server = server;
+    const previous = unwrap<http.RequestListener>(httpServer.listeners('request') as http.RequestListener[]);
     this.#previous = previous;
     httpServer.removeAllListeners('request');
     // Upgrades are taken over the same way, so that a server attached later answers its path before
     // the listeners that were there.
-    this.#previousUpgrade = httpServer.listeners('upgrade') as UpgradeListener[];
+    const previousUpgrade = unwrap<UpgradeListener>(httpServer.listeners('upgrade') as UpgradeListener[]);
+    this.#previousUpgrade = previousUpgrade;
     httpServer.removeAllListeners('upgrade');
     // Asked only where an earlier server is: an application's own listeners cost nothing more.
-    const holders = previous.filter((listener) => listener[HOLDS_POLL] !== undefined);
-    const olderHolder = (request: http.IncomingMessage) => (holders.length === 0 ? undefined : holders.find((listener) => listener[HOLDS_POLL]?.(request) === true));
+    const holders = previous.filter((listener) => listener[LAYER] !== undefined);
+    const olderHolder = (request: http.IncomingMessage) => (holders.length === 0 ? undefined : holders.find((listener) => listener[LAYER]!.holdsPoll(request)));
+    const layer = <L>(beneath: readonly Layered<L>[], holdsPoll: Layer<L>['holdsPoll']): Layer<L> => ({
+      holdsPoll,
+      reachesApplication: () => beneath.some((listener) => listener[LAYER]?.reachesApplication() ?? true),
+      passesTo: () => (this.#server === null ? beneath : null),
+    });
     this.#onRequest = Object.assign(
       (request: http.IncomingMessage, response: http.ServerResponse) => {
-        if (!this.#detached) {
+        if (this.#server !== null) {
           const holder = olderHolder(request);
           if (holder) {
             holder.call(httpServer, request, response);
             return;
           }
-          if (server.handleRequest(request, response)) return;
+          if (this.#server.handleRequest(request, response)) return;
         }
-        this.#passOn(request, response);
+        for (const listener of previous) listener.call(httpServer, request, response);
+        if (this.#answersNobody(this.#onRequest, 'request')) {
+          response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
+        }
       },
-      { [HOLDS_POLL]: (request: http.IncomingMessage) => !this.#detached && (server.holdsPoll(request) || olderHolder(request) !== undefined) },
+      { [LAYER]: layer(previous, (request) => this.#server !== null && (this.#server.holdsPoll(request) || olderHolder(request) !== undefined)) },
     );
-    this.#onUpgrade = (request, socket, head) => {
-      if (!this.#detached && server.handleUpgrade(request, socket, head)) return;
-      for (const listener of this.#previousUpgrade) listener.call(httpServer, request, socket, head);
-      if (this.#previousUpgrade.length === 0 && httpServer.listenerCount('upgrade') === 1) {
+    this.#onUpgrade = Object.assign(
+      (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (this.#server?.handleUpgrade(request, socket, head)) return;
+        for (const listener of previousUpgrade) listener.call(httpServer, request, socket, head);
         // Other paths belong to other listeners; with none, nobody would ever answer this socket.
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
-    };
+        if (this.#answersNobody(this.#onUpgrade, 'upgrade')) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      },
+      { [LAYER]: layer(previousUpgrade, () => false) },
+    );
     // §10.2: a closed server keeps answering its path (SERVER_RESTART) until the http server closes.
     this.#onClose = () => closed(this);
     httpServer.on('request', this.#onRequest);
@@ -82,30 +112,34 @@ export class Attachment {
   }
 
   /**
-   * The http server closed: this server answers nothing more on it. Its listeners give way to the
-   * ones they took over when they are still the http server's; inside a server attached later, they
-   * stay and pass every request on, so each listener of the application still runs once.
+   * The http server closed: this server answers nothing more on it, and is let go. Its listeners
+   * give way to what they passed to when they are still the http server's; inside a server attached
+   * later, they pass every request on until that one's listeners give way in turn, unwrapping them.
    */
   detach(): void {
-    this.#detached = true;
+    this.#server = null;
     const { httpServer } = this;
     httpServer.off('close', this.#onClose);
-    if (httpServer.listeners('request').includes(this.#onRequest)) {
-      httpServer.off('request', this.#onRequest);
-      for (const listener of [...this.#previous].reverse()) httpServer.prependListener('request', listener);
-    }
-    if (httpServer.listeners('upgrade').includes(this.#onUpgrade)) {
-      httpServer.off('upgrade', this.#onUpgrade);
-      for (const listener of [...this.#previousUpgrade].reverse()) httpServer.prependListener('upgrade', listener);
-    }
+    this.#giveBack('request', this.#onRequest);
+    this.#giveBack('upgrade', this.#onUpgrade);
   }
 
-  #passOn(request: http.IncomingMessage, response: http.ServerResponse): void {
+  #giveBack<L extends http.RequestListener | UpgradeListener>(event: 'request' | 'upgrade', own: Layered<L>): void {
     const { httpServer } = this;
-    if (this.#previous.length === 0 && httpServer.listenerCount('request') === 1) {
-      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
-      return;
-    }
-    for (const listener of this.#previous) listener.call(httpServer, request, response);
+    if (!httpServer.listeners(event).includes(own)) return;
+    httpServer.off(event, own);
+    const to = unwrap<L>(own[LAYER]?.passesTo() ?? []);
+    for (const listener of [...to].reverse()) httpServer.prependListener(event, listener);
+  }
+
+  /**
+   * True when a request or upgrade that `own` passed on reached no application listener: nothing
+   * beneath it, and nothing beside it on the http server. Only the outermost layer answers then (a
+   * layer inside another is not the http server's listener).
+   */
+  #answersNobody(own: Layered<http.RequestListener> | Layered<UpgradeListener>, event: 'request' | 'upgrade'): boolean {
+    if (own[LAYER]!.reachesApplication()) return false;
+    const listeners = this.httpServer.listeners(event);
+    return listeners.length === 1 && listeners[0] === own;
   }
 }

@@ -161,11 +161,6 @@ export class Cluster {
     this.#publish({ kind: 'user', session: session.id, user });
   }
 
-  /** Fresh credentials of `session` could not be checked here: the process that holds its connection asks again (§3.5). */
-  unchecked(session: ServerSession): void {
-    this.#publish({ kind: 'unchecked', session: session.id, node: this.node });
-  }
-
   /**
    * The store no longer holds the session (its state was lost, or it ended elsewhere): this process
    * lets it go, and its client reconnects — to a session created anew under its id (§3.3.same-id).
@@ -301,9 +296,6 @@ export class Cluster {
           if (signal.node === this.node) return;
           session.link?.close({ kind: 'end' });
           this.#hub.release(session);
-          return;
-        case 'unchecked':
-          if (signal.node !== this.node) session.uncheckedCredentials();
           return;
         case 'user':
           session.adopt(signal.user);

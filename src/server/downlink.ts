@@ -47,8 +47,8 @@ export class Downlink implements ConnectionHandle {
   #gone = false;
   /** Answers that came while parked (see `reply`); made when the first comes. */
   #parkedReplies: ServerFrame[] | null = null;
-  /** True while the queue holds nothing but an unpark's ack, which answers no poll alone. */
-  #onlyAck = false;
+  /** The ack an unpark queued with no answer beside it; dropped if nothing joins it (`settle`). */
+  #unparkAck: QueuedItem | null = null;
   readonly #address: string;
   /** When it attached (ms, the hub's clock): which of two connections of a session is newer (cluster.ts). */
   readonly attachedAt: number;
@@ -207,10 +207,10 @@ export class Downlink implements ConnectionHandle {
     this.#state = 'live';
     for (const item of after) this.#enqueue(item);
     // What was queued during the replay goes out now, even when the seam added nothing; an unpark's
-    // ack alone waits for the next thing to send (`#unpark`).
-    const onlyAck = this.#onlyAck && this.#queue.length === 1;
-    this.#onlyAck = false;
-    if (this.#queue.length > 0 && !onlyAck) this.#scheduleFlush();
+    // ack alone is dropped (`#unpark`), so the poll waits for a message or the heartbeat as any does.
+    if (this.#unparkAck !== null && this.#queue.length === 1 && this.#queue.first() === this.#unparkAck) this.#queue.clear();
+    this.#unparkAck = null;
+    if (this.#queue.length > 0) this.#scheduleFlush();
     return true;
   }
 
@@ -384,10 +384,11 @@ export class Downlink implements ConnectionHandle {
     // processes (§3.6) would each come back at once, until the client spaced them out (§13.5).
     const frames: ServerFrame[] = this.session.processed > 0 ? [{ t: 'ack', s: this.session.processed }] : [];
     if (this.session.processed > 0) this.#acked = this.session.processed;
-    this.#onlyAck = frames.length === 1 && this.#parkedReplies === null;
     if (this.#parkedReplies) frames.push(...this.#parkedReplies);
+    const items = frames.map((frame) => textQueueItem(JSON.stringify(frame)));
+    this.#unparkAck = this.#parkedReplies === null && items.length === 1 ? items[0]! : null;
     this.#parkedReplies = null;
-    for (const frame of frames) this.#queue.push(textQueueItem(JSON.stringify(frame)));
+    for (const item of items) this.#queue.push(item);
     this.#hub.replay(this, this.#cursor!);
   }
 

@@ -86,15 +86,21 @@ export class IdentityExpiry<Link> {
    * notice (60 s), when no check can be made.
    */
   askAgain(): void {
-    const expiresAt = this.#expiresAt;
-    if (expiresAt === undefined) return;
-    const now = this.#now();
-    const delay = Math.min(AUTH_ASK_AGAIN_MS, Math.floor((expiresAt - now) / 2));
-    if (delay < MIN_AUTH_ASK_AGAIN_MS) return;
-    this.#askAt = Math.max(this.#askAt, now + delay);
+    const next = this.nextAsk();
+    if (next === null) return;
+    this.#askAt = next.at;
     this.#asked = null;
     // With no connection now, the one that attaches is asked when due (`check` on attach).
     if (this.#target.link() !== null) this.check();
+  }
+
+  /** When {@link askAgain} would ask, and when the identity expires; null when it would not ask. */
+  nextAsk(): { at: number; expiresAt: number } | null {
+    const expiresAt = this.#expiresAt;
+    if (expiresAt === undefined) return null;
+    const now = this.#now();
+    const delay = Math.min(AUTH_ASK_AGAIN_MS, Math.floor((expiresAt - now) / 2));
+    return delay < MIN_AUTH_ASK_AGAIN_MS ? null : { at: Math.max(this.#askAt, now + delay), expiresAt };
   }
 
   /** True once the identity expired with nothing fresh adopted. */

@@ -33,10 +33,7 @@ export interface HubOptions {
   readonly sessionTimeout: number;
   readonly shutdownJitter: number;
   readonly maxBufferedBytes: number;
-  /**
-   * Most rooms one session is in at once (§6.5).
-   * @default 100
-   */
+  /** Most rooms one session is in at once (§6.5). @default 100 */
   readonly maxRoomsPerSession?: number;
   /**
    * Most bytes buffered across every connection (§12.1); past it the connections that hold the most
@@ -105,11 +102,7 @@ export class SessionHub {
       options.now,
       (session, user) => this.adopt(session, user),
       (error) => this.authUnavailable.add(error),
-      (session) => {
-        session.uncheckedCredentials();
-        // Checked for a POST that reached this process: another one may hold the connection.
-        if (session.link === null) this.cluster?.unchecked(session);
-      },
+      (session) => this.#askAgain(session),
     );
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {
       membership: (change) => this.rooms.changed(change),
@@ -214,6 +207,22 @@ export class SessionHub {
     previous?.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session replaced it' });
     this.cluster?.attached(session, link);
     this.sweep.start();
+  }
+
+  /**
+   * Fresh credentials of `session` could not be checked (§3.5): its connection is asked again — when
+   * due, by a frame the process that holds it writes, if they came in a POST to another process.
+   */
+  #askAgain(session: ServerSession): void {
+    const cluster = this.cluster;
+    if (session.link !== null || cluster === null) return session.uncheckedCredentials();
+    const next = session.nextAsk();
+    if (next === null) return;
+    const { now } = this.options;
+    setTimeout(() => {
+      const left = next.expiresAt - now();
+      if (left > 0) cluster.reply(session, { t: 'auth', ms: left });
+    }, Math.max(0, next.at - now())).unref();
   }
 
   /** The session takes a fresh identity of its user (§3.5); with a shared store every process learns it. */

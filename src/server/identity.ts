@@ -52,13 +52,19 @@ export async function authenticateRequest(
   try {
     identity = await authenticate(request, credentials);
   } catch (error) {
-    if (isAuthUnavailable(error)) throw error;
-    return null;
+    if (!isAuthUnavailable(error)) return null;
+    // Another copy's error becomes this one's, so that the `error` event always carries this class.
+    throw error instanceof UnbrokenServerError ? error : new UnbrokenServerError('AUTH_UNAVAILABLE', error.message, { cause: error });
   }
   if (typeof identity !== 'object' || identity === null) return null;
-  const { id, expiresAt } = identity as { id?: unknown; expiresAt?: unknown };
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_IDENTITY_ID) return null;
-  if (expiresAt !== undefined && (typeof expiresAt !== 'number' || Number.isNaN(expiresAt) || expiresAt <= now())) return null;
+  try {
+    const { id, expiresAt } = identity as { id?: unknown; expiresAt?: unknown };
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_IDENTITY_ID) return null;
+    if (expiresAt !== undefined && (typeof expiresAt !== 'number' || Number.isNaN(expiresAt) || expiresAt <= now())) return null;
+  } catch {
+    // A getter or proxy that throws: no usable identity.
+    return null;
+  }
   return identity as Identity;
 }
 
@@ -71,7 +77,7 @@ export function identityId(identity: Identity | null): string | null {
  * Whether `authenticate` threw AUTH_UNAVAILABLE. Also by name, for an error made by another copy of
  * the package (two installed versions), whose class is not this one.
  */
-function isAuthUnavailable(error: unknown): error is UnbrokenServerError {
+function isAuthUnavailable(error: unknown): error is Error {
   if (!(error instanceof Error) || (error as { code?: unknown }).code !== 'AUTH_UNAVAILABLE') return false;
   return error instanceof UnbrokenServerError || error.name === 'UnbrokenServerError';
 }

@@ -74,6 +74,11 @@ export class LinkQueue {
     for (const item of items) this.bytes += itemBytes(item);
   }
 
+  /** The item at the front, the next to be taken. */
+  first(): QueuedItem | undefined {
+    return this.#items?.[this.#head];
+  }
+
   clear(): void {
     this.#items = null;
     this.#head = 0;

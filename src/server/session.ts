@@ -226,6 +226,11 @@ export class ServerSession implements Session {
     if (!this.#ended) this.#expiry?.askAgain();
   }
 
+  /** When `uncheckedCredentials` would have the connection asked again, and when the identity expires; null for no ask. */
+  nextAsk(): { at: number; expiresAt: number } | null {
+    return this.#ended ? null : (this.#expiry?.nextAsk() ?? null);
+  }
+
   /** This process no longer serves the session (another does): its timers stop; it is not ended. */
   released(): void {
     this.#expiry?.stop();

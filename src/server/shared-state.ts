@@ -48,11 +48,6 @@ export type Signal =
   | { readonly kind: 'frame'; readonly session: string; readonly node: string; readonly frame: ServerFrame }
   /** The session took a fresh identity (§3.5). */
   | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
-  /**
-   * Fresh credentials of the session (an `auth` frame in a `POST P/send`) could not be checked at
-   * process `node` (`AUTH_UNAVAILABLE`): the process that holds its connection asks it again (§3.5).
-   */
-  | { readonly kind: 'unchecked'; readonly session: string; readonly node: string }
   /** The session ended at process `node` (bye, logout, close): the others drop it. */
   | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number };
 

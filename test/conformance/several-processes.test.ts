@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { UnbrokenServerError, type ServerOptions, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
-import { waitUntil } from '../helpers/raw-frames.js';
+import { waitUntil, within } from '../helpers/raw-frames.js';
 import { nextTurn } from '../helpers/signals.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
@@ -139,8 +139,23 @@ describe('§3.6 several server processes', () => {
     await nextTurn();
     const later = await b.server.broadcast('two');
     const continued = framesOf(await held, 'the poll at B');
+    // The ack the POST's answer gave is not repeated: the poll holds the message alone.
+    expect(continued.map((frame) => frame.t)).toEqual(['msg']);
     expect(messageIds(continued)).toEqual([later]);
-    expect(continued.filter((frame) => frame.t === 'ack')).toEqual([{ t: 'ack', s: 1 }]);
+  });
+
+  it('§3.6.continue answers an idle poll that continues at another server with the heartbeat after hb, as any poll', async () => {
+    const store = new SharedMemoryStore();
+    const a = await harnesses.start({ store, heartbeatInterval: 400 });
+    const b = await harnesses.start({ store, heartbeatInterval: 400 });
+    const c = randomToken();
+    const opened = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll');
+    const hello = opened[0] as Extract<ServerFrame, { t: 'hello' }>;
+    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: 'one' }], { sid: hello.sid }), 'the POST');
+    const started = Date.now();
+    const continued = framesOf(await within('the idle poll at B to be answered', poll(b.httpBase, { c, last: hello.cursor })), 'the poll at B');
+    expect(continued.map((frame) => frame.t)).toEqual(['hb']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
   });
 
   it('§3.5 asks the connection again at the process that holds it when fresh credentials sent to another process could not be checked (AUTH_UNAVAILABLE)', async () => {

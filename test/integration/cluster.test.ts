@@ -176,6 +176,8 @@ describe('long polling through a round-robin balancer', () => {
     clients.push(client);
     const received: unknown[] = [];
     client.on('message', (message) => received.push(message.data));
+    const errors: string[] = [];
+    client.on('error', ({ code }) => errors.push(code));
     await new Promise<void>((resolve) => client.once('open', () => resolve()));
     for (let n = 1; n <= 8; n++) {
       await client.send({ echo: n });
@@ -186,6 +188,7 @@ describe('long polling through a round-robin balancer', () => {
     const acksAlone = answers.filter((text) => /^\[(\{"t":"ack","s":\d+\},?)+\]$/.test(text));
     expect(acksAlone).toEqual([]);
     expect(received.filter((data) => (data as { echo?: number }).echo !== undefined)).toHaveLength(8);
+    expect(errors).toEqual([]);
   }, 30_000);
 });
 

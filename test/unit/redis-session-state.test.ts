@@ -272,7 +272,6 @@ describe('RedisStore signals', () => {
       { kind: 'attached', session: 's1', node: 'node-a', at: 2 },
       { kind: 'frame', session: 's1', node: 'node-a', frame: { t: 'ack', s: 7 } },
       { kind: 'user', session: 's1', user: { id: 'ada', expiresAt: 5 } },
-      { kind: 'unchecked', session: 's1', node: 'node-b' },
       { kind: 'ended', session: 's1', node: 'node-b', at: 3 },
     ];
     for (const signal of signals) await a.publish(signal);

@@ -138,6 +138,42 @@ describe('attach', () => {
     }
   });
 
+  it('passes a request outside its path, through a closed server it replaced, to an application listener added between the two, and answers no 404 beside it', async () => {
+    const httpServer = http.createServer();
+    const first = createServer().attach(httpServer);
+    let calls = 0;
+    httpServer.on('request', (request, response) => {
+      calls++;
+      app(request, response);
+    });
+    // An upgrade listener of the application's, also added between the two: another WebSocket server.
+    const other = new WebSocketServer({ noServer: true });
+    httpServer.on('upgrade', (request, socket, head) => {
+      if (request.url === '/other-ws') other.handleUpgrade(request, socket, head, (ws) => ws.send('other'));
+    });
+    await first.close();
+    const second = createServer().attach(httpServer);
+    const errors: unknown[] = [];
+    httpServer.on('clientError', (error) => errors.push(error));
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = httpServer.address() as net.AddressInfo;
+      const answer = await fetch(`http://127.0.0.1:${port}/elsewhere`);
+      expect([answer.status, await answer.text()]).toEqual([200, 'app: GET /elsewhere']);
+      expect(calls).toBe(1);
+      expect(await firstMessage(`ws://127.0.0.1:${port}/other-ws`)).toBe('other');
+      expect(errors).toEqual([]);
+    } finally {
+      await second.close();
+      other.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    }
+    // Given back, the closed servers unwrapped: the application's listeners alone, and no server kept.
+    expect(httpServer.listenerCount('request')).toBe(1);
+    expect(httpServer.listenerCount('upgrade')).toBe(1);
+  });
+
   it('leaves the polls of a server that is not closed to the server attached after it on the same path', async () => {
     const first = await start({ httpHandler: app });
     const opened = await fetch(await withTicket(`${first.baseUrl}/poll?v=1`, first.baseUrl), { headers: { 'X-Unbroken-Connection': 'first-server-connection' } });

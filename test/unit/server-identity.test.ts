@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { UnbrokenServerError } from '../../src/server/errors.js';
-import { AUTH_UNAVAILABLE_REPORT_EVERY, UnavailableReports, authenticateRequest } from '../../src/server/identity.js';
+import { AUTH_UNAVAILABLE_REPORT_EVERY, UnavailableReports, authenticateRequest, type Identity } from '../../src/server/identity.js';
 
 const request = {} as http.IncomingMessage;
 const now = () => 1_000;
@@ -26,7 +26,24 @@ describe('authenticateRequest', () => {
     const otherCopy = (): null => {
       throw theirs;
     };
-    await expect(authenticateRequest(otherCopy, request, undefined, now)).rejects.toBe(theirs);
+    // As this copy's error, so that the server's `error` event always carries one class.
+    const passed = await authenticateRequest(otherCopy, request, undefined, now).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(passed).toBeInstanceOf(UnbrokenServerError);
+    expect(passed).toMatchObject({ code: 'AUTH_UNAVAILABLE', message: 'down', cause: theirs });
+  });
+
+  it('refuses an identity whose fields cannot be read (a getter or proxy that throws)', async () => {
+    // Awaited, so `then` is read first: only the identity's own fields throw.
+    const throwing = new Proxy({}, {
+      get(_target, key) {
+        if (key === 'then') return undefined;
+        throw new Error('not readable');
+      },
+    });
+    expect(await authenticateRequest(() => throwing as Identity, request, undefined, now)).toBeNull();
   });
 });
 

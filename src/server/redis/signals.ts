@@ -17,7 +17,6 @@ function isSignal(value: unknown): value is Signal {
   switch (signal.kind) {
     case 'attached':
     case 'ended':
-    case 'unchecked':
       return typeof signal.node === 'string';
     case 'frame':
       return typeof signal.frame === 'object' && signal.frame !== null && typeof (signal.frame as { t?: unknown }).t === 'string';
