@@ -34,7 +34,7 @@ export interface SendOptions {
  * The server. Create it with {@link createServer}, which explains `Incoming` (the data of `message`
  * listeners) and `Outgoing` (what `broadcast()` and `session.send()` take).
  */
-export interface UnbrokenServer<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
+export interface UnbrokenServer<Incoming = Payload, in Outgoing extends Sendable<Outgoing> = Payload> {
   /**
    * Serves the server's path on `httpServer` (plain `node:http`, `node:https`, or what Express's
    * `app.listen()` returns). Requests under the path are answered here; every other request goes to

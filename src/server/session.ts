@@ -90,7 +90,7 @@ export interface Session<Incoming = Payload, in Outgoing extends Sendable<Outgoi
 }
 
 /** The sessions in one or several rooms: what `server.to()` returns (§6.5). */
-export interface RoomTarget<Incoming = Payload, Outgoing extends Sendable<Outgoing> = Payload> {
+export interface RoomTarget<Incoming = Payload, in Outgoing extends Sendable<Outgoing> = Payload> {
   /**
    * Sends one message to every session in any of the rooms, one copy to each even when it is in
    * several of them. It joins the store like any message, so a member that is away gets it on

@@ -16,6 +16,7 @@ import {
   type Payload,
   type Sendable,
   type ServerErrorCode,
+  type RoomTarget,
   type ServerEvents,
   type ServerOptions,
   type Session,
@@ -163,6 +164,18 @@ function roomsOf(session: Session<unknown, never>): ReadonlySet<string> {
 }
 chat.on('connection', (session) => roomsOf(session));
 realtime.on('connection', (session) => roomsOf(session));
+// The same for room targets and servers: a helper for any of them sends nothing.
+function membersOf(target: RoomTarget<unknown, never>): Promise<unknown[]> {
+  return target.sessions();
+}
+void membersOf(chat.to('lobby'));
+function watchAll(server: UnbrokenServer<unknown, never>): void {
+  server.on('message', (data, session) => void [data, session.id]);
+  // @ts-expect-error: what the server takes is not known here
+  void server.broadcast('hello');
+}
+watchAll(chat);
+watchAll(realtime);
 // A helper for default sessions may send any Payload, which a ChatOut session does not take.
 declare function greet(session: Session): void;
 // @ts-expect-error: a Session<ChatIn, ChatOut> is no Session<Payload, Payload>
