@@ -57,6 +57,8 @@ export class Cluster {
   readonly #waitingFrames = new Map<string, { frames: ServerFrame[]; at: number }>();
   /** Per session, the upstream batches waiting for the ones before them (§8: in order). */
   readonly #upstream = new Map<string, Promise<unknown>>();
+  /** Per session, the ask for fresh credentials due at the process that holds it (`askAgainLater`): one at a time. */
+  readonly #asks = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(hub: SessionHub, state: SharedStore) {
     this.#hub = hub;
@@ -82,6 +84,8 @@ export class Cluster {
     this.#unsubscribe = null;
     if (this.#touch) clearInterval(this.#touch);
     this.#touch = null;
+    for (const timer of this.#asks.values()) clearTimeout(timer);
+    this.#asks.clear();
   }
 
   // -- sessions -----------------------------------------------------------------------------------
@@ -177,6 +181,28 @@ export class Cluster {
     // A stream that cannot write now (long polling between two polls) may continue at another
     // process with the next poll: the frame is told to them too, and waits there (FRAME_WAIT).
     if (!link || !link.connection.writable()) this.#publish({ kind: 'frame', session: session.id, node: this.node, frame });
+  }
+
+  /**
+   * Fresh credentials of `session` came in a POST here and could not be checked (§3.5); another
+   * process holds its connection. When the ask is due, a frame for its stream asks again — unless
+   * the session ended or took a fresh identity meanwhile, as the store says then. One per session.
+   */
+  askAgainLater(session: ServerSession): void {
+    const next = session.nextAsk();
+    if (next === null || this.#asks.has(session.id)) return;
+    const timer = setTimeout(() => {
+      this.#asks.delete(session.id);
+      this.state.getSession(session.id).then(
+        (shared) => {
+          const left = next.expiresAt - this.#hub.options.now();
+          if (shared?.user?.expiresAt === next.expiresAt && left > 0 && this.#hub.accepting) this.reply(session, { t: 'auth', ms: left });
+        },
+        (error: unknown) => this.#fail(`reading session ${session.id} to ask for fresh credentials failed`, error),
+      );
+    }, Math.max(0, next.at - this.#hub.options.now()));
+    timer.unref();
+    this.#asks.set(session.id, timer);
   }
 
   /** Sweep: a visitor unused for a while is dropped; the session lives on in the store. */

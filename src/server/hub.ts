@@ -214,15 +214,8 @@ export class SessionHub {
    * due, by a frame the process that holds it writes, if they came in a POST to another process.
    */
   #askAgain(session: ServerSession): void {
-    const cluster = this.cluster;
-    if (session.link !== null || cluster === null) return session.uncheckedCredentials();
-    const next = session.nextAsk();
-    if (next === null) return;
-    const { now } = this.options;
-    setTimeout(() => {
-      const left = next.expiresAt - now();
-      if (left > 0) cluster.reply(session, { t: 'auth', ms: left });
-    }, Math.max(0, next.at - now())).unref();
+    if (session.link !== null || this.cluster === null) session.uncheckedCredentials();
+    else this.cluster.askAgainLater(session);
   }
 
   /** The session takes a fresh identity of its user (§3.5); with a shared store every process learns it. */

@@ -52,9 +52,9 @@ export async function authenticateRequest(
   try {
     identity = await authenticate(request, credentials);
   } catch (error) {
-    if (!isAuthUnavailable(error)) return null;
-    // Another copy's error becomes this one's, so that the `error` event always carries this class.
-    throw error instanceof UnbrokenServerError ? error : new UnbrokenServerError('AUTH_UNAVAILABLE', error.message, { cause: error });
+    const unavailable = asUnavailable(error);
+    if (unavailable === null) return null;
+    throw unavailable;
   }
   if (typeof identity !== 'object' || identity === null) return null;
   try {
@@ -74,12 +74,19 @@ export function identityId(identity: Identity | null): string | null {
 }
 
 /**
- * Whether `authenticate` threw AUTH_UNAVAILABLE. Also by name, for an error made by another copy of
- * the package (two installed versions), whose class is not this one.
+ * What `authenticate` threw as this copy's AUTH_UNAVAILABLE error, or null when it is anything else.
+ * Also by name, for an error made by another copy of the package (two installed versions), whose
+ * class is not this one: it becomes this one's, so that the `error` event always carries this class.
+ * A thrown value that throws when read (a getter, a revoked proxy) is a refusal.
  */
-function isAuthUnavailable(error: unknown): error is Error {
-  if (!(error instanceof Error) || (error as { code?: unknown }).code !== 'AUTH_UNAVAILABLE') return false;
-  return error instanceof UnbrokenServerError || error.name === 'UnbrokenServerError';
+function asUnavailable(error: unknown): UnbrokenServerError | null {
+  try {
+    if (!(error instanceof Error) || (error as { code?: unknown }).code !== 'AUTH_UNAVAILABLE') return null;
+    if (error instanceof UnbrokenServerError) return error;
+    return error.name === 'UnbrokenServerError' ? new UnbrokenServerError('AUTH_UNAVAILABLE', String(error.message), { cause: error }) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The longest a run of AUTH_UNAVAILABLE errors goes without a report, in ms. */

@@ -5,7 +5,7 @@
 import type http from 'node:http';
 import type { JsonValue } from '../protocol/index.js';
 import type { Downlink } from './downlink.js';
-import type { UnbrokenServerError } from './errors.js';
+import { asServerError, type UnbrokenServerError } from './errors.js';
 import { authenticateRequest, identityId, type Authenticate, type Identity } from './identity.js';
 import type { ServerSession } from './session.js';
 
@@ -81,7 +81,9 @@ export class Reauthentications {
           current.link.close({ kind: 'error', code: 'UNAUTHORIZED', message: 'the fresh credentials were refused' });
         }
       }
-      this.#running.delete(session);
-    })();
+    })()
+      // An identity whose getters throw on a later read, say: reported, and the next frame is checked.
+      .catch((error: unknown) => this.#fail(asServerError('INTERNAL_ERROR', `checking fresh credentials of session ${session.id} failed`, error)))
+      .finally(() => this.#running.delete(session));
   }
 }

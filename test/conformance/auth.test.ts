@@ -320,6 +320,34 @@ describe('§3.5 identity', () => {
     expect(h.connections).toEqual([hello.sid]);
   });
 
+  it('§3.5 reports fresh credentials whose identity throws when read again as INTERNAL_ERROR, and goes on checking the next ones', async () => {
+    // `odd`: an identity whose id reads once, then throws (a getter of the application's).
+    let reads = 0;
+    const odd = {
+      get id(): string {
+        if (++reads > 1) throw new Error('read twice');
+        return 'alice';
+      },
+    };
+    const accept = tokens();
+    const h = await harnesses.start({
+      heartbeatInterval: 5_000,
+      authenticate: (request, credentials) => ((credentials as { user?: string } | undefined)?.user === 'odd' ? odd : accept(request, credentials)),
+    });
+    const reported: string[] = [];
+    h.server.on('error', (error) => reported.push(error.code));
+    const client = await h.connect({ credentials: { user: 'alice' } });
+    const hello = await client.hello();
+    const session = h.server.sessions.get(hello.sid)!;
+    client.send([{ t: 'auth', c: { user: 'odd' } }]);
+    await waitUntil('the failed check reported', () => reported.length > 0);
+    expect(reported).toEqual(['INTERNAL_ERROR']);
+    // The next fresh credentials are checked as usual.
+    client.send([{ t: 'auth', c: { user: 'alice', ttl: 60_000 } }]);
+    await waitUntil('the fresh identity to be adopted', () => session.user?.expiresAt !== undefined);
+    expect(client.closeInfo).toBeUndefined();
+  });
+
   it('§3.5.refresh takes fresh credentials in a POST P/send batch for an SSE connection', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000, authenticate: tokens() });
     const sse = await RawSse.connect(h.httpBase, { credentials: { user: 'bob', ttl: 300 } });

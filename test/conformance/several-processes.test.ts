@@ -185,6 +185,33 @@ describe('§3.6 several server processes', () => {
     expect(sse.ended).toBe(false);
   });
 
+  it('§3.5 asks at most once for credentials that could not be checked at another process, and not at all once fresh ones were taken meanwhile', async () => {
+    const authenticate: NonNullable<ServerOptions['authenticate']> = (_request, credentials) => {
+      const { user, ttl } = (credentials ?? {}) as { user?: string; ttl?: number };
+      if (user === 'down') throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+      return typeof user === 'string' ? { id: user, expiresAt: Date.now() + (ttl ?? 60_000) } : null;
+    };
+    const store = new SharedMemoryStore();
+    const a = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    const b = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    b.server.on('error', () => undefined);
+    // Lives 4 s: asked 2 s before its end; a failed check at B would have A asked again 1 s later.
+    const sse = await RawSse.connect(a.httpBase, { credentials: { user: 'bob', ttl: 4_000 } });
+    const hello = await sse.hello();
+    await sse.next('auth');
+    const failedAt = Date.now();
+    for (let n = 0; n < 3; n++) framesOf(await postSend(b.httpBase, [{ t: 'auth', c: { user: 'down' } }], { sid: hello.sid }), `failed check ${n}`);
+    // Then the check can be made, at B too: A's session takes the fresh identity through the store.
+    framesOf(await postSend(b.httpBase, [{ t: 'auth', c: { user: 'bob' } }], { sid: hello.sid }), 'the check that works');
+    const session = a.server.sessions.get(hello.sid)!;
+    await waitUntil('the fresh identity taken at A', () => (session.user?.expiresAt ?? 0) > Date.now() + 10_000);
+    // Past the time the ask was due: a message marks the place on the stream.
+    await waitUntil('the ask to be due', () => Date.now() > failedAt + 1_300, 3_000);
+    const mark = await b.server.broadcast('mark');
+    await sse.next('msg', (frame) => frame.id === mark);
+    expect(sse.frames.filter((received) => received.frame.t === 'auth')).toHaveLength(1);
+  });
+
   it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {
     const [a, b] = await twoServers();
     const first = await RawWs.open(a.wsBase);

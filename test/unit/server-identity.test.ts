@@ -35,6 +35,22 @@ describe('authenticateRequest', () => {
     expect(passed).toMatchObject({ code: 'AUTH_UNAVAILABLE', message: 'down', cause: theirs });
   });
 
+  it('refuses on a thrown value that throws when read: a code getter, a revoked proxy', async () => {
+    const codeThrows = Object.defineProperty(new Error('odd'), 'code', {
+      get() {
+        throw new Error('not readable');
+      },
+    });
+    const revoked = Proxy.revocable(new Error('gone'), {});
+    revoked.revoke();
+    for (const thrown of [codeThrows, revoked.proxy]) {
+      const check = (): null => {
+        throw thrown;
+      };
+      expect(await authenticateRequest(check, request, undefined, now)).toBeNull();
+    }
+  });
+
   it('refuses an identity whose fields cannot be read (a getter or proxy that throws)', async () => {
     // Awaited, so `then` is read first: only the identity's own fields throw.
     const throwing = new Proxy({}, {
