@@ -130,9 +130,13 @@ export class LiveRooms {
     }
   }
 
-  /** This server no longer holds the session (it ended, or another process serves it now). */
+  /**
+   * This server no longer holds the session (it ended, or another process serves it now): it leaves
+   * the delivery index. Its own view stays: the session is still in its rooms, and a listener that
+   * holds it (a message being handled as another process takes the connection) reads them.
+   */
   released(session: ServerSession): void {
-    for (const room of session.roomList()) this.#remove(session, room);
+    for (const room of session.roomList()) this.#index(session, room, false, true);
   }
 
   /** The sessions of this server in any of `rooms`, each once. */

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { UnbrokenServerError, type ServerOptions, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
-import { nextTurn } from '../helpers/signals.js';
+import { deferred, nextTurn } from '../helpers/signals.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { randomToken } from '../helpers/raw-ticket.js';
@@ -210,6 +210,42 @@ describe('§3.6 several server processes', () => {
     const mark = await b.server.broadcast('mark');
     await sse.next('msg', (frame) => frame.id === mark);
     expect(sse.frames.filter((received) => received.frame.t === 'auth')).toHaveLength(1);
+  });
+
+  it('§6.5 a message handled as another server takes the connection sees the session in its rooms', async () => {
+    // Holds the marking of upstream batches processed (§8) while `held` is armed.
+    class GatedStore extends SharedMemoryStore {
+      held: Promise<void> | null = null;
+      override async advance(...args: Parameters<SharedMemoryStore['advance']>): ReturnType<SharedMemoryStore['advance']> {
+        if (this.held) await this.held;
+        return super.advance(...args);
+      }
+    }
+    const store = new GatedStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const seen: string[][] = [];
+    for (const h of [a, b]) {
+      h.onProcessed = ({ data }, session) => {
+        const request = data as { join?: string; check?: boolean };
+        if (request.join) void session.join(request.join);
+        if (request.check) seen.push([...session.rooms]);
+      };
+    }
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
+    await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
+    const gate = deferred();
+    store.held = gate.promise;
+    const checking = postSend(a.httpBase, [{ t: 'msg', s: 2, d: { check: true } }], { sid: hello.sid });
+    // Meanwhile the client's poll reaches B, which takes the connection: A lets the session go.
+    const polling = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    store.held = null;
+    gate.resolve();
+    framesOf(await checking, 'the check');
+    expect(seen).toEqual([['lobby']]);
+    void polling.catch(() => undefined);
   });
 
   it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {
