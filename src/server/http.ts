@@ -52,6 +52,14 @@ export function originAdmitted(request: http.IncomingMessage, allowed: OriginChe
   }
 }
 
+/**
+ * Why an origin is refused (§3.2), with the `Host` it was compared with: behind a proxy that rewrites
+ * `Host` (nginx's default), a page of the site itself is refused, and the message says what to fix.
+ */
+export function originRefusal(request: http.IncomingMessage): string {
+  return `origin ${String(request.headers.origin)} is not allowed: not the origin of Host ${String(request.headers.host)} nor on allowedOrigins (behind a proxy, pass Host on)`;
+}
+
 /** What `admitRequest` needs of the server. */
 export interface AdmissionContext {
   readonly hub: SessionHub;
@@ -91,7 +99,7 @@ export function queryValue(url: URL, name: string): string | null {
 /** §3.2 first (before any session is created or touched), then §3.1. */
 export function admit(request: http.IncomingMessage, url: URL, originAllowed: OriginCheck): Admission {
   if (!originAdmitted(request, originAllowed)) {
-    return { ok: false, code: 'FORBIDDEN', message: `origin ${String(request.headers.origin)} is not allowed` };
+    return { ok: false, code: 'FORBIDDEN', message: originRefusal(request) };
   }
   const v = url.searchParams.get(QueryParam.version);
   const version = negotiateVersion(v);

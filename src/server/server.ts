@@ -7,7 +7,7 @@ import { Endpoint, type Payload } from '../protocol/index.js';
 import { Attachment, type AttachedServer } from './attachment.js';
 import { Emitter, type Listener } from './emitter.js';
 import { UnbrokenServerError, UnbrokenTypeError, asServerError, describeThrown } from './errors.js';
-import { answerError, answerPreflight, answerUpgradeRequired, originAdmitted } from './http.js';
+import { answerError, answerPreflight, answerUpgradeRequired, corsHeaders, originAdmitted, originRefusal } from './http.js';
 import { SessionHub, type ServerStats } from './hub.js';
 import { Limits } from './limits.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
@@ -320,10 +320,15 @@ class Server implements UnbrokenServer {
     const endpoint = url.pathname.slice(this.#path.length);
     const route = this.#routes.get(endpoint);
     if (!route) return false;
-    // §3.2: a disallowed origin gets FORBIDDEN and no CORS header on every endpoint — except
-    // `GET P/sse`, whose refusal is an event the page must be able to read (§7.2).
-    if (!originAdmitted(request, this.#context.originAllowed) && !(endpoint === Endpoint.sse && request.method === 'GET')) {
-      answerError(request, response, 'FORBIDDEN', `origin ${String(request.headers.origin)} is not allowed`);
+    const admitted = originAdmitted(request, this.#context.originAllowed);
+    // §3.2.cors: a disallowed origin gets FORBIDDEN and no CORS header on every endpoint — except
+    // `GET P/sse`, whose refusal is an event the page must be able to read (§7.2), and the ticket
+    // request that begins every connection (§3.4): its refusal, and the preflight before it, are
+    // readable, so a page of a refused origin learns why at its first attempt instead of retrying.
+    if (!admitted && endpoint === Endpoint.ticket && request.method === 'POST') {
+      answerError(request, response, 'FORBIDDEN', originRefusal(request), undefined, corsHeaders(request));
+    } else if (!admitted && !(endpoint === Endpoint.sse && request.method === 'GET') && !(endpoint === Endpoint.ticket && request.method === 'OPTIONS')) {
+      answerError(request, response, 'FORBIDDEN', originRefusal(request));
     } else if (request.method === 'OPTIONS') {
       answerPreflight(request, response);
     } else if (request.method !== route.method) {

@@ -11,6 +11,7 @@ const realtimeUrl = inject('realtimeUrl');
 const proxiedUrl = inject('proxiedUrl');
 const controlUrl = inject('controlUrl');
 const heartbeat = inject('heartbeat');
+const refusingUrl = inject('refusingUrl');
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'long-polling'];
 
@@ -84,6 +85,15 @@ async function more(seen: number[], count: number): Promise<void> {
 it('runs in Chromium with its native WebSocket, EventSource and fetch', () => {
   expect(navigator.userAgent).toContain('Chrome');
   for (const implementation of [WebSocket, EventSource, fetch]) expect(String(implementation)).toContain('[native code]');
+});
+
+describe.each(TRANSPORTS)('from an origin the server refuses, over %s', (transport) => {
+  it('closes for good with FORBIDDEN at the first attempt, with no retry (§3.2)', async () => {
+    const client = start(refusingUrl, transport);
+    const closed = await new Promise<ClientEvents['close']>((resolve) => client.once('close', resolve));
+    expect(closed.error?.code).toBe('FORBIDDEN');
+    expect(errorsOf.get(client)).toEqual([expect.stringMatching(/^FORBIDDEN origin http:\/\/\S+ is not allowed/)]);
+  });
 });
 
 describe.each(TRANSPORTS)('over %s', (transport) => {

@@ -20,6 +20,8 @@ declare module 'vitest' {
     proxiedUrl: string;
     /** The conditions layer's control endpoint (see demo/network-conditions.mjs). */
     controlUrl: string;
+    /** An endpoint of a server that admits its own origin only, so it refuses the test pages' (§3.2). */
+    refusingUrl: string;
     heartbeat: number;
   }
 }
@@ -46,6 +48,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     server.broadcast({ n }, { event: 'tick' }).catch(() => {});
   }, TICK);
 
+  const refusing = await startServer({ heartbeatInterval: HEARTBEAT, retry: 50 });
+  project.provide('refusingUrl', refusing.baseUrl);
   const network = await startNetworkConditions({ target: { port: started.port }, controlPath: '/__network' });
   const proxied = `http://127.0.0.1:${network.port}`;
   project.provide('realtimeUrl', started.baseUrl);
@@ -57,5 +61,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     clearInterval(ticker);
     await network.close();
     await started.close();
+    await refusing.close();
   };
 }

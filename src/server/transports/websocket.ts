@@ -16,7 +16,7 @@ import {
   type ErrorCode,
   type ErrorFrame,
 } from '../../protocol/index.js';
-import { admitRequest, originAdmitted, queryValue } from '../http.js';
+import { admitRequest, originAdmitted, originRefusal, queryValue } from '../http.js';
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
@@ -297,7 +297,7 @@ export class WebSocketTransport {
    */
   handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     if (!originAdmitted(request, this.#context.originAllowed)) {
-      refuseUpgrade(socket, 403, 'FORBIDDEN', `origin ${String(request.headers.origin)} is not allowed`);
+      refuseUpgrade(socket, 403, 'FORBIDDEN', originRefusal(request));
       return;
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, url));
