@@ -53,11 +53,12 @@ export function originAdmitted(request: http.IncomingMessage, allowed: OriginChe
 }
 
 /**
- * Why an origin is refused (§3.2), with the `Host` it was compared with: behind a proxy that rewrites
- * `Host` (nginx's default), a page of the site itself is refused, and the message says what to fix.
+ * Why an origin is refused (§3.2). Behind a proxy that rewrites `Host` (nginx's default) a page of the
+ * site itself is refused, and the message says what to fix. It does not repeat the `Host`: the page
+ * of any site reads it (§3.2.cors), and behind such a proxy it is an internal address.
  */
 export function originRefusal(request: http.IncomingMessage): string {
-  return `origin ${String(request.headers.origin)} is not allowed: not the origin of Host ${String(request.headers.host)} nor on allowedOrigins (behind a proxy, pass Host on)`;
+  return `origin ${String(request.headers.origin)} is not allowed: not the origin of the request's Host nor on allowedOrigins (behind a proxy, pass Host on)`;
 }
 
 /** What `admitRequest` needs of the server. */

@@ -42,6 +42,15 @@ async function twoServers(store = new SharedMemoryStore()): Promise<[Harness, Ha
 
 const messageIds = (frames: readonly ServerFrame[]): string[] => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.id] : []));
 
+/** Holds the marking of upstream batches processed (§8) while `held` is armed. */
+class GatedStore extends SharedMemoryStore {
+  held: Promise<void> | null = null;
+  override async advance(...args: Parameters<SharedMemoryStore['advance']>): ReturnType<SharedMemoryStore['advance']> {
+    if (this.held) await this.held;
+    return super.advance(...args);
+  }
+}
+
 describe('§3.6 several server processes', () => {
   it('§3.6.any-process admits a connection at one server with a ticket another issued, and resumes the session there', async () => {
     const [a, b] = await twoServers();
@@ -213,14 +222,6 @@ describe('§3.6 several server processes', () => {
   });
 
   it('§6.5 a message handled as another server takes the connection sees the session in its rooms', async () => {
-    // Holds the marking of upstream batches processed (§8) while `held` is armed.
-    class GatedStore extends SharedMemoryStore {
-      held: Promise<void> | null = null;
-      override async advance(...args: Parameters<SharedMemoryStore['advance']>): ReturnType<SharedMemoryStore['advance']> {
-        if (this.held) await this.held;
-        return super.advance(...args);
-      }
-    }
     const store = new GatedStore();
     const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
     const seen: string[][] = [];
@@ -245,6 +246,36 @@ describe('§3.6 several server processes', () => {
     gate.resolve();
     framesOf(await checking, 'the check');
     expect(seen).toEqual([['lobby']]);
+    void polling.catch(() => undefined);
+  });
+
+  it('§6.5 the end of a copy another server took the connection from leaves the session in its rooms, where it lives on', async () => {
+    const store = new GatedStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const left: string[] = [];
+    a.server.on('leave', (_session, room) => left.push(room));
+    for (const h of [a, b]) {
+      h.onProcessed = ({ data }, session) => {
+        const request = data as { join?: string; close?: boolean };
+        if (request.join) void session.join(request.join);
+        if (request.close) session.close();
+      };
+    }
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
+    await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
+    const gate = deferred();
+    store.held = gate.promise;
+    const closing = postSend(a.httpBase, [{ t: 'msg', s: 2, d: { close: true } }], { sid: hello.sid });
+    const polling = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    store.held = null;
+    gate.resolve();
+    await closing;
+    expect(left).toEqual([]);
+    expect(await store.members('lobby')).toEqual([hello.sid]);
+    expect(b.server.sessions.get(hello.sid)?.rooms.has('lobby')).toBe(true);
     void polling.catch(() => undefined);
   });
 
