@@ -371,14 +371,12 @@ export class SessionHub {
   /** @internal a session ended. */
   sessionEnded(session: ServerSession, reason: SessionEndReason): void {
     // With a shared store a shutdown leaves the session to the other processes: its client resumes
-    // there, in its rooms (§10.2). Any other end is the session's wherever it is held, also when it
-    // comes to a copy this process let go already (`session.close()` in a listener as another
-    // process takes the connection): the others are told, and close theirs.
+    // there, in its rooms (§10.2). So does the end of a copy this process let go already: the
+    // session lives on where it is held.
     const held = this.sessions.get(session.id) === session;
-    const handedOn = this.cluster !== null && reason === 'shutdown';
-    if (handedOn) this.rooms.released(session);
+    if (!held || (this.cluster && reason === 'shutdown')) this.rooms.released(session);
     else this.rooms.ended(session);
-    if (this.cluster && !handedOn) this.cluster.ended(session);
+    if (this.cluster && reason !== 'shutdown' && held) this.cluster.ended(session);
     if (held) {
       this.sessions.delete(session.id);
       this.limits.sessionClosed(session.address);

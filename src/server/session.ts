@@ -61,7 +61,7 @@ export interface Session<Incoming = Payload, in Outgoing extends Sendable<Outgoi
    * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
    */
   send<T = Outgoing>(data: SendArgument<Outgoing, T>, options?: { event?: string }): Promise<string>;
-  /** Ends the session now: its connection closes (at whichever process holds it), and `close` is emitted with reason `closed`. */
+  /** Ends the session now: its connection closes, and `close` is emitted with reason `closed`. */
   close(): void;
   /**
    * Puts the session in `room` (§6.5): every message sent to the room from now until `leave()` is
