@@ -207,7 +207,7 @@ export class Downlink implements ConnectionHandle {
     this.#state = 'live';
     for (const item of after) this.#enqueue(item);
     // What was queued during the replay goes out now, even when the seam added nothing; an unpark's
-    // ack alone is dropped (`#unpark`), so the poll waits for a message or the heartbeat as any does.
+    // ack alone is dropped (`#unpark`), so the poll waits for a message or the heartbeat, as every poll does.
     if (this.#unparkAck !== null && this.#queue.length === 1 && this.#queue.first() === this.#unparkAck) this.#queue.clear();
     this.#unparkAck = null;
     if (this.#queue.length > 0) this.#scheduleFlush();

@@ -175,6 +175,20 @@ async function openPolledCarrier(h: Harness): Promise<string> {
   return open.notice.id;
 }
 
+/**
+ * The second and third polls of a polled carrier after a shutdown with a notice of 200 ms: the
+ * second takes the channel's `reconnect` and the carrier's end; returns the error body of the third.
+ */
+async function lastPolls(h: Harness, polled: string): Promise<unknown> {
+  const last = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: polled } });
+  expect(last.status).toBe(200);
+  const lines = parseCarrierLines(await last.text());
+  expect(lines.flatMap((line) => ('batch' in line ? decodeServerBatch(line.batch) : []))).toEqual([{ t: 'reconnect', ms: 200 }]);
+  expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
+  const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
+  return parseErrorBody(await after.text());
+}
+
 describe('§7.5 carriers', () => {
   it('§7.5.version refuses a carrier whose v does not name 2, and opens one that does with its id and heartbeat', async () => {
     const h = await harnesses.start(FAST);
@@ -299,13 +313,7 @@ describe('§7.5 carriers', () => {
     expect(streamed.frames('s.1').slice(1)).toEqual([{ t: 'reconnect', ms: 200 }]);
     expect(streamed.lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
     // The polled carrier's next poll takes its channels' notices and its end, then it is gone.
-    const last = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: polled } });
-    expect(last.status).toBe(200);
-    const lines = parseCarrierLines(await last.text());
-    expect(lines.flatMap((line) => ('batch' in line ? decodeServerBatch(line.batch) : []))).toEqual([{ t: 'reconnect', ms: 200 }]);
-    expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
-    const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
-    expect(parseErrorBody(await after.text())).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    expect(await lastPolls(h, polled)).toMatchObject({ code: 'UNKNOWN_SESSION' });
   });
 
   it('§10.2.missed-carrier-notice gives a polled carrier its notices from the closed server also when a new server was attached to the same http server at once', async () => {
@@ -318,14 +326,8 @@ describe('§7.5 carriers', () => {
     // The README's restart on one http server: the closed server replaced at once.
     const successor = createServer(FAST).attach(h.started.http);
     try {
-      const last = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: polled } });
-      expect(last.status).toBe(200);
-      const lines = parseCarrierLines(await last.text());
-      expect(lines.flatMap((line) => ('batch' in line ? decodeServerBatch(line.batch) : []))).toEqual([{ t: 'reconnect', ms: 200 }]);
-      expect(lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
       // Then the carrier is gone, and its polls are the new server's, which never knew it.
-      const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=3`, { headers: { [CARRIER_HEADER]: polled } });
-      expect(parseErrorBody(await after.text())).toMatchObject({ code: 'UNKNOWN_SESSION', message: 'no such carrier: open a new one' });
+      expect(await lastPolls(h, polled)).toMatchObject({ code: 'UNKNOWN_SESSION', message: 'no such carrier: open a new one' });
       // A new carrier is the new server's (the closed one refuses it with SERVER_RESTART).
       expect(await openPolledCarrier(h)).toMatch(/./);
     } finally {

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
-import { UnbrokenServerError, type ServerOptions, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
+import { UnbrokenServerError, type ServerOptions, type Session, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
 import { deferred, nextTurn } from '../helpers/signals.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
@@ -49,6 +49,43 @@ class GatedStore extends SharedMemoryStore {
     if (this.held) await this.held;
     return super.advance(...args);
   }
+}
+
+/**
+ * Two servers on a {@link GatedStore}; a long-polling session opened at A joins `lobby` there. Then
+ * A handles the message `data` while the client's next poll takes the connection to B, so A has let
+ * the session go by the time its listener runs: the batch waits in the store until then. `handle`
+ * gets every message at both servers; `listen` sees A before anything happens.
+ */
+async function handledAsAnotherTakesOver(
+  data: Record<string, boolean>,
+  handle: (request: Record<string, unknown>, session: Session) => unknown,
+  listen: (a: Harness) => void = () => undefined,
+): Promise<{ a: Harness; b: Harness; store: GatedStore; sid: string }> {
+  const store = new GatedStore();
+  const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+  listen(a);
+  for (const h of [a, b]) {
+    h.onProcessed = ({ data: received }, session) => {
+      const request = received as Record<string, unknown>;
+      if (typeof request.join === 'string') void session.join(request.join);
+      handle(request, session);
+    };
+  }
+  const c = randomToken();
+  const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+  framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
+  await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
+  const gate = deferred();
+  store.held = gate.promise;
+  const handled = postSend(a.httpBase, [{ t: 'msg', s: 2, d: data }], { sid: hello.sid });
+  const polling = poll(b.httpBase, { c, last: hello.cursor });
+  await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+  store.held = null;
+  gate.resolve();
+  framesOf(await handled, 'the message at A');
+  void polling.catch(() => undefined);
+  return { a, b, store, sid: hello.sid };
 }
 
 describe('§3.6 several server processes', () => {
@@ -222,61 +259,21 @@ describe('§3.6 several server processes', () => {
   });
 
   it('§6.5 a message handled as another server takes the connection sees the session in its rooms', async () => {
-    const store = new GatedStore();
-    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
     const seen: string[][] = [];
-    for (const h of [a, b]) {
-      h.onProcessed = ({ data }, session) => {
-        const request = data as { join?: string; check?: boolean };
-        if (request.join) void session.join(request.join);
-        if (request.check) seen.push([...session.rooms]);
-      };
-    }
-    const c = randomToken();
-    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
-    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
-    await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
-    const gate = deferred();
-    store.held = gate.promise;
-    const checking = postSend(a.httpBase, [{ t: 'msg', s: 2, d: { check: true } }], { sid: hello.sid });
-    // Meanwhile the client's poll reaches B, which takes the connection: A lets the session go.
-    const polling = poll(b.httpBase, { c, last: hello.cursor });
-    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
-    store.held = null;
-    gate.resolve();
-    framesOf(await checking, 'the check');
+    await handledAsAnotherTakesOver({ check: true }, (request, session) => request.check && seen.push([...session.rooms]));
     expect(seen).toEqual([['lobby']]);
-    void polling.catch(() => undefined);
   });
 
   it('§6.5 the end of a copy another server took the connection from leaves the session in its rooms, where it lives on', async () => {
-    const store = new GatedStore();
-    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
     const left: string[] = [];
-    a.server.on('leave', (_session, room) => left.push(room));
-    for (const h of [a, b]) {
-      h.onProcessed = ({ data }, session) => {
-        const request = data as { join?: string; close?: boolean };
-        if (request.join) void session.join(request.join);
-        if (request.close) session.close();
-      };
-    }
-    const c = randomToken();
-    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
-    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
-    await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
-    const gate = deferred();
-    store.held = gate.promise;
-    const closing = postSend(a.httpBase, [{ t: 'msg', s: 2, d: { close: true } }], { sid: hello.sid });
-    const polling = poll(b.httpBase, { c, last: hello.cursor });
-    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
-    store.held = null;
-    gate.resolve();
-    await closing;
+    const { b, store, sid } = await handledAsAnotherTakesOver(
+      { close: true },
+      (request, session) => request.close && session.close(),
+      (a) => a.server.on('leave', (_session, room) => left.push(room)),
+    );
     expect(left).toEqual([]);
-    expect(await store.members('lobby')).toEqual([hello.sid]);
-    expect(b.server.sessions.get(hello.sid)?.rooms.has('lobby')).toBe(true);
-    void polling.catch(() => undefined);
+    expect(await store.members('lobby')).toEqual([sid]);
+    expect(b.server.sessions.get(sid)?.rooms.has('lobby')).toBe(true);
   });
 
   it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {

@@ -80,6 +80,29 @@ function eventually(what: string, condition: () => boolean, wake: Set<() => void
   });
 }
 
+/** Records what `client` went through in a {@link Watched}, calling `changed` after each event. */
+function watch(client: Client, changed: () => void): Watched {
+  const entry: Watched = { client, received: [], errors: [], refusals: 0, opens: 0, waits: [] };
+  client.on('schedule', ({ kind, delay }) => {
+    if (kind === 'reconnect') entry.waits.push(delay);
+  });
+  client.on('open', () => {
+    entry.opens++;
+    changed();
+  });
+  client.on('message', ({ data }) => {
+    entry.received.push(data);
+    changed();
+  });
+  client.on('error', (error) => {
+    entry.errors.push(error.code);
+    // An error is emitted before the state change it causes: in `reconnecting`, it ends an attempt.
+    if (error.code === 'SERVER_RESTART' && client.state === 'reconnecting') entry.refusals++;
+    changed();
+  });
+  return entry;
+}
+
 describe.each(TRANSPORTS)('graceful restart over %s', (transport) => {
   it(`brings ${CLIENTS} clients back within the shutdown jitter plus 1 s, nothing lost, repeated or reordered, no heartbeat deadline`, async () => {
     const store = new MemoryStore();
@@ -108,25 +131,7 @@ describe.each(TRANSPORTS)('graceful restart over %s', (transport) => {
         connectTimeout: CONNECT_TIMEOUT,
       });
       clients.push(client);
-      const entry: Watched = { client, received: [], errors: [], refusals: 0, opens: 0, waits: [] };
-      client.on('schedule', ({ kind, delay }) => {
-        if (kind === 'reconnect') entry.waits.push(delay);
-      });
-      client.on('open', () => {
-        entry.opens++;
-        changed();
-      });
-      client.on('message', ({ data }) => {
-        entry.received.push(data);
-        changed();
-      });
-      client.on('error', (error) => {
-        entry.errors.push(error.code);
-        // An error is emitted before the state change it causes: in `reconnecting`, it ends an attempt.
-        if (error.code === 'SERVER_RESTART' && client.state === 'reconnecting') entry.refusals++;
-        changed();
-      });
-      return entry;
+      return watch(client, changed);
     });
     /** The clients `pending` holds up, with their state and the errors they met since `since`. */
     const describeStuck =
@@ -205,18 +210,7 @@ describe.each(TRANSPORTS)('graceful restart over %s', (transport) => {
     const watched = Array.from({ length: 12 }, () => {
       const client = connect(first.baseUrl, { ...nodeEnvironment, transports: [transport], reconnectDelay: 50, maxReconnectDelay: MAX_RECONNECT_DELAY });
       clients.push(client);
-      const entry = { client, errors: [] as string[], waits: [] as number[], opens: 0, received: [] as unknown[] };
-      client.on('schedule', ({ kind, delay }) => kind === 'reconnect' && entry.waits.push(delay));
-      client.on('open', () => {
-        entry.opens++;
-        changed();
-      });
-      client.on('message', ({ data }) => {
-        entry.received.push(data);
-        changed();
-      });
-      client.on('error', ({ code }) => entry.errors.push(code));
-      return entry;
+      return watch(client, changed);
     });
     const stuck = () => watched.map((w) => `${w.client.state}/${w.opens}/${w.errors.join(' ')}`).join('; ');
     await eventually('every client open', () => watched.every((w) => w.opens === 1), wake, 5_000, stuck);
