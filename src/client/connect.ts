@@ -32,7 +32,8 @@ const BUILT_IN: readonly TransportDefinition[] = [webSocketDefinition, sseDefini
 export class Client<Incoming = unknown, Outgoing extends Sendable<Outgoing> = Sendable> extends BaseClient<Incoming, Outgoing> {
   /** Same as {@link connect}. */
   constructor(url: string, options: ClientOptions = {}) {
-    const listed = options.transports;
+    // `?.`: plain JavaScript may pass `null`, which the default does not replace.
+    const listed = options?.transports;
     // A name becomes its definition; an imported transport is one already. What is neither (an
     // unknown name) stays as it is, for the check of the transports to name it (a TypeError), as
     // does what is not a list (a single name).

@@ -222,16 +222,28 @@ const AMOUNTS = {
   rememberFor: 86_400_000,
 };
 
+/** The options that are functions (or classes), when given. */
+const FUNCTIONS = ['auth', 'random', 'WebSocket', 'EventSource', 'fetch', 'BroadcastChannel'] as const;
+
 /**
  * Applies the defaults (also to an amount given as `null`); throws a `TypeError` for a list of
- * transports that is not one, or an amount that is not a number ≥ 0 (≥ 1 for `connectTimeout` and
- * `maxMessageSize`).
+ * transports that is not one, an amount that is not a number ≥ 0 (≥ 1 for `connectTimeout` and
+ * `maxMessageSize`), or one of {@link FUNCTIONS} given as something else than a function.
  */
 export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   // Plain JavaScript may leave the options out: it is told what `transports` takes.
   const given = options ?? ({} as Partial<BaseClientOptions>);
   const { auth, transports, storage = defaultMemory(), pageLifecycle = true, share = true, clock = systemClock, random = Math.random } = given;
   checkDefinitions(transports);
+  const refuse = (name: string, expected: string, value: unknown): never => {
+    throw new TypeError(`unbroken: expects ${name} ${expected}, got ${typeof value} ${String(value)}`);
+  };
+  // Plain JavaScript may pass anything: `random: 0.5` would throw in a timer (in Node, an uncaught
+  // exception that ends the process), `auth: 'token'` would be refused as credentials at each attempt.
+  for (const name of FUNCTIONS) {
+    const value = given[name];
+    if (value != null && typeof value != 'function') refuse(name, 'a function', value);
+  }
   const amounts = { ...AMOUNTS };
   for (const name of Object.keys(amounts) as (keyof typeof AMOUNTS)[]) {
     const value = given[name] ?? amounts[name];
@@ -239,7 +251,7 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
     // would time out and reconnect for ever without saying why. A timeout of 0 times out at once, and
     // a link takes no message in 0 bytes: those two take 1 and up.
     const least = +(name == 'connectTimeout' || name == 'maxMessageSize');
-    if (!(Number.isFinite(value) && value >= least)) throw new TypeError(`unbroken: expects ${name} ≥ ${least}, got ${typeof value} ${String(value)}`);
+    if (!(Number.isFinite(value) && value >= least)) refuse(name, `≥ ${least}`, value);
     amounts[name] = value;
   }
   return {
@@ -282,6 +294,8 @@ export function endpointBase(url: string): string {
     throw new TypeError(`unbroken: expects an http(s) URL, or a path in a page, got ${url}`);
   }
   base.protocol = base.protocol.replace('ws', 'http');
+  // A WebSocket URL may not have a fragment (its constructor throws), and no request sends one.
+  base.hash = '';
   return base.href;
 }
 

@@ -81,7 +81,8 @@ export async function requestTicket(
   if (response.status !== 200) throw answerError(response.status, text);
   const { ticket, sid, key } = readObject(text);
   if (typeof ticket !== 'string' || !TICKET.test(ticket)) {
-    throw new UnbrokenError('PROTOCOL_ERROR', 'expects the ticket answer to hold a base64url ticket');
+    // A page of the application answers `200` to a URL that misses the endpoint: say so.
+    throw new UnbrokenError('PROTOCOL_ERROR', `expects the ticket answer to hold a base64url ticket, got ${JSON.stringify(text.slice(0, 40))}: is the URL the server's endpoint?`);
   }
   const named = typeof sid === 'string' && typeof key === 'string' && NAME.test(sid) && NAME.test(key) ? { sid, key } : null;
   return { ticket, session: named, roundTrip: now() - sentAt };

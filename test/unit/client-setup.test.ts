@@ -54,6 +54,8 @@ describe('client setup', () => {
       ['https://example.com/realtime?token=a%20b', 'wss://example.com/realtime/ws?token=a+b&v=1'],
       ['wss://example.com/realtime', 'wss://example.com/realtime/ws?v=1'],
       ['ws://example.com/realtime', 'ws://example.com/realtime/ws?v=1'],
+      // A WebSocket URL with a fragment throws in its constructor: the fragment is left out.
+      ['https://example.com/realtime?room=a#top', 'wss://example.com/realtime/ws?room=a&v=1'],
     ])('derives from %s the URL %s', async (url, expected) => {
       make(url, { WebSocket: UrlRecorder });
       await settle(0);
@@ -111,7 +113,53 @@ describe('client setup', () => {
     });
   });
 
+  describe('options given by plain JavaScript', () => {
+    it('starts with every default when the options are null (plain JavaScript)', async () => {
+      make(ENDPOINT, null as unknown as Parameters<typeof connect>[1]);
+      vi.stubGlobal('WebSocket', UrlRecorder);
+      await settle(0);
+      expect(withoutTicket()).toEqual(['ws://example.test/realtime/ws?v=1']);
+    });
+
+    it.each([
+      ['random', 0.5, 'number 0.5'],
+      ['auth', 'token', 'string token'],
+      ['WebSocket', {}, 'object [object Object]'],
+      ['fetch', true, 'boolean true'],
+      ['EventSource', 'EventSource', 'string EventSource'],
+      ['BroadcastChannel', 1, 'number 1'],
+    ])('throws at once on %s that is not a function: %s, naming the option and the value', (name, value, shown) => {
+      expect(() => connect(ENDPOINT, { [name]: value } as unknown as Parameters<typeof connect>[1])).toThrow(new TypeError(`unbroken: expects ${name} a function, got ${shown}`));
+    });
+  });
+
   describe('a ticket request that fails', () => {
+    /** The first error of a client whose ticket requests are answered `status` with `body`. */
+    const firstError = async (status: number, body: string): Promise<Error> => {
+      const fetch = (): Promise<Response> => Promise.resolve(new Response(body, { status }));
+      const client = connect(ENDPOINT, { fetch, WebSocket: UrlRecorder, transports: ['websocket'], storage: null });
+      const error = await new Promise<Error>((resolve) => client.once('error', resolve));
+      client.close();
+      return error;
+    };
+
+    it('says the URL may miss the endpoint when a page answers it 200 with no ticket', async () => {
+      expect(await firstError(200, '<!doctype html><html><head><title>Chat</title></head></html>')).toMatchObject({
+        code: 'PROTOCOL_ERROR',
+        message: 'expects the ticket answer to hold a base64url ticket, got "<!doctype html><html><head><title>Chat</": is the URL the server\'s endpoint?',
+      });
+    });
+
+    it('takes a bare 404 for a transport failure, not for an unknown session: no server of the protocol answers so (§13.5.bare-status)', async () => {
+      expect(await firstError(404, 'Not Found')).toMatchObject({
+        code: 'TRANSPORT_ERROR',
+        message: "answered 404 without an error body: a proxy, or not the server's endpoint",
+      });
+      expect(await firstError(404, '{"code":"UNKNOWN_SESSION","message":"no such session"}')).toMatchObject({ code: 'UNKNOWN_SESSION', message: 'no such session' });
+      // A proxy's bare 503 still counts for what it says: the client retries either way.
+      expect(await firstError(503, '')).toMatchObject({ code: 'SERVER_RESTART' });
+    });
+
     it('says why, from the cause Node\'s fetch keeps its reason in', async () => {
       const refused = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' }) });
       const fetch = (): Promise<Response> => Promise.reject(refused);
@@ -164,7 +212,7 @@ describe('client setup', () => {
       client.on('error', (error) => messages.push(`${error.code}: ${error.message}`));
       await settle(0);
       expect(messages).toEqual([
-        'NO_TRANSPORT: cannot run websocket here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option',
+        'NO_TRANSPORT: cannot run websocket here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option, and `eventsource` as EventSource',
       ]);
     });
 

@@ -64,13 +64,14 @@ export const UPSTREAM_HEADERS = { 'Content-Type': 'application/json', [UPSTREAM_
  * The failure an HTTP answer other than `200` signals (§9): the code of its error body when a server
  * sends it over HTTP. Without one, the status alone counts only for codes the client retries: a
  * proxy's bare `401` or `403` (a login page, a filter) is a `TRANSPORT_ERROR`, never a reason to
- * stop or to ask for credentials (§13.5).
+ * stop or to ask for credentials (§13.5). Nor is a bare `404` an unknown session: it is a path no
+ * server of the protocol answers, e.g. a URL that misses the endpoint.
  */
 export function answerError(status: number, text: string): UnbrokenError {
   const body = readObject(text);
   const byStatus = codeForStatus(status);
-  const code = serverCode(body.code) ?? (byStatus && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
-  return new UnbrokenError(code, String(body.message ?? `answered ${status}`));
+  const code = serverCode(body.code) ?? (byStatus && status != 404 && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
+  return new UnbrokenError(code, String(body.message ?? `answered ${status} without an error body: a proxy, or not the server's endpoint`));
 }
 
 /** The shared half of an HTTP transport; the downstream half (EventSource or polls) drives it. */
