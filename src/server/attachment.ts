@@ -15,6 +15,8 @@ type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, head: Buf
 interface Layer<L> {
   /** True when `request` is a poll of a connection this server, or one beneath it, must answer though it closed. */
   holdsPoll(request: http.IncomingMessage): boolean;
+  /** A server attached after this one took over its listeners: a closed server that owes no notice lets go. */
+  wrapped(): void;
   /** True when what this layer passes on reaches a listener of the application's. */
   reachesApplication(): boolean;
   /** Once its http server closed: the listeners it passes everything to, which stand in its place. */
@@ -46,37 +48,49 @@ export interface AttachedServer {
   handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** True when `request` continues a connection the server holds and must answer itself, though another server answers its path now. */
   holdsPoll(request: http.IncomingMessage): boolean;
+  /** A server attached later took over this attachment's listeners. */
+  wrapped(attachment: Attachment): void;
 }
+
+/**
+ * The attachments on each http server, told in the order they were made when it closes: one `close`
+ * listener per http server, however many servers replaced one another on it (restarts in place).
+ */
+const attachedTo = new WeakMap<http.Server | https.Server, Set<Attachment>>();
 
 export class Attachment {
   readonly httpServer: http.Server | https.Server;
-  /** Null once the http server closed: the server is let go, its listeners only pass requests on. */
+  /**
+   * Null once the server is let go — the http server closed, or a server attached later answers for
+   * this spent one (§10.2): its listeners only pass requests on.
+   */
   #server: AttachedServer | null;
-  readonly #previous: readonly Layered<http.RequestListener>[];
-  readonly #previousUpgrade: readonly Layered<UpgradeListener>[];
   readonly #onRequest: Layered<http.RequestListener>;
   readonly #onUpgrade: Layered<UpgradeListener>;
-  readonly #onClose: () => void;
+  /** Null once let go: a layer a later server still passes through holds nothing of the server. */
+  #closed: ((attachment: Attachment) => void) | null;
 
   /** Takes over `httpServer`'s listeners for `server`; `closed` is called when the http server closes. */
   constructor(httpServer: http.Server | https.Server, server: AttachedServer, closed: (attachment: Attachment) => void) {
     this.httpServer = httpServer;
     this.#server = server;
-    const previous = unwrap<http.RequestListener>(httpServer.listeners('request') as http.RequestListener[]);
-    this.#previous = previous;
+    // Upgrades are taken over as requests are, so that a server attached later answers its path
+    // before the listeners that were there.
+    const requestListeners = httpServer.listeners('request') as Layered<http.RequestListener>[];
+    const upgradeListeners = httpServer.listeners('upgrade') as Layered<UpgradeListener>[];
     httpServer.removeAllListeners('request');
-    // Upgrades are taken over the same way, so that a server attached later answers its path before
-    // the listeners that were there.
-    const previousUpgrade = unwrap<UpgradeListener>(httpServer.listeners('upgrade') as UpgradeListener[]);
-    this.#previousUpgrade = previousUpgrade;
     httpServer.removeAllListeners('upgrade');
+    // Told once they are no longer the http server's, so that one that lets go gives no listener back.
+    for (const listener of [...requestListeners, ...upgradeListeners]) listener[LAYER]?.wrapped();
+    const requestLayers = new Beneath(requestListeners);
+    const upgradeLayers = new Beneath(upgradeListeners);
     // Asked only where an earlier server is: an application's own listeners cost nothing more.
-    const holders = previous.filter((listener) => listener[LAYER] !== undefined);
-    const olderHolder = (request: http.IncomingMessage) => (holders.length === 0 ? undefined : holders.find((listener) => listener[LAYER]!.holdsPoll(request)));
-    const layer = <L>(beneath: readonly Layered<L>[], holdsPoll: Layer<L>['holdsPoll']): Layer<L> => ({
+    const olderHolder = (request: http.IncomingMessage) => requestLayers.holders().find((listener) => listener[LAYER]!.holdsPoll(request));
+    const layer = <L>(beneath: Beneath<L>, holdsPoll: Layer<L>['holdsPoll']): Layer<L> => ({
       holdsPoll,
-      reachesApplication: () => beneath.some((listener) => listener[LAYER]?.reachesApplication() ?? true),
-      passesTo: () => (this.#server === null ? beneath : null),
+      wrapped: () => this.#server?.wrapped(this),
+      reachesApplication: () => beneath.current().some((listener) => listener[LAYER]?.reachesApplication() ?? true),
+      passesTo: () => (this.#server === null ? beneath.current() : null),
     });
     this.#onRequest = Object.assign(
       (request: http.IncomingMessage, response: http.ServerResponse) => {
@@ -88,27 +102,48 @@ export class Attachment {
           }
           if (this.#server.handleRequest(request, response)) return;
         }
-        for (const listener of previous) listener.call(httpServer, request, response);
+        for (const listener of requestLayers.current()) listener.call(httpServer, request, response);
         if (this.#answersNobody(this.#onRequest, 'request')) {
           response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
         }
       },
-      { [LAYER]: layer(previous, (request) => this.#server !== null && (this.#server.holdsPoll(request) || olderHolder(request) !== undefined)) },
+      { [LAYER]: layer(requestLayers, (request) => this.#server !== null && (this.#server.holdsPoll(request) || olderHolder(request) !== undefined)) },
     );
     this.#onUpgrade = Object.assign(
       (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         if (this.#server?.handleUpgrade(request, socket, head)) return;
-        for (const listener of previousUpgrade) listener.call(httpServer, request, socket, head);
+        for (const listener of upgradeLayers.current()) listener.call(httpServer, request, socket, head);
         // Other paths belong to other listeners; with none, nobody would ever answer this socket.
         if (this.#answersNobody(this.#onUpgrade, 'upgrade')) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       },
-      { [LAYER]: layer(previousUpgrade, () => false) },
+      { [LAYER]: layer(upgradeLayers, () => false) },
     );
     // §10.2: a closed server keeps answering its path (SERVER_RESTART) until the http server closes.
-    this.#onClose = () => closed(this);
+    this.#closed = closed;
     httpServer.on('request', this.#onRequest);
     httpServer.on('upgrade', this.#onUpgrade);
-    httpServer.once('close', this.#onClose);
+    let attachments = attachedTo.get(httpServer);
+    if (!attachments) {
+      const all = new Set<Attachment>();
+      attachedTo.set(httpServer, all);
+      httpServer.once('close', () => {
+        attachedTo.delete(httpServer);
+        for (const attachment of [...all]) attachment.#closed?.(attachment);
+      });
+      attachments = all;
+    }
+    attachments.add(this);
+  }
+
+  /**
+   * Lets the server go when a server attached later took over this attachment's listeners: they
+   * then pass everything on. False when they are still the http server's, and so answer the path
+   * (a closed server's `SERVER_RESTART`, §10.2) until the http server closes or a server replaces it.
+   */
+  release(): boolean {
+    if (this.httpServer.listeners('request').includes(this.#onRequest)) return false;
+    this.detach();
+    return true;
   }
 
   /**
@@ -118,8 +153,8 @@ export class Attachment {
    */
   detach(): void {
     this.#server = null;
-    const { httpServer } = this;
-    httpServer.off('close', this.#onClose);
+    this.#closed = null;
+    attachedTo.get(this.httpServer)?.delete(this);
     this.#giveBack('request', this.#onRequest);
     this.#giveBack('upgrade', this.#onUpgrade);
   }
@@ -141,5 +176,34 @@ export class Attachment {
     if (own[LAYER]!.reachesApplication()) return false;
     const listeners = this.httpServer.listeners(event);
     return listeners.length === 1 && listeners[0] === own;
+  }
+}
+
+/**
+ * The listeners a layer passes on to, with the layers of servers that let go since replaced by what
+ * they passed to: a chain of restarts on one http server stays as deep as the servers that still
+ * answer something.
+ */
+class Beneath<L> {
+  #listeners: readonly Layered<L>[];
+  #holders: readonly Layered<L>[];
+
+  constructor(listeners: readonly Layered<L>[]) {
+    this.#listeners = unwrap(listeners);
+    this.#holders = this.#listeners.filter((listener) => listener[LAYER] !== undefined);
+  }
+
+  current(): readonly Layered<L>[] {
+    if (this.#holders.some((listener) => listener[LAYER]!.passesTo() !== null)) {
+      this.#listeners = unwrap(this.#listeners);
+      this.#holders = this.#listeners.filter((listener) => listener[LAYER] !== undefined);
+    }
+    return this.#listeners;
+  }
+
+  /** The layers of servers among them, which may hold polls. */
+  holders(): readonly Layered<L>[] {
+    this.current();
+    return this.#holders;
   }
 }

@@ -133,6 +133,12 @@ class Server implements UnbrokenServer {
   readonly #routes: ReadonlyMap<string, Route>;
   readonly #attachments: Attachment[] = [];
   #closing: Promise<void> | null = null;
+  /**
+   * Set `2 × hb` after a shutdown, when no poll can still be owed its notice (§10.2.missed-notice: a
+   * client that has not polled by then counts its link dead, §11): a server attached later on the
+   * same http server then answers everything, and this one lets go of it.
+   */
+  #spent = false;
   readonly #headersTimeout: number;
   /** The store's readiness, its failure already reported on `error` (see `ready()`). */
   readonly #ready: Promise<void>;
@@ -228,7 +234,10 @@ class Server implements UnbrokenServer {
         return true;
       },
       // Once closed: a poll owed a notice comes here though a new server answers the path (§10.2).
-      holdsPoll: (request) => this.#closing !== null && this.#holdsPoll(request),
+      holdsPoll: (request) => this.#closing !== null && !this.#spent && this.#holdsPoll(request),
+      wrapped: (attachment) => {
+        if (this.#spent) this.#release(attachment);
+      },
     };
     this.#attachments.push(new Attachment(httpServer, attached, (attachment) => this.#detach(attachment)));
     return this;
@@ -284,14 +293,28 @@ class Server implements UnbrokenServer {
     this.#stopStoreReports = undefined;
     if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();
+    setTimeout(() => {
+      this.#spent = true;
+      for (const attachment of [...this.#attachments]) this.#release(attachment);
+    }, Math.min(2 * this.#context.heartbeatInterval, 2 ** 31 - 1)).unref();
+  }
+
+  /** Lets go of an http server that a server attached later answers for (a restart in place, README "Restarts"). */
+  #release(attachment: Attachment): void {
+    if (attachment.release()) this.#forget(attachment);
   }
 
   /** The http server closed: give it back its listeners. */
   #detach(attachment: Attachment): void {
+    if (!this.#attachments.includes(attachment)) return;
+    attachment.detach();
+    this.#forget(attachment);
+  }
+
+  #forget(attachment: Attachment): void {
     const index = this.#attachments.indexOf(attachment);
     if (index < 0) return;
     this.#attachments.splice(index, 1);
-    attachment.detach();
     if (this.#attachments.length === 0 && this.#closing) this.#websocket.close();
   }
 

@@ -5,6 +5,8 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeServerBatch } from '../../src/protocol/index.js';
@@ -12,6 +14,10 @@ import { createServer, MemoryStore, UnbrokenTypeError, type MessageStore, type S
 import { deferred } from '../helpers/signals.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
 import { ticketFor } from '../helpers/raw-ticket.js';
+
+/** Node's collector, made callable without a flag: what the tests of a leak ask for. */
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc') as () => void;
 
 const started: StartedServer[] = [];
 afterEach(async () => {
@@ -186,6 +192,78 @@ describe('attach', () => {
       expect(next.status).toBe(401);
     } finally {
       await second.close();
+    }
+  });
+
+  it('§10.2 lets go of an http server 2 × hb after its shutdown once a server attached later answers for it: restarts in place keep no closed server', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const httpServer = http.createServer(app);
+    // Each closed server is replaced at once, as the README's restart does: 12 of them would pass the
+    // 10 listeners of one event after which Node warns of a leak.
+    const closed: WeakRef<object>[] = [];
+    let current = createServer({ heartbeatInterval: 20 }).attach(httpServer);
+    for (let restart = 0; restart < 12; restart++) {
+      await current.close();
+      closed.push(new WeakRef(current));
+      current = createServer({ heartbeatInterval: 20 }).attach(httpServer);
+    }
+    try {
+      // Once no poll can be owed its notice, nothing holds a closed server: the garbage collector takes them.
+      await vi.waitFor(
+        () => {
+          collectGarbage();
+          expect(closed.filter((server) => server.deref() !== undefined)).toHaveLength(0);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+      const { port } = httpServer.address() as net.AddressInfo;
+      const base = `http://127.0.0.1:${port}/realtime`;
+      expect(await (await fetch(`http://127.0.0.1:${port}/elsewhere`)).text()).toBe('app: GET /elsewhere');
+      const poll = await fetch(await withTicket(`${base}/poll?v=1`, base));
+      expect(decodeServerBatch(await poll.text())[0]?.t).toBe('hello');
+      expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(httpServer.listenerCount('close')).toBe(1);
+    } finally {
+      process.off('warning', onWarning);
+      await current.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    }
+    expect(httpServer.listeners('request')).toEqual([app]);
+  });
+
+  it('§10.2 answers its path with SERVER_RESTART past 2 × hb while no server replaced it, and lets go at once when one does', async () => {
+    const httpServer = http.createServer(app);
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    const { port } = httpServer.address() as net.AddressInfo;
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    let second: ReturnType<typeof createServer> | undefined;
+    try {
+      let first: ReturnType<typeof createServer> | null = createServer({ heartbeatInterval: 1_000 }).attach(httpServer);
+      await first.close();
+      // Past the 2 × hb after which no poll is owed its notice.
+      vi.advanceTimersByTime(2_000);
+      vi.useRealTimers();
+      const poll = await fetch(`http://127.0.0.1:${port}/realtime/poll?v=1`);
+      expect([poll.status, (await poll.json()).code]).toEqual([503, 'SERVER_RESTART']);
+      const closed = new WeakRef(first);
+      first = null;
+      second = createServer().attach(httpServer);
+      // Let go as the second took over its listeners: nothing holds the first one any more (a WeakRef
+      // keeps its target to the end of the task it was read in, hence the turn).
+      await new Promise((resolve) => setImmediate(resolve));
+      collectGarbage();
+      expect(closed.deref()).toBeUndefined();
+      const opened = await fetch(await withTicket(`http://127.0.0.1:${port}/realtime/poll?v=1`, `http://127.0.0.1:${port}/realtime`));
+      expect(decodeServerBatch(await opened.text())[0]?.t).toBe('hello');
+    } finally {
+      vi.useRealTimers();
+      await second?.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
   });
 
