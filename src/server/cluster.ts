@@ -17,7 +17,7 @@ import { UnbrokenServerError, asServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { ServerSession } from './session.js';
-import type { SharedStore, Signal } from './shared-state.js';
+import type { SharedSession, SharedStore, Signal } from './shared-state.js';
 import { randomToken, type TicketGrant } from './tickets.js';
 
 /** What `prepare` found or made for a connection: the session to attach, and whether it is new (§3.3). */
@@ -102,7 +102,7 @@ export class Cluster {
     }
     const shared = await this.state.getSession(sid);
     if (shared === null) return null;
-    return this.#adopt(shared.id, shared.key, shared.user, shared.processed, address);
+    return this.#adopt(shared, address);
   }
 
   /**
@@ -135,6 +135,7 @@ export class Cluster {
     if (local) return { session: local, created: false };
     const session = this.#hub.createSession(shared.id, shared.key, shared.user, address);
     session.processed = shared.processed;
+    session.born = shared.born ?? null;
     if (created) return { session, created: true };
     // Another process created it meanwhile, under the same id: resume that one (its key is checked at connect).
     this.#hub.sessions.set(session.id, session);
@@ -156,7 +157,22 @@ export class Cluster {
   /** The session ended here (not by this process's shutdown, which leaves it to the others). */
   ended(session: ServerSession): void {
     this.state.deleteSession(session.id).catch((error: unknown) => this.#fail(`ending session ${session.id} in the store failed`, error));
-    this.#publish({ kind: 'ended', session: session.id, node: this.node, at: this.#hub.options.now() });
+    this.#publish({ kind: 'ended', session: session.id, node: this.node, at: this.#hub.options.now(), ...this.#bornOf(session) });
+  }
+
+  /**
+   * A copy of the session that this process let go ended (`session.close()` as another process took
+   * the connection): the process that holds that incarnation ends it. A copy of a session that ended
+   * meanwhile ends nothing, also when a session took its id since (§3.3.same-id), nor does one from a
+   * store that marks no incarnation.
+   */
+  endedElsewhere(session: ServerSession): void {
+    if (session.born === null) return;
+    this.#publish({ kind: 'ended', session: session.id, node: this.node, at: this.#hub.options.now(), born: session.born, elsewhere: true });
+  }
+
+  #bornOf(session: ServerSession): { born?: string } {
+    return session.born === null ? {} : { born: session.born };
   }
 
   /** The session took a fresh identity here (§3.5): the store and the process holding it learn it. */
@@ -278,14 +294,15 @@ export class Cluster {
 
   // -- internals ------------------------------------------------------------------------------------
 
-  async #adopt(id: string, key: string, user: Identity | null, processed: number, address: string): Promise<ServerSession> {
-    const session = this.#hub.createSession(id, key, user, address);
-    session.processed = processed;
+  async #adopt(shared: SharedSession, address: string): Promise<ServerSession> {
+    const session = this.#hub.createSession(shared.id, shared.key, shared.user, address);
+    session.processed = shared.processed;
+    session.born = shared.born ?? null;
     // Another request may have learnt it meanwhile: keep the first.
-    const raced = this.#hub.sessions.get(id);
+    const raced = this.#hub.sessions.get(shared.id);
     if (raced) return raced;
     session.residency = 'visitor';
-    this.#hub.sessions.set(id, session);
+    this.#hub.sessions.set(shared.id, session);
     this.#hub.limits.sessionOpened(address);
     this.#hub.sweep.start();
     await this.#learnRooms(session);
@@ -320,6 +337,13 @@ export class Cluster {
         }
         case 'ended':
           if (signal.node === this.node) return;
+          // About another incarnation: the session that took its id lives on (§3.3.same-id).
+          if (signal.born !== undefined && session.born !== null && signal.born !== session.born) return;
+          // Held here: it ends here, as `session.close()` ends it, and the others then drop theirs.
+          if (signal.elsewhere === true && session.residency === 'owner') {
+            session.close();
+            return;
+          }
           session.link?.close({ kind: 'end' });
           this.#hub.release(session);
           return;

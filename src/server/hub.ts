@@ -371,12 +371,15 @@ export class SessionHub {
   /** @internal a session ended. */
   sessionEnded(session: ServerSession, reason: SessionEndReason): void {
     // With a shared store a shutdown leaves the session to the other processes: its client resumes
-    // there, in its rooms (§10.2). So does the end of a copy this process let go already: the
-    // session lives on where it is held.
+    // there, in its rooms (§10.2). The end of a copy this process let go already is the end of the
+    // session where it is held: that process ends it, and its rooms with it.
     const held = this.sessions.get(session.id) === session;
     if (!held || (this.cluster && reason === 'shutdown')) this.rooms.released(session);
     else this.rooms.ended(session);
-    if (this.cluster && reason !== 'shutdown' && held) this.cluster.ended(session);
+    if (this.cluster && reason !== 'shutdown') {
+      if (held) this.cluster.ended(session);
+      else this.cluster.endedElsewhere(session);
+    }
     if (held) {
       this.sessions.delete(session.id);
       this.limits.sessionClosed(session.address);

@@ -162,6 +162,8 @@ export class ServerSession implements Session {
    * attached here, `visitor` when learnt from the store for one request. Always `owner` otherwise.
    */
   residency: 'owner' | 'visitor' = 'owner';
+  /** With a store shared by several processes: the mark of this incarnation, when the store keeps one (shared-state.ts). */
+  born: string | null = null;
   /** When a request last used it here (a visitor unused for a while is dropped, cluster.ts). */
   lastUsed: number;
   /**

@@ -24,6 +24,13 @@ export interface SharedSession {
   readonly user: Identity | null;
   /** Highest client sequence number processed — handed over and confirmed (§8). */
   readonly processed: number;
+  /**
+   * A mark the store makes when it creates the session, new each time a session is created under
+   * its id (§3.3.same-id): it tells a copy of an ended session from the session that took its id. A
+   * store that keeps none leaves it out; then `session.close()` on a copy another process took the
+   * connection from ends nothing at that process.
+   */
+  readonly born?: string;
 }
 
 /** A long-polling connection (§7.4) as every process sees it. */
@@ -48,8 +55,13 @@ export type Signal =
   | { readonly kind: 'frame'; readonly session: string; readonly node: string; readonly frame: ServerFrame }
   /** The session took a fresh identity (§3.5). */
   | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
-  /** The session ended at process `node` (bye, logout, close): the others drop it. */
-  | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number };
+  /**
+   * The session ended at process `node` (bye, logout, close): the others drop it — when `born` is
+   * given, only a copy of that incarnation ({@link SharedSession.born}). With `elsewhere`, it ended
+   * on a copy that `node` no longer held (`session.close()` as another process took the connection):
+   * the process that holds the session ends it.
+   */
+  | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number; readonly born?: string; readonly elsewhere?: boolean };
 
 /**
  * The shared state. Every method acts atomically for the processes sharing it; times are in ms;

@@ -264,16 +264,71 @@ describe('§3.6 several server processes', () => {
     expect(seen).toEqual([['lobby']]);
   });
 
-  it('§6.5 the end of a copy another server took the connection from leaves the session in its rooms, where it lives on', async () => {
+  it('§6.5 the end of a copy another server took the connection from ends the session at that server, and its rooms with it', async () => {
+    const store = new GatedStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
     const left: string[] = [];
-    const { b, store, sid } = await handledAsAnotherTakesOver(
-      { close: true },
-      (request, session) => request.close && session.close(),
-      (a) => a.server.on('leave', (_session, room) => left.push(room)),
-    );
-    expect(left).toEqual([]);
-    expect(await store.members('lobby')).toEqual([sid]);
-    expect(b.server.sessions.get(sid)?.rooms.has('lobby')).toBe(true);
+    a.server.on('leave', (_session, room) => left.push(`A ${room}`));
+    b.server.on('leave', (_session, room) => left.push(`B ${room}`));
+    const ended: string[] = [];
+    a.server.on('close', (_session, reason) => ended.push(`A ${reason}`));
+    b.server.on('close', (_session, reason) => ended.push(`B ${reason}`));
+    for (const h of [a, b]) {
+      h.onProcessed = ({ data }, session) => {
+        const request = data as { join?: string; close?: boolean };
+        if (request.join) void session.join(request.join);
+        if (request.close) session.close();
+      };
+    }
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    framesOf(await postSend(a.httpBase, [{ t: 'msg', s: 1, d: { join: 'lobby' } }], { sid: hello.sid }), 'the join');
+    await waitUntil('the join', () => a.server.sessions.get(hello.sid)?.rooms.has('lobby') === true);
+    const gate = deferred();
+    store.held = gate.promise;
+    const closing = postSend(a.httpBase, [{ t: 'msg', s: 2, d: { close: true } }], { sid: hello.sid });
+    const polling = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    store.held = null;
+    gate.resolve();
+    await closing;
+    // B holds it: B ends it, as its own session.close() would. Its poll ends (§7.4), and its rooms with it.
+    await waitUntil('B to end the session', () => !b.server.sessions.has(hello.sid));
+    expect(ended).toEqual(['A closed', 'B closed']);
+    expect(left).toEqual(['B lobby']);
+    expect(await store.members('lobby')).toEqual([]);
+    expect(await store.getSession(hello.sid)).toBeNull();
+    expect((await polling).status).toBe(200);
+  });
+
+  it('§3.3.same-id the end of a copy of an ended session leaves alone the session created under its id since', async () => {
+    const store = new SharedMemoryStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const ended: string[] = [];
+    b.server.on('close', (_session, reason) => ended.push(reason));
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    const copy = a.server.sessions.get(hello.sid)!;
+    // The connection moves to B; A lets its copy go.
+    const moved = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    // The session ends at B, and its client comes back to its id with the same key: a new session (§3.3.same-id).
+    b.server.sessions.get(hello.sid)!.close();
+    await moved;
+    const again = framesOf(await poll(b.httpBase, { open: true, sid: hello.sid, c: randomToken() }), 'the new session')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    expect([again.sid, again.resumed]).toEqual([hello.sid, false]);
+    // The old copy's end reaches B, which holds the new session: it lives on.
+    const heard = deferred<void>();
+    const unsubscribe = store.subscribeSignals((signal) => {
+      if (signal.kind === 'ended' && signal.elsewhere === true) heard.resolve();
+    });
+    copy.close();
+    await heard.promise;
+    unsubscribe();
+    await nextTurn();
+    expect(ended).toEqual(['closed']);
+    expect(b.server.sessions.get(hello.sid)?.connected).toBe(true);
+    expect(await store.getSession(hello.sid)).not.toBeNull();
   });
 
   it('§3.6.shutdown leaves the sessions of a server that shuts down to the others: a client resumes them there', async () => {

@@ -4,6 +4,7 @@
  * delivered asynchronously (as pub/sub delivers them). It lets the suites run the multi-process
  * rules — no sticky sessions, exactly once across processes — fast and without Redis.
  */
+import { randomUUID } from 'node:crypto';
 import { MemoryStore, type MemoryStoreOptions, type PollConnectionRecord, type SessionState, type SharedSession, type Signal, type TicketGrant } from '../../src/server/index.js';
 import type { Identity } from '../../src/server/identity.js';
 
@@ -13,7 +14,7 @@ interface Expiring<T> {
 }
 
 export class SharedMemoryStore extends MemoryStore implements SessionState {
-  readonly #sessions = new Map<string, Expiring<{ id: string; key: string; user: Identity | null; processed: number; claim?: { upTo: number; node: string; until: number } }>>();
+  readonly #sessions = new Map<string, Expiring<{ id: string; key: string; user: Identity | null; processed: number; born: string; claim?: { upTo: number; node: string; until: number } }>>();
   readonly #tickets = new Map<string, Expiring<TicketGrant>>();
   readonly #connections = new Map<string, Expiring<PollConnectionRecord>>();
   readonly #signalListeners = new Set<(signal: Signal) => void>();
@@ -29,7 +30,7 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
   async createSession(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
     const existing = this.#live(this.#sessions, session.id);
     if (existing) return { session: this.#public(existing), created: false };
-    const created = { ...session, processed: 0 };
+    const created = { ...session, processed: 0, born: randomUUID() };
     this.#sessions.set(session.id, { value: created, expiresAt: this.#clock() + ttl });
     return { session: this.#public(created), created: true };
   }
@@ -115,8 +116,8 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
     this.#connections.clear();
   }
 
-  #public(session: { id: string; key: string; user: Identity | null; processed: number }): SharedSession {
-    return { id: session.id, key: session.key, user: session.user, processed: session.processed };
+  #public(session: { id: string; key: string; user: Identity | null; processed: number; born: string }): SharedSession {
+    return { id: session.id, key: session.key, user: session.user, processed: session.processed, born: session.born };
   }
 
   #live<T>(map: Map<string, Expiring<T>>, key: string): T | undefined {

@@ -56,7 +56,29 @@ describe('RedisStore sessions', () => {
     const results = await Promise.all([a.createSession(session('s1', 'key-from-a-aaaaaaaa'), TTL), b.createSession(session('s1', 'key-from-b-bbbbbbbb'), TTL)]);
     expect(results.filter((result) => result.created)).toHaveLength(1);
     expect(results[0]!.session).toEqual(results[1]!.session);
-    expect(await b.getSession('s1')).toEqual({ id: 's1', key: results[0]!.session.key, user: null, processed: 0 });
+    expect(await b.getSession('s1')).toEqual({ id: 's1', key: results[0]!.session.key, user: null, processed: 0, born: results[0]!.session.born });
+  });
+
+  it('§3.3.same-id marks each incarnation of a session id: the same for every process, another once it was created anew', async () => {
+    const [a, b] = await processes();
+    const first = (await a.createSession(session('s1'), TTL)).session.born;
+    expect(first).toMatch(/^[0-9a-z]{10}$/);
+    expect((await b.createSession(session('s1'), TTL)).session.born).toBe(first);
+    expect((await b.getSession('s1'))?.born).toBe(first);
+    await b.deleteSession('s1');
+    const second = (await b.createSession(session('s1'), TTL)).session.born;
+    expect(second).toMatch(/^[0-9a-z]{10}$/);
+    expect(second).not.toBe(first);
+    expect((await a.getSession('s1'))?.born).toBe(second);
+    // A session an older version created has no mark: read as none.
+    const raw = new Redis(server.url);
+    try {
+      await raw.hdel(`state${prefixes}:session:s1`, 'born');
+    } finally {
+      raw.disconnect();
+    }
+    expect(await a.getSession('s1')).toEqual({ id: 's1', key: 'key-aaaaaaaaaaaaaaaa', user: null, processed: 0 });
+    expect((await b.createSession(session('s1'), TTL)).session.born).toBeUndefined();
   });
 
   it('§3.5 keeps the identity as JSON and takes a fresh one for a known session only', async () => {
@@ -273,6 +295,7 @@ describe('RedisStore signals', () => {
       { kind: 'frame', session: 's1', node: 'node-a', frame: { t: 'ack', s: 7 } },
       { kind: 'user', session: 's1', user: { id: 'ada', expiresAt: 5 } },
       { kind: 'ended', session: 's1', node: 'node-b', at: 3 },
+      { kind: 'ended', session: 's1', node: 'node-b', at: 4, born: 'abcdefghij', elsewhere: true },
     ];
     for (const signal of signals) await a.publish(signal);
     await vi.waitFor(() => expect(heardB).toEqual(signals));
@@ -288,10 +311,11 @@ describe('RedisStore signals', () => {
     try {
       await raw.publish(`state${prefixes}:signals`, '{"kind":"nonsense","session":"s1"}');
       await raw.publish(`state${prefixes}:signals`, 'not json');
+      await raw.publish(`state${prefixes}:signals`, '{"kind":"ended","session":"s1","node":"n","at":1,"born":7}');
     } finally {
       raw.disconnect();
     }
-    await vi.waitFor(() => expect(reports.filter((report) => /that is not a signal/.test(report.message))).toHaveLength(2));
+    await vi.waitFor(() => expect(reports.filter((report) => /that is not a signal/.test(report.message))).toHaveLength(3));
     expect(heard).toEqual([]);
   });
 });

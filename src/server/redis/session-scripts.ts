@@ -1,8 +1,8 @@
 /**
  * The Lua scripts of the shared session state (src/server/shared-state.ts). Keys (`P` is the prefix):
  *
- * - `P:session:<id>` hash: `key`, `user` (the identity as JSON, `''` for none), `processed` (§8).
- *   Expires after its ttl unless touched.
+ * - `P:session:<id>` hash: `key`, `user` (the identity as JSON, `''` for none), `processed` (§8),
+ *   `born` (the incarnation's mark, shared-state.ts). Expires after its ttl unless touched.
  * - `P:ticket:<ticket>` string: the grant as JSON, `PX` its ttl; taken with `GETDEL` (single use).
  * - `P:tickets:<session>` set: the tickets issued for a session, so that ending it voids them.
  * - `P:poll:<connection>` string: a long-polling connection's record as JSON, its session and its
@@ -14,15 +14,15 @@
  */
 import { PRELUDE } from './scripts.js';
 
-/** KEYS session · ARGV key, user, ttl → {created 0|1, key, user, processed}. */
+/** KEYS session · ARGV key, user, ttl, born → {created 0|1, key, user, processed, born (nil when made without one)}. */
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  local stored = redis.call('HMGET', KEYS[1], 'key', 'user', 'processed')
-  return { 0, stored[1], stored[2], stored[3] }
+  local stored = redis.call('HMGET', KEYS[1], 'key', 'user', 'processed', 'born')
+  return { 0, stored[1], stored[2], stored[3], stored[4] }
 end
-redis.call('HSET', KEYS[1], 'key', ARGV[1], 'user', ARGV[2], 'processed', '0')
+redis.call('HSET', KEYS[1], 'key', ARGV[1], 'user', ARGV[2], 'processed', '0', 'born', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return { 1, ARGV[1], ARGV[2], '0' }
+return { 1, ARGV[1], ARGV[2], '0', ARGV[4] }
 `;
 
 /** KEYS session · ARGV user. */

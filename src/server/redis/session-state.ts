@@ -76,17 +76,19 @@ export class SharedSessions {
   async create(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }> {
     checkTtl('createSession', ttl);
     const user = session.user === null ? '' : JSON.stringify(session.user);
-    const reply = items(await this.#run('unbrokenCreateSession', [this.#keys.session(session.id), session.key, user, ttl]), 4);
+    // The incarnation's mark (shared-state.ts): random, so that a session created anew under the id differs.
+    const born = candidateEpoch();
+    const reply = items(await this.#run('unbrokenCreateSession', [this.#keys.session(session.id), session.key, user, ttl, born]), 4);
     return {
-      session: { id: session.id, key: text(reply[1]), user: userOf(text(reply[2])), processed: Number(text(reply[3])) },
+      session: { id: session.id, key: text(reply[1]), user: userOf(text(reply[2])), processed: Number(text(reply[3])), ...bornOf(reply[4]) },
       created: reply[0] === 1,
     };
   }
 
   async get(id: string): Promise<SharedSession | null> {
-    const [key, user, processed] = await this.#watchdog.track('getSession', this.#redis.hmget(this.#keys.session(id), 'key', 'user', 'processed'));
+    const [key, user, processed, born] = await this.#watchdog.track('getSession', this.#redis.hmget(this.#keys.session(id), 'key', 'user', 'processed', 'born'));
     if (key === null || key === undefined) return null;
-    return { id, key, user: userOf(user ?? ''), processed: Number(processed ?? 0) };
+    return { id, key, user: userOf(user ?? ''), processed: Number(processed ?? 0), ...bornOf(born) };
   }
 
   async setUser(id: string, user: Identity): Promise<void> {
@@ -167,4 +169,10 @@ export class SharedSessions {
   #run(name: ScriptName, args: readonly ScriptArg[]): Promise<unknown> {
     return this.#watchdog.track(scriptLabel(name), runScript(this.#redis, name, args));
   }
+}
+
+/** The `born` field of a session the store read: none for one an older version made without it. */
+function bornOf(value: unknown): { born?: string } {
+  const born = value === null || value === undefined ? '' : text(value);
+  return born === '' ? {} : { born };
 }
