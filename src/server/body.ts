@@ -2,9 +2,20 @@
  * Reads a small JSON request body with every value bounded (docs/PROTOCOL.md §3.4, §12): its size, the
  * time it may take, and its nesting depth (checked without recursion before it is parsed).
  */
+import { isUtf8 } from 'node:buffer';
 import type http from 'node:http';
-import { nestsDeeperThan, type ErrorCode } from '../protocol/index.js';
+import { ProtocolViolation, nestsDeeperThan, type ErrorCode } from '../protocol/index.js';
 import { answerError } from './http.js';
+
+/**
+ * The text of a request body or text frame; throws {@link ProtocolViolation} for bytes that are not
+ * UTF-8, which are no JSON text (RFC 8259 §8.1) and would otherwise reach the application altered
+ * (each bad byte made U+FFFD), acknowledged as if the client had sent that (§5).
+ */
+export function decodeUtf8(bytes: Buffer, what: string): string {
+  if (!isUtf8(bytes)) throw new ProtocolViolation(`${what} expects UTF-8`);
+  return bytes.toString('utf8');
+}
 
 export type BodyResult =
   | { readonly ok: true; readonly value: unknown }
@@ -50,7 +61,12 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
     request.on('error', () => finish({ ok: false, reason: 'aborted', message: 'the request failed' }));
     request.on('aborted', () => finish({ ok: false, reason: 'aborted', message: 'the request was aborted' }));
     request.on('end', () => {
-      const text = Buffer.concat(chunks, size).toString('utf8');
+      const bytes = Buffer.concat(chunks, size);
+      if (!isUtf8(bytes)) {
+        finish({ ok: false, reason: 'malformed', message: 'expects a JSON body in UTF-8' });
+        return;
+      }
+      const text = bytes.toString('utf8');
       if (nestsDeeperThan(text, maxDepth)) {
         finish({ ok: false, reason: 'malformed', message: `expects JSON nested at most ${maxDepth} levels deep` });
         return;

@@ -225,9 +225,10 @@ describe('§3.4 tickets', () => {
     await ticketFor(h.httpBase);
   });
 
-  it('§3.4.ticket-body refuses a ticket request without its headers, with a body that is not a JSON object, too deep or too large', async () => {
+  it('§3.4.ticket-body refuses a ticket request without its headers, with a body that is not a JSON object (or not UTF-8), too deep or too large', async () => {
     const h = await harnesses.start({ maxMessageSize: 1_024 });
     expectErrorAnswer(await requestTicket(h.httpBase, { body: '[' }), 'PROTOCOL_ERROR');
+    expectErrorAnswer(await requestTicket(h.httpBase, { body: Uint8Array.from([...Buffer.from('{"credentials":"a'), 0xff, ...Buffer.from('"}')]) }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: '[1]' }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: `{"credentials":${'['.repeat(200)}${']'.repeat(200)}}` }), 'PROTOCOL_ERROR');
     expectErrorAnswer(await requestTicket(h.httpBase, { body: JSON.stringify({ credentials: 'x'.repeat(4_096) }) }), 'MESSAGE_TOO_LARGE');

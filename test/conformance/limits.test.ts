@@ -6,7 +6,8 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { closeCodeFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses } from '../helpers/raw-server.js';
@@ -133,6 +134,24 @@ describe('§12.1 sessions and connections', () => {
     expect(h.server.sessions.size).toBe(2);
     expect(h.connections.length).toBe(2);
   });
+
+  it('§12.1 cuts a refused upgrade whose client never answers the close after a grace, rather than hold its socket for long', async () => {
+    const h = await harnesses.start();
+    // A raw socket with no reader: it never reads the refusal, nor answers its close frame.
+    const socket = net.connect(h.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `GET ${new URL(h.wsBase).pathname}/ws?v=1&ticket=${'x'.repeat(22)} HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    const open = (): Promise<number> => new Promise((resolve, reject) => h.started.http.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+    // The refusal arrived (Node reads ahead into the socket's buffer, which nothing reads on).
+    await vi.waitFor(() => expect(socket.readableLength).toBeGreaterThan(0), { timeout: 4_000 });
+    expect(await open()).toBe(1);
+    // `ws` alone waits 30 s for the close frame's answer; the server cuts it after its close grace (5 s).
+    await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 12_000, interval: 50 });
+    socket.destroy();
+  }, 20_000);
 
   it('§12.1.connections counts upgrade probes as connections of their address', async () => {
     const h = await harnesses.start({ maxConnectionsPerAddress: 1 });

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeCodeFor } from '../../src/protocol/index.js';
+import { waitUntil } from '../helpers/raw-frames.js';
 import { Harnesses } from '../helpers/raw-server.js';
 
 const harnesses = new Harnesses();
@@ -45,6 +46,25 @@ describe('§7.1.1 upgrade probes', () => {
     expect(close.code).toBe(closeCodeFor('PROTOCOL_ERROR'));
     expect(h.processed).toEqual([]);
   });
+
+  it('§12.buffer bounds the pongs a probe leaves unread: a probe that floods pings and never reads is closed with BACKPRESSURE', async () => {
+    const h = await harnesses.start();
+    const probe = await h.connect({ query: { probe: '1' } });
+    probe.pause();
+    // About 16 MB of pongs owed: more than the loopback socket's buffers on both sides hold, so that
+    // the rest would wait in the server's memory.
+    const batch = JSON.stringify(Array.from({ length: 40_000 }, (_, n) => ({ t: 'ping', n: 1_000_000 + n })));
+    const batches = 20;
+    for (let i = 0; i < batches; i++) probe.sendText(batch);
+    // Read again only once every ping left for the server: it answered them into a socket nobody read.
+    await waitUntil('the pings to be sent', () => probe.socket.bufferedAmount === 0);
+    probe.resume();
+    const close = await probe.closed();
+    const pongs = probe.frames.filter(({ frame }) => frame.t === 'pong').length;
+    expect(probe.frames.at(-1)?.frame).toMatchObject({ t: 'error', code: 'BACKPRESSURE' });
+    expect(close.code).toBe(closeCodeFor('BACKPRESSURE'));
+    expect(pongs).toBeLessThan(batches * 40_000);
+  }, 30_000);
 
   it('§7.1.1 applies the version rule to probes', async () => {
     const h = await harnesses.start();

@@ -319,7 +319,9 @@ describe('§7.3 HTTP upstream: POST P/send', () => {
     ['an unknown t', '[{"t":"nope"}]'],
     ['a msg with a string s', '[{"t":"msg","s":"1","d":1}]'],
     ['a valid msg then an invalid frame', '[{"t":"msg","s":1,"d":"x"},{"t":"ping"}]'],
-  ])('§5.invalid-batch §5.stay-up answers a POST body with %s with 400 PROTOCOL_ERROR, processes none of it, and keeps serving', async (_name, body) => {
+    // Not JSON text (RFC 8259 §8.1): read leniently, the bad bytes would reach the application as U+FFFD.
+    ['bytes that are not UTF-8', Uint8Array.from([...Buffer.from('[{"t":"msg","s":1,"d":"a'), 0xff, 0xc3, ...Buffer.from('b"}]')])],
+  ] as [string, string | Uint8Array][])('§5.invalid-batch §5.stay-up answers a POST body with %s with 400 PROTOCOL_ERROR, processes none of it, and keeps serving', async (_name, body) => {
     const h = await harnesses.start();
     const sse = await openSse(h);
     const hello = await sse.hello();

@@ -335,20 +335,20 @@ export const UPSTREAM_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /** `POST P/send` with `body` (a batch, or any text for malformed bodies). */
-export async function postSend(base: string, body: readonly object[] | string, options: SendOptions = {}): Promise<HttpAnswer> {
+export async function postSend(base: string, body: readonly object[] | string | Uint8Array, options: SendOptions = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...(options.headers ?? UPSTREAM_HEADERS) };
   if (options.origin !== undefined) headers.Origin = options.origin;
   if (options.sid !== undefined) headers['X-Unbroken-Session'] = `${options.sid}.${options.key ?? keyFor(options.sid)}`;
   const url = httpEndpoint(base, '/send', { v: options.v });
-  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  const payload = typeof body === 'string' ? body : body instanceof Uint8Array ? new Uint8Array(body) : JSON.stringify(body);
   const response = await fetch(url, options.chunked ? chunkedInit(headers, payload) : { method: 'POST', headers, body: payload });
   options.onHeaders?.();
   return answer(response);
 }
 
 /** A POST whose body goes in 512-byte chunks (chunked transfer encoding). */
-function chunkedInit(headers: Record<string, string>, payload: string): RequestInit & { duplex: 'half' } {
-  const bytes = new TextEncoder().encode(payload);
+function chunkedInit(headers: Record<string, string>, payload: string | Uint8Array): RequestInit & { duplex: 'half' } {
+  const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       for (let i = 0; i < bytes.length; i += 512) controller.enqueue(bytes.slice(i, i + 512));

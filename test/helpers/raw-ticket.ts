@@ -53,7 +53,7 @@ export interface TicketRequest {
   /** Headers instead of the conforming ones (`Content-Type: application/json`, `X-Unbroken: 1`). */
   headers?: Readonly<Record<string, string>>;
   /** A body sent as given instead of the one built from the fields above. */
-  body?: string;
+  body?: string | Uint8Array;
 }
 
 export interface TicketAnswer {
@@ -95,7 +95,7 @@ export async function requestTicket(httpBase: string, request: TicketRequest = {
  * One POST on its own connection: a pooled keep-alive socket could belong to a server that a test
  * stopped and started again on the same port.
  */
-function post(url: URL, headers: Record<string, string>, body: string, localAddress?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function post(url: URL, headers: Record<string, string>, body: string | Uint8Array, localAddress?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
     const options: http.RequestOptions = { method: 'POST', headers, agent: false, ...(localAddress !== undefined ? { localAddress } : {}) };
     const request = http.request(url, options, (response) => {

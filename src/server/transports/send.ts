@@ -9,7 +9,7 @@ import { toUpstream, type UpstreamFrame } from '../connection.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { ServerSession } from '../session.js';
 import type { TransportContext } from './context.js';
-import { answerAndStopReading, refuseBeforeBody } from '../body.js';
+import { answerAndStopReading, decodeUtf8, refuseBeforeBody } from '../body.js';
 import { sessionOfHeader } from './ticket.js';
 
 /** Serves `POST P/send`. */
@@ -115,7 +115,7 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
       }
       let frames: UpstreamFrame[];
       try {
-        frames = toUpstream(decodeClientBatch(Buffer.concat(chunks, size).toString('utf8')));
+        frames = toUpstream(decodeClientBatch(decodeUtf8(Buffer.concat(chunks, size), 'a body')));
       } catch (error) {
         answerProtocolError(error);
         return;

@@ -20,6 +20,7 @@ import { admitRequest, originAdmitted, originRefusal, queryValue } from '../http
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
+import { decodeUtf8 } from '../body.js';
 
 /** A listener that does nothing. */
 function ignore(): void {}
@@ -31,6 +32,12 @@ const TEXT = { binary: false } as const;
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Most bytes of pongs a probe may leave unread (§12.buffer): far above what a client's pings take
+ * (§7.1.1), far below what a flood of pings from a peer that never reads would pile up.
+ */
+const PROBE_MAX_BUFFERED = 64 * 1024;
 
 /** How long an upgrade probe may stay open (§7.1.1): long enough for one round trip on a slow link. */
 const PROBE_LIFETIME_MS = 30_000;
@@ -50,6 +57,11 @@ function refuse(ws: WebSocket, code: ErrorCode, message: string): void {
   const frame: ErrorFrame = { t: 'error', code, message };
   ws.send(encodeBatch([frame]));
   ws.close(closeCodeFor(code), code);
+  // A peer that never answers the close would hold the socket for `ws`'s own 30 s, outside every
+  // limit of §12.1 once refused: cut as an admitted connection's close is.
+  const cut = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  cut.unref?.();
+  ws.once('close', () => clearTimeout(cut));
 }
 
 /** Answers an upgrade request with an HTTP error and the error body of §9, and closes the socket. */
@@ -70,16 +82,6 @@ function decodeBinaryClientMessage(bytes: Buffer): UpstreamFrame {
   return { t: 'msg', s: header.s, data: payload };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Decodes a text frame; throws {@link ProtocolViolation} on bytes that are not UTF-8. */
-function decodeUtf8(bytes: Buffer): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new ProtocolViolation('a text frame expects UTF-8');
-  }
-}
 
 function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
@@ -233,7 +235,7 @@ class WebSocketConnection implements Connection {
     }
     let frames: UpstreamFrame[];
     try {
-      frames = isBinary ? [decodeBinaryClientMessage(bytes)] : toUpstream(decodeClientBatch(decodeUtf8(bytes)));
+      frames = isBinary ? [decodeBinaryClientMessage(bytes)] : toUpstream(decodeClientBatch(decodeUtf8(bytes, 'a text frame')));
     } catch (error) {
       handle.abort('PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
       return;
@@ -259,11 +261,15 @@ function answerProbe(ws: WebSocket, maxMessageSize: number): void {
     const bytes = toBuffer(data);
     try {
       if (isBinary || bytes.length > maxMessageSize) throw new ProtocolViolation('a probe expects text batches of ping frames');
-      const frames = decodeClientBatch(decodeUtf8(bytes));
+      const frames = decodeClientBatch(decodeUtf8(bytes, 'a text frame'));
       const pongs = frames.map((frame) => {
         if (frame.t !== 'ping') throw new ProtocolViolation(`a probe expects ping frames, got ${frame.t}`);
         return { t: 'pong', n: frame.n };
       });
+      if (ws.bufferedAmount > PROBE_MAX_BUFFERED) {
+        refuse(ws, 'BACKPRESSURE', 'the probe reads its pongs too slowly');
+        return;
+      }
       ws.send(encodeBatch(pongs));
     } catch (error) {
       refuse(ws, 'PROTOCOL_ERROR', error instanceof ProtocolViolation ? error.message : 'the frame could not be decoded');
