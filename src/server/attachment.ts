@@ -15,8 +15,11 @@ type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, head: Buf
 interface Layer<L> {
   /** True when `request` is a poll of a connection this server, or one beneath it, must answer though it closed. */
   holdsPoll(request: http.IncomingMessage): boolean;
-  /** A server attached after this one took over its listeners: a closed server that owes no notice lets go. */
-  wrapped(): void;
+  /**
+   * A server attached after this one, serving `path`, took over its listeners: a closed server of
+   * that path, beneath it, that owes no notice lets go (told down every layer).
+   */
+  wrapped(path: string): void;
   /** True when what this layer passes on reaches a listener of the application's. */
   reachesApplication(): boolean;
   /** Once its http server closed: the listeners it passes everything to, which stand in its place. */
@@ -31,6 +34,13 @@ interface Layer<L> {
  */
 const LAYER = Symbol.for('unbroken-realtime.layer');
 type Layered<L> = L & { readonly [LAYER]?: Layer<L> };
+
+/**
+ * Set on a request or upgrade a server answers (or will: its handlers may answer later), so that no
+ * layer around it answers `404` beside it. `Symbol.for`: servers of other copies see it too.
+ */
+const ANSWERED = Symbol.for('unbroken-realtime.answered');
+type Marked = http.IncomingMessage & { [ANSWERED]?: true };
 
 /** `listeners` with the layers of servers that are gone replaced by what they passed to. */
 function unwrap<L>(listeners: readonly Layered<L>[]): Layered<L>[] {
@@ -48,8 +58,10 @@ export interface AttachedServer {
   handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** True when `request` continues a connection the server holds and must answer itself, though another server answers its path now. */
   holdsPoll(request: http.IncomingMessage): boolean;
-  /** A server attached later took over this attachment's listeners. */
-  wrapped(attachment: Attachment): void;
+  /** A server attached later, serving `path`, took over this attachment's listeners. */
+  wrapped(attachment: Attachment, path: string): void;
+  /** The path the server answers under. */
+  readonly path: string;
 }
 
 /**
@@ -81,14 +93,17 @@ export class Attachment {
     httpServer.removeAllListeners('request');
     httpServer.removeAllListeners('upgrade');
     // Told once they are no longer the http server's, so that one that lets go gives no listener back.
-    for (const listener of [...requestListeners, ...upgradeListeners]) listener[LAYER]?.wrapped();
+    for (const listener of [...requestListeners, ...upgradeListeners]) listener[LAYER]?.wrapped(server.path);
     const requestLayers = new Beneath(requestListeners);
     const upgradeLayers = new Beneath(upgradeListeners);
     // Asked only where an earlier server is: an application's own listeners cost nothing more.
     const olderHolder = (request: http.IncomingMessage) => requestLayers.holders().find((listener) => listener[LAYER]!.holdsPoll(request));
     const layer = <L>(beneath: Beneath<L>, holdsPoll: Layer<L>['holdsPoll']): Layer<L> => ({
       holdsPoll,
-      wrapped: () => this.#server?.wrapped(this),
+      wrapped: (path) => {
+        this.#server?.wrapped(this, path);
+        for (const listener of beneath.current()) listener[LAYER]?.wrapped(path);
+      },
       reachesApplication: () => beneath.current().some((listener) => listener[LAYER]?.reachesApplication() ?? true),
       passesTo: () => (this.#server === null ? beneath.current() : null),
     });
@@ -100,10 +115,13 @@ export class Attachment {
             holder.call(httpServer, request, response);
             return;
           }
-          if (this.#server.handleRequest(request, response)) return;
+          if (this.#server.handleRequest(request, response)) {
+            (request as Marked)[ANSWERED] = true;
+            return;
+          }
         }
         for (const listener of requestLayers.current()) listener.call(httpServer, request, response);
-        if (this.#answersNobody(this.#onRequest, 'request')) {
+        if ((request as Marked)[ANSWERED] !== true && this.#answersNobody(this.#onRequest, 'request')) {
           response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found');
         }
       },
@@ -111,10 +129,13 @@ export class Attachment {
     );
     this.#onUpgrade = Object.assign(
       (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-        if (this.#server?.handleUpgrade(request, socket, head)) return;
+        if (this.#server?.handleUpgrade(request, socket, head)) {
+          (request as Marked)[ANSWERED] = true;
+          return;
+        }
         for (const listener of upgradeLayers.current()) listener.call(httpServer, request, socket, head);
         // Other paths belong to other listeners; with none, nobody would ever answer this socket.
-        if (this.#answersNobody(this.#onUpgrade, 'upgrade')) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        if ((request as Marked)[ANSWERED] !== true && this.#answersNobody(this.#onUpgrade, 'upgrade')) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       },
       { [LAYER]: layer(upgradeLayers, () => false) },
     );

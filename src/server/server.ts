@@ -139,6 +139,8 @@ class Server implements UnbrokenServer {
    * same http server then answers everything, and this one lets go of it.
    */
   #spent = false;
+  /** The attachments a server of the same path was attached over since (a restart in place). */
+  readonly #replaced = new WeakSet<Attachment>();
   readonly #headersTimeout: number;
   /** The store's readiness, its failure already reported on `error` (see `ready()`). */
   readonly #ready: Promise<void>;
@@ -235,9 +237,13 @@ class Server implements UnbrokenServer {
       },
       // Once closed: a poll owed a notice comes here though a new server answers the path (§10.2).
       holdsPoll: (request) => this.#closing !== null && !this.#spent && this.#holdsPoll(request),
-      wrapped: (attachment) => {
+      // A server of the same path answers it now: once no notice is owed, this one lets go (§10.2).
+      wrapped: (attachment, path) => {
+        if (path !== this.#path) return;
+        this.#replaced.add(attachment);
         if (this.#spent) this.#release(attachment);
       },
+      path: this.#path,
     };
     this.#attachments.push(new Attachment(httpServer, attached, (attachment) => this.#detach(attachment)));
     return this;
@@ -293,15 +299,19 @@ class Server implements UnbrokenServer {
     this.#stopStoreReports = undefined;
     if (this.#attachments.length === 0) this.#websocket.close();
     if (this.#ownsStore) await this.store.close?.();
+    // Not before a client's own deadline: it holds `hb` to 100 ms and up (§13.5.clamp).
     setTimeout(() => {
       this.#spent = true;
       for (const attachment of [...this.#attachments]) this.#release(attachment);
-    }, Math.min(2 * this.#context.heartbeatInterval, 2 ** 31 - 1)).unref();
+    }, Math.min(Math.max(2 * this.#context.heartbeatInterval, 200), 2 ** 31 - 1)).unref();
   }
 
-  /** Lets go of an http server that a server attached later answers for (a restart in place, README "Restarts"). */
+  /**
+   * Lets go of an http server that a server of the same path, attached later, answers for (a restart
+   * in place, README "Restarts"); on any other, a closed server goes on answering its path (§10.2).
+   */
   #release(attachment: Attachment): void {
-    if (attachment.release()) this.#forget(attachment);
+    if (this.#replaced.has(attachment) && attachment.release()) this.#forget(attachment);
   }
 
   /** The http server closed: give it back its listeners. */

@@ -13,7 +13,7 @@ import { decodeServerBatch } from '../../src/protocol/index.js';
 import { createServer, MemoryStore, UnbrokenTypeError, type MessageStore, type ServerOptions } from '../../src/server/index.js';
 import { deferred } from '../helpers/signals.js';
 import { startServer, type StartedServer } from '../helpers/start-server.js';
-import { ticketFor } from '../helpers/raw-ticket.js';
+import { requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 
 /** Node's collector, made callable without a flag: what the tests of a leak ask for. */
 v8.setFlagsFromString('--expose-gc');
@@ -262,6 +262,36 @@ describe('attach', () => {
     } finally {
       vi.useRealTimers();
       await second?.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    }
+  });
+
+  it('serves two servers on two paths of one http server: each answers its own, no 404 beside it, and a closed one goes on answering its path past 2 × hb', async () => {
+    const httpServer = http.createServer();
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    const { port } = httpServer.address() as net.AddressInfo;
+    const base = (path: string) => `http://127.0.0.1:${port}${path}`;
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const a = createServer({ path: '/a', heartbeatInterval: 1_000 }).attach(httpServer);
+    const b = createServer({ path: '/b' }).attach(httpServer);
+    try {
+      vi.useRealTimers();
+      // The inner server answers its ticket request later (it reads the body): the outer one writes nothing beside it.
+      for (const path of ['/a', '/b']) expect((await requestTicket(base(path))).status).toBe(200);
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      await a.close();
+      vi.advanceTimersByTime(2_000);
+      vi.useRealTimers();
+      // Closed beneath a server of another path: still its path's (§10.2.answer-after-close), answered once.
+      const refused = await requestTicket(base('/a'));
+      expect([refused.status, JSON.parse(refused.text).code]).toEqual([503, 'SERVER_RESTART']);
+      expect((await requestTicket(base('/b'))).status).toBe(200);
+      const elsewhere = await fetch(base('/c'));
+      expect(elsewhere.status).toBe(404);
+    } finally {
+      vi.useRealTimers();
+      await b.close();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     }
