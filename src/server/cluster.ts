@@ -116,7 +116,9 @@ export class Cluster {
       // A copy of the session this process holds may be stale: other processes may have processed
       // its messages since, and the store may have lost it (Redis restarted without its data).
       const shared = found && (await this.state.getSession(found.id));
-      if (found && shared) {
+      // A copy of an earlier incarnation (it ended, and another process created the id anew) is stale too.
+      const earlier = found !== null && shared !== null && found.born !== null && shared.born !== undefined && found.born !== shared.born;
+      if (found && shared && !earlier) {
         // The `hello` acknowledges what the session processed (§3.3.resume). A client told a lower
         // number than it was acknowledged before numbers its unacknowledged messages again from
         // there (§8), onto numbers already processed, and they are dropped as duplicates.
@@ -167,8 +169,16 @@ export class Cluster {
    * store that marks no incarnation.
    */
   endedElsewhere(session: ServerSession): void {
-    if (session.born === null) return;
-    this.#publish({ kind: 'ended', session: session.id, node: this.node, at: this.#hub.options.now(), born: session.born, elsewhere: true });
+    const { born } = session;
+    if (born === null) return;
+    // The session may have come back here since (a client whose polls go round the processes).
+    const local = this.#hub.sessions.get(session.id);
+    if (local?.born === born && local.residency === 'owner') {
+      local.close();
+      return;
+    }
+    // A kind of its own: a process of an older version ignores it rather than drop the connection.
+    this.#publish({ kind: 'close', session: session.id, node: this.node, born });
   }
 
   #bornOf(session: ServerSession): { born?: string } {
@@ -339,13 +349,13 @@ export class Cluster {
           if (signal.node === this.node) return;
           // About another incarnation: the session that took its id lives on (§3.3.same-id).
           if (signal.born !== undefined && session.born !== null && signal.born !== session.born) return;
-          // Held here: it ends here, as `session.close()` ends it, and the others then drop theirs.
-          if (signal.elsewhere === true && session.residency === 'owner') {
-            session.close();
-            return;
-          }
           session.link?.close({ kind: 'end' });
           this.#hub.release(session);
+          return;
+        case 'close':
+          // Held here, this incarnation: it ends here, as `session.close()` ends it, and the others
+          // then drop theirs. A visitor's copy waits for that.
+          if (signal.node !== this.node && session.born === signal.born && session.residency === 'owner') session.close();
           return;
         case 'user':
           session.adopt(signal.user);

@@ -57,11 +57,14 @@ export type Signal =
   | { readonly kind: 'user'; readonly session: string; readonly user: Identity }
   /**
    * The session ended at process `node` (bye, logout, close): the others drop it — when `born` is
-   * given, only a copy of that incarnation ({@link SharedSession.born}). With `elsewhere`, it ended
-   * on a copy that `node` no longer held (`session.close()` as another process took the connection):
-   * the process that holds the session ends it.
+   * given, only a copy of that incarnation ({@link SharedSession.born}).
    */
-  | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number; readonly born?: string; readonly elsewhere?: boolean };
+  | { readonly kind: 'ended'; readonly session: string; readonly node: string; readonly at: number; readonly born?: string }
+  /**
+   * The incarnation `born` of the session ended on a copy that process `node` no longer held
+   * (`session.close()` as another process took the connection): the process that holds it ends it.
+   */
+  | { readonly kind: 'close'; readonly session: string; readonly node: string; readonly born: string };
 
 /**
  * The shared state. Every method acts atomically for the processes sharing it; times are in ms;

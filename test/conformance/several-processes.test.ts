@@ -301,6 +301,30 @@ describe('§3.6 several server processes', () => {
     expect((await polling).status).toBe(200);
   });
 
+  it('§3.6 the end of a copy this server let go ends the session here when it came back here since', async () => {
+    const store = new SharedMemoryStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const ended: string[] = [];
+    a.server.on('close', (session, reason) => ended.push(`A ${session === copy} ${reason}`));
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    const copy = a.server.sessions.get(hello.sid)!;
+    // The polls go round: to B, then back to A, which serves the session with a copy of its own again.
+    const atB = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    const message = await b.server.sessions.get(hello.sid)!.send('to B');
+    await atB;
+    const atA = poll(a.httpBase, { c, last: message });
+    await waitUntil('A to hold the session again', () => a.server.sessions.get(hello.sid)?.connected === true);
+    expect(a.server.sessions.get(hello.sid)).not.toBe(copy);
+    copy.close();
+    expect(ended.sort()).toEqual(['A false closed', 'A true closed']);
+    expect(a.server.sessions.has(hello.sid)).toBe(false);
+    expect(await store.getSession(hello.sid)).toBeNull();
+    expect((await atA).status).toBe(200);
+    expect(store.signals.filter((signal) => signal.kind === 'close')).toEqual([]);
+  });
+
   it('§3.3.same-id the end of a copy of an ended session leaves alone the session created under its id since', async () => {
     const store = new SharedMemoryStore();
     const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
@@ -320,7 +344,7 @@ describe('§3.6 several server processes', () => {
     // The old copy's end reaches B, which holds the new session: it lives on.
     const heard = deferred<void>();
     const unsubscribe = store.subscribeSignals((signal) => {
-      if (signal.kind === 'ended' && signal.elsewhere === true) heard.resolve();
+      if (signal.kind === 'close') heard.resolve();
     });
     copy.close();
     await heard.promise;

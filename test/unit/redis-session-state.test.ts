@@ -295,7 +295,8 @@ describe('RedisStore signals', () => {
       { kind: 'frame', session: 's1', node: 'node-a', frame: { t: 'ack', s: 7 } },
       { kind: 'user', session: 's1', user: { id: 'ada', expiresAt: 5 } },
       { kind: 'ended', session: 's1', node: 'node-b', at: 3 },
-      { kind: 'ended', session: 's1', node: 'node-b', at: 4, born: 'abcdefghij', elsewhere: true },
+      { kind: 'ended', session: 's1', node: 'node-b', at: 4, born: 'abcdefghij' },
+      { kind: 'close', session: 's1', node: 'node-b', born: 'abcdefghij' },
     ];
     for (const signal of signals) await a.publish(signal);
     await vi.waitFor(() => expect(heardB).toEqual(signals));
@@ -312,10 +313,11 @@ describe('RedisStore signals', () => {
       await raw.publish(`state${prefixes}:signals`, '{"kind":"nonsense","session":"s1"}');
       await raw.publish(`state${prefixes}:signals`, 'not json');
       await raw.publish(`state${prefixes}:signals`, '{"kind":"ended","session":"s1","node":"n","at":1,"born":7}');
+      await raw.publish(`state${prefixes}:signals`, '{"kind":"close","session":"s1","node":"n"}');
     } finally {
       raw.disconnect();
     }
-    await vi.waitFor(() => expect(reports.filter((report) => /that is not a signal/.test(report.message))).toHaveLength(3));
+    await vi.waitFor(() => expect(reports.filter((report) => /that is not a signal/.test(report.message))).toHaveLength(4));
     expect(heard).toEqual([]);
   });
 });

@@ -12,13 +12,15 @@ import type { Connections, Report } from './connections.js';
 
 function isSignal(value: unknown): value is Signal {
   if (typeof value !== 'object' || value === null) return false;
-  const signal = value as { kind?: unknown; session?: unknown; node?: unknown; frame?: unknown; user?: unknown; born?: unknown; elsewhere?: unknown };
+  const signal = value as { kind?: unknown; session?: unknown; node?: unknown; frame?: unknown; user?: unknown; born?: unknown };
   if (typeof signal.session !== 'string') return false;
   switch (signal.kind) {
     case 'attached':
       return typeof signal.node === 'string';
     case 'ended':
-      return typeof signal.node === 'string' && (signal.born === undefined || typeof signal.born === 'string') && (signal.elsewhere === undefined || typeof signal.elsewhere === 'boolean');
+      return typeof signal.node === 'string' && (signal.born === undefined || typeof signal.born === 'string');
+    case 'close':
+      return typeof signal.node === 'string' && typeof signal.born === 'string';
     case 'frame':
       return typeof signal.frame === 'object' && signal.frame !== null && typeof (signal.frame as { t?: unknown }).t === 'string';
     case 'user':
