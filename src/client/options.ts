@@ -235,14 +235,15 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
   const given = options ?? ({} as Partial<BaseClientOptions>);
   const { auth, transports, storage = defaultMemory(), pageLifecycle = true, share = true, clock = systemClock, random = Math.random } = given;
   checkDefinitions(transports);
-  const refuse = (name: string, expected: string, value: unknown): never => {
-    throw new TypeError(`unbroken: expects ${name} ${expected}, got ${typeof value} ${String(value)}`);
+  const refuse = (name: string, expected: string, got: string): never => {
+    throw new TypeError(`unbroken: expects ${name} ${expected}, got ${got}`);
   };
   // Plain JavaScript may pass anything: `random: 0.5` would throw in a timer (in Node, an uncaught
   // exception that ends the process), `auth: 'token'` would be refused as credentials at each attempt.
+  // Only the type is told: `auth: localStorage.token` is a secret, which an error must not carry to logs.
   for (const name of FUNCTIONS) {
     const value = given[name];
-    if (value != null && typeof value != 'function') refuse(name, 'a function', value);
+    if (value != null && typeof value != 'function') refuse(name, 'a function', typeof value);
   }
   const amounts = { ...AMOUNTS };
   for (const name of Object.keys(amounts) as (keyof typeof AMOUNTS)[]) {
@@ -251,7 +252,7 @@ export function resolveOptions(options: BaseClientOptions): ResolvedOptions {
     // would time out and reconnect for ever without saying why. A timeout of 0 times out at once, and
     // a link takes no message in 0 bytes: those two take 1 and up.
     const least = +(name == 'connectTimeout' || name == 'maxMessageSize');
-    if (!(Number.isFinite(value) && value >= least)) refuse(name, `≥ ${least}`, value);
+    if (!(Number.isFinite(value) && value >= least)) refuse(name, `≥ ${least}`, `${typeof value} ${String(value)}`);
     amounts[name] = value;
   }
   return {

@@ -79,10 +79,13 @@ export async function requestTicket(
     throw new UnbrokenError('TRANSPORT_ERROR', `the ticket request failed: ${String(cause)}${reason ? ` (${String(reason.code ?? reason)})` : ''}`, cause);
   }
   if (response.status !== 200) throw answerError(response.status, text);
-  const { ticket, sid, key } = readObject(text);
+  const answer = readObject(text);
+  const { ticket, sid, key } = answer;
   if (typeof ticket !== 'string' || !TICKET.test(ticket)) {
-    // A page of the application answers `200` to a URL that misses the endpoint: say so.
-    throw new UnbrokenError('PROTOCOL_ERROR', `expects the ticket answer to hold a base64url ticket, got ${JSON.stringify(text.slice(0, 40))}: is the URL the server's endpoint?`);
+    // A page of the application answers `200` to a URL that misses the endpoint: say so, quoting
+    // the page, but never an object's fields, which may hold a session's key.
+    const got = Object.keys(answer).length ? 'an object' : JSON.stringify(text.slice(0, 40));
+    throw new UnbrokenError('PROTOCOL_ERROR', `expects the ticket answer to hold a base64url ticket, got ${got}: is the URL the endpoint?`);
   }
   const named = typeof sid === 'string' && typeof key === 'string' && NAME.test(sid) && NAME.test(key) ? { sid, key } : null;
   return { ticket, session: named, roundTrip: now() - sentAt };

@@ -70,7 +70,7 @@ export function pick(route: Route, available: readonly AvailableTransport[]): Av
 
 /** `NO_TRANSPORT`: none of `transports` can run here, and what each needs. */
 export function noTransport(transports: readonly TransportDefinition[]): UnbrokenError {
-  const hint = 'each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option, and `eventsource` as EventSource';
+  const hint = 'each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass `ws` as the WebSocket option and `eventsource` (its EventSource) as EventSource';
   return new UnbrokenError('NO_TRANSPORT', `cannot run ${transports.map((t) => t.name).join(', ')} here: ${hint}`);
 }
 

@@ -122,12 +122,13 @@ describe('client setup', () => {
     });
 
     it.each([
-      ['random', 0.5, 'number 0.5'],
-      ['auth', 'token', 'string token'],
-      ['WebSocket', {}, 'object [object Object]'],
-      ['fetch', true, 'boolean true'],
-      ['EventSource', 'EventSource', 'string EventSource'],
-      ['BroadcastChannel', 1, 'number 1'],
+      ['random', 0.5, 'number'],
+      // Not the value: it may be a secret (a token given instead of a function that gives it).
+      ['auth', 'eyJhbGciOi.secret', 'string'],
+      ['WebSocket', {}, 'object'],
+      ['fetch', true, 'boolean'],
+      ['EventSource', 'EventSource', 'string'],
+      ['BroadcastChannel', 1, 'number'],
     ])('throws at once on %s that is not a function: %s, naming the option and the value', (name, value, shown) => {
       expect(() => connect(ENDPOINT, { [name]: value } as unknown as Parameters<typeof connect>[1])).toThrow(new TypeError(`unbroken: expects ${name} a function, got ${shown}`));
     });
@@ -146,14 +147,19 @@ describe('client setup', () => {
     it('says the URL may miss the endpoint when a page answers it 200 with no ticket', async () => {
       expect(await firstError(200, '<!doctype html><html><head><title>Chat</title></head></html>')).toMatchObject({
         code: 'PROTOCOL_ERROR',
-        message: 'expects the ticket answer to hold a base64url ticket, got "<!doctype html><html><head><title>Chat</": is the URL the server\'s endpoint?',
+        message: 'expects the ticket answer to hold a base64url ticket, got "<!doctype html><html><head><title>Chat</": is the URL the endpoint?',
       });
+    });
+
+    it('quotes no field of a JSON answer without a ticket: it may hold a session key', async () => {
+      const error = await firstError(200, '{"sid":"s-aaaaaaaaaaaaaaaa","key":"secret-key-aaaaaaaa"}');
+      expect(error).toMatchObject({ code: 'PROTOCOL_ERROR', message: "expects the ticket answer to hold a base64url ticket, got an object: is the URL the endpoint?" });
     });
 
     it('takes a bare 404 for a transport failure, not for an unknown session: no server of the protocol answers so (§13.5.bare-status)', async () => {
       expect(await firstError(404, 'Not Found')).toMatchObject({
         code: 'TRANSPORT_ERROR',
-        message: "answered 404 without an error body: a proxy, or not the server's endpoint",
+        message: "answered 404 without an error body: a proxy, or not the endpoint",
       });
       expect(await firstError(404, '{"code":"UNKNOWN_SESSION","message":"no such session"}')).toMatchObject({ code: 'UNKNOWN_SESSION', message: 'no such session' });
       // A proxy's bare 503 still counts for what it says: the client retries either way.
@@ -198,7 +204,7 @@ describe('client setup', () => {
       const log = record(client);
       client.on('error', (error) => {
         expect(isUnbrokenError(error) && error.code).toBe('NO_TRANSPORT');
-        expect(error.message).toMatch(/pass the `ws` package as the WebSocket option/);
+        expect(error.message).toMatch(/pass `ws` as the WebSocket option/);
       });
       await settle(60_000);
       expect(log).toEqual(['error NO_TRANSPORT', 'state connecting>closed NO_TRANSPORT', 'close NO_TRANSPORT']);
@@ -212,7 +218,7 @@ describe('client setup', () => {
       client.on('error', (error) => messages.push(`${error.code}: ${error.message}`));
       await settle(0);
       expect(messages).toEqual([
-        'NO_TRANSPORT: cannot run websocket here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass the `ws` package as the WebSocket option, and `eventsource` as EventSource',
+        'NO_TRANSPORT: cannot run websocket here: each needs fetch (for its ticket), websocket a WebSocket and sse an EventSource too; in Node, pass `ws` as the WebSocket option and `eventsource` (its EventSource) as EventSource',
       ]);
     });
 

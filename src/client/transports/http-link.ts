@@ -71,7 +71,7 @@ export function answerError(status: number, text: string): UnbrokenError {
   const body = readObject(text);
   const byStatus = codeForStatus(status);
   const code = serverCode(body.code) ?? (byStatus && status != 404 && ERROR_CODES[byStatus].action === 'retry' ? byStatus : 'TRANSPORT_ERROR');
-  return new UnbrokenError(code, String(body.message ?? `answered ${status} without an error body: a proxy, or not the server's endpoint`));
+  return new UnbrokenError(code, String(body.message ?? `answered ${status} without an error body: a proxy, or not the endpoint`));
 }
 
 /** The shared half of an HTTP transport; the downstream half (EventSource or polls) drives it. */
