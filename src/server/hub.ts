@@ -173,7 +173,12 @@ export class SessionHub {
     // A connection to a held session without `last` (its client never read a hello: the attempts of
     // a race, §13.3) starts where the session's stream began, so nothing sent to it meanwhile is lost.
     const origin = resumed ? session.origin : null;
-    const start = params.last !== null ? Promise.resolve(params.last) : origin !== null ? Promise.resolve(origin) : this.options.store.head();
+    // §3.3.same-id: the id is no secret; a session created under it starts with nothing addressed to
+    // an earlier one (a store shared by processes forgot it as it created the session).
+    const forgotten = resumed || prepared ? undefined : this.options.store.forget?.(session.id);
+    const start = forgotten
+      ? forgotten.then(() => params.last ?? this.options.store.head())
+      : params.last !== null ? Promise.resolve(params.last) : origin !== null ? Promise.resolve(origin) : this.options.store.head();
     if (!resumed) session.setOrigin(start);
     // The read is awaited below; a rejection is handled there, not reported as unhandled meanwhile.
     start.catch(() => undefined);

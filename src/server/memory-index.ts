@@ -191,6 +191,26 @@ export class AddressIndex {
     return { numbers, more: false };
   }
 
+  /**
+   * Forgets what was addressed to `session` — its list and its memberships, whose open ones it
+   * returns (the caller tells them as left) — so that none of it is part of a session created under
+   * its id later (§3.3.same-id).
+   */
+  forget(session: string): string[] {
+    this.#sessions.delete(session);
+    const open: string[] = [];
+    for (const interval of this.#intervals.get(session) ?? []) {
+      if (interval.to !== Infinity) continue;
+      open.push(interval.room);
+      const members = this.#members.get(interval.room);
+      members?.delete(session);
+      if (members?.size === 0) this.#members.delete(interval.room);
+    }
+    // Closed ones stay in `#closed` until pruned; pruning looks them up in this map, which no longer holds them.
+    this.#intervals.delete(session);
+    return open;
+  }
+
   /** Forgets every membership and list (the store closed). */
   clear(): void {
     this.#all = new NumberList();

@@ -132,6 +132,15 @@ export interface MessageStore {
    */
   read(sessionId: string, after: string, limit: number): Promise<ReadResult>;
   /**
+   * Optional, and every store that keeps messages for a session longer than the session should have
+   * it: a session is created under `sessionId`, so nothing addressed to that id until now — messages
+   * to it, its memberships, open or closed — is part of its stream (§3.3.same-id). A session id is
+   * no secret (§3.4): without this, a client that creates a session under the id of one that ended
+   * reads what was sent to that one. It takes effect before any later `read` of the id. A store
+   * that shares session state (shared-state.ts) does this in `createSession` instead.
+   */
+  forget?(sessionId: string): void | Promise<void>;
+  /**
    * Calls `listener` with every message appended after the call — by any process sharing the store —
    * once each, in append order, and `events` with what else the server must know in that order (see
    * {@link StoreEvents}). Returns the unsubscribe function. Listeners must not throw.
@@ -293,6 +302,10 @@ export class MemoryStore implements MessageStore {
 
   async members(room: string): Promise<string[]> {
     return this.#index.members(room);
+  }
+
+  forget(sessionId: string): void {
+    for (const room of this.#index.forget(sessionId)) this.#tellMembership({ session: sessionId, room, joined: false });
   }
 
   async roomsOf(sessionId: string): Promise<string[]> {

@@ -314,16 +314,22 @@ describe('§3.3 sessions', () => {
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
   });
 
-  it('§3.3 a session re-created under the same id still reaches what the store holds for that id', async () => {
+  it('§3.3.same-id-fresh a session created under the id of one that ended reads nothing addressed to that one: not its messages, not its rooms\'', async () => {
     const h = await harnesses.start({ sessionTimeout: 150 });
     const hello = await droppedSession(h);
-    const id = await session(h, hello.sid).send('kept for you');
+    await session(h, hello.sid).join('private');
+    await session(h, hello.sid).send('for the first session only');
+    await h.server.to('private').send('for the room, while the first session was in it');
+    const broadcast = await h.server.broadcast('for everyone');
     await waitUntil('the session to end after its timeout', () => h.ended.includes(hello.sid));
-    const again = await h.connect({ sid: hello.sid, last: hello.cursor });
+    // Anyone may name the id (it is no secret, §3.4), with a key of their own.
+    const again = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
-    const msg = await again.next('msg');
-    expect(msg.frame).toMatchObject({ id, d: 'kept for you' });
-    expect(again.frames.filter((r) => r.frame.t === 'gap')).toEqual([]);
+    const marker = await session(h, hello.sid).send('for the new session');
+    await again.next('msg', (frame) => frame.id === marker);
+    expect(again.messageValues().map(({ id }) => id)).toEqual([broadcast, marker]);
+    expect([...session(h, hello.sid).rooms]).toEqual([]);
+    expect(await h.server.store.members('private')).toEqual([]);
   });
 });
 

@@ -31,6 +31,8 @@ export class SharedMemoryStore extends MemoryStore implements SessionState {
     const existing = this.#live(this.#sessions, session.id);
     if (existing) return { session: this.#public(existing), created: false };
     const created = { ...session, processed: 0, born: randomUUID() };
+    // As RedisStore's script: nothing addressed to an earlier session of the id is part of this one.
+    this.forget(session.id);
     this.#sessions.set(session.id, { value: created, expiresAt: this.#clock() + ttl });
     return { session: this.#public(created), created: true };
   }

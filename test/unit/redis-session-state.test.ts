@@ -239,7 +239,23 @@ describe('RedisStore tickets and long-polling connections', () => {
 });
 
 describe('RedisStore memberships and the end of a session (§6.5.session)', () => {
-  it('ends the open memberships of a deleted session at the head, and keeps its stream for a same-id resume', async () => {
+  it('§3.3.same-id-fresh starts a session created under the id of one that ended without its messages and memberships', async () => {
+    const [a, b] = await processes();
+    const start = await a.head();
+    await a.createSession(session('s1'), TTL);
+    await a.join('s1', 'lobby');
+    await b.append({ to: { kind: 'session', session: 's1' }, data: 'to the first' });
+    await b.append({ to: { kind: 'rooms', rooms: ['lobby'] }, data: 'to its room' });
+    const everyone = await b.append({ to: { kind: 'all' }, data: 'to everyone' });
+    // Ended by its process crashing (its entries expire), or deleted: either way, created anew.
+    await b.deleteSession('s1');
+    expect((await b.createSession(session('s1', 'key-bbbbbbbbbbbbbbbb'), TTL)).created).toBe(true);
+    const { messages } = await a.read('s1', start, 10);
+    expect(messages.map((message) => message.id)).toEqual([everyone.id]);
+    expect(await a.roomsOf('s1')).toEqual([]);
+  });
+
+  it('ends the open memberships of a deleted session at the head, and keeps its stream until a session is created under its id', async () => {
     const [a, b] = await processes();
     const start = await a.head();
     await a.createSession(session('s1'), TTL);

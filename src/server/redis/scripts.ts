@@ -24,8 +24,8 @@
  *   of one session. Trimmed to the oldest retained message when written; each expires 2 × maxAge
  *   after its last entry (by then every entry is past retention; the slack covers ids that run ahead
  *   of the clock after it stepped back). A session's index follows retention, not the session's ttl:
- *   messages sent to a session that is away stay part of its stream (§6.1), also for a session
- *   created again under the same id after it expired (§3.3), as in MemoryStore.
+ *   messages sent to a session that is away stay part of its stream (§6.1) while it lives; a session
+ *   created again under its id starts without it (§3.3.same-id-fresh: session-scripts.ts, CREATE).
  * - `P:rooms:<session>` hash: room → the session's membership intervals there, as positions
  *   `from to from to … [from]` (an odd count: the last one is open). Closed intervals are dropped
  *   once retention passed their end.

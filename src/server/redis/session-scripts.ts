@@ -14,12 +14,18 @@
  */
 import { PRELUDE } from './scripts.js';
 
-/** KEYS session · ARGV key, user, ttl, born → {created 0|1, key, user, processed, born (nil when made without one)}. */
+/**
+ * KEYS session, x:s:<session>, rooms:<session> · ARGV key, user, ttl, born → {created 0|1, key, user,
+ * processed, born (nil when made without one)}. A session created under an id starts with nothing
+ * addressed to an earlier one of that id (§3.3.same-id: the id is no secret): its index and its
+ * memberships go.
+ */
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local stored = redis.call('HMGET', KEYS[1], 'key', 'user', 'processed', 'born')
   return { 0, stored[1], stored[2], stored[3], stored[4] }
 end
+redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'key', ARGV[1], 'user', ARGV[2], 'processed', '0', 'born', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return { 1, ARGV[1], ARGV[2], '0', ARGV[4] }
@@ -124,7 +130,7 @@ return 0
 `;
 
 export const SESSION_SCRIPTS = {
-  unbrokenCreateSession: { lua: CREATE, numberOfKeys: 1 },
+  unbrokenCreateSession: { lua: CREATE, numberOfKeys: 3 },
   unbrokenSetUser: { lua: SET_USER, numberOfKeys: 1 },
   unbrokenAdvance: { lua: ADVANCE, numberOfKeys: 1 },
   unbrokenConfirm: { lua: CONFIRM, numberOfKeys: 1 },

@@ -78,7 +78,10 @@ export class SharedSessions {
     const user = session.user === null ? '' : JSON.stringify(session.user);
     // The incarnation's mark (shared-state.ts): random, so that a session created anew under the id differs.
     const born = candidateEpoch();
-    const reply = items(await this.#run('unbrokenCreateSession', [this.#keys.session(session.id), session.key, user, ttl, born]), 4);
+    const reply = items(
+      await this.#run('unbrokenCreateSession', [this.#keys.session(session.id), this.#keys.sessionIndex(session.id), this.#keys.rooms(session.id), session.key, user, ttl, born]),
+      4,
+    );
     return {
       session: { id: session.id, key: text(reply[1]), user: userOf(text(reply[2])), processed: Number(text(reply[3])), ...bornOf(reply[4]) },
       created: reply[0] === 1,
