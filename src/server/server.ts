@@ -273,12 +273,19 @@ class Server implements UnbrokenServer {
     if (typeof predicate !== 'function') {
       throw new UnbrokenTypeError('INVALID_OPTION', `expects disconnect() to be given a function, got ${typeof predicate}`);
     }
-    return this.#hub.disconnect((session) => {
+    const ended = this.#hub.disconnect((session) => {
       if (!predicate(session)) return false;
       // §3.5: a ticket issued before the logout must not bring the session back.
       this.#tickets.revoke(session.id);
       return true;
     });
+    // Nor may one for a session this server does not hold (a tab still connecting, a session to be
+    // created under an id): the predicate is asked about the session the ticket would make.
+    this.#tickets.revokeWhere((grant, address) => {
+      if (grant.sid !== null && this.#hub.sessions.has(grant.sid)) return false;
+      return predicate(this.#hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address));
+    });
+    return ended;
   }
 
   ready(): Promise<void> {

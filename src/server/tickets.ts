@@ -159,7 +159,12 @@ export class TicketStore {
 
   /** Drops every outstanding ticket for session `sid` (a disconnected session must not come back, §3.5). */
   revoke(sid: string): void {
-    for (const [ticket, entry] of this.#tickets) if (entry.grant.sid === sid) this.#remove(ticket, entry);
+    this.revokeWhere((grant) => grant.sid === sid);
+  }
+
+  /** Drops every outstanding ticket whose grant `select` picks. */
+  revokeWhere(select: (grant: TicketGrant, address: string) => boolean): void {
+    for (const [ticket, entry] of this.#tickets) if (select(entry.grant, entry.address)) this.#remove(ticket, entry);
   }
 
   clear(): void {

@@ -440,4 +440,20 @@ describe('§3.5 identity', () => {
     expectErrorAnswer(await postSend(h.httpBase, [{ t: 'msg', s: 1, d: 'late' }], { sid: sseHello.sid }), 'UNKNOWN_SESSION');
     expect(keyFor(wsHello.sid)).toBe(wsHello.key);
   });
+
+  it('§3.5.disconnect voids the tickets of sessions still to be made that the predicate picks: a tab still connecting does not come back as the user', async () => {
+    const h = await harnesses.start({ authenticate: tokens() });
+    // Tickets issued before the logout, for no session yet: a new one, and one under an id the server does not hold.
+    const fresh = await ticketFor(h.httpBase, { credentials: { user: 'alice' } });
+    const sameId = await ticketFor(h.httpBase, { sid: randomToken(), credentials: { user: 'alice' } });
+    const bobs = await ticketFor(h.httpBase, { credentials: { user: 'bob' } });
+    expect(h.server.disconnect((session) => session.user?.id === 'alice')).toBe(0);
+    for (const ticket of [fresh, sameId]) {
+      const late = await h.connect({ ticket });
+      expect(await late.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
+    }
+    expect(h.server.sessions.size).toBe(0);
+    const bob = await h.connect({ ticket: bobs });
+    expect(await bob.hello()).toMatchObject({ resumed: false });
+  });
 });
