@@ -35,6 +35,13 @@ export type ServerErrorCode =
    * being refused, and the server reports the error on its `error` event. Any other throw refuses.
    */
   | 'AUTH_UNAVAILABLE'
+  /**
+   * `authenticate` returned something that is neither an identity (`{ id, expiresAt? }`, `id` a
+   * string of 1–256 characters, `expiresAt` in ms since the epoch) nor a refusal (`null`,
+   * `undefined`): a number as `id`, an `expiresAt` in seconds or as a `Date`. The client is refused
+   * as if `authenticate` had refused it, and the server reports it (a few at most).
+   */
+  | 'INVALID_IDENTITY'
   /** The server failed on its own while it delivered a message or handled a signal of another process (a defect); `cause` is what was thrown. */
   | 'INTERNAL_ERROR';
 

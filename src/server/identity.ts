@@ -37,16 +37,26 @@ export type Authenticate = (
 const MAX_IDENTITY_ID = 256;
 
 /**
+ * An `expiresAt` below this is no time in ms (it is before 2001): seconds, as a JWT's `exp` counts,
+ * given where ms are expected.
+ */
+const SECONDS_NOT_MS = 1e12;
+
+/**
  * Runs `authenticate` and returns the identity it accepted, or `null` for every kind of refusal —
  * including a return value that is not a usable identity, and one that expired already (`now`).
  * Throws what `authenticate` threw when it is an `AUTH_UNAVAILABLE` error: the check could not be
  * made, which is no refusal (a throw is also how `jwt.verify` refuses, so any other throw refuses).
+ * A value that is neither an identity nor a refusal (`null`, `undefined`) — a number as `id`, an
+ * `expiresAt` in seconds or as a `Date` — refuses too, and goes to `report` as `INVALID_IDENTITY`:
+ * it refuses every user, and only the server's operator can tell why.
  */
 export async function authenticateRequest(
   authenticate: Authenticate,
   request: http.IncomingMessage,
   credentials: JsonValue | undefined,
   now: () => number,
+  report: (error: UnbrokenServerError) => void,
 ): Promise<Identity | null> {
   let identity: unknown;
   try {
@@ -56,16 +66,31 @@ export async function authenticateRequest(
     if (unavailable === null) return null;
     throw unavailable;
   }
-  if (typeof identity !== 'object' || identity === null) return null;
+  if (identity === null || identity === undefined) return null;
+  let wrong: string | null;
   try {
-    const { id, expiresAt } = identity as { id?: unknown; expiresAt?: unknown };
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_IDENTITY_ID) return null;
-    if (expiresAt !== undefined && (typeof expiresAt !== 'number' || Number.isNaN(expiresAt) || expiresAt <= now())) return null;
+    wrong = identityFault(identity, now);
   } catch {
     // A getter or proxy that throws: no usable identity.
-    return null;
+    wrong = 'its fields cannot be read';
   }
-  return identity as Identity;
+  if (wrong === null) return identity as Identity;
+  // An identity that expired already is the application's refusal (a stale token it let through), no fault.
+  if (wrong !== 'expired') report(new UnbrokenServerError('INVALID_IDENTITY', `authenticate returned no identity (${wrong}): the client is refused`));
+  return null;
+}
+
+/** What is wrong with `identity`, `'expired'`, or null when it is one. */
+function identityFault(identity: unknown, now: () => number): string | null {
+  if (typeof identity !== 'object') return `expects an object { id, expiresAt? }, got ${typeof identity}`;
+  const { id, expiresAt } = identity as { id?: unknown; expiresAt?: unknown };
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_IDENTITY_ID) {
+    return `expects id to be a string of 1–${MAX_IDENTITY_ID} characters, got ${typeof id === 'string' ? `${id.length} characters` : typeof id}`;
+  }
+  if (expiresAt === undefined) return null;
+  if (typeof expiresAt !== 'number' || Number.isNaN(expiresAt)) return `expects expiresAt to be ms since the epoch, got ${expiresAt instanceof Date ? 'a Date' : typeof expiresAt}`;
+  if (expiresAt < SECONDS_NOT_MS) return `expects expiresAt in ms since the epoch, got ${expiresAt}: seconds?`;
+  return expiresAt <= now() ? 'expired' : null;
 }
 
 /** The id a session and a connection compare (§3.4): the identity's, or null without `authenticate`. */
@@ -93,15 +118,16 @@ function asUnavailable(error: unknown): UnbrokenServerError | null {
 export const AUTH_UNAVAILABLE_REPORT_EVERY = 10_000;
 
 /**
- * Reports AUTH_UNAVAILABLE errors: the first at once, then at most one every
- * {@link AUTH_UNAVAILABLE_REPORT_EVERY} ms, counting the ones held back. During an outage every
- * client retries, and anyone can send ticket requests: one report each would flood the log.
+ * Reports the errors of `authenticate` (AUTH_UNAVAILABLE, INVALID_IDENTITY): of each code, the first
+ * at once, then at most one every {@link AUTH_UNAVAILABLE_REPORT_EVERY} ms, counting the ones held
+ * back. During an outage every client retries, and anyone can send ticket requests: one report each
+ * would flood the log.
  */
 export class UnavailableReports {
   readonly #now: () => number;
   readonly #report: (error: UnbrokenServerError) => void;
-  #lastAt = -Infinity;
-  #held = 0;
+  /** Per code: when it was last reported, and how many were held back since. */
+  readonly #codes = new Map<string, { lastAt: number; held: number }>();
 
   constructor(now: () => number, report: (error: UnbrokenServerError) => void) {
     this.#now = now;
@@ -110,13 +136,15 @@ export class UnavailableReports {
 
   add(error: UnbrokenServerError): void {
     const now = this.#now();
-    if (now - this.#lastAt < AUTH_UNAVAILABLE_REPORT_EVERY) {
-      this.#held++;
+    let state = this.#codes.get(error.code);
+    if (!state) this.#codes.set(error.code, (state = { lastAt: -Infinity, held: 0 }));
+    if (now - state.lastAt < AUTH_UNAVAILABLE_REPORT_EVERY) {
+      state.held++;
       return;
     }
-    const held = this.#held;
-    this.#lastAt = now;
-    this.#held = 0;
-    this.#report(held === 0 ? error : new UnbrokenServerError('AUTH_UNAVAILABLE', `${error.message} (and ${held} more since the last report)`, { cause: error }));
+    const held = state.held;
+    state.lastAt = now;
+    state.held = 0;
+    this.#report(held === 0 ? error : new UnbrokenServerError(error.code, `${error.message} (and ${held} more since the last report)`, { cause: error }));
   }
 }

@@ -25,7 +25,7 @@ export class Reauthentications {
   readonly #now: () => number;
   /** Takes a fresh identity for the session (the hub's, which also tells other processes). */
   readonly #adopt: (session: ServerSession, identity: Identity) => void;
-  /** Reports an `AUTH_UNAVAILABLE` error (the server's `error` event, a few at most). */
+  /** Reports an `AUTH_UNAVAILABLE` or `INVALID_IDENTITY` error (the server's `error` event, a few at most). */
   readonly #fail: (error: UnbrokenServerError) => void;
   /** Has the session's connection asked again for fresh credentials, here or at the process that holds it. */
   readonly #askAgain: (session: ServerSession) => void;
@@ -65,7 +65,7 @@ export class Reauthentications {
       for (let current: Reauthentication | undefined = job; current; current = state.next, state.next = undefined) {
         let identity: Identity | null;
         try {
-          identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now);
+          identity = await authenticateRequest(authenticate, current.request, current.credentials, this.#now, this.#fail);
         } catch (error) {
           // AUTH_UNAVAILABLE: no refusal. The connection goes on with the identity it has and is asked
           // again while it lasts; at its expiry it closes as an unanswered refresh does, and the client

@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore, UnbrokenServerError, createServer } from '../../src/server/index.js';
 import { asServerError } from '../../src/server/errors.js';
 import { deferred } from '../helpers/signals.js';
+import { requestTicket } from '../helpers/raw-ticket.js';
+import { startServer } from '../helpers/start-server.js';
 
 /** A memory store whose troubles the test raises: `report` calls its `onError` listeners; `ready()` rejects with `notReady`. */
 class TroubledStore extends MemoryStore {
@@ -28,6 +30,19 @@ class TroubledStore extends MemoryStore {
 }
 
 describe("the server's error event", () => {
+  it('reports an identity from authenticate that is none (a number as id) as INVALID_IDENTITY, and refuses the client', async () => {
+    const started = await startServer({ authenticate: () => ({ id: 42 }) as unknown as { id: string } });
+    try {
+      const reported = deferred<UnbrokenServerError>();
+      started.server.on('error', (error) => reported.resolve(error));
+      const answer = await requestTicket(started.baseUrl, { credentials: 'token' });
+      expect([answer.status, JSON.parse(answer.text).code]).toEqual([401, 'UNAUTHORIZED']);
+      expect(await reported.promise).toMatchObject({ code: 'INVALID_IDENTITY', message: expect.stringContaining('expects id to be a string') });
+    } finally {
+      await started.close();
+    }
+  });
+
   it("reports a plain Error of the store's onError as STORE_ERROR, with the store's error as its cause", async () => {
     const store = new TroubledStore();
     const server = createServer({ store });

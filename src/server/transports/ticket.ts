@@ -66,7 +66,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   let user: Identity | null = null;
   if (authenticate !== null) {
     try {
-      user = await authenticateRequest(authenticate, request, credentials, now);
+      user = await authenticateRequest(authenticate, request, credentials, now, (error) => context.hub.authUnavailable.add(error));
     } catch (error) {
       // AUTH_UNAVAILABLE: no refusal, the client tries again with its backoff.
       context.hub.authUnavailable.add(error as UnbrokenServerError);
