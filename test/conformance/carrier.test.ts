@@ -312,8 +312,11 @@ describe('§7.5 carriers', () => {
     await waitUntil('the streamed carrier ends', () => streamed.ended);
     expect(streamed.frames('s.1').slice(1)).toEqual([{ t: 'reconnect', ms: 200 }]);
     expect(streamed.lines.at(-1)).toMatchObject({ notice: { kind: 'end', code: 'SERVER_RESTART' } });
-    // The polled carrier's next poll takes its channels' notices and its end, then it is gone.
-    expect(await lastPolls(h, polled)).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    // The polled carrier's next poll takes its channels' notices and its end, then it is gone: a
+    // poll after that is any request to a closed server (§10.2.answer-after-close).
+    expect(await lastPolls(h, polled)).toMatchObject({ code: 'SERVER_RESTART' });
+    const unknown = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: 'no-such-carrier-aaaaaaaa' } });
+    expect([unknown.status, parseErrorBody(await unknown.text())]).toEqual([503, expect.objectContaining({ code: 'SERVER_RESTART' })]);
   });
 
   it('§10.2.missed-carrier-notice gives a polled carrier its notices from the closed server also when a new server was attached to the same http server at once', async () => {

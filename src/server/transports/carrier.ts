@@ -234,7 +234,9 @@ export class CarrierRegistry {
     const carrier = this.#find(header);
     const answers = Number(queryValue(url, 'n'));
     if (!carrier || !(carrier.outlet instanceof PollOutlet)) {
-      answerError(request, response, 'UNKNOWN_SESSION', 'no such carrier: open a new one');
+      // §10.2.answer-after-close: once closed, every request under the path that nothing holds is the restart's.
+      if (!this.context.hub.accepting) answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+      else answerError(request, response, 'UNKNOWN_SESSION', 'no such carrier: open a new one');
       return;
     }
     if (!carrier.outlet.hold(response, answers)) {
@@ -344,7 +346,8 @@ export class CarrierRegistry {
     const carrier = this.#find(body.carrier);
     // An ended carrier stays findable for its last poll only (`forgetLater`).
     if (!carrier || carrier.ended) {
-      answerError(request, response, 'UNKNOWN_SESSION', 'no such carrier');
+      if (!this.context.hub.accepting) answerError(request, response, 'SERVER_RESTART', 'the server is shutting down');
+      else answerError(request, response, 'UNKNOWN_SESSION', 'no such carrier');
       return null;
     }
     const found = field === 'channel' ? { carrier, channel: value as string } : { carrier, channels: value as string[] };
