@@ -351,6 +351,8 @@ export class Cluster {
           if (signal.born !== undefined && session.born !== null && signal.born !== session.born) return;
           session.link?.close({ kind: 'end' });
           this.#hub.release(session);
+          // A listener may still hold it: what it sends must not reach a session created under the id later.
+          session.markEnded();
           return;
         case 'close':
           // Held here, this incarnation: it ends here, as `session.close()` ends it, and the others

@@ -20,6 +20,11 @@ export type ArgumentErrorCode =
 export type ServerErrorCode =
   /** `broadcast()` or `send()` after `close()`. */
   | 'SERVER_CLOSED'
+  /**
+   * `send()` on a session that ended: a session created under its id later is another client's
+   * (§3.3.same-id-fresh), so nothing reaches it.
+   */
+  | 'SESSION_ENDED'
   /** A listener of the server's events threw; `cause` is what it threw. */
   | 'LISTENER_ERROR'
   /** The store failed while the server replayed a stream; `cause` is the store's error. */

@@ -53,9 +53,16 @@ export class IdentityExpiry<Link> {
 
   /** Like `adopt`, without acting yet: for a session that has no connection so far. */
   set(expiresAt: number | undefined): void {
+    const previous = this.#expiresAt;
     this.#expiresAt = expiresAt;
     this.#asked = null;
-    if (expiresAt !== undefined) this.#askAt = expiresAt - Math.min(MAX_AUTH_NOTICE_MS, Math.floor((expiresAt - this.#now()) / 2));
+    if (expiresAt === undefined) return;
+    const notice = Math.min(MAX_AUTH_NOTICE_MS, Math.floor((expiresAt - this.#now()) / 2));
+    // An identity no fresher than the one before (the client's `auth` gave the same token again) is
+    // asked about after half the time left, again and again: not under MIN_AUTH_ASK_AGAIN_MS, where
+    // the asks would come a few ms apart, each a call of the client's `auth` and of `authenticate`.
+    const stale = previous !== undefined && expiresAt <= previous && notice < MIN_AUTH_ASK_AGAIN_MS;
+    this.#askAt = stale ? expiresAt : expiresAt - notice;
   }
 
   /** Acts on what is due now and arms the timer for what comes next. Call it when a connection attaches. */

@@ -175,7 +175,13 @@ export class SessionHub {
     const origin = resumed ? session.origin : null;
     // §3.3.same-id: the id is no secret; a session created under it starts with nothing addressed to
     // an earlier one (a store shared by processes forgot it as it created the session).
-    const forgotten = resumed || prepared ? undefined : this.options.store.forget?.(session.id);
+    let forgotten: void | Promise<void>;
+    try {
+      forgotten = resumed || prepared ? undefined : this.options.store.forget?.(session.id);
+    } catch (error) {
+      // The replay then fails as a store's failure does: the connection closes, nothing leaks.
+      forgotten = Promise.reject(error);
+    }
     const start = forgotten
       ? forgotten.then(() => params.last ?? this.options.store.head())
       : params.last !== null ? Promise.resolve(params.last) : origin !== null ? Promise.resolve(origin) : this.options.store.head();

@@ -37,12 +37,6 @@ export type Authenticate = (
 const MAX_IDENTITY_ID = 256;
 
 /**
- * An `expiresAt` below this is no time in ms (it is before 2001): seconds, as a JWT's `exp` counts,
- * given where ms are expected.
- */
-const SECONDS_NOT_MS = 1e12;
-
-/**
  * Runs `authenticate` and returns the identity it accepted, or `null` for every kind of refusal —
  * including a return value that is not a usable identity, and one that expired already (`now`).
  * Throws what `authenticate` threw when it is an `AUTH_UNAVAILABLE` error: the check could not be
@@ -66,7 +60,8 @@ export async function authenticateRequest(
     if (unavailable === null) return null;
     throw unavailable;
   }
-  if (identity === null || identity === undefined) return null;
+  // Any falsy value is a refusal: `return user && { id: user.id }`, a signature check's `false`.
+  if (!identity) return null;
   let wrong: string | null;
   try {
     wrong = identityFault(identity, now);
@@ -89,8 +84,10 @@ function identityFault(identity: unknown, now: () => number): string | null {
   }
   if (expiresAt === undefined) return null;
   if (typeof expiresAt !== 'number' || Number.isNaN(expiresAt)) return `expects expiresAt to be ms since the epoch, got ${expiresAt instanceof Date ? 'a Date' : typeof expiresAt}`;
-  if (expiresAt < SECONDS_NOT_MS) return `expects expiresAt in ms since the epoch, got ${expiresAt}: seconds?`;
-  return expiresAt <= now() ? 'expired' : null;
+  const at = now();
+  if (expiresAt > at) return null;
+  // Far in the past in ms but ahead in seconds, as a JWT's `exp` counts: the unit, not the token, is wrong.
+  return expiresAt < at / 100 && expiresAt * 1000 > at ? `expects expiresAt in ms since the epoch, got ${expiresAt}: seconds?` : 'expired';
 }
 
 /** The id a session and a connection compare (§3.4): the identity's, or null without `authenticate`. */

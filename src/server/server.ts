@@ -281,10 +281,18 @@ class Server implements UnbrokenServer {
     });
     // Nor may one for a session this server does not hold (a tab still connecting, a session to be
     // created under an id): the predicate is asked about the session the ticket would make.
-    this.#tickets.revokeWhere((grant, address) => {
+    const voided = this.#tickets.revokeWhere((grant, address) => {
       if (grant.sid !== null && this.#hub.sessions.has(grant.sid)) return false;
-      return predicate(this.#hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address));
+      // It stands for the session: it sends, joins and closes nothing.
+      const stand = this.#hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address);
+      stand.markEnded();
+      return predicate(stand);
     });
+    // With a shared store, a ticket is taken from there (it admits at any process, §3.6).
+    const cluster = this.#hub.cluster;
+    for (const ticket of voided) {
+      cluster?.state.takeTicket(ticket).catch((error: unknown) => this.#hub.fail(asServerError('STORE_ERROR', 'voiding a ticket in the store failed', error)));
+    }
     return ended;
   }
 

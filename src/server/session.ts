@@ -11,7 +11,7 @@ import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
-import type { UnbrokenServerError } from './errors.js';
+import { UnbrokenServerError } from './errors.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
 export function countMessages(frames: readonly UpstreamFrame[]): number {
@@ -54,11 +54,13 @@ export interface Session<Incoming = Payload, in Outgoing extends Sendable<Outgoi
   /**
    * Sends a message to this session alone. It joins the session's stream in the store, so it reaches
    * the client after a reconnection too, within retention (§6.1) — even when sent while the client is
-   * away, or after the session ended should the client come back with the same id.
+   * away. Not once the session ended: a session created under its id later is not this one
+   * (§3.3.same-id-fresh).
    *
    * @returns the message id, once the store appended it.
    * @throws {UnbrokenTypeError} synchronously: `INVALID_EVENT_NAME` or `INVALID_DATA`.
-   * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`.
+   * Rejects with {@link UnbrokenServerError} `SERVER_CLOSED` after the server's `close()`, and
+   * `SESSION_ENDED` once the session ended.
    */
   send<T = Outgoing>(data: SendArgument<Outgoing, T>, options?: { event?: string }): Promise<string>;
   /** Ends the session now: its connection closes, and `close` is emitted with reason `closed`. */
@@ -238,6 +240,15 @@ export class ServerSession implements Session {
     this.#expiry?.stop();
   }
 
+  /**
+   * The session ended at another process, or this object only stands for one (a session a ticket
+   * would make): it takes nothing more — no send, no join — and its `close()` does nothing.
+   */
+  markEnded(): void {
+    this.#ended = true;
+    this.#expiry?.stop();
+  }
+
   /** A connection attached: it gets the `auth` request now if one is due (§3.5). */
   attached(): void {
     this.#expiry?.check();
@@ -268,6 +279,7 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
+    if (this.#ended) return Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`));
     this.#address ??= { kind: 'session', session: this.id };
     return this.#hub.append(this.#address, data, options);
   }

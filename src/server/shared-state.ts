@@ -74,6 +74,8 @@ export interface SessionState {
   /**
    * Creates the session unless one with its id exists. Returns the session stored — the existing
    * one when there was one (whose key the caller must compare) — and whether this call created it.
+   * When it creates, it forgets, in the same step, what the store held addressed to that id — its
+   * messages, its memberships — as `MessageStore.forget` does (§3.3.same-id-fresh).
    */
   createSession(session: { id: string; key: string; user: Identity | null }, ttl: number): Promise<{ session: SharedSession; created: boolean }>;
   /** The session, or `null` when no process holds it (never created, ended, or expired). */

@@ -136,8 +136,9 @@ export interface MessageStore {
    * it: a session is created under `sessionId`, so nothing addressed to that id until now — messages
    * to it, its memberships, open or closed — is part of its stream (§3.3.same-id). A session id is
    * no secret (§3.4): without this, a client that creates a session under the id of one that ended
-   * reads what was sent to that one. It takes effect before any later `read` of the id. A store
-   * that shares session state (shared-state.ts) does this in `createSession` instead.
+   * reads what was sent to that one. It takes effect before any later call for the id (a `read`, a
+   * `join`, an `append` to it). A store that shares session state (shared-state.ts) does this in
+   * `createSession` instead.
    */
   forget?(sessionId: string): void | Promise<void>;
   /**

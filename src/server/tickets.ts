@@ -162,9 +162,15 @@ export class TicketStore {
     this.revokeWhere((grant) => grant.sid === sid);
   }
 
-  /** Drops every outstanding ticket whose grant `select` picks. */
-  revokeWhere(select: (grant: TicketGrant, address: string) => boolean): void {
-    for (const [ticket, entry] of this.#tickets) if (select(entry.grant, entry.address)) this.#remove(ticket, entry);
+  /** Drops every outstanding ticket whose grant `select` picks; returns them. */
+  revokeWhere(select: (grant: TicketGrant, address: string) => boolean): string[] {
+    const dropped: string[] = [];
+    for (const [ticket, entry] of this.#tickets) {
+      if (!select(entry.grant, entry.address)) continue;
+      this.#remove(ticket, entry);
+      dropped.push(ticket);
+    }
+    return dropped;
   }
 
   clear(): void {

@@ -10,6 +10,7 @@ import { waitUntil, within } from '../helpers/raw-frames.js';
 import { RAW_CONNECTION, RawSse, UPSTREAM_HEADERS, framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { keyFor, randomToken, requestTicket, ticketFor } from '../helpers/raw-ticket.js';
+import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
 import { RawWs } from '../helpers/raw-ws.js';
 
 const harnesses = new Harnesses();
@@ -455,5 +456,17 @@ describe('§3.5 identity', () => {
     expect(h.server.sessions.size).toBe(0);
     const bob = await h.connect({ ticket: bobs });
     expect(await bob.hello()).toMatchObject({ resumed: false });
+  });
+
+  it('§3.5.disconnect voids such tickets in a store shared by several processes too, where any process takes them', async () => {
+    const store = new SharedMemoryStore();
+    const [a, b] = [await harnesses.start({ store, authenticate: tokens() }), await harnesses.start({ store, authenticate: tokens() })];
+    const ticket = await ticketFor(a.httpBase, { credentials: { user: 'alice' } });
+    expect(a.server.disconnect((session) => session.user?.id === 'alice')).toBe(0);
+    for (const h of [a, b]) {
+      const late = await h.connect({ ticket });
+      expect(await late.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
+    }
+    expect(a.server.sessions.size + b.server.sessions.size).toBe(0);
   });
 });

@@ -317,14 +317,17 @@ describe('§3.3 sessions', () => {
   it('§3.3.same-id-fresh a session created under the id of one that ended reads nothing addressed to that one: not its messages, not its rooms\'', async () => {
     const h = await harnesses.start({ sessionTimeout: 150 });
     const hello = await droppedSession(h);
-    await session(h, hello.sid).join('private');
-    await session(h, hello.sid).send('for the first session only');
+    const first = session(h, hello.sid);
+    await first.join('private');
+    await first.send('for the first session only');
     await h.server.to('private').send('for the room, while the first session was in it');
     const broadcast = await h.server.broadcast('for everyone');
     await waitUntil('the session to end after its timeout', () => h.ended.includes(hello.sid));
     // Anyone may name the id (it is no secret, §3.4), with a key of their own.
     const again = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
+    // A listener that still holds the first session sends nothing to the new one.
+    await expect(first.send('late, for the first session')).rejects.toMatchObject({ code: 'SESSION_ENDED' });
     const marker = await session(h, hello.sid).send('for the new session');
     await again.next('msg', (frame) => frame.id === marker);
     expect(again.messageValues().map(({ id }) => id)).toEqual([broadcast, marker]);

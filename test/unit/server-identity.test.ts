@@ -83,13 +83,16 @@ describe('authenticateRequest', () => {
       expect(await authenticateRequest(() => returned as Identity, request, undefined, clock, (error) => reported.push(error))).toBeNull();
       expect(reported.map(({ code, message }) => ({ code, message }))).toEqual([{ code: 'INVALID_IDENTITY', message: `authenticate returned no identity (${why}): the client is refused` }]);
     }
-    // A refusal, and an identity that expired already (a stale token let through), are no fault.
+    // A refusal (any falsy value: `return user && {…}`), and an identity that expired already (a stale
+    // token let through), are no fault; nor is a clock of the application's own, near 0.
     const reported: unknown[] = [];
-    for (const returned of [null, undefined, { id: '42', expiresAt: at - 1 }]) {
+    for (const returned of [null, undefined, false, '', 0, { id: '42', expiresAt: at - 1 }]) {
       expect(await authenticateRequest(() => returned as Identity, request, undefined, clock, (error) => reported.push(error))).toBeNull();
     }
     expect(reported).toEqual([]);
     expect(await authenticateRequest(() => ({ id: '42', expiresAt: inAnHour }), request, undefined, clock, (error) => reported.push(error))).toEqual({ id: '42', expiresAt: inAnHour });
+    expect(await authenticateRequest(() => ({ id: '42', expiresAt: 60_000 }), request, undefined, () => 5, (error) => reported.push(error))).toEqual({ id: '42', expiresAt: 60_000 });
+    expect(reported).toEqual([]);
   });
 });
 

@@ -869,14 +869,14 @@ describe('connections of a session (§3.3)', () => {
     expect(reads).not.toHaveBeenCalled();
   });
 
-  it('keeps sending to a session after it ended: the store keeps the message for its id', async () => {
+  it('sends nothing to a session after it ended (SESSION_ENDED): a session created under its id later is not this one (§3.3.same-id-fresh)', async () => {
     const t = setup();
     const connection = await t.open();
     const session = t.hub.sessions.get(connection.hello.sid)!;
     session.close();
-    const id = await session.send('for later');
+    await expect(session.send('for later')).rejects.toMatchObject({ code: 'SESSION_ENDED' });
     const kept = await t.store.read(session.id, connection.hello.cursor, 10);
-    expect(kept.messages.map((message) => message.id)).toEqual([id]);
+    expect(kept.messages).toEqual([]);
   });
 });
 

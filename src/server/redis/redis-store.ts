@@ -333,8 +333,8 @@ export class RedisStore implements MessageStore, SessionState {
    * room memberships end at the head as of the call (§6.5) — here, in the same script, so a process
    * that never saw the session's rooms ends them too, and subscribers hear of each as a leave; a
    * `leave` afterwards returns `null`. Its closed
-   * memberships and its messages stay for the retention: a session created again with the same id
-   * (§3.3) resumes its stream.
+   * memberships and its messages stay for the retention, until a session is created under its id
+   * (§3.3.same-id-fresh): that one starts without them.
    */
   deleteSession(id: string): Promise<void> {
     return this.#sessions.delete(id);

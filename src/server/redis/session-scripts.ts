@@ -82,7 +82,7 @@ return 1
  * KEYS meta, feed, session, rooms, tickets, polls · ARGV candidate, members prefix, ticket prefix,
  * poll prefix, retention, session id. Ends the session's open memberships at the head (§6.5: they end
  * with the session), each written to the feed as a leave, and keeps its closed ones for the
- * retention, for a same-id session's resume.
+ * retention, until a session is created under its id (CREATE deletes them, §3.3.same-id-fresh).
  */
 const END = `
 redis.call('DEL', KEYS[3])
