@@ -306,10 +306,11 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
           break;
         }
         case 'auth':
-          // Fresh credentials on the link of `a`, after what it sent before (§3.5); `a` fails if `auth` does.
+          // Fresh credentials on the link of `a`, after what it sent before (§3.5). When `auth` fails
+          // (its token service blinked), the link goes on while the identity lasts: reported, no more.
           credentialsOf(this.#options.auth).then(
             (c) => this.#state.openAttempt() === a && a.link?.send(encodeBatch([c === undefined ? { t: 'auth' } : { t: 'auth', c }])),
-            (error: UnbrokenError) => this.#state.attempt() === a && this.#fail(error),
+            (error: UnbrokenError) => this.#state.attempt() === a && this.#events.emit('error', error),
           );
           break;
         case 'pong':

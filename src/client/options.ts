@@ -40,7 +40,8 @@ const systemClock: Clock = {
 /**
  * Gives the credentials the server's `authenticate` checks, e.g. a fresh token: a JSON value of whatever shape, or
  * `undefined` for none (cookies need none). May return a promise. A throw or rejection fails the
- * attempt with `UNAUTHORIZED`.
+ * attempt with `UNAUTHORIZED`; on a live connection the server asked for fresh credentials, it is
+ * reported as an `error` event, and the connection goes on while its identity lasts.
  */
 export type AuthProvider = () => JsonValue | undefined | Promise<JsonValue | undefined>;
 

@@ -107,6 +107,31 @@ describe('client authentication (§3.4, §3.5)', () => {
     client.close();
   });
 
+  it('keeps the live connection when auth throws on the server\'s auth frame: the identity lasts until its expiry, and the error is reported', async () => {
+    let fail = false;
+    const client = server.client({
+      auth: () => {
+        if (fail) throw new TypeError('fetch failed');
+        return { token: 't' };
+      },
+    });
+    const log = record(client, ['state', 'error', 'open', 'close']);
+    const peer = await server.accept();
+    fail = true;
+    peer.send({ t: 'auth', ms: 3_000 });
+    await settle();
+    expect(log).toEqual(['state connecting>open connected', 'open', 'error UNAUTHORIZED']);
+    expect(client.state).toBe('open');
+    expect(server.peers).toHaveLength(1);
+    // Asked again later, with the token service back: the credentials go on the same connection.
+    fail = false;
+    peer.send({ t: 'auth', ms: 1_000 });
+    await settle();
+    expect(peer.frames()).toContainEqual({ t: 'auth', c: { token: 't' } });
+    expect(client.state).toBe('open');
+    client.close();
+  });
+
   it('answers an auth frame with {t:"auth"} alone without an auth option', async () => {
     const client = server.client();
     const peer = await server.accept();
