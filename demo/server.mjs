@@ -116,7 +116,7 @@ export async function startDemo({ port = 8080, host = '127.0.0.1', heartbeatInte
 
   // The classic example: greet each new session, answer each message.
   realtime.on('connection', (session) => {
-    void session.send('world', { event: 'greeting' });
+    session.send('world', { event: 'greeting' }).catch(() => {});
   });
   realtime.on('message', (data, session) => {
     // Bytes are echoed by their length: the echo is JSON.

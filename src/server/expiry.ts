@@ -39,6 +39,8 @@ export class IdentityExpiry<Link> {
   /** The connection already asked for the current identity: each connection is asked once. */
   #asked: Link | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** When a connection was last asked. */
+  #lastAskAt = -Infinity;
 
   constructor(target: ExpiryTarget<Link>, now: () => number) {
     this.#target = target;
@@ -53,16 +55,16 @@ export class IdentityExpiry<Link> {
 
   /** Like `adopt`, without acting yet: for a session that has no connection so far. */
   set(expiresAt: number | undefined): void {
-    const previous = this.#expiresAt;
     this.#expiresAt = expiresAt;
     this.#asked = null;
     if (expiresAt === undefined) return;
-    const notice = Math.min(MAX_AUTH_NOTICE_MS, Math.floor((expiresAt - this.#now()) / 2));
-    // An identity no fresher than the one before (the client's `auth` gave the same token again) is
-    // asked about after half the time left, again and again: not under MIN_AUTH_ASK_AGAIN_MS, where
-    // the asks would come a few ms apart, each a call of the client's `auth` and of `authenticate`.
-    const stale = previous !== undefined && expiresAt <= previous && notice < MIN_AUTH_ASK_AGAIN_MS;
-    this.#askAt = stale ? expiresAt : expiresAt - notice;
+    const askAt = expiresAt - Math.min(MAX_AUTH_NOTICE_MS, Math.floor((expiresAt - this.#now()) / 2));
+    // An identity barely fresher than the one before, or no fresher (the client's `auth` gave the same
+    // token again), is asked about after half the time left, again and again: never closer to the
+    // last ask than MIN_AUTH_ASK_AGAIN_MS, where the asks would come a few ms apart, each a call of
+    // the client's `auth` and of `authenticate`; not at all when that is past the expiry.
+    const earliest = this.#lastAskAt + MIN_AUTH_ASK_AGAIN_MS;
+    this.#askAt = askAt >= earliest ? askAt : Math.min(earliest, expiresAt);
   }
 
   /** Acts on what is due now and arms the timer for what comes next. Call it when a connection attaches. */
@@ -78,6 +80,7 @@ export class IdentityExpiry<Link> {
     }
     if (now >= this.#askAt && link !== null && this.#asked !== link) {
       this.#asked = link;
+      this.#lastAskAt = now;
       this.#target.ask(link, expiresAt - now);
     }
     // Timers are checked against the clock when they fire (a timer may fire early or late).

@@ -15,7 +15,7 @@ import { UnbrokenServerError, asServerError } from './errors.js';
 import { UnavailableReports, identityId, type Authenticate, type Identity } from './identity.js';
 import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
-import { openStream, replayFrom } from './replay.js';
+import { forgetEarlier, openStream, replayFrom } from './replay.js';
 import { ServerSession, countMessages, type RoomTarget, type ServerEvents, type Session, type SessionEndReason } from './session.js';
 import { SECRET_PATTERN, issuedBefore, randomToken, sameSecret } from './tickets.js';
 import { LiveRooms } from './rooms.js';
@@ -163,6 +163,8 @@ export class SessionHub {
       link.close({ kind: 'error', code: 'SUPERSEDED', message: 'a newer connection of this session holds it' });
       return link;
     }
+    const forgotten = resumed || prepared ? undefined : forgetEarlier(this, link);
+    if (forgotten === null) return link;
     if (!resumed) {
       this.sessions.set(session.id, session);
       this.limits.sessionOpened(address);
@@ -173,15 +175,6 @@ export class SessionHub {
     // A connection to a held session without `last` (its client never read a hello: the attempts of
     // a race, §13.3) starts where the session's stream began, so nothing sent to it meanwhile is lost.
     const origin = resumed ? session.origin : null;
-    // §3.3.same-id: the id is no secret; a session created under it starts with nothing addressed to
-    // an earlier one (a store shared by processes forgot it as it created the session).
-    let forgotten: void | Promise<void>;
-    try {
-      forgotten = resumed || prepared ? undefined : this.options.store.forget?.(session.id);
-    } catch (error) {
-      // The replay then fails as a store's failure does: the connection closes, nothing leaks.
-      forgotten = Promise.reject(error);
-    }
     const start = forgotten
       ? forgotten.then(() => params.last ?? this.options.store.head())
       : params.last !== null ? Promise.resolve(params.last) : origin !== null ? Promise.resolve(origin) : this.options.store.head();

@@ -86,8 +86,8 @@ function identityFault(identity: unknown, now: () => number): string | null {
   if (typeof expiresAt !== 'number' || Number.isNaN(expiresAt)) return `expects expiresAt to be ms since the epoch, got ${expiresAt instanceof Date ? 'a Date' : typeof expiresAt}`;
   const at = now();
   if (expiresAt > at) return null;
-  // Far in the past in ms but ahead in seconds, as a JWT's `exp` counts: the unit, not the token, is wrong.
-  return expiresAt < at / 100 && expiresAt * 1000 > at ? `expects expiresAt in ms since the epoch, got ${expiresAt}: seconds?` : 'expired';
+  // Far in the past: seconds (a JWT's `exp`) or a duration, not a time in ms; no stale token is that old.
+  return expiresAt < at / 100 ? `expects expiresAt in ms since the epoch, got ${expiresAt}: seconds, or a duration?` : 'expired';
 }
 
 /** The id a session and a connection compare (§3.4): the identity's, or null without `authenticate`. */

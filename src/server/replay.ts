@@ -10,6 +10,25 @@ import { UnbrokenServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import type { ReadResult } from './store.js';
 
+/**
+ * §3.3.same-id-fresh: the store forgets what it holds addressed to the id of a session being created
+ * (the id is no secret). Before the session is registered: when it fails at once, the connection
+ * closes and no session is made, so none can later be resumed unforgotten; `null` then. When it fails
+ * later, the session ends with it. A store shared by processes forgets as it creates the session.
+ */
+export function forgetEarlier(hub: SessionHub, link: Downlink): Promise<void> | undefined | null {
+  const { session } = link;
+  let forgotten: void | Promise<void>;
+  try {
+    forgotten = hub.options.store.forget?.(session.id);
+  } catch (error) {
+    replayFailed(hub, link, error);
+    return null;
+  }
+  forgotten?.catch(() => session.end('closed'));
+  return forgotten ?? undefined;
+}
+
 /** Messages per store read while replaying. */
 const REPLAY_PAGE = 500;
 

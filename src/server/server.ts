@@ -273,21 +273,22 @@ class Server implements UnbrokenServer {
     if (typeof predicate !== 'function') {
       throw new UnbrokenTypeError('INVALID_OPTION', `expects disconnect() to be given a function, got ${typeof predicate}`);
     }
+    const voided: string[] = [];
     const ended = this.#hub.disconnect((session) => {
       if (!predicate(session)) return false;
       // §3.5: a ticket issued before the logout must not bring the session back.
-      this.#tickets.revoke(session.id);
+      voided.push(...this.#tickets.revoke(session.id));
       return true;
     });
     // Nor may one for a session this server does not hold (a tab still connecting, a session to be
     // created under an id): the predicate is asked about the session the ticket would make.
-    const voided = this.#tickets.revokeWhere((grant, address) => {
+    voided.push(...this.#tickets.revokeWhere((grant, address) => {
       if (grant.sid !== null && this.#hub.sessions.has(grant.sid)) return false;
       // It stands for the session: it sends, joins and closes nothing.
       const stand = this.#hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address);
       stand.markEnded();
       return predicate(stand);
-    });
+    }));
     // With a shared store, a ticket is taken from there (it admits at any process, §3.6).
     const cluster = this.#hub.cluster;
     for (const ticket of voided) {
@@ -404,7 +405,7 @@ class Server implements UnbrokenServer {
  *
  * const realtime = createServer({ allowedOrigins: ['https://app.example'] });
  * realtime.on('message', (data, session) => {
- *   void session.send({ echo: data });
+ *   session.send({ echo: data }).catch(console.error);
  * });
  * realtime.attach(http.createServer(app).listen(8080));
  * setInterval(() => void realtime.broadcast({ time: Date.now() }, { event: 'tick' }), 1000);

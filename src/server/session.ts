@@ -279,9 +279,22 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
-    if (this.#ended) return Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`));
-    this.#address ??= { kind: 'session', session: this.id };
-    return this.#hub.append(this.#address, data, options);
+    const ended = (): Promise<never> => Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`));
+    if (this.#ended) return ended();
+    const address = (this.#address ??= { kind: 'session', session: this.id });
+    const cluster = this.#hub.cluster;
+    // A copy this process let go (another took the connection): the session may have ended there
+    // since, and its id been taken by a new one (§3.3.same-id-fresh), which the store tells by its mark.
+    if (cluster !== null && this.born !== null && this.#hub.sessions.get(this.id) !== this) {
+      return cluster.state.getSession(this.id).then((shared) => {
+        if (shared?.born !== this.born) {
+          this.markEnded();
+          return ended();
+        }
+        return this.#hub.append(address, data, options);
+      });
+    }
+    return this.#hub.append(address, data, options);
   }
 
   join(room: string): Promise<void> {

@@ -158,8 +158,8 @@ export class TicketStore {
   }
 
   /** Drops every outstanding ticket for session `sid` (a disconnected session must not come back, §3.5). */
-  revoke(sid: string): void {
-    this.revokeWhere((grant) => grant.sid === sid);
+  revoke(sid: string): string[] {
+    return this.revokeWhere((grant) => grant.sid === sid);
   }
 
   /** Drops every outstanding ticket whose grant `select` picks; returns them. */

@@ -462,9 +462,13 @@ describe('§3.5 identity', () => {
     const store = new SharedMemoryStore();
     const [a, b] = [await harnesses.start({ store, authenticate: tokens() }), await harnesses.start({ store, authenticate: tokens() })];
     const ticket = await ticketFor(a.httpBase, { credentials: { user: 'alice' } });
-    expect(a.server.disconnect((session) => session.user?.id === 'alice')).toBe(0);
-    for (const h of [a, b]) {
-      const late = await h.connect({ ticket });
+    // And one for a session A holds, to be used at B.
+    const open = await a.connect({ credentials: { user: 'alice' } });
+    const hello = await open.hello();
+    const resume = await ticketFor(a.httpBase, { sid: hello.sid, credentials: { user: 'alice' } });
+    expect(a.server.disconnect((session) => session.user?.id === 'alice')).toBe(1);
+    for (const [h, used] of [[a, ticket], [b, ticket], [b, resume]] as const) {
+      const late = await h.connect({ ticket: used });
       expect(await late.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
     }
     expect(a.server.sessions.size + b.server.sessions.size).toBe(0);

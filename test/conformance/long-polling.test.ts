@@ -133,6 +133,20 @@ describe('§7.4 long polling', () => {
     expect(Date.now() - started).toBeLessThanOrEqual(hb + 150);
   });
 
+  it('§7.4 tells the next poll why the connection closed while no poll was held (a logout), as a stream of its own would have', async () => {
+    const h = await harnesses.start();
+    const { hello } = await firstPoll(h);
+    // No poll held now: the client is between two polls.
+    expect(h.server.disconnect(() => true)).toBe(1);
+    const next = await within('the next poll', poll(h.httpBase, { sid: hello.sid, last: hello.cursor }));
+    expectErrorAnswer(next, 'UNAUTHORIZED');
+    expect(JSON.parse(next.text).message).toBe('the application disconnected this session');
+    // Told once: the poll after that is refused as any poll that continues nothing.
+    const after = await within('the poll after', poll(h.httpBase, { sid: hello.sid, last: hello.cursor }));
+    expectErrorAnswer(after, 'UNAUTHORIZED');
+    expect(JSON.parse(after.text).message).not.toBe('the application disconnected this session');
+  });
+
   it('§7.4 a newer poll of the session answers the older one at once with SUPERSEDED', async () => {
     const h = await harnesses.start({ heartbeatInterval: 5_000 });
     const { hello, held: older } = await heldPoll(h);

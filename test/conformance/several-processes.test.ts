@@ -325,6 +325,25 @@ describe('§3.6 several server processes', () => {
     expect(store.signals.filter((signal) => signal.kind === 'close')).toEqual([]);
   });
 
+  it('§3.3.same-id-fresh a copy this server let go sends nothing to a session created under its id after the session ended elsewhere', async () => {
+    const store = new SharedMemoryStore();
+    const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];
+    const c = randomToken();
+    const hello = framesOf(await poll(a.httpBase, { open: true, c }), 'the first poll')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    const copy = a.server.sessions.get(hello.sid)!;
+    const moved = poll(b.httpBase, { c, last: hello.cursor });
+    await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
+    // While the session lives at B, what A's copy sends reaches it.
+    const live = await copy.send('while it lives');
+    expect((await moved).text).toContain(live);
+    b.server.sessions.get(hello.sid)!.close();
+    const again = framesOf(await poll(b.httpBase, { open: true, sid: hello.sid, key: 'another-key-aaaaaaaa', c: randomToken() }), 'the new session')[0] as Extract<ServerFrame, { t: 'hello' }>;
+    expect([again.sid, again.resumed]).toEqual([hello.sid, false]);
+    await expect(copy.send('for the first session only')).rejects.toMatchObject({ code: 'SESSION_ENDED' });
+    const { messages } = await store.read(hello.sid, again.cursor, 10);
+    expect(messages).toEqual([]);
+  });
+
   it('§3.3.same-id the end of a copy of an ended session leaves alone the session created under its id since', async () => {
     const store = new SharedMemoryStore();
     const [a, b] = [await harnesses.start({ store }), await harnesses.start({ store })];

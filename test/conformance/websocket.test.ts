@@ -314,6 +314,34 @@ describe('§3.3 sessions', () => {
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false, ack: 0 });
   });
 
+  it('§3.3.same-id-fresh makes no session when its store cannot forget what the id held: none is resumed unforgotten', async () => {
+    class Forgetful extends MemoryStore {
+      fail = false;
+      override forget(sessionId: string): void {
+        if (this.fail) {
+          this.fail = false;
+          throw new Error('the store is down');
+        }
+        super.forget(sessionId);
+      }
+    }
+    const store = new Forgetful();
+    const h = await harnesses.start({ store, sessionTimeout: 150 });
+    h.server.on('error', () => undefined);
+    const hello = await droppedSession(h);
+    await session(h, hello.sid).send('for the first session only');
+    await waitUntil('the session to end after its timeout', () => h.ended.includes(hello.sid));
+    store.fail = true;
+    const refused = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
+    expect(await refused.next('error')).toMatchObject({ frame: { code: 'INTERNAL_ERROR' } });
+    expect(h.server.sessions.has(hello.sid)).toBe(false);
+    const again = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
+    expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false });
+    const marker = await session(h, hello.sid).send('for the new session');
+    await again.next('msg', (frame) => frame.id === marker);
+    expect(again.messageValues().map(({ d }) => d)).toEqual(['for the new session']);
+  });
+
   it('§3.3.same-id-fresh a session created under the id of one that ended reads nothing addressed to that one: not its messages, not its rooms\'', async () => {
     const h = await harnesses.start({ sessionTimeout: 150 });
     const hello = await droppedSession(h);

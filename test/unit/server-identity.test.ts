@@ -72,7 +72,9 @@ describe('authenticateRequest', () => {
     const cases: [unknown, string][] = [
       [{ id: 42 }, 'expects id to be a string of 1–256 characters, got number'],
       [{ id: '' }, 'expects id to be a string of 1–256 characters, got 0 characters'],
-      [{ id: '42', expiresAt: Math.floor(inAnHour / 1000) }, `expects expiresAt in ms since the epoch, got ${Math.floor(inAnHour / 1000)}: seconds?`],
+      [{ id: '42', expiresAt: Math.floor(inAnHour / 1000) }, `expects expiresAt in ms since the epoch, got ${Math.floor(inAnHour / 1000)}: seconds, or a duration?`],
+      [{ id: '42', expiresAt: 3_600_000 }, 'expects expiresAt in ms since the epoch, got 3600000: seconds, or a duration?'],
+      [{ id: '42', expiresAt: 0 }, 'expects expiresAt in ms since the epoch, got 0: seconds, or a duration?'],
       [{ id: '42', expiresAt: new Date(inAnHour) }, 'expects expiresAt to be ms since the epoch, got a Date'],
       [{ id: '42', expiresAt: String(inAnHour) }, 'expects expiresAt to be ms since the epoch, got string'],
       ['alice', 'expects an object { id, expiresAt? }, got string'],

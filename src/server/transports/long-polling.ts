@@ -13,7 +13,7 @@
  * answers "does this poll continue a connection" from its own objects and the handle the hub gave it.
  */
 import type http from 'node:http';
-import { CONNECTION_HEADER, QueryParam, encodeBatch } from '../../protocol/index.js';
+import { CONNECTION_HEADER, QueryParam, encodeBatch, type ErrorCode } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { admit, admitRequest, answerBatch, answerError, queryValue } from '../http.js';
 import type { ServerSession } from '../session.js';
@@ -48,6 +48,12 @@ class LongPollConnection implements Connection {
    * deadline.
    */
   #notice: string | null = null;
+  /**
+   * Why the connection closed with UNAUTHORIZED while no poll was held (an identity that expired, a
+   * logout): its next continuing poll is told, within `2 × hb`, as a stream of its own would have been
+   * at once (§7.4), rather than meet a refusal that names no reason.
+   */
+  #refusal: { readonly code: ErrorCode; readonly message: string } | null = null;
   /** When a poll last arrived or was answered (§11: dead after 2 × hb without a poll). */
   #lastSeen: number;
 
@@ -80,7 +86,7 @@ class LongPollConnection implements Connection {
 
   /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
   continuedBy(last: string): boolean {
-    return this.#handle !== null && this.#handle.cursor === last && (!this.#closed || this.#notice !== null);
+    return this.#handle !== null && this.#handle.cursor === last && (!this.#closed || this.#notice !== null || this.#refusal !== null);
   }
 
   /** Holds a poll of this connection. §7.4: a newer poll answers an older one with SUPERSEDED. */
@@ -89,6 +95,13 @@ class LongPollConnection implements Connection {
       answerBatch(request, response, this.#notice);
       this.#notice = null;
       this.#forget(this);
+      return;
+    }
+    const refusal = this.#refusal;
+    if (refusal !== null) {
+      this.#refusal = null;
+      this.#forget(this);
+      answerError(request, response, refusal.code, refusal.message);
       return;
     }
     const older = this.#held;
@@ -152,9 +165,22 @@ class LongPollConnection implements Connection {
     // A notice the core could not write (no poll held) waits for the next poll; once written, a
     // continuing poll is refused like any other once the server closed (§10.2).
     if (reason.kind === 'restart' && !reason.written && poll === null) this.#notice = reason.notice;
+    // Only UNAUTHORIZED is owed: a connection closed for another reason (SUPERSEDED as it moved to
+    // another process, say) is continued there, and its client's next poll must not meet the reason.
+    else if (reason.kind === 'error' && reason.code === 'UNAUTHORIZED' && poll === null && this.#handle !== null) this.#owe(reason);
     else this.#forget(this);
     // Reported on the next microtask: `close` may run while the hub is still connecting this link.
     queueMicrotask(() => this.#handle?.closed());
+  }
+
+  #owe(refusal: { readonly code: ErrorCode; readonly message: string }): void {
+    this.#refusal = { code: refusal.code, message: refusal.message };
+    const due = setTimeout(() => {
+      if (this.#refusal === null) return;
+      this.#refusal = null;
+      this.#forget(this);
+    }, Math.min(2 * this.#context.heartbeatInterval, 2 ** 31 - 1));
+    due.unref();
   }
 
   #take(): Poll | null {
