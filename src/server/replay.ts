@@ -25,9 +25,17 @@ export function forgetEarlier(hub: SessionHub, link: Downlink): Promise<void> | 
     replayFailed(hub, link, error);
     return null;
   }
-  forgotten?.catch(() => session.end('closed'));
-  return forgotten ?? undefined;
+  if (!forgotten) return undefined;
+  // Told first, then ended: the client reads why (INTERNAL_ERROR) before its session goes.
+  return forgotten.then(undefined, (error: unknown) => {
+    replayFailed(hub, link, error);
+    session.end('closed');
+    throw TOLD;
+  });
 }
+
+/** The rejection of a start whose failure was reported and acted on already. */
+const TOLD = Symbol('told');
 
 /** Messages per store read while replaying. */
 const REPLAY_PAGE = 500;
@@ -60,7 +68,7 @@ export async function openStream(hub: SessionHub, link: Downlink, params: Connec
     link.open(hello, gap);
     await replayPages(hub, link, page, mark);
   } catch (error) {
-    replayFailed(hub, link, error);
+    if (error !== TOLD) replayFailed(hub, link, error);
   }
 }
 

@@ -5,6 +5,7 @@
 import { ProtocolViolation, type JsonValue, type Payload, type ServerFrame, type TransportName } from '../protocol/index.js';
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
+import { checkOutgoing } from './encoding.js';
 import { IdentityExpiry } from './expiry.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
@@ -166,6 +167,8 @@ export class ServerSession implements Session {
   residency: 'owner' | 'visitor' = 'owner';
   /** With a store shared by several processes: the mark of this incarnation, when the store keeps one (shared-state.ts). */
   born: string | null = null;
+  /** The last send of a copy this process let go, which the next one waits for (`send`). */
+  #copySends: Promise<unknown> | null = null;
   /** When a request last used it here (a visitor unused for a while is dropped, cluster.ts). */
   lastUsed: number;
   /**
@@ -286,13 +289,19 @@ export class ServerSession implements Session {
     // A copy this process let go (another took the connection): the session may have ended there
     // since, and its id been taken by a new one (§3.3.same-id-fresh), which the store tells by its mark.
     if (cluster !== null && this.born !== null && this.#hub.sessions.get(this.id) !== this) {
-      return cluster.state.getSession(this.id).then((shared) => {
-        if (shared?.born !== this.born) {
-          this.markEnded();
-          return ended();
-        }
-        return this.#hub.append(address, data, options);
-      });
+      // Checked now, as for any send; and in call order, one after another.
+      checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
+      const sent = (this.#copySends ?? Promise.resolve())
+        .then(() => cluster.state.getSession(this.id))
+        .then((shared) => {
+          if (shared?.born !== this.born) {
+            this.markEnded();
+            return ended();
+          }
+          return this.#hub.append(address, data, options);
+        });
+      this.#copySends = sent.catch(() => undefined);
+      return sent;
     }
     return this.#hub.append(address, data, options);
   }

@@ -316,12 +316,12 @@ describe('§3.3 sessions', () => {
 
   it('§3.3.same-id-fresh makes no session when its store cannot forget what the id held: none is resumed unforgotten', async () => {
     class Forgetful extends MemoryStore {
-      fail = false;
-      override forget(sessionId: string): void {
-        if (this.fail) {
-          this.fail = false;
-          throw new Error('the store is down');
-        }
+      fail: 'at once' | 'later' | null = null;
+      override forget(sessionId: string): void | Promise<void> {
+        const fail = this.fail;
+        this.fail = null;
+        if (fail === 'at once') throw new Error('the store is down');
+        if (fail === 'later') return new Promise((_, reject) => setTimeout(() => reject(new Error('the store went down')), 10));
         super.forget(sessionId);
       }
     }
@@ -331,10 +331,15 @@ describe('§3.3 sessions', () => {
     const hello = await droppedSession(h);
     await session(h, hello.sid).send('for the first session only');
     await waitUntil('the session to end after its timeout', () => h.ended.includes(hello.sid));
-    store.fail = true;
-    const refused = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
-    expect(await refused.next('error')).toMatchObject({ frame: { code: 'INTERNAL_ERROR' } });
-    expect(h.server.sessions.has(hello.sid)).toBe(false);
+    for (const fail of ['at once', 'later'] as const) {
+      store.fail = fail;
+      const refused = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
+      // Told why before anything else, then the connection closes: no hello, no session left.
+      expect((await refused.next('error')).frame).toMatchObject({ code: 'INTERNAL_ERROR' });
+      expect(refused.frames.map(({ frame }) => frame.t)).toEqual(['error']);
+      await refused.closed();
+      expect(h.server.sessions.has(hello.sid)).toBe(false);
+    }
     const again = await h.connect({ sid: hello.sid, key: 'another-key-aaaaaaaa', last: hello.cursor });
     expect(await again.hello()).toMatchObject({ sid: hello.sid, resumed: false });
     const marker = await session(h, hello.sid).send('for the new session');

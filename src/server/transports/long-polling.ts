@@ -53,7 +53,7 @@ class LongPollConnection implements Connection {
    * logout): its next continuing poll is told, within `2 × hb`, as a stream of its own would have been
    * at once (§7.4), rather than meet a refusal that names no reason.
    */
-  #refusal: { readonly code: ErrorCode; readonly message: string } | null = null;
+  #refusal: { readonly code: ErrorCode; readonly message: string; readonly due: ReturnType<typeof setTimeout> } | null = null;
   /** When a poll last arrived or was answered (§11: dead after 2 × hb without a poll). */
   #lastSeen: number;
 
@@ -99,6 +99,7 @@ class LongPollConnection implements Connection {
     }
     const refusal = this.#refusal;
     if (refusal !== null) {
+      clearTimeout(refusal.due);
       this.#refusal = null;
       this.#forget(this);
       answerError(request, response, refusal.code, refusal.message);
@@ -174,13 +175,13 @@ class LongPollConnection implements Connection {
   }
 
   #owe(refusal: { readonly code: ErrorCode; readonly message: string }): void {
-    this.#refusal = { code: refusal.code, message: refusal.message };
     const due = setTimeout(() => {
       if (this.#refusal === null) return;
       this.#refusal = null;
       this.#forget(this);
     }, Math.min(2 * this.#context.heartbeatInterval, 2 ** 31 - 1));
     due.unref();
+    this.#refusal = { code: refusal.code, message: refusal.message, due };
   }
 
   #take(): Poll | null {
