@@ -6,6 +6,7 @@ import { ProtocolViolation, type JsonValue, type Payload, type ServerFrame, type
 import type { UpstreamFrame } from './connection.js';
 import type { Downlink } from './downlink.js';
 import { checkOutgoing } from './encoding.js';
+import { checkRoom } from './rooms.js';
 import { IdentityExpiry } from './expiry.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
@@ -167,8 +168,8 @@ export class ServerSession implements Session {
   residency: 'owner' | 'visitor' = 'owner';
   /** With a store shared by several processes: the mark of this incarnation, when the store keeps one (shared-state.ts). */
   born: string | null = null;
-  /** The last send of a copy this process let go, which the next one waits for (`send`). */
-  #copySends: Promise<unknown> | null = null;
+  /** The last act of a copy this process let go, which the next one waits for (`#asCopy`). */
+  #copyActs: Promise<unknown> | null = null;
   /** When a request last used it here (a visitor unused for a while is dropped, cluster.ts). */
   lastUsed: number;
   /**
@@ -282,36 +283,46 @@ export class ServerSession implements Session {
   }
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
-    const ended = (): Promise<never> => Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`));
-    if (this.#ended) return ended();
     const address = (this.#address ??= { kind: 'session', session: this.id });
-    const cluster = this.#hub.cluster;
-    // A copy this process let go (another took the connection): the session may have ended there
-    // since, and its id been taken by a new one (§3.3.same-id-fresh), which the store tells by its mark.
-    if (cluster !== null && this.born !== null && this.#hub.sessions.get(this.id) !== this) {
-      // Checked now, as for any send; and in call order, one after another.
-      checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
-      const sent = (this.#copySends ?? Promise.resolve())
-        .then(() => cluster.state.getSession(this.id))
-        .then((shared) => {
-          if (shared?.born !== this.born) {
-            this.markEnded();
-            return ended();
-          }
-          return this.#hub.append(address, data, options);
-        });
-      this.#copySends = sent.catch(() => undefined);
-      return sent;
-    }
-    return this.#hub.append(address, data, options);
+    const act = (): Promise<string> =>
+      this.#ended ? Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`)) : this.#hub.append(address, data, options);
+    if (!this.#letGo()) return act();
+    // Checked now, as for any send.
+    checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
+    return this.#asCopy(act);
   }
 
   join(room: string): Promise<void> {
-    return this.#hub.rooms.join(this, room);
+    if (!this.#letGo()) return this.#hub.rooms.join(this, room);
+    checkRoom(room);
+    return this.#asCopy(() => this.#hub.rooms.join(this, room));
   }
 
   leave(room: string): Promise<void> {
-    return this.#hub.rooms.leave(this, room);
+    if (!this.#letGo()) return this.#hub.rooms.leave(this, room);
+    checkRoom(room);
+    return this.#asCopy(() => (this.#ended ? Promise.resolve() : this.#hub.rooms.leave(this, room)));
+  }
+
+  /** A copy of a session that another process took the connection from, which this one let go. */
+  #letGo(): boolean {
+    return !this.#ended && this.born !== null && this.#hub.cluster !== null && this.#hub.sessions.get(this.id) !== this;
+  }
+
+  /**
+   * What a copy this process let go does (send, join, leave) first reads the session's mark in the
+   * shared store, in call order: the session may have ended at the other process since and its id
+   * been taken by a new one (§3.3.same-id-fresh), and then the copy is ended, and does nothing.
+   */
+  #asCopy<T>(act: () => Promise<T>): Promise<T> {
+    const done = (this.#copyActs ?? Promise.resolve())
+      .then(() => this.#hub.cluster!.state.getSession(this.id))
+      .then((shared) => {
+        if (shared?.born !== this.born) this.markEnded();
+        return act();
+      });
+    this.#copyActs = done.catch(() => undefined);
+    return done;
   }
 
   /** The same live set from the first read on, as the rooms change. */

@@ -342,6 +342,12 @@ describe('§3.6 several server processes', () => {
     b.server.sessions.get(hello.sid)!.close();
     const again = framesOf(await poll(b.httpBase, { open: true, sid: hello.sid, key: 'another-key-aaaaaaaa', c: randomToken() }), 'the new session')[0] as Extract<ServerFrame, { t: 'hello' }>;
     expect([again.sid, again.resumed]).toEqual([hello.sid, false]);
+    // It puts the new session in no room, nor takes it out of one.
+    await b.server.sessions.get(hello.sid)!.join('lobby');
+    await copy.join('admins');
+    await copy.leave('lobby');
+    expect(await store.members('admins')).toEqual([]);
+    expect(await store.members('lobby')).toEqual([hello.sid]);
     await expect(copy.send('for the first session only')).rejects.toMatchObject({ code: 'SESSION_ENDED' });
     const { messages } = await store.read(hello.sid, again.cursor, 10);
     expect(messages).toEqual([]);
