@@ -327,9 +327,9 @@ export class SessionHub {
       // caller's. Either way the store gets the JSON text made here, and hands it back with the
       // message to `#dispatch`, which encodes around it.
       if (store.appendNow) return Promise.resolve(store.appendNow(message, text).id);
-      return store.append(message, text).then(idOf);
+      return store.append(message, text).then(idOf, (error: unknown) => Promise.reject(asServerError('STORE_ERROR', 'the store could not append', error)));
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(asServerError('STORE_ERROR', 'the store could not append', error));
     }
   }
 

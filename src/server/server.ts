@@ -273,6 +273,7 @@ class Server implements UnbrokenServer {
     if (typeof predicate !== 'function') {
       throw new UnbrokenTypeError('INVALID_OPTION', `expects disconnect() to be given a function, got ${typeof predicate}`);
     }
+    this.#tickets.loggedOut(predicate);
     const voided: string[] = [];
     const ended = this.#hub.disconnect((session) => {
       if (!predicate(session)) return false;

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { GapReason, Payload } from '../protocol/index.js';
+import { UnbrokenServerError } from './errors.js';
 import { AddressIndex } from './memory-index.js';
 
 /**
@@ -360,6 +361,13 @@ export class MemoryStore implements MessageStore {
       this.#listeners.delete(wrapped);
       if (wrappedMemberships) this.#membershipListeners.delete(wrappedMemberships);
     };
+  }
+
+  /** Rejects once closed: a server made on a closed store would greet clients and fail every send. */
+  async ready(): Promise<void> {
+    if (this.#closed) {
+      throw new UnbrokenServerError('STORE_ERROR', 'MemoryStore: closed (a server closes the store it made itself: to hand a store to the next server, make it and pass it as `store`)');
+    }
   }
 
   async close(): Promise<void> {

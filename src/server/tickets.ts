@@ -10,6 +10,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Identity } from './identity.js';
+import type { Session } from './session.js';
 
 /**
  * Where a ticket stands among those its server issued (§3.3.stale): of two tickets with the same
@@ -84,6 +85,9 @@ export function sameSecret(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
+/** Most logouts kept for the admissions under way (see `TicketStore.loggedOut`). */
+const MAX_LOGOUTS = 64;
+
 export class TicketStore {
   readonly #limits: TicketLimits;
   readonly #now: () => number;
@@ -93,6 +97,12 @@ export class TicketStore {
   /** Sessions named by outstanding fresh tickets (§3.4.one-session), by id. */
   readonly #reserved = new Map<string, Reservation>();
   readonly #issuer = randomToken();
+  /**
+   * The logouts (`disconnect()`) of the last ticket ttl: a ticket taken from a shared store before
+   * one, whose session is made after it, is checked against it (§3.5.disconnect), since neither the
+   * ticket nor the session was there for the logout to find.
+   */
+  readonly #logouts: { readonly at: number; readonly select: (session: Session) => boolean }[] = [];
   #issued = 0;
 
   constructor(limits: TicketLimits, now: () => number) {
@@ -160,6 +170,25 @@ export class TicketStore {
   /** Drops every outstanding ticket for session `sid` (a disconnected session must not come back, §3.5). */
   revoke(sid: string): string[] {
     return this.revokeWhere((grant) => grant.sid === sid);
+  }
+
+  /** A logout: `select` picks the sessions it ends. */
+  loggedOut(select: (session: Session) => boolean): void {
+    this.#pruneLogouts();
+    this.#logouts.push({ at: this.#now(), select });
+    // A flood of logouts keeps the latest: each is checked for every admission in a ticket's life.
+    if (this.#logouts.length > MAX_LOGOUTS) this.#logouts.shift();
+  }
+
+  /** True when a logout at or after `since` picks `session`. */
+  loggedOutSince(since: number, session: Session): boolean {
+    this.#pruneLogouts();
+    return this.#logouts.some((logout) => logout.at >= since && logout.select(session));
+  }
+
+  #pruneLogouts(): void {
+    const oldest = this.#now() - this.#limits.ttl;
+    while (this.#logouts.length > 0 && this.#logouts[0]!.at < oldest) this.#logouts.shift();
   }
 
   /** Drops every outstanding ticket whose grant `select` picks; returns them. */

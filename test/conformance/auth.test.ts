@@ -11,6 +11,7 @@ import { RAW_CONNECTION, RawSse, UPSTREAM_HEADERS, framesOf, parseErrorBody, pol
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { keyFor, randomToken, requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
+import { deferred } from '../helpers/signals.js';
 import { RawWs } from '../helpers/raw-ws.js';
 
 const harnesses = new Harnesses();
@@ -456,6 +457,34 @@ describe('§3.5 identity', () => {
     expect(h.server.sessions.size).toBe(0);
     const bob = await h.connect({ ticket: bobs });
     expect(await bob.hello()).toMatchObject({ resumed: false });
+  });
+
+  it('§3.5.disconnect holds for a ticket taken from a shared store before the logout whose session is made after it', async () => {
+    // Holds the making of sessions while `held` is armed: the ticket was taken, the session not made yet.
+    class Gated extends SharedMemoryStore {
+      held: Promise<void> | null = null;
+      reached = deferred();
+      override async createSession(...args: Parameters<SharedMemoryStore['createSession']>): ReturnType<SharedMemoryStore['createSession']> {
+        if (this.held) {
+          this.reached.resolve();
+          await this.held;
+        }
+        return super.createSession(...args);
+      }
+    }
+    const store = new Gated();
+    const h = await harnesses.start({ store, authenticate: tokens() });
+    const ticket = await ticketFor(h.httpBase, { credentials: { user: 'alice' } });
+    const gate = deferred();
+    store.held = gate.promise;
+    const late = h.connect({ ticket });
+    await store.reached.promise;
+    // Neither the ticket (taken) nor the session (not made) is there for the logout to find.
+    expect(h.server.disconnect((session) => session.user?.id === 'alice')).toBe(0);
+    store.held = null;
+    gate.resolve();
+    expect(await (await late).next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED', message: 'the application disconnected this session' } });
+    expect(h.server.sessions.size).toBe(0);
   });
 
   it('§3.5.disconnect voids such tickets in a store shared by several processes too, where any process takes them', async () => {

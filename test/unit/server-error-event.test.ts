@@ -17,7 +17,7 @@ class TroubledStore extends MemoryStore {
   constructor(readonly notReady?: Error) {
     super();
   }
-  ready(): Promise<void> {
+  override ready(): Promise<void> {
     return this.notReady ? Promise.reject(this.notReady) : Promise.resolve();
   }
   onError(listener: (error: Error) => void): () => void {
@@ -30,6 +30,16 @@ class TroubledStore extends MemoryStore {
 }
 
 describe("the server's error event", () => {
+  it('says a server made on a store its first server closed cannot serve: ready() rejects, and a send rejects with STORE_ERROR', async () => {
+    const first = createServer();
+    await first.close();
+    const second = createServer({ store: first.store });
+    second.on('error', () => undefined);
+    await expect(second.ready()).rejects.toMatchObject({ code: 'STORE_ERROR', message: expect.stringContaining('pass it as `store`') });
+    await expect(second.broadcast('hi')).rejects.toMatchObject({ code: 'STORE_ERROR' });
+    await second.close();
+  });
+
   it('reports an identity from authenticate that is none (a number as id) as INVALID_IDENTITY, and refuses the client', async () => {
     const started = await startServer({ authenticate: () => ({ id: 42 }) as unknown as { id: string } });
     try {
