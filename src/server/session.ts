@@ -13,7 +13,7 @@ import type { Identity } from './identity.js';
 import type { TokenBucket } from './limits.js';
 import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
-import { UnbrokenServerError } from './errors.js';
+import { UnbrokenServerError, asServerError } from './errors.js';
 
 /** How many message frames a batch carries (each costs one token of the session's inbound budget). */
 export function countMessages(frames: readonly UpstreamFrame[]): number {
@@ -315,12 +315,17 @@ export class ServerSession implements Session {
    * been taken by a new one (§3.3.same-id-fresh), and then the copy is ended, and does nothing.
    */
   #asCopy<T>(act: () => Promise<T>): Promise<T> {
+    // After the server's close(), what it does is refused as it is (SERVER_CLOSED), with no store read.
+    if (!this.#hub.accepting) return act();
     const done = (this.#copyActs ?? Promise.resolve())
       .then(() => this.#hub.cluster!.state.getSession(this.id))
-      .then((shared) => {
-        if (shared?.born !== this.born) this.markEnded();
-        return act();
-      });
+      .then(
+        (shared) => {
+          if (shared?.born !== this.born) this.markEnded();
+          return act();
+        },
+        (error: unknown) => Promise.reject(asServerError('STORE_ERROR', `session ${this.id}: the store could not be read`, error)),
+      );
     this.#copyActs = done.catch(() => undefined);
     return done;
   }

@@ -102,7 +102,9 @@ export class TicketStore {
    * one, whose session is made after it, is checked against it (§3.5.disconnect), since neither the
    * ticket nor the session was there for the logout to find.
    */
-  readonly #logouts: { readonly at: number; readonly select: (session: Session) => boolean }[] = [];
+  readonly #logouts: { readonly at: number; readonly seq: number; readonly select: (session: Session) => boolean }[] = [];
+  /** Counts the logouts: what an admission compares, rather than clocks, which may stand still or step back. */
+  #logoutSeq = 0;
   #issued = 0;
 
   constructor(limits: TicketLimits, now: () => number) {
@@ -175,15 +177,32 @@ export class TicketStore {
   /** A logout: `select` picks the sessions it ends. */
   loggedOut(select: (session: Session) => boolean): void {
     this.#pruneLogouts();
-    this.#logouts.push({ at: this.#now(), select });
+    this.#logouts.push({ at: this.#now(), seq: ++this.#logoutSeq, select });
     // A flood of logouts keeps the latest: each is checked for every admission in a ticket's life.
     if (this.#logouts.length > MAX_LOGOUTS) this.#logouts.shift();
   }
 
-  /** True when a logout at or after `since` picks `session`. */
-  loggedOutSince(since: number, session: Session): boolean {
+  /** Where the logouts stand now: an admission takes it before it takes its ticket. */
+  logoutMark(): number {
+    return this.#logoutSeq;
+  }
+
+  /**
+   * True when a logout after `mark` picks `session`; also when its predicate throws, which cannot
+   * say no (each is asked, so a throwing one hides none after it).
+   */
+  loggedOutSince(mark: number, session: Session): boolean {
     this.#pruneLogouts();
-    return this.#logouts.some((logout) => logout.at >= since && logout.select(session));
+    let picked = false;
+    for (const logout of this.#logouts) {
+      if (logout.seq <= mark || picked) continue;
+      try {
+        picked = logout.select(session);
+      } catch {
+        picked = true;
+      }
+    }
+    return picked;
   }
 
   #pruneLogouts(): void {

@@ -474,17 +474,30 @@ describe('§3.5 identity', () => {
     }
     const store = new Gated();
     const h = await harnesses.start({ store, authenticate: tokens() });
-    const ticket = await ticketFor(h.httpBase, { credentials: { user: 'alice' } });
-    const gate = deferred();
-    store.held = gate.promise;
-    const late = h.connect({ ticket });
-    await store.reached.promise;
-    // Neither the ticket (taken) nor the session (not made) is there for the logout to find.
-    expect(h.server.disconnect((session) => session.user?.id === 'alice')).toBe(0);
-    store.held = null;
-    gate.resolve();
-    expect(await (await late).next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED', message: 'the application disconnected this session' } });
-    expect(h.server.sessions.size).toBe(0);
+    const logouts = [
+      (session: { user: { id: string } | null }) => session.user?.id === 'alice',
+      // A predicate that throws cannot say no: the admission is refused.
+      (): boolean => {
+        throw new Error('the predicate failed');
+      },
+    ];
+    for (const logout of logouts) {
+      const ticket = await ticketFor(h.httpBase, { credentials: { user: 'alice' } });
+      const gate = deferred();
+      store.held = gate.promise;
+      store.reached = deferred();
+      const late = h.connect({ ticket });
+      await store.reached.promise;
+      // Neither the ticket (taken) nor the session (not made) is there for the logout to find.
+      expect(h.server.disconnect(logout)).toBe(0);
+      store.held = null;
+      gate.resolve();
+      expect(await (await late).next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED', message: 'the application disconnected this session' } });
+      expect(h.server.sessions.size).toBe(0);
+    }
+    // A login after the logouts is admitted.
+    const fresh = await h.connect({ credentials: { user: 'alice' } });
+    expect(await fresh.hello()).toMatchObject({ resumed: false });
   });
 
   it('§3.5.disconnect voids such tickets in a store shared by several processes too, where any process takes them', async () => {
