@@ -61,12 +61,8 @@ export class LiveRooms {
 
   /** `session.join()`: see {@link Session.join}. */
   join(session: ServerSession, name: string): Promise<void> {
-    const room = checkRoom(name);
+    const room = this.checkJoin(session, name);
     if (session.ended || session.inRoom(room)) return Promise.resolve();
-    const max = this.#hub.options.maxRoomsPerSession ?? DEFAULT_MAX_ROOMS;
-    if (session.roomCount >= max) {
-      throw new UnbrokenTypeError('TOO_MANY_ROOMS', `expects a session to be in at most maxRoomsPerSession (${max}) rooms; leave one first`);
-    }
     // The session's own view changes now (its limit and `rooms` must hold for the next call); live
     // delivery follows the store's notification of the change, which comes in append order (§6.5).
     session.addRoom(room);
@@ -81,6 +77,16 @@ export class LiveRooms {
         throw new UnbrokenServerError('STORE_ERROR', `recording that session ${session.id} joined ${JSON.stringify(room)} failed`, { cause: error });
       },
     );
+  }
+
+  /** The room `session.join(name)` joins; throws what it throws at once (INVALID_ROOM, TOO_MANY_ROOMS). */
+  checkJoin(session: ServerSession, name: string): string {
+    const room = checkRoom(name);
+    const max = this.#hub.options.maxRoomsPerSession ?? DEFAULT_MAX_ROOMS;
+    if (!session.ended && !session.inRoom(room) && session.roomCount >= max) {
+      throw new UnbrokenTypeError('TOO_MANY_ROOMS', `expects a session to be in at most maxRoomsPerSession (${max}) rooms; leave one first`);
+    }
+    return room;
   }
 
   /** `session.leave()`: see {@link Session.leave}. */

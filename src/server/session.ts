@@ -284,17 +284,18 @@ export class ServerSession implements Session {
 
   send(data: Payload, options?: { event?: string }): Promise<string> {
     const address = (this.#address ??= { kind: 'session', session: this.id });
-    const act = (): Promise<string> =>
-      this.#ended ? Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`)) : this.#hub.append(address, data, options);
-    if (!this.#letGo()) return act();
-    // Checked now, as for any send.
-    checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
-    return this.#asCopy(act);
+    const act = (sent: Payload): Promise<string> =>
+      this.#ended ? Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`)) : this.#hub.append(address, sent, options);
+    if (!this.#letGo()) return act(data);
+    // Checked and taken now, as any send is: what the caller changes after the call is not sent.
+    const text = checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
+    const taken = text === undefined ? new Uint8Array(data as Uint8Array) : (JSON.parse(text) as Payload);
+    return this.#asCopy(() => act(taken));
   }
 
   join(room: string): Promise<void> {
     if (!this.#letGo()) return this.#hub.rooms.join(this, room);
-    checkRoom(room);
+    this.#hub.rooms.checkJoin(this, room);
     return this.#asCopy(() => this.#hub.rooms.join(this, room));
   }
 

@@ -335,10 +335,17 @@ describe('§3.6 several server processes', () => {
     await waitUntil('A to let the session go', () => !a.server.sessions.has(hello.sid));
     // While the session lives at B, what A's copy sends reaches it, in call order; its data is checked at once.
     expect(() => copy.send(undefined as never)).toThrow(expect.objectContaining({ code: 'INVALID_DATA' }));
-    const [live, next] = await Promise.all([copy.send('while it lives'), copy.send('and then')]);
+    const changed = { n: 1 };
+    const sends = [copy.send('while it lives'), copy.send(changed)];
+    // Taken at the call, as any send's data is: a change after it is not sent.
+    changed.n = 2;
+    const [live, next] = await Promise.all(sends);
     expect((await moved).text).toContain(live);
     const read = await store.read(hello.sid, hello.cursor, 10);
-    expect(read.messages.map((message) => message.id)).toEqual([live, next]);
+    expect(read.messages.map((message) => [message.id, message.data])).toEqual([
+      [live, 'while it lives'],
+      [next, { n: 1 }],
+    ]);
     b.server.sessions.get(hello.sid)!.close();
     const again = framesOf(await poll(b.httpBase, { open: true, sid: hello.sid, key: 'another-key-aaaaaaaa', c: randomToken() }), 'the new session')[0] as Extract<ServerFrame, { t: 'hello' }>;
     expect([again.sid, again.resumed]).toEqual([hello.sid, false]);
