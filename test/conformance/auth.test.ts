@@ -3,7 +3,7 @@
  * clients: what a URL copied from a log yields (nothing), what a session id without its key yields
  * (nothing), and how `authenticate`, expiry and `disconnect()` act on live connections.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { httpStatusFor, type ErrorCode, type JsonValue } from '../../src/protocol/index.js';
 import type { Identity, ServerOptions } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
@@ -482,7 +482,8 @@ describe('§3.5 identity', () => {
       },
     ];
     for (const logout of logouts) {
-      const ticket = await ticketFor(h.httpBase, { credentials: { user: 'alice' } });
+      const answer = await requestTicket(h.httpBase, { credentials: { user: 'alice' } });
+      const { ticket, sid } = JSON.parse(answer.text) as { ticket: string; sid: string };
       const gate = deferred();
       store.held = gate.promise;
       store.reached = deferred();
@@ -492,8 +493,12 @@ describe('§3.5 identity', () => {
       expect(h.server.disconnect(logout)).toBe(0);
       store.held = null;
       gate.resolve();
-      expect(await (await late).next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED', message: 'the application disconnected this session' } });
+      const refused = await late;
+      expect(await refused.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED', message: 'the application disconnected this session' } });
       expect(h.server.sessions.size).toBe(0);
+      // The session made for it went with it: the shared store holds it no more.
+      await refused.closed();
+      await vi.waitFor(async () => expect(await store.getSession(sid)).toBeNull());
     }
     // A login after the logouts is admitted.
     const fresh = await h.connect({ credentials: { user: 'alice' } });

@@ -182,8 +182,13 @@ export function admitByTicket(
     const { grant } = admitted;
     const stand = context.hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address);
     stand.markEnded();
-    if (context.tickets.loggedOutSince(logouts, stand)) refuse('UNAUTHORIZED', 'the application disconnected this session');
-    else open(admitted);
+    if (!context.tickets.loggedOutSince(logouts, stand)) {
+      open(admitted);
+      return;
+    }
+    refuse('UNAUTHORIZED', 'the application disconnected this session');
+    // A session made for this admission alone goes with it, rather than wait for its ttl in the store.
+    if (admitted.prepared?.created) cluster.state.deleteSession(grant.sid ?? admitted.prepared.session.id).catch((error: unknown) => storeFailed(context, error));
   })();
 }
 
