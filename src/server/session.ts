@@ -287,7 +287,7 @@ export class ServerSession implements Session {
     const act = (sent: Payload): Promise<string> =>
       this.#ended ? Promise.reject(new UnbrokenServerError('SESSION_ENDED', `cannot send: session ${this.id} ended`)) : this.#hub.append(address, sent, options);
     if (!this.#letGo()) return act(data);
-    // Checked and taken now, as any send is: what the caller changes after the call is not sent.
+    // Checked and taken now, like every other send: what the caller changes after the call is not sent.
     const text = checkOutgoing(data, options?.event, this.#hub.options.maxBufferedBytes);
     const taken = text === undefined ? new Uint8Array(data as Uint8Array) : (JSON.parse(text) as Payload);
     return this.#asCopy(() => act(taken));

@@ -40,6 +40,20 @@ async function twoServers(store = new SharedMemoryStore()): Promise<[Harness, Ha
   return [await harnesses.start({ store }), await harnesses.start({ store })];
 }
 
+/**
+ * Two servers on one shared store whose `authenticate` takes credentials `{ user, ttl }` and cannot
+ * check user `down` now (AUTH_UNAVAILABLE, §3.5).
+ */
+async function twoServersWithOutage(): Promise<[Harness, Harness]> {
+  const authenticate: NonNullable<ServerOptions['authenticate']> = (_request, credentials) => {
+    const { user, ttl } = (credentials ?? {}) as { user?: string; ttl?: number };
+    if (user === 'down') throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
+    return typeof user === 'string' ? { id: user, expiresAt: Date.now() + (ttl ?? 60_000) } : null;
+  };
+  const store = new SharedMemoryStore();
+  return [await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 }), await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 })];
+}
+
 const messageIds = (frames: readonly ServerFrame[]): string[] => frames.flatMap((frame) => (frame.t === 'msg' ? [frame.id] : []));
 
 /** Holds the marking of upstream batches processed (§8) while `held` is armed. */
@@ -205,15 +219,7 @@ describe('§3.6 several server processes', () => {
   });
 
   it('§3.5 asks the connection again at the process that holds it when fresh credentials sent to another process could not be checked (AUTH_UNAVAILABLE)', async () => {
-    // Credentials `{ user, ttl }`; user `down` cannot be checked now.
-    const authenticate: NonNullable<ServerOptions['authenticate']> = (_request, credentials) => {
-      const { user, ttl } = (credentials ?? {}) as { user?: string; ttl?: number };
-      if (user === 'down') throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
-      return typeof user === 'string' ? { id: user, expiresAt: Date.now() + (ttl ?? 60_000) } : null;
-    };
-    const store = new SharedMemoryStore();
-    const a = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
-    const b = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    const [a, b] = await twoServersWithOutage();
     const reported: string[] = [];
     b.server.on('error', (error) => reported.push(error.code));
     // Lives 2 s: asked 1 s before its end; the check at B fails, so A asks again half the time left later.
@@ -232,14 +238,7 @@ describe('§3.6 several server processes', () => {
   });
 
   it('§3.5 asks at most once for credentials that could not be checked at another process, and not at all once fresh ones were taken meanwhile', async () => {
-    const authenticate: NonNullable<ServerOptions['authenticate']> = (_request, credentials) => {
-      const { user, ttl } = (credentials ?? {}) as { user?: string; ttl?: number };
-      if (user === 'down') throw new UnbrokenServerError('AUTH_UNAVAILABLE', 'the users database is down');
-      return typeof user === 'string' ? { id: user, expiresAt: Date.now() + (ttl ?? 60_000) } : null;
-    };
-    const store = new SharedMemoryStore();
-    const a = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
-    const b = await harnesses.start({ store, authenticate, heartbeatInterval: 5_000 });
+    const [a, b] = await twoServersWithOutage();
     b.server.on('error', () => undefined);
     // Lives 4 s: asked 2 s before its end; a failed check at B would have A asked again 1 s later.
     const sse = await RawSse.connect(a.httpBase, { credentials: { user: 'bob', ttl: 4_000 } });
