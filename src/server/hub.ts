@@ -12,7 +12,7 @@ import { Downlink } from './downlink.js';
 import { EncodingCache, MessageEncodings, checkOutgoing } from './encoding.js';
 import type { Emitter } from './emitter.js';
 import { UnbrokenServerError, asServerError } from './errors.js';
-import { UnavailableReports, identityId, type Authenticate, type Identity } from './identity.js';
+import { AuthReports, identityId, type Authenticate, type Identity } from './identity.js';
 import { Limits, type SessionCreation } from './limits.js';
 import { Reauthentications, type Reauthentication } from './reauthentication.js';
 import { forgetEarlier, openStream, replayFrom } from './replay.js';
@@ -81,7 +81,7 @@ export class SessionHub {
   readonly #links: Links;
   readonly #reauthentications: Reauthentications;
   /** @internal Reports `authenticate`'s AUTH_UNAVAILABLE errors, a few at most (identity.ts). */
-  readonly authUnavailable: UnavailableReports;
+  readonly authReports: AuthReports;
   #unsubscribe: (() => void) | null;
   /** Heartbeats, probes and session timeouts, while the hub holds sessions (sweep.ts). */
   readonly sweep: SessionSweep;
@@ -96,12 +96,12 @@ export class SessionHub {
     this.#links = new Links(this.limits, options.maxTotalBufferedBytes);
     this.sweep = new SessionSweep(this, () => this.#links.enforce());
     this.#emitter = emitter;
-    this.authUnavailable = new UnavailableReports(options.now, (error) => this.fail(error));
+    this.authReports = new AuthReports(options.now, (error) => this.fail(error));
     this.#reauthentications = new Reauthentications(
       options.authenticate,
       options.now,
       (session, user) => this.adopt(session, user),
-      (error) => this.authUnavailable.add(error),
+      (error) => this.authReports.add(error),
       (session) => this.#askAgain(session),
     );
     this.#unsubscribe = options.store.subscribe((message, dataText) => this.#dispatch(message, dataText), {

@@ -111,16 +111,16 @@ function asUnavailable(error: unknown): UnbrokenServerError | null {
   }
 }
 
-/** The longest a run of AUTH_UNAVAILABLE errors goes without a report, in ms. */
-export const AUTH_UNAVAILABLE_REPORT_EVERY = 10_000;
+/** The longest a run of errors of one code of `authenticate` goes without a report, in ms. */
+export const AUTH_REPORT_EVERY = 10_000;
 
 /**
  * Reports the errors of `authenticate` (AUTH_UNAVAILABLE, INVALID_IDENTITY): of each code, the first
- * at once, then at most one every {@link AUTH_UNAVAILABLE_REPORT_EVERY} ms, counting the ones held
+ * at once, then at most one every {@link AUTH_REPORT_EVERY} ms, counting the ones held
  * back. During an outage every client retries, and anyone can send ticket requests: one report each
  * would flood the log.
  */
-export class UnavailableReports {
+export class AuthReports {
   readonly #now: () => number;
   readonly #report: (error: UnbrokenServerError) => void;
   /** Per code: when it was last reported, and how many were held back since. */
@@ -135,7 +135,7 @@ export class UnavailableReports {
     const now = this.#now();
     let state = this.#codes.get(error.code);
     if (!state) this.#codes.set(error.code, (state = { lastAt: -Infinity, held: 0 }));
-    if (now - state.lastAt < AUTH_UNAVAILABLE_REPORT_EVERY) {
+    if (now - state.lastAt < AUTH_REPORT_EVERY) {
       state.held++;
       return;
     }

@@ -12,7 +12,7 @@ import { SessionHub, type ServerStats } from './hub.js';
 import { Limits } from './limits.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 import type { SendArgument, Sendable } from './sendable.js';
-import type { RoomTarget, ServerEvents, Session } from './session.js';
+import { ServerSession, type RoomTarget, type ServerEvents, type Session } from './session.js';
 import { MemoryStore, type MessageStore } from './store.js';
 import { TicketStore } from './tickets.js';
 import type { TransportContext } from './transports/context.js';
@@ -285,10 +285,7 @@ class Server implements UnbrokenServer {
     // created under an id): the predicate is asked about the session the ticket would make.
     voided.push(...this.#tickets.revokeWhere((grant, address) => {
       if (grant.sid !== null && this.#hub.sessions.has(grant.sid)) return false;
-      // It stands for the session: it sends, joins and closes nothing.
-      const stand = this.#hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address);
-      stand.markEnded();
-      return predicate(stand);
+      return predicate(ServerSession.standIn(this.#hub, grant, address));
     }));
     // With a shared store, a ticket is taken from there (it admits at any process, §3.6).
     const cluster = this.#hub.cluster;

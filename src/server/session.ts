@@ -10,6 +10,7 @@ import { checkRoom } from './rooms.js';
 import { IdentityExpiry } from './expiry.js';
 import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
+import type { TicketGrant } from './tickets.js';
 import type { TokenBucket } from './limits.js';
 import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
@@ -242,6 +243,16 @@ export class ServerSession implements Session {
   /** This process no longer serves the session (another does): its timers stop; it is not ended. */
   released(): void {
     this.#expiry?.stop();
+  }
+
+  /**
+   * What a `disconnect()` predicate is asked about for a ticket's session not made yet (§3.5): a
+   * session of `hub` that sends, joins and closes nothing.
+   */
+  static standIn(hub: SessionHub, grant: TicketGrant, address: string): ServerSession {
+    const session = new ServerSession(grant.sid ?? '', grant.key ?? '', grant.user, hub, address);
+    session.markEnded();
+    return session;
   }
 
   /**

@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { UnbrokenServerError } from '../../src/server/errors.js';
-import { AUTH_UNAVAILABLE_REPORT_EVERY, UnavailableReports, authenticateRequest, type Identity } from '../../src/server/identity.js';
+import { AUTH_REPORT_EVERY, AuthReports, authenticateRequest, type Identity } from '../../src/server/identity.js';
 
 const request = {} as http.IncomingMessage;
 const now = () => 1_000;
@@ -102,12 +102,12 @@ describe('AUTH_UNAVAILABLE reports', () => {
   it('reports the first at once, then at most one per interval, counting the ones held back', () => {
     let clock = 0;
     const reported: string[] = [];
-    const reports = new UnavailableReports(() => clock, (error) => reported.push(error.message));
+    const reports = new AuthReports(() => clock, (error) => reported.push(error.message));
     const error = new UnbrokenServerError('AUTH_UNAVAILABLE', 'down');
     reports.add(error);
     for (let n = 0; n < 1_000; n++) reports.add(error);
     expect(reported).toEqual(['down']);
-    clock += AUTH_UNAVAILABLE_REPORT_EVERY - 1;
+    clock += AUTH_REPORT_EVERY - 1;
     reports.add(error);
     expect(reported).toHaveLength(1);
     clock += 1;
@@ -117,7 +117,7 @@ describe('AUTH_UNAVAILABLE reports', () => {
 
   it('counts each code apart: a flood of one does not hold back the first of another', () => {
     const reported: string[] = [];
-    const reports = new UnavailableReports(() => 0, (error) => reported.push(`${error.code} ${error.message}`));
+    const reports = new AuthReports(() => 0, (error) => reported.push(`${error.code} ${error.message}`));
     for (let n = 0; n < 3; n++) reports.add(new UnbrokenServerError('AUTH_UNAVAILABLE', 'down'));
     reports.add(new UnbrokenServerError('INVALID_IDENTITY', 'no identity'));
     expect(reported).toEqual(['AUTH_UNAVAILABLE down', 'INVALID_IDENTITY no identity']);

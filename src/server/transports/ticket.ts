@@ -9,7 +9,7 @@ import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../.
 import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
 import { UPSTREAM_HEADERS_MISSING, admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
-import type { ServerSession } from '../session.js';
+import { ServerSession } from '../session.js';
 import { SECRET_PATTERN, TICKET_PATTERN, randomToken, sameSecret, type TicketGrant } from '../tickets.js';
 import type { PreparedSession } from '../cluster.js';
 import { UnbrokenServerError } from '../errors.js';
@@ -66,10 +66,10 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   let user: Identity | null = null;
   if (authenticate !== null) {
     try {
-      user = await authenticateRequest(authenticate, request, credentials, now, (error) => context.hub.authUnavailable.add(error));
+      user = await authenticateRequest(authenticate, request, credentials, now, (error) => context.hub.authReports.add(error));
     } catch (error) {
       // AUTH_UNAVAILABLE: no refusal, the client tries again with its backoff.
-      context.hub.authUnavailable.add(error as UnbrokenServerError);
+      context.hub.authReports.add(error as UnbrokenServerError);
       answerError(request, response, 'INTERNAL_ERROR', 'the server could not check the credentials now; retry later');
       return;
     }
@@ -178,11 +178,9 @@ export function admitByTicket(
     }
     if (admitted === null || gone()) return;
     // §3.5.disconnect: a logout while the ticket was taken and its session found or made; asked, as
-    // `disconnect()` asks about a ticket, of a stand-in that sends, joins and closes nothing.
+    // `disconnect()` asks about a ticket, of a stand-in.
     const { grant } = admitted;
-    const stand = context.hub.createSession(grant.sid ?? '', grant.key ?? '', grant.user, address);
-    stand.markEnded();
-    if (!context.tickets.loggedOutSince(logouts, stand)) {
+    if (!context.tickets.loggedOutSince(logouts, ServerSession.standIn(context.hub, grant, address))) {
       open(admitted);
       return;
     }
