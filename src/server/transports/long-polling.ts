@@ -43,17 +43,17 @@ class LongPollConnection implements Connection {
   #max: number | undefined;
   #closed = false;
   /**
-   * §10.2: the `[ack, reconnect]` batch of a shutdown that found no poll held. The connection's next
-   * continuing poll gets it, so the client learns of the restart at once instead of by its heartbeat
-   * deadline.
+   * What the connection's next continuing poll gets, owed since it closed while no poll was held:
+   * - `notice`: §10.2, the `[ack, reconnect]` batch of a shutdown, so the client learns of the restart
+   *   at once instead of by its heartbeat deadline;
+   * - `refusal`: why it closed with UNAUTHORIZED (an identity that expired, a logout), within `2 × hb`
+   *   (`due` forgets it), as a stream of its own would have been told at once (§7.4), rather than a
+   *   refusal that names no reason.
    */
-  #notice: string | null = null;
-  /**
-   * Why the connection closed with UNAUTHORIZED while no poll was held (an identity that expired, a
-   * logout): its next continuing poll is told, within `2 × hb`, as a stream of its own would have been
-   * at once (§7.4), rather than meet a refusal that names no reason.
-   */
-  #refusal: { readonly code: ErrorCode; readonly message: string; readonly due: ReturnType<typeof setTimeout> } | null = null;
+  #owed:
+    | { readonly kind: 'notice'; readonly batch: string }
+    | { readonly kind: 'refusal'; readonly code: ErrorCode; readonly message: string; readonly due: ReturnType<typeof setTimeout> }
+    | null = null;
   /** When a poll last arrived or was answered (§11: dead after 2 × hb without a poll). */
   #lastSeen: number;
 
@@ -86,23 +86,20 @@ class LongPollConnection implements Connection {
 
   /** True when a poll with this `last` continues the connection (§7.4), or collects its shutdown notice. */
   continuedBy(last: string): boolean {
-    return this.#handle !== null && this.#handle.cursor === last && (!this.#closed || this.#notice !== null || this.#refusal !== null);
+    return this.#handle !== null && this.#handle.cursor === last && (!this.#closed || this.#owed !== null);
   }
 
   /** Holds a poll of this connection. §7.4: a newer poll answers an older one with SUPERSEDED. */
   hold(request: http.IncomingMessage, response: http.ServerResponse): void {
-    if (this.#notice !== null) {
-      answerBatch(request, response, this.#notice);
-      this.#notice = null;
+    const owed = this.#owed;
+    if (owed !== null) {
+      this.#owed = null;
       this.#forget(this);
-      return;
-    }
-    const refusal = this.#refusal;
-    if (refusal !== null) {
-      clearTimeout(refusal.due);
-      this.#refusal = null;
-      this.#forget(this);
-      answerError(request, response, refusal.code, refusal.message);
+      if (owed.kind === 'notice') answerBatch(request, response, owed.batch);
+      else {
+        clearTimeout(owed.due);
+        answerError(request, response, owed.code, owed.message);
+      }
       return;
     }
     const older = this.#held;
@@ -165,7 +162,7 @@ class LongPollConnection implements Connection {
     }
     // A notice the core could not write (no poll held) waits for the next poll; once written, a
     // continuing poll is refused like any other once the server closed (§10.2).
-    if (reason.kind === 'restart' && !reason.written && poll === null) this.#notice = reason.notice;
+    if (reason.kind === 'restart' && !reason.written && poll === null) this.#owed = { kind: 'notice', batch: reason.notice };
     // Only UNAUTHORIZED is owed: a connection closed for another reason (SUPERSEDED as it moved to
     // another process, say) is continued there, and its client's next poll must not meet the reason.
     else if (reason.kind === 'error' && reason.code === 'UNAUTHORIZED' && poll === null && this.#handle !== null) this.#owe(reason);
@@ -176,12 +173,12 @@ class LongPollConnection implements Connection {
 
   #owe(refusal: { readonly code: ErrorCode; readonly message: string }): void {
     const due = setTimeout(() => {
-      if (this.#refusal === null) return;
-      this.#refusal = null;
+      if (this.#owed?.kind !== 'refusal') return;
+      this.#owed = null;
       this.#forget(this);
     }, Math.min(2 * this.#context.heartbeatInterval, 2 ** 31 - 1));
     due.unref();
-    this.#refusal = { code: refusal.code, message: refusal.message, due };
+    this.#owed = { kind: 'refusal', code: refusal.code, message: refusal.message, due };
   }
 
   #take(): Poll | null {
