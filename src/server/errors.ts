@@ -43,7 +43,7 @@ export type ServerErrorCode =
   /**
    * `authenticate` returned something that is neither an identity (`{ id, expiresAt? }`, `id` a
    * string of 1–256 characters, `expiresAt` in ms since the epoch) nor a refusal (`null`,
-   * `undefined`): a number as `id`, an `expiresAt` in seconds or as a `Date`. The client is refused
+   * `undefined`): a number as `id`, an `expiresAt` in seconds, as a duration or as a `Date`. The client is refused
    * as if `authenticate` had refused it, and the server reports it (a few at most).
    */
   | 'INVALID_IDENTITY'
