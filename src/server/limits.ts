@@ -96,6 +96,8 @@ interface AddressEntry {
   connections: number;
   /** New sessions this address may still create; absent until it created one. */
   creations: TokenBucket | undefined;
+  /** Sessions it may still re-create under ids its clients kept; absent until it re-created one. */
+  recreations: TokenBucket | undefined;
 }
 
 /** Counts per address and in total, and the decisions made from them. */
@@ -142,9 +144,11 @@ export class Limits {
 
   /**
    * May `address` open one more connection, creating a session as `creates` says? A session with a
-   * fresh id takes a token of the address's creation budget; one re-created under the id its client
-   * kept (§3.3, after a restart or expiry) only counts, so that clients coming back from a restart
-   * are not refused. Counts nothing itself: the hub reports what it opens.
+   * fresh id takes a token of the address's creation budget. One re-created under the id its client
+   * kept (§3.3, after a restart or expiry) takes one of a budget of its own, which holds as many as
+   * the address may hold sessions: every client of the address coming back from a restart at once
+   * is let in, while ids made up to dodge the creation rate churn sessions no faster than it. Counts
+   * nothing itself: the hub reports what it opens.
    */
   check(address: string, creates: SessionCreation): LimitRefusal | null {
     const s = this.settings;
@@ -162,12 +166,15 @@ export class Limits {
     if ((entry?.sessions ?? 0) >= s.maxSessionsPerAddress) {
       return { code: 'TOO_MANY_CONNECTIONS', message: `this address holds its maximum of ${s.maxSessionsPerAddress} sessions` };
     }
-    if (creates === 'same-id') return null;
     const now = this.#now();
     const target = entry ?? this.#entry(address);
-    target.creations ??= new TokenBucket(s.sessionsPerSecondPerAddress, s.sessionsPerSecondPerAddress, now);
-    if (!target.creations.tryTake(now)) {
-      return { code: 'RATE_LIMITED', message: `this address creates more than ${s.sessionsPerSecondPerAddress} sessions per second` };
+    const rate = s.sessionsPerSecondPerAddress;
+    const budget =
+      creates === 'fresh'
+        ? (target.creations ??= new TokenBucket(rate, rate, now))
+        : (target.recreations ??= new TokenBucket(rate, Math.max(rate, s.maxSessionsPerAddress), now));
+    if (!budget.tryTake(now)) {
+      return { code: 'RATE_LIMITED', message: `this address creates more than ${rate} sessions per second` };
     }
     return null;
   }
@@ -200,11 +207,12 @@ export class Limits {
     return new TokenBucket(rate, rate, this.#now());
   }
 
-  /** Forgets addresses that hold nothing and whose creation budget refilled (run by the hub's sweep). */
+  /** Forgets addresses that hold nothing and whose creation budgets refilled (run by the hub's sweep). */
   prune(): void {
     const now = this.#now();
     for (const [address, entry] of this.#addresses) {
-      if (entry.sessions <= 0 && entry.connections <= 0 && (entry.creations === undefined || entry.creations.full(now))) {
+      const refilled = (budget: TokenBucket | undefined): boolean => budget === undefined || budget.full(now);
+      if (entry.sessions <= 0 && entry.connections <= 0 && refilled(entry.creations) && refilled(entry.recreations)) {
         this.#addresses.delete(address);
       }
     }
@@ -212,7 +220,7 @@ export class Limits {
 
   #entry(address: string): AddressEntry {
     let entry = this.#addresses.get(address);
-    if (!entry) this.#addresses.set(address, (entry = { sessions: 0, connections: 0, creations: undefined }));
+    if (!entry) this.#addresses.set(address, (entry = { sessions: 0, connections: 0, creations: undefined, recreations: undefined }));
     return entry;
   }
 }

@@ -182,6 +182,29 @@ describe('§12.1 sessions and connections', () => {
     expect(framesOf(await poll(h.httpBase, { ticket, c: null }))[0]?.t).toBe('hello');
   });
 
+  it('§12.1.rate-kept lets every client of an address come back at once under its kept id, but made-up ids churn sessions no faster than the rate', async () => {
+    let clock = 1_000_000;
+    const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, maxSessionsPerAddress: 5, now: () => clock });
+    const comeBack = async (index: number) => framesOf(await poll(h.httpBase, { open: true, c: null, sid: `K${index}`.padEnd(22, 'k') }))[0];
+    const endAll = () => {
+      for (const session of [...h.server.sessions.values()]) session.close();
+    };
+    // After a restart: as many as the address may hold come back at once, beyond the rate of 2.
+    for (let index = 0; index < 5; index++) expect(await comeBack(index)).toMatchObject({ t: 'hello', resumed: false });
+    endAll();
+    // A stream of made-up ids, each session ended at once so that the per-address count never binds:
+    // the budget is spent, and refills at the rate of new sessions.
+    const refused = await poll(h.httpBase, { open: true, c: null, sid: 'M'.repeat(22) });
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.text)).toMatchObject({ code: 'RATE_LIMITED' });
+    clock += 500;
+    expect(await comeBack(6)).toMatchObject({ t: 'hello', resumed: false });
+    endAll();
+    expect((await poll(h.httpBase, { open: true, c: null, sid: 'N'.repeat(22) })).status).toBe(429);
+    // The budget of fresh sessions is apart from it: it was not spent.
+    expect(framesOf(await poll(h.httpBase, { open: true, c: null }))[0]?.t).toBe('hello');
+  });
+
   it('§12.1.rate takes nothing from the rate for a request that creates no session: one without a valid ticket, and the poll that replays a lost answer (§7.4)', async () => {
     const clock = 1_000_000;
     const h = await harnesses.start({ sessionsPerSecondPerAddress: 2, now: () => clock });
