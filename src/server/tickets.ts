@@ -4,7 +4,8 @@
  * from a log yields nothing.
  *
  * The store is bounded: at most `maxTickets` outstanding in total and `maxTicketsPerAddress` per
- * client address, expired ones dropped as new ones are issued. Every ticket lives for the same `ttl`,
+ * client address, expired ones dropped as new ones are issued; when the total is reached, the
+ * address holding the most gives up its oldest to one that holds fewer. Every ticket lives for the same `ttl`,
  * so insertion order is expiry order and purging is a walk from the oldest that stops at the first
  * live one.
  */
@@ -126,11 +127,16 @@ export class TicketStore {
     return { issuer: this.#issuer, seq: ++this.#issued };
   }
 
-  /** Issues a ticket for `grant`; `null` when a limit is reached (the caller answers RATE_LIMITED). */
-  issue(grant: TicketGrant, address: string): string | null {
+  /**
+   * Issues a ticket for `grant`; `null` when a limit is reached (the caller answers RATE_LIMITED).
+   * `evicted` is the ticket of another address dropped to make room, which a shared store holds too.
+   */
+  issue(grant: TicketGrant, address: string): { readonly ticket: string; readonly evicted: string | null } | null {
     this.#purge();
     const fromAddress = this.#perAddress.get(address) ?? 0;
-    if (this.#tickets.size >= this.#limits.maxTickets || fromAddress >= this.#limits.maxTicketsPerAddress) return null;
+    if (fromAddress >= this.#limits.maxTicketsPerAddress) return null;
+    let evicted: string | null = null;
+    if (this.#tickets.size >= this.#limits.maxTickets && (evicted = this.#makeRoomFor(fromAddress)) === null) return null;
     const ticket = randomToken();
     this.#tickets.set(ticket, { grant, address, expiresAt: this.#now() + this.#limits.ttl });
     this.#perAddress.set(address, fromAddress + 1);
@@ -139,7 +145,7 @@ export class TicketStore {
       if (reservation) reservation.tickets++;
       else this.#reserved.set(grant.sid, { key: grant.key, user: grant.user, tickets: 1 });
     }
-    return ticket;
+    return { ticket, evicted };
   }
 
   /**
@@ -225,6 +231,30 @@ export class TicketStore {
     this.#tickets.clear();
     this.#perAddress.clear();
     this.#reserved.clear();
+  }
+
+  /**
+   * The table is full: a few addresses at their own bound fill it (10 × 1,000 = 10,000 by default).
+   * So that they do not shut every other client out for a ticket's ttl, an address holding fewer
+   * tickets than the largest holder takes the place of that holder's oldest one; the largest holder
+   * loses a ticket it had no fair share of, and its client is refused at connect and asks again.
+   * Returns the ticket dropped, or `null` when the requester holds its share already.
+   */
+  #makeRoomFor(fromAddress: number): string | null {
+    let largest: string | undefined;
+    let most = 0;
+    for (const [holder, count] of this.#perAddress) {
+      if (count > most) [largest, most] = [holder, count];
+    }
+    // Evicting from a holder one ticket ahead would only swap the two: no fairer, and a churn.
+    if (largest === undefined || most <= fromAddress + 1) return null;
+    for (const [ticket, entry] of this.#tickets) {
+      if (entry.address === largest) {
+        this.#remove(ticket, entry);
+        return ticket;
+      }
+    }
+    return null;
   }
 
   #purge(): void {

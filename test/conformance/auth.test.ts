@@ -258,6 +258,27 @@ describe('§3.4 tickets', () => {
     expectErrorAnswer(await requestTicket(h.httpBase), 'RATE_LIMITED');
   });
 
+  it('§3.4.ticket-limit does not let a few addresses at their own bound shut out the rest: a full table gives up the largest holder\'s oldest ticket to an address holding fewer', async () => {
+    const h = await harnesses.start({ maxTicketsPerAddress: 3, maxTickets: 5 });
+    const from = (localAddress: string) => ({ localAddress });
+    const first = await ticketFor(h.httpBase, from('127.0.0.1'));
+    await ticketFor(h.httpBase, from('127.0.0.1'));
+    await ticketFor(h.httpBase, from('127.0.0.1'));
+    await ticketFor(h.httpBase, from('127.0.0.2'));
+    const second = await ticketFor(h.httpBase, from('127.0.0.2'));
+    // Full. A newcomer gets a ticket: the oldest of the largest holder (127.0.0.1) is dropped.
+    const newcomer = await ticketFor(h.httpBase, from('127.0.0.3'));
+    const dropped = await h.connect({ ticket: first });
+    expect(await dropped.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
+    // Each holder now has at most one more than the others: nobody gains by taking from another.
+    expectErrorAnswer(await requestTicket(h.httpBase, from('127.0.0.2')), 'RATE_LIMITED');
+    expectErrorAnswer(await requestTicket(h.httpBase, from('127.0.0.3')), 'RATE_LIMITED');
+    expectErrorAnswer(await requestTicket(h.httpBase, from('127.0.0.1')), 'RATE_LIMITED');
+    // The tickets of the others still admit their connections.
+    expect(await (await h.connect({ ticket: second })).hello()).toMatchObject({ resumed: false });
+    expect(await (await h.connect({ ticket: newcomer })).hello()).toMatchObject({ resumed: false });
+  });
+
   it('§3.4.malformed treats a malformed sid or key in a ticket request as absent: a new session', async () => {
     const h = await harnesses.start();
     const ticket = await ticketFor(h.httpBase, { sid: 'short', key: 'bad key' });

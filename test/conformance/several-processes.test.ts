@@ -9,7 +9,7 @@ import { waitUntil, within } from '../helpers/raw-frames.js';
 import { deferred, nextTurn } from '../helpers/signals.js';
 import { RawSse, framesOf, poll, postSend } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
-import { randomToken } from '../helpers/raw-ticket.js';
+import { randomToken, ticketFor } from '../helpers/raw-ticket.js';
 import { RawWs } from '../helpers/raw-ws.js';
 import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
 
@@ -114,6 +114,17 @@ describe('§3.6 several server processes', () => {
     const resumed = await second.hello();
     expect(resumed).toMatchObject({ sid: hello.sid, resumed: true });
     second.terminate();
+  });
+
+  it('§3.4.ticket-limit voids at every server the ticket a full table gave up to another address', async () => {
+    const store = new SharedMemoryStore();
+    const a = await harnesses.start({ store, maxTickets: 2 });
+    const b = await harnesses.start({ store });
+    const given = await ticketFor(a.httpBase, { localAddress: '127.0.0.1' });
+    await ticketFor(a.httpBase, { localAddress: '127.0.0.1' });
+    await ticketFor(a.httpBase, { localAddress: '127.0.0.2' });
+    const refused = await b.connect({ ticket: given });
+    expect(await refused.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
   });
 
   it('§3.6.exactly-once hands a message over once, whichever server a POST reaches, and acknowledges repeats', async () => {

@@ -110,12 +110,17 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     sid === null
       ? { sid: randomToken(), key: randomToken(), user, fresh: true, issue, ...max }
       : { sid, key, user, ...(reserved ? { fresh: true } : {}), issue, ...max };
-  const ticket = tickets.issue(grant, addressOf(context, request));
-  if (ticket === null) {
+  const issued = tickets.issue(grant, addressOf(context, request));
+  if (issued === null) {
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
     return;
   }
+  const { ticket, evicted } = issued;
   if (hub.cluster) {
+    // A ticket dropped for this one's room admits nothing at any process.
+    if (evicted !== null) {
+      hub.cluster.state.takeTicket(evicted).catch((error: unknown) => storeFailed(context, error));
+    }
     // Any process may serve the downstream request: the ticket goes to the shared store too.
     try {
       await hub.cluster.state.putTicket(ticket, grant, tickets.ttl);
