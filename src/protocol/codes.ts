@@ -144,8 +144,8 @@ export function closeCodeFor(code: ErrorCode, fallback: number = CloseCode.Inter
   return info.close ?? fallback;
 }
 
-/** Maps a protocol error code to its HTTP status (server side). */
-export function httpStatusFor(code: ErrorCode): number {
+/** Maps a protocol error code to its HTTP status (server side); `fallback` for codes without one. */
+export function httpStatusFor(code: ErrorCode, fallback = 500): number {
   const info: CodeInfo = ERROR_CODES[code];
-  return info.http ?? 500;
+  return info.http ?? fallback;
 }

@@ -3,7 +3,7 @@
  * different servers. The servers share a store in this process (test/helpers/shared-memory-store.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerFrame } from '../../src/protocol/index.js';
+import type { HelloFrame, ServerFrame } from '../../src/protocol/index.js';
 import { UnbrokenServerError, type ServerOptions, type Session, type StoreEvents, type StoredMessage } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
 import { deferred, nextTurn } from '../helpers/signals.js';
@@ -435,5 +435,19 @@ describe('§3.6 several server processes', () => {
     const again = await RawWs.open(a.wsBase, { sid: hello.sid });
     expect((await again.hello()).resumed).toBe(true);
     again.terminate();
+  });
+
+  it('§9 answers a held poll cut with BACKPRESSURE with 503 and the code, not as a server fault', async () => {
+    const store = new LosableStore();
+    const [a] = await twoServers(store);
+    const [first] = framesOf(await poll(a.httpBase, { open: true }), 'the first poll');
+    const hello = first as HelloFrame;
+    const arrived = a.handled('/poll');
+    const held = poll(a.httpBase, { sid: hello.sid, last: hello.cursor });
+    await arrived;
+    store.overrun();
+    const answer = await within('the held poll to be answered', held);
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.text)).toMatchObject({ code: 'BACKPRESSURE' });
   });
 });

@@ -13,7 +13,7 @@
  * answers "does this poll continue a connection" from its own objects and the handle the hub gave it.
  */
 import type http from 'node:http';
-import { CONNECTION_HEADER, QueryParam, encodeBatch, type ErrorCode } from '../../protocol/index.js';
+import { CONNECTION_HEADER, QueryParam, encodeBatch, httpStatusFor, type ErrorCode } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import { admit, admitRequest, answerBatch, answerError, queryValue } from '../http.js';
 import type { ServerSession } from '../session.js';
@@ -149,7 +149,9 @@ class LongPollConnection implements Connection {
     if (poll) {
       switch (reason.kind) {
         case 'error':
-          answerError(poll.request, poll.response, reason.code, reason.message);
+          // A code without a status of its own (BACKPRESSURE: the server holds too much for slow
+          // readers, §12.1.total) is a passing unavailability, not a server fault (§9).
+          answerError(poll.request, poll.response, reason.code, reason.message, httpStatusFor(reason.code, 503));
           break;
         case 'restart':
           answerError(poll.request, poll.response, 'SERVER_RESTART', 'the server is shutting down');
