@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { httpStatusFor, type ErrorCode, type JsonValue } from '../../src/protocol/index.js';
 import type { Identity, ServerOptions } from '../../src/server/index.js';
 import { waitUntil, within } from '../helpers/raw-frames.js';
-import { RAW_CONNECTION, RawSse, UPSTREAM_HEADERS, framesOf, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
+import { RAW_CONNECTION, RawSse, UPSTREAM_HEADERS, framesOf, httpEndpoint, parseErrorBody, poll, postSend, type HttpAnswer } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
 import { keyFor, randomToken, requestTicket, ticketFor } from '../helpers/raw-ticket.js';
 import { SharedMemoryStore } from '../helpers/shared-memory-store.js';
@@ -91,6 +91,33 @@ describe('§3.4 tickets', () => {
       const names = [...new URL(line.split(' ')[1]!, 'http://recorded').searchParams.keys()];
       expect(names.every((name) => ['v', 'ticket', 'last'].includes(name)), line).toBe(true);
     }
+  });
+
+  it('§3.4.no-secret-in-url reads no session id, key or connection id from a URL, on any endpoint', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const owner = await h.connect();
+    const { sid, key } = await owner.hello();
+    // Every name a server could be tempted to read, with the owner's values.
+    const query = { sid, key, session: `${sid}.${key}`, 'X-Unbroken-Session': `${sid}.${key}`, c: RAW_CONNECTION, connection: RAW_CONNECTION };
+    // Downstream, with a ticket for a new session: each opens a new session, not the owner's.
+    const ws = await h.connect({ query });
+    expect(await ws.hello()).toMatchObject({ resumed: false, sid: expect.not.stringMatching(sid) });
+    const sse = await RawSse.connect(h.httpBase, { query });
+    expect(await sse.hello()).toMatchObject({ resumed: false, sid: expect.not.stringMatching(sid) });
+    sse.close();
+    const [first] = framesOf(await poll(h.httpBase, { open: true, c: null, query }));
+    expect(first).toMatchObject({ t: 'hello', resumed: false, sid: expect.not.stringMatching(sid) });
+    // Upstream: a POST that names the session in its URL only is refused, and nothing reaches the owner's session.
+    const handled: unknown[] = [];
+    h.server.on('message', (data) => handled.push(data));
+    const url = httpEndpoint(h.httpBase, '/send', { query });
+    const forged = await fetch(url, { method: 'POST', headers: UPSTREAM_HEADERS, body: JSON.stringify([{ t: 'msg', s: 1, d: 'forged' }]) });
+    expect(forged.status).not.toBe(200);
+    // A poll that names its connection in the URL only continues nothing: without a ticket, it is refused.
+    const continued = await poll(h.httpBase, { c: null, query, last: (first as { cursor: string }).cursor });
+    expect(continued.status).toBe(httpStatusFor('UNAUTHORIZED'));
+    expect((await owner.sync()).map((received) => received.frame.t)).toEqual([]);
+    expect(handled).toEqual([]);
   });
 
   it('§3.4.key gives every hello a session key of at least 128 random bits, unlike the sid and unlike other sessions', async () => {
@@ -249,6 +276,20 @@ describe('§3.4 tickets', () => {
     expect(await second.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
     expect(h.connections).toEqual([sid]);
     expect((await first.sync()).map((received) => received.frame.t)).toEqual([]);
+  });
+
+  it('§3.4.connect-check refuses a ticket for a session that was created meanwhile for another identity, even with the same key', async () => {
+    const h = await harnesses.start({ authenticate: tokens() });
+    const sid = 'M'.repeat(22);
+    const key = randomToken();
+    const alices = await ticketFor(h.httpBase, { sid, key, credentials: { user: 'alice' } });
+    const bobs = await ticketFor(h.httpBase, { sid, key, credentials: { user: 'bob' } });
+    const bob = await h.connect({ ticket: bobs });
+    expect(await bob.hello()).toMatchObject({ sid, resumed: false });
+    const alice = await h.connect({ ticket: alices });
+    expect(await alice.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
+    expect(h.server.sessions.get(sid)?.user).toMatchObject({ id: 'bob' });
+    expect((await bob.sync()).map((received) => received.frame.t)).toEqual([]);
   });
 
   it('§3.4.ticket-limit answers the ticket limit in total, whatever the address', async () => {

@@ -9,7 +9,7 @@ import { connect, type Client, type FetchLike } from '../../src/client/index.js'
 import { CARRIER_HEADER, decodeServerBatch, parseCarrierLines, type CarrierLine, type ServerFrame } from '../../src/protocol/index.js';
 import { createServer } from '../../src/server/index.js';
 import { CARRIER_LIMITS } from '../../src/server/transports/carrier.js';
-import { MIXED_TEXTS, waitUntil } from '../helpers/raw-frames.js';
+import { MIXED_TEXTS, waitUntil, within } from '../helpers/raw-frames.js';
 import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
 import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { rememberKeys, requestTicket } from '../helpers/raw-ticket.js';
@@ -294,6 +294,26 @@ describe('§7.5 carriers', () => {
     const stale = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
     expect(stale.status).toBe(404);
     await waitUntil('the session lost its connection', () => [...h.server.sessions.values()].every((session) => !session.connected));
+    const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
+    expect(after.status).toBe(404);
+  });
+
+  it('§7.5.lost-answer ends a polled carrier whose poll overlaps another poll, and its sessions with it', async () => {
+    const h = await harnesses.start(FAST);
+    const id = await openPolledCarrier(h);
+    expect((await attach(h, id, 'p.1')).status).toBe(200);
+    const next = await fetch(`${h.httpBase}/carrier-poll?v=2&n=1`, { headers: { [CARRIER_HEADER]: id } });
+    expect(parseCarrierLines(await next.text()).some((line) => line.channel === 'p.1')).toBe(true);
+    // Nothing waits: the next poll is held. A second one with the same count overlaps it.
+    const arrived = h.handled('/carrier-poll');
+    const held = fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
+    await arrived;
+    const overlapping = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
+    expect(overlapping.status).toBe(404);
+    expect(await overlapping.json()).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    await waitUntil('the session lost its connection', () => [...h.server.sessions.values()].every((session) => !session.connected));
+    // The held poll ends with its carrier, and the carrier is gone.
+    await within('the held poll to end', held.then((response) => response.text()).catch(() => ''));
     const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
     expect(after.status).toBe(404);
   });
