@@ -411,7 +411,7 @@ describe('§3.6 several server processes', () => {
     second.terminate();
   });
 
-  it('§3.6.lost closes every connection when the store loses its history, so each client resumes and is told the gap', async () => {
+  it('§3.6.lost closes every connection when the store loses its history, and lets its sessions go (the gap each client is told once: redis-cluster.test.ts, with a Redis restarted)', async () => {
     const store = new LosableStore();
     const [a] = await twoServers(store);
     const client = await RawWs.open(a.wsBase);

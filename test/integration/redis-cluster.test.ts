@@ -383,7 +383,7 @@ describe('three processes on one Redis: faults', () => {
     }
   }, TEST_TIMEOUT);
 
-  it('§6.2 tells each client of a Redis restarted without its data with one gap (unknown-epoch), without a reconnect loop, and goes on both ways', async () => {
+  it('§6.2 §3.6.lost tells each client of a Redis restarted without its data with one gap (unknown-epoch), without a reconnect loop, and goes on both ways', async () => {
     const all = TRANSPORTS.map((transport) => observe(transport));
     await openAll(all);
     const sent = all.map((observed) => observed.client.send({ up: 1 }));
