@@ -176,6 +176,22 @@ export function answerPreflight(request: http.IncomingMessage, response: http.Se
   response.end();
 }
 
+/** How long a closing connection (a WebSocket's close handshake, a stream's last bytes) may take before it is cut. */
+export const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Ends a streamed response, and cuts its socket if what was written has not left within the grace:
+ * a reader that stopped reading (cut with BACKPRESSURE, §12) would otherwise hold the socket and every
+ * byte buffered for it until it goes away itself.
+ */
+export function endStream(response: http.ServerResponse, last?: string): void {
+  response.end(last);
+  if (response.writableFinished || response.destroyed) return;
+  const cut = setTimeout(() => response.destroy(), CLOSE_GRACE_MS);
+  cut.unref();
+  response.once('close', () => clearTimeout(cut));
+}
+
 /** Answers with the status of `code` and the error body of §9. */
 export function answerError(
   request: http.IncomingMessage,

@@ -427,6 +427,22 @@ describe('§3.3, §12 over SSE', () => {
     await again.next('msg', (msg) => msg.id === ids[ids.length - 1], 20_000);
     expect(again.messages().map((r) => r.frame.id)).toEqual(ids);
   }, 60_000);
+
+  it('§12.buffer cuts the stream of a client that never reads again once its close grace passed: it holds no connection and no buffered byte', async () => {
+    const h = await harnesses.start({ maxBufferedBytes: 256 * 1024, heartbeatInterval: 1_000 });
+    await openSse(h, { paused: true });
+    await waitUntil('the session to connect', () => h.server.sessions.size === 1);
+    const [session] = [...h.server.sessions.values()];
+    const chunk = 'z'.repeat(32 * 1024);
+    for (let sent = 0; session!.connected && sent < 2_048; sent++) {
+      await h.server.broadcast(chunk);
+      if (sent % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(session!.connected).toBe(false);
+    // Cut with BACKPRESSURE, the stream still held what it had buffered for the reader.
+    await waitUntil('the server to let the stream go', () => h.server.stats().connections === 0, 12_000);
+    expect(h.server.stats()).toMatchObject({ connections: 0, bufferedBytes: 0 });
+  }, 30_000);
 });
 
 describe('§6, §10, §11 over SSE', () => {

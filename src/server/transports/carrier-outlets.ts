@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import { noticeLine } from '../../protocol/index.js';
-import { corsHeaders } from '../http.js';
+import { corsHeaders, endStream } from '../http.js';
 import type { TransportContext } from './context.js';
 
 /** What an outlet tells its carrier. */
@@ -62,7 +62,7 @@ export function sseOutlet(carrier: OutletOwner, response: http.ServerResponse): 
     },
     buffered: () => response.writableLength,
     end(notice) {
-      if (writable()) response.end(notice === null ? undefined : `data: ${notice}\n\n`);
+      if (writable()) endStream(response, notice === null ? undefined : `data: ${notice}\n\n`);
       return false;
     },
   };

@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import { QueryParam, encodeBatch, type ErrorCode, type ErrorFrame } from '../../protocol/index.js';
-import { admitRequest, corsHeaders, queryValue } from '../http.js';
+import { admitRequest, corsHeaders, endStream, queryValue } from '../http.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
@@ -77,7 +77,7 @@ class SseConnection implements Connection {
       const frame: ErrorFrame = { t: 'error', code: reason.code, message: reason.message };
       this.#send(formatEvent(encodeBatch([frame]), undefined, this.#retry));
     }
-    this.#response.end();
+    endStream(this.#response);
   }
 
   #send(pieces: readonly (string | Uint8Array)[]): void {

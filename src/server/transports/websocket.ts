@@ -16,7 +16,7 @@ import {
   type ErrorCode,
   type ErrorFrame,
 } from '../../protocol/index.js';
-import { admitRequest, originAdmitted, originRefusal, queryValue } from '../http.js';
+import { CLOSE_GRACE_MS, admitRequest, originAdmitted, originRefusal, queryValue } from '../http.js';
 import { toUpstream, type CloseReason, type Connection, type ConnectionHandle, type TextBatch, type TextBytes, type UpstreamFrame } from '../connection.js';
 import type { TransportContext } from './context.js';
 import { admitByTicket } from './ticket.js';
@@ -29,9 +29,6 @@ function ignore(): void {}
 const BINARY = { binary: true } as const;
 /** Options of a text frame sent as its UTF-8 bytes (a batch the core encoded, `writeTextBytes`). */
 const TEXT = { binary: false } as const;
-
-/** How long a closing socket may take to finish its close handshake before it is cut. */
-const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Most bytes of pongs a probe may leave unread (§12.buffer): far above what a client's pings take
