@@ -141,8 +141,23 @@ export class AddressIndex {
     members.delete(session);
     if (members.size === 0) this.#members.delete(room);
     interval.to = head;
-    this.#closed.push(interval);
+    // A membership no message to the room fell in selects nothing, now or later: forgotten at once,
+    // so that joining and leaving a quiet room keeps nothing (it was kept until an eviction passed it,
+    // which a quiet store never makes).
+    const list = this.#rooms.get(room);
+    if (list === undefined || list.size === 0 || list.items[list.items.length - 1]! <= interval.from) {
+      const intervals = this.#intervals.get(session);
+      intervals?.delete(interval);
+      if (intervals?.size === 0) this.#intervals.delete(session);
+    } else this.#closed.push(interval);
     return true;
+  }
+
+  /** Memberships kept, open or closed: what a resume may still read through (for tests of the bound). */
+  get memberships(): number {
+    let count = 0;
+    for (const intervals of this.#intervals.values()) count += intervals.size;
+    return count;
   }
 
   /** True while `session` is in `room`. */
