@@ -219,7 +219,7 @@ function copyPayload(data: Payload): Payload {
  * by count and by age; lookups by id are O(1). Reading a session's stream costs in proportion to the
  * messages addressed to it (broadcasts, its own, its rooms' while it was in them), through an index of
  * message numbers per address; memberships are kept as intervals of positions until retention
- * passes their end.
+ * passes their end, and not at all past their leave when no message to the room fell in them.
  *
  * @example
  * const server = createServer({ store: new MemoryStore({ maxMessages: 50_000, maxAge: 600_000 }) });

@@ -153,6 +153,24 @@ describe('RedisStore ids, epochs and order', () => {
     expect((await store.read('carol', start, 10)).messages.map((message) => message.data)).toEqual(['after']);
   });
 
+  it('keeps no membership of a session that joins and leaves a room no message was sent to, however often, and keeps one a message fell in', async () => {
+    const { store } = await open(server, { prefix: 'quiet-churn' });
+    const redis = inspect(server);
+    const start = await store.head();
+    await store.append({ to: ALL, data: 'traffic elsewhere' });
+    for (let cycle = 0; cycle < 500; cycle++) {
+      await store.join('dave', 'quiet');
+      await store.leave('dave', 'quiet');
+    }
+    expect(await redis.hget('quiet-churn:rooms:dave', 'quiet')).toBeNull();
+    await store.join('dave', 'quiet');
+    await store.append({ to: { kind: 'rooms', rooms: ['quiet'] }, data: 'to the room' });
+    await store.leave('dave', 'quiet');
+    await store.append({ to: { kind: 'rooms', rooms: ['quiet'] }, data: 'after the leave' });
+    expect((await redis.hget('quiet-churn:rooms:dave', 'quiet'))?.split(' ')).toHaveLength(2);
+    expect((await store.read('dave', start, 10)).messages.map((message) => message.data)).toEqual(['traffic elsewhere', 'to the room']);
+  });
+
   it('stores the JSON text an append is given, and hands subscribers the text as stored with each message of JSON data', async () => {
     const { store } = await open(server, { prefix: 'data-text' });
     const heard: { data: unknown; dataText: string | undefined }[] = [];

@@ -397,6 +397,7 @@ export class RedisStore implements MessageStore, SessionState {
       keys.rooms(sessionId),
       keys.members(room),
       keys.session(sessionId),
+      keys.roomIndex(room),
       candidateEpoch(),
       room,
       sessionId,

@@ -286,8 +286,8 @@ return { epoch, start, gap or '', more, head, entries }
 `;
 
 /**
- * KEYS meta, feed, x:messages, rooms:<session>, members:<room>, session:<session> · ARGV candidate,
- * room, session, retention, maxAge → {epoch, from}. A join that begins a membership writes it to the
+ * KEYS meta, feed, x:messages, rooms:<session>, members:<room>, session:<session>, x:r:<room> · ARGV
+ * candidate, room, session, retention, maxAge → {epoch, from}. A join that begins a membership writes it to the
  * feed, after the message at `from`.
  */
 const JOIN = `
@@ -312,7 +312,14 @@ local list = positions(redis.call('HGET', KEYS[4], ARGV[2]))
 if #list % 2 == 0 then return false end
 trimAge(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[5]))
 local head = redis.call('HGET', KEYS[1], 'head')
-list[#list + 1] = head
+-- A membership no message to the room fell in selects nothing, now or later: dropped, not closed, so
+-- that joining and leaving a quiet room keeps nothing (a closed one waits for the floor to pass it).
+local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)[1]
+if last == nil or cmp(last[1], list[#list]) <= 0 then
+  list[#list] = nil
+else
+  list[#list + 1] = head
+end
 store(KEYS[4], ARGV[2], list)
 redis.call('HDEL', KEYS[5], ARGV[3])
 keepRooms(KEYS[4], KEYS[6], ARGV[4])
@@ -338,8 +345,8 @@ export const MESSAGE_SCRIPTS = {
   unbrokenHead: { lua: PRELUDE + HEAD, numberOfKeys: 2 },
   unbrokenAppend: { lua: PRELUDE + APPEND, numberOfKeys: undefined },
   unbrokenRead: { lua: PRELUDE + READ, numberOfKeys: 6 },
-  unbrokenJoin: { lua: PRELUDE + JOIN, numberOfKeys: 6 },
-  unbrokenLeave: { lua: PRELUDE + LEAVE, numberOfKeys: 6 },
+  unbrokenJoin: { lua: PRELUDE + JOIN, numberOfKeys: 7 },
+  unbrokenLeave: { lua: PRELUDE + LEAVE, numberOfKeys: 7 },
   unbrokenMembers: { lua: PRELUDE + MEMBERS, numberOfKeys: 1 },
 } as const;
 
