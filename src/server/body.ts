@@ -6,6 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import type http from 'node:http';
 import { ProtocolViolation, nestsDeeperThan, type ErrorCode } from '../protocol/index.js';
 import { answerError } from './http.js';
+import type { Limits } from './limits.js';
 
 /**
  * The text of a request body or text frame; throws {@link ProtocolViolation} for bytes that are not
@@ -19,7 +20,35 @@ export function decodeUtf8(bytes: Buffer, what: string): string {
 
 export type BodyResult =
   | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly reason: 'too-large' | 'malformed' | 'too-slow' | 'aborted'; readonly message: string };
+  | { readonly ok: false; readonly reason: 'too-large' | 'malformed' | 'too-slow' | 'busy' | 'aborted'; readonly message: string };
+
+/**
+ * The bytes of one body being read, counted against its address's and the server's bound of bodies
+ * read at once (§12.1.bodies) as they arrive, and given back once, when the body is done with.
+ */
+export class BodyBytes {
+  #taken = 0;
+
+  constructor(
+    readonly limits: Limits,
+    readonly address: string,
+  ) {}
+
+  /** Counts `bytes` more; false, counting nothing, past a bound. */
+  take(bytes: number): boolean {
+    if (!this.limits.takeBody(this.address, bytes)) return false;
+    this.#taken += bytes;
+    return true;
+  }
+
+  release(): void {
+    this.limits.releaseBody(this.address, this.#taken);
+    this.#taken = 0;
+  }
+}
+
+/** The refusal of a body past the bound of bodies read at once (§12.1.bodies). */
+export const BODIES_BUSY = 'this address sends more request bodies at once than the server reads; retry later';
 
 /**
  * Reads the body of `request` as JSON: at most `maxBytes`, at most `maxDepth` levels of arrays and
@@ -27,7 +56,7 @@ export type BodyResult =
  * the limit (declared or counted), or late, is not read further: the caller answers it and the
  * connection closes.
  */
-export function readJsonBody(request: http.IncomingMessage, maxBytes: number, maxDepth: number, timeoutMs: number): Promise<BodyResult> {
+export function readJsonBody(request: http.IncomingMessage, maxBytes: number, maxDepth: number, timeoutMs: number, counted?: BodyBytes): Promise<BodyResult> {
   return new Promise((resolve) => {
     const tooLarge = (size: number): BodyResult => ({ ok: false, reason: 'too-large', message: `expects a body of at most ${maxBytes} bytes, got ${size}` });
     const declared = Number(request.headers['content-length']);
@@ -42,6 +71,7 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
+      counted?.release();
       request.off('data', onData);
       if (!result.ok) request.pause();
       resolve(result);
@@ -53,6 +83,11 @@ export function readJsonBody(request: http.IncomingMessage, maxBytes: number, ma
       if (size > maxBytes) {
         chunks.length = 0;
         finish(tooLarge(size));
+        return;
+      }
+      if (counted && !counted.take(chunk.length)) {
+        chunks.length = 0;
+        finish({ ok: false, reason: 'busy', message: BODIES_BUSY });
         return;
       }
       chunks.push(chunk);
@@ -105,6 +140,8 @@ export function refuseBody(request: http.IncomingMessage, response: http.ServerR
       return answerAndStopReading(request, response, 'MESSAGE_TOO_LARGE', refused.message);
     case 'too-slow':
       return answerAndStopReading(request, response, 'REQUEST_TIMEOUT', refused.message);
+    case 'busy':
+      return answerAndStopReading(request, response, 'RATE_LIMITED', refused.message);
     case 'malformed':
       return answerError(request, response, 'PROTOCOL_ERROR', refused.message);
     case 'aborted':

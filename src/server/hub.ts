@@ -61,6 +61,8 @@ export interface ServerStats {
   readonly bufferedBytes: number;
   /** Client addresses the limits keep counts for. */
   readonly addresses: number;
+  /** Bytes of request bodies being read now (§12.1.bodies). */
+  readonly bodyBytes: number;
 }
 
 const idOf = (stored: StoredMessage): string => stored.id;
@@ -285,7 +287,7 @@ export class SessionHub {
 
   /** What the server holds now (see {@link ServerStats}). */
   stats(): ServerStats {
-    return { sessions: this.sessions.size, connections: this.#links.size, ...this.#links.load(), addresses: this.limits.addresses };
+    return { sessions: this.sessions.size, connections: this.#links.size, ...this.#links.load(), addresses: this.limits.addresses, bodyBytes: this.limits.bodyBytes };
   }
 
   /** Checks the fresh credentials of a client `auth` frame (§3.5, {@link Reauthentications.start}). */

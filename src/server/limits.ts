@@ -21,6 +21,10 @@ export interface LimitSettings {
   readonly sessionsPerSecondPerAddress: number;
   /** Client messages one session may send per second (a token bucket holding one second's worth). */
   readonly messagesPerSecond: number;
+  /** Bytes of request bodies being read at once from one client address. */
+  readonly maxBodyBytesPerAddress: number;
+  /** Bytes of request bodies being read at once, server-wide. */
+  readonly maxBodyBytes: number;
   /** The address a request counts against. */
   readonly clientAddress: (request: http.IncomingMessage) => string;
 }
@@ -98,6 +102,8 @@ interface AddressEntry {
   creations: TokenBucket | undefined;
   /** Sessions it may still re-create under ids its clients kept; absent until it re-created one. */
   recreations: TokenBucket | undefined;
+  /** Bytes of its request bodies being read now. */
+  bodyBytes: number;
 }
 
 /** Counts per address and in total, and the decisions made from them. */
@@ -107,6 +113,7 @@ export class Limits {
   readonly #addresses = new Map<string, AddressEntry>();
   #sessions = 0;
   #connections = 0;
+  #bodyBytes = 0;
 
   /** No limit on anything: for a hub built without the server's options (tests). */
   static unlimited(now: () => number): Limits {
@@ -118,6 +125,8 @@ export class Limits {
         maxConnectionsPerAddress: Infinity,
         sessionsPerSecondPerAddress: Infinity,
         messagesPerSecond: Infinity,
+        maxBodyBytesPerAddress: Infinity,
+        maxBodyBytes: Infinity,
         clientAddress: socketAddress,
       },
       now,
@@ -135,6 +144,10 @@ export class Limits {
 
   get connections(): number {
     return this.#connections;
+  }
+
+  get bodyBytes(): number {
+    return this.#bodyBytes;
   }
 
   /** Addresses with something counted against them (or a session-creation budget not yet refilled). */
@@ -201,6 +214,31 @@ export class Limits {
     if (entry) entry.sessions--;
   }
 
+  /**
+   * Takes `bytes` more of the request bodies being read from `address` (§12.1.bodies): false, taking
+   * nothing, when that would pass the address's bound or the server's. Bodies are held whole until
+   * they end, so without it one address could pin `maxMessageSize` per request it holds open.
+   */
+  takeBody(address: string, bytes: number): boolean {
+    const entry = this.#entry(address);
+    if (entry.bodyBytes + bytes > this.settings.maxBodyBytesPerAddress || this.#bodyBytes + bytes > this.settings.maxBodyBytes) return false;
+    entry.bodyBytes += bytes;
+    this.#bodyBytes += bytes;
+    return true;
+  }
+
+  /** Gives back what {@link takeBody} took for a body that ended, was refused or was dropped. */
+  releaseBody(address: string, bytes: number): void {
+    this.#bodyBytes -= bytes;
+    const entry = this.#addresses.get(address);
+    if (!entry) return;
+    entry.bodyBytes -= bytes;
+    // An entry made for a body alone (a ticket request) goes with it, not at the next sweep.
+    if (entry.bodyBytes <= 0 && entry.sessions <= 0 && entry.connections <= 0 && !entry.creations && !entry.recreations) {
+      this.#addresses.delete(address);
+    }
+  }
+
   /** A fresh inbound budget for one session. */
   messageBucket(): TokenBucket {
     const rate = this.settings.messagesPerSecond;
@@ -212,7 +250,7 @@ export class Limits {
     const now = this.#now();
     for (const [address, entry] of this.#addresses) {
       const refilled = (budget: TokenBucket | undefined): boolean => budget === undefined || budget.full(now);
-      if (entry.sessions <= 0 && entry.connections <= 0 && refilled(entry.creations) && refilled(entry.recreations)) {
+      if (entry.sessions <= 0 && entry.connections <= 0 && entry.bodyBytes <= 0 && refilled(entry.creations) && refilled(entry.recreations)) {
         this.#addresses.delete(address);
       }
     }
@@ -220,7 +258,7 @@ export class Limits {
 
   #entry(address: string): AddressEntry {
     let entry = this.#addresses.get(address);
-    if (!entry) this.#addresses.set(address, (entry = { sessions: 0, connections: 0, creations: undefined, recreations: undefined }));
+    if (!entry) this.#addresses.set(address, (entry = { sessions: 0, connections: 0, creations: undefined, recreations: undefined, bodyBytes: 0 }));
     return entry;
   }
 }

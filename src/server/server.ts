@@ -151,8 +151,21 @@ class Server implements UnbrokenServer {
     const { store, now, authenticate, maxMessageSize, retry, heartbeatInterval } = resolved;
     this.#headersTimeout = resolved.headersTimeout;
     const { maxSessions, maxSessionsPerAddress, maxConnections, maxConnectionsPerAddress, sessionsPerSecondPerAddress, messagesPerSecond, clientAddress } = resolved;
+    // §12.1.bodies: eight bodies of the largest size from one address at once, and no fewer in total.
+    const maxBodyBytesPerAddress = 8 * maxMessageSize;
+    const maxBodyBytes = Math.max(resolved.maxTotalBufferedBytes, maxBodyBytesPerAddress);
     const limits = new Limits(
-      { maxSessions, maxSessionsPerAddress, maxConnections, maxConnectionsPerAddress, sessionsPerSecondPerAddress, messagesPerSecond, clientAddress },
+      {
+        maxSessions,
+        maxSessionsPerAddress,
+        maxConnections,
+        maxConnectionsPerAddress,
+        sessionsPerSecondPerAddress,
+        messagesPerSecond,
+        maxBodyBytesPerAddress,
+        maxBodyBytes,
+        clientAddress,
+      },
       now,
     );
     this.#tickets = new TicketStore({ ttl: resolved.ticketTtl, maxTickets: resolved.maxTickets, maxTicketsPerAddress: resolved.maxTicketsPerAddress }, now);

@@ -303,6 +303,36 @@ describe('§12.1 request bodies', () => {
     },
   );
 
+  it('§12.1.bodies bounds the request bodies one address has the server read at once: past the bound RATE_LIMITED (429), and nothing held once they end', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const sessionHeaders = await session(h.httpBase);
+    // 8 × maxMessageSize per address: eight bodies of 1,000 bytes fit, a ninth does not.
+    const held = Array.from({ length: 8 }, () => rawPost(h.port, '/realtime/ticket?v=1', { 'Content-Length': '1024' }));
+    for (const post of held) post.send(`{"credentials":"${'x'.repeat(1_000 - 16)}`);
+    await waitUntil('the server to read the eight bodies', () => h.server.stats().bodyBytes === 8_000);
+    const refused = rawPost(h.port, '/realtime/ticket?v=1', { 'Content-Length': '1024' });
+    refused.send(`{"credentials":"${'y'.repeat(1_000 - 16)}`);
+    const answer = await refused.answer;
+    expect(answer.status).toBe(429);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'RATE_LIMITED' });
+    await refused.closed;
+    // A session's upstream messages count against the same bound.
+    const send = rawPost(h.port, '/realtime/send?v=1', { ...sessionHeaders, 'Content-Length': '300' });
+    send.send(`[{"t":"msg","s":1,"d":"${'m'.repeat(300 - 26)}"}]`);
+    expect((await send.answer).status).toBe(429);
+    // The bodies that end give their bytes back, and the address is served again.
+    for (const post of held) post.send(`${'x'.repeat(24 - 2)}"}`);
+    for (const post of held) expect((await post.answer).status).toBe(200);
+    expect(h.server.stats().bodyBytes).toBe(0);
+    expect((await requestTicket(h.httpBase)).status).toBe(200);
+    // A body dropped midway gives its bytes back too.
+    const dropped = rawPost(h.port, '/realtime/ticket?v=1', { 'Content-Length': '1024' });
+    dropped.send('{"credentials":"z');
+    await waitUntil('the server to read the start of the body', () => h.server.stats().bodyBytes > 0);
+    dropped.destroy();
+    await waitUntil('the server to give back its bytes', () => h.server.stats().bodyBytes === 0);
+  });
+
   it('§12.1.no-read answers a declared oversize body with MESSAGE_TOO_LARGE (413) and closes without reading it', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Content-Length': String(64 * 1024 * 1024) });

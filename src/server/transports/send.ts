@@ -9,7 +9,7 @@ import { toUpstream, type UpstreamFrame } from '../connection.js';
 import { UnbrokenServerError } from '../errors.js';
 import type { ServerSession } from '../session.js';
 import type { TransportContext } from './context.js';
-import { answerAndStopReading, decodeUtf8, refuseBeforeBody } from '../body.js';
+import { BODIES_BUSY, BodyBytes, answerAndStopReading, decodeUtf8, refuseBeforeBody } from '../body.js';
 import { sessionOfHeader } from './ticket.js';
 
 /** Serves `POST P/send`. */
@@ -81,6 +81,8 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    const counted = new BodyBytes(context.limits, context.limits.settings.clientAddress(request));
+    request.once('close', () => counted.release());
     // §12.1: the whole body within `bodyTimeout`, however slowly it trickles in.
     const deadline = setTimeout(() => {
       refused = true;
@@ -95,13 +97,23 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
         refused = true;
         chunks.length = 0;
         clearTimeout(deadline);
+        counted.release();
         tooLarge(size);
+        return;
+      }
+      if (!counted.take(chunk.length)) {
+        refused = true;
+        chunks.length = 0;
+        clearTimeout(deadline);
+        counted.release();
+        answerAndStopReading(request, response, 'RATE_LIMITED', BODIES_BUSY);
         return;
       }
       chunks.push(chunk);
     });
     request.on('end', () => {
       clearTimeout(deadline);
+      counted.release();
       if (refused || response.headersSent) return;
       // Nothing is processed after the server began to shut down (§8, §10.2).
       if (!hub.accepting) {

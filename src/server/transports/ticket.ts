@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import { MAX_DATA_DEPTH, QueryParam, SESSION_HEADER, type JsonValue } from '../../protocol/index.js';
-import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
+import { BodyBytes, readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
 import { UPSTREAM_HEADERS_MISSING, admitRequest, answerError, answerJson, hasUpstreamHeaders, queryValue } from '../http.js';
 import { authenticateRequest, identityId, type Identity } from '../identity.js';
 import { ServerSession } from '../session.js';
@@ -51,7 +51,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     refuseBeforeBody(request, response, context, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
     return;
   }
-  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout);
+  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout, new BodyBytes(context.limits, addressOf(context, request)));
   if (!read.ok) {
     refuseBody(request, response, read);
     return;
