@@ -18,7 +18,7 @@ import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { ServerSession } from './session.js';
 import type { SharedSession, SharedStore, Signal } from './shared-state.js';
-import { randomToken, type TicketGrant } from './tickets.js';
+import { randomToken, sameSecret, type TicketGrant } from './tickets.js';
 
 /** What `prepare` found or made for a connection: the session to attach, and whether it is new (§3.3). */
 export interface PreparedSession {
@@ -92,16 +92,18 @@ export class Cluster {
 
   /**
    * The session `sid`, from this process or from the store; `null` when no process holds it. A
-   * session learnt from the store joins `hub.sessions` as a visitor, with its rooms.
+   * session learnt from the store joins `hub.sessions` as a visitor, with its rooms — only when the
+   * caller's `key` is its key, when one is given: a session id is no secret, and a request with a
+   * wrong key must not make this process load and keep sessions for whoever names them.
    */
-  async find(sid: string, address: string): Promise<ServerSession | null> {
+  async find(sid: string, address: string, key?: string): Promise<ServerSession | null> {
     const local = this.#hub.sessions.get(sid);
     if (local) {
       local.lastUsed = this.#hub.options.now();
       return local;
     }
     const shared = await this.state.getSession(sid);
-    if (shared === null) return null;
+    if (shared === null || (key !== undefined && !sameSecret(key, shared.key))) return null;
     return this.#adopt(shared, address);
   }
 

@@ -127,6 +127,18 @@ describe('§3.6 several server processes', () => {
     expect(await refused.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
   });
 
+  it('§3.4.key-check learns no session from the store for a POST with a wrong key: it is refused, and the server holds nothing for it', async () => {
+    const [a, b] = await twoServers();
+    const client = await RawWs.open(a.wsBase);
+    const { sid } = await client.hello();
+    const forged = await postSend(b.httpBase, [{ t: 'msg', s: 1, d: 'forged' }], { sid, key: randomToken() });
+    expect(forged.status).toBe(404);
+    expect(JSON.parse(forged.text)).toMatchObject({ code: 'UNKNOWN_SESSION' });
+    expect(b.server.sessions.has(sid)).toBe(false);
+    expect(b.server.stats()).toMatchObject({ sessions: 0, addresses: 0 });
+    client.terminate();
+  });
+
   it('§3.6.exactly-once hands a message over once, whichever server a POST reaches, and acknowledges repeats', async () => {
     const [a, b] = await twoServers();
     const { hello } = await (async () => {

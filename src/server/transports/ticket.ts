@@ -216,5 +216,5 @@ export function sessionOfHeader(context: TransportContext, request: http.Incomin
   const local = hub.sessions.get(sid);
   // With a shared store the session may live in another process: learn it from the store.
   if (local || hub.cluster === null) return verified(local);
-  return hub.cluster.find(sid, limits.settings.clientAddress(request)).then(verified);
+  return hub.cluster.find(sid, limits.settings.clientAddress(request), key).then(verified);
 }
