@@ -3,6 +3,7 @@
  * (docs/PROTOCOL.md §7.2, §7.3, and the sections of §3–§12 that apply to HTTP), driven by Node's
  * `fetch` and a hand-written event-stream parser — no EventSource, no SDK.
  */
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeServerBatch, httpStatusFor, type ErrorCode, type HelloFrame, type ServerFrame } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/server/index.js';
@@ -17,6 +18,7 @@ import {
   type RawSseOptions,
 } from '../helpers/raw-http.js';
 import { Harnesses, type Harness } from '../helpers/raw-server.js';
+import { ticketFor } from '../helpers/raw-ticket.js';
 
 const harnesses = new Harnesses();
 const streams = new Set<RawSse>();
@@ -475,6 +477,30 @@ describe('§6, §10, §11 over SSE', () => {
     sse.close();
     await waitUntil('the session to show no connection', () => h.server.sessions.get(hello.sid)?.connected === false);
     expect(h.ended).toEqual([]);
+  });
+
+  it('§11.server-dead considers an SSE stream dead when its peer vanished without closing (a reset), and keeps its session', async () => {
+    const h = await harnesses.start({ heartbeatInterval: 5_000 });
+    const ticket = await ticketFor(h.httpBase);
+    const socket = net.connect(h.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    const hello = new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('utf8');
+        if (received.includes('"t":"hello"')) resolve();
+      });
+    });
+    socket.write(`GET /realtime/sse?v=1&ticket=${ticket} HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\nAccept: text/event-stream\r\n\r\n`);
+    await within('the hello', hello);
+    const [session] = [...h.server.sessions.values()];
+    expect(session!.connected).toBe(true);
+    // No FIN: an abortive close, as a peer whose host went away answers the next segment.
+    socket.resetAndDestroy();
+    await h.server.broadcast('written to a stream whose peer is gone');
+    await waitUntil('the session to show no connection', () => session!.connected === false);
+    expect(h.ended).toEqual([]);
+    expect(h.server.stats().connections).toBe(0);
   });
 
   it('§10.2.notice on shutdown sends a reconnect frame with ms in [0, jitter) and ends the response', async () => {
