@@ -35,6 +35,8 @@ export class Attempt {
   declare readonly startedAt: number;
   /** When its ticket arrived and its transport was made (§3.4). */
   declare ticketAt: number | undefined;
+  /** Whether the application's `auth` threw or rejected for its ticket request. */
+  declare authThrew: boolean | undefined;
   /** When the link came up (the socket opened, the response headers arrived), before its `hello`. */
   declare linkUpAt: number | undefined;
   /** When the `hello` arrived; `undefined` while connecting. */

@@ -220,7 +220,8 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
     const { connectTimeout, clock, auth, maxMessageSize } = this.#options;
     const live = (): boolean => this.#state.holds(a);
     a.schedule('connect', () => this.#failAttempt(a, new UnbrokenError('CONNECT_TIMEOUT', `no hello within ${connectTimeout} ms`)), connectTimeout);
-    requestTicket(this.#options.environment().fetch!, this.#endpoint(Endpoint.ticket), auth, session, a.requests.signal, clock.now, maxMessageSize).then(
+    const fetch = this.#options.environment().fetch!;
+    requestTicket(fetch, this.#endpoint(Endpoint.ticket), auth, () => (a.authThrew = true), session, a.requests.signal, clock.now, maxMessageSize).then(
       (ticket) => {
         if (!live()) return;
         this.#link(a, make, { ticket: ticket.ticket, maxMessageSize, clock });
@@ -394,7 +395,7 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
     this.#release(closeCode >= DROP ? closeCode : DROP, error);
     this.#events.emit('error', error);
     if (this.#state.kind === 'closed') return;
-    const verdict = classify(code, { opened: a?.opened === true, linked: a?.ticketAt !== undefined, after: a?.after });
+    const verdict = classify(code, { opened: a?.opened === true, linked: a?.ticketAt !== undefined, after: a?.after, authThrew: a?.authThrew });
     if (verdict === 'fatal') return this.#end(error, code);
     const fallback = (): Route | null =>
       a ? fallbackRoute(a.name, this.#selector.leftReason(a.name, howFailed(a, code)), this.#selector.available(this.#options.environment())) : null;

@@ -47,6 +47,8 @@ export interface FailedAttempt {
   readonly linked?: boolean;
   /** The code of the failure the attempt was started after, if any. */
   readonly after?: ErrorCode | undefined;
+  /** Whether the application's `auth` threw for it (its `UNAUTHORIZED` is then the client's own). */
+  readonly authThrew?: boolean | undefined;
 }
 
 /**
@@ -54,9 +56,13 @@ export interface FailedAttempt {
  * transport at once (`fallback`) when the attempt failed to connect or to say `hello` — the mark of
  * a proxy or network that blocks this transport (not when its ticket request failed); get fresh credentials and retry at once
  * (`reauthenticate`), but stop when the attempt made right after an `UNAUTHORIZED` failed the same
- * way before its `hello` (§3.5); or reconnect with backoff (`retry`).
+ * way before its `hello` (§3.5); or reconnect with backoff (`retry`), also when `auth` threw.
  */
 export function classify(code: ErrorCode, failed: FailedAttempt = { opened: true }): FailureAction | 'fallback' {
+  // An `auth` that threw is no refusal by the server: the network or the token service may be down
+  // for a while (a train, a tunnel). Retried with backoff, never fatal; an application that knows
+  // its user logged out closes the client (§13.5).
+  if (failed.authThrew) return 'retry';
   const action = ERROR_CODES[code].action;
   if (action === 'reauthenticate') return failed.after === code && !failed.opened ? 'fatal' : action;
   return action === 'retry' && !failed.opened && failed.linked !== false && (code === 'TRANSPORT_ERROR' || code === 'CONNECT_TIMEOUT')

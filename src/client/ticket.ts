@@ -49,21 +49,26 @@ export interface Ticket {
 }
 
 /**
- * Calls `auth`, then asks `url` (`P/ticket`) for a ticket for `session` (a new session when `null`).
- * Rejects with an {@link UnbrokenError}: `UNAUTHORIZED` when `auth` failed or the server refused,
- * the code of any other refusal (§9), `TRANSPORT_ERROR` when the request failed, `PROTOCOL_ERROR`
- * when the answer holds no ticket.
+ * Calls `auth`, then asks `url` (`P/ticket`) for a ticket for `session` (a new session when `null`)
+ * with its credentials. Rejects with an {@link UnbrokenError}: `UNAUTHORIZED` when `auth` failed
+ * (after telling `authThrew`: that is no refusal by the server, §13.5) or the server refused, the code
+ * of any other refusal (§9), `TRANSPORT_ERROR` when the request failed, `PROTOCOL_ERROR` when the
+ * answer holds no ticket.
  */
 export async function requestTicket(
   fetch: FetchLike,
   url: string,
   auth: AuthProvider | undefined,
+  authThrew: () => unknown,
   session: SessionName | null,
   signal: AbortSignal,
   now: () => number,
   max: number,
 ): Promise<Ticket> {
-  const credentials = await credentialsOf(auth);
+  const credentials = await credentialsOf(auth).catch((error: unknown) => {
+    authThrew();
+    throw error;
+  });
   const sentAt = now();
   let response: Response;
   let text: string;

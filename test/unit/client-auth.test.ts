@@ -61,21 +61,55 @@ describe('client authentication (§3.4, §3.5)', () => {
     expect(client.state).toBe('closed');
   });
 
-  it('fails the attempt with UNAUTHORIZED, caused by what auth threw, and closes when it throws again', async () => {
-    const thrown = new Error('no token');
+  it('fails the attempt with UNAUTHORIZED, caused by what auth threw, and retries with backoff, never closing, while it throws: the sends wait and go once it gives credentials again', async () => {
+    const thrown = new Error('the token service cannot be reached');
+    let failing = true;
     const client = server.client({
       auth: () => {
-        throw thrown;
+        if (failing) throw thrown;
+        return { token: 't' };
       },
+      reconnectDelay: 20,
+      maxReconnectDelay: 40,
+      random: () => 0.5,
     });
-    const errors: unknown[] = [];
+    const errors: UnbrokenError[] = [];
     client.on('error', (error) => errors.push(error));
-    await settle(50);
-    expect(errors).toMatchObject([
-      { code: 'UNAUTHORIZED', cause: thrown },
-      { code: 'UNAUTHORIZED', cause: thrown },
-    ]);
+    const sent = client.send('written while offline');
+    await settle(400);
+    expect(errors.length).toBeGreaterThanOrEqual(4);
+    expect(errors.every((error) => error.code === 'UNAUTHORIZED' && error.cause === thrown)).toBe(true);
     expect(server.tickets).toHaveLength(0);
+    expect(client.state).toBe('reconnecting');
+    failing = false;
+    const peer = await server.accept();
+    await settle();
+    expect(peer.frames()).toContainEqual({ t: 'msg', s: 1, d: 'written while offline' });
+    peer.send({ t: 'ack', s: 1 });
+    await sent;
+    expect(client.state).toBe('open');
+    client.close();
+  });
+
+  it('still closes when the server refuses, before a hello, the credentials auth gave after it threw following an UNAUTHORIZED', async () => {
+    let calls = 0;
+    const client = server.client({
+      auth: () => {
+        if (++calls === 2) throw new Error('offline for a moment');
+        return 'revoked';
+      },
+      reconnectDelay: 20,
+      maxReconnectDelay: 40,
+      random: () => 0.5,
+    });
+    const log = record(client, ['error', 'close']);
+    const peer = await server.accept({ retry: 0 });
+    server.answerTicket = () => refused;
+    peer.send({ t: 'error', code: 'UNAUTHORIZED', message: 'the application disconnected this user' });
+    await settle(300);
+    // Refused live; auth threw (retried with backoff); then refused before a hello with credentials
+    // auth gave: as after any UNAUTHORIZED, that refusal right after closes the client.
+    expect(log).toEqual(['error UNAUTHORIZED', 'error UNAUTHORIZED', 'error UNAUTHORIZED', 'close UNAUTHORIZED']);
     expect(client.state).toBe('closed');
   });
 

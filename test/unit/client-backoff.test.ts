@@ -99,6 +99,12 @@ describe('classify()', () => {
     const failures = codes.filter((code) => !['OUTBOX_FULL', 'INVALID_DATA', 'CLIENT_CLOSED'].includes(code));
     expect(failures.filter((code) => classify(code) === 'fatal').sort()).toEqual(['FORBIDDEN', 'NO_TRANSPORT', 'UNSUPPORTED_VERSION']);
   });
+
+  it('retries with backoff after an auth that threw, even right after an UNAUTHORIZED, where a refusal by the server is fatal (§13.5.reauthenticate)', () => {
+    expect(classify('UNAUTHORIZED', { opened: false, linked: false, after: 'UNAUTHORIZED' })).toBe('fatal');
+    expect(classify('UNAUTHORIZED', { opened: false, linked: false, after: 'UNAUTHORIZED', authThrew: true })).toBe('retry');
+    expect(classify('UNAUTHORIZED', { opened: false, linked: false, authThrew: true })).toBe('retry');
+  });
 });
 
 describe('client reconnection', () => {
