@@ -2,7 +2,7 @@
  * Runs the system's nginx (Debian `nginx-light`) in front of test servers, with the deployment
  * configuration the README documents, docs/deploy/nginx.conf: read from that file at every start, so
  * the tests exercise what users copy. Only three things change: the `server` lines of its upstream
- * block (the test's processes), its `listen` line (a free loopback port) and, around it, the main
+ * blocks (the test's processes), its `listen` line (a free loopback port) and, around it, the main
  * context a test needs (no daemon, pid file, logs and temp files in a fresh temp directory).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -64,31 +64,32 @@ export interface Nginx {
 }
 
 /**
- * The documented configuration with the test's upstreams and port. Throws when the file no longer
- * has the shape this relies on (exactly one upstream block with `server` lines, exactly one
- * `listen`), so that a change to the file cannot leave the tests running something else.
+ * The documented configuration with the test's upstreams and port: the `server` lines of each of its
+ * upstream blocks (the round-robin one, and the carriers' one) become the test's processes. Throws
+ * when the file no longer has the shape this relies on (upstream blocks with `server` lines, exactly
+ * one `listen`), so that a change to the file cannot leave the tests running something else.
  */
 export function renderSiteConfig(source: string, port: number, upstreams: readonly number[]): string {
   if (upstreams.length === 0) throw new Error('expects at least one upstream port');
   const blocks = [...source.matchAll(/^upstream\s+[\w-]+\s*\{[^}]*\}/gm)];
-  if (blocks.length !== 1) throw new Error(`expects exactly one upstream block in the nginx config, found ${blocks.length}`);
-  const block = blocks[0]![0];
-  const serverLines = [...block.matchAll(/^([ \t]*)server\s+[^;]+;[ \t]*\n/gm)];
-  if (serverLines.length === 0) throw new Error('expects server lines in the upstream block of the nginx config');
-  const indent = serverLines[0]![1]!;
-  const servers = upstreams.map((upstreamPort) => `${indent}server 127.0.0.1:${upstreamPort};\n`).join('');
-  let replaced = false;
-  const newBlock = block.replace(/^[ \t]*server\s+[^;]+;[ \t]*\n/gm, () => {
-    if (replaced) return '';
-    replaced = true;
-    return servers;
-  });
-
+  if (blocks.length === 0) throw new Error('expects an upstream block in the nginx config');
+  let rendered = source;
+  for (const [block] of blocks) {
+    const serverLines = [...block.matchAll(/^([ \t]*)server\s+[^;]+;[ \t]*\n/gm)];
+    if (serverLines.length === 0) throw new Error(`expects server lines in the upstream block ${block.split('\n')[0]}`);
+    const indent = serverLines[0]![1]!;
+    const servers = upstreams.map((upstreamPort) => `${indent}server 127.0.0.1:${upstreamPort};\n`).join('');
+    let replaced = false;
+    const newBlock = block.replace(/^[ \t]*server\s+[^;]+;[ \t]*\n/gm, () => {
+      if (replaced) return '';
+      replaced = true;
+      return servers;
+    });
+    rendered = rendered.replace(block, newBlock);
+  }
   const listens = [...source.matchAll(/^([ \t]*)listen\s+[^;]+;/gm)];
   if (listens.length !== 1) throw new Error(`expects exactly one listen directive in the nginx config, found ${listens.length}`);
-  return source
-    .replace(block, newBlock)
-    .replace(/^([ \t]*)listen\s+[^;]+;/m, (_line, lead: string) => `${lead}listen 127.0.0.1:${port};`);
+  return rendered.replace(/^([ \t]*)listen\s+[^;]+;/m, (_line, lead: string) => `${lead}listen 127.0.0.1:${port};`);
 }
 
 /** The main context around the site: what a test needs, nothing that changes how requests are proxied. */

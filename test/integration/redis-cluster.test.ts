@@ -1,7 +1,7 @@
 /**
  * Three server processes sharing one Redis (RedisStore), behind nginx running the documented
- * round-robin configuration, with a loopback proxy between the clients and nginx that resets their
- * connections: no sticky sessions across real processes (docs/PROTOCOL.md §3.3, §6.2, §8), and what
+ * configuration (round robin; the tabs' carriers by client address), with a loopback proxy between
+ * the clients and nginx that resets their connections: no sticky sessions across real processes (docs/PROTOCOL.md §3.3, §6.2, §8), and what
  * each fault does — a process killed mid-stream, Redis stalled, Redis restarted without its data
  * (Redis unreachable when a process starts: redis-unreachable.test.ts). cluster.test.ts runs the
  * first rules in one process.
@@ -19,6 +19,7 @@ import { nodesReporting, startCluster, type Cluster, type NodeReport } from '../
 import { startNginx, type Nginx } from '../helpers/nginx.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { when } from '../helpers/signals.js';
+import { LockTable } from '../helpers/tab-locks.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { TRANSPORTS, nodeEnvironment } from './fixture.js';
 
@@ -445,4 +446,49 @@ describe('three processes on one Redis: faults', () => {
     });
     for (const node of cluster.nodes) expect(cluster.running(node.index)).toBe(true);
   }, TEST_TIMEOUT);
+});
+
+describe('three processes on one Redis behind the documented nginx: tabs that share a connection (§7.5)', () => {
+  /** Long enough for a carrier whose requests reach other processes to be refused several times. */
+  const QUIET = Math.max(RUN.quiet, 4_000);
+
+  it.each(['sse', 'long-polling'] as const)(
+    '§7.5 keeps the carrier of two tabs on %s and its requests in one process: both tabs stay open, with no reconnect',
+    async (transport) => {
+      const table = new LockTable();
+      const logged = (await nginx.accessLog()).length;
+      const tabs = [table.tab(), table.tab()].map((tab) => {
+        const client = connect(url, { ...nodeEnvironment, transports: [transport], locks: tab.locks, BroadcastChannel, ...CLIENT_OPTIONS });
+        clients.push(client);
+        const seen = { tab, client, opens: 0, numbered: [] as number[] };
+        client.on('open', () => {
+          seen.opens++;
+          wakeAll();
+        });
+        client.on('message', ({ data, event }) => {
+          if (event === 'numbered') seen.numbered.push((data as { n: number }).n);
+          wakeAll();
+        });
+        return seen;
+      });
+      await until('both tabs open', () => tabs.every((seen) => seen.opens > 0));
+      expect(tabs.map((seen) => seen.client.sharing).sort()).toEqual(['follower', 'holder']);
+      await cluster.broadcast(1, 1, 90_001);
+      await until('both tabs to receive a broadcast', () => tabs.every((seen) => seen.numbered.includes(90_001)));
+      await elapse(QUIET);
+      await cluster.broadcast(2, 1, 90_002);
+      await until('both tabs to receive the next', () => tabs.every((seen) => seen.numbered.includes(90_002)));
+      expect(tabs.map((seen) => seen.opens)).toEqual([1, 1]);
+      expect(tabs.map((seen) => seen.client.sharing).sort()).toEqual(['follower', 'holder']);
+      const carrierRequests = (await nginx.accessLog()).slice(logged).filter((entry) => /^\/realtime\/(carrier|carrier-poll|attach)$/.test(entry.uri));
+      // Both attaches at least (an SSE carrier is logged only once its stream ends).
+      expect(carrierRequests.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(carrierRequests.map((entry) => entry.upstreams.at(-1))).size).toBe(1);
+      for (const seen of tabs) {
+        seen.client.close();
+        seen.tab.crash();
+      }
+    },
+    TEST_TIMEOUT,
+  );
 });
