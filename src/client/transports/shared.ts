@@ -71,7 +71,7 @@ export const shared =
         gone: () => {
           carrier = null;
           handedOver = true;
-          link.fail(handover('the tab that held the shared connection went away'));
+          link.fail(handover('the shared connection ended'));
         },
       });
       const body = JSON.stringify({ carrier: id, channel });
