@@ -404,7 +404,8 @@ export class BaseClient<Incoming = unknown, Outgoing extends Sendable<Outgoing> 
     const timer = this.#options.clock.setTimeout(() => this.#start(), Math.min(wait, 2 ** 31 - 1));
     // Moving on to the next transport at once is still the same (re)connection, not a new state.
     const kind = delay === 0 && verdict === 'fallback' && this.#state.kind === 'connecting' ? 'connecting' : 'reconnecting';
-    this.#state.enter({ kind, timer, after: code }, code);
+    // After an `auth` that threw, the last code the server sent still says what the next attempt follows.
+    this.#state.enter({ kind, timer, after: a?.authThrew ? a.after : code }, code);
     // After the state change, so a listener that shows a countdown sees the state it belongs to; a
     // state listener may have closed the client.
     if (this.state !== 'closed') this.#events.emit('schedule', { kind: 'reconnect', delay: wait, at: now + wait });

@@ -131,7 +131,7 @@ export function admitRequest(context: AdmissionContext, request: http.IncomingMe
     // poll that replays a lost answer on its session's open connection (§7.4). Neither may spend the
     // address's budget of new sessions.
     const grant = kind === 'probe' ? null : context.tickets.peek(queryValue(url, QueryParam.ticket));
-    const refusal = context.limits.check(address, grant === null ? 'none' : context.hub.creation(grant.sid, grant.fresh));
+    const refusal = context.limits.check(address, grant === null ? 'none' : context.hub.creation(grant.sid, grant.fresh, grant.held));
     if (refusal) return { ok: false, ...refusal };
   }
   return { ok: true, version: admission.version, address };

@@ -124,10 +124,10 @@ export class SessionHub {
    * one. A session the server named in a ticket answer (`fresh`, §3.4.one-session) is created as one
    * with a fresh id, not under an id its client kept.
    */
-  creation(sid: string | null, fresh = false): SessionCreation {
+  creation(sid: string | null, fresh = false, held = false): SessionCreation {
     if (sid === null || !SECRET_PATTERN.test(sid)) return 'fresh';
     if (this.sessions.has(sid)) return 'none';
-    return fresh ? 'fresh' : 'same-id';
+    return fresh ? 'fresh' : held ? 'held' : 'same-id';
   }
 
   /** A session object of this server (not yet in `sessions`). */

@@ -29,8 +29,12 @@ export interface LimitSettings {
   readonly clientAddress: (request: http.IncomingMessage) => string;
 }
 
-/** Whether a connection creates a session: none (it resumes one), one with a fresh id, or one under the id the client kept. */
-export type SessionCreation = 'none' | 'fresh' | 'same-id';
+/**
+ * Whether a connection creates a session: none (it resumes one this process holds), one with a fresh
+ * id, one under the id the client kept, or (`held`) a copy of one that existed when its ticket was
+ * issued — held by another process of a shared store, or ended since.
+ */
+export type SessionCreation = 'none' | 'fresh' | 'same-id' | 'held';
 
 /** A refusal: the code of §9 and the message that says which limit was reached. */
 export interface LimitRefusal {
@@ -179,6 +183,8 @@ export class Limits {
     if ((entry?.sessions ?? 0) >= s.maxSessionsPerAddress) {
       return { code: 'TOO_MANY_CONNECTIONS', message: `this address holds its maximum of ${s.maxSessionsPerAddress} sessions` };
     }
+    // A resume of a session its client held a key of is no re-creation by a made-up id.
+    if (creates === 'held') return null;
     const now = this.#now();
     const target = entry ?? this.#entry(address);
     const rate = s.sessionsPerSecondPerAddress;

@@ -43,6 +43,12 @@ export interface TicketGrant {
    * fresh id (§12.1.rate), whichever of its tickets is used first.
    */
   readonly fresh?: boolean;
+  /**
+   * True when its session existed, here or in a shared store, when the ticket was issued: connecting
+   * with it resumes that session, whichever process the connection reaches, so it spends no budget of
+   * re-created sessions (§12.1.rate-kept) where the process does not hold the session itself.
+   */
+  readonly held?: boolean;
   /** Its place among the tickets its server issued (§3.3.stale); absent from a grant of an older server. */
   readonly issue?: TicketIssue;
   /** The largest batch its client reads, in bytes (§3.4 `max`, §4.1.size); absent when it said none. */

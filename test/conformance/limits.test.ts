@@ -320,6 +320,10 @@ describe('§12.1 request bodies', () => {
     const send = rawPost(h.port, '/realtime/send?v=1', { ...sessionHeaders, 'Content-Length': '300' });
     send.send(`[{"t":"msg","s":1,"d":"${'m'.repeat(300 - 26)}"}]`);
     expect((await send.answer).status).toBe(429);
+    // So do the bodies of a shared connection's attach and detach (§7.5).
+    const attach = rawPost(h.port, '/realtime/attach?v=2', { 'Content-Length': '300' });
+    attach.send(`{"carrier":"${'c'.repeat(300 - 14)}"}`);
+    expect((await attach.answer).status).toBe(429);
     // The bodies that end give their bytes back, and the address is served again.
     for (const post of held) post.send(`${'x'.repeat(24 - 2)}"}`);
     for (const post of held) expect((await post.answer).status).toBe(200);

@@ -127,6 +127,31 @@ describe('§3.6 several server processes', () => {
     expect(await refused.next('error')).toMatchObject({ frame: { code: 'UNAUTHORIZED' } });
   });
 
+  it('§12.1.rate-kept spends no budget of re-created sessions on a resume at a process that does not hold the session', async () => {
+    const store = new SharedMemoryStore();
+    const limits = { sessionsPerSecondPerAddress: 1, maxSessionsPerAddress: 2, now: () => 1_000_000 };
+    const a = await harnesses.start({ store, ...limits });
+    const b = await harnesses.start({ store, ...limits });
+    const client = await RawWs.open(a.wsBase);
+    const hello = await client.hello();
+    client.terminate();
+    await waitUntil('server A to see the connection drop', () => a.server.sessions.get(hello.sid)?.connected === false);
+    // Made-up ids spend server B's budget of re-creations (2), each session ended so that the
+    // per-address count does not bind.
+    for (const made of ['M'.repeat(22), 'N'.repeat(22)]) {
+      const recreated = await RawWs.open(b.wsBase, { sid: made });
+      expect(await recreated.hello()).toMatchObject({ sid: made, resumed: false });
+      b.server.sessions.get(made)!.close();
+      await recreated.closed();
+    }
+    const refused = await RawWs.open(b.wsBase, { sid: 'P'.repeat(22) });
+    expect((await refused.next('error')).frame).toMatchObject({ code: 'RATE_LIMITED' });
+    // The session that lives at server A resumes at server B all the same.
+    const resumed = await RawWs.open(b.wsBase, { sid: hello.sid });
+    expect(await resumed.hello()).toMatchObject({ sid: hello.sid, resumed: true });
+    resumed.terminate();
+  });
+
   it('§3.4.key-check learns no session from the store for a POST with a wrong key: it is refused, and the server holds nothing for it', async () => {
     const [a, b] = await twoServers();
     const client = await RawWs.open(a.wsBase);

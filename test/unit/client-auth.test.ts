@@ -91,6 +91,26 @@ describe('client authentication (§3.4, §3.5)', () => {
     client.close();
   });
 
+  it('retries at once with fresh credentials when the server refuses the credentials auth gave after it threw, as after any first refusal (§13.5.reauthenticate)', async () => {
+    let calls = 0;
+    const client = server.client({
+      auth: () => {
+        if (++calls === 1) throw new Error('offline at first');
+        return { token: `t${calls}` };
+      },
+      reconnectDelay: 20,
+      maxReconnectDelay: 40,
+      random: () => 0.5,
+    });
+    const log = record(client, ['error', 'close', 'open']);
+    let answers = 0;
+    server.answerTicket = (call) => (++answers === 1 ? refused : freshTicket(call));
+    await server.accept();
+    expect(log).toEqual(['error UNAUTHORIZED', 'error UNAUTHORIZED', 'open']);
+    expect(calls).toBe(3);
+    client.close();
+  });
+
   it('still closes when the server refuses, before a hello, the credentials auth gave after it threw following an UNAUTHORIZED', async () => {
     let calls = 0;
     const client = server.client({

@@ -20,7 +20,7 @@ import {
   type TransportName,
 } from '../../protocol/index.js';
 import type { CloseReason, Connection, ConnectionHandle, TextBatch, TextBytes } from '../connection.js';
-import { readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
+import { BodyBytes, readJsonBody, refuseBeforeBody, refuseBody } from '../body.js';
 import { UPSTREAM_HEADERS_MISSING, admit, admitRequest, answerError, answerJson, corsHeaders, hasUpstreamHeaders, queryValue } from '../http.js';
 import { randomToken } from '../tickets.js';
 import type { TransportContext } from './context.js';
@@ -329,7 +329,8 @@ export class CarrierRegistry {
       this.#refuseBeforeBody(request, response, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
       return null;
     }
-    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout);
+    const { limits } = this.context;
+    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout, new BodyBytes(limits, limits.settings.clientAddress(request)));
     if (!read.ok) {
       refuseBody(request, response, read);
       return null;

@@ -113,7 +113,9 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
     });
     request.on('end', () => {
       clearTimeout(deadline);
-      counted.release();
+      // With a shared store the body is held until its claim settled (below); the request's
+      // `close` gives its bytes back too, whatever ended it.
+      if (hub.cluster === null) counted.release();
       if (refused || response.headersSent) return;
       // Nothing is processed after the server began to shut down (§8, §10.2).
       if (!hub.accepting) {
@@ -137,21 +139,24 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
         return;
       }
       // §8 across processes: the batch's messages are marked processed in the store first.
-      hub.cluster.claim(session, frames, () => process(frames)).then(
-        (known) => {
-          if (known) return;
-          hub.cluster?.lost(session);
-          answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
-        },
-        (error: unknown) => {
-          if (error instanceof ProtocolViolation) {
-            answerProtocolError(error);
-            return;
-          }
-          hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${sid} could not be marked processed`, { cause: error }));
-          answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
-        },
-      );
+      hub.cluster
+        .claim(session, frames, () => process(frames))
+        .then(
+          (known) => {
+            if (known) return;
+            hub.cluster?.lost(session);
+            answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+          },
+          (error: unknown) => {
+            if (error instanceof ProtocolViolation) {
+              answerProtocolError(error);
+              return;
+            }
+            hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${sid} could not be marked processed`, { cause: error }));
+            answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+          },
+        )
+        .finally(() => counted.release());
     });
   }
 

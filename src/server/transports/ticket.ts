@@ -90,6 +90,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
     return;
   }
+  const existed = held !== undefined && held !== null;
   // A session another ticket named and nobody created yet is guarded as a held one (§3.4.one-session).
   const reserved = sid === null || held ? undefined : tickets.reservation(sid);
   held ??= reserved;
@@ -109,7 +110,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
   const grant: TicketGrant =
     sid === null
       ? { sid: randomToken(), key: randomToken(), user, fresh: true, issue, ...max }
-      : { sid, key, user, ...(reserved ? { fresh: true } : {}), issue, ...max };
+      : { sid, key, user, ...(reserved ? { fresh: true } : {}), ...(existed ? { held: true } : {}), issue, ...max };
   const issued = tickets.issue(grant, addressOf(context, request));
   if (issued === null) {
     answerError(request, response, 'RATE_LIMITED', 'too many tickets outstanding; retry later');
@@ -125,6 +126,8 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     try {
       await hub.cluster.state.putTicket(ticket, grant, tickets.ttl);
     } catch (error) {
+      // Not issued after all: it takes no place in the table.
+      tickets.redeem(ticket);
       storeFailed(context, error);
       answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
       return;
