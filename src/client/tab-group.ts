@@ -109,6 +109,8 @@ export class TabGroup {
   #outranked = -Infinity;
   /** Releases this tab's own lock, which the holder watches. */
   #releaseTab: (() => void) | null = null;
+  /** Settles once this tab holds its own lock (or could not have it). */
+  #tabHeld: Promise<unknown> = Promise.resolve();
 
   constructor(env: GroupEnvironment, name: string, base: string, transport: 'sse' | 'long-polling') {
     this.#env = env;
@@ -158,6 +160,12 @@ export class TabGroup {
    * a proxy holds back then fails the attempt as `buffered`, as a stream of its own would (§13.3).
    */
   carrier(linkUp: () => void): Promise<string | null> {
+    // Only once this tab holds its own lock: the holder takes a free lock for a tab that went away and
+    // detaches its channels, and a fresh page's first lock can take longer than an attach (§7.5).
+    return this.#tabHeld.then(() => this.#carrierNow(linkUp));
+  }
+
+  #carrierNow(linkUp: () => void): Promise<string | null> {
     const carrier = this.#carrier;
     if (carrier.kind === 'up' || carrier.kind === 'down') return Promise.resolve(carrier.kind === 'up' ? carrier.id : null);
     return new Promise((resolve) => {
@@ -325,7 +333,10 @@ export class TabGroup {
   #enter(): void {
     if (this.#releaseTab === null) {
       // Released when the tab leaves the group, or by the browser when the tab closes or crashes.
-      this.#env.locks.request(tabLock(this.#name, this.tab), {}, () => new Promise<void>((resolve) => (this.#releaseTab = resolve))).catch(() => undefined);
+      this.#tabHeld = new Promise<void>((held) => {
+        const hold = (): Promise<void> => (held(), new Promise<void>((resolve) => (this.#releaseTab = resolve)));
+        this.#env.locks.request(tabLock(this.#name, this.tab), {}, hold).catch(held);
+      });
     }
     this.#take(false);
   }

@@ -13,7 +13,7 @@ import { MIXED_TEXTS, waitUntil, within } from '../helpers/raw-frames.js';
 import { UPSTREAM_HEADERS, parseErrorBody } from '../helpers/raw-http.js';
 import { FAST, Harnesses, type Harness } from '../helpers/raw-server.js';
 import { rememberKeys, requestTicket } from '../helpers/raw-ticket.js';
-import { when } from '../helpers/signals.js';
+import { deferred, when } from '../helpers/signals.js';
 import { LockTable } from '../helpers/tab-locks.js';
 import { nodeEnvironment } from '../integration/fixture.js';
 
@@ -297,6 +297,40 @@ describe('§7.5 carriers', () => {
     const after = await fetch(`${h.httpBase}/carrier-poll?v=2&n=2`, { headers: { [CARRIER_HEADER]: id } });
     expect(after.status).toBe(404);
   });
+
+  it.each(['sse', 'long-polling'] as const)(
+    '§7.5 a tab whose own lock is slow to come attaches only once it holds it, so the holder does not take it for gone and detach it (%s)',
+    async (transport) => {
+      const h = await harnesses.start({ heartbeatInterval: 5_000 });
+      const table = new LockTable();
+      const open = (tab: ReturnType<LockTable['tab']>) => {
+        const client = connect(h.httpBase, { ...nodeEnvironment, transports: [transport], locks: tab.locks, BroadcastChannel: tab.BroadcastChannel, reconnectDelay: 20 });
+        clients.add(client);
+        const received: unknown[] = [];
+        client.on('message', ({ data }) => received.push(data));
+        return { client, received };
+      };
+      const opened = (client: Client): Promise<void> => {
+        const signal = when(() => client.state === 'open');
+        client.on('open', signal.wake);
+        return signal.promise;
+      };
+      const holder = open(table.tab());
+      await opened(holder.client);
+      // A fresh page: its lock requests reach the lock manager late. Its lock comes once the holder
+      // detached a channel (what it did when it took a tab that had not got its lock yet for gone),
+      // or after 500 ms: the tab must not have attached before it holds its lock.
+      const lockArrives = deferred();
+      const late = open(table.tab({ locksFrom: lockArrives.promise }));
+      await Promise.race([h.handled('/detach'), new Promise((resolve) => setTimeout(resolve, 500))]);
+      lockArrives.resolve();
+      await opened(late.client);
+      expect([holder.client.sharing, late.client.sharing]).toEqual(['holder', 'follower']);
+      await h.server.broadcast('to every tab');
+      await waitUntil('both tabs to receive the broadcast', () => [holder, late].every(({ received }) => received.includes('to every tab')));
+      expect(h.server.stats()).toMatchObject({ sessions: 2, connections: 2 });
+    },
+  );
 
   it('§7.5.lost-answer ends a polled carrier whose poll overlaps another poll, and its sessions with it', async () => {
     const h = await harnesses.start(FAST);

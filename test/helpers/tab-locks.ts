@@ -42,7 +42,11 @@ export class LockTable {
     return this.#holders.get(name)?.tab;
   }
 
-  tab(): SimulatedTab {
+  /**
+   * A tab's view of the table. `locksFrom`: its lock requests reach the table only once this settles,
+   * as a fresh page's first request can take longer than the page's own network requests.
+   */
+  tab(tabOptions: { locksFrom?: Promise<unknown> } = {}): SimulatedTab {
     const table = this;
     let crashed = false;
     /** While the tab hangs, what it would have done; null while it runs. */
@@ -72,7 +76,7 @@ export class LockTable {
       },
       locks: {
         request(name, options, callback) {
-          return new Promise((resolve, reject) => {
+          const ask = (): Promise<unknown> => new Promise((resolve, reject) => {
             if (crashed) return reject(new Error('the tab is gone'));
             if (options.steal && options.signal) return reject(new DOMException('steal with a signal', 'NotSupportedError'));
             const request: Request = {
@@ -109,6 +113,7 @@ export class LockTable {
             queue.push(request);
             table.#next(name);
           });
+          return tabOptions.locksFrom ? tabOptions.locksFrom.then(ask) : ask();
         },
       },
       crash() {
