@@ -61,6 +61,8 @@ export class InboundLine {
 
   /** Takes in a batch: its first slice now when nothing waits, the rest as the budget allows. */
   take(frames: readonly UpstreamFrame[], step: SliceStep, live: () => boolean): void {
+    // Slices of a link that went away hold up nothing: its client sends them again, on this one.
+    this.#dropGone();
     const slices = this.perSlice === Infinity ? [frames as UpstreamFrame[]] : slicesOf(frames, this.perSlice);
     const first = this.#waiting.length === 0 ? slices.shift() : undefined;
     // In line before the first slice runs, so that its step sees how much is behind it.
@@ -85,8 +87,12 @@ export class InboundLine {
     this.#timer.unref?.();
   }
 
-  #next(): void {
+  #dropGone(): void {
     while (this.#waiting.length > 0 && !this.#waiting[0]!.live()) this.#waiting.shift();
+  }
+
+  #next(): void {
+    this.#dropGone();
     const head = this.#waiting[0];
     if (!head) return;
     const slice = head.slices.shift()!;
