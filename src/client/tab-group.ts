@@ -331,6 +331,9 @@ export class TabGroup {
 
   /** Takes part: holds this tab's own lock, and waits in line for the holder's. */
   #enter(): void {
+    // Opened now, well before a holder relays anything to it: a channel opened in one tab can miss
+    // what another posts in the moments before the browser registered it.
+    this.#inbox ??= this.#openInbox();
     if (this.#releaseTab === null) {
       // Released when the tab leaves the group, or by the browser when the tab closes or crashes.
       this.#tabHeld = new Promise<void>((held) => {
