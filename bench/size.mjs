@@ -77,10 +77,11 @@ export const GZIP_BUDGET = 14784;
  * client came to check its options and say why a ticket request failed (about 85 B here); by 32 B
  * with it when a restart notice came to end a connection as `SERVER_RESTART` on every transport
  * (about 20 B here); by 160 B with it when the client came to check the options that are
- * functions and to say when its URL may miss the endpoint (about 155 B here); by 32 B with it when
- * an `auth` that throws came to be retried with backoff (about 25 B here).
+ * functions and to say when its URL may miss the endpoint (about 155 B here); by 64 B when an
+ * `auth` that throws came to be retried with backoff, the attempt after it following the server's
+ * last code (about 50 B here).
  */
-export const WEBSOCKET_ONLY_BUDGET = 10592;
+export const WEBSOCKET_ONLY_BUDGET = 10624;
 
 /** The entry {@link WEBSOCKET_ONLY_BUDGET} applies to. */
 export const WEBSOCKET_ONLY_ENTRY = 'bench/size/unbroken-websocket-only.mjs';
