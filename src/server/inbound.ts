@@ -61,8 +61,6 @@ export class InboundLine {
 
   /** Takes in a batch: its first slice now when nothing waits, the rest as the budget allows. */
   take(frames: readonly UpstreamFrame[], step: SliceStep, live: () => boolean): void {
-    // Slices of a link that went away hold up nothing: its client sends them again, on this one.
-    this.#dropGone();
     const slices = this.perSlice === Infinity ? [frames as UpstreamFrame[]] : slicesOf(frames, this.perSlice);
     const first = this.#waiting.length === 0 ? slices.shift() : undefined;
     // In line before the first slice runs, so that its step sees how much is behind it.
@@ -87,12 +85,8 @@ export class InboundLine {
     this.#timer.unref?.();
   }
 
-  #dropGone(): void {
-    while (this.#waiting.length > 0 && !this.#waiting[0]!.live()) this.#waiting.shift();
-  }
-
   #next(): void {
-    this.#dropGone();
+    while (this.#waiting.length > 0 && !this.#waiting[0]!.live()) this.#waiting.shift();
     const head = this.#waiting[0];
     if (!head) return;
     const slice = head.slices.shift()!;

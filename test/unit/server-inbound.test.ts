@@ -75,19 +75,6 @@ describe('InboundLine', () => {
     expect(handed).toEqual([...numbers(messages(1, 20)), ...numbers(messages(31, 5))]);
   });
 
-  it('hands a batch over at once when all that waits before it belongs to a link that went away', () => {
-    const line = new InboundLine(10, () => 1_000);
-    const handed: number[] = [];
-    let oldLink = true;
-    line.take(messages(1, 30), (slice) => handed.push(...numbers(slice)), () => oldLink);
-    oldLink = false;
-    // The client reconnected and sends the messages not acknowledged again.
-    line.take(messages(11, 20), (slice) => handed.push(...numbers(slice)), () => true);
-    expect(handed).toEqual(numbers(messages(1, 20)));
-    vi.advanceTimersByTime(1_000);
-    expect(handed).toEqual([...numbers(messages(1, 20)), ...numbers(messages(21, 10))]);
-  });
-
   it('drops what waits once cleared (the session ended)', () => {
     const line = new InboundLine(10, () => 100);
     const handed: number[] = [];
