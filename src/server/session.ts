@@ -12,7 +12,6 @@ import type { SessionHub } from './hub.js';
 import type { Identity } from './identity.js';
 import type { TicketGrant } from './tickets.js';
 import type { TokenBucket } from './limits.js';
-import { InboundLine } from './inbound.js';
 import type { SendArgument, Sendable } from './sendable.js';
 import type { Address } from './store.js';
 import { UnbrokenServerError, asServerError } from './errors.js';
@@ -158,8 +157,6 @@ export class ServerSession implements Session {
   readonly #hub: SessionHub;
   /** Inbound message budget (§12.1), made on the first message. */
   #inbound: TokenBucket | null = null;
-  /** Its batches past the budget, handed over slice by slice (§12.1.slow); made for the first one. */
-  #line: InboundLine | null = null;
   /**
    * The rooms it is in, as this server knows them; the store holds the positions (§6.5). Made at the
    * first join (or the first read of `rooms`): most sessions join none, and an empty set is not free.
@@ -279,14 +276,9 @@ export class ServerSession implements Session {
     return this.#inbound.take(messages, now);
   }
 
-  /** Ms until the inbound budget is out of debt and what waits in line is handed over; 0 when nothing is due. */
+  /** Ms until the inbound budget is out of debt; 0 when it is not. */
   inboundWait(now: number): number {
-    return (this.#inbound?.wait(now) ?? 0) + (this.#line?.behind() ?? 0);
-  }
-
-  /** Where its client's batches are taken in at its message rate (§12.1.slow). */
-  get inbound(): InboundLine {
-    return (this.#line ??= new InboundLine(this.#hub.limits.settings.messagesPerSecond, () => this.#inbound?.wait(this.#hub.options.now()) ?? 0));
+    return this.#inbound?.wait(now) ?? 0;
   }
 
   get transport(): TransportName | null {
@@ -389,7 +381,6 @@ export class ServerSession implements Session {
     if (this.#ended) return;
     this.#ended = true;
     this.#expiry?.stop();
-    this.#line?.clear();
     this.link?.close({ kind: 'end' });
     this.#hub.sessionEnded(this, reason);
     this.#hub.emit('close', this, reason);

@@ -10,25 +10,8 @@ import { UnbrokenServerError } from './errors.js';
 import type { SessionHub } from './hub.js';
 import { countMessages } from './session.js';
 
-/**
- * Takes in a batch that arrived on `link`, at the session's message rate (§12.1.slow): while slices of
- * it, or of batches before it, wait in line, the link is not read, so nothing more piles up behind them.
- */
+/** Processes a batch that arrived on `link`. */
 export function receiveUpstream(link: Downlink, hub: SessionHub, frames: readonly UpstreamFrame[]): void {
-  const line = link.session.inbound;
-  line.take(
-    frames,
-    (slice) => {
-      receiveSlice(link, hub, slice);
-      const behind = line.behind();
-      if (behind > 0 && !link.isClosed) link.connection.pauseReading?.(line.debt() + behind);
-    },
-    () => !link.isClosed,
-  );
-}
-
-/** Processes a batch, or a slice of one, that arrived on `link`. */
-function receiveSlice(link: Downlink, hub: SessionHub, frames: readonly UpstreamFrame[]): void {
   const cluster = hub.cluster;
   if (cluster === null) {
     process(link, hub, frames, () => link.isClosed);

@@ -263,39 +263,6 @@ describe('§12.1 inbound rate', () => {
   });
 });
 
-describe('§12.1 inbound rate: batches past the budget', () => {
-  it('§12.1.slow hands a WebSocket batch past the budget over in slices of the budget, each in a turn of its own and acknowledged as it goes, the one past the debt at the rate', async () => {
-    const h = await harnesses.start({ messagesPerSecond: 100 });
-    const client = await h.connect();
-    const hello: HelloFrame = await client.hello();
-    // A budget of 100 a second: the first slice spends it, the second goes into debt (the wait
-    // follows it, as after any batch), the third waits that debt out.
-    client.send(Array.from({ length: 250 }, (_, i) => ({ t: 'msg', s: i + 1, d: i + 1 })));
-    await client.next('ack', (frame) => frame.s === 200);
-    const inDebtAt = Date.now();
-    await client.next('ack', (frame) => frame.s === 250, 5_000);
-    // A lower bound only: the server may be slower than its rate, never faster.
-    expect(Date.now() - inDebtAt).toBeGreaterThanOrEqual(900);
-    expect(client.frames.filter((r) => r.frame.t === 'ack').map((r) => (r.frame as { s: number }).s)).toEqual([100, 200, 250]);
-    expect(h.processedFor(hello.sid)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
-  });
-
-  it('§12.1.slow answers a POST P/send past the budget once its last slice is processed, and reads the next only after it', async () => {
-    const h = await harnesses.start({ messagesPerSecond: 100 });
-    const sid = (framesOf(await poll(h.httpBase, { open: true }))[0] as HelloFrame).sid;
-    const send = (frames: object[]) => postSend(h.httpBase, frames, { sid });
-    const burst = send(Array.from({ length: 250 }, (_, i) => ({ t: 'msg', s: i + 1, d: i + 1 })));
-    await waitUntil('two slices to be processed', () => h.processedFor(sid).length === 200);
-    const inDebtAt = Date.now();
-    // A second request while the first is in line (a client does not, §7.3; a hostile one may).
-    const next = send([{ t: 'msg', s: 251, d: 251 }]);
-    expect(framesOf(await burst)).toEqual([{ t: 'ack', s: 250 }]);
-    expect(Date.now() - inDebtAt).toBeGreaterThanOrEqual(900);
-    expect(framesOf(await next)).toEqual([{ t: 'ack', s: 251 }]);
-    expect(h.processedFor(sid)).toEqual(Array.from({ length: 251 }, (_, i) => i + 1));
-  });
-});
-
 describe('§12.1 request bodies', () => {
   /** A session's `X-Unbroken-Session` header (§3.4): an upstream request the server takes, up to its body. */
   async function session(base: string): Promise<Record<string, string>> {

@@ -113,9 +113,9 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
     });
     request.on('end', () => {
       clearTimeout(deadline);
-      // Read: its frames wait in the session's line from here, one batch at most (the next body is
-      // not read before the line is through, §12.1.slow).
-      counted.release();
+      // With a shared store the body is held until its claim settled (below); the request's
+      // `close` gives its bytes back too, whatever ended it.
+      if (hub.cluster === null) counted.release();
       if (refused || response.headersSent) return;
       // Nothing is processed after the server began to shut down (§8, §10.2).
       if (!hub.accepting) {
@@ -134,34 +134,33 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
         answerProtocolError(error);
         return;
       }
-      // §12.1.slow: slice by slice at the session's rate; the answer follows the last slice.
-      session.inbound.take(frames, (slice, last) => handOver(slice, last), () => !response.headersSent && !response.destroyed);
+      if (hub.cluster === null) {
+        process(frames);
+        return;
+      }
+      // §8 across processes: the batch's messages are marked processed in the store first.
+      hub.cluster
+        .claim(session, frames, () => process(frames))
+        .then(
+          (known) => {
+            if (known) return;
+            hub.cluster?.lost(session);
+            answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
+          },
+          (error: unknown) => {
+            if (error instanceof ProtocolViolation) {
+              answerProtocolError(error);
+              return;
+            }
+            hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${sid} could not be marked processed`, { cause: error }));
+            answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
+          },
+        )
+        .finally(() => counted.release());
     });
   }
 
-  /** Hands a slice of the batch over: with a shared store, once it is claimed (§8 across processes). */
-  function handOver(slice: readonly UpstreamFrame[], last: boolean): unknown {
-    if (hub.cluster === null) return process(slice, last);
-    return hub.cluster
-      .claim(session, slice, () => process(slice, last))
-      .then(
-        (known) => {
-          if (known) return;
-          hub.cluster?.lost(session);
-          answerError(request, response, 'UNKNOWN_SESSION', 'the session ended: connect downstream first');
-        },
-        (error: unknown) => {
-          if (error instanceof ProtocolViolation) {
-            answerProtocolError(error);
-            return;
-          }
-          hub.fail(new UnbrokenServerError('STORE_ERROR', `a batch of session ${sid} could not be marked processed`, { cause: error }));
-          answerError(request, response, 'INTERNAL_ERROR', 'the server could not reach its store; retry later');
-        },
-      );
-  }
-
-  function process(frames: readonly UpstreamFrame[], last: boolean): void {
+  function process(frames: readonly UpstreamFrame[]): void {
     let replies: ServerFrame[];
     try {
       replies = hub.processUpstream(session, frames, request);
@@ -169,7 +168,6 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
       answerProtocolError(error);
       return;
     }
-    if (!last) return;
     // The answer goes out after the downstream writes this batch caused (they flush in a microtask
     // queued meanwhile, links.ts): a client reads what reaches it first first, and an echo that
     // waited behind its POST's answer cost a round trip that much more.
