@@ -108,9 +108,8 @@ export class TabGroup {
   /** When the wait of a tab whose id sorts before this one's, and which asked after the holder, ends at the latest (see `suspect`). */
   #outranked = -Infinity;
   /** Releases this tab's own lock, which the holder watches. */
-  #releaseTab: (() => void) | null = null;
-  /** Settles once this tab holds its own lock (or could not have it). */
-  #tabHeld: Promise<unknown> = Promise.resolve();
+  /** This tab's own lock while it takes part: `held` settles once granted (or refused), `release` lets go. */
+  #own: { held: Promise<void>; release?: () => void } | null = null;
 
   constructor(env: GroupEnvironment, name: string, base: string, transport: 'sse' | 'long-polling') {
     this.#env = env;
@@ -161,8 +160,16 @@ export class TabGroup {
    */
   carrier(linkUp: () => void): Promise<string | null> {
     // Only once this tab holds its own lock: the holder takes a free lock for a tab that went away and
-    // detaches its channels, and a fresh page's first lock can take longer than an attach (§7.5).
-    return this.#tabHeld.then(() => this.#carrierNow(linkUp));
+    // detaches its channels, and a fresh page's first lock can take longer than an attach (§7.5). A
+    // lock that does not come within CARRIER_WAIT leaves the tab to connect on its own meanwhile.
+    const { clock } = this.#env;
+    return new Promise((resolve) => {
+      const late = clock.setTimeout(() => resolve(null), CARRIER_WAIT);
+      void (this.#own?.held ?? Promise.resolve()).then(() => {
+        clock.clearTimeout(late);
+        void this.#carrierNow(linkUp).then(resolve);
+      });
+    });
   }
 
   #carrierNow(linkUp: () => void): Promise<string | null> {
@@ -334,14 +341,29 @@ export class TabGroup {
     // Opened now, well before a holder relays anything to it: a channel opened in one tab can miss
     // what another posts in the moments before the browser registered it.
     this.#inbox ??= this.#openInbox();
-    if (this.#releaseTab === null) {
-      // Released when the tab leaves the group, or by the browser when the tab closes or crashes.
-      this.#tabHeld = new Promise<void>((held) => {
-        const hold = (): Promise<void> => (held(), new Promise<void>((resolve) => (this.#releaseTab = resolve)));
-        this.#env.locks.request(tabLock(this.#name, this.tab), {}, hold).catch(held);
-      });
-    }
+    this.#own ??= this.#askOwn();
     this.#take(false);
+  }
+
+  /**
+   * Asks for this tab's own lock, which says to the holder that the tab is there: released when the
+   * tab leaves the group, or by the browser when the tab closes or crashes. One request at a time: a
+   * grant that comes after the tab left lets go at once, so leaving and coming back meanwhile asks
+   * anew behind it instead of waiting on a lock the tab already holds.
+   */
+  #askOwn(): { held: Promise<void>; release?: () => void } {
+    const own: { held: Promise<void>; release?: () => void } = { held: Promise.resolve() };
+    own.held = new Promise<void>((held) => {
+      const hold = (): Promise<void> => {
+        held();
+        return this.#own === own ? new Promise<void>((resolve) => (own.release = resolve)) : Promise.resolve();
+      };
+      this.#env.locks.request(tabLock(this.#name, this.tab), {}, hold).catch(() => {
+        held();
+        if (this.#own === own) this.#own = null;
+      });
+    });
+    return own;
   }
 
   /**
@@ -394,8 +416,8 @@ export class TabGroup {
 
   #leave(): void {
     this.#stand({ kind: 'idle' });
-    this.#releaseTab?.();
-    this.#releaseTab = null;
+    this.#own?.release?.();
+    this.#own = null;
   }
 
   /**

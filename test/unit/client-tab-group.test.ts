@@ -226,3 +226,50 @@ describe('the end of a carrier, as a tab hears it (§13.6)', () => {
     expect(heard).toEqual(['gone']);
   });
 });
+
+describe('a tab\'s own lock before it attaches (§7.5)', () => {
+  const base = 'http://own-lock.test/realtime';
+  const name = `unbroken|${base}|long-polling`;
+
+  it('waits for its own lock, and neither hangs nor keeps it when it leaves and comes back before the lock came', async () => {
+    vi.useFakeTimers();
+    const table = new LockTable();
+    // The holder of carrier-1: another tab, which holds the group's lock.
+    void table
+      .tab()
+      .locks.request(name, {}, () => new Promise<void>(() => {}))
+      .catch(() => undefined);
+    let lockArrives!: () => void;
+    const tab = table.tab({ locksFrom: new Promise<void>((resolve) => (lockArrives = resolve)) });
+    const group = groupFor(environment(tab), base, 'long-polling');
+    group.join()();
+    const stop = group.join();
+    new Bus(name).postMessage({ t: 'up', id: 'carrier-1', term: 1 });
+    await vi.advanceTimersByTimeAsync(0);
+    let answer: string | null | undefined;
+    void group.carrier(() => undefined).then((id) => (answer = id));
+    await vi.advanceTimersByTimeAsync(CARRIER_WAIT / 2);
+    expect(answer).toBeUndefined();
+    lockArrives();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(answer).toBe('carrier-1');
+    expect(tab.held()).toContain(tabLock(name, group.tab));
+    stop();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(tab.held()).not.toContain(tabLock(name, group.tab));
+  });
+
+  it('connects on its own for now when its lock does not come within CARRIER_WAIT', async () => {
+    vi.useFakeTimers();
+    const table = new LockTable();
+    const tab = table.tab({ locksFrom: new Promise<void>(() => {}) });
+    const group = groupFor(environment(tab), `${base}/never`, 'long-polling');
+    group.join();
+    let answer: string | null | undefined;
+    void group.carrier(() => undefined).then((id) => (answer = id));
+    await vi.advanceTimersByTimeAsync(CARRIER_WAIT - 1);
+    expect(answer).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(answer).toBeNull();
+  });
+});
