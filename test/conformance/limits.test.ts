@@ -347,6 +347,15 @@ describe('§12.1 request bodies', () => {
     expect(await sendUntilClosed(post, 64 * 1024 * 1024)).toBeLessThan(64 * 1024 * 1024);
   });
 
+  it('§3.4.ticket-body §12.1.no-read answers a ticket request with a declared oversize body with MESSAGE_TOO_LARGE (413) and closes without reading it', async () => {
+    const h = await harnesses.start({ maxMessageSize: 1024 });
+    const post = rawPost(h.port, '/realtime/ticket?v=1', { 'Content-Length': String(64 * 1024 * 1024) });
+    const answer = await post.answer;
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
+    expect(await sendUntilClosed(post, 64 * 1024 * 1024)).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it('§12.1.no-read stops reading a chunked body once it passes the limit', async () => {
     const h = await harnesses.start({ maxMessageSize: 1024 });
     const post = rawPost(h.port, '/realtime/send?v=1', { ...(await session(h.httpBase)), 'Transfer-Encoding': 'chunked' });

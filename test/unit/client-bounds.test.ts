@@ -98,9 +98,13 @@ describe('bounds on the server\'s numbers (§13.5)', () => {
     expect(lastMessageId(`[{"t":"msg","id":"${'z'.repeat(300)}","d":1}]`)).toBeUndefined();
   });
 
-  it('refuses a gap frame with an unknown reason or an overlong cursor as a protocol error (§13.5.gap)', () => {
+  it('refuses a gap frame with an unknown reason, or an after or cursor that is no id, as a protocol error (§13.5.gap)', () => {
     expect(() => decodeServerBatch('[{"t":"gap","reason":"whatever","after":"a-1","cursor":"a-2"}]')).toThrow(/expects reason to be one of/);
     expect(() => decodeServerBatch(JSON.stringify([{ t: 'gap', reason: 'expired', after: 'a-1', cursor: 'c'.repeat(10_000) }]))).toThrow(/expects after and cursor/);
+    for (const after of ['c'.repeat(10_000), 'a\n1', 42, null]) {
+      expect(() => decodeServerBatch(JSON.stringify([{ t: 'gap', reason: 'expired', after, cursor: 'a-2' }])), JSON.stringify(after)).toThrow(/expects after/);
+    }
+    expect(() => decodeServerBatch(JSON.stringify([{ t: 'gap', reason: 'expired', after: 'a-1', cursor: 'a\u00002' }]))).toThrow(/expects after and cursor/);
     expect(decodeServerBatch('[{"t":"gap","reason":"expired","after":"a-1","cursor":"a-2"}]')).toHaveLength(1);
   });
 });
