@@ -110,6 +110,8 @@ export class TabGroup {
   /** Releases this tab's own lock, which the holder watches. */
   /** This tab's own lock while it takes part: `held` settles once granted (or refused), `release` lets go. */
   #own: { held: Promise<void>; release?: () => void } | null = null;
+  /** Settles once this tab's first request for its own lock was granted (or refused). */
+  #firstHeld: Promise<void> | null = null;
 
   constructor(env: GroupEnvironment, name: string, base: string, transport: 'sse' | 'long-polling') {
     this.#env = env;
@@ -159,13 +161,15 @@ export class TabGroup {
    * a proxy holds back then fails the attempt as `buffered`, as a stream of its own would (§13.3).
    */
   carrier(linkUp: () => void): Promise<string | null> {
-    // Only once this tab holds its own lock: the holder takes a free lock for a tab that went away and
-    // detaches its channels, and a fresh page's first lock can take longer than an attach (§7.5). A
-    // lock that does not come within CARRIER_WAIT leaves the tab to connect on its own meanwhile.
+    // Only once this tab held its own lock: the holder takes a free lock for a tab that went away and
+    // detaches its channels, and a fresh page's first lock can take longer than an attach (§7.5). Its
+    // first only: asked again (it left the group and came back) the lock may wait behind a request
+    // of a holder that hangs, until that holder runs again. A first lock that does not come within
+    // CARRIER_WAIT leaves the tab to connect on its own meanwhile.
     const { clock } = this.#env;
     return new Promise((resolve) => {
       const late = clock.setTimeout(() => resolve(null), CARRIER_WAIT);
-      void (this.#own?.held ?? Promise.resolve()).then(() => {
+      void (this.#firstHeld ?? Promise.resolve()).then(() => {
         clock.clearTimeout(late);
         void this.#carrierNow(linkUp).then(resolve);
       });
@@ -342,6 +346,7 @@ export class TabGroup {
     // what another posts in the moments before the browser registered it.
     this.#inbox ??= this.#openInbox();
     this.#own ??= this.#askOwn();
+    this.#firstHeld ??= this.#own.held;
     this.#take(false);
   }
 
