@@ -5,7 +5,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import type { UnbrokenError } from '../../src/client/index.js';
-import { CloseCode, UPSTREAM_HEADER } from '../../src/protocol/index.js';
+import { CloseCode, UPSTREAM_HEADER, type JsonValue } from '../../src/protocol/index.js';
 import { freshTicket, record, settle, useMockServer } from './client-harness.js';
 
 const refused = { status: 401, body: '{"code":"UNAUTHORIZED","message":"the credentials were refused"}' };
@@ -61,18 +61,23 @@ describe('client authentication (§3.4, §3.5)', () => {
     expect(client.state).toBe('closed');
   });
 
+  /**
+   * A client with a short backoff whose `auth` throws `thrown` at the calls (from 1) `throwsAt` picks,
+   * and gives `credentials` at the others; `calls()` counts them.
+   */
+  function authThrowing(throwsAt: (call: number) => boolean, credentials: (call: number) => JsonValue, thrown = new Error('offline')) {
+    let calls = 0;
+    const auth = (): JsonValue => {
+      if (throwsAt(++calls)) throw thrown;
+      return credentials(calls);
+    };
+    return { client: server.client({ auth, reconnectDelay: 20, maxReconnectDelay: 40, random: () => 0.5 }), calls: () => calls };
+  }
+
   it('fails the attempt with UNAUTHORIZED, caused by what auth threw, and retries with backoff, never closing, while it throws: the sends wait and go once it gives credentials again', async () => {
     const thrown = new Error('the token service cannot be reached');
     let failing = true;
-    const client = server.client({
-      auth: () => {
-        if (failing) throw thrown;
-        return { token: 't' };
-      },
-      reconnectDelay: 20,
-      maxReconnectDelay: 40,
-      random: () => 0.5,
-    });
+    const { client } = authThrowing(() => failing, () => ({ token: 't' }), thrown);
     const errors: UnbrokenError[] = [];
     client.on('error', (error) => errors.push(error));
     const sent = client.send('written while offline');
@@ -92,36 +97,18 @@ describe('client authentication (§3.4, §3.5)', () => {
   });
 
   it('retries at once with fresh credentials when the server refuses the credentials auth gave after it threw, as after any first refusal (§13.5.reauthenticate)', async () => {
-    let calls = 0;
-    const client = server.client({
-      auth: () => {
-        if (++calls === 1) throw new Error('offline at first');
-        return { token: `t${calls}` };
-      },
-      reconnectDelay: 20,
-      maxReconnectDelay: 40,
-      random: () => 0.5,
-    });
+    const { client, calls } = authThrowing((call) => call === 1, (call) => ({ token: `t${call}` }));
     const log = record(client, ['error', 'close', 'open']);
     let answers = 0;
     server.answerTicket = (call) => (++answers === 1 ? refused : freshTicket(call));
     await server.accept();
     expect(log).toEqual(['error UNAUTHORIZED', 'error UNAUTHORIZED', 'open']);
-    expect(calls).toBe(3);
+    expect(calls()).toBe(3);
     client.close();
   });
 
   it('still closes when the server refuses, before a hello, the credentials auth gave after it threw following an UNAUTHORIZED', async () => {
-    let calls = 0;
-    const client = server.client({
-      auth: () => {
-        if (++calls === 2) throw new Error('offline for a moment');
-        return 'revoked';
-      },
-      reconnectDelay: 20,
-      maxReconnectDelay: 40,
-      random: () => 0.5,
-    });
+    const { client } = authThrowing((call) => call === 2, () => 'revoked');
     const log = record(client, ['error', 'close']);
     const peer = await server.accept({ retry: 0 });
     server.answerTicket = () => refused;
