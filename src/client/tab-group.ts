@@ -107,8 +107,7 @@ export class TabGroup {
   heard = 0;
   /** When the wait of a tab whose id sorts before this one's, and which asked after the holder, ends at the latest (see `suspect`). */
   #outranked = -Infinity;
-  /** Releases this tab's own lock, which the holder watches. */
-  /** This tab's own lock while it takes part: `held` settles once granted (or refused), `release` lets go. */
+  /** This tab's own lock, which the holder watches, while it takes part: `held` settles once granted (or refused), `release` lets go. */
   #own: { held: Promise<void>; release?: () => void } | null = null;
   /** Settles once this tab's first request for its own lock was granted (or refused). */
   #firstHeld: Promise<void> | null = null;

@@ -28,21 +28,24 @@ export type BodyResult =
  */
 export class BodyBytes {
   #taken = 0;
+  readonly #limits: Limits;
+  /** The address the request counts against (§12.1: behind a proxy, what `clientAddress` reads). */
+  readonly #address: string;
 
-  constructor(
-    readonly limits: Limits,
-    readonly address: string,
-  ) {}
+  constructor(limits: Limits, request: http.IncomingMessage) {
+    this.#limits = limits;
+    this.#address = limits.settings.clientAddress(request);
+  }
 
   /** Counts `bytes` more; false, counting nothing, past a bound. */
   take(bytes: number): boolean {
-    if (!this.limits.takeBody(this.address, bytes)) return false;
+    if (!this.#limits.takeBody(this.#address, bytes)) return false;
     this.#taken += bytes;
     return true;
   }
 
   release(): void {
-    this.limits.releaseBody(this.address, this.#taken);
+    this.#limits.releaseBody(this.#address, this.#taken);
     this.#taken = 0;
   }
 }

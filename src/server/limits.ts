@@ -110,6 +110,12 @@ interface AddressEntry {
   bodyBytes: number;
 }
 
+/** Whether forgetting `entry` loses nothing: it holds nothing, and its budgets are full again. */
+function forgettable(entry: AddressEntry, now: number): boolean {
+  const refilled = (budget: TokenBucket | undefined): boolean => budget === undefined || budget.full(now);
+  return entry.sessions <= 0 && entry.connections <= 0 && entry.bodyBytes <= 0 && refilled(entry.creations) && refilled(entry.recreations);
+}
+
 /** Counts per address and in total, and the decisions made from them. */
 export class Limits {
   readonly settings: LimitSettings;
@@ -240,9 +246,7 @@ export class Limits {
     if (!entry) return;
     entry.bodyBytes -= bytes;
     // An entry made for a body alone (a ticket request) goes with it, not at the next sweep.
-    if (entry.bodyBytes <= 0 && entry.sessions <= 0 && entry.connections <= 0 && !entry.creations && !entry.recreations) {
-      this.#addresses.delete(address);
-    }
+    if (forgettable(entry, this.#now())) this.#addresses.delete(address);
   }
 
   /** A fresh inbound budget for one session. */
@@ -254,12 +258,7 @@ export class Limits {
   /** Forgets addresses that hold nothing and whose creation budgets refilled (run by the hub's sweep). */
   prune(): void {
     const now = this.#now();
-    for (const [address, entry] of this.#addresses) {
-      const refilled = (budget: TokenBucket | undefined): boolean => budget === undefined || budget.full(now);
-      if (entry.sessions <= 0 && entry.connections <= 0 && entry.bodyBytes <= 0 && refilled(entry.creations) && refilled(entry.recreations)) {
-        this.#addresses.delete(address);
-      }
-    }
+    for (const [address, entry] of this.#addresses) if (forgettable(entry, now)) this.#addresses.delete(address);
   }
 
   #entry(address: string): AddressEntry {

@@ -329,8 +329,7 @@ export class CarrierRegistry {
       this.#refuseBeforeBody(request, response, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
       return null;
     }
-    const { limits } = this.context;
-    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout, new BodyBytes(limits, limits.settings.clientAddress(request)));
+    const read = await readJsonBody(request, CARRIER_LIMITS.maxBodyBytes, 2, this.context.bodyTimeout, new BodyBytes(this.context.limits, request));
     if (!read.ok) {
       refuseBody(request, response, read);
       return null;

@@ -81,34 +81,25 @@ function serveSession(context: TransportContext, request: http.IncomingMessage, 
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
-    const counted = new BodyBytes(context.limits, context.limits.settings.clientAddress(request));
+    const counted = new BodyBytes(context.limits, request);
+    /** Refuses the body while it arrives: nothing more of it is read or kept. */
+    const refuse = (answer: () => void): void => {
+      refused = true;
+      chunks.length = 0;
+      clearTimeout(deadline);
+      counted.release();
+      answer();
+    };
     request.once('close', () => counted.release());
     // §12.1: the whole body within `bodyTimeout`, however slowly it trickles in.
-    const deadline = setTimeout(() => {
-      refused = true;
-      answerAndStopReading(request, response, 'REQUEST_TIMEOUT', `expects the body within ${bodyTimeout} ms`);
-    }, bodyTimeout);
+    const deadline = setTimeout(() => refuse(() => answerAndStopReading(request, response, 'REQUEST_TIMEOUT', `expects the body within ${bodyTimeout} ms`)), bodyTimeout);
     deadline.unref?.();
     request.once('close', () => clearTimeout(deadline));
     request.on('data', (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
-      if (size > maxMessageSize) {
-        refused = true;
-        chunks.length = 0;
-        clearTimeout(deadline);
-        counted.release();
-        tooLarge(size);
-        return;
-      }
-      if (!counted.take(chunk.length)) {
-        refused = true;
-        chunks.length = 0;
-        clearTimeout(deadline);
-        counted.release();
-        answerAndStopReading(request, response, 'RATE_LIMITED', BODIES_BUSY);
-        return;
-      }
+      if (size > maxMessageSize) return refuse(() => tooLarge(size));
+      if (!counted.take(chunk.length)) return refuse(() => answerAndStopReading(request, response, 'RATE_LIMITED', BODIES_BUSY));
       chunks.push(chunk);
     });
     request.on('end', () => {

@@ -51,7 +51,7 @@ export async function handleTicket(context: TransportContext, request: http.Inco
     refuseBeforeBody(request, response, context, 'FORBIDDEN', UPSTREAM_HEADERS_MISSING);
     return;
   }
-  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout, new BodyBytes(context.limits, addressOf(context, request)));
+  const read = await readJsonBody(request, context.maxMessageSize, TICKET_BODY_DEPTH, context.bodyTimeout, new BodyBytes(context.limits, request));
   if (!read.ok) {
     refuseBody(request, response, read);
     return;
